@@ -1,0 +1,42 @@
+# CATTC federation: every target sets up its own virtual environment when missing.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test lint unit bench eval clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,postgres]'
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the project with its test tools
+
+demo: $(STAMP)  ## run a hub and the national nodes on loopback with the sample data
+	$(BIN)/python -m node.demo
+
+lint: $(STAMP)  ## ruff, mypy --strict and the import-linter layer contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy protocol policies sync node tests bench
+	$(BIN)/lint-imports
+
+unit: $(STAMP)  ## pytest only (SQLite, plus PostgreSQL when CATTC_TEST_POSTGRES_URL is set)
+	$(BIN)/pytest -q
+
+test: lint unit  ## lint, then every test
+
+bench: $(STAMP)  ## run the benchmarks and write docs/benchmarks.md
+	$(BIN)/python -m bench.run
+
+eval: $(STAMP)  ## matching quality on the sample data
+	$(BIN)/cattc eval ../shared/data/listings.jsonl ../shared/data/match_pairs.csv
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

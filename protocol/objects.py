@@ -1,0 +1,104 @@
+"""Signed protocol objects (DESIGN 6.1): node identity, listing summary, retraction, feed page.
+
+Every signed object carries ``type``, ``v``, ``issuer`` and ``ts`` and a ``signatures``
+member. These models validate the shape of what arrives; what is stored and re-served is
+always the canonical bytes of the object as received, never a re-serialisation.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from protocol.listing import (
+    Category,
+    CountryCode,
+    ListingId,
+    Millis,
+    NodeId,
+    Rights,
+    WireModel,
+)
+
+KeyName = Annotated[str, StringConstraints(pattern=r"^ed25519:[A-Za-z0-9_]{1,32}$")]
+B64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,200}$")]
+Signatures = dict[NodeId, dict[KeyName, B64]]
+RetractionReason = Literal["withdrawn", "expired", "not_shared", "consent_revoked"]
+
+
+class SignedObject(WireModel):
+    type: str
+    v: Literal[1] = 1
+    issuer: NodeId
+    ts: Millis
+    signatures: Signatures = {}
+
+
+class CurrentKey(WireModel):
+    key: B64
+    valid_until: Millis | None = None
+
+
+class OldKey(WireModel):
+    key: B64
+    expired_at: Millis
+
+
+class NodeIdentity(SignedObject):
+    type: Literal["node"] = "node"
+    node_id: NodeId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    country: CountryCode
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]{1,250}$")]
+    protocols: list[str] = ["cattc/1"]
+    verify_keys: Annotated[dict[KeyName, CurrentKey], Field(min_length=1, max_length=20)]
+    old_verify_keys: Annotated[dict[KeyName, OldKey], Field(max_length=100)] = {}
+
+    @model_validator(mode="after")
+    def _issuer_is_node(self) -> NodeIdentity:
+        if self.issuer != self.node_id:
+            raise ValueError("a node identity is issued by the node itself")
+        return self
+
+
+class PolicyRef(WireModel):
+    version: Annotated[int, Field(ge=0)]
+
+
+class SummaryListing(WireModel):
+    id: ListingId
+    category: Category
+    version: Annotated[int, Field(ge=1)]
+    updated: Millis
+    expires: Millis
+    fields: dict[str, Any]
+    rights: Rights | dict[str, Any]
+
+
+class ListingSummary(SignedObject):
+    """One owner's view of one listing for one audience."""
+
+    type: Literal["listing"] = "listing"
+    audience: NodeId
+    listing: SummaryListing
+    policy: PolicyRef
+
+
+class Retraction(SignedObject):
+    type: Literal["retraction"] = "retraction"
+    audience: NodeId
+    listing_id: ListingId
+    category: Category
+    version: Annotated[int, Field(ge=1)]
+    reason: RetractionReason
+
+
+class FeedPage(SignedObject):
+    type: Literal["feed_page"] = "feed_page"
+    audience: NodeId
+    after: Annotated[str, StringConstraints(max_length=200)] | None
+    next: Annotated[str, StringConstraints(max_length=200)]
+    head: Annotated[int, Field(ge=0)]
+    more: bool
+    items: Annotated[list[dict[str, Any]], Field(max_length=1000)]

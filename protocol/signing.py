@@ -1,0 +1,95 @@
+"""Sign and verify JSON objects exactly as DESIGN 6.1 says.
+
+``signatures[issuer]["ed25519:<key_id>"]`` = Ed25519 over the RFC 8785 bytes of the object
+with its ``signatures`` member removed. Verification works on a copy and raises one typed
+error; a signature counts only if its key was valid at the object's own ``ts``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from protocol.b64 import b64url_decode, b64url_encode
+from protocol.canonical import CanonicalizationError, canonical_bytes
+from protocol.keys import NodeKey, VerifyKeyInfo
+
+
+class SignatureError(Exception):
+    """A signed object failed verification. ``code`` says why, for error responses."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def signing_payload(obj: Mapping[str, Any]) -> bytes:
+    """The bytes a signature covers: canonical JSON without ``signatures``."""
+    body = {k: v for k, v in obj.items() if k != "signatures"}
+    return canonical_bytes(body)
+
+
+def sign_object(obj: Mapping[str, Any], issuer: str, key: NodeKey) -> dict[str, Any]:
+    """Return a copy of ``obj`` with ``issuer``'s signature added (others are kept)."""
+    signed = copy.deepcopy(dict(obj))
+    sig = key.sign(signing_payload(signed))
+    sigs = signed.setdefault("signatures", {})
+    sigs.setdefault(issuer, {})[key.name] = b64url_encode(sig)
+    return signed
+
+
+def verify_signature_bytes(public: bytes, message: bytes, signature: bytes) -> bool:
+    """Raw Ed25519 check (libsodium); False on any malformed input."""
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    try:
+        VerifyKey(public).verify(message, signature)
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+def verify_object(
+    obj: Mapping[str, Any],
+    issuer: str,
+    keys: Mapping[str, VerifyKeyInfo],
+    *,
+    at: int | None = None,
+) -> str:
+    """Check that ``issuer`` signed ``obj`` with a key valid at the object's ``ts``.
+
+    ``keys`` maps full key names (``ed25519:1``) to their public keys and validity.
+    Returns the key name that verified. Raises :class:`SignatureError` otherwise.
+    """
+    sigs = obj.get("signatures")
+    if not isinstance(sigs, dict) or not isinstance(sigs.get(issuer), dict):
+        raise SignatureError("signature_missing", f"no signature by {issuer!r}")
+    ts = obj.get("ts") if at is None else at
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        raise SignatureError("schema_invalid", "signed object has no integer ts")
+    try:
+        payload = signing_payload(obj)
+    except CanonicalizationError as exc:
+        raise SignatureError("schema_invalid", f"not canonicalisable: {exc}") from exc
+    seen_unknown = False
+    for name, sig_text in sigs[issuer].items():
+        info = keys.get(name)
+        if info is None:
+            seen_unknown = True
+            continue
+        if not info.valid_at(ts):
+            raise SignatureError("key_not_valid", f"key {name} of {issuer} not valid at {ts}")
+        try:
+            sig = b64url_decode(str(sig_text))
+        except ValueError as exc:
+            raise SignatureError("signature_invalid", "signature is not base64url") from exc
+        if verify_signature_bytes(info.key, payload, sig):
+            return str(name)
+        raise SignatureError("signature_invalid", f"bad signature by {issuer} ({name})")
+    code = "key_not_valid" if seen_unknown else "signature_missing"
+    raise SignatureError(code, f"no signature of {issuer} with a known key")
