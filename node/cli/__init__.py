@@ -1,0 +1,1 @@
+"""The ``cattc`` command line: one command group per operator task."""

@@ -1,0 +1,21 @@
+"""Entry point of the ``cattc`` command."""
+
+from __future__ import annotations
+
+import click
+
+from node.cli.listing_cmds import import_cmd, listings
+from node.cli.node_cmds import init, serve, status
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cattc-federation")
+def cli() -> None:
+    """Run and operate a CATTC federation node (a national center or the hub)."""
+
+
+cli.add_command(init)
+cli.add_command(serve)
+cli.add_command(status)
+cli.add_command(import_cmd)
+cli.add_command(listings)

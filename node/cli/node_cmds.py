@@ -1,0 +1,104 @@
+"""``cattc init``, ``serve`` and ``status``: creating, running and inspecting a node."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+from aiohttp import web
+from pydantic import ValidationError
+
+from node.web.app import create_app
+from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
+from node.config import TOKEN_FILE, ConfigError, NodeConfig, load_config
+from node.services.setup import SetupError, init_node
+from node.services.status import node_status
+
+
+@click.command()
+@data_dir_argument
+@click.option("--node-id", required=True, help="This node's id, e.g. vn (lower case).")
+@click.option("--country", required=True, help="ISO 3166 alpha-2 code, e.g. VN.")
+@click.option("--name", default="", help="Human name of the center.")
+@click.option("--base-url", default="", help="URL other nodes reach this node at.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--database-url", default="", help="PostgreSQL URL; SQLite in DATA_DIR if empty.")
+@click.option("--hub-url", default="", help="Base URL of the CATTC hub.")
+@click.option("--hub-key", default="", help="The hub's Ed25519 public key (base64url), pinned.")
+@click.option("--hub", "is_hub", is_flag=True, help="This node is the CATTC hub.")
+def init(data_dir: Path, **opts: Any) -> None:
+    """Create a node in DATA_DIR: config, signing key, admin token, default policy."""
+    try:
+        config = NodeConfig(
+            node_id=opts["node_id"],
+            country=opts["country"].upper(),
+            name=opts["name"],
+            base_url=opts["base_url"],
+            host=opts["host"],
+            port=opts["port"],
+            database_url=opts["database_url"],
+            hub_url=opts["hub_url"],
+            hub_key=opts["hub_key"],
+            is_hub=opts["is_hub"],
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        fail(f"invalid --{str(err['loc'][0]).replace('_', '-')}: {err['msg']}")
+    try:
+        result = init_node(data_dir, config)
+    except SetupError as exc:
+        fail(str(exc))
+    with runtime(data_dir) as rt:
+        from node.services.policy_setup import install_default_policy
+
+        install_default_policy(rt)
+        key = rt.keys.active
+    click.echo(f"node {config.node_id} ({config.country}) created in {data_dir}")
+    click.echo(f"signing key: {key.name}")
+    click.echo(f"admin token (shown once; also in {data_dir / TOKEN_FILE}, mode 0600):")
+    click.echo(f"  {result.admin_token}")
+
+
+@click.command()
+@data_dir_argument
+@click.option("--host", default=None, help="Address to listen on (default: from config).")
+@click.option("--port", default=None, type=int, help="Port (default: from config).")
+def serve(data_dir: Path, host: str | None, port: int | None) -> None:
+    """Run the node's HTTP server until interrupted."""
+    try:
+        config = load_config(data_dir)
+    except ConfigError as exc:
+        fail(str(exc))
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    host = host or config.host
+    port = config.port if port is None else port
+    app = create_app(data_dir, config=config)
+    click.echo(f"node {config.node_id} serving on http://{host}:{port} (Ctrl-C to stop)")
+    web.run_app(app, host=host, port=port, print=None, handle_signals=True)
+
+
+@click.command()
+@data_dir_argument
+@json_option
+def status(data_dir: Path, as_json: bool) -> None:
+    """Show who this node is and what it holds."""
+    with runtime(data_dir) as rt:
+        data = node_status(rt)
+
+    def render(d: dict[str, Any]) -> str:
+        head = [
+            f"node      {d['node_id']} ({d['country']}) {d['name']}",
+            f"base url  {d['base_url']}",
+            f"key       {d['key']}",
+            f"changes   {d['change_log_head']}",
+            "",
+        ]
+        rows = [(cat, n) for cat, n in sorted(d["listings"].items())]
+        return "\n".join(head) + table(["category", "listings"], rows)
+
+    emit(as_json, data, render)

@@ -1,0 +1,105 @@
+"""Node configuration: a TOML file in the data directory, overridable by CATTC_* variables.
+
+Every key of ``NodeConfig`` can be set in ``DATA_DIR/node.toml`` or by the environment
+variable ``CATTC_<KEY>`` (upper case), which wins. ``known_env_vars()`` lists them, so the
+compose file can be checked against the configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CONFIG_FILE = "node.toml"
+KEY_FILE = "signing_keys.json"
+TOKEN_FILE = "admin.token"
+POLICY_FILE = "policy.yaml"
+DB_FILE = "node.db"
+ENV_PREFIX = "CATTC_"
+
+
+class ConfigError(Exception):
+    """The configuration is missing or invalid; the message says what to do."""
+
+
+class PeerConfig(BaseModel):
+    """A bilateral peer outside the hub's directory."""
+
+    model_config = ConfigDict(extra="forbid")
+    node_id: str
+    base_url: str
+    key: str = ""
+
+
+class NodeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    node_id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    name: str = ""
+    base_url: str = ""
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    database_url: str = ""
+    admin_token_sha256: str = ""
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    max_page_size: Annotated[int, Field(ge=1, le=1000)] = 1000
+    log_level: str = "INFO"
+    hub_id: str = "cn"
+    hub_url: str = ""
+    hub_key: str = ""
+    is_hub: bool = False
+    sync_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
+    sync_jitter_seconds: Annotated[float, Field(ge=0)] = 5.0
+    peers: list[PeerConfig] = []
+
+    def resolved_database_url(self, data_dir: Path) -> str:
+        return self.database_url or f"sqlite:///{(data_dir / DB_FILE).resolve()}"
+
+    def resolved_base_url(self) -> str:
+        return self.base_url or f"http://{self.host}:{self.port}"
+
+
+def known_env_vars() -> frozenset[str]:
+    return frozenset(ENV_PREFIX + name.upper() for name in NodeConfig.model_fields)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in NodeConfig.model_fields:
+        value = environ.get(ENV_PREFIX + name.upper())
+        if value is not None and name != "peers":
+            out[name] = value
+    return out
+
+
+def load_config(data_dir: Path, environ: Mapping[str, str] | None = None) -> NodeConfig:
+    """Read DATA_DIR/node.toml and apply CATTC_* overrides."""
+    path = data_dir / CONFIG_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{data_dir} is not a node data directory (no {CONFIG_FILE}); run 'cattc init' first"
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name} is not valid TOML: {exc}") from exc
+    raw.update(_env_overrides(os.environ if environ is None else environ))
+    try:
+        return NodeConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"invalid configuration: {where}: {err['msg']}") from exc
+
+
+def save_config(data_dir: Path, config: NodeConfig) -> None:
+    data = config.model_dump(exclude_defaults=False)
+    data = {k: v for k, v in data.items() if v is not None}
+    (data_dir / CONFIG_FILE).write_text(tomli_w.dumps(data), encoding="utf-8")

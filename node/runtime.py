@@ -1,0 +1,88 @@
+"""Everything one running node holds: config, keys, database engine and services.
+
+Built once per process (or per node in tests, several per process) by ``open_runtime``;
+the web app and the CLI both work through it. Blocking database work runs on the
+runtime's own thread pool so the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+from node.clock import Clock, system_clock
+from node.config import KEY_FILE, NodeConfig, load_config
+from node.services.identity import identity_document
+from node.services.listings import ListingService
+from node.storage.db import make_engine, migrate
+from protocol.keys import KeyStore
+
+T = TypeVar("T")
+
+
+@dataclass
+class NodeRuntime:
+    data_dir: Path
+    config: NodeConfig
+    keys: KeyStore
+    engine: Engine
+    clock: Clock
+    listings: ListingService
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="db")
+    )
+
+    @property
+    def node_id(self) -> str:
+        return self.config.node_id
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking (database) work off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    def identity(self) -> dict[str, Any]:
+        return identity_document(
+            node_id=self.config.node_id,
+            name=self.config.name,
+            country=self.config.country,
+            base_url=self.config.resolved_base_url(),
+            keys=self.keys,
+            now_ms=self.clock(),
+        )
+
+    def reload_keys(self) -> None:
+        self.keys = KeyStore.load(self.data_dir / KEY_FILE)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.engine.dispose()
+
+
+def open_runtime(
+    data_dir: Path,
+    *,
+    config: NodeConfig | None = None,
+    clock: Clock = system_clock,
+) -> NodeRuntime:
+    """Load a node from its data directory, migrating its database to the newest schema."""
+    config = config or load_config(data_dir)
+    keys = KeyStore.load(data_dir / KEY_FILE)
+    engine = make_engine(config.resolved_database_url(data_dir))
+    migrate(engine)
+    listings = ListingService(engine, config.node_id, config.country, clock)
+    return NodeRuntime(
+        data_dir=data_dir,
+        config=config,
+        keys=keys,
+        engine=engine,
+        clock=clock,
+        listings=listings,
+    )

@@ -1,0 +1,338 @@
+"""A node's own listings: create, update, withdraw, query, and import in bulk.
+
+Every change bumps the listing's version and appends to the change log (``changes``), the
+monotonic sequence that feeds page through. Withdrawal keeps a tombstone so the id is
+never reused and readers that held the listing can be told.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from node.clock import Clock
+from node.services.errors import Conflict, InvalidListing, NotFound
+from node.services.validation import validate_record
+from node.storage.models import ChangeRow, ListingRow
+from protocol.listing import Listing, listing_to_wire
+
+KIND_PREFIX = {
+    "tech_offer": "off",
+    "tech_request": "req",
+    "expert": "exp",
+    "organization": "org",
+    "event": "evt",
+    "agreement": "agr",
+}
+_VOLATILE = ("version", "updated", "created")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def content_hash(wire: dict[str, Any]) -> str:
+    """Hash of what a listing says, ignoring its version and times of change."""
+    body = {k: v for k, v in wire.items() if k not in _VOLATILE}
+    return hashlib.sha256(dumps(body).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredListing:
+    record: dict[str, Any]
+    withdrawn: bool
+
+    @property
+    def id(self) -> str:
+        return str(self.record["id"])
+
+
+@dataclass
+class ImportProblem:
+    line: int
+    listing_id: str | None
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[ImportProblem] = field(default_factory=list)
+    applied: bool = True
+
+    @property
+    def rejected(self) -> int:
+        return len(self.problems)
+
+
+def _row_values(wire: dict[str, Any], listing: Listing) -> dict[str, Any]:
+    return {
+        "id": listing.id,
+        "category": listing.category,
+        "version": listing.version,
+        "visibility": listing.visibility,
+        "created": listing.created,
+        "updated": listing.updated,
+        "expires": listing.expires,
+        "withdrawn": False,
+        "title_en": listing.title["en"][:300],
+        "record": dumps(wire),
+        "content_sha256": content_hash(wire),
+    }
+
+
+class ListingService:
+    def __init__(self, engine: Engine, node_id: str, country: str, clock: Clock) -> None:
+        self.engine = engine
+        self.node_id = node_id
+        self.country = country
+        self.clock = clock
+
+    # -- validation -------------------------------------------------------------------
+    def _check_owner(self, listing: Listing) -> None:
+        if listing.owner != self.node_id:
+            raise InvalidListing(
+                f"listing {listing.id} is owned by '{listing.owner}', not by this node "
+                f"('{self.node_id}'); only the owner's node may hold it",
+                field="owner",
+            )
+
+    def _complete(self, record: dict[str, Any], session: Session) -> dict[str, Any]:
+        """Fill what an operator may leave out when creating through the API."""
+        now = self.clock()
+        out = dict(record)
+        out.setdefault("owner", self.node_id)
+        out.setdefault("country", self.country)
+        out.setdefault("created", now)
+        out.setdefault("updated", out["created"])
+        out.setdefault("version", 1)
+        if "id" not in out and isinstance(out.get("category"), str):
+            out["id"] = self._next_id(session, out["category"])
+        return out
+
+    def _next_id(self, session: Session, category: str) -> str:
+        prefix = f"{self.node_id}-{KIND_PREFIX.get(category, 'lst')}-"
+        last = session.scalar(
+            select(func.max(ListingRow.id)).where(ListingRow.id.like(prefix + "%"))
+        )
+        number = int(last.removeprefix(prefix)) + 1 if last and last[len(prefix) :].isdigit() else 1
+        return f"{prefix}{number:04d}"
+
+    # -- single listings --------------------------------------------------------------
+    def create(self, record: dict[str, Any]) -> dict[str, Any]:
+        with Session(self.engine) as session, session.begin():
+            listing = validate_record(self._complete(record, session))
+            self._check_owner(listing)
+            if session.get(ListingRow, listing.id) is not None:
+                raise Conflict(f"listing {listing.id} exists; update it instead", field="id")
+            wire = listing_to_wire(listing)
+            session.execute(insert(ListingRow), [_row_values(wire, listing)])
+            self._log(session, listing.id, listing.version, "upsert")
+            return wire
+
+    def update(self, listing_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, listing_id, for_update=True)
+            if row.withdrawn:
+                raise Conflict(f"listing {listing_id} is withdrawn and cannot change")
+            current = json.loads(row.record)
+            merged = {**record, "id": listing_id, "owner": self.node_id}
+            merged.setdefault("category", row.category)
+            merged["created"] = current["created"]
+            merged["version"] = row.version
+            merged["updated"] = current["updated"]
+            listing = validate_record(merged)
+            if listing.category != row.category:
+                raise InvalidListing("a listing cannot change category", field="category")
+            wire = listing_to_wire(listing)
+            if content_hash(wire) == row.content_sha256:
+                return dict(current)
+            wire["version"] = row.version + 1
+            wire["updated"] = max(self.clock(), row.updated)
+            listing = validate_record(wire)
+            session.execute(
+                update(ListingRow).where(ListingRow.id == listing_id),
+                _row_values(wire, listing),
+            )
+            self._log(session, listing_id, wire["version"], "upsert")
+            return wire
+
+    def withdraw(self, listing_id: str) -> dict[str, Any]:
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, listing_id, for_update=True)
+            if row.withdrawn:
+                return {"id": listing_id, "version": row.version, "withdrawn": True}
+            row.withdrawn = True
+            row.version += 1
+            row.updated = max(self.clock(), row.updated)
+            self._log(session, listing_id, row.version, "withdraw")
+            return {"id": listing_id, "version": row.version, "withdrawn": True}
+
+    def get(self, listing_id: str) -> StoredListing:
+        with Session(self.engine) as session:
+            row = self._row(session, listing_id)
+            return StoredListing(json.loads(row.record), row.withdrawn)
+
+    def query(
+        self,
+        *,
+        category: str | None = None,
+        visibility: str | None = None,
+        text: str | None = None,
+        include_withdrawn: bool = False,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[StoredListing], str | None]:
+        """A page of listings ordered by id; returns the items and the id to continue after."""
+        stmt = select(ListingRow).order_by(ListingRow.id).limit(limit + 1)
+        if category:
+            stmt = stmt.where(ListingRow.category == category)
+        if visibility:
+            stmt = stmt.where(ListingRow.visibility == visibility)
+        if text:
+            pattern = f"%{text.lower()}%"
+            stmt = stmt.where(
+                or_(func.lower(ListingRow.title_en).like(pattern), ListingRow.id == text)
+            )
+        if not include_withdrawn:
+            stmt = stmt.where(ListingRow.withdrawn.is_(False))
+        if after:
+            stmt = stmt.where(ListingRow.id > after)
+        with Session(self.engine) as session:
+            rows = list(session.scalars(stmt))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [StoredListing(json.loads(r.record), r.withdrawn) for r in rows]
+        return items, (rows[-1].id if more and rows else None)
+
+    def iter_all(self, include_withdrawn: bool = True) -> Iterator[StoredListing]:
+        with Session(self.engine) as session:
+            stmt = select(ListingRow.record, ListingRow.withdrawn).order_by(ListingRow.id)
+            if not include_withdrawn:
+                stmt = stmt.where(ListingRow.withdrawn.is_(False))
+            for record, withdrawn in session.execute(stmt):
+                yield StoredListing(json.loads(record), bool(withdrawn))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per category: active listings per visibility, and withdrawn ones."""
+        stmt = select(
+            ListingRow.category, ListingRow.visibility, ListingRow.withdrawn, func.count()
+        ).group_by(ListingRow.category, ListingRow.visibility, ListingRow.withdrawn)
+        out: dict[str, dict[str, int]] = {}
+        with Session(self.engine) as session:
+            for cat, vis, withdrawn, n in session.execute(stmt):
+                key = "withdrawn" if withdrawn else vis
+                out.setdefault(cat, {})[key] = out.get(cat, {}).get(key, 0) + int(n)
+        return out
+
+    def head(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.scalar(select(func.max(ChangeRow.seq))) or 0)
+
+    # -- bulk import ------------------------------------------------------------------
+    def import_records(
+        self, records: Iterable[tuple[int, Any]], *, strict: bool = False, batch: int = 2000
+    ) -> ImportReport:
+        """Validate every record, then store the good ones (none if ``strict`` and any is bad).
+
+        ``records`` yields (line number, parsed JSON or an Exception from parsing). The same
+        file imported twice changes nothing: records whose content is unchanged are skipped.
+        """
+        report = ImportReport()
+        good: list[tuple[int, dict[str, Any], Listing]] = []
+        seen: dict[str, int] = {}
+        for line, record in records:
+            if isinstance(record, Exception):
+                report.problems.append(ImportProblem(line, None, str(record)))
+                continue
+            rid = record.get("id") if isinstance(record, dict) else None
+            try:
+                listing = validate_record(record)
+                self._check_owner(listing)
+            except InvalidListing as exc:
+                report.problems.append(ImportProblem(line, rid, exc.message))
+                continue
+            if listing.id in seen:
+                report.problems.append(
+                    ImportProblem(line, listing.id, f"duplicate of line {seen[listing.id]}")
+                )
+                continue
+            seen[listing.id] = line
+            good.append((line, listing_to_wire(listing), listing))
+        if strict and report.problems:
+            report.applied = False
+            return report
+        for start in range(0, len(good), batch):
+            self._store_batch(good[start : start + batch], report)
+        return report
+
+    def _store_batch(
+        self, chunk: Sequence[tuple[int, dict[str, Any], Listing]], report: ImportReport
+    ) -> None:
+        now = self.clock()
+        with Session(self.engine) as session, session.begin():
+            ids = [lst.id for _, _, lst in chunk]
+            existing = {
+                rid: (version, digest, withdrawn)
+                for rid, version, digest, withdrawn in session.execute(
+                    select(
+                        ListingRow.id,
+                        ListingRow.version,
+                        ListingRow.content_sha256,
+                        ListingRow.withdrawn,
+                    ).where(ListingRow.id.in_(ids))
+                )
+            }
+            inserts: list[dict[str, Any]] = []
+            changes: list[dict[str, Any]] = []
+            for line, wire, listing in chunk:
+                old = existing.get(listing.id)
+                if old is None:
+                    inserts.append(_row_values(wire, listing))
+                    changes.append(self._change(listing.id, listing.version, now))
+                    report.created += 1
+                    continue
+                version, digest, withdrawn = old
+                if withdrawn:
+                    report.problems.append(
+                        ImportProblem(line, listing.id, "listing was withdrawn; ids are not reused")
+                    )
+                elif digest == content_hash(wire):
+                    report.unchanged += 1
+                else:
+                    newer = {**wire, "version": max(version + 1, listing.version)}
+                    newer["updated"] = max(newer["updated"], now)
+                    values = _row_values(newer, validate_record(newer))
+                    session.execute(update(ListingRow).where(ListingRow.id == listing.id), values)
+                    changes.append(self._change(listing.id, newer["version"], now))
+                    report.updated += 1
+            if inserts:
+                session.execute(insert(ListingRow), inserts)
+            if changes:
+                session.execute(insert(ChangeRow), changes)
+
+    # -- helpers ----------------------------------------------------------------------
+    @staticmethod
+    def _change(listing_id: str, version: int, at: int, kind: str = "upsert") -> dict[str, Any]:
+        return {"listing_id": listing_id, "version": version, "kind": kind, "at": at}
+
+    def _log(self, session: Session, listing_id: str, version: int, kind: str) -> None:
+        session.execute(insert(ChangeRow), [self._change(listing_id, version, self.clock(), kind)])
+
+    @staticmethod
+    def _row(session: Session, listing_id: str, for_update: bool = False) -> ListingRow:
+        stmt = select(ListingRow).where(ListingRow.id == listing_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = session.scalar(stmt)
+        if row is None:
+            raise NotFound(f"no listing {listing_id} on this node")
+        return row

@@ -1,0 +1,1 @@
+"""The node's HTTP face: aiohttp app factory, routes, handlers and middleware."""

@@ -1,0 +1,43 @@
+"""The aiohttp application factory of a node.
+
+``create_app(data_dir)`` wires one node: its runtime (config, keys, database, services)
+starts and stops in ``cleanup_ctx``, so several nodes can live in one process (tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from node.clock import Clock, system_clock
+from node.config import NodeConfig, load_config
+from node.runtime import open_runtime
+from node.web.appkeys import CLOCK, RUNTIME
+from node.web.middleware import admin_auth_middleware, body_limit_middleware, error_middleware
+from node.web.routes import setup_routes
+
+
+def create_app(
+    data_dir: Path,
+    *,
+    config: NodeConfig | None = None,
+    clock: Clock = system_clock,
+) -> web.Application:
+    config = config or load_config(data_dir)
+    app = web.Application(
+        middlewares=[error_middleware, body_limit_middleware, admin_auth_middleware],
+        client_max_size=config.max_body_bytes,
+    )
+    app[CLOCK] = clock
+
+    async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+        rt = open_runtime(data_dir, config=config, clock=clock)
+        app[RUNTIME] = rt
+        yield
+        rt.close()
+
+    app.cleanup_ctx.append(runtime_ctx)
+    setup_routes(app)
+    return app

@@ -1,0 +1,11 @@
+"""Typed application keys: all state an app holds, declared in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.clock import Clock
+from node.runtime import NodeRuntime
+
+RUNTIME = web.AppKey("runtime", NodeRuntime)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")

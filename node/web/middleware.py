@@ -1,0 +1,80 @@
+"""One error shape for every failure: ``{"error": {"code", "message"}}``; admin auth."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from node.services.errors import ServiceError
+from node.services.setup import token_matches
+from node.web.appkeys import RUNTIME
+from protocol.errors import ErrorCode
+
+logger = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+_HTTP_CODES = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.BODY_TOO_LARGE,
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except ServiceError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, ErrorCode.BAD_REQUEST)
+        message = exc.reason
+        if exc.status == 413:
+            limit = request.app[RUNTIME].config.max_body_bytes
+            message = f"request body exceeds the limit of {limit} bytes"
+        return error_response(exc.status, code, message)
+    except Exception:
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, ErrorCode.INTERNAL, "internal error; see the node's log")
+
+
+@web.middleware
+async def admin_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/admin/"):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        expected = request.app[RUNTIME].config.admin_token_sha256
+        if scheme != "Bearer" or not token or not token_matches(token.strip(), expected):
+            return error_response(
+                401, ErrorCode.UNAUTHORIZED, "missing or wrong admin token (Authorization: Bearer)"
+            )
+    return await handler(request)
+
+
+@web.middleware
+async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    limit = request.app[RUNTIME].config.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return error_response(
+            413, ErrorCode.BODY_TOO_LARGE, f"request body exceeds the limit of {limit} bytes"
+        )
+    return await handler(request)

@@ -1,0 +1,74 @@
+"""Fixtures shared by the whole suite: database engines (SQLite, and PostgreSQL when
+CATTC_TEST_POSTGRES_URL is set) and real nodes on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy import text
+
+from node.storage.db import make_engine
+from tests.nodes import RunningNode, start_node
+
+POSTGRES_URL = os.environ.get("CATTC_TEST_POSTGRES_URL", "")
+ENGINES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+DatabaseUrlFactory = Callable[[str], str]
+
+
+@pytest.fixture(params=ENGINES)
+def db_engine_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(db_engine_name: str, tmp_path: Path) -> Iterator[DatabaseUrlFactory]:
+    """A factory of fresh, empty databases: a SQLite file or a PostgreSQL schema each."""
+    schemas: list[str] = []
+
+    def make(name: str) -> str:
+        if db_engine_name == "sqlite":
+            return f"sqlite:///{tmp_path / (name + '.db')}"
+        schema = f"t_{name}_{uuid.uuid4().hex[:12]}"
+        schemas.append(schema)
+        admin = make_engine(POSTGRES_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        sep = "&" if "?" in POSTGRES_URL else "?"
+        return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+
+    yield make
+    if schemas:
+        admin = make_engine(POSTGRES_URL)
+        with admin.begin() as conn:
+            for schema in schemas:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def node_factory(
+    tmp_path: Path, database_url: DatabaseUrlFactory
+) -> AsyncIterator[Callable[..., object]]:
+    started: list[RunningNode] = []
+
+    async def start(node_id: str, **config: object) -> RunningNode:
+        node = await start_node(tmp_path, node_id, database_url(node_id), **config)
+        started.append(node)
+        return node
+
+    yield start
+    for node in reversed(started):
+        await node.stop()
