@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -61,10 +62,10 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 async def node_factory(
     tmp_path: Path, database_url: DatabaseUrlFactory
-) -> AsyncIterator[Callable[..., object]]:
+) -> AsyncIterator[Callable[..., Awaitable[RunningNode]]]:
     started: list[RunningNode] = []
 
-    async def start(node_id: str, **config: object) -> RunningNode:
+    async def start(node_id: str, **config: Any) -> RunningNode:
         node = await start_node(tmp_path, node_id, database_url(node_id), **config)
         started.append(node)
         return node

@@ -11,11 +11,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from node.web.app import create_app
 from node.clock import Clock, system_clock
 from node.config import NodeConfig
 from node.runtime import NodeRuntime
 from node.services.setup import init_node
+from node.web.app import create_app
 from node.web.appkeys import RUNTIME
 
 COUNTRY = {
@@ -97,9 +97,7 @@ async def serve_node(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    server = site._server
-    assert server is not None and server.sockets
-    port = server.sockets[0].getsockname()[1]
+    port = int(runner.addresses[0][1])
     url = f"http://127.0.0.1:{port}"
     app[RUNTIME].config.base_url = url
     app[RUNTIME].config.port = port

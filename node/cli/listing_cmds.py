@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +28,20 @@ def import_cmd(data_dir: Path, file: Path, strict: bool, as_json: bool) -> None:
     if file.suffix.lower() not in {".jsonl", ".ndjson", ".json", ".csv"}:
         fail(f"unsupported file type '{file.suffix}': use .jsonl or .csv")
     total = count_lines(file)
+    show_progress = total >= PROGRESS_THRESHOLD and not as_json
     with runtime(data_dir) as rt:
-        records = read_records(file)
+        records: Iterator[tuple[int, Any]] = read_records(file)
         try:
-            if total >= PROGRESS_THRESHOLD and not as_json:
-                with click.progressbar(
-                    records, length=total, label="validating", file=click.get_text_stream("stderr")
-                ) as bar:
-                    loaded = list(bar)
+            if show_progress:
+                bar: Any = click.progressbar(
+                    records, length=total, label="importing", file=sys.stderr
+                )
+                with bar as progress:
+                    report = rt.listings.import_records(progress, strict=strict)
             else:
-                loaded = list(records)
+                report = rt.listings.import_records(records, strict=strict)
         except RecordError as exc:
             fail(str(exc))
-        report = rt.listings.import_records(loaded, strict=strict)
     data = {
         "file": str(file),
         "applied": report.applied,

@@ -10,11 +10,11 @@ import click
 from aiohttp import web
 from pydantic import ValidationError
 
-from node.web.app import create_app
 from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
 from node.config import TOKEN_FILE, ConfigError, NodeConfig, load_config
 from node.services.setup import SetupError, init_node
 from node.services.status import node_status
+from node.web.app import create_app
 
 
 @click.command()
