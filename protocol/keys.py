@@ -17,7 +17,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from protocol.b64 import b64url_decode, b64url_encode
 
-KEY_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+KEY_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,32}\Z")  # \Z: "$" would accept a final "\n"
 ALGORITHM = "ed25519"
 
 
@@ -27,7 +27,7 @@ class KeyFileError(ValueError):
 
 def full_key_name(key_id: str) -> str:
     """``1`` -> ``ed25519:1``."""
-    if not KEY_ID_RE.match(key_id):
+    if not KEY_ID_RE.fullmatch(key_id):
         raise ValueError(f"invalid key id {key_id!r}")
     return f"{ALGORITHM}:{key_id}"
 
@@ -35,7 +35,7 @@ def full_key_name(key_id: str) -> str:
 def split_key_name(name: str) -> str:
     """``ed25519:1`` -> ``1``; anything else is refused."""
     alg, _, key_id = name.partition(":")
-    if alg != ALGORITHM or not KEY_ID_RE.match(key_id):
+    if alg != ALGORITHM or not KEY_ID_RE.fullmatch(key_id):
         raise ValueError(f"invalid key name {name!r}")
     return key_id
 
@@ -138,7 +138,8 @@ class KeyStore:
     def from_json(cls, data: dict[str, object]) -> KeyStore:
         try:
             act = data["active"]
-            assert isinstance(act, dict)
+            if not isinstance(act, dict):
+                raise TypeError("'active' is not an object")
             seed = b64url_decode(str(act["seed"]))
             active = NodeKey(
                 key_id=str(act["key_id"]),
@@ -148,12 +149,18 @@ class KeyStore:
             )
             full_key_name(active.key_id)
             olds = data.get("old", [])
-            assert isinstance(olds, list)
+            if not isinstance(olds, list):
+                raise TypeError("'old' is not a list")
             old = [
                 OldKey(str(o["key_id"]), b64url_decode(str(o["public"])), int(o["expired_at"]))
                 for o in olds
             ]
-        except (KeyError, AssertionError, TypeError, ValueError) as exc:
+            for k in old:
+                # Checked here so that a bad file fails at load, not later in verify_keys().
+                full_key_name(k.key_id)
+                if len(k.public) != 32:
+                    raise ValueError(f"old key {k.key_id!r} is not a 32-byte Ed25519 key")
+        except (KeyError, TypeError, ValueError) as exc:
             raise KeyFileError(f"malformed key file: {exc}") from exc
         return cls(active=active, old=old)
 

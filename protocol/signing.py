@@ -76,6 +76,11 @@ def verify_object(
         payload = signing_payload(obj)
     except CanonicalizationError as exc:
         raise SignatureError("schema_invalid", f"not canonicalisable: {exc}") from exc
+    # Judge every signature of the issuer, so the answer never depends on their order:
+    # a signature by an unknown key, or by a key not valid at ``ts``, does not count;
+    # one that counts and fails means the object was altered; at least one must count.
+    verified: str | None = None
+    out_of_window: str | None = None
     seen_unknown = False
     for name, sig_text in sigs[issuer].items():
         info = keys.get(name)
@@ -83,13 +88,18 @@ def verify_object(
             seen_unknown = True
             continue
         if not info.valid_at(ts):
-            raise SignatureError("key_not_valid", f"key {name} of {issuer} not valid at {ts}")
+            out_of_window = str(name)
+            continue
         try:
-            sig = b64url_decode(str(sig_text))
+            sig = b64url_decode(sig_text if isinstance(sig_text, str) else "?")
         except ValueError as exc:
-            raise SignatureError("signature_invalid", "signature is not base64url") from exc
-        if verify_signature_bytes(info.key, payload, sig):
-            return str(name)
-        raise SignatureError("signature_invalid", f"bad signature by {issuer} ({name})")
+            raise SignatureError("signature_invalid", f"signature {name} is not base64url") from exc
+        if not verify_signature_bytes(info.key, payload, sig):
+            raise SignatureError("signature_invalid", f"bad signature by {issuer} ({name})")
+        verified = verified or str(name)
+    if verified is not None:
+        return verified
+    if out_of_window is not None:
+        raise SignatureError("key_not_valid", f"key {out_of_window} of {issuer} not valid at {ts}")
     code = "key_not_valid" if seen_unknown else "signature_missing"
     raise SignatureError(code, f"no signature of {issuer} with a known key")

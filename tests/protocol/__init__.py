@@ -1,0 +1,1 @@
+"""Tests of the protocol package: vectors, canonical JSON, keys, signatures, wire models."""
