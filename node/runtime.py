@@ -21,6 +21,7 @@ from node.clock import Clock, system_clock
 from node.config import KEY_FILE, NodeConfig, load_config
 from node.services.identity import identity_document
 from node.services.listings import ListingService
+from node.services.policy import PolicyService
 from node.storage.db import make_engine, migrate
 from protocol.keys import KeyStore
 
@@ -35,6 +36,7 @@ class NodeRuntime:
     engine: Engine
     clock: Clock
     listings: ListingService
+    policy: PolicyService
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="db")
     )
@@ -78,6 +80,7 @@ def open_runtime(
     engine = make_engine(config.resolved_database_url(data_dir))
     migrate(engine)
     listings = ListingService(engine, config.node_id, config.country, clock)
+    policy = PolicyService(engine, clock, hub_id=config.hub_id)
     return NodeRuntime(
         data_dir=data_dir,
         config=config,
@@ -85,4 +88,5 @@ def open_runtime(
         engine=engine,
         clock=clock,
         listings=listings,
+        policy=policy,
     )

@@ -6,6 +6,7 @@ import click
 
 from node.cli.listing_cmds import import_cmd, listings
 from node.cli.node_cmds import init, serve, status
+from node.cli.policy_cmds import policy
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +20,4 @@ cli.add_command(serve)
 cli.add_command(status)
 cli.add_command(import_cmd)
 cli.add_command(listings)
+cli.add_command(policy)

@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
-from node.config import TOKEN_FILE, ConfigError, NodeConfig, load_config
+from node.config import POLICY_FILE, TOKEN_FILE, ConfigError, NodeConfig, load_config
 from node.services.setup import SetupError, init_node
 from node.services.status import node_status
 from node.web.app import create_app
@@ -52,12 +52,12 @@ def init(data_dir: Path, **opts: Any) -> None:
     except SetupError as exc:
         fail(str(exc))
     with runtime(data_dir) as rt:
-        from node.services.policy_setup import install_default_policy
-
-        install_default_policy(rt)
+        policy = rt.policy.install_default()
+        (data_dir / POLICY_FILE).write_text(policy.text, encoding="utf-8")
         key = rt.keys.active
     click.echo(f"node {config.node_id} ({config.country}) created in {data_dir}")
     click.echo(f"signing key: {key.name}")
+    click.echo(f"sharing policy: default, version {policy.version} ({data_dir / POLICY_FILE})")
     click.echo(f"admin token (shown once; also in {data_dir / TOKEN_FILE}, mode 0600):")
     click.echo(f"  {result.admin_token}")
 

@@ -30,6 +30,7 @@ class ListingRow(Base):
     updated: Mapped[int] = mapped_column(BigInteger)
     expires: Mapped[int] = mapped_column(BigInteger, index=True)
     withdrawn: Mapped[bool] = mapped_column(Boolean, server_default=false(), index=True)
+    expiry_logged: Mapped[bool] = mapped_column(Boolean, server_default=false())
     title_en: Mapped[str] = mapped_column(String(300))
     record: Mapped[str] = mapped_column(Text)
     content_sha256: Mapped[str] = mapped_column(String(64))
@@ -69,3 +70,112 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class FeedSentRow(Base):
+    """What each reader was last given of each listing, so withdrawal reaches exactly it."""
+
+    __tablename__ = "feed_sent"
+
+    reader: Mapped[str] = mapped_column(String(32), primary_key=True)
+    listing_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    consent: Mapped[bool] = mapped_column(Boolean)
+
+
+class SeenNonceRow(Base):
+    __tablename__ = "seen_nonces"
+
+    origin: Mapped[str] = mapped_column(String(32), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class MemberRow(Base):
+    """A member of the hub's directory (kept by the hub operator)."""
+
+    __tablename__ = "members"
+
+    node_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    country: Mapped[str] = mapped_column(String(2))
+    name: Mapped[str] = mapped_column(String(200))
+    base_url: Mapped[str] = mapped_column(String(300))
+    keys: Mapped[str] = mapped_column(Text)
+    groups: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class RemoteListingRow(Base):
+    """A signed summary received from another node, kept with its provenance."""
+
+    __tablename__ = "remote_listings"
+
+    origin: Mapped[str] = mapped_column(String(32), primary_key=True)
+    listing_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(20), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    item_ts: Mapped[int] = mapped_column(BigInteger)
+    key_name: Mapped[str] = mapped_column(String(48))
+    policy_version: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    feed_seq: Mapped[int] = mapped_column(BigInteger)
+    expires: Mapped[int] = mapped_column(BigInteger, index=True)
+    visibility: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    signed_bytes: Mapped[str] = mapped_column(Text)
+    bytes_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class RemoteTombstoneRow(Base):
+    """A retracted remote listing: an older copy arriving later is refused."""
+
+    __tablename__ = "remote_tombstones"
+
+    origin: Mapped[str] = mapped_column(String(32), primary_key=True)
+    listing_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class QuarantineRow(Base):
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    origin: Mapped[str] = mapped_column(String(32), index=True)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    code: Mapped[str] = mapped_column(String(48))
+    message: Mapped[str] = mapped_column(Text)
+    item: Mapped[str] = mapped_column(Text)
+
+
+class PeerStateRow(Base):
+    """Where this node stands in one peer's feed."""
+
+    __tablename__ = "peer_state"
+
+    peer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    head: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_attempt: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_success: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    policy_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class SyncRunRow(Base):
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    peer: Mapped[str] = mapped_column(String(32), index=True)
+    started: Mapped[int] = mapped_column(BigInteger)
+    finished: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    applied: Mapped[int] = mapped_column(Integer, server_default="0")
+    retracted: Mapped[int] = mapped_column(Integer, server_default="0")
+    rejected: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    head: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cursor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lag: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

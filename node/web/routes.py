@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.web import admin_listings, admin_status, public
+from node.web import admin_listings, admin_policy, admin_status, public
 
 
 def setup_routes(app: web.Application) -> None:
@@ -19,3 +19,10 @@ def setup_routes(app: web.Application) -> None:
     r.add_put("/admin/v1/listings/{listing_id}", admin_listings.update_listing)
     r.add_post("/admin/v1/listings/{listing_id}/withdraw", admin_listings.withdraw_listing)
     r.add_delete("/admin/v1/listings/{listing_id}", admin_listings.withdraw_listing)
+    r.add_get("/admin/v1/policy", admin_policy.show)
+    r.add_put("/admin/v1/policy", admin_policy.apply)
+    r.add_get("/admin/v1/policy/versions", admin_policy.versions)
+    r.add_post("/admin/v1/policy/check", admin_policy.check)
+    r.add_post("/admin/v1/policy/diff", admin_policy.diff)
+    r.add_get("/admin/v1/policy/explain/{listing_id}", admin_policy.explain)
+    r.add_get("/admin/v1/views/{listing_id}", admin_policy.view)
