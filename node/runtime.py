@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 
 from node.clock import Clock, system_clock
 from node.config import KEY_FILE, NodeConfig, load_config
+from node.services.directory import DirectoryService, Member, keys_from_identity
+from node.services.feed import FeedService
 from node.services.identity import identity_document
 from node.services.listings import ListingService
 from node.services.policy import PolicyService
@@ -37,13 +39,22 @@ class NodeRuntime:
     clock: Clock
     listings: ListingService
     policy: PolicyService
+    directory: DirectoryService
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="db")
     )
 
+    _feed: FeedService | None = None
+
     @property
     def node_id(self) -> str:
         return self.config.node_id
+
+    @property
+    def feed(self) -> FeedService:
+        if self._feed is None:
+            self._feed = FeedService(self)
+        return self._feed
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking (database) work off the event loop."""
@@ -59,6 +70,20 @@ class NodeRuntime:
             keys=self.keys,
             now_ms=self.clock(),
         )
+
+    def hub_entry(self) -> Member:
+        keys = keys_from_identity(self.identity())
+        return Member(
+            node_id=self.node_id,
+            country=self.config.country,
+            name=self.config.name,
+            base_url=self.config.resolved_base_url(),
+            keys=keys,
+            groups=["hub"],
+        )
+
+    def directory_document(self) -> dict[str, Any]:
+        return self.directory.signed_document(self.keys, self.hub_entry())
 
     def reload_keys(self) -> None:
         self.keys = KeyStore.load(self.data_dir / KEY_FILE)
@@ -89,4 +114,5 @@ def open_runtime(
         clock=clock,
         listings=listings,
         policy=policy,
+        directory=DirectoryService(engine, clock, config.node_id),
     )

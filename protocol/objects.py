@@ -100,5 +100,6 @@ class FeedPage(SignedObject):
     after: Annotated[str, StringConstraints(max_length=200)] | None
     next: Annotated[str, StringConstraints(max_length=200)]
     head: Annotated[int, Field(ge=0)]
+    position: Annotated[int, Field(ge=0)] | None = None
     more: bool
     items: Annotated[list[dict[str, Any]], Field(max_length=1000)]

@@ -16,7 +16,8 @@ from node.config import NodeConfig
 from node.runtime import NodeRuntime
 from node.services.setup import init_node
 from node.web.app import create_app
-from node.web.appkeys import RUNTIME
+from node.services.sync_manager import SyncManager
+from node.web.appkeys import RUNTIME, SYNC
 
 COUNTRY = {
     "cn": "CN",
@@ -68,6 +69,10 @@ class RunningNode:
         return self.app[RUNTIME]
 
     @property
+    def sync(self) -> SyncManager:
+        return self.app[SYNC]
+
+    @property
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
@@ -83,16 +88,29 @@ class RunningNode:
 
 
 async def start_node(
-    root: Path, node_id: str, database_url: str, *, clock: Clock = system_clock, **config: Any
+    root: Path,
+    node_id: str,
+    database_url: str,
+    *,
+    clock: Clock = system_clock,
+    run_sync: bool = False,
+    **config: Any,
 ) -> RunningNode:
     data_dir, cfg, token = make_node_dir(root, node_id, database_url, **config)
-    return await serve_node(data_dir, cfg, token, clock=clock)
+    return await serve_node(data_dir, cfg, token, clock=clock, run_sync=run_sync)
 
 
 async def serve_node(
-    data_dir: Path, cfg: NodeConfig, token: str, *, clock: Clock = system_clock
+    data_dir: Path,
+    cfg: NodeConfig,
+    token: str,
+    *,
+    clock: Clock = system_clock,
+    run_sync: bool = False,
 ) -> RunningNode:
-    app = create_app(data_dir, config=cfg, clock=clock)
+    """Serve a node on a free loopback port. ``run_sync`` starts its scheduler and notifier;
+    without it, tests drive sync rounds themselves (``node.sync.sync_all()``)."""
+    app = create_app(data_dir, config=cfg, clock=clock, run_sync=run_sync)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from node.cli.directory_cmds import directory
 from node.cli.listing_cmds import import_cmd, listings
 from node.cli.node_cmds import init, serve, status
 from node.cli.policy_cmds import policy
+from node.cli.sync_cmds import keys, sync, verify
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,3 +23,5 @@ cli.add_command(status)
 cli.add_command(import_cmd)
 cli.add_command(listings)
 cli.add_command(policy)
+for command in (directory, sync, verify, keys):
+    cli.add_command(command)

@@ -51,13 +51,12 @@ def init(data_dir: Path, **opts: Any) -> None:
         result = init_node(data_dir, config)
     except SetupError as exc:
         fail(str(exc))
-    with runtime(data_dir) as rt:
-        policy = rt.policy.install_default()
-        (data_dir / POLICY_FILE).write_text(policy.text, encoding="utf-8")
-        key = rt.keys.active
+    key = result.keys.active
     click.echo(f"node {config.node_id} ({config.country}) created in {data_dir}")
     click.echo(f"signing key: {key.name}")
-    click.echo(f"sharing policy: default, version {policy.version} ({data_dir / POLICY_FILE})")
+    click.echo(
+        f"sharing policy: default, version {result.policy_version} ({data_dir / POLICY_FILE})"
+    )
     click.echo(f"admin token (shown once; also in {data_dir / TOKEN_FILE}, mode 0600):")
     click.echo(f"  {result.admin_token}")
 

@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node.clock import Clock, system_clock
-from node.config import CONFIG_FILE, KEY_FILE, TOKEN_FILE, NodeConfig, save_config
+from node.config import (
+    CONFIG_FILE,
+    KEY_FILE,
+    POLICY_FILE,
+    TOKEN_FILE,
+    NodeConfig,
+    save_config,
+)
+from node.services.policy import PolicyService
+from node.storage.db import make_engine, migrate
 from protocol.keys import KeyStore
 
 
@@ -23,6 +32,7 @@ class InitResult:
     config: NodeConfig
     admin_token: str
     keys: KeyStore
+    policy_version: int
 
 
 def hash_token(token: str) -> str:
@@ -59,4 +69,11 @@ def init_node(
     keys.save(data_dir / KEY_FILE)
     write_secret(data_dir / TOKEN_FILE, token + "\n")
     save_config(data_dir, config)
-    return InitResult(config=config, admin_token=token, keys=keys)
+    engine = make_engine(config.resolved_database_url(data_dir))
+    try:
+        migrate(engine)
+        policy = PolicyService(engine, clock, hub_id=config.hub_id).install_default()
+    finally:
+        engine.dispose()
+    (data_dir / POLICY_FILE).write_text(policy.text, encoding="utf-8")
+    return InitResult(config=config, admin_token=token, keys=keys, policy_version=policy.version)

@@ -81,6 +81,7 @@ class FeedSentRow(Base):
     listing_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     consent: Mapped[bool] = mapped_column(Boolean)
+    retracted: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class SeenNonceRow(Base):

@@ -6,15 +6,20 @@ starts and stops in ``cleanup_ctx``, so several nodes can live in one process (t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from node.clock import Clock, system_clock
 from node.config import NodeConfig, load_config
 from node.runtime import open_runtime
-from node.web.appkeys import CLOCK, RUNTIME
+from node.services.notifier import Notifier
+from node.services.sync_manager import SyncManager
+from node.web.appkeys import CLOCK, RUNTIME, SYNC
+from node.web.federation import federation_auth_middleware
 from node.web.middleware import admin_auth_middleware, body_limit_middleware, error_middleware
 from node.web.routes import setup_routes
 
@@ -24,10 +29,19 @@ def create_app(
     *,
     config: NodeConfig | None = None,
     clock: Clock = system_clock,
+    http: aiohttp.ClientSession | None = None,
+    run_sync: bool = True,
 ) -> web.Application:
+    """A node's app. ``run_sync=False`` leaves the scheduler and notifier off (tests
+    that drive sync rounds themselves); the sync manager exists either way."""
     config = config or load_config(data_dir)
     app = web.Application(
-        middlewares=[error_middleware, body_limit_middleware, admin_auth_middleware],
+        middlewares=[
+            error_middleware,
+            body_limit_middleware,
+            admin_auth_middleware,
+            federation_auth_middleware,
+        ],
         client_max_size=config.max_body_bytes,
     )
     app[CLOCK] = clock
@@ -35,7 +49,21 @@ def create_app(
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         rt = open_runtime(data_dir, config=config, clock=clock)
         app[RUNTIME] = rt
+        session = http or aiohttp.ClientSession()
+        manager = SyncManager(rt, session)
+        app[SYNC] = manager
+        notifier = Notifier(rt, manager.client)
+        tasks: list[asyncio.Task[None]] = []
+        if run_sync:
+            manager.start()
+            tasks.append(asyncio.create_task(notifier.run()))
         yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        manager.stop()
+        if http is None:
+            await session.close()
         rt.close()
 
     app.cleanup_ctx.append(runtime_ctx)

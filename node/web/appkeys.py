@@ -6,6 +6,8 @@ from aiohttp import web
 
 from node.clock import Clock
 from node.runtime import NodeRuntime
+from node.services.sync_manager import SyncManager
 
 RUNTIME = web.AppKey("runtime", NodeRuntime)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+SYNC = web.AppKey("sync", SyncManager)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.web import admin_listings, admin_policy, admin_status, public
+from node.web import admin_listings, admin_policy, admin_status, federation, public
 
 
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/.well-known/cattc-node", public.identity)
     r.add_get("/healthz", public.health)
+    r.add_get("/federation/v1/feed", federation.feed)
+    r.add_post("/federation/v1/notify", federation.notify)
+    r.add_get("/federation/v1/directory", federation.directory)
     r.add_get("/admin/v1/status", admin_status.status)
     r.add_get("/admin/v1/listings", admin_listings.list_listings)
     r.add_post("/admin/v1/listings", admin_listings.create_listing)

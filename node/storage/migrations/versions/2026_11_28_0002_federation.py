@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("listing_id", sa.String(64), primary_key=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("consent", sa.Boolean(), nullable=False),
+        sa.Column("retracted", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
     op.create_table(
         "seen_nonces",

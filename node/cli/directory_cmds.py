@@ -1,0 +1,171 @@
+"""``cattc directory``: the hub operator keeps the member directory."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import click
+
+from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
+from node.services.directory import Member, keys_from_identity
+from protocol.keys import split_key_name
+from protocol.signing import SignatureError, verify_object
+from sync.client import PeerError, fetch_identity
+
+
+@click.group()
+@data_dir_argument
+@click.pass_context
+def directory(ctx: click.Context, data_dir: Path) -> None:
+    """Add, update, suspend and show the hub's members."""
+    ctx.obj = data_dir
+
+
+def _keys(key_opts: tuple[str, ...], fetch: bool, base_url: str, node_id: str) -> dict[str, Any]:
+    keys: dict[str, Any] = {}
+    for opt in key_opts:
+        name, sep, value = opt.partition("=")
+        try:
+            split_key_name(name)
+        except ValueError:
+            fail(f"--key must look like ed25519:1=<base64url key>, not {opt!r}")
+        if not sep or not value:
+            fail(f"--key {name} has no key value")
+        keys[name] = {"key": value}
+    if fetch:
+        keys.update(_fetch_keys(base_url, node_id))
+    return keys
+
+
+def _fetch_keys(base_url: str, node_id: str) -> dict[str, Any]:
+    async def get() -> Any:
+        async with aiohttp.ClientSession() as session:
+            return await fetch_identity(session, base_url)
+
+    try:
+        doc = asyncio.run(get())
+    except PeerError as exc:
+        fail(f"{exc}; check --base-url or give --key")
+    if not isinstance(doc, dict) or doc.get("node_id") != node_id:
+        fail(f"{base_url} is not node {node_id!r}")
+    from node.services.directory import keys_from_json
+
+    keys = keys_from_identity(doc)
+    try:
+        verify_object(doc, node_id, keys_from_json(keys))
+    except SignatureError as exc:
+        fail(f"identity document of {node_id} does not verify: {exc.message}")
+    return keys
+
+
+def _common(fn: Any) -> Any:
+    fn = click.option("--base-url", help="The member's URL.")(fn)
+    fn = click.option("--country", help="ISO 3166 alpha-2 code.")(fn)
+    fn = click.option("--name", help="Human name.")(fn)
+    fn = click.option("--group", "groups", multiple=True, help="Group, e.g. mou (repeat).")(fn)
+    fn = click.option("--key", "key_opts", multiple=True, help="ed25519:<id>=<key> (repeat).")(fn)
+    fn = click.option("--fetch", is_flag=True, help="Take keys from its identity document.")(fn)
+    return fn
+
+
+@directory.command()
+@click.argument("node_id")
+@_common
+@json_option
+@click.pass_obj
+def add(data_dir: Path, /, node_id: str, as_json: bool, **o: Any) -> None:
+    """Add NODE_ID to the directory."""
+    if not o["base_url"] or not o["country"]:
+        fail("add needs --base-url and --country")
+    member = Member(
+        node_id=node_id,
+        country=o["country"].upper(),
+        name=o["name"] or node_id,
+        base_url=o["base_url"],
+        keys=_keys(o["key_opts"], o["fetch"], o["base_url"], node_id),
+        groups=list(o["groups"]),
+    )
+    with runtime(data_dir) as rt:
+        version = rt.directory.upsert(member, create=True)
+    emit(
+        as_json,
+        {"version": version, "member": member.to_json()},
+        lambda d: f"added {node_id}; directory version {d['version']}",
+    )
+
+
+@directory.command()
+@click.argument("node_id")
+@_common
+@click.option("--status", type=click.Choice(["active", "suspended"]))
+@json_option
+@click.pass_obj
+def update(data_dir: Path, /, node_id: str, as_json: bool, **o: Any) -> None:
+    """Change what the directory says of NODE_ID (only the options given)."""
+    with runtime(data_dir) as rt:
+        member = rt.directory.get(node_id)
+        if member is None:
+            fail(f"{node_id} is not a member; use 'directory add'")
+        member.base_url = o["base_url"] or member.base_url
+        member.country = (o["country"] or member.country).upper()
+        member.name = o["name"] or member.name
+        if o["groups"]:
+            member.groups = list(o["groups"])
+        if o["key_opts"] or o["fetch"]:
+            member.keys.update(_keys(o["key_opts"], o["fetch"], member.base_url, node_id))
+        member.status = o["status"] or member.status
+        version = rt.directory.upsert(member, create=False)
+    emit(
+        as_json,
+        {"version": version, "member": member.to_json()},
+        lambda d: f"updated {node_id}; directory version {d['version']}",
+    )
+
+
+@directory.command()
+@click.argument("node_id")
+@json_option
+@click.pass_obj
+def suspend(data_dir: Path, node_id: str, as_json: bool) -> None:
+    """Suspend NODE_ID: its calls are refused and nothing more is pulled from it."""
+    with runtime(data_dir) as rt:
+        version = rt.directory.set_status(node_id, "suspended")
+    emit(
+        as_json,
+        {"version": version},
+        lambda d: f"suspended {node_id}; directory version {d['version']}",
+    )
+
+
+@directory.command()
+@json_option
+@click.pass_obj
+def show(data_dir: Path, as_json: bool) -> None:
+    """List the members."""
+    with runtime(data_dir) as rt:
+        members = [m.to_json() for m in rt.directory.members()]
+        version = rt.directory.version()
+    emit(
+        as_json,
+        {"version": version, "members": members},
+        lambda d: (
+            f"directory version {d['version']}\n"
+            + table(
+                ["node", "country", "status", "groups", "base url", "keys"],
+                [
+                    (
+                        m["node_id"],
+                        m["country"],
+                        m["status"],
+                        m["groups"],
+                        m["base_url"],
+                        list(m["keys"]),
+                    )
+                    for m in d["members"]
+                ],
+            )
+        ),
+    )

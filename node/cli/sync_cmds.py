@@ -1,0 +1,220 @@
+"""``cattc sync``, ``cattc verify`` and ``cattc keys``: operating federation sync."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
+from node.config import KEY_FILE
+from node.runtime import NodeRuntime
+from node.services.sync_manager import SyncManager
+from node.services.sync_status import peer_statuses, verify_held
+from node.storage.models import SyncRunRow
+from protocol.keys import KeyStore
+from protocol.timeutil import ms_to_iso
+
+
+@click.group()
+@data_dir_argument
+@click.pass_context
+def sync(ctx: click.Context, data_dir: Path) -> None:
+    """Pull from peers now, or show how sync stands."""
+    ctx.obj = data_dir
+
+
+async def _sync_now(rt: NodeRuntime, peer: str | None) -> list[Any]:
+    async with aiohttp.ClientSession() as session:
+        manager = SyncManager(rt, session)
+        if peer:
+            await manager.refresh_directory()
+            run = await manager.sync_peer(peer, force=True)
+            if run is None:
+                fail(f"{peer} is not a peer of this node")
+            return [run]
+        return await manager.sync_all()
+
+
+@sync.command()
+@click.option("--peer", help="Only this peer.")
+@json_option
+@click.pass_obj
+def now(data_dir: Path, peer: str | None, as_json: bool) -> None:
+    """Pull every peer's feed now (or one peer's)."""
+    with runtime(data_dir) as rt:
+        runs = asyncio.run(_sync_now(rt, peer))
+    data = [r.__dict__ for r in runs]
+    emit(
+        as_json,
+        data,
+        lambda d: table(
+            ["peer", "applied", "retracted", "rejected", "lag", "error"],
+            [
+                (
+                    r["peer"],
+                    r["applied"],
+                    r["retracted"],
+                    r["rejected"],
+                    None
+                    if r["head"] is None or r["position"] is None
+                    else r["head"] - r["position"],
+                    r["error"],
+                )
+                for r in d
+            ],
+        ),
+    )
+    if any(r.error for r in runs):
+        raise SystemExit(1)
+
+
+@sync.command()
+@json_option
+@click.pass_obj
+def status(data_dir: Path, as_json: bool) -> None:
+    """Per peer: state, last success, lag, errors, copies held."""
+    with runtime(data_dir) as rt:
+        peers = peer_statuses(rt)
+    emit(
+        as_json,
+        peers,
+        lambda d: table(
+            ["peer", "state", "last success", "lag", "held", "failures", "last error"],
+            [
+                (
+                    p["peer"],
+                    p["state"],
+                    ms_to_iso(p["last_success"]) if p["last_success"] else None,
+                    p["lag"],
+                    p["held"],
+                    p["failures"],
+                    (p["last_error"] or "")[:60] or None,
+                )
+                for p in d
+            ],
+        ),
+    )
+
+
+@sync.command()
+@click.option("--peer", help="Only this peer.")
+@click.option("--limit", default=20, show_default=True)
+@json_option
+@click.pass_obj
+def runs(data_dir: Path, peer: str | None, limit: int, as_json: bool) -> None:
+    """Recent sync runs."""
+    with runtime(data_dir) as rt, Session(rt.engine) as session:
+        stmt = select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit)
+        if peer:
+            stmt = stmt.where(SyncRunRow.peer == peer)
+        rows = [
+            {
+                k: getattr(r, k)
+                for k in (
+                    "peer",
+                    "started",
+                    "finished",
+                    "applied",
+                    "retracted",
+                    "rejected",
+                    "lag",
+                    "error",
+                )
+            }
+            for r in session.scalars(stmt)
+        ]
+    emit(
+        as_json,
+        rows,
+        lambda d: table(
+            ["peer", "started", "applied", "retracted", "rejected", "lag", "error"],
+            [
+                (
+                    r["peer"],
+                    ms_to_iso(r["started"]),
+                    r["applied"],
+                    r["retracted"],
+                    r["rejected"],
+                    r["lag"],
+                    r["error"],
+                )
+                for r in d
+            ],
+        ),
+    )
+
+
+@click.command()
+@data_dir_argument
+@json_option
+def verify(data_dir: Path, as_json: bool) -> None:
+    """Re-verify every stored remote summary against its origin's keys."""
+    with runtime(data_dir) as rt:
+        report = verify_held(rt)
+    emit(
+        as_json,
+        report,
+        lambda d: "\n".join(
+            [f"{b['origin']}/{b['listing_id']}: {b['reason']}" for b in d["bad"]]
+            + [f"verified {d['ok']} of {d['total']} stored summaries, {len(d['bad'])} bad"]
+        ),
+    )
+    if report["bad"]:
+        raise SystemExit(1)
+
+
+@click.group()
+@data_dir_argument
+@click.pass_context
+def keys(ctx: click.Context, data_dir: Path) -> None:
+    """Manage this node's signing keys."""
+    ctx.obj = data_dir
+
+
+@keys.command()
+@json_option
+@click.pass_obj
+def rotate(data_dir: Path, as_json: bool) -> None:
+    """Make a new signing key; the old one stays valid for what it signed before."""
+    with runtime(data_dir) as rt:
+        rotated = rt.keys.rotate(rt.clock())
+        rotated.save(data_dir / KEY_FILE)
+    data = {"active": rotated.active.name, "old": [f"ed25519:{k.key_id}" for k in rotated.old]}
+    emit(
+        as_json,
+        data,
+        lambda d: (
+            f"new signing key {d['active']}; retired {', '.join(d['old'])}. "
+            "Restart 'cattc serve' so it signs with the new key."
+        ),
+    )
+
+
+@keys.command("show")
+@json_option
+@click.pass_obj
+def keys_show(data_dir: Path, as_json: bool) -> None:
+    """Show this node's public keys."""
+    try:
+        store = KeyStore.load(data_dir / KEY_FILE)
+    except Exception as exc:  # KeyFileError and OS errors
+        fail(str(exc))
+    data = {
+        name: {"key": info.b64, "expired_at": info.expired_at}
+        for name, info in store.verify_keys().items()
+    }
+    emit(
+        as_json,
+        data,
+        lambda d: "\n".join(
+            f"{n}  {v['key']}"
+            + (f"  (expired {ms_to_iso(v['expired_at'])})" if v["expired_at"] else "  (active)")
+            for n, v in d.items()
+        ),
+    )

@@ -1,0 +1,232 @@
+"""The member directory (DESIGN 6): kept by the hub operator, signed and versioned by the
+hub, mirrored by every node, which accepts only a newer version with the pinned hub key.
+
+Both sides keep the members in the ``members`` table: the hub as the source, a node as
+the copy of the last directory it accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session
+
+from node.clock import Clock
+from node.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from node.storage.models import MemberRow, MetaRow
+from protocol import PROTOCOL_VERSION
+from protocol.b64 import b64url_decode
+from protocol.keys import KeyStore, VerifyKeyInfo
+from protocol.signing import SignatureError, sign_object, verify_object
+
+VERSION_KEY = "directory_version"
+DOC_KEY = "directory_document"
+STATUSES = ("active", "suspended")
+
+
+class DirectoryRejected(ServiceError):
+    status = 400
+    code = "directory_rejected"
+
+
+@dataclass
+class Member:
+    node_id: str
+    country: str
+    name: str
+    base_url: str
+    keys: dict[str, dict[str, Any]]
+    groups: list[str] = field(default_factory=list)
+    status: str = "active"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "country": self.country,
+            "name": self.name,
+            "base_url": self.base_url,
+            "keys": self.keys,
+            "groups": sorted(self.groups),
+            "status": self.status,
+        }
+
+    def verify_keys(self) -> dict[str, VerifyKeyInfo]:
+        return keys_from_json(self.keys)
+
+
+def keys_from_json(keys: dict[str, dict[str, Any]]) -> dict[str, VerifyKeyInfo]:
+    return {
+        name: VerifyKeyInfo(
+            b64url_decode(str(info["key"])), info.get("valid_until"), info.get("expired_at")
+        )
+        for name, info in keys.items()
+    }
+
+
+def keys_from_identity(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, info in doc.get("verify_keys", {}).items():
+        out[name] = {"key": info["key"], "valid_until": info.get("valid_until")}
+    for name, info in doc.get("old_verify_keys", {}).items():
+        out[name] = {"key": info["key"], "expired_at": info["expired_at"]}
+    return out
+
+
+def _member(row: MemberRow) -> Member:
+    return Member(
+        row.node_id,
+        row.country,
+        row.name,
+        row.base_url,
+        json.loads(row.keys),
+        json.loads(row.groups),
+        row.status,
+    )
+
+
+class DirectoryService:
+    def __init__(self, engine: Engine, clock: Clock, node_id: str) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.node_id = node_id
+
+    # -- reading ----------------------------------------------------------------------
+    def members(self) -> list[Member]:
+        with Session(self.engine) as session:
+            return [
+                _member(r) for r in session.scalars(select(MemberRow).order_by(MemberRow.node_id))
+            ]
+
+    def get(self, node_id: str) -> Member | None:
+        with Session(self.engine) as session:
+            row = session.get(MemberRow, node_id)
+            return _member(row) if row else None
+
+    def version(self) -> int:
+        with Session(self.engine) as session:
+            row = session.get(MetaRow, VERSION_KEY)
+            return int(row.value) if row else 0
+
+    # -- editing (hub) ----------------------------------------------------------------
+    def upsert(self, member: Member, *, create: bool) -> int:
+        if member.status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
+        if not member.keys:
+            raise InvalidInput("a member needs at least one key (--key or --fetch)")
+        with Session(self.engine) as session, session.begin():
+            row = session.get(MemberRow, member.node_id)
+            if create and row is not None:
+                raise Conflict(f"{member.node_id} is already a member; use 'directory update'")
+            if not create and row is None:
+                raise NotFound(f"{member.node_id} is not a member; use 'directory add'")
+            values = {
+                "country": member.country,
+                "name": member.name,
+                "base_url": member.base_url,
+                "keys": json.dumps(member.keys, sort_keys=True),
+                "groups": json.dumps(sorted(set(member.groups))),
+                "status": member.status,
+                "updated": self.clock(),
+            }
+            if row is None:
+                session.add(MemberRow(node_id=member.node_id, **values))
+            else:
+                for key, value in values.items():
+                    setattr(row, key, value)
+            return self._bump(session)
+
+    def set_status(self, node_id: str, status: str) -> int:
+        member = self.get(node_id)
+        if member is None:
+            raise NotFound(f"{node_id} is not a member")
+        member.status = status
+        return self.upsert(member, create=False)
+
+    def _bump(self, session: Session) -> int:
+        row = session.get(MetaRow, VERSION_KEY)
+        version = int(row.value) + 1 if row else 1
+        if row is None:
+            session.add(MetaRow(key=VERSION_KEY, value=str(version)))
+        else:
+            row.value = str(version)
+        return version
+
+    def signed_document(self, keys: KeyStore, hub_entry: Member) -> dict[str, Any]:
+        members = [m.to_json() for m in self.members() if m.node_id != self.node_id]
+        members.append(hub_entry.to_json())
+        doc = {
+            "type": "directory",
+            "v": PROTOCOL_VERSION,
+            "issuer": self.node_id,
+            "ts": self.clock(),
+            "version": self.version(),
+            "members": sorted(members, key=lambda m: m["node_id"]),
+        }
+        return sign_object(doc, self.node_id, keys.active)
+
+    # -- mirroring (national nodes) ---------------------------------------------------
+    def accept(self, doc: Any, *, hub_id: str, hub_key: bytes) -> bool:
+        """Store ``doc`` if the pinned hub key signed it and it is newer; True if stored."""
+        if not isinstance(doc, dict) or doc.get("type") != "directory":
+            raise DirectoryRejected("not a directory document")
+        if doc.get("issuer") != hub_id:
+            raise DirectoryRejected(f"directory issued by {doc.get('issuer')!r}, not the hub")
+        sigs = doc.get("signatures", {}).get(hub_id, {})
+        pinned = {name: VerifyKeyInfo(hub_key) for name in sigs}
+        try:
+            verify_object(doc, hub_id, pinned)
+        except SignatureError as exc:
+            raise DirectoryRejected(f"directory signature: {exc.message}") from exc
+        version = doc.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise DirectoryRejected("directory has no integer version")
+        members = doc.get("members")
+        if not isinstance(members, list):
+            raise DirectoryRejected("directory has no member list")
+        with Session(self.engine) as session, session.begin():
+            current = session.get(MetaRow, VERSION_KEY)
+            if current is not None and version <= int(current.value):
+                if version < int(current.value):
+                    raise DirectoryRejected(
+                        f"directory version {version} is older than the held {current.value}"
+                    )
+                return False
+            session.execute(delete(MemberRow))
+            now = self.clock()
+            for m in members:
+                session.add(
+                    MemberRow(
+                        node_id=str(m["node_id"]),
+                        country=str(m["country"]),
+                        name=str(m.get("name", "")),
+                        base_url=str(m["base_url"]),
+                        keys=json.dumps(m["keys"], sort_keys=True),
+                        groups=json.dumps(sorted(m.get("groups", []))),
+                        status=str(m.get("status", "active")),
+                        updated=now,
+                    )
+                )
+            if current is None:
+                session.add(MetaRow(key=VERSION_KEY, value=str(version)))
+            else:
+                current.value = str(version)
+            doc_row = session.get(MetaRow, DOC_KEY)
+            text = json.dumps(doc, sort_keys=True)
+            if doc_row is None:
+                session.add(MetaRow(key=DOC_KEY, value=text))
+            else:
+                doc_row.value = text
+            return True
+
+    def refresh_member_keys(self, node_id: str, identity: dict[str, Any]) -> None:
+        """Merge keys from a verified identity document (after a member's key rotation)."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(MemberRow, node_id)
+            if row is None:
+                return
+            keys = json.loads(row.keys)
+            keys.update(keys_from_identity(identity))
+            row.keys = json.dumps(keys, sort_keys=True)

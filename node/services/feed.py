@@ -1,0 +1,260 @@
+"""The per-reader change feed a node serves (DESIGN 6, 8): signed pages of signed items.
+
+Each page walks the change log after the reader's cursor, taking only the newest entry
+of each listing, and turns it into what this reader may know: the current view (a signed
+summary), a signed retraction when a listing it was given is withdrawn, expired, no longer
+shared with it or lost its name consent, or nothing at all. ``feed_sent`` remembers what
+each reader was given, so a reader never hears of a listing it never received.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.orm import Session, aliased
+
+from node.services.audiences import audience_of, membership
+from node.services.cursors import CursorCodec, CursorExpired, history_floor, load_codec
+from node.services.views import signed_retraction, signed_summary
+from node.storage.models import ChangeRow, FeedSentRow, ListingRow, MetaRow
+from policies.compiled import CompiledPolicy
+from policies.evaluate import evaluate
+from policies.model import Audience
+from protocol import PROTOCOL_VERSION
+from protocol.signing import sign_object
+
+if TYPE_CHECKING:
+    from node.runtime import NodeRuntime
+
+SCAN_FACTOR = 4
+_REASON = {"withdrawn": "withdrawn", "expired": "expired"}
+
+
+@dataclass
+class _Emit:
+    items: list[dict[str, Any]]
+    sent_upserts: list[dict[str, Any]]
+
+
+class FeedService:
+    def __init__(self, rt: NodeRuntime) -> None:
+        self.rt = rt
+        self._codec: CursorCodec | None = None
+
+    @property
+    def engine(self) -> Engine:
+        return self.rt.engine
+
+    def codec(self) -> CursorCodec:
+        if self._codec is None:
+            self._codec = load_codec(self.engine, self.rt.node_id)
+        return self._codec
+
+    # -- expiry -----------------------------------------------------------------------
+    def sweep_expired(self, now: int) -> int:
+        """Log an ``expire`` change for listings that expired since the last sweep."""
+        with Session(self.engine) as session, session.begin():
+            rows = session.execute(
+                select(ListingRow.id, ListingRow.version).where(
+                    ListingRow.expires <= now,
+                    ListingRow.withdrawn.is_(False),
+                    ListingRow.expiry_logged.is_(False),
+                )
+            ).all()
+            if not rows:
+                return 0
+            session.execute(
+                insert(ChangeRow),
+                [{"listing_id": i, "version": v, "kind": "expire", "at": now} for i, v in rows],
+            )
+            session.execute(
+                update(ListingRow)
+                .where(ListingRow.id.in_([i for i, _ in rows]))
+                .values(expiry_logged=True)
+            )
+            return len(rows)
+
+    # -- pages ------------------------------------------------------------------------
+    def page(self, reader: str, after: str | None, limit: int) -> dict[str, Any]:
+        now = self.rt.clock()
+        self.sweep_expired(now)
+        codec = self.codec()
+        after_seq = codec.decode(reader, after) if after else 0
+        policy_version, compiled = self.rt.policy.compiled()
+        audience = audience_of(reader, compiled.policy, membership(self.engine))
+        with Session(self.engine) as session, session.begin():
+            floor = history_floor(session)
+            if after and after_seq < floor:
+                raise CursorExpired(
+                    f"cursor is older than the history this node keeps (from {floor}); "
+                    "resynchronise from the start (after=null)"
+                )
+            head = int(session.scalar(select(func.max(ChangeRow.seq))) or 0)
+            entries = self._latest_entries(session, after_seq, limit * SCAN_FACTOR)
+            ids = [lid for _, lid in entries]
+            rows = {
+                r.id: r for r in session.scalars(select(ListingRow).where(ListingRow.id.in_(ids)))
+            }
+            sent = {
+                r.listing_id: r
+                for r in session.scalars(
+                    select(FeedSentRow).where(
+                        FeedSentRow.reader == reader, FeedSentRow.listing_id.in_(ids)
+                    )
+                )
+            }
+            items: list[dict[str, Any]] = []
+            position = after_seq
+            for seq, lid in entries:
+                row = rows.get(lid)
+                produced = (
+                    self._items_for(
+                        row,
+                        sent.get(lid),
+                        audience=audience,
+                        compiled=compiled,
+                        policy_version=policy_version,
+                        now=now,
+                    )
+                    if row
+                    else []
+                )
+                if items and len(items) + len(produced) > limit:
+                    break
+                items.extend(produced)
+                self._remember(session, reader, row, sent.get(lid), produced)
+                position = seq
+                if len(items) >= limit:
+                    break
+            more = position < head
+        page = {
+            "type": "feed_page",
+            "v": PROTOCOL_VERSION,
+            "issuer": self.rt.node_id,
+            "ts": now,
+            "audience": reader,
+            "after": after,
+            "next": codec.encode(reader, position),
+            "head": head,
+            "position": position,
+            "more": more,
+            "items": items,
+        }
+        return sign_object(page, self.rt.node_id, self.rt.keys.active)
+
+    @staticmethod
+    def _latest_entries(session: Session, after_seq: int, scan: int) -> list[tuple[int, str]]:
+        newer = aliased(ChangeRow)
+        latest = (
+            select(func.max(newer.seq))
+            .where(newer.listing_id == ChangeRow.listing_id)
+            .scalar_subquery()
+        )
+        stmt = (
+            select(ChangeRow.seq, ChangeRow.listing_id)
+            .where(ChangeRow.seq > after_seq, ChangeRow.seq == latest)
+            .order_by(ChangeRow.seq)
+            .limit(scan)
+        )
+        return [(int(s), str(lid)) for s, lid in session.execute(stmt)]
+
+    def _items_for(
+        self,
+        row: ListingRow,
+        sent: FeedSentRow | None,
+        *,
+        audience: Audience,
+        compiled: CompiledPolicy,
+        policy_version: int,
+        now: int,
+    ) -> list[dict[str, Any]]:
+        record = json.loads(row.record)
+        decision = evaluate(record, audience, compiled, now, withdrawn=row.withdrawn)
+        key = self.rt.keys.active
+        node = self.rt.node_id
+        out: list[dict[str, Any]] = []
+
+        def retraction(reason: str) -> dict[str, Any]:
+            return signed_retraction(
+                issuer=node,
+                audience=audience.node_id,
+                listing_id=row.id,
+                category=row.category,
+                version=row.version,
+                reason=reason,
+                key=key,
+                now_ms=now,
+            )
+
+        if decision.view is None:
+            if sent is not None:
+                out.append(retraction(_REASON.get(decision.code, "not_shared")))
+            return out
+        consent = bool(decision.view["rights"].get("name_logo_consent"))
+        if sent is not None and not sent.retracted and sent.consent and not consent:
+            out.append(retraction("consent_revoked"))
+        out.append(
+            signed_summary(
+                issuer=node,
+                audience=audience.node_id,
+                view=decision.view,
+                policy_version=policy_version,
+                key=key,
+                now_ms=now,
+            )
+        )
+        return out
+
+    @staticmethod
+    def _remember(
+        session: Session,
+        reader: str,
+        row: ListingRow | None,
+        sent: FeedSentRow | None,
+        produced: list[dict[str, Any]],
+    ) -> None:
+        if row is None or not produced:
+            return
+        last = produced[-1]
+        if last["type"] == "listing":
+            consent = bool(last["listing"]["rights"].get("name_logo_consent"))
+            values = {"version": row.version, "consent": consent, "retracted": False}
+        else:
+            values = {"version": row.version, "consent": False, "retracted": True}
+        if sent is None:
+            session.execute(
+                insert(FeedSentRow), [{"reader": reader, "listing_id": row.id, **values}]
+            )
+        else:
+            session.execute(
+                update(FeedSentRow)
+                .where(FeedSentRow.reader == reader, FeedSentRow.listing_id == row.id)
+                .values(**values)
+            )
+
+    # -- history ----------------------------------------------------------------------
+    def compact(self, before_seq: int) -> int:
+        """Drop change entries below ``before_seq`` that a newer entry supersedes.
+
+        Cursors older than ``before_seq`` then get 410 and resynchronise from the start.
+        """
+        newer = aliased(ChangeRow)
+        with Session(self.engine) as session, session.begin():
+            superseded = select(ChangeRow.seq).where(
+                ChangeRow.seq < before_seq,
+                select(newer.seq)
+                .where(newer.listing_id == ChangeRow.listing_id, newer.seq > ChangeRow.seq)
+                .exists(),
+            )
+            seqs = [int(s) for s in session.scalars(superseded)]
+            if seqs:
+                session.execute(delete(ChangeRow).where(ChangeRow.seq.in_(seqs)))
+            floor = session.get(MetaRow, "feed_floor")
+            if floor is None:
+                session.add(MetaRow(key="feed_floor", value=str(before_seq)))
+            else:
+                floor.value = str(max(int(floor.value), before_seq))
+            return len(seqs)

@@ -1,0 +1,67 @@
+"""Who this node talks to, and with which keys: the directory's members, the pinned hub
+key, and the bilateral peers of the config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from protocol.b64 import b64url_decode
+from protocol.keys import VerifyKeyInfo
+
+if TYPE_CHECKING:
+    from node.runtime import NodeRuntime
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    node_id: str
+    base_url: str
+    keys: dict[str, VerifyKeyInfo]
+    pinned: bytes | None = None
+    status: str = "active"
+
+    def keys_for(self, names: list[str]) -> dict[str, VerifyKeyInfo]:
+        """Known keys, plus the pinned key under whatever name the signer used."""
+        out = dict(self.keys)
+        if self.pinned is not None:
+            for name in names:
+                out.setdefault(name, VerifyKeyInfo(self.pinned))
+        return out
+
+
+def _pinned(text: str) -> bytes | None:
+    if not text:
+        return None
+    raw = b64url_decode(text.rpartition("=")[2] if "=" in text.rstrip("=") else text)
+    return raw if len(raw) == 32 else None
+
+
+def peer_info(rt: NodeRuntime, node_id: str) -> PeerInfo | None:
+    member = rt.directory.get(node_id)
+    cfg = rt.config
+    if node_id == cfg.hub_id and not cfg.is_hub and cfg.hub_key:
+        base = member.base_url if member else cfg.hub_url
+        keys = member.verify_keys() if member else {}
+        return PeerInfo(node_id, base or cfg.hub_url, keys, _pinned(cfg.hub_key))
+    if member is not None:
+        return PeerInfo(node_id, member.base_url, member.verify_keys(), None, member.status)
+    for peer in cfg.peers:
+        if peer.node_id == node_id:
+            return PeerInfo(node_id, peer.base_url, {}, _pinned(peer.key))
+    return None
+
+
+def pull_targets(rt: NodeRuntime) -> list[PeerInfo]:
+    """Every node whose feed this node reads: active members, the hub, config peers."""
+    ids = {m.node_id for m in rt.directory.members() if m.status == "active"}
+    if rt.config.hub_url and not rt.config.is_hub:
+        ids.add(rt.config.hub_id)
+    ids.update(p.node_id for p in rt.config.peers)
+    ids.discard(rt.node_id)
+    out = []
+    for node_id in sorted(ids):
+        info = peer_info(rt, node_id)
+        if info is not None and info.base_url:
+            out.append(info)
+    return out

@@ -1,0 +1,238 @@
+"""The node's side of sync storage: remote copies with provenance, tombstones, quarantine,
+per-peer cursors and run records (implements ``sync.interfaces.SyncStore``).
+
+Ordering rule for one remote listing: a summary replaces the held copy only if its
+(version, ts) is newer; a retraction purges the copy (delete, not hide) and leaves a
+tombstone, so an older summary arriving later is refused as stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
+
+from node.storage.models import (
+    PeerStateRow,
+    QuarantineRow,
+    RemoteListingRow,
+    RemoteTombstoneRow,
+    SyncRunRow,
+)
+from sync.interfaces import (
+    ApplyResult,
+    PeerCursor,
+    RejectedItem,
+    RunRecord,
+    VerifiedItem,
+)
+
+REOPENABLE = frozenset({"not_shared", "consent_revoked"})
+
+
+def _quarantine(session: Session, origin: str, now: int, item: RejectedItem) -> None:
+    try:
+        text = json.dumps(item.obj, ensure_ascii=False, sort_keys=True)[:100_000]
+    except (TypeError, ValueError):
+        text = repr(item.obj)[:100_000]
+    session.add(
+        QuarantineRow(
+            origin=origin, received_at=now, code=item.code, message=item.message[:2000], item=text
+        )
+    )
+
+
+class RemoteStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def peer_cursor(self, peer: str) -> PeerCursor:
+        with Session(self.engine) as session:
+            row = session.get(PeerStateRow, peer)
+            if row is None:
+                return PeerCursor(None)
+            return PeerCursor(row.cursor, row.failures, row.last_attempt)
+
+    def reset_cursor(self, peer: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(PeerStateRow, peer)
+            if row is not None:
+                row.cursor = None
+
+    def apply_page(
+        self,
+        peer: str,
+        items: Sequence[VerifiedItem],
+        rejected: Sequence[RejectedItem],
+        *,
+        next_cursor: str,
+        head: int,
+        position: int | None,
+        now: int,
+    ) -> ApplyResult:
+        result = ApplyResult()
+        with Session(self.engine) as session, session.begin():
+            state = session.get(PeerStateRow, peer, with_for_update=True)
+            if state is None:
+                state = PeerStateRow(peer=peer, failures=0)
+                session.add(state)
+            seq = int(
+                session.scalar(
+                    select(func.max(RemoteListingRow.feed_seq)).where(
+                        RemoteListingRow.origin == peer
+                    )
+                )
+                or 0
+            )
+            for item in items:
+                seq += 1
+                self._apply_one(session, peer, item, now, seq, result)
+            for bad in [*rejected, *result.rejected]:
+                _quarantine(session, peer, now, bad)
+            result.rejected = [*rejected, *result.rejected]
+            state.cursor = next_cursor
+            state.head = head
+            state.position = position
+        return result
+
+    def _apply_one(
+        self,
+        session: Session,
+        origin: str,
+        item: VerifiedItem,
+        now: int,
+        seq: int,
+        result: ApplyResult,
+    ) -> None:
+        obj = item.obj
+        lid = obj["listing"]["id"] if obj["type"] == "listing" else obj["listing_id"]
+        version = obj["listing"]["version"] if obj["type"] == "listing" else obj["version"]
+        held = session.get(RemoteListingRow, (origin, lid))
+        tomb = session.get(RemoteTombstoneRow, (origin, lid))
+        if obj["type"] == "retraction":
+            if held is not None and version < held.version:
+                result.rejected.append(
+                    RejectedItem(
+                        obj, "stale_version", f"retraction v{version} < held v{held.version}"
+                    )
+                )
+                return
+            if held is not None:
+                session.delete(held)
+                result.retracted += 1
+            if tomb is None:
+                session.add(
+                    RemoteTombstoneRow(
+                        origin=origin,
+                        listing_id=lid,
+                        version=version,
+                        reason=obj["reason"],
+                        at=obj["ts"],
+                    )
+                )
+            elif (version, obj["ts"]) >= (tomb.version, tomb.at):
+                tomb.version, tomb.reason, tomb.at = version, obj["reason"], obj["ts"]
+            return
+        ts = obj["ts"]
+        if held is not None and (version, ts) <= (held.version, held.item_ts):
+            if (version, ts) == (held.version, held.item_ts):
+                result.duplicates += 1
+            else:
+                result.rejected.append(
+                    RejectedItem(
+                        obj, "stale_version", f"v{version} is not newer than held v{held.version}"
+                    )
+                )
+            return
+        if tomb is not None and not (
+            version > tomb.version
+            or (version == tomb.version and tomb.reason in REOPENABLE and ts >= tomb.at)
+        ):
+            result.rejected.append(
+                RejectedItem(
+                    obj,
+                    "stale_version",
+                    f"v{version} was retracted ({tomb.reason}) at v{tomb.version}",
+                )
+            )
+            return
+        if tomb is not None:
+            session.delete(tomb)
+        text = item.canonical.decode("utf-8")
+        values: dict[str, Any] = {
+            "category": obj["listing"]["category"],
+            "version": version,
+            "item_ts": ts,
+            "key_name": item.key_name,
+            "policy_version": obj["policy"]["version"],
+            "received_at": now,
+            "feed_seq": seq,
+            "expires": obj["listing"]["expires"],
+            "visibility": None,
+            "signed_bytes": text,
+            "bytes_sha256": hashlib.sha256(item.canonical).hexdigest(),
+        }
+        if held is None:
+            session.add(RemoteListingRow(origin=origin, listing_id=lid, **values))
+        else:
+            for key, value in values.items():
+                setattr(held, key, value)
+        result.applied += 1
+
+    def record_run(self, run: RunRecord, *, success: bool) -> None:
+        with Session(self.engine) as session, session.begin():
+            lag = None
+            if run.head is not None and run.position is not None:
+                lag = max(0, run.head - run.position)
+            session.add(
+                SyncRunRow(
+                    peer=run.peer,
+                    started=run.started,
+                    finished=run.finished,
+                    applied=run.applied,
+                    retracted=run.retracted,
+                    rejected=run.rejected,
+                    error=run.error,
+                    head=run.head,
+                    cursor=run.cursor,
+                    lag=lag,
+                )
+            )
+            state = session.get(PeerStateRow, run.peer)
+            if state is None:
+                state = PeerStateRow(peer=run.peer, failures=0)
+                session.add(state)
+            state.last_attempt = run.started
+            if success:
+                state.last_success = run.finished
+                state.failures = 0
+                state.last_error = None
+            else:
+                state.failures = (state.failures or 0) + 1
+                state.last_error = run.error
+
+    # -- reading ----------------------------------------------------------------------
+    def held(self, origin: str | None = None) -> list[RemoteListingRow]:
+        with Session(self.engine) as session:
+            stmt = select(RemoteListingRow).order_by(
+                RemoteListingRow.origin, RemoteListingRow.listing_id
+            )
+            if origin:
+                stmt = stmt.where(RemoteListingRow.origin == origin)
+            rows = list(session.scalars(stmt))
+            session.expunge_all()
+            return rows
+
+    def counts_by_origin(self) -> dict[str, int]:
+        with Session(self.engine) as session:
+            stmt = select(RemoteListingRow.origin, func.count()).group_by(RemoteListingRow.origin)
+            return {o: int(n) for o, n in session.execute(stmt)}
+
+    def purge_origin(self, origin: str) -> int:
+        with Session(self.engine) as session, session.begin():
+            res = session.execute(delete(RemoteListingRow).where(RemoteListingRow.origin == origin))
+            return int(getattr(res, "rowcount", 0) or 0)

@@ -1,0 +1,224 @@
+"""Running sync inside a node: one APScheduler job per peer, backoff, timeouts, notify.
+
+The scheduler only decides *when*; ``sync.reader.FeedReader`` does the pulling. Each
+peer has a lock so a scheduled run, a ``notify`` and ``cattc sync now`` never overlap.
+A second job keeps the set of peers (and, on national nodes, the directory) current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from node.services.directory import DirectoryRejected, keys_from_identity
+from node.services.peers import PeerInfo, peer_info, pull_targets
+from node.services.remote_store import RemoteStore
+from protocol.keys import VerifyKeyInfo
+from protocol.signing import SignatureError, verify_object
+from sync.backoff import backoff_ms
+from sync.client import PeerClient, PeerError, fetch_identity
+from sync.interfaces import RunRecord
+from sync.reader import FeedReader, Peer
+
+if TYPE_CHECKING:
+    from node.runtime import NodeRuntime
+
+logger = logging.getLogger(__name__)
+IDENTITY_REFETCH_MS = 60_000
+DIRECTORY_REFETCH_MS = 10_000
+
+
+class PinnedKeys(Mapping[str, VerifyKeyInfo]):
+    """Known keys of a peer, plus a pinned key accepted under any key name."""
+
+    def __init__(self, peer: PeerInfo) -> None:
+        self.peer = peer
+
+    def __getitem__(self, name: str) -> VerifyKeyInfo:
+        if name in self.peer.keys:
+            return self.peer.keys[name]
+        if self.peer.pinned is not None:
+            return VerifyKeyInfo(self.peer.pinned)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.peer.keys)
+
+    def __len__(self) -> int:
+        return len(self.peer.keys)
+
+
+class NodeKeySource:
+    def __init__(self, rt: NodeRuntime, session: aiohttp.ClientSession) -> None:
+        self.rt = rt
+        self.session = session
+        self._last_fetch: dict[str, int] = {}
+
+    def keys(self, peer: str) -> Mapping[str, VerifyKeyInfo]:
+        info = peer_info(self.rt, peer)
+        if info is None:
+            return {}
+        return PinnedKeys(info)
+
+    async def refresh(self, peer: str) -> bool:
+        """Refetch ``peer``'s identity (at most once a minute) and learn its new keys."""
+        now = self.rt.clock()
+        if now - self._last_fetch.get(peer, -IDENTITY_REFETCH_MS) < IDENTITY_REFETCH_MS:
+            return False
+        self._last_fetch[peer] = now
+        info = peer_info(self.rt, peer)
+        if info is None or not info.base_url:
+            return False
+        try:
+            doc = await fetch_identity(self.session, info.base_url)
+            if not isinstance(doc, dict) or doc.get("node_id") != peer:
+                return False
+            own = PinnedKeys(PeerInfo(peer, info.base_url, _identity_keys(doc)))
+            verify_object(doc, peer, own)
+        except (PeerError, SignatureError, KeyError, TypeError, ValueError) as exc:
+            logger.warning("identity refetch of %s failed: %s", peer, exc)
+            return False
+        await self.rt.run(self.rt.directory.refresh_member_keys, peer, doc)
+        return True
+
+
+def _identity_keys(doc: dict[str, Any]) -> dict[str, VerifyKeyInfo]:
+    from node.services.directory import keys_from_json
+
+    return keys_from_json(keys_from_identity(doc))
+
+
+class SyncManager:
+    def __init__(
+        self,
+        rt: NodeRuntime,
+        session: aiohttp.ClientSession,
+        *,
+        run_timeout_s: float = 120.0,
+    ) -> None:
+        self.rt = rt
+        self.session = session
+        self.store = RemoteStore(rt.engine)
+        self.client = PeerClient(session, rt.node_id, lambda: rt.keys.active, rt.clock)
+        self.keys = NodeKeySource(rt, session)
+        self.reader = FeedReader(rt.node_id, self.client, self.store, self.keys)
+        self.run_timeout_s = run_timeout_s
+        self.scheduler: AsyncIOScheduler | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_directory = -DIRECTORY_REFETCH_MS
+
+    # -- one run ----------------------------------------------------------------------
+    async def sync_peer(self, peer_id: str, *, force: bool = False) -> RunRecord | None:
+        info = peer_info(self.rt, peer_id)
+        if info is None or not info.base_url:
+            return None
+        lock = self._locks.setdefault(peer_id, asyncio.Lock())
+        if lock.locked() and not force:
+            return None
+        async with lock:
+            if not force:
+                state = await self.rt.run(self.store.peer_cursor, peer_id)
+                wait = backoff_ms(state.failures)
+                if state.last_attempt is not None and self.rt.clock() < state.last_attempt + wait:
+                    return None
+            try:
+                return await asyncio.wait_for(
+                    self.reader.pull(Peer(peer_id, info.base_url)), self.run_timeout_s
+                )
+            except TimeoutError:
+                run = RunRecord(peer=peer_id, started=self.rt.clock(), finished=self.rt.clock())
+                run.error = f"run timed out after {self.run_timeout_s:g} s"
+                await self.rt.run(self.store.record_run, run, success=False)
+                return run
+
+    async def sync_all(self, *, force: bool = True) -> list[RunRecord]:
+        await self.refresh_directory()
+        peers = [p.node_id for p in pull_targets(self.rt)]
+        runs = await asyncio.gather(*(self.sync_peer(p, force=force) for p in peers))
+        return [r for r in runs if r is not None]
+
+    async def refresh_directory(self, *, rate_limited: bool = False) -> bool:
+        """Fetch the hub's directory and keep it if newer; True if it changed."""
+        cfg = self.rt.config
+        if cfg.is_hub or not cfg.hub_url or not cfg.hub_key:
+            return False
+        now = self.rt.clock()
+        if rate_limited and now - self._last_directory < DIRECTORY_REFETCH_MS:
+            return False
+        self._last_directory = now
+        from node.services.peers import _pinned
+
+        pinned = _pinned(cfg.hub_key)
+        if pinned is None:
+            return False
+        try:
+            doc = await self.client.get_json(cfg.hub_url, cfg.hub_id, "/federation/v1/directory")
+            return await self.rt.run(
+                self.rt.directory.accept, doc, hub_id=cfg.hub_id, hub_key=pinned
+            )
+        except (PeerError, DirectoryRejected) as exc:
+            logger.warning("directory refresh failed: %s", exc)
+            return False
+
+    # -- schedule ---------------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.rt.config
+        self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        self.scheduler.add_job(
+            self._reconcile,
+            IntervalTrigger(seconds=cfg.sync_interval_seconds, timezone=dt.UTC),
+            id="reconcile",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=dt.datetime.now(dt.UTC),
+        )
+        self.scheduler.start()
+
+    async def _reconcile(self) -> None:
+        await self.refresh_directory()
+        assert self.scheduler is not None
+        wanted = {p.node_id for p in pull_targets(self.rt)}
+        have = {
+            j.id.removeprefix("pull:")
+            for j in self.scheduler.get_jobs()
+            if j.id.startswith("pull:")
+        }
+        cfg = self.rt.config
+        for peer in sorted(wanted - have):
+            self.scheduler.add_job(
+                self.sync_peer,
+                IntervalTrigger(
+                    seconds=cfg.sync_interval_seconds,
+                    jitter=cfg.sync_jitter_seconds or None,
+                    timezone=dt.UTC,
+                ),
+                args=[peer],
+                id=f"pull:{peer}",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=dt.datetime.now(dt.UTC),
+            )
+        for peer in have - wanted:
+            self.scheduler.remove_job(f"pull:{peer}")
+
+    def trigger(self, peer_id: str) -> bool:
+        """Run ``peer_id``'s pull now (an early pull asked for by its notify)."""
+        if self.scheduler is None:
+            return False
+        job = self.scheduler.get_job(f"pull:{peer_id}")
+        if job is None:
+            return False
+        job.modify(next_run_time=dt.datetime.now(dt.UTC))
+        return True
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None

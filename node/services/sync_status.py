@@ -1,0 +1,79 @@
+"""How sync stands, per peer, and re-verification of everything held."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from node.services.peers import peer_info, pull_targets
+from node.services.remote_store import RemoteStore
+from node.services.sync_manager import PinnedKeys
+from node.storage.models import PeerStateRow
+from protocol.canonical import parse_json
+from protocol.signing import SignatureError, verify_object
+
+if TYPE_CHECKING:
+    from node.runtime import NodeRuntime
+
+LAGGING_ENTRIES = 100
+
+
+def peer_state_name(row: PeerStateRow | None, held: int, now: int, interval_ms: int) -> str:
+    if row is None or row.last_attempt is None:
+        return "never synced"
+    if row.failures:
+        stale = row.last_success is None or now - row.last_success > 3 * interval_ms
+        if stale and held:
+            return "stale"
+        return "unreachable" if row.last_error and "unreachable" in row.last_error else "failing"
+    lag = (row.head or 0) - (row.position or 0)
+    return "lagging" if lag > LAGGING_ENTRIES else "ok"
+
+
+def peer_statuses(rt: NodeRuntime) -> list[dict[str, Any]]:
+    store = RemoteStore(rt.engine)
+    held = store.counts_by_origin()
+    now = rt.clock()
+    interval = int(rt.config.sync_interval_seconds * 1000)
+    peers = {p.node_id for p in pull_targets(rt)}
+    with Session(rt.engine) as session:
+        rows = {r.peer: r for r in session.scalars(select(PeerStateRow))}
+    out = []
+    for peer in sorted(peers | set(rows)):
+        row = rows.get(peer)
+        lag = None if row is None or row.head is None else max(0, row.head - (row.position or 0))
+        out.append(
+            {
+                "peer": peer,
+                "state": peer_state_name(row, held.get(peer, 0), now, interval),
+                "last_attempt": row.last_attempt if row else None,
+                "last_success": row.last_success if row else None,
+                "lag": lag,
+                "held": held.get(peer, 0),
+                "failures": row.failures if row else 0,
+                "last_error": row.last_error if row else None,
+            }
+        )
+    return out
+
+
+def verify_held(rt: NodeRuntime) -> dict[str, Any]:
+    store = RemoteStore(rt.engine)
+    rows = store.held()
+    bad: list[dict[str, str]] = []
+    for row in rows:
+        info = peer_info(rt, row.origin)
+        try:
+            if info is None:
+                raise SignatureError("unknown_origin", "origin no longer known")
+            obj = parse_json(row.signed_bytes)
+            verify_object(obj, row.origin, PinnedKeys(info))
+            if obj["listing"]["id"] != row.listing_id or obj["listing"]["version"] != row.version:
+                raise SignatureError("mismatch", "stored row does not match its signed bytes")
+        except SignatureError as exc:
+            bad.append({"origin": row.origin, "listing_id": row.listing_id, "reason": exc.message})
+        except (ValueError, KeyError, TypeError) as exc:
+            bad.append({"origin": row.origin, "listing_id": row.listing_id, "reason": str(exc)})
+    return {"total": len(rows), "ok": len(rows) - len(bad), "bad": bad}

@@ -1,0 +1,86 @@
+"""Federation endpoints (``/federation/v1/*``): every call signed with ``CATTC-Sig``.
+
+The middleware checks the signature and puts the caller's node id on the request;
+handlers serve only what that caller may see.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from node.services.fed_auth import UnknownKey, verify_request
+from node.services.sync_manager import SyncManager
+from node.web.appkeys import RUNTIME, SYNC
+from node.web.middleware import ApiError, Handler, error_response
+from node.web.requests import parse_query
+from protocol.errors import ErrorCode
+from protocol.request_sig import RequestSignatureError, parse_header
+
+ORIGIN = web.RequestKey("origin", str)
+_STATUS = {"unknown_origin": 403, "member_suspended": 403, "wrong_destination": 421}
+
+
+@web.middleware
+async def federation_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/federation/"):
+        return await handler(request)
+    rt = request.app[RUNTIME]
+    body = await request.read()
+    header = request.headers.get("Authorization")
+    target = request.raw_path
+    try:
+        try:
+            sig = await rt.run(
+                verify_request, rt, header, method=request.method, target=target, body=body
+            )
+        except RequestSignatureError as exc:
+            # A new member or a rotated key: learn it (rate limited), then check once more.
+            manager = request.app.get(SYNC)
+            if manager is None or not await _learn(manager, exc, header):
+                raise
+            sig = await rt.run(
+                verify_request, rt, header, method=request.method, target=target, body=body
+            )
+    except RequestSignatureError as exc:
+        return error_response(_STATUS.get(exc.code, 401), exc.code, exc.message)
+    request[ORIGIN] = sig.origin
+    return await handler(request)
+
+
+async def _learn(manager: SyncManager, exc: RequestSignatureError, header: str | None) -> bool:
+    if isinstance(exc, UnknownKey):
+        return await manager.keys.refresh(parse_header(header).origin)
+    if exc.code == "unknown_origin":
+        return await manager.refresh_directory(rate_limited=True)
+    return False
+
+
+class FeedQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    after: Annotated[str, Field(max_length=200)] | None = None
+    limit: Annotated[int, Field(ge=1)] = 100
+
+
+async def feed(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    q = parse_query(request, FeedQuery)
+    limit = min(q.limit, rt.config.max_page_size)
+    page = await rt.run(rt.feed.page, request[ORIGIN], q.after, limit)
+    return web.json_response(page)
+
+
+async def notify(request: web.Request) -> web.Response:
+    manager = request.app.get(SYNC)
+    scheduled = manager.trigger(request[ORIGIN]) if manager is not None else False
+    return web.json_response({"scheduled": scheduled}, status=202)
+
+
+async def directory(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    if not rt.config.is_hub:
+        raise ApiError(404, ErrorCode.NOT_FOUND, "only the hub serves the member directory")
+    doc = await rt.run(rt.directory_document)
+    return web.json_response(doc)

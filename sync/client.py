@@ -1,0 +1,132 @@
+"""Signed HTTP calls to other nodes (``CATTC-Sig``), with timeouts and a response cap."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from protocol.canonical import parse_json
+from protocol.keys import NodeKey
+from protocol.request_sig import sign_request
+
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
+class PeerError(Exception):
+    """A call to a peer failed: network, HTTP status, oversize or unparsable body."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass
+class PeerResponse:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return parse_json(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise PeerError(f"response is not valid JSON ({exc})", status=self.status) from exc
+
+
+class PeerClient:
+    """Makes signed requests as ``origin`` with the key ``key_provider()`` returns."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        origin: str,
+        key_provider: Callable[[], NodeKey],
+        clock: Callable[[], int],
+        *,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.session = session
+        self.origin = origin
+        self.key_provider = key_provider
+        self.clock = clock
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def request(
+        self,
+        method: str,
+        base_url: str,
+        destination: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: bytes = b"",
+    ) -> PeerResponse:
+        clean = {k: v for k, v in (query or {}).items() if v is not None}
+        target = path + ("?" + urlencode(clean) if clean else "")
+        sig = sign_request(
+            method=method,
+            target=target,
+            origin=self.origin,
+            destination=destination,
+            body=body,
+            key=self.key_provider(),
+            now_ms=self.clock(),
+        )
+        headers = {"Authorization": sig.header()}
+        if body:
+            headers["Content-Type"] = "application/json"
+        url = base_url.rstrip("/") + target
+        try:
+            async with self.session.request(
+                method, url, data=body or None, headers=headers, timeout=self.timeout
+            ) as resp:
+                if resp.content_length is not None and resp.content_length > MAX_RESPONSE_BYTES:
+                    raise PeerError("response larger than the cap", status=resp.status)
+                return PeerResponse(resp.status, await read_capped(resp, MAX_RESPONSE_BYTES))
+        except aiohttp.ClientPayloadError as exc:
+            raise PeerError(f"truncated or corrupt response: {exc}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PeerError(f"{destination} unreachable: {exc.__class__.__name__} {exc}") from exc
+
+    async def get_json(
+        self, base_url: str, destination: str, path: str, query: dict[str, Any] | None = None
+    ) -> Any:
+        resp = await self.request("GET", base_url, destination, path, query=query)
+        payload = resp.json()
+        if resp.status != 200:
+            err = payload.get("error", {}) if isinstance(payload, dict) else {}
+            raise PeerError(
+                f"{destination} answered {resp.status}: {err.get('code')}: {err.get('message')}",
+                status=resp.status,
+                code=err.get("code"),
+            )
+        return payload
+
+
+async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The whole body, refusing more than ``cap`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await resp.content.read(65536):
+        size += len(chunk)
+        if size > cap:
+            raise PeerError(f"response larger than {cap} bytes", status=resp.status)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def fetch_identity(session: aiohttp.ClientSession, base_url: str) -> Any:
+    """The unauthenticated identity document of a node (verified by the caller)."""
+    url = base_url.rstrip("/") + "/.well-known/cattc-node"
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            data = await read_capped(resp, 1024 * 1024)
+            if resp.status != 200:
+                raise PeerError(f"identity of {base_url}: HTTP {resp.status}", status=resp.status)
+            return parse_json(data)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise PeerError(f"cannot fetch identity from {base_url}: {exc}") from exc
