@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from protocol.listing import (
     Category,
@@ -62,8 +62,16 @@ class NodeIdentity(SignedObject):
         return self
 
 
+class RelayRef(WireModel):
+    """What the owner lets the hub pass on of this listing in match notices, and to whom."""
+
+    to: Annotated[list[str], Field(max_length=100)]
+    fields: Annotated[list[str], Field(max_length=100)]
+
+
 class PolicyRef(WireModel):
     version: Annotated[int, Field(ge=0)]
+    relay: RelayRef | None = None
 
 
 class SummaryListing(WireModel):
@@ -74,6 +82,7 @@ class SummaryListing(WireModel):
     expires: Millis
     fields: dict[str, Any]
     rights: Rights | dict[str, Any]
+    public: bool = False
 
 
 class ListingSummary(SignedObject):
@@ -92,6 +101,17 @@ class Retraction(SignedObject):
     category: Category
     version: Annotated[int, Field(ge=1)]
     reason: RetractionReason
+
+
+HubObjectType = Literal["custody_receipt", "match_notice", "eoi_forward", "eoi_reply_forward"]
+
+
+class HubObject(SignedObject):
+    """Objects the hub sends one member through its feed; their bodies vary by type."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
+    type: HubObjectType
+    audience: NodeId
 
 
 class FeedPage(SignedObject):

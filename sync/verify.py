@@ -16,13 +16,17 @@ from pydantic import ValidationError
 
 from protocol.canonical import CanonicalizationError, canonical_bytes
 from protocol.keys import VerifyKeyInfo
-from protocol.objects import FeedPage, ListingSummary, Retraction
+from protocol.objects import FeedPage, HubObject, ListingSummary, Retraction
 from protocol.signing import SignatureError, verify_object
 from sync.interfaces import RejectedItem, VerifiedItem
 
-ITEM_MODELS: dict[str, type[ListingSummary] | type[Retraction]] = {
+ITEM_MODELS: dict[str, type[ListingSummary] | type[Retraction] | type[HubObject]] = {
     "listing": ListingSummary,
     "retraction": Retraction,
+    "custody_receipt": HubObject,
+    "match_notice": HubObject,
+    "eoi_forward": HubObject,
+    "eoi_reply_forward": HubObject,
 }
 
 

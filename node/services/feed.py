@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, aliased
 
 from node.services.audiences import audience_of, membership
 from node.services.cursors import CursorCodec, CursorExpired, history_floor, load_codec
-from node.services.views import signed_retraction, signed_summary
-from node.storage.models import ChangeRow, FeedSentRow, ListingRow, MetaRow
+from node.services.views import envelope, signed_retraction, signed_summary
+from node.storage.models import ChangeRow, FeedSentRow, ListingRow, MetaRow, OutboxRow
 from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate
 from policies.model import Audience
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
 SCAN_FACTOR = 4
+OUTBOX_PREFIX = "o:"
 _REASON = {"withdrawn": "withdrawn", "expired": "expired"}
 
 
@@ -106,9 +107,18 @@ class FeedService:
                     )
                 )
             }
+            outbox = self._outbox(session, reader, ids)
             items: list[dict[str, Any]] = []
             position = after_seq
             for seq, lid in entries:
+                if lid.startswith(OUTBOX_PREFIX):
+                    obj = outbox.get(lid)
+                    if obj is not None:
+                        if len(items) >= limit:
+                            break
+                        items.append(obj)
+                    position = seq
+                    continue
                 row = rows.get(lid)
                 produced = (
                     self._items_for(
@@ -144,6 +154,15 @@ class FeedService:
             "items": items,
         }
         return sign_object(page, self.rt.node_id, self.rt.keys.active)
+
+    @staticmethod
+    def _outbox(session: Session, reader: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """This reader's outbox objects among the scanned entries."""
+        wanted = [int(i.removeprefix(OUTBOX_PREFIX)) for i in ids if i.startswith(OUTBOX_PREFIX)]
+        if not wanted:
+            return {}
+        stmt = select(OutboxRow).where(OutboxRow.id.in_(wanted), OutboxRow.reader == reader)
+        return {f"{OUTBOX_PREFIX}{r.id}": json.loads(r.obj) for r in session.scalars(stmt)}
 
     @staticmethod
     def _latest_entries(session: Session, after_seq: int, scan: int) -> list[tuple[int, str]]:
@@ -196,14 +215,16 @@ class FeedService:
         consent = bool(decision.view["rights"].get("name_logo_consent"))
         if sent is not None and not sent.retracted and sent.consent and not consent:
             out.append(retraction("consent_revoked"))
+        rule = compiled.policy.rules[decision.rule_index - 1] if decision.rule_index else None
         out.append(
             signed_summary(
                 issuer=node,
                 audience=audience.node_id,
-                view=decision.view,
+                view=envelope(decision.view, record),
                 policy_version=policy_version,
                 key=key,
                 now_ms=now,
+                relay=rule.relay.to_dict() if rule is not None and rule.relay else None,
             )
         )
         return out
@@ -258,3 +279,15 @@ class FeedService:
             else:
                 floor.value = str(max(int(floor.value), before_seq))
             return len(seqs)
+
+
+def post_to_outbox(session: Session, reader: str, obj: dict[str, Any], now: int) -> int:
+    """Queue a signed object for ``reader``; it goes out in order with the feed."""
+    row = OutboxRow(reader=reader, type=str(obj["type"]), created=now, obj=json.dumps(obj))
+    session.add(row)
+    session.flush()
+    session.execute(
+        insert(ChangeRow),
+        [{"listing_id": f"{OUTBOX_PREFIX}{row.id}", "version": 1, "kind": "outbox", "at": now}],
+    )
+    return row.id

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from node.services.audiences import audience_of, known_audiences, membership
 from node.services.errors import InvalidInput, NotFound
-from node.services.views import signed_summary
+from node.services.views import envelope, signed_summary
 from policies.diff import AudienceDiff, diff_policies
 from policies.evaluate import explain
 from policies.parse import parse_policy
@@ -60,13 +60,15 @@ def explain_listing(rt: NodeRuntime, listing_id: str, audience_id: str) -> dict[
     exp = explain(stored.record, audience, compiled, now, withdrawn=stored.withdrawn)
     view = None
     if exp.decision.view is not None:
+        rule = compiled.policy.rules[exp.rule_index - 1] if exp.rule_index else None
         view = signed_summary(
             issuer=rt.node_id,
             audience=audience_id,
-            view=exp.decision.view,
+            view=envelope(exp.decision.view, stored.record),
             policy_version=version,
             key=rt.keys.active,
             now_ms=now,
+            relay=rule.relay.to_dict() if rule is not None and rule.relay else None,
         )
     return {
         "listing_id": listing_id,

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from node.storage.models import (
+    InboxRow,
     PeerStateRow,
     QuarantineRow,
     RemoteListingRow,
@@ -109,6 +110,17 @@ class RemoteStore:
         result: ApplyResult,
     ) -> None:
         obj = item.obj
+        if obj["type"] not in ("listing", "retraction"):
+            session.add(
+                InboxRow(
+                    origin=origin,
+                    type=obj["type"],
+                    received_at=now,
+                    obj=item.canonical.decode("utf-8"),
+                )
+            )
+            result.applied += 1
+            return
         lid = obj["listing"]["id"] if obj["type"] == "listing" else obj["listing_id"]
         version = obj["listing"]["version"] if obj["type"] == "listing" else obj["version"]
         held = session.get(RemoteListingRow, (origin, lid))
@@ -172,7 +184,7 @@ class RemoteStore:
             "received_at": now,
             "feed_seq": seq,
             "expires": obj["listing"]["expires"],
-            "visibility": None,
+            "visibility": "public" if obj["listing"].get("public") else None,
             "signed_bytes": text,
             "bytes_sha256": hashlib.sha256(item.canonical).hexdigest(),
         }

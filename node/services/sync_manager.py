@@ -17,6 +17,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from node.hub.custody import HubRemoteStore
 from node.services.directory import DirectoryRejected, keys_from_identity
 from node.services.peers import PeerInfo, peer_info, pull_targets
 from node.services.remote_store import RemoteStore
@@ -105,7 +106,11 @@ class SyncManager:
     ) -> None:
         self.rt = rt
         self.session = session
-        self.store = RemoteStore(rt.engine)
+        self.store = (
+            HubRemoteStore(rt.engine, rt.node_id, lambda: rt.keys.active, rt.clock)
+            if rt.config.is_hub
+            else RemoteStore(rt.engine)
+        )
         self.client = PeerClient(session, rt.node_id, lambda: rt.keys.active, rt.clock)
         self.keys = NodeKeySource(rt, session)
         self.reader = FeedReader(rt.node_id, self.client, self.store, self.keys)

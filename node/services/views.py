@@ -9,6 +9,11 @@ from protocol.keys import NodeKey
 from protocol.signing import sign_object
 
 
+def envelope(view: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The view as sent: it also says whether the listing is public (for public search)."""
+    return {**view, "public": record.get("visibility") == "public"}
+
+
 def signed_summary(
     *,
     issuer: str,
@@ -17,7 +22,11 @@ def signed_summary(
     policy_version: int,
     key: NodeKey,
     now_ms: int,
+    relay: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    policy: dict[str, Any] = {"version": policy_version}
+    if relay:
+        policy["relay"] = relay
     obj = {
         "type": "listing",
         "v": PROTOCOL_VERSION,
@@ -25,7 +34,7 @@ def signed_summary(
         "ts": now_ms,
         "audience": audience,
         "listing": view,
-        "policy": {"version": policy_version},
+        "policy": policy,
     }
     return sign_object(obj, issuer, key)
 

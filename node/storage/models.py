@@ -6,7 +6,7 @@ Times are integer milliseconds (BigInteger) so that both engines store them alik
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, false
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
@@ -180,3 +180,53 @@ class SyncRunRow(Base):
     head: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     cursor: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lag: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class OutboxRow(Base):
+    """A signed object for one reader, delivered through this node's feed."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    reader: Mapped[str] = mapped_column(String(32), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    created: Mapped[int] = mapped_column(BigInteger)
+    obj: Mapped[str] = mapped_column(Text)
+
+
+class NoticeSentRow(Base):
+    __tablename__ = "notices_sent"
+
+    reader: Mapped[str] = mapped_column(String(32), primary_key=True)
+    own_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cp_owner: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cp_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class InboxRow(Base):
+    """A signed object received from a peer that is not a listing: notices, receipts, EOIs."""
+
+    __tablename__ = "inbox"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    origin: Mapped[str] = mapped_column(String(32), index=True)
+    type: Mapped[str] = mapped_column(String(32), index=True)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    obj: Mapped[str] = mapped_column(Text)
+
+
+class EoiRow(Base):
+    """An expression of interest, as the requester, the hub or the owner sees it."""
+
+    __tablename__ = "eois"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requester: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(32))
+    listing_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    updated: Mapped[int] = mapped_column(BigInteger)
+    request_obj: Mapped[str] = mapped_column(Text)
+    reply_obj: Mapped[str | None] = mapped_column(Text, nullable=True)

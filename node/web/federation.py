@@ -11,6 +11,7 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from node.hub.custody import custody_document
 from node.services.fed_auth import UnknownKey, verify_request
 from node.services.sync_manager import SyncManager
 from node.web.appkeys import RUNTIME, SYNC
@@ -83,4 +84,12 @@ async def directory(request: web.Request) -> web.Response:
     if not rt.config.is_hub:
         raise ApiError(404, ErrorCode.NOT_FOUND, "only the hub serves the member directory")
     doc = await rt.run(rt.directory_document)
+    return web.json_response(doc)
+
+
+async def custody(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    if not rt.config.is_hub:
+        raise ApiError(404, ErrorCode.NOT_FOUND, "only the hub answers custody questions")
+    doc = await rt.run(custody_document, rt, request[ORIGIN])
     return web.json_response(doc)

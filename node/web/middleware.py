@@ -13,6 +13,7 @@ from node.web.appkeys import RUNTIME
 from protocol.errors import ErrorCode
 
 logger = logging.getLogger(__name__)
+ADMIN_PATHS = frozenset({"/hub/status", "/metrics"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -59,7 +60,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def admin_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/admin/"):
+    if request.path.startswith("/admin/") or request.path in ADMIN_PATHS:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         expected = request.app[RUNTIME].config.admin_token_sha256

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.web import admin_listings, admin_policy, admin_status, federation, public
+from node.web import admin_listings, admin_policy, admin_status, federation, hub_routes, public
 
 
 def setup_routes(app: web.Application) -> None:
@@ -14,6 +14,10 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/federation/v1/feed", federation.feed)
     r.add_post("/federation/v1/notify", federation.notify)
     r.add_get("/federation/v1/directory", federation.directory)
+    r.add_get("/federation/v1/custody", federation.custody)
+    r.add_get("/hub/status", hub_routes.status)
+    r.add_get("/hub/dashboard", hub_routes.dashboard)
+    r.add_get("/metrics", hub_routes.metrics)
     r.add_get("/admin/v1/status", admin_status.status)
     r.add_get("/admin/v1/listings", admin_listings.list_listings)
     r.add_post("/admin/v1/listings", admin_listings.create_listing)

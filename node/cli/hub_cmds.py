@@ -1,0 +1,106 @@
+"""``cattc custody`` and ``cattc matches``: what a national node learns from the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
+from node.hub.custody import check_custody
+from node.runtime import NodeRuntime
+from node.services.peers import peer_info
+from node.services.sync_manager import PinnedKeys
+from node.storage.models import InboxRow
+from protocol.signing import SignatureError, verify_object
+from protocol.timeutil import ms_to_iso
+from sync.client import PeerClient, PeerError
+
+
+@click.group()
+@data_dir_argument
+@click.pass_context
+def custody(ctx: click.Context, data_dir: Path) -> None:
+    """Check what the hub holds of this node's data."""
+    ctx.obj = data_dir
+
+
+async def _fetch_custody(rt: NodeRuntime) -> Any:
+    hub = peer_info(rt, rt.config.hub_id)
+    if hub is None or not hub.base_url:
+        fail("no hub configured (init with --hub-url and --hub-key)")
+    async with aiohttp.ClientSession() as session:
+        client = PeerClient(session, rt.node_id, lambda: rt.keys.active, rt.clock)
+        doc = await client.get_json(hub.base_url, hub.node_id, "/federation/v1/custody")
+    try:
+        verify_object(doc, hub.node_id, PinnedKeys(hub))
+    except SignatureError as exc:
+        fail(f"the hub's custody list does not verify: {exc.message}")
+    if doc.get("type") != "custody" or doc.get("audience") != rt.node_id:
+        fail("the hub answered with something other than this node's custody list")
+    return doc
+
+
+@custody.command()
+@json_option
+@click.pass_obj
+def check(data_dir: Path, as_json: bool) -> None:
+    """Report missing, extra and outdated entries in the hub's custody of our listings."""
+    with runtime(data_dir) as rt:
+        try:
+            doc = asyncio.run(_fetch_custody(rt))
+        except PeerError as exc:
+            fail(f"{exc}; is the hub reachable?")
+        report = check_custody(rt, doc)
+
+    def render(d: dict[str, Any]) -> str:
+        lines = [f"hub {d['hub']} holds {d['held']} of our listings; our feed gave it {d['given']}"]
+        for kind in ("missing", "extra", "outdated"):
+            for lid in d[kind]:
+                lines.append(f"{kind:9} {lid}")
+        lines.append("custody matches our log" if d["ok"] else "custody does NOT match our log")
+        return "\n".join(lines)
+
+    emit(as_json, report, render)
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
+@click.command()
+@data_dir_argument
+@click.option("--limit", default=50, show_default=True)
+@json_option
+def matches(data_dir: Path, limit: int, as_json: bool) -> None:
+    """List the match notices this node received from the hub."""
+    with runtime(data_dir) as rt, Session(rt.engine) as session:
+        rows = session.scalars(
+            select(InboxRow)
+            .where(InboxRow.type == "match_notice")
+            .order_by(InboxRow.id.desc())
+            .limit(limit)
+        )
+        notices = [json.loads(r.obj) for r in rows]
+
+    def render(items: list[dict[str, Any]]) -> str:
+        return table(
+            ["received", "our listing", "counterpart", "score", "what we may see"],
+            [
+                (
+                    ms_to_iso(n["ts"]),
+                    n["own_listing"]["id"],
+                    f"{n['counterpart']['owner']}/{n['counterpart']['listing_id']}",
+                    f"{n['score']:.2f}",
+                    n["counterpart"].get("fields", {}).get("title", {}).get("en")
+                    or n["counterpart"]["descriptor"],
+                )
+                for n in items
+            ],
+        )
+
+    emit(as_json, notices, render)

@@ -1,0 +1,1 @@
+"""What the CATTC hub does beyond being a node: custody, matching, search, monitoring."""

@@ -1,0 +1,181 @@
+"""Synchronisation as the hub operator sees it: per member state, lag, holdings, rejects,
+keys, policy version, recent runs and matches (``/hub/status``, ``/metrics``, dashboard)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from node.services.sync_status import peer_statuses
+from node.storage.models import (
+    NoticeSentRow,
+    QuarantineRow,
+    RemoteListingRow,
+    SyncRunRow,
+)
+
+if TYPE_CHECKING:
+    from node.runtime import NodeRuntime
+
+RECENT_RUNS = 5
+RECENT_REJECTS = 5
+
+
+def hub_status(rt: NodeRuntime) -> dict[str, Any]:
+    now = rt.clock()
+    peers = {p["peer"]: p for p in peer_statuses(rt)}
+    members = {m.node_id: m for m in rt.directory.members()}
+    out: list[dict[str, Any]] = []
+    with Session(rt.engine) as session:
+        rejected = dict(
+            session.execute(
+                select(QuarantineRow.origin, func.count()).group_by(QuarantineRow.origin)
+            ).all()
+        )
+        policy_versions = dict(
+            session.execute(
+                select(RemoteListingRow.origin, func.max(RemoteListingRow.policy_version)).group_by(
+                    RemoteListingRow.origin
+                )
+            ).all()
+        )
+        oldest = dict(
+            session.execute(
+                select(RemoteListingRow.origin, func.min(RemoteListingRow.received_at)).group_by(
+                    RemoteListingRow.origin
+                )
+            ).all()
+        )
+        notices = dict(
+            session.execute(
+                select(NoticeSentRow.reader, func.count()).group_by(NoticeSentRow.reader)
+            ).all()
+        )
+        for node_id in sorted(set(members) | set(peers)):
+            member = members.get(node_id)
+            peer = peers.get(node_id, {})
+            runs = session.scalars(
+                select(SyncRunRow)
+                .where(SyncRunRow.peer == node_id)
+                .order_by(SyncRunRow.id.desc())
+                .limit(RECENT_RUNS)
+            ).all()
+            rejects = session.scalars(
+                select(QuarantineRow)
+                .where(QuarantineRow.origin == node_id)
+                .order_by(QuarantineRow.id.desc())
+                .limit(RECENT_REJECTS)
+            ).all()
+            expiries: list[int] = [
+                int(k["valid_until"])
+                for k in (member.keys.values() if member else [])
+                if k.get("valid_until") is not None
+            ]
+            state = peer.get("state", "never synced")
+            if member is not None and member.status == "suspended":
+                state = "suspended"
+            out.append(
+                {
+                    "node_id": node_id,
+                    "country": member.country if member else None,
+                    "name": member.name if member else None,
+                    "groups": member.groups if member else [],
+                    "status": member.status if member else "peer",
+                    "state": state,
+                    "last_success": peer.get("last_success"),
+                    "last_success_age_ms": None
+                    if peer.get("last_success") is None
+                    else now - peer["last_success"],
+                    "lag": peer.get("lag"),
+                    "items_held": peer.get("held", 0),
+                    "oldest_copy_age_ms": None
+                    if oldest.get(node_id) is None
+                    else now - oldest[node_id],
+                    "failures": peer.get("failures", 0),
+                    "last_error": peer.get("last_error"),
+                    "rejected": int(rejected.get(node_id, 0)),
+                    "recent_rejects": [
+                        {"at": r.received_at, "code": r.code, "message": r.message} for r in rejects
+                    ],
+                    "key_expiry": min(expiries) if expiries else None,
+                    "policy_version": policy_versions.get(node_id),
+                    "matches": int(notices.get(node_id, 0)),
+                    "recent_runs": [
+                        {
+                            "started": r.started,
+                            "duration_ms": None if r.finished is None else r.finished - r.started,
+                            "applied": r.applied,
+                            "retracted": r.retracted,
+                            "rejected": r.rejected,
+                            "lag": r.lag,
+                            "error": r.error,
+                        }
+                        for r in runs
+                    ],
+                }
+            )
+    return {
+        "hub": rt.node_id,
+        "now": now,
+        "directory_version": rt.directory.version(),
+        "sync_interval_ms": int(rt.config.sync_interval_seconds * 1000),
+        "members": out,
+        "totals": {
+            "members": len(out),
+            "items_held": sum(m["items_held"] for m in out),
+            "rejected": sum(m["rejected"] for m in out),
+            "matches": sum(m["matches"] for m in out),
+        },
+    }
+
+
+class HubCollector(Collector):
+    """Prometheus metrics computed at scrape time from the hub's database."""
+
+    def __init__(self, rt: NodeRuntime) -> None:
+        self.rt = rt
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        status = hub_status(self.rt)
+        gauges = {
+            "lag": GaugeMetricFamily(
+                "cattc_member_lag_entries", "Feed entries behind", labels=["member"]
+            ),
+            "age": GaugeMetricFamily(
+                "cattc_member_last_success_age_seconds",
+                "Seconds since the last good sync",
+                labels=["member"],
+            ),
+            "held": GaugeMetricFamily(
+                "cattc_member_items_held", "Summaries held", labels=["member"]
+            ),
+            "rejected": GaugeMetricFamily(
+                "cattc_member_rejected_items", "Items quarantined", labels=["member"]
+            ),
+            "duration": GaugeMetricFamily(
+                "cattc_member_last_run_duration_seconds",
+                "Duration of the last run",
+                labels=["member"],
+            ),
+            "up": GaugeMetricFamily(
+                "cattc_member_ok", "1 when the member's sync is ok", labels=["member", "state"]
+            ),
+        }
+        for m in status["members"]:
+            label = [m["node_id"]]
+            if m["lag"] is not None:
+                gauges["lag"].add_metric(label, m["lag"])
+            if m["last_success_age_ms"] is not None:
+                gauges["age"].add_metric(label, m["last_success_age_ms"] / 1000)
+            gauges["held"].add_metric(label, m["items_held"])
+            gauges["rejected"].add_metric(label, m["rejected"])
+            runs = m["recent_runs"]
+            if runs and runs[0]["duration_ms"] is not None:
+                gauges["duration"].add_metric(label, runs[0]["duration_ms"] / 1000)
+            gauges["up"].add_metric([m["node_id"], m["state"]], 1 if m["state"] == "ok" else 0)
+        yield from gauges.values()
