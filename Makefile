@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint unit bench eval clean
+.PHONY: help setup browser demo test lint unit bench eval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install the project with its test tools
 
+browser:  ## install Debian's chromium for the dashboard test, when missing
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the dashboard test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 demo: $(STAMP)  ## run a hub and the national nodes on loopback with the sample data
 	$(BIN)/python -m node.demo
 
@@ -27,7 +32,7 @@ lint: $(STAMP)  ## ruff, mypy --strict and the import-linter layer contracts
 	$(BIN)/mypy protocol policies sync node tests bench
 	$(BIN)/lint-imports
 
-unit: $(STAMP)  ## pytest only (SQLite, plus PostgreSQL when CATTC_TEST_POSTGRES_URL is set)
+unit: $(STAMP) browser  ## pytest only (SQLite, plus PostgreSQL when CATTC_TEST_POSTGRES_URL is set)
 	$(BIN)/pytest -q
 
 test: lint unit  ## lint, then every test

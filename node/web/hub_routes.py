@@ -4,17 +4,34 @@ public search."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 
 from node.hub.monitor import HubCollector, hub_status
+from node.hub.search import SearchIndex, SearchQuery, search
 from node.web.appkeys import RUNTIME
 from node.web.middleware import ApiError
+from node.web.requests import parse_query
 from protocol.errors import ErrorCode
+from protocol.listing import Category
 
 DASHBOARD = Path(__file__).parent / "static" / "dashboard.html"
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+SEARCH_INDEX = web.AppKey("search_index", SearchIndex)
+
+
+class SearchParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    q: Annotated[str, Field(max_length=200)] = ""
+    category: Category | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")] | None = None
+    ipc: Annotated[str, Field(pattern=r"^[A-Ha-h][0-9A-Za-z /]{0,15}$")] | None = None
+    trl_min: Annotated[int, Field(ge=1, le=9)] | None = None
+    offset: Annotated[int, Field(ge=0, le=100_000)] = 0
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
 
 
 def _require_hub(request: web.Request) -> None:
@@ -50,3 +67,22 @@ async def dashboard(request: web.Request) -> web.Response:
             "Content-Security-Policy": "default-src 'self' 'unsafe-inline'",
         },
     )
+
+
+async def public_search(request: web.Request) -> web.Response:
+    _require_hub(request)
+    rt = request.app[RUNTIME]
+    p = parse_query(request, SearchParams)
+    index = request.app.get(SEARCH_INDEX)
+    if index is None:
+        index = request.app[SEARCH_INDEX] = SearchIndex()
+    query = SearchQuery(
+        q=p.q,
+        category=p.category,
+        country=p.country,
+        ipc=p.ipc,
+        trl_min=p.trl_min,
+        offset=p.offset,
+        limit=p.limit,
+    )
+    return web.json_response(await rt.run(search, rt, index, query))
