@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from node.cli.directory_cmds import directory
+from node.cli.eoi_cmds import eoi
 from node.cli.hub_cmds import custody, matches
 from node.cli.listing_cmds import import_cmd, listings
 from node.cli.node_cmds import init, serve, status
@@ -24,5 +25,5 @@ cli.add_command(status)
 cli.add_command(import_cmd)
 cli.add_command(listings)
 cli.add_command(policy)
-for command in (directory, sync, verify, keys, custody, matches):
+for command in (directory, sync, verify, keys, custody, matches, eoi):
     cli.add_command(command)

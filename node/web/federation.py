@@ -12,11 +12,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.hub.custody import custody_document
+from node.hub.eoi import hub_receive_eoi, hub_receive_reply
 from node.services.fed_auth import UnknownKey, verify_request
 from node.services.sync_manager import SyncManager
 from node.web.appkeys import RUNTIME, SYNC
 from node.web.middleware import ApiError, Handler, error_response
-from node.web.requests import parse_query
+from node.web.requests import parse_query, read_json
 from protocol.errors import ErrorCode
 from protocol.request_sig import RequestSignatureError, parse_header
 
@@ -93,3 +94,21 @@ async def custody(request: web.Request) -> web.Response:
         raise ApiError(404, ErrorCode.NOT_FOUND, "only the hub answers custody questions")
     doc = await rt.run(custody_document, rt, request[ORIGIN])
     return web.json_response(doc)
+
+
+async def eoi(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    if not rt.config.is_hub:
+        raise ApiError(404, ErrorCode.NOT_FOUND, "expressions of interest go through the hub")
+    body = await read_json(request)
+    result = await rt.run(hub_receive_eoi, rt, request[ORIGIN], body)
+    return web.json_response(result, status=202)
+
+
+async def eoi_reply(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    if not rt.config.is_hub:
+        raise ApiError(404, ErrorCode.NOT_FOUND, "replies go through the hub")
+    body = await read_json(request)
+    result = await rt.run(hub_receive_reply, rt, request[ORIGIN], body)
+    return web.json_response(result, status=202)

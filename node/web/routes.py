@@ -15,6 +15,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/federation/v1/notify", federation.notify)
     r.add_get("/federation/v1/directory", federation.directory)
     r.add_get("/federation/v1/custody", federation.custody)
+    r.add_post("/federation/v1/eoi", federation.eoi)
+    r.add_post("/federation/v1/eoi/reply", federation.eoi_reply)
     r.add_get("/hub/status", hub_routes.status)
     r.add_get("/hub/dashboard", hub_routes.dashboard)
     r.add_get("/metrics", hub_routes.metrics)
