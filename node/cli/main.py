@@ -27,3 +27,7 @@ cli.add_command(listings)
 cli.add_command(policy)
 for command in (directory, sync, verify, keys, custody, matches, eoi):
     cli.add_command(command)
+
+
+if __name__ == "__main__":
+    cli()

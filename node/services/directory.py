@@ -8,6 +8,7 @@ the copy of the last directory it accepted.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +20,15 @@ from node.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from node.storage.models import MemberRow, MetaRow
 from protocol import PROTOCOL_VERSION
 from protocol.b64 import b64url_decode
-from protocol.keys import KeyStore, VerifyKeyInfo
+from protocol.countries import ISO_COUNTRIES
+from protocol.keys import KeyStore, VerifyKeyInfo, split_key_name
 from protocol.signing import SignatureError, sign_object, verify_object
 
 VERSION_KEY = "directory_version"
 DOC_KEY = "directory_document"
 STATUSES = ("active", "suspended")
+_NODE_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}\Z")
+_BASE_URL = re.compile(r"^https?://[^\s]{1,250}\Z")
 
 
 class DirectoryRejected(ServiceError):
@@ -75,6 +79,32 @@ def keys_from_identity(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def member_problem(member: Member) -> str | None:
+    """Why ``member`` cannot go into the signed directory, or None.
+
+    Every node trusts what the hub signs: a key that does not decode would make each call
+    from that member fail with an internal error, on the hub and on every mirror.
+    """
+    if not _NODE_ID.match(member.node_id):
+        return f"node id {member.node_id!r} must match [a-z][a-z0-9_]{{1,31}}"
+    if member.country not in ISO_COUNTRIES:
+        return f"country {member.country!r} is not an ISO 3166 alpha-2 code"
+    if not _BASE_URL.match(member.base_url):
+        return f"base URL {member.base_url!r} must be http:// or https://"
+    for name, info in member.keys.items():
+        try:
+            split_key_name(name)
+            if len(b64url_decode(str(info.get("key", "")))) != 32:
+                raise ValueError(name)
+        except ValueError:
+            return f"key {name!r} must be ed25519:<id> with a base64url 32-byte Ed25519 key"
+        for bound in ("valid_until", "expired_at"):
+            value = info.get(bound)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                return f"key {name}: {bound} must be integer milliseconds"
+    return None
+
+
 def _member(row: MemberRow) -> Member:
     return Member(
         row.node_id,
@@ -116,6 +146,9 @@ class DirectoryService:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
         if not member.keys:
             raise InvalidInput("a member needs at least one key (--key or --fetch)")
+        problem = member_problem(member)
+        if problem:
+            raise InvalidInput(problem)
         with Session(self.engine) as session, session.begin():
             row = session.get(MemberRow, member.node_id)
             if create and row is not None:

@@ -69,6 +69,8 @@ def verify_held(rt: NodeRuntime) -> dict[str, Any]:
             if info is None:
                 raise SignatureError("unknown_origin", "origin no longer known")
             obj = parse_json(row.signed_bytes)
+            if not isinstance(obj, dict):
+                raise SignatureError("schema_invalid", "stored bytes are not a signed object")
             verify_object(obj, row.origin, PinnedKeys(info))
             if obj["listing"]["id"] != row.listing_id or obj["listing"]["version"] != row.version:
                 raise SignatureError("mismatch", "stored row does not match its signed bytes")
