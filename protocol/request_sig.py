@@ -124,7 +124,9 @@ def parse_header(header: str | None) -> RequestSignature:
         raise RequestSignatureError("signature_malformed", f"missing {', '.join(missing)}")
     if not (_NODE.match(values["origin"]) and _NODE.match(values["destination"])):
         raise RequestSignatureError("signature_malformed", "origin and destination are node ids")
-    if not _KEY.match(values["key"]) or not values["created"].isdigit():
+    created = values["created"]
+    # ASCII only: str.isdigit() also accepts "²" (int() refuses it) and other scripts' digits.
+    if not _KEY.match(values["key"]) or not (created.isascii() and created.isdigit()):
         raise RequestSignatureError("signature_malformed", "bad key name or created time")
     if not 8 <= len(values["nonce"]) <= 64:
         raise RequestSignatureError("signature_malformed", "nonce must be 8-64 characters")
