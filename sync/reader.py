@@ -1,12 +1,14 @@
 """Pulling one peer's feed: page after page, each verified, then applied atomically.
 
-A run ends when the peer says there is no more, after ``max_pages``, or on the first
-failure (network, HTTP error, a page that does not verify). The cursor only ever moves
-with a page's items, in the same transaction, so a crash anywhere loses nothing.
+A run ends when the peer says there is no more, after ``max_pages``, on the first
+failure (network, HTTP error, a page that does not verify), or when it runs out of time.
+The cursor only ever moves with a page's items, in the same transaction, so a crash
+anywhere loses nothing. Each run is recorded once, with what it applied and its error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -15,6 +17,9 @@ from sync.interfaces import KeySource, RunRecord, SyncStore
 from sync.verify import CheckedPage, PageError, check_page
 
 logger = logging.getLogger(__name__)
+# The peer no longer knows our cursor (history compacted, or its cursor secret changed):
+# start again from the beginning; the apply rules make the replay harmless.
+RESYNC_CODES = frozenset({"cursor_expired_resync", "bad_cursor"})
 
 
 @dataclass(frozen=True)
@@ -41,36 +46,40 @@ class FeedReader:
         self.page_size = page_size
         self.max_pages = max_pages
 
-    async def pull(self, peer: Peer) -> RunRecord:
+    async def pull(self, peer: Peer, *, timeout_s: float | None = None) -> RunRecord:
         clock = self.client.clock
         run = RunRecord(peer=peer.node_id, started=clock())
         success = False
         try:
-            await self._pull_pages(peer, run)
+            async with asyncio.timeout(timeout_s):
+                await self._pull_pages(peer, run)
             success = True
+        except TimeoutError:
+            run.error = f"run timed out after {timeout_s:g} s"
         except PeerError as exc:
             run.error = str(exc)
-            if exc.code == "cursor_expired_resync":
-                self.store.reset_cursor(peer.node_id)
+            if exc.code in RESYNC_CODES:
+                await asyncio.to_thread(self.store.reset_cursor, peer.node_id)
                 run.error += " (cursor reset: the next run resynchronises from the start)"
         except PageError as exc:
             run.error = f"{exc.code}: {exc.message}"
         finally:
             run.finished = clock()
-            self.store.record_run(run, success=success)
+            await asyncio.to_thread(self.store.record_run, run, success=success)
         if run.error:
             logger.warning("sync from %s failed: %s", peer.node_id, run.error)
         return run
 
     async def _pull_pages(self, peer: Peer, run: RunRecord) -> None:
-        cursor = self.store.peer_cursor(peer.node_id).cursor
+        cursor = (await asyncio.to_thread(self.store.peer_cursor, peer.node_id)).cursor
         for _ in range(self.max_pages):
             query = {"after": cursor, "limit": self.page_size}
             page = await self.client.get_json(
                 peer.base_url, peer.node_id, "/federation/v1/feed", query
             )
             checked = await self._check(peer, page, cursor)
-            result = self.store.apply_page(
+            result = await asyncio.to_thread(
+                self.store.apply_page,
                 peer.node_id,
                 checked.items,
                 checked.rejected,

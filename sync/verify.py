@@ -54,8 +54,13 @@ def check_page(
 ) -> CheckedPage:
     if not isinstance(page, dict):
         raise PageError("schema_invalid", "feed page is not a JSON object")
+    page_items = page.get("items")
+    if not isinstance(page_items, list):
+        raise PageError("schema_invalid", "feed page: items must be a list")
     try:
-        FeedPage.model_validate({**page, "items": page.get("items", [])})
+        # Only the page's own shape here (and how many items); each item is judged on its
+        # own below, so one malformed item is quarantined instead of sinking the page.
+        FeedPage.model_validate({**page, "items": [{} for _ in page_items]})
     except ValidationError as exc:
         raise PageError("schema_invalid", f"feed page: {exc.errors()[0]['msg']}") from exc
     if page["issuer"] != peer:
@@ -70,7 +75,7 @@ def check_page(
         raise PageError(exc.code, f"page signature: {exc.message}") from exc
     items: list[VerifiedItem] = []
     rejected: list[RejectedItem] = []
-    for obj in page["items"]:
+    for obj in page_items:
         try:
             items.append(check_item(obj, peer=peer, me=me, keys=keys))
         except PageError as exc:

@@ -15,8 +15,8 @@ from node.clock import Clock, system_clock
 from node.config import NodeConfig
 from node.runtime import NodeRuntime
 from node.services.setup import init_node
-from node.web.app import create_app
 from node.services.sync_manager import SyncManager
+from node.web.app import create_app
 from node.web.appkeys import RUNTIME, SYNC
 
 COUNTRY = {
@@ -94,10 +94,11 @@ async def start_node(
     *,
     clock: Clock = system_clock,
     run_sync: bool = False,
+    http: aiohttp.ClientSession | None = None,
     **config: Any,
 ) -> RunningNode:
     data_dir, cfg, token = make_node_dir(root, node_id, database_url, **config)
-    return await serve_node(data_dir, cfg, token, clock=clock, run_sync=run_sync)
+    return await serve_node(data_dir, cfg, token, clock=clock, run_sync=run_sync, http=http)
 
 
 async def serve_node(
@@ -107,10 +108,12 @@ async def serve_node(
     *,
     clock: Clock = system_clock,
     run_sync: bool = False,
+    http: aiohttp.ClientSession | None = None,
 ) -> RunningNode:
     """Serve a node on a free loopback port. ``run_sync`` starts its scheduler and notifier;
-    without it, tests drive sync rounds themselves (``node.sync.sync_all()``)."""
-    app = create_app(data_dir, config=cfg, clock=clock, run_sync=run_sync)
+    without it, tests drive sync rounds themselves (``node.sync.sync_all()``). ``http`` is
+    the client session its sync uses (the caller closes it); by default the node's own."""
+    app = create_app(data_dir, config=cfg, clock=clock, run_sync=run_sync, http=http)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

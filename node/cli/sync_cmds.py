@@ -36,7 +36,7 @@ async def _sync_now(rt: NodeRuntime, peer: str | None) -> list[Any]:
             await manager.refresh_directory()
             run = await manager.sync_peer(peer, force=True)
             if run is None:
-                fail(f"{peer} is not a peer of this node")
+                fail(f"{peer} is not a peer of this node, or is suspended")
             return [run]
         return await manager.sync_all()
 

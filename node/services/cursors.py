@@ -1,9 +1,12 @@
 """Opaque, resumable feed cursors, bound to one owner and one reader.
 
 A cursor is ``<base64url payload>.<base64url HMAC>``; the payload names the owner, the
-reader and the change-log position. A cursor made for another reader or node, or altered
-in any way, fails its MAC and is refused (400); one older than the retained history is
-refused with a resync code (410).
+reader, the change-log position and the history floor when it was issued. A cursor made
+for another reader or node, or altered in any way, fails its MAC and is refused (400);
+one issued before history it still needs was compacted away is refused with a resync
+code (410). A cursor issued after that compaction is good even below the floor: the
+reader is then walking the compacted log from the start (a resync), and refusing it
+would make every resync longer than one page start over forever.
 """
 
 from __future__ import annotations
@@ -36,28 +39,39 @@ class CursorExpired(ServiceError):
 
 
 @dataclass(frozen=True)
+class CursorPosition:
+    seq: int
+    floor: int  # the history floor when the cursor was issued
+
+
+@dataclass(frozen=True)
 class CursorCodec:
     secret: bytes
     node_id: str
 
-    def encode(self, reader: str, seq: int) -> str:
-        payload = b64url_encode(
-            json.dumps({"n": self.node_id, "r": reader, "s": seq}, separators=(",", ":")).encode()
-        )
+    def encode(self, reader: str, seq: int, floor: int = 0) -> str:
+        data: dict[str, object] = {"n": self.node_id, "r": reader, "s": seq}
+        if floor:
+            data["f"] = floor
+        payload = b64url_encode(json.dumps(data, separators=(",", ":")).encode())
         return f"{payload}.{self._mac(payload)}"
 
     def decode(self, reader: str, cursor: str) -> int:
+        return self.position(reader, cursor).seq
+
+    def position(self, reader: str, cursor: str) -> CursorPosition:
         payload, _, mac = cursor.partition(".")
         if not payload or not mac or not hmac.compare_digest(mac, self._mac(payload)):
             raise BadCursor("unknown cursor: not issued by this node for this reader")
         try:
             data = json.loads(b64url_decode(payload))
             owner, who, seq = data["n"], data["r"], int(data["s"])
+            floor = int(data.get("f", 0))
         except (ValueError, KeyError, TypeError) as exc:  # pragma: no cover - MAC-protected
             raise BadCursor("malformed cursor") from exc
         if owner != self.node_id or who != reader or seq < 0:
             raise BadCursor("foreign cursor: issued for another reader or node")
-        return seq
+        return CursorPosition(seq, floor)
 
     def _mac(self, payload: str) -> str:
         return b64url_encode(hmac.new(self.secret, payload.encode(), hashlib.sha256).digest()[:18])

@@ -207,8 +207,10 @@ class DirectoryService:
             raise DirectoryRejected("not a directory document")
         if doc.get("issuer") != hub_id:
             raise DirectoryRejected(f"directory issued by {doc.get('issuer')!r}, not the hub")
-        sigs = doc.get("signatures", {}).get(hub_id, {})
-        pinned = {name: VerifyKeyInfo(hub_key) for name in sigs}
+        # Unchecked input until the signature holds: a null or a list here is refused too.
+        all_sigs = doc.get("signatures")
+        sigs = all_sigs.get(hub_id) if isinstance(all_sigs, dict) else None
+        pinned = {name: VerifyKeyInfo(hub_key) for name in sigs} if isinstance(sigs, dict) else {}
         try:
             verify_object(doc, hub_id, pinned)
         except SignatureError as exc:

@@ -83,12 +83,13 @@ class FeedService:
         now = self.rt.clock()
         self.sweep_expired(now)
         codec = self.codec()
-        after_seq = codec.decode(reader, after) if after else 0
+        cursor = codec.position(reader, after) if after else None
+        after_seq = cursor.seq if cursor else 0
         policy_version, compiled = self.rt.policy.compiled()
         audience = audience_of(reader, compiled.policy, membership(self.engine))
         with Session(self.engine) as session, session.begin():
             floor = history_floor(session)
-            if after and after_seq < floor:
+            if cursor is not None and cursor.seq < floor and cursor.floor < floor:
                 raise CursorExpired(
                     f"cursor is older than the history this node keeps (from {floor}); "
                     "resynchronise from the start (after=null)"
@@ -147,7 +148,7 @@ class FeedService:
             "ts": now,
             "audience": reader,
             "after": after,
-            "next": codec.encode(reader, position),
+            "next": codec.encode(reader, position, floor),
             "head": head,
             "position": position,
             "more": more,
@@ -260,7 +261,8 @@ class FeedService:
     def compact(self, before_seq: int) -> int:
         """Drop change entries below ``before_seq`` that a newer entry supersedes.
 
-        Cursors older than ``before_seq`` then get 410 and resynchronise from the start.
+        Cursors issued before, pointing below ``before_seq``, then get 410 and
+        resynchronise from the start (cursors issued during that resync are good).
         """
         newer = aliased(ChangeRow)
         with Session(self.engine) as session, session.begin():

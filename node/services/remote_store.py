@@ -2,8 +2,10 @@
 per-peer cursors and run records (implements ``sync.interfaces.SyncStore``).
 
 Ordering rule for one remote listing: a summary replaces the held copy only if its
-(version, ts) is newer; a retraction purges the copy (delete, not hide) and leaves a
-tombstone, so an older summary arriving later is refused as stale.
+(version, ts, policy version) is newer (the policy version tells two views of one listing
+version apart when the owner's clock did not move between them); a retraction purges the
+copy (delete, not hide) and leaves a tombstone, so an older summary arriving later is
+refused as stale.
 """
 
 from __future__ import annotations
@@ -150,8 +152,9 @@ class RemoteStore:
                 tomb.version, tomb.reason, tomb.at = version, obj["reason"], obj["ts"]
             return
         ts = obj["ts"]
-        if held is not None and (version, ts) <= (held.version, held.item_ts):
-            if (version, ts) == (held.version, held.item_ts):
+        order = (version, ts, obj["policy"]["version"])
+        if held is not None and order <= (held.version, held.item_ts, held.policy_version):
+            if order == (held.version, held.item_ts, held.policy_version):
                 result.duplicates += 1
             else:
                 result.rejected.append(

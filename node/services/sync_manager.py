@@ -122,8 +122,8 @@ class SyncManager:
     # -- one run ----------------------------------------------------------------------
     async def sync_peer(self, peer_id: str, *, force: bool = False) -> RunRecord | None:
         info = peer_info(self.rt, peer_id)
-        if info is None or not info.base_url:
-            return None
+        if info is None or not info.base_url or info.status == "suspended":
+            return None  # a suspended member is not pulled, not even on request
         lock = self._locks.setdefault(peer_id, asyncio.Lock())
         if lock.locked() and not force:
             return None
@@ -133,15 +133,9 @@ class SyncManager:
                 wait = backoff_ms(state.failures)
                 if state.last_attempt is not None and self.rt.clock() < state.last_attempt + wait:
                     return None
-            try:
-                return await asyncio.wait_for(
-                    self.reader.pull(Peer(peer_id, info.base_url)), self.run_timeout_s
-                )
-            except TimeoutError:
-                run = RunRecord(peer=peer_id, started=self.rt.clock(), finished=self.rt.clock())
-                run.error = f"run timed out after {self.run_timeout_s:g} s"
-                await self.rt.run(self.store.record_run, run, success=False)
-                return run
+            return await self.reader.pull(
+                Peer(peer_id, info.base_url), timeout_s=self.run_timeout_s
+            )
 
     async def sync_all(self, *, force: bool = True) -> list[RunRecord]:
         await self.refresh_directory()

@@ -1,0 +1,449 @@
+"""Signed incremental sync survives faults (DESIGN 3.3-3.5, 6, 8).
+
+Each test puts a real hub and a real national node through one kind of fault (a proxy
+that resets, truncates, corrupts, delays, fails or replays; a node out of reach; stale
+signed objects; changes in the same millisecond or between two pages; bad and expired
+cursors; a narrowed policy; a reader killed inside its transaction) and then drives sync
+rounds until one succeeds. The hub must then hold exactly what the owner's policy allows
+it now: the same listing ids with the same views, nothing lost, nothing twice, nothing
+withdrawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync.client import PeerError
+from sync.verify import check_item
+from tests.conftest import DatabaseUrlFactory
+from tests.federation.faultproxy import FEED_PATH, Fault, FaultProxy, route_through, start_proxy
+from tests.federation.network import (
+    Network,
+    NodeFactory,
+    add_member,
+    allowed_for,
+    held_by,
+    hub_key,
+    load_records,
+    start_network,
+)
+from tests.federation.rounds import (
+    OWNER,
+    assert_hub_holds_allowed,
+    hub_cursor,
+    item_ids,
+    new_listing_like,
+    quarantined,
+    retitle,
+    set_visibility,
+    sync_round,
+    sync_runs,
+    sync_until_clean,
+    wait_until,
+)
+from tests.node.sample import sample_records
+from tests.nodes import start_node
+from tests.paths import PROJECT_ROOT
+
+PAGE = 5  # small enough that vn's share for the hub takes several pages
+
+
+@pytest.fixture
+async def net(node_factory: NodeFactory) -> Network:
+    net = await start_network(node_factory, [OWNER])
+    net.hub.sync.reader.page_size = PAGE
+    assert len(allowed_for(net.nodes[OWNER], "cn")) > 2 * PAGE  # several pages
+    return net
+
+
+@pytest.fixture
+async def proxy(net: Network) -> AsyncIterator[FaultProxy]:
+    proxy = await start_proxy(net.hub, net.nodes[OWNER])
+    yield proxy
+    await proxy.close()
+
+
+# -- proxy faults ----------------------------------------------------------------------
+# name: (fault, let the node serve the page first, requests to hit, what the run must say).
+# aiohttp resends an idempotent request once when a reused connection drops, so a reset
+# that the reader is to notice hits that second attempt too.
+FAULTS = {
+    "reset": (Fault.RESET, False, 2, "unreachable"),
+    "reset_after_serving": (Fault.RESET, True, 2, "unreachable"),
+    "truncate": (Fault.TRUNCATE, False, 1, "truncated"),
+    "corrupt": (Fault.CORRUPT, False, 1, "signature_invalid"),
+    "http_500": (Fault.ERROR, False, 1, "answered 500"),
+    "duplicate": (Fault.DUPLICATE, False, 1, "cursor_mismatch"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+async def test_fault_on_second_page_loses_nothing(
+    net: Network, proxy: FaultProxy, name: str
+) -> None:
+    fault, upstream, times, symptom = FAULTS[name]
+    rule = proxy.inject(fault, skip=1, upstream=upstream, times=times)
+    first = await sync_round(net)
+    assert rule.applied == times
+    assert first.error is not None and symptom in first.error, first.error
+    # Page 1 is kept, nothing of page 2 is, and the cursor is still after page 1.
+    page1 = json.loads(proxy.feed_pages[0])
+    assert sorted(held_by(net.hub, OWNER)) == sorted(item_ids(page1))
+    assert hub_cursor(net) == page1["next"]
+
+    runs = await sync_until_clean(net)
+    assert len(runs) == 1
+    assert_hub_holds_allowed(net)
+    assert (await sync_round(net)).applied == 0
+
+
+async def test_faults_on_every_other_request_still_converge(
+    net: Network, proxy: FaultProxy
+) -> None:
+    for fault in (Fault.TRUNCATE, Fault.CORRUPT, Fault.RESET, Fault.DUPLICATE, Fault.ERROR):
+        proxy.inject(fault, skip=1, times=2 if fault is Fault.RESET else 1)
+    runs = await sync_until_clean(net, rounds=10)
+    assert proxy.faults_applied() == 6
+    # A replayed page is refused, or, when it is the very page the reader asked for (a
+    # truncated or corrupted answer recorded before), accepted: either way no harm.
+    assert sum(r.error is not None for r in runs) >= 4
+    assert_hub_holds_allowed(net)
+
+
+async def test_delay_beyond_the_run_timeout(net: Network, proxy: FaultProxy) -> None:
+    net.hub.sync.run_timeout_s = 2.0
+    proxy.inject(Fault.DELAY, skip=1, delay_s=600.0)
+    slow = await sync_round(net)
+    assert slow.error is not None and "timed out" in slow.error
+    # One run, recorded once, with its error and what it did apply; one failure counted.
+    assert [(r.error, r.applied) for r in sync_runs(net.hub)] == [(slow.error, PAGE)]
+    assert net.hub.sync.store.peer_cursor(OWNER).failures == 1
+    page1 = json.loads(proxy.feed_pages[0])
+    assert sorted(held_by(net.hub, OWNER)) == sorted(item_ids(page1))
+    assert hub_cursor(net) == page1["next"]
+
+    proxy.inject(Fault.DELAY, delay_s=0.2)  # slow but within the timeout: no harm
+    await sync_until_clean(net, rounds=1)
+    assert_hub_holds_allowed(net)
+
+
+# -- a node out of reach ---------------------------------------------------------------
+async def test_withdrawal_while_unreachable_reaches_the_hub_after(
+    net: Network, proxy: FaultProxy
+) -> None:
+    vn = net.nodes[OWNER]
+    await sync_until_clean(net, rounds=1)
+    before = held_by(net.hub, OWNER)
+    victim, changed = sorted(before)[:2]
+
+    await proxy.stop()
+    assert (await sync_round(net)).error is not None
+    vn.runtime.listings.withdraw(victim)
+    retitle(vn, changed, " (revised while the hub was away)")
+    down = await sync_round(net)
+    assert down.error is not None and "unreachable" in down.error
+    assert held_by(net.hub, OWNER) == before  # kept (served as stale), not emptied
+
+    await proxy.start()  # back, at the same address
+    back = await sync_until_clean(net, rounds=1)
+    assert back[0].retracted == 1
+    assert victim not in held_by(net.hub, OWNER)
+    assert_hub_holds_allowed(net)
+
+
+async def test_closed_port_then_back(net: Network, proxy: FaultProxy) -> None:
+    vn = net.nodes[OWNER]
+    await sync_until_clean(net, rounds=1)
+    victim = sorted(held_by(net.hub, OWNER))[-1]
+    closed = await FaultProxy(vn.url).start()
+    await closed.close()
+    route_through(net.hub, OWNER, closed.url)
+    vn.runtime.listings.withdraw(victim)
+    assert (await sync_round(net)).error is not None
+    route_through(net.hub, OWNER, proxy.url)
+    await sync_until_clean(net, rounds=1)
+    assert victim not in held_by(net.hub, OWNER)
+    assert_hub_holds_allowed(net)
+
+
+# -- stale signed objects --------------------------------------------------------------
+async def test_old_summary_after_withdrawal_is_refused_and_quarantined(
+    net: Network, proxy: FaultProxy
+) -> None:
+    vn = net.nodes[OWNER]
+    hub = net.hub
+    hub.sync.reader.page_size = 500
+    await sync_until_clean(net, rounds=1)
+    old_page_body = proxy.feed_pages[-1]
+    old_page = json.loads(old_page_body)
+    old = next(i for i in old_page["items"] if i["type"] == "listing")
+    victim = old["listing"]["id"]
+    vn.runtime.listings.withdraw(victim)
+    gone = await sync_round(net)
+    assert gone.error is None and gone.retracted == 1
+
+    # Straight into the store: the old summary is genuine (it verifies) but stale.
+    store = hub.sync.store
+    item = check_item(old, peer=OWNER, me="cn", keys=hub.sync.keys.keys(OWNER))
+    cursor = hub_cursor(net)
+    assert cursor is not None and gone.head is not None
+    result = store.apply_page(
+        OWNER, [item], [], next_cursor=cursor, head=gone.head, position=gone.position, now=1
+    )
+    assert result.applied == 0
+    assert [r.code for r in result.rejected] == ["stale_version"]
+    assert victim not in held_by(hub, OWNER)
+    rows = quarantined(hub, OWNER)
+    assert [r.code for r in rows] == ["stale_version"]
+    assert json.loads(rows[0].item)["listing"]["id"] == victim
+
+    # Through the wire: the whole old page replayed to a reader starting over.
+    store.reset_cursor(OWNER)
+    proxy.inject(Fault.DUPLICATE, body=old_page_body)
+    replayed = await sync_round(net)
+    assert replayed.error is None
+    assert replayed.applied == 0 and replayed.rejected == 1
+    assert victim not in held_by(hub, OWNER)
+    assert len(quarantined(hub, OWNER)) == 2
+    assert_hub_holds_allowed(net)
+    await sync_until_clean(net, rounds=1)
+    assert_hub_holds_allowed(net)
+
+
+# -- changes in the same millisecond, and between pages --------------------------------
+@pytest.fixture
+async def fixed_clock_net(
+    node_factory: NodeFactory, tmp_path: Path, database_url: DatabaseUrlFactory
+) -> AsyncIterator[Network]:
+    """A hub on the real clock and a ``vn`` whose clock never moves."""
+    fixed = time.time_ns() // 1_000_000
+    hub = await node_factory("cn", is_hub=True)
+    vn = await start_node(
+        tmp_path,
+        OWNER,
+        database_url(OWNER),
+        clock=lambda: fixed,
+        hub_url=hub.url,
+        hub_key=hub_key(hub),
+        hub_id="cn",
+    )
+    try:
+        add_member(hub, vn)
+        load_records(vn, sample_records(OWNER))
+        hub.sync.reader.page_size = PAGE
+        yield Network(hub, {OWNER: vn})
+    finally:
+        await vn.stop()
+
+
+NARROW_OFFERS = """\
+groups:
+  mou: [cn, th, la, kh, mm, vn, bn, id]
+  no_mou: [my, ph]
+rules:
+  - audience: cn
+    category: tech_offer
+    visibility: [public, network]
+    fields: [title, keywords, ipc, trl, expires, country]
+  - audience: cn
+    category: tech_request
+    visibility: [public]
+    fields: [title, summary, keywords, expires, country]
+"""
+
+
+async def test_many_changes_in_one_millisecond(fixed_clock_net: Network) -> None:
+    net = fixed_clock_net
+    vn = net.nodes[OWNER]
+    await sync_until_clean(net, rounds=1)
+    assert_hub_holds_allowed(net)
+    shared = sorted(held_by(net.hub, OWNER))
+    offers = [lid for lid in shared if "-off-" in lid]
+    requests = [lid for lid in shared if "-req-" in lid]
+
+    for n in range(12):  # one listing through twelve versions, a sync now and then
+        retitle(vn, offers[0], f" r{n}")
+        retitle(vn, offers[2], f" r{n}")
+        if n in (3, 7):
+            await sync_until_clean(net, rounds=1)
+            assert_hub_holds_allowed(net)
+    vn.runtime.listings.withdraw(offers[1])
+    set_visibility(vn, requests[0], "private")
+    set_visibility(vn, requests[0], "public")  # back again, still the same millisecond
+    set_visibility(vn, requests[1], "private")
+    added = new_listing_like(vn, offers[0], "A new offer, made in the same millisecond")
+    await sync_until_clean(net, rounds=1)
+    assert_hub_holds_allowed(net)
+    held = held_by(net.hub, OWNER)
+    assert added in held and offers[1] not in held and requests[1] not in held
+    assert held[offers[0]]["fields"]["title"]["en"].endswith(" r11")
+
+    # A narrower policy, still in the same millisecond: same listing versions, new views
+    # (the hub took these for duplicates of the views it held and kept the wider ones).
+    vn.runtime.policy.apply(NARROW_OFFERS, "test")
+    runs = await sync_until_clean(net, rounds=1)
+    assert runs[0].retracted > 0
+    assert_hub_holds_allowed(net)
+    assert all(
+        "summary" not in v["fields"]
+        for v in held_by(net.hub, OWNER).values()
+        if v["category"] == "tech_offer"
+    )
+
+
+async def test_listings_changed_between_pages(net: Network, proxy: FaultProxy) -> None:
+    vn = net.nodes[OWNER]
+    pages: list[dict[str, Any]] = []
+    touched: dict[str, str] = {}
+
+    async def change(_target: str, body: bytes) -> None:
+        page = json.loads(body)
+        pages.append(page)
+        delivered = item_ids(page)
+        seen = {lid for p in pages for lid in item_ids(p)}
+        later = [lid for lid in sorted(allowed_for(vn, "cn")) if lid not in seen]
+        if len(pages) == 1:
+            retitle(vn, delivered[0], " (changed after it was sent)")
+            vn.runtime.listings.withdraw(delivered[1])
+            retitle(vn, later[0], " (changed before it was sent)")
+            vn.runtime.listings.withdraw(later[1])
+            touched.update(
+                {
+                    delivered[0]: "retitled",
+                    delivered[1]: "withdrawn",
+                    later[0]: "retitled",
+                    later[1]: "withdrawn",
+                }
+            )
+        elif len(pages) == 2:
+            touched[new_listing_like(vn, delivered[0], "New while paging")] = "created"
+            set_visibility(vn, delivered[0], "private")
+            touched[delivered[0]] = "private"
+
+    proxy.after_each_page(change)
+    run = await sync_round(net)  # one round takes it all in
+    assert run.error is None, run.error
+    assert len(pages) >= 3 and len(touched) == 6
+    assert_hub_holds_allowed(net)
+    held = held_by(net.hub, OWNER)
+    for lid, what in touched.items():
+        assert (lid in held) == (what in ("retitled", "created")), (lid, what)
+    assert (await sync_round(net)).applied == 0
+
+
+# -- cursors ---------------------------------------------------------------------------
+async def test_feed_refuses_junk_and_foreign_cursors(node_factory: NodeFactory) -> None:
+    net = await start_network(node_factory, ["th", OWNER])
+    vn, th = net.nodes[OWNER], net.nodes["th"]
+    client = net.hub.sync.client
+
+    async def feed_error(after: str) -> PeerError:
+        with pytest.raises(PeerError) as info:
+            await client.get_json(vn.url, OWNER, FEED_PATH, {"after": after, "limit": PAGE})
+        return info.value
+
+    await net.hub.sync.sync_all()
+    await th.sync.sync_all()
+    own = hub_cursor(net)
+    th_cursor = th.sync.store.peer_cursor(OWNER).cursor  # th's cursor in vn's feed
+    other_owner = hub_cursor(net, "th")  # the hub's cursor in th's feed
+    assert own and th_cursor and other_owner
+    payload, _, mac = own.partition(".")
+    tampered = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1] + "." + mac
+    for after in ("junk", tampered, th_cursor, other_owner, own + "x"):
+        err = await feed_error(after)
+        assert (err.status, err.code) == (400, "bad_cursor"), after
+    page = await client.get_json(vn.url, OWNER, FEED_PATH, {"after": own, "limit": PAGE})
+    assert page["after"] == own and page["items"] == []
+
+
+async def test_expired_cursor_resyncs_to_the_allowed_set(net: Network) -> None:
+    vn = net.nodes[OWNER]
+    await sync_until_clean(net, rounds=1)
+    shared = sorted(held_by(net.hub, OWNER))
+    vn.runtime.listings.withdraw(shared[0])
+    retitle(vn, shared[1], " (revised)")
+    set_visibility(vn, shared[2], "private")
+    retitle(vn, shared[1], " (revised again)")
+    assert vn.runtime.feed.compact(vn.runtime.listings.head()) > 0
+
+    expired = await sync_round(net)
+    assert expired.error is not None and "cursor_expired_resync" in expired.error
+    assert hub_cursor(net) is None
+    assert sorted(held_by(net.hub, OWNER)) == shared  # nothing purged meanwhile
+
+    again = await sync_until_clean(net, rounds=1)
+    assert again[0].retracted == 2
+    assert_hub_holds_allowed(net)
+    assert not {shared[0], shared[2]} & set(held_by(net.hub, OWNER))
+
+
+# -- policy ----------------------------------------------------------------------------
+async def test_narrowed_policy_reaches_the_hub_in_one_round(net: Network) -> None:
+    vn = net.nodes[OWNER]
+    await sync_until_clean(net, rounds=1)
+    before = held_by(net.hub, OWNER)
+    vn.runtime.policy.apply(NARROW_OFFERS, "test")
+    after = allowed_for(vn, "cn")
+    cut = set(before) - set(after)
+    assert cut and any("-exp-" in lid for lid in cut) and any("-req-" in lid for lid in cut)
+
+    run = await sync_round(net)  # ONE round
+    assert run.error is None and run.retracted == len(cut)
+    assert_hub_holds_allowed(net)
+    held = held_by(net.hub, OWNER)
+    assert not cut & set(held)
+    for view in held.values():
+        if view["category"] == "tech_offer":
+            assert not {"summary", "organization", "stage", "partnership"} & set(view["fields"])
+
+
+# -- a reader killed inside its transaction --------------------------------------------
+async def test_reader_killed_mid_page_loses_nothing(net: Network, tmp_path: Path) -> None:
+    marker = tmp_path / "stalled.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.federation.slow_reader",
+        str(net.hub.data_dir),
+        OWNER,
+        "--page-size",
+        str(PAGE),
+        "--stall-page",
+        "2",
+        "--marker",
+        str(marker),
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_until(lambda: marker.exists() or proc.returncode is not None)
+        assert marker.exists(), await proc.communicate()
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    stalled = json.loads(marker.read_text(encoding="utf-8"))
+    assert stalled["committed"] and stalled["stalled"]
+
+    # Page 1 committed; page 2 was written but never committed, so none of it is there.
+    held = held_by(net.hub, OWNER)
+    assert sorted(held) == sorted(stalled["committed"])
+    assert not (set(stalled["stalled"]) - set(stalled["committed"])) & set(held)
+    assert hub_cursor(net) == stalled["cursor"]
+
+    restarted = await sync_until_clean(net, rounds=1)
+    assert restarted[0].applied == len(allowed_for(net.nodes[OWNER], "cn")) - len(held)
+    assert_hub_holds_allowed(net)

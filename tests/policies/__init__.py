@@ -1,0 +1,1 @@
+"""Tests of the sharing policies (policies/): parsing, evaluation, names, diff, properties."""
