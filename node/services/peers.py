@@ -30,7 +30,7 @@ class PeerInfo:
         return out
 
 
-def _pinned(text: str) -> bytes | None:
+def pinned_key(text: str) -> bytes | None:
     if not text:
         return None
     raw = b64url_decode(text.rpartition("=")[2] if "=" in text.rstrip("=") else text)
@@ -43,12 +43,12 @@ def peer_info(rt: NodeRuntime, node_id: str) -> PeerInfo | None:
     if node_id == cfg.hub_id and not cfg.is_hub and cfg.hub_key:
         base = member.base_url if member else cfg.hub_url
         keys = member.verify_keys() if member else {}
-        return PeerInfo(node_id, base or cfg.hub_url, keys, _pinned(cfg.hub_key))
+        return PeerInfo(node_id, base or cfg.hub_url, keys, pinned_key(cfg.hub_key))
     if member is not None:
         return PeerInfo(node_id, member.base_url, member.verify_keys(), None, member.status)
     for peer in cfg.peers:
         if peer.node_id == node_id:
-            return PeerInfo(node_id, peer.base_url, {}, _pinned(peer.key))
+            return PeerInfo(node_id, peer.base_url, {}, pinned_key(peer.key))
     return None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -19,7 +19,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from node.hub.custody import HubRemoteStore
 from node.services.directory import DirectoryRejected, keys_from_identity
-from node.services.peers import PeerInfo, peer_info, pull_targets
+from node.services.peer_lock import peer_lock
+from node.services.peers import PeerInfo, peer_info, pinned_key, pull_targets
 from node.services.remote_store import RemoteStore
 from protocol.keys import VerifyKeyInfo
 from protocol.signing import SignatureError, verify_object
@@ -117,6 +118,7 @@ class SyncManager:
         self.run_timeout_s = run_timeout_s
         self.scheduler: AsyncIOScheduler | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self.after_run: Callable[[str], Awaitable[None]] | None = None
         self._last_directory = -DIRECTORY_REFETCH_MS
 
     # -- one run ----------------------------------------------------------------------
@@ -133,9 +135,15 @@ class SyncManager:
                 wait = backoff_ms(state.failures)
                 if state.last_attempt is not None and self.rt.clock() < state.last_attempt + wait:
                     return None
-            return await self.reader.pull(
-                Peer(peer_id, info.base_url), timeout_s=self.run_timeout_s
-            )
+            async with peer_lock(self.rt, peer_id) as mine:
+                if not mine:
+                    return None  # another hub worker is pulling this peer right now
+                run = await self.reader.pull(
+                    Peer(peer_id, info.base_url), timeout_s=self.run_timeout_s
+                )
+            if self.after_run is not None and (run.applied or run.retracted):
+                await self.after_run(peer_id)
+            return run
 
     async def sync_all(self, *, force: bool = True) -> list[RunRecord]:
         await self.refresh_directory()
@@ -152,9 +160,7 @@ class SyncManager:
         if rate_limited and now - self._last_directory < DIRECTORY_REFETCH_MS:
             return False
         self._last_directory = now
-        from node.services.peers import _pinned
-
-        pinned = _pinned(cfg.hub_key)
+        pinned = pinned_key(cfg.hub_key)
         if pinned is None:
             return False
         try:
