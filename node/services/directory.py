@@ -256,12 +256,22 @@ class DirectoryService:
                 doc_row.value = text
             return True
 
-    def refresh_member_keys(self, node_id: str, identity: dict[str, Any]) -> None:
-        """Merge keys from a verified identity document (after a member's key rotation)."""
+    def refresh_member_keys(
+        self, node_id: str, identity: dict[str, Any], *, bump: bool = False
+    ) -> None:
+        """Merge keys from a verified identity document (after a member's key rotation).
+
+        The hub (``bump=True``) publishes the change as a new directory version; a node
+        only updates its mirror, which the hub's next directory replaces.
+        """
         with Session(self.engine) as session, session.begin():
             row = session.get(MemberRow, node_id)
             if row is None:
                 return
             keys = json.loads(row.keys)
-            keys.update(keys_from_identity(identity))
-            row.keys = json.dumps(keys, sort_keys=True)
+            merged = {**keys, **keys_from_identity(identity)}
+            if merged == keys:
+                return
+            row.keys = json.dumps(merged, sort_keys=True)
+            if bump:
+                self._bump(session)

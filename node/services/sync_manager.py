@@ -87,7 +87,9 @@ class NodeKeySource:
         except (PeerError, SignatureError, KeyError, TypeError, ValueError) as exc:
             logger.warning("identity refetch of %s failed: %s", peer, exc)
             return False
-        await self.rt.run(self.rt.directory.refresh_member_keys, peer, doc)
+        await self.rt.run(
+            self.rt.directory.refresh_member_keys, peer, doc, bump=self.rt.config.is_hub
+        )
         return True
 
 
