@@ -40,6 +40,17 @@ CENTERS = {
     "ph": ("PH", "China-Philippines Technology Transfer Center"),
 }
 NO_MOU = {"my", "ph"}
+# The hub also shows its own public offers and requests to anyone (public search).
+HUB_PUBLIC_RULES = """  - audience: "*"
+    category: tech_offer
+    visibility: [public]
+    fields: [title, summary, keywords, ipc, isic, sector, trl, stage, partnership, country, expires]
+  - audience: "*"
+    category: tech_request
+    visibility: [public]
+    fields: [title, summary, keywords, ipc, isic, sector, need, trl_min, partnership, country,
+             expires]
+"""
 INTERVAL = 3.0
 
 
@@ -115,6 +126,7 @@ def setup(root: Path) -> dict[str, dict[str, Any]]:
         info["token"] = result.admin_token
     hub_rt = open_runtime(hub["dir"])
     try:
+        hub_rt.policy.apply(hub_rt.policy.active().text + HUB_PUBLIC_RULES, "demo")
         for node_id, info in nodes.items():
             rt = hub_rt if node_id == "cn" else open_runtime(info["dir"])
             try:
@@ -175,6 +187,24 @@ def print_tables(nodes: dict[str, dict[str, Any]], status: dict[str, Any]) -> No
         )
 
 
+def print_matches(hub: dict[str, Any]) -> None:
+    found = get_json(hub["url"] + "/admin/v1/matches?k=1&limit=15", hub["token"])["matches"]
+    print("\nbest match per request across countries (hub's matcher, top 15 by score):")
+    print(f"{'request':18} {'candidate':18} {'score':>5}  shared")
+    for m in found:
+        req, cand = m["request"], m["candidate"]
+        if req["owner"] == cand["owner"]:
+            continue
+        shared = ", ".join([*m["shared_codes"][:2], *m["shared_terms"][:3]])
+        print(
+            f"{req['owner'] + '/' + req['id']:18} {cand['owner'] + '/' + cand['id']:18} "
+            f"{m['score']:>5.2f}  {shared}"
+        )
+    status = get_json(hub["url"] + "/hub/status", hub["token"])
+    sent = ", ".join(f"{m['node_id']} {m['matches']}" for m in status["members"] if m["matches"])
+    print(f"match notices sent to members: {sent or 'none yet'}")
+
+
 def main() -> None:
     if not SAMPLE.exists():
         raise SystemExit(f"demo: sample data not found at {SAMPLE}")
@@ -192,6 +222,7 @@ def main() -> None:
 
     status = wait_until(synced, 90, "every member to sync")
     print_tables(nodes, status)
+    print_matches(hub)
     print(f"\nhub dashboard: {hub['url']}/hub/dashboard#token={hub['token']}")
     print(f"public search: {hub['url']}/api/v1/search?q=rice")
     print("admin tokens are in <data dir>/admin.token; press Ctrl-C to stop")

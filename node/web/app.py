@@ -15,10 +15,11 @@ from aiohttp import web
 
 from node.clock import Clock, system_clock
 from node.config import NodeConfig, load_config
+from node.hub.notices import MatchingService
 from node.runtime import open_runtime
 from node.services.notifier import Notifier
 from node.services.sync_manager import SyncManager
-from node.web.appkeys import CLOCK, RUNTIME, SYNC
+from node.web.appkeys import CLOCK, MATCHING, RUNTIME, SYNC
 from node.web.federation import federation_auth_middleware
 from node.web.middleware import admin_auth_middleware, body_limit_middleware, error_middleware
 from node.web.routes import setup_routes
@@ -52,6 +53,15 @@ def create_app(
         session = http or aiohttp.ClientSession()
         manager = SyncManager(rt, session)
         app[SYNC] = manager
+        if config.is_hub:
+            matching = MatchingService(rt)
+            app[MATCHING] = matching
+            await rt.run(matching.after_sync)
+
+            async def rematch(_peer: str) -> None:
+                await rt.run(matching.after_sync)
+
+            manager.after_run = rematch
         notifier = Notifier(rt, manager.client)
         tasks: list[asyncio.Task[None]] = []
         if run_sync:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from node.hub.monitor import HubCollector, hub_status
 from node.hub.search import SearchIndex, SearchQuery, search
-from node.web.appkeys import RUNTIME
+from node.web.appkeys import MATCHING, RUNTIME
 from node.web.middleware import ApiError
 from node.web.requests import parse_query
 from protocol.errors import ErrorCode
@@ -86,3 +86,38 @@ async def public_search(request: web.Request) -> web.Response:
         limit=p.limit,
     )
     return web.json_response(await rt.run(search, rt, index, query))
+
+
+class MatchesParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: Annotated[int, Field(ge=1, le=1000)] = 50
+    k: Annotated[int, Field(ge=1, le=10)] = 3
+
+
+async def matches(request: web.Request) -> web.Response:
+    """The hub operator's view of the match lists: best candidates per request."""
+    _require_hub(request)
+    rt = request.app[RUNTIME]
+    p = parse_query(request, MatchesParams)
+    service = request.app[MATCHING]
+    top = await rt.run(service.top, p.k)
+    rows = sorted(
+        (m for found in top.values() for m in found), key=lambda m: (-m.score, m.request)
+    )[: p.limit]
+    return web.json_response(
+        {
+            "matches": [
+                {
+                    "request": {"owner": m.request[0], "id": m.request[1]},
+                    "candidate": {"owner": m.candidate[0], "id": m.candidate[1]},
+                    "kind": m.kind,
+                    "score": round(m.score, 4),
+                    "components": {k: round(v, 4) for k, v in m.components.items()},
+                    "shared_terms": list(m.shared_terms),
+                    "shared_codes": list(m.shared_codes),
+                    "explanation": m.explanation(),
+                }
+                for m in rows
+            ]
+        }
+    )

@@ -22,6 +22,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/metrics", hub_routes.metrics)
     r.add_get("/api/v1/search", hub_routes.public_search)
     r.add_get("/admin/v1/status", admin_status.status)
+    r.add_get("/admin/v1/matches", hub_routes.matches)
     r.add_get("/admin/v1/listings", admin_listings.list_listings)
     r.add_post("/admin/v1/listings", admin_listings.create_listing)
     r.add_post("/admin/v1/listings/import", admin_listings.import_listings)
