@@ -7,7 +7,6 @@ error; a signature counts only if its key was valid at the object's own ``ts``.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,11 +34,16 @@ def signing_payload(obj: Mapping[str, Any]) -> bytes:
 
 
 def sign_object(obj: Mapping[str, Any], issuer: str, key: NodeKey) -> dict[str, Any]:
-    """Return a copy of ``obj`` with ``issuer``'s signature added (others are kept)."""
-    signed = copy.deepcopy(dict(obj))
+    """Return a copy of ``obj`` with ``issuer``'s signature added (others are kept).
+
+    The copy is shallow but for ``signatures``: the members are shared with ``obj``, so
+    neither may be changed afterwards (signed objects are never edited, only re-made).
+    """
+    signed = dict(obj)
     sig = key.sign(signing_payload(signed))
-    sigs = signed.setdefault("signatures", {})
+    sigs = {name: dict(by_key) for name, by_key in (obj.get("signatures") or {}).items()}
     sigs.setdefault(issuer, {})[key.name] = b64url_encode(sig)
+    signed["signatures"] = sigs
     return signed
 
 

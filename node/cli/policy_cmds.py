@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,12 @@ from policies.diff import format_diff_table
 from protocol.timeutil import ms_to_iso
 
 policy_file = click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+
+
+def _node_id(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{1,31}", value):
+        raise click.BadParameter(f"{value!r} is not a node id (lower case, e.g. th)")
+    return value
 
 
 def _invalid(exc: InvalidPolicy) -> None:
@@ -109,7 +116,12 @@ def apply(data_dir: Path, file: Path, author: str | None, as_json: bool) -> None
 
 @policy.command()
 @click.argument("listing_id")
-@click.option("--audience", required=True, help="A node id, e.g. th.")
+@click.option(
+    "--audience",
+    required=True,
+    callback=lambda _ctx, _param, value: _node_id(value),
+    help="A node id, e.g. th.",
+)
 @json_option
 @click.pass_obj
 def explain(data_dir: Path, listing_id: str, audience: str, as_json: bool) -> None:

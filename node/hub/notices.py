@@ -60,6 +60,9 @@ class MatchingService:
         self.versions: dict[Ref, tuple[int, int]] = {}
         self.relays: dict[Ref, dict[str, Any] | None] = {}
         self.lock = threading.Lock()
+        # One re-match at a time: two pulls ending together would both see the same new
+        # pairs and insert the same notices_sent rows (unique violation, or deadlock).
+        self.sync_lock = threading.Lock()
 
     # -- keeping the matcher current -------------------------------------------------
     def _holdings(self) -> dict[Ref, tuple[tuple[int, int], dict[str, Any], dict[str, Any] | None]]:
@@ -127,6 +130,7 @@ class MatchingService:
                 if m.score >= MIN_SCORE:
                     pairs.append((m.request, m.candidate, m))
         sent = 0
+        done: set[tuple[str, str, str, str]] = set()  # a pair found from both sides
         rt = self.rt
         now = rt.clock()
         ms = membership(rt.engine)
@@ -136,8 +140,9 @@ class MatchingService:
                 for own, other in ((request, candidate), (candidate, request)):
                     reader = own[0]
                     key = (reader, own[1], other[0], other[1])
-                    if session.get(NoticeSentRow, key) is not None:
+                    if key in done or session.get(NoticeSentRow, key) is not None:
                         continue
+                    done.add(key)
                     session.add(
                         NoticeSentRow(
                             reader=reader,
@@ -215,7 +220,8 @@ class MatchingService:
 
     def after_sync(self) -> int:
         """Re-match what changed and send the new notices (run after each applied page)."""
-        return self.notify(self.refresh())
+        with self.sync_lock:
+            return self.notify(self.refresh())
 
     def top(self, k: int = TOP_K) -> dict[Ref, list[Match]]:
         with self.lock:

@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from node.matching.lexicon_agri import AGRI_CONCEPTS
 from node.matching.lexicon_tech import TECH_CONCEPTS
-from node.matching.text import fold, has_unspaced, sentences, tokens
+from node.matching.text import fold, has_unspaced, plain_stems, plain_stems_of, raw_words, sentences
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +46,12 @@ class ConceptLexicon:
                 if has_unspaced(trigger):
                     substrings.append((fold(trigger), concept))
                 elif "+" in trigger:
-                    words = frozenset(w for part in trigger.split("+") for w in tokens(part))
+                    words = frozenset(w for part in trigger.split("+") for w in plain_stems(part))
                     if words:
                         first = min(words)
                         conjunctions.setdefault(first, []).append(_Conjunction(concept, words))
                 else:
-                    seq = tuple(tokens(trigger))
+                    seq = tuple(plain_stems(trigger))
                     if seq:
                         phrases.setdefault(seq[0], []).append((seq[1:], concept))
         for entries in phrases.values():
@@ -61,19 +62,31 @@ class ConceptLexicon:
 
     def find(self, texts: Iterable[str]) -> Counter[str]:
         """Concept counts over ``texts`` (each a title, keyword or free-text field)."""
-        found: Counter[str] = Counter()
+        sentence_words: list[list[str]] = []
+        unspaced: list[str] = []
         for text in texts:
-            for sentence in sentences(text):
-                self._scan(sentence, found)
-            if self._substrings and has_unspaced(text):
+            sentence_words.extend(raw_words(sentence) for sentence in sentences(text))
+            if has_unspaced(text):
+                unspaced.append(text)
+        return self.find_words(sentence_words, unspaced)
+
+    def find_words(
+        self, sentence_words: Iterable[list[str]], unspaced_texts: Iterable[str] = ()
+    ) -> Counter[str]:
+        """Concept counts from texts already split into sentences of raw words, plus the
+        texts in unspaced scripts (matched by substring)."""
+        found: Counter[str] = Counter()
+        for words in sentence_words:
+            self._scan(plain_stems_of(words), found)
+        if self._substrings:
+            for text in unspaced_texts:
                 folded = fold(text)
                 for needle, concept in self._substrings:
                     if needle in folded:
                         found[concept] += 1
         return found
 
-    def _scan(self, sentence: str, found: Counter[str]) -> None:
-        toks = tokens(sentence)
+    def _scan(self, toks: list[str], found: Counter[str]) -> None:
         hit: set[str] = set()
         n = len(toks)
         for i, tok in enumerate(toks):
@@ -95,3 +108,9 @@ def label(concept: str) -> str:
 
 
 DEFAULT_CONCEPTS: dict[str, str] = {**AGRI_CONCEPTS, **TECH_CONCEPTS}
+
+
+@lru_cache(maxsize=1)
+def default_lexicon() -> ConceptLexicon:
+    """The built-in lexicon, compiled once per process on first use."""
+    return ConceptLexicon(DEFAULT_CONCEPTS)

@@ -47,7 +47,8 @@ AGRI_CONCEPTS: dict[str, str] = {
     "pig": "pig|swine|hog|piggery|sow farm|pork|porcine|heo|babi|หมู|猪",
     "poultry": "chicken|poultry|broiler|layer hen|duck|egg farm",
     "cattle_dairy": "cattle|cow|dairy|buffalo|goat|beef",
-    "mushroom": "mushroom|volvariella|oyster mushroom|shiitake|spawn bag|nam rom|蘑菇",
+    "mushroom": "mushroom|rice straw|straw+substrate|volvariella|oyster mushroom|shiitake"
+    "|spawn bag|nam rom|蘑菇",
     "bee_honey": "honey|bee|stingless bee|kelulut|beekeep|apiary|hive",
     "silk_sericulture": "silk|silkworm|sericulture|mulberry|cocoon",
     "cashew": "cashew|cnsl|cardanol",
@@ -57,11 +58,14 @@ AGRI_CONCEPTS: dict[str, str] = {
     "|phytopharmaceutical|andrographis|tongkat ali|eurycoma|jamu|fah talai jone"
     "|long jack|plant extract|herbal raw material",
     # --- crops: inputs, protection, agronomy -------------------------------------------
-    "crop_fungal_disease": "fungus|fungal|fungi|blight|wilt|blast|canker|anthracnose"
+    "crop_fungal_disease": "leaves+spots|leaves+black|leaf+spot|mould+leaves|plants+wither"
+    "|disease+spread+plants|stem+rot|leaves+brown|fruit+rot+tree|fungus|fungal|fungi|blight"
+    "|wilt|blast|canker|anthracnose"
     "|mildew|phytophthora|fusarium|magnaporthe|neoscytalidium|root rot|stem rot|leaf spot"
     "|panama disease|tr4|tropical race|dieback|plant+die|tree+die|plants+rot|leaves+yellow"
     "|wilting|fungicide|trichoderma|soil-borne|soilborne",
-    "crop_virus_disease": "virus|viral|mosaic|bunchy top|phytoplasma|white leaf|virus-free"
+    "crop_virus_disease": "leaves+curl|yellow+mosaic|plants+stunt|bunchy|virus|viral|mosaic"
+    "|bunchy top|phytoplasma|white leaf|virus-free"
     "|virus indexing|leaf curl|stunted|vector insect|cmd|sri lankan cassava mosaic",
     "resistant_variety": "resistant variety|tolerant variety|resistance gene|resistant line"
     "|breeding|marker-assisted|new variety|improved variety|cultivar|advanced line"
@@ -70,7 +74,8 @@ AGRI_CONCEPTS: dict[str, str] = {
     "clean_planting_material": "seedling|plantlet|tissue culture|micropropagation|nursery"
     "|clean seed|stem cutting|planting material|explant|virus-free|seed cane|meristem"
     "|mother plant|seedstock|seed system|propagation",
-    "insect_pests": "pest|insect|planthopper|armyworm|borer|caterpillar|weevil|fruit fly"
+    "insect_pests": "insects+destroy|bugs|worms+eat|caterpillars|infestation|hopper"
+    "|insect damage|pest|insect|planthopper|armyworm|borer|caterpillar|weevil|fruit fly"
     "|locust|aphid|thrip|mite|light trap|integrated pest management|ipm|insects+eat"
     "|bugs+crop|pest outbreak|pest monitoring|pest identification",
     "crop_spraying": "spraying|sprayer|pesticide|agrochemical|knapsack|plant protection"
@@ -87,11 +92,12 @@ AGRI_CONCEPTS: dict[str, str] = {
     "irrigation_water": "irrigation|water saving|alternate wetting and drying|awd|drip"
     "|water level|drought|water shortage|dry spell|irrigate|water management|field water"
     "|paddy water",
-    "land_levelling": "land level|land levelling|laser level|leveling|levelling|uneven field"
+    "land_levelling": "land level|land levelling|land leveling|laser level|leveling+land"
+    "|levelling+land|uneven field"
     "|field+uneven|drainage+field",
-    "crop_establishment": "transplanter|transplanting|transplant|direct seeding|seeding"
+    "crop_establishment": "transplanter|transplanting|transplant|direct seeding"
     "|sowing|seeder|mat nursery|nursery tray|planting machine",
-    "harvest_mechanisation": "harvester|harvesting|harvest tool|pole cutter|sickle|combine harvester"
+    "harvest_mechanisation": "harvester|harvest tool|pole cutter|sickle|combine harvester"
     "|mechanization|mechanisation|mechanised|mechanized|cut+bunches|reach+tall|tall+palm"
     "|chopper|cutter",
     "labour_shortage": "labour shortage|labor shortage|labour productivity|labor productivity"
@@ -108,21 +114,28 @@ AGRI_CONCEPTS: dict[str, str] = {
     "livestock_odour": "odour|odor|smell|stink|ammonia emission|ammonia+air|barn exhaust"
     "|exhaust air|air scrubber|biotrickling|biofilter+air|neighbours+complain"
     "|villagers+complain|complaint+smell|flies|manure handling",
-    "animal_feed": "shrimp feed|fish feed|animal feed|feed formulation|feeding|fcr|feed conversion|aquafeed|fishmeal|fish meal|insect meal"
+    "animal_feed": "feed+expensive|fishmeal+expensive|feed price|shrimp feed|fish feed"
+    "|animal feed|feed formulation|feeding protocol"
+    "|feeding+fish|fcr|feed conversion|aquafeed|fishmeal|fish meal|insect meal"
     "|pellet feed|feed mill|feed cost|silage|feed ingredient",
     # --- post-harvest and food processing ---------------------------------------------
-    "crop_drying": "dryer|drying|dehydration|dehydrate|dehumidification|dehumidifier"
+    "crop_drying": "dry+crops|dry+harvest|dry+grain|wet+grain|mould+store|dry+chips|dryer"
+    "|drying|dehydration|dehydrate|dehumidification|dehumidifier"
     "|moisture content|sun drying|drying yard|solar dryer|kiln|dry+quickly|dry+faster"
     "|rot+rain|mould+rain|mold+rain|spoil+rain|wet season+spoil|wet+harvest|tunnel dryer"
     "|batch dryer|heat pump dryer|moisture+reduce|sấy|อบแห้ง|pengeringan|烘干|干燥",
-    "grain_storage": "storage pest|insect infestation|fumigant|fumigation|hermetic|phosphine"
+    "grain_storage": "weevils|insects+sacks|stored+beans|stored+rice|store+insects|storage pest"
+    "|insect infestation|fumigant|fumigation|hermetic|phosphine"
     "|insect+storage|weevil|bruchid|beetle+grain|warehouse+insect|silo|grain storage"
     "|store+months|storage loss|stored grain|bags+insects",
-    "rice_milling": "rice milling|rice mill|milling|head rice|broken rice|brokens|whitening"
-    "|polishing|husking|huller|break+rice|grains+crack|grains+break|milling yield|rice+break",
-    "grain_quality_sorting": "colour sorter|color sorter|optical sorting|sorting|grading"
+    "rice_milling": "rice milling|rice mill|milling+rice|milling+paddy|head rice|broken rice"
+    "|brokens|whitening"
+    "|polishing|husking+paddy|husker|dehusk|huller|break+rice|grains+crack|grains+break"
+    "|milling yield|rice+break",
+    "grain_quality_sorting": "colour sorter|color sorter|optical sorting|sorting"
     "|foreign matter|discoloured|chalky|sorter|grade+grain",
-    "shelf_life_postharvest": "shelf life|spoilage|spoil|rot|perishable|decay|postharvest"
+    "shelf_life_postharvest": "goes bad|go bad|spoils+quickly|rots+days|short+shelf|turns+brown"
+    "|overripe|soft+arrive|spoil+days|shelf life|spoilage|spoil|rot|perishable|decay|postharvest"
     "|post-harvest|ripening|browning|weight loss|edible coating|coating+fruit"
     "|controlled atmosphere|modified atmosphere|ethylene|marketable life|keep+fresh"
     "|fruit+rot|fruit+spoil|losses+transport|days+market|storage life|fresh+longer",
@@ -134,7 +147,8 @@ AGRI_CONCEPTS: dict[str, str] = {
     "food_fermentation": "fermentation|fermented|ferment|starter culture|starter|lactic acid"
     "|lactobacillus|yeast|inoculum|rhizopus|tempeh|fermentation box|pickled|golden flower"
     "|eurotium|pile fermentation|ragi",
-    "food_microbial_safety": "pasteurization|pasteurisation|sterilization|sterilisation"
+    "food_microbial_safety": "food poisoning|germs|contaminated food|rejected+bacteria"
+    "|bacteria+reject|pasteurization|pasteurisation|sterilization|sterilisation"
     "|salmonella|e coli|coliform|microbial load|log reduction|pathogen|contamination"
     "|food poisoning|bacteria+food|high pressure processing|hpp|hygiene|food safety"
     "|vapour heat|vapor heat|steam treatment|haccp|cold pasteurization",
@@ -150,7 +164,8 @@ AGRI_CONCEPTS: dict[str, str] = {
     "|tapioca starch|native starch",
     "vegetable_oil": "oil pressing|screw press|sesame oil|edible oil|crude oil+refin"
     "|degumming|deodoriz|bleaching+oil|free fatty acid|fatty acid|oil quality|oil refining",
-    "byproduct_valorisation": "by-product|byproduct|residue|valorization|valorisation"
+    "byproduct_valorisation": "by-product|rice straw|straw+burn|stubble|byproduct|residue"
+    "|valorization|valorisation"
     "|waste+value|value+waste|waste+sell|turn+waste|upcycl|side stream|processing waste",
     # --- aquaculture and marine ---------------------------------------------------------
     "aqua_water_quality": "water quality|dissolved oxygen|ammonia+pond|nitrite|alkalinity"
@@ -158,15 +173,18 @@ AGRI_CONCEPTS: dict[str, str] = {
     "|mortality+rain|heavy rain+pond|algae bloom|plankton|turbid|murky|water+turns green"
     "|buffer|liming+pond|sudden+death+pond|pond+smell|total ammonia nitrogen|tan|vibrio"
     "|probiotic|water treatment+pond|pond+oxygen|gasping|pond bottom",
-    "aqua_disease": "white spot|wssv|ahpnd|early mortality|ehp|enterocytozoon|vibrio"
+    "aqua_disease": "shrimp+sick|fish+sick|disease+outbreak+farm|prawns+sick|white spot|wssv"
+    "|ahpnd|early mortality|ehp|enterocytozoon|vibrio"
     "|shrimp+die|prawn+die|shrimp+death|mass mortality|disease+pond|sick+fish|fish+die"
-    "|pond+disease|isothermal|loop-mediated|pcr+shrimp|survival rate|survival|mortality|diagnostic kit"
+    "|pond+disease|isothermal|loop-mediated|pcr+shrimp|survival rate|survival|mortality"
+    "|diagnostic kit"
     "|diagnostics+pond",
     "aqua_intensification": "intensification|raceway|stocking density|recirculating"
     "|recirculation|ras|biofilter|zero discharge|zero-discharge|pond+yield|more fish"
     "|yield+pond|existing pond|limited+land|limited+water|without more water|water recirculation"
     "|in-pond|airlift",
-    "hatchery_seed": "hatchery|larvae|larval|broodstock|fingerling|spat|seed production"
+    "hatchery_seed": "seed+shortage|fingerlings+scarce|juveniles+wild|wild+seed|hatchery|larvae"
+    "|larval|broodstock|fingerling|spat|seed production"
     "|juvenile|post-larvae|fry|spawning|nursery system|seedstock|triploid|nursing|larval rearing"
     "|settlement tile",
     "offshore_cage": "cage|net pen|offshore|typhoon|storm+cage|mooring|wave|exposed site"
@@ -183,6 +201,7 @@ AGRI_CONCEPTS: dict[str, str] = {
     "|fishermen+missing|sos|track+boat|fishing boat|fishing vessel|catch logbook",
     "reef_restoration": "reef restoration|coral restoration|coral bleaching|coral cover"
     "|coral spawning|larval seeding|reef+degraded|reef+dead|reef rehabilitation|reef+damag",
-    "coastal_protection": "mangrove|coastal erosion|shoreline|mudflat|coast+erode"
+    "coastal_protection": "waves+eat|sea+eating+land|shore+retreat|mangrove|coastal erosion"
+    "|shoreline|mudflat|coast+erode"
     "|land+washed away|sediment trapping|breakwater|coastline|seawall|tidal",
 }

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 TECH_CONCEPTS: dict[str, str] = {
     # --- energy ----------------------------------------------------------------------
-    "offgrid_power": "off-grid|offgrid|no grid|rural electrification|no electricity"
+    "offgrid_power": "kerosene|candles|car batteries|off-grid|offgrid|no grid"
+    "|rural electrification|no electricity"
     "|without electricity|without power|power cut|blackout|mini-grid|minigrid|microgrid"
     "|diesel genset|diesel generator|genset|villages+dark|electrify|grid+reach"
     "|household+electricity|pay-as-you-go|prepaid meter|electricity+village|power+village"
     "|unreliable+power|outage|điện|ไฟฟ้า|listrik|kuryente",
     "solar_power": "solar|photovoltaic|pv|solar panel|sunlight|sunshine|mppt|kwp|太阳能",
-    "hydropower": "hydro|hydropower|micro-hydro|turbine|penstock|mountain stream|stream+water|stream+village|river flow|waterfall"
+    "hydropower": "hydro|hydropower|micro-hydro|turbine|penstock|mountain stream|stream+water"
+    "|stream+village|river flow|waterfall"
     "|head+flow|water wheel|run-of-river",
     "turbine_wear": "abrasion|silt erosion|sediment+turbine|runner|cavitation|overhaul"
     "|refurbish|worn+turbine|turbine+damage|turbine+wear|wear+turbine|coating+turbine"
@@ -27,7 +29,8 @@ TECH_CONCEPTS: dict[str, str] = {
     "biomass_energy": "biomass|husk|gasification|gasifier|syngas|boiler fuel|pellet|briquette"
     "|burn+husk|husk+pile|agricultural residue|crop residue|bagasse|wood chip|sawdust|offcut"
     "|residue+fuel|waste+fuel|solid fuel|rice husk",
-    "biogas": "biogas|anaerobic digestion|anaerobic digester|digester|methane capture"
+    "biogas": "biogas|manure+fuel|cooking gas|manure+cooking|dung+gas|anaerobic digestion"
+    "|anaerobic digester|digester|methane capture"
     "|covered lagoon|biomethane|bio-cng|methane|uasb|ic reactor|anaerobic reactor"
     "|manure+gas|effluent+gas",
     "battery_storage": "battery storage|energy storage|bess|peak shaving|peak-load"
@@ -43,22 +46,26 @@ TECH_CONCEPTS: dict[str, str] = {
     "|minibus|e-trike|charged battery",
     "battery_technology": "lithium|lfp|lifepo4|sodium-ion|cathode|anode|battery cell"
     "|hard carbon|battery material|bms|battery management|cell+battery|ion battery",
-    "street_lighting": "street light|streetlight|lighting|lamp|led light|led lamp|dark+road|road+dark"
+    "street_lighting": "street light|streetlight|lighting|lamp|led light|led lamp|dark+road"
+    "|road+dark"
     "|night+unsafe|light+night|lamppost|luminaire",
     "floating_solar": "floating|water surface|solar+reservoir|pv+pond|panel+water"
     "|evaporation+reservoir|floats|float|surface+reservoir",
     "biofuel": "biodiesel|fame|esterification|transesterification|used cooking oil"
     "|waste cooking oil|waste oil|free fatty acid|acid oil|cooking oil+waste|pfad"
     "|fatty acid distillate|acid value|en 14214|biofuel",
-    "energy_cost": "energy saving|energy efficiency|energy cost|fuel cost|fuel use"
+    "energy_cost": "bills+high|electricity bill|power bill|energy saving|energy efficiency"
+    "|energy cost|fuel cost|fuel use"
     "|firewood+expensive|high+fuel|firewood|fuel+half|save+fuel|reduce+fuel|lpg|coal-fired"
     "|electricity cost|cut+energy",
     # --- environment -----------------------------------------------------------------
-    "domestic_wastewater": "sewage|domestic wastewater|sanitation|septic|toilet|grey water"
+    "domestic_wastewater": "open drain|drain+smell|toilets|sewer|sewage|domestic wastewater"
+    "|sanitation|septic|toilet|grey water"
     "|greywater|rural sanitation|package plant|mbbr|canal+smell|canal+dirty|village+wastewater"
     "|household+wastewater|wastewater+commune|decentralised treatment|decentralized treatment"
     "|nước thải|น้ำเสีย|air limbah|污水",
-    "industrial_wastewater": "industrial wastewater|effluent|cod|bod|discharge+river"
+    "industrial_wastewater": "river+dirty|river+foam|fish+dying+river|river+smell"
+    "|industrial wastewater|effluent|cod|bod|discharge+river"
     "|factory+pollut|river+black|fish kill|wastewater|discharge standard|effluent standard"
     "|wastewater treatment",
     "textile_dyeing": "dyeing|dye|textile|colour removal|color removal|colored+water"
@@ -68,11 +75,13 @@ TECH_CONCEPTS: dict[str, str] = {
     "arsenic_water": "arsenic|tube well|tube-well|groundwater contamination|well water+sick"
     "|skin+lesion|well+poison|arsenicosis",
     "fluoride_water": "fluoride|fluorosis|teeth+stain|brown teeth|mottled teeth|bones+crippl",
-    "drinking_water": "drinking water|potable|safe water|water supply|clean water|water filter"
+    "drinking_water": "dirty water|unsafe water|water+sick|diarrhoea|diarrhea|cholera"
+    "|water+unsafe|drinking water|potable|safe water|water supply|clean water|water filter"
     "|fresh water|freshwater+no|salty+well|desalination|desalinate|reverse osmosis|ro"
     "|rainwater|brackish|water treatment|household filter|water purif",
     "sewage_sludge": "sludge|biosolids|dewatered|sludge+disposal|sludge drying",
-    "solid_waste": "municipal waste|municipal solid waste|garbage|trash|household waste"
+    "solid_waste": "dump|waste+burn+open|municipal waste|municipal solid waste|garbage|trash"
+    "|household waste"
     "|landfill|waste-to-energy|incineration|incinerator|rubbish|dump+full|waste+pile"
     "|waste facility|msw|grate|waste+burn",
     "plastic_waste": "plastic|pyrolysis|chemical recycling|plastic+pollution|plastic bag"
@@ -84,7 +93,8 @@ TECH_CONCEPTS: dict[str, str] = {
     "|fire brigade|fire+forest",
     "erosion_control": "erosion|landslide|slope|embankment|riverbank|soil+washed"
     "|bank+collapse|geotextile|revegetation|bioengineering|road cut|slope protection|gully",
-    "early_warning": "early warning|flood|alert|siren|warn+villagers|rising water"
+    "early_warning": "early warning|flood|overflow|river+overflow|rising river|flood+warn|alert"
+    "|siren|warn+villagers|rising water"
     "|water level|rain gauge|evacuate|evacuation|disaster risk|flash flood|warning system"
     "|alarm|monitoring station",
     "water_loss": "non-revenue water|nrw|leak|water loss|lost water|unbilled|water meter"
@@ -101,7 +111,8 @@ TECH_CONCEPTS: dict[str, str] = {
     "oily_waste": "oily sludge|oil recovery|tank bottom|tank cleaning|petroleum hydrocarbon"
     "|oil+sludge|drilling waste|thermal desorption|tph|oilfield",
     # --- ICT -------------------------------------------------------------------------
-    "e_government": "e-government|egovernment|document workflow|official letter"
+    "e_government": "paperwork|queues+office|red tape|bureaucracy|files+lost|e-government"
+    "|egovernment|document workflow|official letter"
     "|electronic signature|digital signature|electronic seal|paper+slow|documents+lost"
     "|archive|paperless|pki|government+documents|digital government|approval workflow"
     "|document management|correspondence",
@@ -109,9 +120,11 @@ TECH_CONCEPTS: dict[str, str] = {
     "|typing+data|data entry|archive+paper|document digitization|text recognition",
     "speech_language": "speech recognition|asr|transcription|voicebot|call centre|call center"
     "|phone call|text-to-speech|chatbot|speech|voice|language model|dialect|accent",
-    "digital_payment": "payment|qr|e-wallet|ewallet|mobile money|cashless|fare|fintech"
+    "digital_payment": "payment|qr|conductor|ticket|cash+bus|cash+fare|fare+cash|e-wallet"
+    "|ewallet|mobile money|cashless|fare|fintech"
     "|settlement|cash+handling|cash+theft|prepaid|wallet|top-up|merchant",
-    "traffic_parking": "traffic|congestion|parking|intersection|signal|traffic jam|jam"
+    "traffic_parking": "gridlock|stuck+traffic|traffic lights|traffic|congestion|parking"
+    "|intersection|signal|traffic jam|jam"
     "|cars+circling|drivers+space|green wave|queue length",
     "smart_city": "smart city|operations centre|dashboard|urban management|cctv"
     "|city+data|control room|command centre|city hall",
@@ -121,7 +134,8 @@ TECH_CONCEPTS: dict[str, str] = {
     "|accurate+position|land+boundary|centimetre|centimeter|survey",
     "remote_sensing": "satellite|remote sensing|imagery|sentinel|landsat|map+crops"
     "|land use|land-use|aerial image|classification+crop|earth observation",
-    "telemedicine": "telemedicine|telehealth|teleconsultation|remote consultation"
+    "telemedicine": "specialist|hospital+far|patients+travel|far+hospital|telemedicine"
+    "|telehealth|teleconsultation|remote consultation"
     "|doctor+far|no+doctor|specialist+far|rural clinic|island+clinic|health unit|ecg"
     "|e-prescription|consultation",
     "drones": "drone|uav|unmanned aerial|quadcopter|octocopter|multirotor",
@@ -131,7 +145,8 @@ TECH_CONCEPTS: dict[str, str] = {
     "|deep learning|ai model|convolutional|classify+image|ai-assisted|vision model",
     "iot_sensors": "iot|sensor|lora|lorawan|nb-iot|wireless|telemetry|remote monitoring|4g",
     # --- biomedicine ------------------------------------------------------------------
-    "rapid_diagnostics": "rapid test|point-of-care|lateral flow|diagnostic kit|screening"
+    "rapid_diagnostics": "quick test|test+spot|lab+far|laboratory+far|results+late|rapid test"
+    "|point-of-care|lateral flow|diagnostic kit|screening"
     "|test+quickly|result+minutes|no+laboratory|antigen|antibody|diagnostic|test kit"
     "|rapid diagnostic|elisa|pcr",
     "dengue": "dengue|mosquito+fever|aedes|ns1",
@@ -141,7 +156,8 @@ TECH_CONCEPTS: dict[str, str] = {
     "wound_care": "wound|dressing|burn injury|bandage|healing|ulcer",
     "traditional_medicine": "traditional medicine|herbal medicine|moxibustion|acupuncture"
     "|zhuang|jamu|ayurved|folk medicine|medicated thread|healer",
-    "herbal_extract_qc": "extract|extraction|standardization|standardised|standardized"
+    "herbal_extract_qc": "batch+strength|potency+vary|quality+inconsistent|uneven+strength"
+    "|extract|extraction|standardization|standardised|standardized"
     "|marker compound|purification|active ingredient|consistent+potency|batch+vary"
     "|quality control|hplc|fingerprint|chromatograph|adulteration|gmp|pharmacopoeia"
     "|assay|potency",
@@ -164,7 +180,8 @@ TECH_CONCEPTS: dict[str, str] = {
     "timber_processing": "timber|wood|lumber|sawn|teak|rubberwood|sawmill|plywood"
     "|particleboard|mdf|furniture|kiln drying|wood preservation|termite|wood+crack"
     "|wood+warp|timber+split|boron|veneer",
-    "handicraft": "handicraft|natural dye|weaving|silk dyeing|artisan|craft",
+    "handicraft": "handicraft|natural dye|natural colour|natural color|blue+dye|colour+weaver"
+    "|color+weaver|dye+weaver|weaving|silk dyeing|artisan|craft",
     "vehicle_assembly": "vehicle assembly|chassis|ckd|skd|local assembly|assembly plant",
     # --- construction -----------------------------------------------------------------
     "low_cost_housing": "low-cost housing|affordable housing|low-cost house|housing|house"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 
 _LETTER = r"(?:[^\W_]|[\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff])"
 _WORD = re.compile(rf"{_LETTER}+(?:['-]{_LETTER}+)*")
@@ -109,6 +110,7 @@ def _respell(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=262_144)
 def stem(word: str) -> str:
     """A light English stemmer: spelling variants, plurals, -ing/-ed, a few derivations.
 
@@ -157,8 +159,7 @@ def _unspaced_bigrams(token: str) -> Iterator[str]:
 def raw_words(text: str) -> list[str]:
     """Folded words (not stemmed, stopwords kept); hyphenated words split and joined."""
     out: list[str] = []
-    for match in _WORD.finditer(fold(text)):
-        token = match.group(0)
+    for token in _WORD.findall(fold(text)):
         if "-" in token or "'" in token:
             parts = [p for p in re.split(r"['-]", token) if p]
             out.extend(parts)
@@ -169,18 +170,39 @@ def raw_words(text: str) -> list[str]:
     return out
 
 
-def tokens(text: str) -> list[str]:
-    """Index terms of ``text``: stemmed Latin words without stopwords or bare numbers, and
+def index_terms(words: Iterable[str]) -> list[str]:
+    """Index terms of raw words: stemmed Latin words without stopwords or bare numbers, and
     character bigrams of unspaced scripts."""
     out: list[str] = []
-    for word in raw_words(text):
-        if _UNSPACED.search(word):
+    for word in words:
+        if word.isascii():
+            if word in STOPWORDS or word.isdigit() or len(word) == 1:
+                continue
+            out.append(stem(word))
+        elif _UNSPACED.search(word):
             out.extend(_unspaced_bigrams(word))
-        elif word in STOPWORDS or word.isdigit() or len(word) == 1:
-            continue
-        else:
+        elif not word.isdigit():
             out.append(stem(word))
     return out
+
+
+def tokens(text: str) -> list[str]:
+    """Index terms of ``text`` (see ``index_terms``)."""
+    return index_terms(raw_words(text))
+
+
+def plain_stems_of(words: Iterable[str]) -> list[str]:
+    """Stems of every Latin word, stopwords kept: what concept phrases are matched on, so
+    that "no grid" or "used batteries" keep the word that carries their meaning."""
+    return [
+        stem(word)
+        for word in words
+        if not word.isdigit() and (word.isascii() or not _UNSPACED.search(word))
+    ]
+
+
+def plain_stems(text: str) -> list[str]:
+    return plain_stems_of(raw_words(text))
 
 
 def sentences(text: str) -> list[str]:

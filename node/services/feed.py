@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from node.services.audiences import audience_of, membership
@@ -110,6 +110,7 @@ class FeedService:
             }
             outbox = self._outbox(session, reader, ids)
             items: list[dict[str, Any]] = []
+            remember: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
             position = after_seq
             for seq, lid in entries:
                 if lid.startswith(OUTBOX_PREFIX):
@@ -136,10 +137,11 @@ class FeedService:
                 if items and len(items) + len(produced) > limit:
                     break
                 items.extend(produced)
-                self._remember(session, reader, row, sent.get(lid), produced)
+                self._remember(remember, row, sent.get(lid), produced)
                 position = seq
                 if len(items) >= limit:
                     break
+            self._store_sent(session, reader, remember)
             more = position < head
         page = {
             "type": "feed_page",
@@ -232,12 +234,12 @@ class FeedService:
 
     @staticmethod
     def _remember(
-        session: Session,
-        reader: str,
+        batch: tuple[list[dict[str, Any]], list[dict[str, Any]]],
         row: ListingRow | None,
         sent: FeedSentRow | None,
         produced: list[dict[str, Any]],
     ) -> None:
+        """Note what the reader now holds of ``row``: (new rows, changed rows)."""
         if row is None or not produced:
             return
         last = produced[-1]
@@ -246,15 +248,40 @@ class FeedService:
             values = {"version": row.version, "consent": consent, "retracted": False}
         else:
             values = {"version": row.version, "consent": False, "retracted": True}
-        if sent is None:
+        batch[0 if sent is None else 1].append({"lid": row.id, **values})
+
+    @staticmethod
+    def _store_sent(
+        session: Session, reader: str, batch: tuple[list[dict[str, Any]], list[dict[str, Any]]]
+    ) -> None:
+        """Write the page's ``feed_sent`` changes in two statements, not one per item."""
+        new, changed = batch
+        if new:
             session.execute(
-                insert(FeedSentRow), [{"reader": reader, "listing_id": row.id, **values}]
+                insert(FeedSentRow),
+                [
+                    {
+                        "reader": reader,
+                        "listing_id": v["lid"],
+                        "version": v["version"],
+                        "consent": v["consent"],
+                        "retracted": v["retracted"],
+                    }
+                    for v in new
+                ],
             )
-        else:
-            session.execute(
-                update(FeedSentRow)
-                .where(FeedSentRow.reader == reader, FeedSentRow.listing_id == row.id)
-                .values(**values)
+        if changed:
+            table = FeedSentRow.__table__
+            assert isinstance(table, Table)
+            session.connection().execute(
+                table.update()
+                .where(table.c.reader == reader, table.c.listing_id == bindparam("lid"))
+                .values(
+                    version=bindparam("version"),
+                    consent=bindparam("consent"),
+                    retracted=bindparam("retracted"),
+                ),
+                changed,
             )
 
     # -- history ----------------------------------------------------------------------

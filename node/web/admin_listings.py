@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.services.importer import read_jsonl_lines
 from node.web.appkeys import RUNTIME
 from node.web.middleware import ApiError
-from node.web.requests import parse_query, read_json
+from node.web.requests import parse_query, read_json, read_text
 from protocol.errors import ErrorCode
 from protocol.listing import Category, Visibility
 
@@ -85,7 +85,7 @@ async def import_listings(request: web.Request) -> web.Response:
     """Body: JSON Lines (one listing per line) or a JSON array of listings."""
     rt = request.app[RUNTIME]
     q = parse_query(request, ImportQuery)
-    body = await request.text()
+    body = await read_text(request, "the import body")
     records: list[tuple[int, Any]]
     if body.lstrip().startswith("["):
         parsed = await read_json(request)

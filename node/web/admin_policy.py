@@ -7,6 +7,7 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from node.config import POLICY_FILE
 from node.services.policy import InvalidPolicy
 from node.services.policy_ops import (
     diff_against_active,
@@ -16,7 +17,7 @@ from node.services.policy_ops import (
 )
 from node.web.appkeys import RUNTIME
 from node.web.middleware import ApiError
-from node.web.requests import parse_query
+from node.web.requests import parse_query, read_text
 from protocol.errors import ErrorCode
 
 
@@ -31,7 +32,7 @@ class ApplyQuery(BaseModel):
 
 
 async def _policy_text(request: web.Request) -> str:
-    text = await request.text()
+    text = await read_text(request, "the policy YAML")
     if not text.strip():
         raise ApiError(400, ErrorCode.BAD_REQUEST, "send the policy YAML as the request body")
     return text
@@ -79,9 +80,12 @@ async def apply(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     q = parse_query(request, ApplyQuery)
     try:
-        version = await rt.run(rt.policy.apply, await _policy_text(request), q.author)
+        text = await _policy_text(request)
+        version = await rt.run(rt.policy.apply, text, q.author)
     except InvalidPolicy as exc:
         return _invalid(exc)
+    # Keep DATA_DIR/policy.yaml the active text, as 'cattc policy apply' does.
+    await rt.run((rt.data_dir / POLICY_FILE).write_text, version.text, "utf-8")
     body = {k: v for k, v in version.to_json().items() if k != "text"}
     return web.json_response(body)
 

@@ -12,14 +12,17 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from node.clock import Clock, system_clock
 from node.config import NodeConfig, load_config
+from node.hub.monitor import HubCollector
 from node.hub.notices import MatchingService
+from node.hub.search import SearchIndex
 from node.runtime import open_runtime
 from node.services.notifier import Notifier
 from node.services.sync_manager import SyncManager
-from node.web.appkeys import CLOCK, MATCHING, RUNTIME, SYNC
+from node.web.appkeys import CLOCK, MATCHING, METRICS, RUNTIME, SEARCH_INDEX, SYNC
 from node.web.federation import federation_auth_middleware
 from node.web.middleware import admin_auth_middleware, body_limit_middleware, error_middleware
 from node.web.routes import setup_routes
@@ -54,6 +57,10 @@ def create_app(
         manager = SyncManager(rt, session)
         app[SYNC] = manager
         if config.is_hub:
+            app[SEARCH_INDEX] = SearchIndex()
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(HubCollector(rt))
+            app[METRICS] = registry
             matching = MatchingService(rt)
             app[MATCHING] = matching
             await rt.run(matching.after_sync)

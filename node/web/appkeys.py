@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from node.clock import Clock
 from node.hub.notices import MatchingService
+from node.hub.search import SearchIndex
 from node.runtime import NodeRuntime
 from node.services.sync_manager import SyncManager
 
@@ -13,3 +15,7 @@ RUNTIME = web.AppKey("runtime", NodeRuntime)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SYNC = web.AppKey("sync", SyncManager)
 MATCHING = web.AppKey("matching", MatchingService)
+# The hub's public search cache and Prometheus registry: made at startup, before the app
+# is frozen (state added to a running app is deprecated in aiohttp, an error under pytest).
+SEARCH_INDEX = web.AppKey("search_index", SearchIndex)
+METRICS = web.AppKey("metrics_registry", CollectorRegistry)

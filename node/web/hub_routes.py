@@ -7,20 +7,18 @@ from pathlib import Path
 from typing import Annotated
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.hub.monitor import HubCollector, hub_status
-from node.hub.search import SearchIndex, SearchQuery, search
-from node.web.appkeys import MATCHING, RUNTIME
+from node.hub.monitor import hub_status
+from node.hub.search import SearchQuery, search
+from node.web.appkeys import MATCHING, METRICS, RUNTIME, SEARCH_INDEX
 from node.web.middleware import ApiError
 from node.web.requests import parse_query
 from protocol.errors import ErrorCode
 from protocol.listing import Category
 
 DASHBOARD = Path(__file__).parent / "static" / "dashboard.html"
-REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
-SEARCH_INDEX = web.AppKey("search_index", SearchIndex)
 
 
 class SearchParams(BaseModel):
@@ -48,12 +46,7 @@ async def status(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     _require_hub(request)
     rt = request.app[RUNTIME]
-    registry = request.app.get(REGISTRY)
-    if registry is None:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(HubCollector(rt))
-        request.app[REGISTRY] = registry
-    body = await rt.run(generate_latest, registry)
+    body = await rt.run(generate_latest, request.app[METRICS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -73,9 +66,7 @@ async def public_search(request: web.Request) -> web.Response:
     _require_hub(request)
     rt = request.app[RUNTIME]
     p = parse_query(request, SearchParams)
-    index = request.app.get(SEARCH_INDEX)
-    if index is None:
-        index = request.app[SEARCH_INDEX] = SearchIndex()
+    index = request.app[SEARCH_INDEX]
     query = SearchQuery(
         q=p.q,
         category=p.category,

@@ -33,3 +33,11 @@ def parse_query(request: web.Request, model: type[M]) -> M:
         raise ApiError(
             400, ErrorCode.BAD_REQUEST, f"query parameter '{where}': {err['msg']}"
         ) from exc
+
+
+async def read_text(request: web.Request, what: str) -> str:
+    """The body as UTF-8 text; 400 for other bytes or an unknown charset."""
+    try:
+        return await request.text()
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise ApiError(400, ErrorCode.BAD_REQUEST, f"{what} must be UTF-8 text: {exc}") from exc

@@ -1,0 +1,218 @@
+"""Matching quality on a labelled set: nDCG@10 and recall@10, matcher against plain BM25.
+
+A set is a listings file (JSONL, the sample format of ../shared/data) and a pairs file
+(CSV ``request_id,offer_id,relevance``, relevance 2 strong, 1 partial). The hub is taken
+to hold every non-private listing with all its fields. Metrics are over the requests that
+have at least one pair, with every unexpired offer as a candidate; nDCG uses the
+relevance as gain (2 or 1) with the usual log2 discount. The baseline is BM25 (bm25s)
+over the same text, title in every language + summary + keywords + need, with no codes,
+concepts or constraints. Both systems' top 10 of every live request are also checked
+against the hard constraints (TRL below the minimum, no common partnership, expired).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.matching.matcher import Matcher
+from node.matching.semantic import Encoder
+from protocol.listing import normalize_record
+
+K = 10
+ENVELOPE = frozenset(
+    {"id", "owner", "category", "version", "created", "updated", "rights", "visibility"}
+)
+SKIP = ENVELOPE | {"share_with", "expires"}
+
+
+@dataclass(frozen=True)
+class SystemResult:
+    system: str
+    ndcg: float
+    recall: float
+    violations: int
+    per_request: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SetReport:
+    name: str
+    requests: int
+    pairs: int
+    offers: int
+    results: tuple[SystemResult, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "set": self.name,
+            "requests": self.requests,
+            "pairs": self.pairs,
+            "offers": self.offers,
+            "results": [
+                {
+                    "system": r.system,
+                    "ndcg@10": round(r.ndcg, 4),
+                    "recall@10": round(r.recall, 4),
+                    "violations": r.violations,
+                }
+                for r in self.results
+            ],
+        }
+
+
+def load_records(path: Path) -> dict[str, dict[str, Any]]:
+    """Records by id, dates as integer ms."""
+    out: dict[str, dict[str, Any]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = normalize_record(json.loads(line))
+                out[str(record["id"])] = record
+    return out
+
+
+def load_pairs(path: Path) -> dict[str, dict[str, int]]:
+    """request id -> {offer id: relevance}."""
+    out: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            out.setdefault(row["request_id"].strip(), {})[row["offer_id"].strip()] = int(
+                row["relevance"]
+            )
+    return out
+
+
+def hub_view(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``listing`` member of a summary carrying every field of ``record``."""
+    return {
+        "id": record["id"],
+        "category": record["category"],
+        "version": record.get("version", 1),
+        "updated": record.get("updated", 0),
+        "expires": record["expires"],
+        "fields": {k: v for k, v in record.items() if k not in SKIP},
+        "rights": record.get("rights", {}),
+    }
+
+
+def ndcg_at(ranked: Sequence[str], relevant: Mapping[str, int], k: int = K) -> float:
+    dcg = sum(relevant.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum(rel / math.log2(i + 2) for i, rel in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at(ranked: Sequence[str], relevant: Mapping[str, int], k: int = K) -> float:
+    hits = sum(1 for doc in ranked[:k] if relevant.get(doc, 0) > 0)
+    positives = sum(1 for rel in relevant.values() if rel > 0)
+    return hits / positives if positives else 0.0
+
+
+def violates(request: Mapping[str, Any], offer: Mapping[str, Any], now_ms: int) -> bool:
+    trl, trl_min = offer.get("trl"), request.get("trl_min")
+    if isinstance(trl, int) and isinstance(trl_min, int) and trl < trl_min:
+        return True
+    wanted, offered = request.get("partnership"), offer.get("partnership")
+    if wanted and offered and not set(wanted) & set(offered):
+        return True
+    return bool(request["expires"] <= now_ms or offer["expires"] <= now_ms)
+
+
+def reference_now(records: Mapping[str, Mapping[str, Any]]) -> int:
+    """The set's "today": its latest ``updated`` (nothing is updated after the freeze)."""
+    return max(int(r.get("updated", 0)) for r in records.values())
+
+
+def _score(
+    name: str,
+    rankings: Mapping[str, list[str]],
+    pairs: Mapping[str, Mapping[str, int]],
+    records: Mapping[str, Mapping[str, Any]],
+    now_ms: int,
+) -> SystemResult:
+    per = {rid: ndcg_at(rankings.get(rid, []), rel) for rid, rel in pairs.items()}
+    recall = [recall_at(rankings.get(rid, []), rel) for rid, rel in pairs.items()]
+    bad = sum(
+        violates(records[rid], records[oid], now_ms)
+        for rid, ranked in rankings.items()
+        for oid in ranked[:K]
+    )
+    n = max(len(pairs), 1)
+    return SystemResult(name, sum(per.values()) / n, sum(recall) / n, bad, per)
+
+
+def matcher_rankings(
+    records: Mapping[str, Mapping[str, Any]], now_ms: int, encoder: Encoder | None = None
+) -> dict[str, list[str]]:
+    """Offer ids ranked by the matcher for every live request."""
+    matcher = Matcher(now_ms, encoder=encoder)
+    matcher.upsert_many(
+        (str(r["owner"]), hub_view(r)) for r in records.values() if r.get("visibility") != "private"
+    )
+    top = matcher.top_matches(K, kinds=("offer",))
+    return {ref[1]: [m.candidate[1] for m in matches] for ref, matches in top.items()}
+
+
+def bm25_rankings(records: Mapping[str, Mapping[str, Any]], now_ms: int) -> dict[str, list[str]]:
+    """Offer ids ranked by plain BM25 for every live request."""
+    from node.matching.bm25 import BM25Baseline
+
+    live = [
+        r for r in records.values() if r.get("visibility") != "private" and r["expires"] > now_ms
+    ]
+    offers = [r for r in live if r["category"] == "tech_offer"]
+    requests = [r for r in live if r["category"] == "tech_request"]
+    baseline = BM25Baseline([str(o["id"]) for o in offers], [_plain_text(o) for o in offers])
+    return {str(q["id"]): baseline.rank(_plain_text(q), K) for q in requests}
+
+
+def _plain_text(record: Mapping[str, Any]) -> str:
+    title = record.get("title") or {}
+    parts = list(title.values()) if isinstance(title, Mapping) else [str(title)]
+    parts.append(str(record.get("summary", "")))
+    parts.extend(str(k) for k in record.get("keywords") or [])
+    if record.get("need"):
+        parts.append(str(record["need"]))
+    return "\n".join(parts)
+
+
+def evaluate(
+    listings_path: Path | str,
+    pairs_path: Path | str,
+    *,
+    encoder: Encoder | None = None,
+    base: Mapping[str, dict[str, Any]] | None = None,
+    now_ms: int | None = None,
+    name: str | None = None,
+) -> SetReport:
+    """Evaluate the matcher (lexical, and semantic when ``encoder`` is given) and BM25 on
+    one set. ``base``: listings (by id) that the set may reuse by id without repeating."""
+    records = load_records(Path(listings_path))
+    if base:
+        records = {**{k: v for k, v in base.items() if k not in records}, **records}
+    pairs = load_pairs(Path(pairs_path))
+    missing = sorted({i for r, o in pairs.items() for i in (r, *o)} - set(records))
+    if missing:
+        raise ValueError(f"pairs name listings not in the set: {', '.join(missing[:5])}")
+    now = reference_now(records) if now_ms is None else now_ms
+    results = [_score("matcher", matcher_rankings(records, now), pairs, records, now)]
+    if encoder is not None:
+        ranked = matcher_rankings(records, now, encoder)
+        results.append(_score(f"matcher+{encoder.name}", ranked, pairs, records, now))
+    results.append(_score("bm25", bm25_rankings(records, now), pairs, records, now))
+    offers = sum(
+        1 for r in records.values() if r["category"] == "tech_offer" and r["expires"] > now
+    )
+    return SetReport(
+        name=name or Path(listings_path).stem,
+        requests=len(pairs),
+        pairs=sum(len(v) for v in pairs.values()),
+        offers=offers,
+        results=tuple(results),
+    )

@@ -1,0 +1,202 @@
+"""Incremental storage of listing vectors: sparse term rows, dense rows, per-slot columns.
+
+Each listing kind (requests, offers, experts) has its own slots. Adding a listing appends
+a slot; removing one marks it dead at once (every later score skips it) and its space is
+reclaimed by ``compact`` in the matcher. Sparse rows keep raw sublinear tf; the idf
+weighting and L2 normalisation are applied when a matrix is built, from one idf snapshot
+shared by both sides of a match, so scores stay cosines. The snapshot is refreshed on every
+change while the corpus is small, and after 2% of it changed once it is large: exact for
+tests and evaluation, cheap when a hub holds a million summaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp  # type: ignore[import-untyped]
+
+EXACT_IDF_BELOW = 5_000
+IDF_DRIFT = 0.02
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+class Vocabulary:
+    """Terms of one feature space (words, concepts or n-grams) and their live document
+    frequencies, with an idf snapshot that matrices are weighted with."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.terms: list[str] = []
+        self._df = np.zeros(1024, dtype=np.float64)
+        self.n_docs = 0
+        self._changes = 0
+        self._idf: npt.NDArray[np.float64] | None = None
+        self.epoch = 0
+
+    def add(self, weights: Mapping[str, float]) -> tuple[npt.NDArray[np.int32], FloatArray]:
+        """Column ids and weights of a new document (counted in the df)."""
+        cols = np.empty(len(weights), dtype=np.int32)
+        for i, term in enumerate(weights):
+            col = self.ids.get(term)
+            if col is None:
+                col = len(self.terms)
+                self.ids[term] = col
+                self.terms.append(term)
+                if col >= len(self._df):
+                    self._df = np.concatenate([self._df, np.zeros_like(self._df)])
+            cols[i] = col
+        vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
+        order = np.argsort(cols)
+        cols, vals = cols[order], vals[order]
+        self._df[cols] += 1
+        self.n_docs += 1
+        self._changes += 1
+        return cols, vals
+
+    def remove(self, cols: npt.NDArray[np.int32]) -> None:
+        self._df[cols] -= 1
+        self.n_docs -= 1
+        self._changes += 1
+
+    def idf(self) -> npt.NDArray[np.float64]:
+        """The current snapshot (smoothed idf), refreshed when stale enough."""
+        stale = self._changes > (0 if self.n_docs < EXACT_IDF_BELOW else IDF_DRIFT * self.n_docs)
+        if self._idf is None or stale:
+            df = self._df[: len(self.terms)]
+            self._idf = np.log((1.0 + self.n_docs) / (1.0 + df)) + 1.0
+            self._changes = 0
+            self.epoch += 1
+        elif len(self._idf) < len(self.terms):
+            # New terms between refreshes: give them an idf without moving the others, so
+            # matrices built on this snapshot stay valid.
+            df = self._df[len(self._idf) : len(self.terms)]
+            fresh = np.log((1.0 + self.n_docs) / (1.0 + df)) + 1.0
+            self._idf = np.concatenate([self._idf, fresh])
+        return self._idf
+
+    def idf_epoch(self) -> int:
+        """Changes whenever the idf snapshot is refreshed (refreshing it if due)."""
+        self.idf()
+        return self.epoch
+
+    def query(self, weights: Mapping[str, float]) -> tuple[npt.NDArray[np.int32], FloatArray]:
+        """Known columns and idf-weighted, normalised values of a query (df untouched)."""
+        idf = self.idf()
+        pairs = sorted((self.ids[t], w) for t, w in weights.items() if t in self.ids)
+        cols = np.array([c for c, _ in pairs], dtype=np.int32)
+        vals = np.array([w for _, w in pairs], dtype=np.float64) * idf[cols]
+        norm = float(np.sqrt((vals * vals).sum()))
+        return cols, (vals / norm if norm else vals).astype(np.float32)
+
+
+class SparseRows:
+    """One kind's rows in one space; ``matrix()`` is the idf-weighted, L2-normalised CSR."""
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        self.vocab = vocab
+        self.rows: list[tuple[npt.NDArray[np.int32], FloatArray]] = []
+        self._tf: sp.csr_matrix | None = None
+        self._built: sp.csr_matrix | None = None
+        self._built_key: tuple[int, int] = (-1, -1)
+        self._csc: sp.csc_matrix | None = None
+        self._csc_key: tuple[int, int] = (-1, -1)
+
+    def append(self, cols: npt.NDArray[np.int32], vals: FloatArray) -> None:
+        self.rows.append((cols, vals))
+
+    def _tf_matrix(self, n_cols: int) -> sp.csr_matrix:
+        have = 0 if self._tf is None else self._tf.shape[0]
+        if self._tf is None or have < len(self.rows):
+            tail = self.rows[have:] if self._tf is not None else self.rows
+            block = _csr(tail, n_cols)
+            if self._tf is not None and have:
+                old = self._tf
+                if old.shape[1] != n_cols:
+                    old = sp.csr_matrix((old.data, old.indices, old.indptr), (old.shape[0], n_cols))
+                block = sp.vstack([old, block], format="csr")
+            self._tf = block
+        return self._tf
+
+    def matrix(self) -> sp.csr_matrix:
+        idf = self.vocab.idf()
+        n_cols = len(idf)
+        key = (len(self.rows), self.vocab.epoch)
+        if self._built is None or key != self._built_key:
+            tf = self._tf_matrix(n_cols)
+            weighted = tf.multiply(idf[: tf.shape[1]].astype(np.float32)).tocsr()
+            sq = np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel()
+            norms = np.sqrt(sq, dtype=np.float64)
+            norms[norms == 0] = 1.0
+            weighted = sp.diags((1.0 / norms).astype(np.float32)) @ weighted
+            weighted.sort_indices()
+            self._built = weighted.astype(np.float32).tocsr()
+            self._built_key = key
+        return self._built
+
+    def csc(self) -> sp.csc_matrix:
+        """``matrix()`` by columns: one listing's terms against all rows, via postings."""
+        built = self.matrix()
+        if self._csc is None or self._csc_key != self._built_key:
+            self._csc = built.tocsc()
+            self._csc_key = self._built_key
+        return self._csc
+
+
+def _csr(rows: list[tuple[npt.NDArray[np.int32], FloatArray]], n_cols: int) -> sp.csr_matrix:
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    if rows:
+        indptr[1:] = np.cumsum([len(c) for c, _ in rows])
+        indices = np.concatenate([c for c, _ in rows]) if indptr[-1] else np.empty(0, np.int32)
+        data = np.concatenate([v for _, v in rows]) if indptr[-1] else np.empty(0, np.float32)
+    else:
+        indices, data = np.empty(0, np.int32), np.empty(0, np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(len(rows), n_cols))
+
+
+class Growable:
+    """A numpy array that grows by doubling along its first axis."""
+
+    def __init__(self, dtype: type, width: int = 0, fill: int | float = 0) -> None:
+        shape = (256, width) if width else (256,)
+        self._data: npt.NDArray[Any] = np.full(shape, fill, dtype=dtype)
+        self._fill = fill
+        self.n = 0
+
+    def append(self, value: object) -> None:
+        if self.n == len(self._data):
+            grown = np.full(
+                (2 * len(self._data), *self._data.shape[1:]), self._fill, self._data.dtype
+            )
+            grown[: self.n] = self._data
+            self._data = grown
+        self._data[self.n] = value
+        self.n += 1
+
+    @property
+    def view(self) -> npt.NDArray[Any]:
+        return self._data[: self.n]
+
+    def set(self, index: int, value: object) -> None:
+        self._data[index] = value
+
+
+def rowwise_dots(
+    a: sp.csr_matrix, ai: IntArray, b: sp.csr_matrix, bi: IntArray, chunk: int = 65_536
+) -> FloatArray:
+    """``a[ai[p]] . b[bi[p]]`` for every pair p, in chunks to bound memory."""
+    out = np.empty(len(ai), dtype=np.float32)
+    n_cols = max(a.shape[1], b.shape[1])
+    if a.shape[1] != n_cols:
+        a = sp.csr_matrix((a.data, a.indices, a.indptr), shape=(a.shape[0], n_cols))
+    if b.shape[1] != n_cols:
+        b = sp.csr_matrix((b.data, b.indices, b.indptr), shape=(b.shape[0], n_cols))
+    for start in range(0, len(ai), chunk):
+        stop = start + chunk
+        prod = a[ai[start:stop]].multiply(b[bi[start:stop]])
+        out[start:stop] = np.asarray(prod.sum(axis=1)).ravel()
+    return out

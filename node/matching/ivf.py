@@ -1,0 +1,179 @@
+"""Candidate generation for the all-requests run when the candidate side is large.
+
+Scoring every request against every offer is 10^10 pairs at 100,000 x 100,000: too many
+for exact scores. Two stages instead:
+
+1. a dense sketch of each listing (a randomized truncated SVD of its idf-weighted word and
+   concept rows, joined with its embedding when there is one), offers clustered by
+   spherical k-means; each request probes its ``probes`` nearest clusters and keeps the
+   offers of each that break no hard constraint, keeping the ``shortlist`` best by sketch
+   similarity (matrix products in blocks);
+2. the shortlist of each request is scored exactly (``scoring``), hard
+   constraints included, and the top ``k`` kept.
+
+``bench/match_speed.py`` reports how often the exact top 10 survives stage 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp  # type: ignore[import-untyped]
+
+from node.matching.bulk import rescore
+from node.matching.scoring import violations
+from node.matching.store import KindStore
+
+Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
+
+SKETCH_DIMS = 64
+SAMPLE_ROWS = 20_000
+KMEANS_ITERATIONS = 6
+CONCEPT_WEIGHT = 0.7
+RESCORE_CHUNK = 200_000
+
+
+def _pad(m: sp.csr_matrix, width: int) -> sp.csr_matrix:
+    if m.shape[1] == width:
+        return m
+    return sp.csr_matrix((m.data, m.indices, m.indptr), shape=(m.shape[0], width))
+
+
+def _sparse_side(store: KindStore, slots: Ints, widths: tuple[int, int]) -> sp.csr_matrix:
+    text = _pad(store.sparse["text"].matrix(), widths[0])[slots]
+    concepts = _pad(store.sparse["concepts"].matrix(), widths[1])[slots]
+    return sp.hstack([text, CONCEPT_WEIGHT * concepts], format="csr")
+
+
+def _basis(sample: sp.csr_matrix, dims: int, rng: np.random.Generator) -> Floats:
+    """Top right singular vectors (dims x n_terms) by a randomized range finder."""
+    rank = min(dims + 8, sample.shape[0], sample.shape[1])
+    omega = rng.standard_normal((sample.shape[1], rank)).astype(np.float32)
+    y = sample @ omega
+    y = sample @ (sample.T @ y)  # one power iteration
+    q, _ = np.linalg.qr(y)
+    b = np.asarray((sample.T @ q).T, dtype=np.float32)
+    _, _, vt = np.linalg.svd(b, full_matrices=False)
+    return vt[: min(dims, len(vt))].astype(np.float32)
+
+
+def _normalise(x: Floats) -> Floats:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    out: Floats = (x / norms).astype(np.float32)
+    return out
+
+
+def sketches(
+    rs: KindStore, req_slots: Ints, cs: KindStore, cand: Ints, dims: int, seed: int
+) -> tuple[Floats, Floats]:
+    """Dense, normalised sketches of the requests and the candidates."""
+    rng = np.random.default_rng(seed)
+    widths = (
+        max(rs.sparse["text"].matrix().shape[1], cs.sparse["text"].matrix().shape[1]),
+        max(rs.sparse["concepts"].matrix().shape[1], cs.sparse["concepts"].matrix().shape[1]),
+    )
+    cand_m = _sparse_side(cs, cand, widths)
+    req_m = _sparse_side(rs, req_slots, widths)
+    pick = rng.choice(len(cand), size=min(SAMPLE_ROWS, len(cand)), replace=False)
+    basis = _basis(cand_m[np.sort(pick)], dims, rng)
+    parts_c = [np.asarray(cand_m @ basis.T, dtype=np.float32)]
+    parts_r = [np.asarray(req_m @ basis.T, dtype=np.float32)]
+    if rs.dense is not None and cs.dense is not None:
+        parts_c.append(cs.dense.view[cand])
+        parts_r.append(rs.dense.view[req_slots])
+    return _normalise(np.hstack(parts_r)), _normalise(np.hstack(parts_c))
+
+
+def kmeans(x: Floats, n_clusters: int, seed: int) -> tuple[Floats, Ints]:
+    """Spherical k-means: centroids fitted on a sample, then every row assigned."""
+    rng = np.random.default_rng(seed)
+    sample = x[rng.choice(len(x), size=min(len(x), 30 * n_clusters, 60_000), replace=False)]
+    centroids = sample[rng.choice(len(sample), size=n_clusters, replace=False)].copy()
+    for _ in range(KMEANS_ITERATIONS):
+        assign = np.argmax(sample @ centroids.T, axis=1)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, assign, sample)
+        empty = np.bincount(assign, minlength=n_clusters) == 0
+        sums[empty] = centroids[empty]
+        centroids = _normalise(sums)
+    labels = np.empty(len(x), dtype=np.int64)
+    for start in range(0, len(x), 50_000):
+        labels[start : start + 50_000] = np.argmax(x[start : start + 50_000] @ centroids.T, axis=1)
+    return centroids, labels
+
+
+def shortlist_top(
+    rs: KindStore,
+    req_slots: Ints,
+    cs: KindStore,
+    k: int,
+    now_ms: int,
+    *,
+    dims: int = SKETCH_DIMS,
+    probes: int = 4,
+    shortlist: int = 30,
+    seed: int = 0,
+) -> tuple[Ints, Floats]:
+    """Top ``k`` candidate slots and exact scores per request, via a sketch shortlist."""
+    cand = cs.live_slots()
+    n_r = len(req_slots)
+    out_slots = np.full((n_r, k), -1, dtype=np.int64)
+    out_scores = np.full((n_r, k), -np.inf, dtype=np.float32)
+    if not len(cand) or not n_r:
+        return out_slots, out_scores
+    req_x, cand_x = sketches(rs, req_slots, cs, cand, dims, seed)
+    n_clusters = int(min(1024, max(1, np.sqrt(len(cand)))))
+    centroids, labels = kmeans(cand_x, n_clusters, seed)
+    probes = min(probes, n_clusters)
+    near = np.empty((n_r, probes), dtype=np.int64)
+    for start in range(0, n_r, 20_000):
+        sims = req_x[start : start + 20_000] @ centroids.T
+        near[start : start + 20_000] = np.argpartition(-sims, probes - 1, axis=1)[:, :probes]
+    members = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[members], np.arange(n_clusters + 1))
+    keep = shortlist
+    found = np.full((n_r, keep), -1, dtype=np.int64)
+    approx = np.full((n_r, keep), -np.inf, dtype=np.float32)
+    flat_rows = np.repeat(np.arange(n_r), probes)
+    flat_cluster = near.ravel()
+    order = np.argsort(flat_cluster, kind="stable")
+    group = np.searchsorted(flat_cluster[order], np.arange(n_clusters + 1))
+    for c in range(n_clusters):
+        rows = flat_rows[order[group[c] : group[c + 1]]]
+        mem = members[bounds[c] : bounds[c + 1]]
+        if not len(rows) or not len(mem):
+            continue
+        sims = req_x[rows] @ cand_x[mem].T
+        ri = np.repeat(req_slots[rows], len(mem))
+        ci = np.tile(cand[mem], len(rows))
+        blocked = np.zeros(len(ri), dtype=np.bool_)
+        for mask in violations(rs, ri, cs, ci, now_ms).values():
+            blocked |= mask
+        sims[blocked.reshape(sims.shape)] = -np.inf
+        take = min(keep, len(mem))
+        best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+        both_c = np.hstack([found[rows], mem[best]])
+        both_s = np.hstack([approx[rows], np.take_along_axis(sims, best, axis=1)])
+        part = np.argpartition(-both_s, keep - 1, axis=1)[:, :keep]
+        found[rows] = np.take_along_axis(both_c, part, axis=1)
+        approx[rows] = np.take_along_axis(both_s, part, axis=1)
+    short = np.where(np.isfinite(approx), found, -1)
+    ri = np.repeat(np.arange(n_r), keep)
+    ci = short.ravel()
+    valid = ci >= 0
+    exact = np.full(len(ci), -np.inf, dtype=np.float32)
+    for start in range(0, len(ci), RESCORE_CHUNK):
+        sel = np.flatnonzero(valid[start : start + RESCORE_CHUNK]) + start
+        if len(sel):
+            exact[sel], _ = rescore(rs, req_slots[ri[sel]], cs, cand[ci[sel]], now_ms)
+    table = exact.reshape(n_r, keep)
+    take = min(k, keep)
+    best = np.argsort(-table, axis=1, kind="stable")[:, :take]
+    scores = np.take_along_axis(table, best, axis=1)
+    slots = np.where(
+        np.isfinite(scores), cand[np.maximum(np.take_along_axis(short, best, 1), 0)], -1
+    )
+    out_slots[:, :take], out_scores[:, :take] = slots, scores
+    return out_slots, out_scores

@@ -1,0 +1,122 @@
+"""A proposed match and the reasons for it, in a form people and match notices can read.
+
+DESIGN 9 asks that every match explain itself: besides the score, a ``Match`` carries its
+named components, the terms and concepts both sides use, and the taxonomy codes they
+share, computed from the two listings' features when the match is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from node.matching.codes import ipc_symbol
+from node.matching.concepts import label
+from node.matching.features import Features, Ref
+from node.matching.index import Vocabulary
+
+MAX_SHARED_TERMS = 8
+MAX_SHARED_CONCEPTS = 6
+_ISIC_SECTIONS = "ABCDEFGHIJKLMNOPQRSTU"
+
+
+@dataclass(frozen=True)
+class Match:
+    """One request matched with one candidate (a technology offer or an expert)."""
+
+    request: Ref
+    candidate: Ref
+    kind: str
+    score: float
+    components: dict[str, float] = field(default_factory=dict)
+    shared_terms: tuple[str, ...] = ()
+    shared_concepts: tuple[str, ...] = ()
+    shared_codes: tuple[str, ...] = ()
+    candidate_title: str = ""
+
+    def explanation(self) -> str:
+        """One paragraph: the score, how it is made up, and what the two sides share."""
+        req = f"{self.request[0]}/{self.request[1]}"
+        cand = f"{self.candidate[0]}/{self.candidate[1]}"
+        title = f' "{self.candidate_title}"' if self.candidate_title else ""
+        parts = [f"{self.kind} {cand}{title} for request {req}: score {self.score:.3f}"]
+        comps = self.components
+        rel = [f"{k} {v:.2f}" for k, v in comps.items() if k not in _FIT_KEYS]
+        if "relevance" in comps:
+            parts.append(f"relevance {comps['relevance']:.2f} ({', '.join(rel)})")
+        fit = [f"{k} {comps[k]:.2f}" for k in ("trl", "partnership", "target") if k in comps]
+        if "fit" in comps:
+            parts.append(f"fit {comps['fit']:.2f} ({', '.join(fit) or 'no fit data'})")
+        if self.shared_terms:
+            parts.append("shared terms: " + ", ".join(self.shared_terms))
+        if self.shared_concepts:
+            parts.append("shared concepts: " + ", ".join(self.shared_concepts))
+        if self.shared_codes:
+            parts.append("shared codes: " + ", ".join(self.shared_codes))
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "request": list(self.request),
+            "candidate": list(self.candidate),
+            "kind": self.kind,
+            "score": self.score,
+            "components": self.components,
+            "shared_terms": list(self.shared_terms),
+            "shared_concepts": list(self.shared_concepts),
+            "shared_codes": list(self.shared_codes),
+            "candidate_title": self.candidate_title,
+        }
+
+
+_FIT_KEYS = frozenset({"relevance", "fit", "trl", "partnership", "target"})
+
+
+def shared_terms(req: Features, cand: Features, vocab: Vocabulary) -> tuple[str, ...]:
+    """The common stems that weigh most in both listings, as the request spells them."""
+    idf = vocab.idf()
+    common = set(req.words) & set(cand.words)
+
+    def weight(term: str) -> float:
+        col = vocab.ids.get(term)
+        w = float(idf[col]) if col is not None and col < len(idf) else 1.0
+        return req.words[term] * cand.words[term] * w * w
+
+    ranked = sorted(common, key=lambda t: (-weight(t), t))[:MAX_SHARED_TERMS]
+    return tuple(req.surface.get(t, t) for t in ranked)
+
+
+def shared_concepts(req: Features, cand: Features, vocab: Vocabulary) -> tuple[str, ...]:
+    idf = vocab.idf()
+    common = set(req.concepts) & set(cand.concepts)
+
+    def weight(concept: str) -> float:
+        col = vocab.ids.get(concept)
+        return float(idf[col]) if col is not None and col < len(idf) else 1.0
+
+    ranked = sorted(common, key=lambda c: (-weight(c), c))[:MAX_SHARED_CONCEPTS]
+    return tuple(label(c) for c in ranked)
+
+
+def shared_codes(req: Features, cand: Features) -> tuple[str, ...]:
+    """IPC codes shared at the deepest common level, then ISIC divisions (or sections)."""
+    out: list[str] = []
+    for code in req.ipc:
+        best = ""
+        for other in cand.ipc:
+            if code == other and code % 100:
+                best = f"IPC {ipc_symbol(code)}"
+                break
+            if code // 100 == other // 100 and (code // 100) % 100 and not best:
+                best = f"IPC {ipc_symbol(code - code % 100)} (class)"
+        if best and best not in out:
+            out.append(best)
+    for code in req.isic:
+        if code % 100 and code in cand.isic:
+            text = f"ISIC {code % 100:02d}"
+        elif any(code // 100 == other // 100 for other in cand.isic):
+            text = f"ISIC section {_ISIC_SECTIONS[code // 100 - 1]}"
+        else:
+            continue
+        if text not in out:
+            out.append(text)
+    return tuple(out)

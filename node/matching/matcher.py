@@ -1,0 +1,385 @@
+"""The hub's matcher: requests against technology offers and experts, kept incrementally.
+
+``Matcher`` holds the summaries the hub received (the ``listing`` member of each signed
+summary, with its owner node) and answers two questions: what matches this listing
+(``matches_for``) and what are the best candidates of every request (``top_matches``).
+A listing is analysed once when it arrives (terms, concepts, codes, and its embedding
+when a sentence-embedding encoder is configured); ``remove`` takes it out of every match
+list at once. Top lists are computed in bulk once and then kept up to date listing by
+listing: a new candidate is scored against every request and enters the lists it beats,
+a removed one leaves them, and a list left short is refilled from scratch when read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from node.matching.bulk import exact_top, one_vs_all, rescore
+from node.matching.concepts import ConceptLexicon, default_lexicon
+from node.matching.features import CANDIDATE_KINDS, Features, Ref, extract
+from node.matching.index import Vocabulary
+from node.matching.ivf import shortlist_top
+from node.matching.match import Match, shared_codes, shared_concepts, shared_terms
+from node.matching.scoring import Scored
+from node.matching.semantic import Encoder
+from node.matching.store import SPACES, KindStore, NodeBits
+
+logger = logging.getLogger(__name__)
+
+EXACT_PAIRS = 4_000_000
+TABLE_MARGIN = 10
+COMPACT_DEAD = 0.3
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float32]
+
+
+class _Table:
+    """Cached top lists of one candidate kind: rows are request slots."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.slots = np.full((0, width), -1, dtype=np.int64)
+        self.scores = np.full((0, width), -np.inf, dtype=np.float32)
+        self.dirty: set[int] = set()
+        self.epoch = -1
+
+    def ensure_rows(self, n: int) -> None:
+        if n > len(self.slots):
+            extra = n - len(self.slots)
+            self.slots = np.vstack([self.slots, np.full((extra, self.width), -1, np.int64)])
+            self.scores = np.vstack(
+                [self.scores, np.full((extra, self.width), -np.inf, np.float32)]
+            )
+
+
+class Matcher:
+    """Match technology requests with offers and experts (DESIGN 9).
+
+    ``now_ms`` fixes the time that expiry is judged against; None means the wall clock at
+    each call. ``encoder`` adds the semantic component (see ``node.matching.semantic``);
+    without it the matcher is purely lexical.
+    """
+
+    def __init__(
+        self,
+        now_ms: int | None = None,
+        *,
+        encoder: Encoder | None = None,
+        lexicon: ConceptLexicon | None = None,
+        exact_pairs: int = EXACT_PAIRS,
+    ) -> None:
+        self._now_ms = now_ms
+        self.encoder = encoder
+        self.lexicon = lexicon or default_lexicon()
+        self.exact_pairs = exact_pairs
+        self.vocabs = {space: Vocabulary() for space in SPACES}
+        self._nodes = NodeBits()
+        self.stores = {
+            kind: KindStore(kind, self.vocabs, self._nodes)
+            for kind in ("request", *CANDIDATE_KINDS)
+        }
+        self._kind_of: dict[Ref, str] = {}
+        self._tables: dict[str, _Table] = {}
+
+    # --- time and size -------------------------------------------------------------------
+    def now(self) -> int:
+        return self._now_ms if self._now_ms is not None else int(time.time() * 1000)
+
+    def __len__(self) -> int:
+        return len(self._kind_of)
+
+    def __contains__(self, ref: object) -> bool:
+        return ref in self._kind_of
+
+    def features(self, owner: str, listing_id: str) -> Features | None:
+        kind = self._kind_of.get((owner, listing_id))
+        if kind is None:
+            return None
+        store = self.stores[kind]
+        return store.features[store.slot_of[(owner, listing_id)]]
+
+    # --- changes ---------------------------------------------------------------------------
+    def upsert(self, owner: str, view: Mapping[str, Any]) -> bool:
+        """Add or replace one listing; False when it is not matched (another category) or is
+        older than the version held."""
+        return self.upsert_many([(owner, view)]) == 1
+
+    def upsert_many(self, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """Add or replace many listings (embeddings computed in one batch); returns how many
+        were taken."""
+        batch: list[Features] = []
+        for owner, view in items:
+            feats = extract(owner, view, self.lexicon)
+            if feats is None:
+                continue
+            held = self.features(*feats.ref)
+            if held is not None and held.version > feats.version:
+                continue
+            batch.append(feats)
+        vectors: list[Floats | None] = [None] * len(batch)
+        if self.encoder is not None and batch:
+            encoded = self.encoder.encode([f.text for f in batch])
+            vectors = [encoded[i] for i in range(len(batch))]
+        for feats, vector in zip(batch, vectors, strict=True):
+            self._remove(feats.ref)
+            store = self.stores[feats.kind]
+            slot = store.add(feats, vector)
+            self._kind_of[feats.ref] = feats.kind
+            self._after_add(feats, vector, slot)
+        self._maybe_compact()
+        return len(batch)
+
+    def remove(self, owner: str, listing_id: str) -> bool:
+        """Take a listing out (retracted, expired, no longer shared); it leaves every match
+        list at once. False when it was not held."""
+        removed = self._remove((owner, listing_id))
+        self._maybe_compact()
+        return removed
+
+    def _remove(self, ref: Ref) -> bool:
+        kind = self._kind_of.pop(ref, None)
+        if kind is None:
+            return False
+        store = self.stores[kind]
+        slot = store.slot_of[ref]
+        store.kill(ref)
+        if kind == "request":
+            for table in self._tables.values():
+                if slot < len(table.slots):
+                    table.slots[slot] = -1
+                    table.scores[slot] = -np.inf
+                table.dirty.discard(slot)
+        elif kind in self._tables:
+            table = self._tables[kind]
+            hit = table.slots == slot
+            rows = np.flatnonzero(hit.any(axis=1))
+            table.scores[hit] = -np.inf
+            table.slots[hit] = -1
+            table.dirty.update(int(r) for r in rows)
+        return True
+
+    def _after_add(self, feats: Features, vector: Floats | None, slot: int) -> None:
+        if not self._tables:
+            return
+        requests = self.stores["request"]
+        if feats.kind == "request":
+            for table in self._tables.values():
+                table.ensure_rows(len(requests.features))
+                table.dirty.add(slot)
+            return
+        held = self._tables.get(feats.kind)
+        if held is None:
+            return
+        table = held
+        table.ensure_rows(len(requests.features))
+        req_slots, scored = one_vs_all(
+            feats, vector, self.stores[feats.kind], slot, requests, self.now()
+        )
+        score = np.where(scored.allowed, scored.score, -np.inf)
+        worst = table.scores[req_slots].argmin(axis=1)
+        beats = score > table.scores[req_slots, worst]
+        rows, cols = req_slots[beats], worst[beats]
+        table.slots[rows, cols] = slot
+        table.scores[rows, cols] = score[beats]
+
+    def _maybe_compact(self) -> None:
+        for store in self.stores.values():
+            if store.dead > 1000 and store.dead > COMPACT_DEAD * len(store.features):
+                self.compact()
+                return
+
+    def compact(self) -> None:
+        """Rebuild the stores without dead slots (and drop cached top lists)."""
+        old = self.stores
+        self.vocabs = {space: Vocabulary() for space in SPACES}
+        self.stores = {kind: KindStore(kind, self.vocabs, self._nodes) for kind in old}
+        for kind, store in old.items():
+            for slot, feats in enumerate(store.features):
+                if feats is None:
+                    continue
+                vector = None
+                if store.dense is not None and store.has_dense.view[slot]:
+                    vector = store.dense.view[slot].copy()
+                self.stores[kind].add(feats, vector)
+        self._tables.clear()
+
+    # --- queries ----------------------------------------------------------------------------
+    def matches_for(
+        self, owner: str, listing_id: str, k: int = 10, kinds: Collection[str] = CANDIDATE_KINDS
+    ) -> list[Match]:
+        """For a request: its best candidates. For an offer or expert: the requests it
+        matches best. Empty when the listing is unknown or expired."""
+        ref = (owner, listing_id)
+        kind = self._kind_of.get(ref)
+        if kind is None:
+            return []
+        own = self.stores[kind]
+        slot = own.slot_of[ref]
+        feats = own.features[slot]
+        assert feats is not None
+        if own.expires.view[slot] <= self.now():
+            return []
+        vector = (
+            own.dense.view[slot] if own.dense is not None and own.has_dense.view[slot] else None
+        )
+        found: list[tuple[float, str, int, int, Scored, int]] = []
+        others = [k_ for k_ in kinds if k_ in CANDIDATE_KINDS] if kind == "request" else ["request"]
+        for other_kind in others:
+            other = self.stores[other_kind]
+            slots, scored = one_vs_all(feats, vector, own, slot, other, self.now())
+            score = np.where(scored.allowed, scored.score, -np.inf)
+            for idx in _top_indices(score, k):
+                found.append((float(score[idx]), other_kind, int(slots[idx]), int(idx), scored, 0))
+        found.sort(key=lambda f: -f[0])
+        out: list[Match] = []
+        for value, other_kind, other_slot, idx, scored, _ in found[:k]:
+            if kind == "request":
+                out.append(self._match(slot, other_kind, other_slot, value, scored, idx))
+            else:
+                out.append(self._match(other_slot, kind, slot, value, scored, idx))
+        return out
+
+    def top_matches(
+        self, k: int = 10, kinds: Collection[str] = CANDIDATE_KINDS
+    ) -> dict[Ref, list[Match]]:
+        """The best ``k`` candidates of every live, unexpired request that has any."""
+        slots, scores, cand_kinds = self.top_pairs(k, kinds)
+        requests = self.stores["request"]
+        live = self._live_requests()
+        picked: dict[str, list[tuple[int, int, int, float]]] = {}
+        for row, req_slot in enumerate(live):
+            for j, score in enumerate(scores[row]):
+                if np.isfinite(score):
+                    entry = (row, int(req_slot), int(slots[row, j]), float(score))
+                    picked.setdefault(cand_kinds[row][j], []).append(entry)
+        rows: dict[int, list[Match]] = {}
+        for kind, entries in picked.items():
+            ri = np.array([e[1] for e in entries], dtype=np.int64)
+            ci = np.array([e[2] for e in entries], dtype=np.int64)
+            _, scored = rescore(requests, ri, self.stores[kind], ci, self.now())
+            for idx, (row, req_slot, cand_slot, score) in enumerate(entries):
+                match = self._match(req_slot, kind, cand_slot, score, scored, idx)
+                rows.setdefault(row, []).append(match)
+        out: dict[Ref, list[Match]] = {}
+        for row in sorted(rows):
+            out[rows[row][0].request] = sorted(rows[row], key=lambda m: -m.score)
+        return out
+
+    def top_pairs(
+        self, k: int = 10, kinds: Collection[str] = CANDIDATE_KINDS
+    ) -> tuple[Ints, Floats, list[list[str]]]:
+        """The bulk result without explanations: for each live request (in slot order),
+        candidate slots, scores (-inf past the end) and candidate kinds."""
+        now = self.now()
+        live = self._live_requests()
+        per_kind: list[tuple[str, Ints, Floats]] = []
+        for kind in (k_ for k_ in CANDIDATE_KINDS if k_ in kinds):
+            table = self._table(kind, k, now)
+            per_kind.append((kind, table.slots[live, :k], table.scores[live, :k]))
+        if not per_kind:
+            empty = np.zeros((len(live), 0))
+            return empty.astype(np.int64), empty.astype(np.float32), [[] for _ in live]
+        all_slots = np.hstack([s for _, s, _ in per_kind])
+        all_scores = np.hstack([s for _, _, s in per_kind])
+        labels = np.concatenate([[kind] * k for kind, _, _ in per_kind])
+        order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
+        slots = np.take_along_axis(all_slots, order, axis=1)
+        scores = np.take_along_axis(all_scores, order, axis=1)
+        return slots, scores, [[str(label) for label in labels[row]] for row in order]
+
+    # --- internals ----------------------------------------------------------------------------
+    def _live_requests(self) -> Ints:
+        requests = self.stores["request"]
+        live = requests.alive.view & (requests.expires.view > self.now())
+        return np.flatnonzero(live).astype(np.int64)
+
+    def _table(self, kind: str, k: int, now: int) -> _Table:
+        requests, cands = self.stores["request"], self.stores[kind]
+        table = self._tables.get(kind)
+        live = self._live_requests()
+        small = len(live) * len(cands) <= self.exact_pairs
+        epoch = self._epoch()
+        if table is None or table.width < k or (small and table.epoch != epoch):
+            # Small enough to recompute exactly whenever the idf moved; large tables are
+            # kept incrementally (scores may then carry a slightly older idf).
+            table = _Table(k + TABLE_MARGIN)
+            table.epoch = epoch
+            table.ensure_rows(len(requests.features))
+            if small:
+                top_slots, top_scores = exact_top(requests, live, cands, table.width, now)
+            else:
+                top_slots, top_scores = shortlist_top(requests, live, cands, table.width, now)
+            table.slots[live], table.scores[live] = top_slots, top_scores
+            self._tables[kind] = table
+            return table
+        table.ensure_rows(len(requests.features))
+        if not cands.features:
+            return table
+        expired = (table.slots >= 0) & (cands.expires.view[np.maximum(table.slots, 0)] <= now)
+        if expired.any():
+            table.dirty.update(int(r) for r in np.flatnonzero(expired.any(axis=1)))
+        short = (np.isfinite(table.scores).sum(axis=1) < k) & np.isin(
+            np.arange(len(table.slots)), list(table.dirty)
+        )
+        for row in np.flatnonzero(short):
+            self._refill(table, kind, int(row), now)
+        table.dirty.clear()
+        return table
+
+    def _epoch(self) -> int:
+        return sum(vocab.idf_epoch() for vocab in self.vocabs.values())
+
+    def _refill(self, table: _Table, kind: str, row: int, now: int) -> None:
+        requests = self.stores["request"]
+        table.slots[row], table.scores[row] = -1, -np.inf
+        feats = requests.features[row]
+        if feats is None or requests.expires.view[row] <= now:
+            return
+        vector = None
+        if requests.dense is not None and requests.has_dense.view[row]:
+            vector = requests.dense.view[row]
+        slots, scored = one_vs_all(feats, vector, requests, row, self.stores[kind], now)
+        score = np.where(scored.allowed, scored.score, -np.inf)
+        best = _top_indices(score, table.width)
+        table.slots[row, : len(best)] = np.where(np.isfinite(score[best]), slots[best], -1)
+        table.scores[row, : len(best)] = score[best]
+
+    def _match(
+        self, req_slot: int, kind: str, cand_slot: int, score: float, scored: Scored, idx: int
+    ) -> Match:
+        req = self.stores["request"].features[req_slot]
+        cand = self.stores[kind].features[cand_slot]
+        assert req is not None and cand is not None
+        components = {
+            name: round(float(value[idx]), 4)
+            for name, (value, present) in scored.components.items()
+            if present[idx]
+        }
+        return Match(
+            request=req.ref,
+            candidate=cand.ref,
+            kind=kind,
+            score=round(score, 4),
+            components=components,
+            shared_terms=shared_terms(req, cand, self.vocabs["text"]),
+            shared_concepts=shared_concepts(req, cand, self.vocabs["concepts"]),
+            shared_codes=shared_codes(req, cand),
+            candidate_title=cand.title,
+        )
+
+
+def _top_indices(score: Floats, k: int) -> Ints:
+    """Indices of the ``k`` highest finite scores, best first."""
+    finite = np.flatnonzero(np.isfinite(score))
+    if not len(finite):
+        return finite.astype(np.int64)
+    take = min(k, len(finite))
+    part = finite[np.argpartition(-score[finite], take - 1)[:take]]
+    return part[np.argsort(-score[part], kind="stable")].astype(np.int64)

@@ -1,0 +1,126 @@
+"""Per-kind slots: the numbers the scorer reads for many pairs at once.
+
+A ``KindStore`` keeps, for every request (or offer, or expert) the hub holds, its sparse
+term rows, its optional embedding and small integer columns (expiry, TRL, partnership and
+target-country bit masks, IPC and ISIC codes), so that components and hard constraints are
+numpy expressions over candidate arrays rather than Python loops over listings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from node.matching.codes import MAX_IPC, MAX_ISIC
+from node.matching.features import PARTNERSHIPS, SECTORS, Features, Ref
+from node.matching.index import Growable, SparseRows, Vocabulary
+
+SPACES = ("text", "concepts", "ngrams")
+NEVER = np.iinfo(np.int64).max
+_PARTNER_BIT = {p: 1 << i for i, p in enumerate(PARTNERSHIPS)}
+_SECTOR_BIT = {s: 1 << i for i, s in enumerate(SECTORS)}
+
+
+class NodeBits:
+    """Node id -> one bit of an int64 mask (63 nodes; later ones share the last bit)."""
+
+    def __init__(self) -> None:
+        self._bits: dict[str, int] = {}
+
+    def bit(self, node: str) -> int:
+        if node not in self._bits:
+            self._bits[node] = 1 << min(len(self._bits), 62)
+        return self._bits[node]
+
+    def mask(self, nodes: frozenset[str] | None) -> int:
+        return 0 if not nodes else int(np.bitwise_or.reduce([self.bit(n) for n in sorted(nodes)]))
+
+
+def _mask(values: frozenset[str] | None, bits: dict[str, int]) -> int:
+    return sum(bits[v] for v in values or () if v in bits)
+
+
+def _codes(values: tuple[int, ...], width: int) -> list[int]:
+    return list(values[:width]) + [0] * (width - len(values[:width]))
+
+
+class KindStore:
+    """Slots of one kind; dead slots stay until the matcher compacts."""
+
+    def __init__(self, kind: str, vocabs: dict[str, Vocabulary], nodes: NodeBits) -> None:
+        self.kind = kind
+        self.vocabs = vocabs
+        self.nodes = nodes
+        self.slot_of: dict[Ref, int] = {}
+        self.features: list[Features | None] = []
+        self.sparse = {space: SparseRows(vocabs[space]) for space in SPACES}
+        self._cols: list[dict[str, npt.NDArray[np.int32]]] = []
+        self.alive = Growable(np.bool_)
+        self.expires = Growable(np.int64, fill=NEVER)
+        self.trl = Growable(np.int8, fill=-1)
+        self.trl_min = Growable(np.int8, fill=-1)
+        self.pmask = Growable(np.int64)
+        self.tmask = Growable(np.int64)
+        self.obit = Growable(np.int64)
+        self.smask = Growable(np.int64)
+        self.ipc = Growable(np.int32, width=MAX_IPC)
+        self.isic = Growable(np.int32, width=MAX_ISIC)
+        self.dense: Growable | None = None
+        self.has_dense = Growable(np.bool_)
+        self.has_concepts = Growable(np.bool_)
+        self.dead = 0
+
+    def __len__(self) -> int:
+        return len(self.slot_of)
+
+    def add(self, feats: Features, vector: npt.NDArray[np.float32] | None) -> int:
+        """Append ``feats`` (the caller removed any older version first); return its slot."""
+        slot = len(self.features)
+        self.slot_of[feats.ref] = slot
+        self.features.append(feats)
+        cols: dict[str, npt.NDArray[np.int32]] = {}
+        for space in SPACES:
+            weights = getattr(feats, "words" if space == "text" else space)
+            c, v = self.vocabs[space].add(weights)
+            self.sparse[space].append(c, v)
+            cols[space] = c
+        self._cols.append(cols)
+        self.alive.append(True)
+        self.expires.append(NEVER if feats.expires is None else feats.expires)
+        self.trl.append(-1 if feats.trl is None else max(-1, min(feats.trl, 100)))
+        self.trl_min.append(-1 if feats.trl_min is None else max(-1, min(feats.trl_min, 100)))
+        self.pmask.append(_mask(feats.partnership, _PARTNER_BIT))
+        self.tmask.append(self.nodes.mask(feats.targets))
+        self.obit.append(self.nodes.bit(feats.ref[0]))
+        self.smask.append(_mask(feats.sectors, _SECTOR_BIT))
+        self.ipc.append(_codes(feats.ipc, MAX_IPC))
+        self.isic.append(_codes(feats.isic, MAX_ISIC))
+        if vector is not None and self.dense is None:
+            self.dense = Growable(np.float32, width=len(vector))
+            for _ in range(slot):
+                self.dense.append(0.0)
+        if self.dense is not None:
+            self.dense.append(0.0 if vector is None else vector)
+        self.has_dense.append(vector is not None)
+        self.has_concepts.append(bool(feats.concepts))
+        return slot
+
+    def kill(self, ref: Ref) -> Features | None:
+        """Remove ``ref`` from every later score at once; its df leaves the vocabularies."""
+        slot = self.slot_of.pop(ref, None)
+        if slot is None:
+            return None
+        feats = self.features[slot]
+        self.features[slot] = None
+        self.alive.set(slot, False)
+        for space, cols in self._cols[slot].items():
+            self.vocabs[space].remove(cols)
+        self._cols[slot] = {}
+        self.dead += 1
+        return feats
+
+    def live_features(self) -> list[Features]:
+        return [f for f in self.features if f is not None]
+
+    def live_slots(self) -> npt.NDArray[np.int64]:
+        return np.flatnonzero(self.alive.view).astype(np.int64)
