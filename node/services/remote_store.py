@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from node.storage.models import (
@@ -35,6 +36,19 @@ from sync.interfaces import (
 )
 
 REOPENABLE = frozenset({"not_shared", "consent_revoked"})
+LISTING_TYPES = frozenset({"listing", "retraction"})
+
+
+def _drop(session: Session, row: object) -> None:
+    """Delete ``row``; one added earlier in the same page is simply never written."""
+    if sa_inspect(row).pending:
+        session.expunge(row)
+    else:
+        session.delete(row)
+
+
+def _listing_id(obj: dict[str, Any]) -> str:
+    return str(obj["listing"]["id"] if obj["type"] == "listing" else obj["listing_id"])
 
 
 def _quarantine(session: Session, origin: str, now: int, item: RejectedItem) -> None:
@@ -91,9 +105,31 @@ class RemoteStore:
                 )
                 or 0
             )
+            ids = [_listing_id(i.obj) for i in items if i.obj["type"] in LISTING_TYPES]
+            held: dict[str, RemoteListingRow] = {}
+            tombs: dict[str, RemoteTombstoneRow] = {}
+            for start in range(0, len(ids), 500):  # two queries per page, not two per item
+                chunk = ids[start : start + 500]
+                held.update(
+                    (r.listing_id, r)
+                    for r in session.scalars(
+                        select(RemoteListingRow).where(
+                            RemoteListingRow.origin == peer, RemoteListingRow.listing_id.in_(chunk)
+                        )
+                    )
+                )
+                tombs.update(
+                    (r.listing_id, r)
+                    for r in session.scalars(
+                        select(RemoteTombstoneRow).where(
+                            RemoteTombstoneRow.origin == peer,
+                            RemoteTombstoneRow.listing_id.in_(chunk),
+                        )
+                    )
+                )
             for item in items:
                 seq += 1
-                self._apply_one(session, peer, item, now, seq, result)
+                self._apply_one(session, peer, item, now, seq, result, held, tombs)
             for bad in [*rejected, *result.rejected]:
                 _quarantine(session, peer, now, bad)
             result.rejected = [*rejected, *result.rejected]
@@ -110,6 +146,8 @@ class RemoteStore:
         now: int,
         seq: int,
         result: ApplyResult,
+        held_rows: dict[str, RemoteListingRow],
+        tombs: dict[str, RemoteTombstoneRow],
     ) -> None:
         obj = item.obj
         if obj["type"] not in ("listing", "retraction"):
@@ -123,10 +161,10 @@ class RemoteStore:
             )
             result.applied += 1
             return
-        lid = obj["listing"]["id"] if obj["type"] == "listing" else obj["listing_id"]
+        lid = _listing_id(obj)
         version = obj["listing"]["version"] if obj["type"] == "listing" else obj["version"]
-        held = session.get(RemoteListingRow, (origin, lid))
-        tomb = session.get(RemoteTombstoneRow, (origin, lid))
+        held = held_rows.get(lid)
+        tomb = tombs.get(lid)
         if obj["type"] == "retraction":
             if held is not None and version < held.version:
                 result.rejected.append(
@@ -136,18 +174,18 @@ class RemoteStore:
                 )
                 return
             if held is not None:
-                session.delete(held)
+                _drop(session, held)
+                del held_rows[lid]
                 result.retracted += 1
             if tomb is None:
-                session.add(
-                    RemoteTombstoneRow(
-                        origin=origin,
-                        listing_id=lid,
-                        version=version,
-                        reason=obj["reason"],
-                        at=obj["ts"],
-                    )
+                tombs[lid] = RemoteTombstoneRow(
+                    origin=origin,
+                    listing_id=lid,
+                    version=version,
+                    reason=obj["reason"],
+                    at=obj["ts"],
                 )
+                session.add(tombs[lid])
             elif (version, obj["ts"]) >= (tomb.version, tomb.at):
                 tomb.version, tomb.reason, tomb.at = version, obj["reason"], obj["ts"]
             return
@@ -176,7 +214,8 @@ class RemoteStore:
             )
             return
         if tomb is not None:
-            session.delete(tomb)
+            _drop(session, tomb)
+            del tombs[lid]
         text = item.canonical.decode("utf-8")
         values: dict[str, Any] = {
             "category": obj["listing"]["category"],
@@ -192,7 +231,8 @@ class RemoteStore:
             "bytes_sha256": hashlib.sha256(item.canonical).hexdigest(),
         }
         if held is None:
-            session.add(RemoteListingRow(origin=origin, listing_id=lid, **values))
+            held_rows[lid] = RemoteListingRow(origin=origin, listing_id=lid, **values)
+            session.add(held_rows[lid])
         else:
             for key, value in values.items():
                 setattr(held, key, value)
