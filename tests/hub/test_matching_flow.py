@@ -66,11 +66,12 @@ async def test_notices_carry_only_relayed_fields(node_factory: NodeFactory) -> N
             seen_empty += not cp["fields"]
     # the sample data gives both kinds: MoU centers see relayed titles, others only a descriptor
     assert seen_nonempty > 0
-    assert any(_notices(net.nodes[n]) for n in ("my", "ph")), "no notice reached a non-MoU center"
-    for n in ("my", "ph"):
+    outside = ("my", "ph")
+    assert any(_notices(net.nodes[o]) for o in outside), "no notice reached a non-MoU center"
+    for center in outside:
         assert all(
             not x["counterpart"]["fields"]
-            for x in _notices(net.nodes[n])
+            for x in _notices(net.nodes[center])
             if x["counterpart"]["owner"] != "cn"
         )
 
