@@ -22,6 +22,22 @@ ENGINES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 DatabaseUrlFactory = Callable[[str], str]
 
 
+def pytest_report_header() -> str:
+    where = (
+        f" ({POSTGRES_URL})" if POSTGRES_URL else " (set CATTC_TEST_POSTGRES_URL for PostgreSQL)"
+    )
+    return f"database engines under test: {', '.join(ENGINES)}{where}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for engine in ENGINES:
+        passed = [r for r in terminalreporter.stats.get("passed", []) if f"[{engine}" in r.nodeid]
+        failed = [r for r in terminalreporter.stats.get("failed", []) if f"[{engine}" in r.nodeid]
+        terminalreporter.write_line(
+            f"database engine {engine}: {len(passed)} tests passed and {len(failed)} failed"
+        )
+
+
 @pytest.fixture(params=ENGINES)
 def db_engine_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
