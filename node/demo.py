@@ -166,7 +166,7 @@ def start(nodes: dict[str, dict[str, Any]], log_dir: Path) -> list[subprocess.Po
             )
         )
     for info in nodes.values():
-        wait_until(lambda u=info["url"]: get_json(u + "/healthz"), 30, f"{info['url']} to start")
+        wait_until(lambda u=info["url"]: get_json(u + "/healthz"), 120, f"{info['url']} to start")
     return procs
 
 
@@ -220,7 +220,7 @@ def main() -> None:
         states = [m["state"] for m in status["members"]]
         return status if states and all(s == "ok" for s in states) else None
 
-    status = wait_until(synced, 90, "every member to sync")
+    status = wait_until(synced, 240, "every member to sync")
     print_tables(nodes, status)
     print_matches(hub)
     print(f"\nhub dashboard: {hub['url']}/hub/dashboard#token={hub['token']}")

@@ -63,7 +63,6 @@ def create_app(
             app[METRICS] = registry
             matching = MatchingService(rt)
             app[MATCHING] = matching
-            await rt.run(matching.after_sync)
 
             async def rematch(_peer: str) -> None:
                 await rt.run(matching.after_sync)
@@ -71,6 +70,8 @@ def create_app(
             manager.after_run = rematch
         notifier = Notifier(rt, manager.client)
         tasks: list[asyncio.Task[None]] = []
+        if config.is_hub:  # index what the hub already holds, without delaying startup
+            tasks.append(asyncio.create_task(rematch("startup")))
         if run_sync:
             manager.start()
             tasks.append(asyncio.create_task(notifier.run()))
