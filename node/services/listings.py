@@ -7,13 +7,15 @@ never reused and readers that held the listing can be told.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, Table, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from node.clock import Clock
@@ -31,6 +33,23 @@ KIND_PREFIX = {
     "agreement": "agr",
 }
 _VOLATILE = ("version", "updated", "created")
+# Core tables for bulk inserts: the ORM's per-row bookkeeping is not needed there.
+LISTINGS = cast(Table, ListingRow.__table__)
+CHANGES = cast(Table, ChangeRow.__table__)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A bulk import allocates millions of small containers that all stay alive until it
+    ends; the cyclic garbage collector's full passes over them cost a fifth of the time
+    (bench.import_listings). Pause it for the import; reference counting still frees."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def dumps(value: Any) -> str:
@@ -246,6 +265,12 @@ class ListingService:
         ``records`` yields (line number, parsed JSON or an Exception from parsing). The same
         file imported twice changes nothing: records whose content is unchanged are skipped.
         """
+        with _collector_paused():
+            return self._import(records, strict=strict, batch=batch)
+
+    def _import(
+        self, records: Iterable[tuple[int, Any]], *, strict: bool, batch: int
+    ) -> ImportReport:
         report = ImportReport()
         good: list[tuple[int, dict[str, Any], Listing]] = []
         seen: dict[str, int] = {}
@@ -315,9 +340,9 @@ class ListingService:
                     changes.append(self._change(listing.id, newer["version"], now))
                     report.updated += 1
             if inserts:
-                session.execute(insert(ListingRow), inserts)
+                session.execute(insert(LISTINGS), inserts)
             if changes:
-                session.execute(insert(ChangeRow), changes)
+                session.execute(insert(CHANGES), changes)
 
     # -- helpers ----------------------------------------------------------------------
     @staticmethod
