@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from protocol.b64 import b64url_decode
 
 CONFIG_FILE = "node.toml"
 KEY_FILE = "signing_keys.json"
@@ -58,6 +60,18 @@ class NodeConfig(BaseModel):
     sync_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
     sync_jitter_seconds: Annotated[float, Field(ge=0)] = 5.0
     peers: list[PeerConfig] = []
+
+    @field_validator("hub_key")
+    @classmethod
+    def _hub_key(cls, value: str) -> str:
+        if value:
+            try:
+                raw = b64url_decode(value)
+            except ValueError as exc:
+                raise ValueError("hub_key must be the hub's public key in base64url") from exc
+            if len(raw) != 32:
+                raise ValueError("hub_key must be a 32-byte Ed25519 public key (43 characters)")
+        return value
 
     def resolved_database_url(self, data_dir: Path) -> str:
         return self.database_url or f"sqlite:///{(data_dir / DB_FILE).resolve()}"

@@ -25,7 +25,12 @@ from node.web.app import create_app
 @click.option("--base-url", default="", help="URL other nodes reach this node at.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
-@click.option("--database-url", default="", help="PostgreSQL URL; SQLite in DATA_DIR if empty.")
+@click.option(
+    "--database-url",
+    default="",
+    envvar="CATTC_DATABASE_URL",
+    help="PostgreSQL URL (or CATTC_DATABASE_URL); SQLite in DATA_DIR if empty.",
+)
 @click.option("--hub-url", default="", help="Base URL of the CATTC hub.")
 @click.option("--hub-key", default="", help="The hub's Ed25519 public key (base64url), pinned.")
 @click.option("--hub", "is_hub", is_flag=True, help="This node is the CATTC hub.")

@@ -83,8 +83,25 @@ def unknown_env_names(text: str) -> list[str]:
 
 
 # -- compose.yaml -------------------------------------------------------------------------
+# What `docker compose` does with ${NAME:?message}: the operator's value; a valid hub key.
+TEST_ENV = {"CATTC_HUB_KEY": "A" * 42 + "E"}
+
+
+def _interpolate(value: Any) -> Any:
+    if isinstance(value, str):
+        return re.sub(
+            r"\$\{(\w+)(:\?[^}]*)?\}", lambda m: TEST_ENV.get(m.group(1), m.group(0)), value
+        )
+    if isinstance(value, dict):
+        return {k: _interpolate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v) for v in value]
+    return value
+
+
 def load_compose(path: Path = COMPOSE) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    """compose.yaml as `docker compose` reads it, with CATTC_HUB_KEY set by the operator."""
+    data = _interpolate(yaml.safe_load(path.read_text(encoding="utf-8")))
     assert isinstance(data, dict)
     return data
 

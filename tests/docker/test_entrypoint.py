@@ -98,7 +98,7 @@ def test_first_start_runs_a_valid_init_then_the_command(tmp_path: Path, node: st
         "port": 8080,
         "database_url": env["CATTC_DATABASE_URL"],
         "hub_url": "" if node == HUB else "http://cn:8080",
-        "hub_key": "",
+        "hub_key": "" if node == HUB else env["CATTC_HUB_KEY"],
         "is_hub": node == HUB,
     }
 
