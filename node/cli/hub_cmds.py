@@ -77,7 +77,11 @@ def check(data_dir: Path, as_json: bool) -> None:
 @click.option("--limit", default=50, show_default=True)
 @json_option
 def matches(data_dir: Path, limit: int, as_json: bool) -> None:
-    """List the match notices this node received from the hub."""
+    """List the match notices this node received from the hub (on the hub: its matches)."""
+    with runtime(data_dir) as rt:
+        if rt.config.is_hub:
+            _hub_matches(rt, limit, as_json)
+            return
     with runtime(data_dir) as rt, Session(rt.engine) as session:
         rows = session.scalars(
             select(InboxRow)
@@ -104,3 +108,35 @@ def matches(data_dir: Path, limit: int, as_json: bool) -> None:
         )
 
     emit(as_json, notices, render)
+
+
+def _hub_matches(rt: NodeRuntime, limit: int, as_json: bool) -> None:
+    """The hub's own view: the best candidates of each request it holds."""
+    from node.hub.notices import MatchingService
+
+    service = MatchingService(rt)
+    service.refresh()
+    found = sorted(
+        (m for ms in service.top(k=3).values() for m in ms), key=lambda m: (-m.score, m.request)
+    )[:limit]
+    data = [
+        {
+            "request": f"{m.request[0]}/{m.request[1]}",
+            "candidate": f"{m.candidate[0]}/{m.candidate[1]}",
+            "kind": m.kind,
+            "score": round(m.score, 4),
+            "shared": [*m.shared_codes, *m.shared_terms],
+        }
+        for m in found
+    ]
+    emit(
+        as_json,
+        data,
+        lambda d: table(
+            ["request", "candidate", "kind", "score", "shared"],
+            [
+                (x["request"], x["candidate"], x["kind"], f"{x['score']:.2f}", x["shared"][:5])
+                for x in d
+            ],
+        ),
+    )

@@ -11,6 +11,7 @@ from node.cli.listing_cmds import import_cmd, listings
 from node.cli.node_cmds import init, serve, status
 from node.cli.policy_cmds import policy
 from node.cli.sync_cmds import keys, sync, verify
+from node.matching.cli import eval_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +28,7 @@ cli.add_command(listings)
 cli.add_command(policy)
 for command in (directory, sync, verify, keys, custody, matches, eoi):
     cli.add_command(command)
+cli.add_command(eval_cmd, name="eval")
 
 
 if __name__ == "__main__":
