@@ -41,7 +41,8 @@ bench: $(STAMP)  ## run the benchmarks and write docs/benchmarks.md
 	$(BIN)/python -m bench.run
 
 eval: $(STAMP)  ## matching quality on the sample data
-	$(BIN)/cattc eval ../shared/data/listings.jsonl ../shared/data/match_pairs.csv
+	$(BIN)/cattc eval ../shared/data/listings.jsonl ../shared/data/match_pairs.csv \
+	  --extra bench/eval/hard_listings.jsonl bench/eval/hard_pairs.csv
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
