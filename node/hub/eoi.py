@@ -168,6 +168,8 @@ def absorb_inbox(rt: NodeRuntime) -> None:
                     _verify_from(rt, eoi, eoi.get("issuer", ""))
                 except InvalidInput:
                     continue
+                if (eoi.get("listing") or {}).get("owner") != rt.node_id:
+                    continue  # interest in someone else's listing: not ours to answer
                 if session.get(EoiRow, eoi["id"]) is None:
                     _save(session, eoi, "forwarded", row.received_at)
             else:
@@ -179,6 +181,8 @@ def absorb_inbox(rt: NodeRuntime) -> None:
                 eoi_row = session.get(EoiRow, reply["eoi_id"])
                 if eoi_row is None or eoi_row.state in ("introduced", "declined"):
                     continue
+                if reply["issuer"] != eoi_row.owner or eoi_row.requester != rt.node_id:
+                    continue  # only the listing's owner answers, and only our own interest
                 state = reply["decision"]
                 if state == "accepted" and reply.get("contact"):
                     state = "introduced"

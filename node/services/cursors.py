@@ -18,6 +18,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from node.services.errors import ServiceError
@@ -78,13 +79,17 @@ class CursorCodec:
 
 
 def load_codec(engine: Engine, node_id: str) -> CursorCodec:
-    """The node's cursor secret, created once and kept in the database."""
-    with Session(engine) as session, session.begin():
-        row = session.get(MetaRow, SECRET_KEY)
-        if row is None:
-            row = MetaRow(key=SECRET_KEY, value=secrets.token_hex(32))
-            session.add(row)
-        return CursorCodec(bytes.fromhex(row.value), node_id)
+    """The node's cursor secret, created once and kept in the database. The first feed
+    requests may run side by side (threads, hub workers) and all try to create it: one
+    wins, the others read the winner's."""
+    try:
+        with Session(engine) as session, session.begin():
+            if session.get(MetaRow, SECRET_KEY) is None:
+                session.add(MetaRow(key=SECRET_KEY, value=secrets.token_hex(32)))
+    except IntegrityError:
+        pass  # made by another request in the meantime
+    with Session(engine) as session:
+        return CursorCodec(bytes.fromhex(session.get_one(MetaRow, SECRET_KEY).value), node_id)
 
 
 def history_floor(session: Session) -> int:

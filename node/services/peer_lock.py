@@ -18,10 +18,12 @@ if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
 
-def lock_key(peer: str) -> int:
-    """A stable signed 64-bit key for ``peer``."""
+def lock_key(puller: str, peer: str) -> int:
+    """A stable signed 64-bit key for ``puller`` pulling ``peer``. The puller is part of it:
+    advisory locks are database-wide, and other nodes may keep their schemas in the same
+    database; their pulls of the same peer must not make ours skip."""
     return int.from_bytes(
-        hashlib.sha256(f"cattc-pull:{peer}".encode()).digest()[:8], "big", signed=True
+        hashlib.sha256(f"cattc-pull:{puller}:{peer}".encode()).digest()[:8], "big", signed=True
     )
 
 
@@ -31,7 +33,7 @@ async def peer_lock(rt: NodeRuntime, peer: str) -> AsyncIterator[bool]:
     if rt.engine.dialect.name != "postgresql":
         yield True
         return
-    key = lock_key(peer)
+    key = lock_key(rt.node_id, peer)
 
     def acquire() -> tuple[Connection, bool]:
         conn = rt.engine.connect()

@@ -200,7 +200,7 @@ class SyncManager:
         cfg = self.rt.config
         for peer in sorted(wanted - have):
             self.scheduler.add_job(
-                self.sync_peer,
+                self._scheduled_pull,
                 IntervalTrigger(
                     seconds=cfg.sync_interval_seconds,
                     jitter=cfg.sync_jitter_seconds or None,
@@ -214,6 +214,15 @@ class SyncManager:
             )
         for peer in have - wanted:
             self.scheduler.remove_job(f"pull:{peer}")
+
+    async def _scheduled_pull(self, peer_id: str) -> None:
+        """The scheduler's job. Shutting down cancels a pull in flight, which is no error
+        (the cursor only moves with a page's items): not worth the traceback the
+        scheduler would log for it."""
+        try:
+            await self.sync_peer(peer_id)
+        except asyncio.CancelledError:
+            logger.info("pull of %s stopped by shutdown", peer_id)
 
     def trigger(self, peer_id: str) -> bool:
         """Run ``peer_id``'s pull now (an early pull asked for by its notify)."""
