@@ -1,0 +1,4 @@
+"""Benchmarks: ``make bench`` runs them (bench/run.py) and writes docs/benchmarks.md.
+
+Not part of the test run.
+"""

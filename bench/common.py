@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -87,8 +87,16 @@ def result_from_runs(
     )
 
 
-def timed(fn: Callable[[], T]) -> tuple[float, T]:
-    """Wall-clock seconds of ``fn()`` (perf_counter) and its result."""
-    start = time.perf_counter()
+class Timing(NamedTuple):
+    """Wall-clock and CPU seconds of one call. On a shared machine the CPU time moves
+    less with other work than the wall time does."""
+
+    wall: float
+    cpu: float
+
+
+def measured(fn: Callable[[], T]) -> tuple[Timing, T]:
+    """``fn()``'s wall-clock (perf_counter) and process CPU (process_time) seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
     out = fn()
-    return time.perf_counter() - start, out
+    return Timing(time.perf_counter() - wall, time.process_time() - cpu), out

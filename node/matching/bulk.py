@@ -4,9 +4,10 @@ Three routes give the same exact scores (``scoring.score_pairs``) and differ onl
 many pairs reach it:
 
 - ``one_vs_all``: a new or changed listing against every live listing of the other side,
-  through the column postings of its own terms (CSC), so the cost follows its terms;
+  through the column postings of its own terms (CSC), then exact scores only for the
+  candidates whose upper bound can still reach its top k (``scoring.score_bounds``);
 - ``exact_top``: every request against every candidate, in blocks of sparse products;
-  used while the candidate side is small enough (a few ten thousand);
+  used while there are few enough pairs (``matcher.EXACT_PAIRS``);
 - ``shortlist_top`` (module ``ivf``): beyond that, a cheap dense candidate generation
   proposes a shortlist per request and only the shortlist is scored exactly.
 """
@@ -19,7 +20,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from node.matching.features import Features
 from node.matching.index import rowwise_dots
-from node.matching.scoring import Scored, score_pairs
+from node.matching.scoring import Scored, score_bounds, score_pairs, violations
 from node.matching.store import SPACES, KindStore
 
 Floats = npt.NDArray[np.float32]
@@ -38,28 +39,67 @@ def one_vs_all(
     own_slot: int,
     other: KindStore,
     now_ms: int,
+    *,
+    k: int | None = None,
+    floor: Floats | None = None,
 ) -> tuple[Ints, Scored]:
-    """Exact scores of ``feats`` (held at ``own_slot`` of ``own``) against every live slot of
-    ``other``; returns the other side's slots and the scores."""
+    """Exact scores of ``feats`` (held at ``own_slot`` of ``own``) against the live slots of
+    ``other`` that can matter; returns those slots and their scores.
+
+    With ``k``: the slots that can be in its top ``k``. With ``floor`` (one value per slot of
+    ``other``): the slots whose score can exceed it. Neither: every live slot. Pruning uses
+    an upper bound (the sparse similarities plus full marks for codes and fit), so the
+    answer is the same as scoring everything.
+    """
     slots = other.live_slots()
     sims: dict[str, Floats] = {}
     for space in SPACES:
         cols, vals = other.vocabs[space].query(_weights(feats, space))
-        csc = other.sparse[space].csc()
-        usable = cols < csc.shape[1]
-        cols, vals = cols[usable], vals[usable]
-        if len(cols):
-            column_block = csc[:, cols]
-            sims[space] = np.asarray(column_block @ vals, dtype=np.float32).ravel()[slots]
-        else:
-            sims[space] = np.zeros(len(slots), dtype=np.float32)
+        full = np.zeros(len(other.features), dtype=np.float32)
+        for first, piece in other.sparse[space].pieces():
+            usable = cols < piece.shape[1]
+            if usable.any():
+                block = piece[:, cols[usable]] @ vals[usable]
+                full[first : first + piece.shape[0]] = np.asarray(block, dtype=np.float32).ravel()
+        sims[space] = full[slots]
     semantic = None
     if vector is not None and other.dense is not None:
         semantic = (other.dense.view[slots] @ vector).astype(np.float32)
     mine = np.full(len(slots), own_slot, dtype=np.int64)
-    if own.kind == "request":
-        return slots, score_pairs(own, mine, other, slots, sims, now_ms, semantic)
-    return slots, score_pairs(other, slots, own, mine, sims, now_ms, semantic)
+    req, ri, cand, ci = (
+        (own, mine, other, slots)
+        if own.kind == "request"
+        else (
+            other,
+            slots,
+            own,
+            mine,
+        )
+    )
+    if k is None and floor is None:
+        return slots, score_pairs(req, ri, cand, ci, sims, now_ms, semantic)
+    dense = req.has_dense.view[ri] & cand.has_dense.view[ci] if semantic is not None else None
+    lower, upper = score_bounds(sims, semantic, dense, req.has_concepts.view[ri])
+    for mask in violations(req, ri, cand, ci, now_ms).values():
+        upper[mask] = -np.inf
+    if floor is not None:
+        keep = np.flatnonzero(upper > floor[slots])
+    else:
+        keep = _bounded_top(lower, upper, int(k or 0))
+    sub = {space: values[keep] for space, values in sims.items()}
+    sem = semantic[keep] if semantic is not None else None
+    return slots[keep], score_pairs(req, ri[keep], cand, ci[keep], sub, now_ms, sem)
+
+
+def _bounded_top(lower: Floats, upper: Floats, k: int) -> Ints:
+    """A superset of the top ``k``: at least k candidates score at least the k-th best
+    lower bound, so a candidate whose upper bound is below it cannot be among them."""
+    finite = np.flatnonzero(np.isfinite(upper))
+    if len(finite) <= k:
+        return finite.astype(np.int64)
+    kth = np.partition(lower[finite], len(finite) - k)[len(finite) - k]
+    out: Ints = finite[upper[finite] >= kth].astype(np.int64)
+    return out
 
 
 def pair_sims(

@@ -8,14 +8,16 @@ hub-side matcher from them in memory and prints one row per set and system.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.cli.output import emit, fail, json_option, table
-from node.matching.evaluate import SetReport, evaluate, load_records
-from node.matching.semantic import Encoder, EncoderUnavailable, load_encoder
 from protocol.timeutil import date_to_ms
+
+if TYPE_CHECKING:
+    from node.matching.evaluate import SetReport
+    from node.matching.semantic import Encoder
 
 _FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
@@ -70,6 +72,10 @@ def eval_cmd(
     Prints nDCG@10 and recall@10 over the requests that have pairs, for the matcher and a
     plain BM25 baseline, and the number of top-10 entries that break a hard constraint.
     """
+    # numpy, scipy and bm25s load here, not when every other cattc command starts.
+    from node.matching.evaluate import evaluate, load_records
+    from node.matching.semantic import EncoderUnavailable, load_encoder
+
     encoder: Encoder | None = None
     if model:
         try:

@@ -100,44 +100,56 @@ def encode(values: Iterable[str], kind: str) -> tuple[int, ...]:
     return tuple(out[:cap])
 
 
-def _combine(sim: npt.NDArray[np.float32], req: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
-    """``0.6 * best + 0.4 * mean over the request's codes`` of each request code's best."""
-    best = sim.max(axis=2)
-    present = (req > 0).sum(axis=1)
-    mean = best.sum(axis=1) / np.maximum(present, 1)
-    out: npt.NDArray[np.float32] = (0.6 * best.max(axis=1) + 0.4 * mean).astype(np.float32)
+def _hierarchy(
+    req: npt.NDArray[np.int32],
+    cand: npt.NDArray[np.int32],
+    levels: tuple[tuple[int, int, float], ...],
+) -> npt.NDArray[np.float32]:
+    """Best shared level per request code, combined as ``0.6 * best + 0.4 * mean over the
+    request's codes``. ``levels``: (divisor, modulus for "this level is present", weight),
+    coarse to fine. Either side may have one row (broadcast against the other's rows)."""
+    n = max(len(req), len(cand))
+    keys_r = [_level_keys(req, d, m) for d, m, _ in levels]
+    keys_c = [_level_keys(cand, d, m) for d, m, _ in levels]
+    cand_cols = [j for j in range(cand.shape[1]) if cand[:, j].any()]
+    total = np.zeros(n, dtype=np.float32)
+    top = np.zeros(n, dtype=np.float32)
+    for i in range(req.shape[1]):
+        if not req[:, i].any():
+            continue
+        best = np.zeros(n, dtype=np.float32)
+        for (_, _, weight), kr, kc in zip(levels, keys_r, keys_c, strict=True):
+            left = kr[:, i]
+            for j in cand_cols:
+                hit = (left == kc[:, j]) & (left != 0)
+                best = np.where(hit, np.float32(weight), best)
+        total += best
+        top = np.maximum(top, best)
+    present = np.maximum((req > 0).sum(axis=1), 1)
+    out: npt.NDArray[np.float32] = (0.6 * top + 0.4 * total / present).astype(np.float32)
     return out
+
+
+def _level_keys(codes: npt.NDArray[np.int32], divisor: int, modulus: int) -> npt.NDArray[np.int32]:
+    """The code cut to one level (0 where the code does not go that deep)."""
+    keys = codes // divisor
+    if modulus:
+        keys = np.where(keys % modulus > 0, keys, 0)
+    return keys.astype(np.int32)
 
 
 def ipc_similarity(
     req: npt.NDArray[np.int32], cand: npt.NDArray[np.int32]
 ) -> npt.NDArray[np.float32]:
     """Hierarchical IPC overlap of each pair in [0, 1]: same subclass 1.0, same class 0.5,
-    same section 0.2. Shapes (P, MAX_IPC) -> (P,)."""
-    a = req[:, :, None]
-    b = cand[:, None, :]
-    valid = (a > 0) & (b > 0)
-    subclass = valid & (a == b) & (a % 100 > 0)
-    klass = valid & (a // 100 == b // 100) & ((a // 100) % 100 > 0)
-    section = valid & (a // 10_000 == b // 10_000)
-    sim = np.where(
-        subclass,
-        np.float32(IPC_SUBCLASS),
-        np.where(klass, np.float32(IPC_CLASS), np.where(section, np.float32(IPC_SECTION), 0)),
-    ).astype(np.float32)
-    return _combine(sim, req)
+    same section 0.2. Shapes (P, MAX_IPC) -> (P,); one side may have a single row."""
+    levels = ((10_000, 0, IPC_SECTION), (100, 100, IPC_CLASS), (1, 100, IPC_SUBCLASS))
+    return _hierarchy(req, cand, levels)
 
 
 def isic_similarity(
     req: npt.NDArray[np.int32], cand: npt.NDArray[np.int32]
 ) -> npt.NDArray[np.float32]:
     """ISIC overlap at division level (1.0), or same section only (0.3)."""
-    a = req[:, :, None]
-    b = cand[:, None, :]
-    valid = (a > 0) & (b > 0)
-    division = valid & (a == b) & (a % 100 > 0)
-    section = valid & ((a // 100) == (b // 100))
-    sim = np.where(
-        division, np.float32(ISIC_DIVISION), np.where(section, np.float32(ISIC_SECTION), 0)
-    ).astype(np.float32)
-    return _combine(sim, req)
+    levels = ((100, 0, ISIC_SECTION), (1, 100, ISIC_DIVISION))
+    return _hierarchy(req, cand, levels)

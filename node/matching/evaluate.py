@@ -25,6 +25,7 @@ from node.matching.semantic import Encoder
 from protocol.listing import normalize_record
 
 K = 10
+CANDIDATES = frozenset({"tech_offer", "expert"})
 ENVELOPE = frozenset(
     {"id", "owner", "category", "version", "created", "updated", "rights", "visibility"}
 )
@@ -192,11 +193,19 @@ def evaluate(
     name: str | None = None,
 ) -> SetReport:
     """Evaluate the matcher (lexical, and semantic when ``encoder`` is given) and BM25 on
-    one set. ``base``: listings (by id) that the set may reuse by id without repeating."""
+    one set. ``base``: listings of another set that this one may reuse by id without
+    repeating them: its offers and experts join the candidates, and the listings the pairs
+    name are taken from it when this set lacks them."""
     records = load_records(Path(listings_path))
-    if base:
-        records = {**{k: v for k, v in base.items() if k not in records}, **records}
     pairs = load_pairs(Path(pairs_path))
+    if base:
+        named = {i for r, o in pairs.items() for i in (r, *o)}
+        reused = {
+            k: v
+            for k, v in base.items()
+            if k not in records and (k in named or v["category"] in CANDIDATES)
+        }
+        records = {**reused, **records}
     missing = sorted({i for r, o in pairs.items() for i in (r, *o)} - set(records))
     if missing:
         raise ValueError(f"pairs name listings not in the set: {', '.join(missing[:5])}")

@@ -20,6 +20,8 @@ import scipy.sparse as sp  # type: ignore[import-untyped]
 
 EXACT_IDF_BELOW = 5_000
 IDF_DRIFT = 0.02
+TAIL_ROWS = 2_000
+TAIL_SHARE = 0.02
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -105,6 +107,8 @@ class SparseRows:
         self._built_key: tuple[int, int] = (-1, -1)
         self._csc: sp.csc_matrix | None = None
         self._csc_key: tuple[int, int] = (-1, -1)
+        self._tail: sp.csr_matrix | None = None
+        self._tail_key: tuple[int, int] = (-1, -1)
 
     def append(self, cols: npt.NDArray[np.int32], vals: FloatArray) -> None:
         self.rows.append((cols, vals))
@@ -124,27 +128,41 @@ class SparseRows:
 
     def matrix(self) -> sp.csr_matrix:
         idf = self.vocab.idf()
-        n_cols = len(idf)
         key = (len(self.rows), self.vocab.epoch)
         if self._built is None or key != self._built_key:
-            tf = self._tf_matrix(n_cols)
-            weighted = tf.multiply(idf[: tf.shape[1]].astype(np.float32)).tocsr()
-            sq = np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel()
-            norms = np.sqrt(sq, dtype=np.float64)
-            norms[norms == 0] = 1.0
-            weighted = sp.diags((1.0 / norms).astype(np.float32)) @ weighted
-            weighted.sort_indices()
-            self._built = weighted.astype(np.float32).tocsr()
+            self._built = _weigh(self._tf_matrix(len(idf)), idf)
             self._built_key = key
         return self._built
 
-    def csc(self) -> sp.csc_matrix:
-        """``matrix()`` by columns: one listing's terms against all rows, via postings."""
-        built = self.matrix()
-        if self._csc is None or self._csc_key != self._built_key:
-            self._csc = built.tocsc()
+    def pieces(self) -> list[tuple[int, sp.spmatrix]]:
+        """(first row, matrix) pieces covering every row, for one listing against all: the
+        bulk by columns (CSC, via postings) and the rows appended since it was built, kept
+        apart so that one new listing does not rebuild a matrix of a million rows."""
+        idf = self.vocab.idf()
+        have = self._csc_key[0]
+        tail = len(self.rows) - have
+        small_tail = 0 <= tail <= max(TAIL_ROWS, TAIL_SHARE * have)
+        if self._csc is None or self._csc_key[1] != self.vocab.epoch or not small_tail:
+            self._csc = self.matrix().tocsc()
             self._csc_key = self._built_key
-        return self._csc
+            return [(0, self._csc)]
+        if not tail:
+            return [(0, self._csc)]
+        if self._tail is None or self._tail_key != (len(self.rows), self.vocab.epoch):
+            self._tail = _weigh(_csr(self.rows[have:], len(idf)), idf)
+            self._tail_key = (len(self.rows), self.vocab.epoch)
+        return [(0, self._csc), (have, self._tail)]
+
+
+def _weigh(tf: sp.csr_matrix, idf: npt.NDArray[np.float64]) -> sp.csr_matrix:
+    """Rows times idf, each scaled to unit length."""
+    weighted = tf.multiply(idf[: tf.shape[1]].astype(np.float32)).tocsr()
+    sq = np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel()
+    norms = np.sqrt(sq, dtype=np.float64)
+    norms[norms == 0] = 1.0
+    out = sp.diags((1.0 / norms).astype(np.float32)) @ weighted
+    out.sort_indices()
+    return out.astype(np.float32).tocsr()
 
 
 def _csr(rows: list[tuple[npt.NDArray[np.int32], FloatArray]], n_cols: int) -> sp.csr_matrix:

@@ -7,7 +7,7 @@ for exact scores. Two stages instead:
    concept rows, joined with its embedding when there is one), offers clustered by
    spherical k-means; each request probes its ``probes`` nearest clusters and keeps the
    offers of each that break no hard constraint, keeping the ``shortlist`` best by sketch
-   similarity (matrix products in blocks);
+   similarity times the exact fit factor (matrix products in blocks);
 2. the shortlist of each request is scored exactly (``scoring``), hard
    constraints included, and the top ``k`` kept.
 
@@ -16,12 +16,14 @@ for exact scores. Two stages instead:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from node.matching.bulk import rescore
-from node.matching.scoring import violations
+from node.matching.scoring import FIT_FLOOR, combine_fit, fit_components, violations
 from node.matching.store import KindStore
 
 Floats = npt.NDArray[np.float32]
@@ -31,7 +33,9 @@ SKETCH_DIMS = 64
 SAMPLE_ROWS = 20_000
 KMEANS_ITERATIONS = 6
 CONCEPT_WEIGHT = 0.7
-RESCORE_CHUNK = 200_000
+RESCORE_CHUNK = 100_000
+PREFILTER = 2
+THREADS = 2
 
 
 def _pad(m: sp.csr_matrix, width: int) -> sp.csr_matrix:
@@ -104,6 +108,35 @@ def kmeans(x: Floats, n_clusters: int, seed: int) -> tuple[Floats, Ints]:
     return centroids, labels
 
 
+_Context = tuple[KindStore, Ints, Floats, KindStore, Ints, Floats, int, int]
+
+
+def _probe(job: tuple[Ints, Ints], context: _Context) -> tuple[Ints, Ints, Floats]:
+    """One cluster against the requests that probe it: the best candidates of each row by
+    sketch similarity, then by sketch x fit among those that break no hard constraint."""
+    rows, mem = job
+    rs, req_slots, req_x, cs, cand, cand_x, keep, now_ms = context
+    if not len(rows) or not len(mem):
+        return rows[:0], mem[:0].reshape(0, 0), np.zeros((0, 0), dtype=np.float32)
+    sims = req_x[rows] @ cand_x[mem].T
+    wide = min(PREFILTER * keep, len(mem))
+    if wide < len(mem):
+        pre = np.argpartition(-sims, wide - 1, axis=1)[:, :wide]
+    else:
+        pre = np.broadcast_to(np.arange(len(mem)), sims.shape)
+    sims = np.take_along_axis(sims, pre, axis=1)
+    picked = mem[pre]
+    ri = np.repeat(req_slots[rows], wide)
+    ci = cand[picked].ravel()
+    fit = combine_fit(fit_components(rs, ri, cs, ci)).reshape(sims.shape)
+    sims = sims * (FIT_FLOOR + (1.0 - FIT_FLOOR) * fit)
+    for mask in violations(rs, ri, cs, ci, now_ms).values():
+        sims[mask.reshape(sims.shape)] = -np.inf
+    take = min(keep, wide)
+    best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+    return rows, np.take_along_axis(picked, best, axis=1), np.take_along_axis(sims, best, axis=1)
+
+
 def shortlist_top(
     rs: KindStore,
     req_slots: Ints,
@@ -140,34 +173,36 @@ def shortlist_top(
     flat_cluster = near.ravel()
     order = np.argsort(flat_cluster, kind="stable")
     group = np.searchsorted(flat_cluster[order], np.arange(n_clusters + 1))
-    for c in range(n_clusters):
-        rows = flat_rows[order[group[c] : group[c + 1]]]
-        mem = members[bounds[c] : bounds[c + 1]]
-        if not len(rows) or not len(mem):
-            continue
-        sims = req_x[rows] @ cand_x[mem].T
-        ri = np.repeat(req_slots[rows], len(mem))
-        ci = np.tile(cand[mem], len(rows))
-        blocked = np.zeros(len(ri), dtype=np.bool_)
-        for mask in violations(rs, ri, cs, ci, now_ms).values():
-            blocked |= mask
-        sims[blocked.reshape(sims.shape)] = -np.inf
-        take = min(keep, len(mem))
-        best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-        both_c = np.hstack([found[rows], mem[best]])
-        both_s = np.hstack([approx[rows], np.take_along_axis(sims, best, axis=1)])
-        part = np.argpartition(-both_s, keep - 1, axis=1)[:, :keep]
-        found[rows] = np.take_along_axis(both_c, part, axis=1)
-        approx[rows] = np.take_along_axis(both_s, part, axis=1)
+    jobs = [
+        (flat_rows[order[group[c] : group[c + 1]]], members[bounds[c] : bounds[c + 1]])
+        for c in range(n_clusters)
+    ]
+    context = (rs, req_slots, req_x, cs, cand, cand_x, keep, now_ms)
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:  # BLAS and ufuncs drop the GIL
+        for rows, picked, picked_s in pool.map(lambda job: _probe(job, context), jobs):
+            if not len(rows):
+                continue
+            both_c = np.hstack([found[rows], picked])
+            both_s = np.hstack([approx[rows], picked_s])
+            part = np.argpartition(-both_s, keep - 1, axis=1)[:, :keep]
+            found[rows] = np.take_along_axis(both_c, part, axis=1)
+            approx[rows] = np.take_along_axis(both_s, part, axis=1)
     short = np.where(np.isfinite(approx), found, -1)
     ri = np.repeat(np.arange(n_r), keep)
     ci = short.ravel()
     valid = ci >= 0
     exact = np.full(len(ci), -np.inf, dtype=np.float32)
-    for start in range(0, len(ci), RESCORE_CHUNK):
+
+    def chunk(start: int) -> None:
         sel = np.flatnonzero(valid[start : start + RESCORE_CHUNK]) + start
         if len(sel):
             exact[sel], _ = rescore(rs, req_slots[ri[sel]], cs, cand[ci[sel]], now_ms)
+
+    for space in ("text", "concepts", "ngrams"):  # build once, before the threads share them
+        rs.sparse[space].matrix()
+        cs.sparse[space].matrix()
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:  # sparsetools drop the GIL
+        list(pool.map(chunk, range(0, len(ci), RESCORE_CHUNK)))
     table = exact.reshape(n_r, keep)
     take = min(k, keep)
     best = np.argsort(-table, axis=1, kind="stable")[:, :take]

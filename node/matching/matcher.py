@@ -64,7 +64,8 @@ class Matcher:
 
     ``now_ms`` fixes the time that expiry is judged against; None means the wall clock at
     each call. ``encoder`` adds the semantic component (see ``node.matching.semantic``);
-    without it the matcher is purely lexical.
+    without it the matcher is purely lexical. Top lists are computed exactly while
+    requests x candidates stays under ``exact_pairs``, and by a shortlist beyond (``ivf``).
     """
 
     def __init__(
@@ -179,8 +180,9 @@ class Matcher:
             return
         table = held
         table.ensure_rows(len(requests.features))
+        floor = table.scores.min(axis=1)
         req_slots, scored = one_vs_all(
-            feats, vector, self.stores[feats.kind], slot, requests, self.now()
+            feats, vector, self.stores[feats.kind], slot, requests, self.now(), floor=floor
         )
         score = np.where(scored.allowed, scored.score, -np.inf)
         worst = table.scores[req_slots].argmin(axis=1)
@@ -233,7 +235,7 @@ class Matcher:
         others = [k_ for k_ in kinds if k_ in CANDIDATE_KINDS] if kind == "request" else ["request"]
         for other_kind in others:
             other = self.stores[other_kind]
-            slots, scored = one_vs_all(feats, vector, own, slot, other, self.now())
+            slots, scored = one_vs_all(feats, vector, own, slot, other, self.now(), k=k)
             score = np.where(scored.allowed, scored.score, -np.inf)
             for idx in _top_indices(score, k):
                 found.append((float(score[idx]), other_kind, int(slots[idx]), int(idx), scored, 0))
@@ -345,7 +347,9 @@ class Matcher:
         vector = None
         if requests.dense is not None and requests.has_dense.view[row]:
             vector = requests.dense.view[row]
-        slots, scored = one_vs_all(feats, vector, requests, row, self.stores[kind], now)
+        slots, scored = one_vs_all(
+            feats, vector, requests, row, self.stores[kind], now, k=table.width
+        )
         score = np.where(scored.allowed, scored.score, -np.inf)
         best = _top_indices(score, table.width)
         table.slots[row, : len(best)] = np.where(np.isfinite(score[best]), slots[best], -1)

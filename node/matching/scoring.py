@@ -87,23 +87,19 @@ def score_pairs(
         present = rs.has_dense.view[ri] & cs.has_dense.view[ci]
         value = np.clip((semantic - SEMANTIC_ZERO) / SEMANTIC_SPAN, 0.0, 1.0).astype(np.float32)
         comps["semantic"] = (value, present)
-    r_ipc, c_ipc = rs.ipc.view[ri], cs.ipc.view[ci]
-    comps["ipc"] = (ipc_similarity(r_ipc, c_ipc), (r_ipc[:, 0] > 0) & (c_ipc[:, 0] > 0))
-    r_isic, c_isic = rs.isic.view[ri], cs.isic.view[ci]
-    comps["isic"] = (isic_similarity(r_isic, c_isic), (r_isic[:, 0] > 0) & (c_isic[:, 0] > 0))
+    # One listing against many (the usual incremental case): keep its side as one row.
+    r_rows = ri[:1] if n and (ri == ri[0]).all() else ri
+    c_rows = ci[:1] if n and (ci == ci[0]).all() else ci
+    r_ipc, c_ipc = rs.ipc.view[r_rows], cs.ipc.view[c_rows]
+    ipc_present = np.broadcast_to((r_ipc[:, 0] > 0) & (c_ipc[:, 0] > 0), (n,))
+    comps["ipc"] = (_full(ipc_similarity(r_ipc, c_ipc), n), ipc_present)
+    r_isic, c_isic = rs.isic.view[r_rows], cs.isic.view[c_rows]
+    isic_present = np.broadcast_to((r_isic[:, 0] > 0) & (c_isic[:, 0] > 0), (n,))
+    comps["isic"] = (_full(isic_similarity(r_isic, c_isic), n), isic_present)
     r_sec, c_sec = rs.smask.view[ri], cs.smask.view[ci]
     comps["sector"] = (((r_sec & c_sec) != 0).astype(np.float32), (r_sec != 0) & (c_sec != 0))
 
-    trl, trl_min = cs.trl.view[ci], rs.trl_min.view[ri]
-    comps["trl"] = ((trl >= trl_min).astype(np.float32), (trl >= 0) & (trl_min >= 0))
-    p_req, p_cand = rs.pmask.view[ri], cs.pmask.view[ci]
-    wanted = np.maximum(_popcount(p_req), 1)
-    comps["partnership"] = (
-        (_popcount(p_req & p_cand) / wanted).astype(np.float32),
-        (p_req != 0) & (p_cand != 0),
-    )
-    targets, owner = cs.tmask.view[ci], rs.obit.view[ri]
-    comps["target"] = (((targets & owner) != 0).astype(np.float32), targets != 0)
+    comps.update(fit_components(rs, ri, cs, ci))
 
     weighted = np.zeros(n, dtype=np.float32)
     total = np.zeros(n, dtype=np.float32)
@@ -113,13 +109,7 @@ def score_pairs(
             weighted += np.where(present, weight * value, 0.0).astype(np.float32)
             total += np.where(present, weight, 0.0).astype(np.float32)
     relevance = np.clip(weighted / np.maximum(total, 1e-9), 0.0, 1.0)
-    fit_sum = np.zeros(n, dtype=np.float32)
-    fit_n = np.zeros(n, dtype=np.float32)
-    for name in FIT_COMPONENTS:
-        value, present = comps[name]
-        fit_sum += np.where(present, value, 0.0).astype(np.float32)
-        fit_n += present
-    fit = np.where(fit_n > 0, fit_sum / np.maximum(fit_n, 1), FIT_NEUTRAL).astype(np.float32)
+    fit = combine_fit(comps)
     comps["relevance"] = (relevance.astype(np.float32), everywhere)
     comps["fit"] = (fit, everywhere)
     score = (relevance * (FIT_FLOOR + (1.0 - FIT_FLOOR) * fit)).astype(np.float32)
@@ -129,10 +119,72 @@ def score_pairs(
     return Scored(score=score, allowed=~blocked, components=comps)
 
 
+def score_bounds(
+    sims: dict[str, Floats],
+    semantic: Floats | None,
+    dense_present: Bools | None,
+    concepts_present: Bools,
+) -> tuple[Floats, Floats]:
+    """Lower and upper bounds of each pair's score from its text similarities alone, the
+    taxonomy and fit components being unknown: they are all in [0, 1], may be absent, and
+    a weighted mean only rises when a component valued 1 joins it."""
+    w = RELEVANCE_WEIGHTS
+    known = w["text"] * sims["text"] + w["ngrams"] * sims["ngrams"]
+    total = np.full(len(known), w["text"] + w["ngrams"], dtype=np.float32)
+    known = known + np.where(concepts_present, w["concepts"] * sims["concepts"], 0.0)
+    total = total + np.where(concepts_present, w["concepts"], 0.0)
+    if semantic is not None and dense_present is not None:
+        value = np.clip((semantic - SEMANTIC_ZERO) / SEMANTIC_SPAN, 0.0, 1.0)
+        known = known + np.where(dense_present, w["semantic"] * value, 0.0)
+        total = total + np.where(dense_present, w["semantic"], 0.0)
+    codes = w["ipc"] + w["isic"] + w["sector"]
+    lower: Floats = (FIT_FLOOR * known / (total + codes)).astype(np.float32)
+    upper: Floats = ((known + codes) / (total + codes) + 1e-5).astype(np.float32)
+    return lower, upper
+
+
+def fit_components(
+    rs: KindStore, ri: Ints, cs: KindStore, ci: Ints
+) -> dict[str, tuple[Floats, Bools]]:
+    """TRL, partnership and target-country fit of each pair, with where each is known."""
+    trl, trl_min = cs.trl.view[ci], rs.trl_min.view[ri]
+    p_req, p_cand = rs.pmask.view[ri], cs.pmask.view[ci]
+    wanted = np.maximum(_popcount(p_req), 1)
+    targets, owner = cs.tmask.view[ci], rs.obit.view[ri]
+    return {
+        "trl": ((trl >= trl_min).astype(np.float32), (trl >= 0) & (trl_min >= 0)),
+        "partnership": (
+            (_popcount(p_req & p_cand) / wanted).astype(np.float32),
+            (p_req != 0) & (p_cand != 0),
+        ),
+        "target": (((targets & owner) != 0).astype(np.float32), targets != 0),
+    }
+
+
+def combine_fit(comps: dict[str, tuple[Floats, Bools]]) -> Floats:
+    """Mean of the fit components present; FIT_NEUTRAL where none is."""
+    first = comps[FIT_COMPONENTS[0]][0]
+    fit_sum = np.zeros(len(first), dtype=np.float32)
+    fit_n = np.zeros(len(first), dtype=np.float32)
+    for name in FIT_COMPONENTS:
+        value, present = comps[name]
+        fit_sum += np.where(present, value, 0.0).astype(np.float32)
+        fit_n += present
+    out: Floats = np.where(fit_n > 0, fit_sum / np.maximum(fit_n, 1), FIT_NEUTRAL).astype(
+        np.float32
+    )
+    return out
+
+
+def _full(values: Floats, n: int) -> Floats:
+    out: Floats = np.broadcast_to(values, (n,)).astype(np.float32)
+    return out
+
+
+_BITS = np.array([bin(i).count("1") for i in range(64)], dtype=np.int64)
+
+
 def _popcount(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    count = np.zeros(x.shape, dtype=np.int64)
-    value = x.copy()
-    for _ in range(8):  # partnership masks use 6 bits
-        count += value & 1
-        value >>= 1
-    return count
+    """Set bits of partnership masks (6 bits), by table."""
+    out: npt.NDArray[np.int64] = _BITS[x & 63]
+    return out
