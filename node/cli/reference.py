@@ -10,11 +10,17 @@ import click
 from node.cli.main import cli
 
 
-def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
-    out = [(path, cmd)]
+def _walk(
+    cmd: click.Command, path: list[str], parent: click.Context | None
+) -> list[tuple[list[str], click.Context]]:
+    """Every command with a context chained to its parents', as ``cattc ... --help`` has
+    (so ``-h`` and the other root settings are inherited exactly as at run time)."""
+    ctx = cmd.make_context(path[-1], [], parent=parent, resilient_parsing=True)
+    ctx.info_name = " ".join(path) if parent is None else path[-1]
+    out = [(path, ctx)]
     if isinstance(cmd, click.Group):
         for name in sorted(cmd.commands):
-            out.extend(_walk(cmd.commands[name], [*path, name]))
+            out.extend(_walk(cmd.commands[name], [*path, name], ctx))
     return out
 
 
@@ -26,9 +32,9 @@ def reference() -> str:
         "`tests/node/test_cli_reference.py` fails when this file and the code disagree.",
         "",
     ]
-    for path, cmd in _walk(cli, ["cattc"]):
-        ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100)
-        lines += [f"## {' '.join(path)}", "", "```", cmd.get_help(ctx), "```", ""]
+    for path, ctx in _walk(cli, ["cattc"], None):
+        ctx.terminal_width = ctx.max_content_width = 100
+        lines += [f"## {' '.join(path)}", "", "```", ctx.command.get_help(ctx), "```", ""]
     return "\n".join(lines)
 
 
