@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -130,8 +131,7 @@ class Owner:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
+            _stop(self.proc)
             self.proc = None
 
     def touch(self, count: int, tag: str) -> list[str]:
@@ -165,6 +165,16 @@ class Owner:
             if len(changed) == count:
                 break
         return changed
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT (a clean stop), then SIGKILL if it takes longer than a minute."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def _wait_http(url: str, deadline_s: float = 60) -> None:
@@ -367,8 +377,7 @@ def bench_notify(root: Path, repeats: int) -> list[BenchResult]:
         con.close()
     finally:
         owner.stop()
-        hub.terminate()
-        hub.wait(timeout=20)
+        _stop(hub)
     return [
         result_from_runs(
             "(c) change at a node -> present at the hub, with notify",

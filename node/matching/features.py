@@ -13,33 +13,18 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from node.matching.codes import encode
 from node.matching.concepts import ConceptLexicon
 from node.matching.text import char_ngrams, has_unspaced, index_terms, raw_words, sentences, stem
+from protocol.listing import Partnership, Sector
 
 KIND_OF_CATEGORY = {"tech_request": "request", "tech_offer": "offer", "expert": "expert"}
 CANDIDATE_KINDS = ("offer", "expert")
-PARTNERSHIPS = (
-    "licensing",
-    "joint_venture",
-    "technical_cooperation",
-    "commercial_with_tech_assistance",
-    "rnd_cooperation",
-    "investment",
-)
-SECTORS = (
-    "agrifood",
-    "new_energy",
-    "biomedicine",
-    "ict_digital",
-    "advanced_manufacturing",
-    "environment",
-    "marine",
-    "construction_materials",
-    "mining",
-)
+# The wire model's enumerations, in their declared order (bit positions for the scorer).
+PARTNERSHIPS: tuple[str, ...] = get_args(Partnership)
+SECTORS: tuple[str, ...] = get_args(Sector)
 # How much one occurrence counts, by field: titles and keywords say what a listing is about.
 FIELD_WEIGHTS = {
     "title": 2.0,
