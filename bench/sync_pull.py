@@ -136,7 +136,7 @@ class Owner:
 
     def touch(self, count: int, tag: str) -> list[str]:
         """Change ``count`` listings through the admin API; return their ids."""
-        ids = [f"{self.node_id}-off-{i:06d}" for i in random.sample(range(1, 2000), count * 3)]
+        ids = [f"{self.node_id}-off-{i:06d}" for i in random.sample(range(1, 2000), count * 20)]
         changed = []
         for lid in ids:
             req = urllib.request.Request(
@@ -271,7 +271,10 @@ def _raw_verify_rate(hub_dir: Path, public_key: bytes, sample: int = 5000) -> fl
     return len(prepared) / (time.perf_counter() - start)
 
 
-def bench_full_pull(root: Path, n: int, repeats: int) -> list[BenchResult]:
+def bench_full_pull(
+    root: Path, n: int, repeats: int, owners: dict[int, tuple[Owner, Path]] | None = None
+) -> list[BenchResult]:
+    """(a); leaves the owner and a synced hub in ``owners[n]`` for (b) to reuse."""
     owner = Owner(root, "th", n)
     owner.start()
     try:
@@ -283,8 +286,11 @@ def bench_full_pull(root: Path, n: int, repeats: int) -> list[BenchResult]:
             rates.append(n / seconds)
             raw.append(_raw_insert(hub_dir, root))
             verify.append(_raw_verify_rate(hub_dir, owner.public_key))
+        if owners is not None:
+            owners[n] = (owner, hub_dir)
     finally:
-        owner.stop()
+        if owners is None or n not in owners:
+            owner.stop()
     return [
         result_from_runs(
             f"(a) hub pulls {n:,} listings over loopback, verified and stored",
@@ -307,13 +313,20 @@ def bench_full_pull(root: Path, n: int, repeats: int) -> list[BenchResult]:
     ]
 
 
-def bench_small_pulls(root: Path, repeats: int) -> list[BenchResult]:
+def bench_small_pulls(
+    root: Path, repeats: int, owners: dict[int, tuple[Owner, Path]] | None = None
+) -> list[BenchResult]:
+    """(b); reuses an owner and synced hub that (a) left in ``owners``."""
     results = []
+    owners = owners or {}
     for size in (SMALL, N_LISTINGS):
-        owner = Owner(root, f"o{size // 1000}k", size)
-        owner.start()
-        try:
+        if size in owners:
+            owner, hub_dir = owners[size]
+        else:
+            owner = Owner(root, f"o{size // 1000}k", size)
+            owner.start()
             hub_dir = _new_hub(root, f"hub-b{size}", [owner])
+        try:
             _, run = asyncio.run(_pull(hub_dir, owner.node_id))
             assert run is not None and run.error is None, run
             times = []
@@ -401,9 +414,10 @@ def _wait_for(check: Any, deadline_s: float) -> None:
 def run(n_listings: int = N_LISTINGS, repeats: int = DEFAULT_REPEATS) -> list[BenchResult]:
     with tempfile.TemporaryDirectory(prefix="cattc-bench-sync-") as tmp:
         root = Path(tmp)
+        owners: dict[int, tuple[Owner, Path]] = {}
         return [
-            *bench_full_pull(root, n_listings, repeats),
-            *bench_small_pulls(root, repeats),
+            *bench_full_pull(root, n_listings, repeats, owners),
+            *bench_small_pulls(root, repeats, owners),
             *bench_notify(root, repeats),
         ]
 
