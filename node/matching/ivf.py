@@ -34,7 +34,7 @@ SAMPLE_ROWS = 20_000
 KMEANS_ITERATIONS = 6
 CONCEPT_WEIGHT = 0.7
 RESCORE_CHUNK = 100_000
-PREFILTER = 2
+PREFILTER = 4
 THREADS = 2
 
 
@@ -146,7 +146,7 @@ def shortlist_top(
     *,
     dims: int = SKETCH_DIMS,
     probes: int = 4,
-    shortlist: int = 30,
+    shortlist: int = 40,
     seed: int = 0,
 ) -> tuple[Ints, Floats]:
     """Top ``k`` candidate slots and exact scores per request, via a sketch shortlist."""

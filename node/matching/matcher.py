@@ -115,15 +115,16 @@ class Matcher:
     def upsert_many(self, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Add or replace many listings (embeddings computed in one batch); returns how many
         were taken."""
-        batch: list[Features] = []
+        newest: dict[Ref, Features] = {}
         for owner, view in items:
             feats = extract(owner, view, self.lexicon)
             if feats is None:
                 continue
-            held = self.features(*feats.ref)
+            held = newest.get(feats.ref) or self.features(*feats.ref)
             if held is not None and held.version > feats.version:
                 continue
-            batch.append(feats)
+            newest[feats.ref] = feats
+        batch = list(newest.values())
         vectors: list[Floats | None] = [None] * len(batch)
         if self.encoder is not None and batch:
             encoded = self.encoder.encode([f.text for f in batch])
