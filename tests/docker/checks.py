@@ -90,7 +90,7 @@ TEST_ENV = {"CATTC_HUB_KEY": "A" * 42 + "E"}
 def _interpolate(value: Any) -> Any:
     if isinstance(value, str):
         return re.sub(
-            r"\$\{(\w+)(:\?[^}]*)?\}", lambda m: TEST_ENV.get(m.group(1), m.group(0)), value
+            r"\$\{(\w+)(:[?-][^}]*)?\}", lambda m: TEST_ENV.get(m.group(1), m.group(0)), value
         )
     if isinstance(value, dict):
         return {k: _interpolate(v) for k, v in value.items()}
