@@ -120,6 +120,7 @@ class SyncManager:
         self.run_timeout_s = run_timeout_s
         self.scheduler: AsyncIOScheduler | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._pending: set[str] = set()
         self.after_run: Callable[[str], Awaitable[None]] | None = None
         self._last_directory = -DIRECTORY_REFETCH_MS
 
@@ -130,12 +131,15 @@ class SyncManager:
             return None  # a suspended member is not pulled, not even on request
         lock = self._locks.setdefault(peer_id, asyncio.Lock())
         if lock.locked() and not force:
+            self._pending.add(peer_id)  # a notify during a run: pull again right after it
             return None
         async with lock:
+            self._pending.discard(peer_id)
             if not force:
                 state = await self.rt.run(self.store.peer_cursor, peer_id)
                 wait = backoff_ms(state.failures)
                 if state.last_attempt is not None and self.rt.clock() < state.last_attempt + wait:
+                    self._run_at(peer_id, state.last_attempt + wait)  # not lost, only delayed
                     return None
             async with peer_lock(self.rt, peer_id) as mine:
                 if not mine:
@@ -145,7 +149,9 @@ class SyncManager:
                 )
             if self.after_run is not None and (run.applied or run.retracted):
                 await self.after_run(peer_id)
-            return run
+        if peer_id in self._pending:
+            self.trigger(peer_id)
+        return run
 
     async def sync_all(self, *, force: bool = True) -> list[RunRecord]:
         await self.refresh_directory()
@@ -223,6 +229,13 @@ class SyncManager:
             await self.sync_peer(peer_id)
         except asyncio.CancelledError:
             logger.info("pull of %s stopped by shutdown", peer_id)
+
+    def _run_at(self, peer_id: str, when_ms: int) -> None:
+        """Bring ``peer_id``'s next scheduled pull forward to ``when_ms`` (never later)."""
+        job = self.scheduler.get_job(f"pull:{peer_id}") if self.scheduler else None
+        when = dt.datetime.fromtimestamp(when_ms / 1000, dt.UTC)
+        if job is not None and (job.next_run_time is None or when < job.next_run_time):
+            job.modify(next_run_time=when)
 
     def trigger(self, peer_id: str) -> bool:
         """Run ``peer_id``'s pull now (an early pull asked for by its notify)."""
