@@ -9,19 +9,20 @@ from typing import Any
 import aiohttp
 import click
 
-from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
+from node.cli.output import (
+    data_dir_group,
+    emit,
+    fail,
+    json_option,
+    runtime,
+    table,
+)
 from node.services.directory import Member, keys_from_identity
 from protocol.keys import split_key_name
 from protocol.signing import SignatureError, verify_object
 from sync.client import PeerError, fetch_identity
 
-
-@click.group()
-@data_dir_argument
-@click.pass_context
-def directory(ctx: click.Context, data_dir: Path) -> None:
-    """Add, update, suspend and show the hub's members."""
-    ctx.obj = data_dir
+directory = data_dir_group("directory", "Add, update, suspend and show the hub's members.")
 
 
 def _keys(key_opts: tuple[str, ...], fetch: bool, base_url: str, node_id: str) -> dict[str, Any]:

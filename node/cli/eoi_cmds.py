@@ -10,7 +10,14 @@ from typing import Any
 import aiohttp
 import click
 
-from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
+from node.cli.output import (
+    data_dir_group,
+    emit,
+    fail,
+    json_option,
+    runtime,
+    table,
+)
 from node.hub import eoi as eois
 from node.hub.eoi import CONTACT_FIELDS
 from node.runtime import NodeRuntime
@@ -38,12 +45,7 @@ async def send_to_hub(rt: NodeRuntime, path: str, obj: dict[str, Any]) -> Any:
     return payload
 
 
-@click.group()
-@data_dir_argument
-@click.pass_context
-def eoi(ctx: click.Context, data_dir: Path) -> None:
-    """Expressions of interest: submit, list, accept, decline."""
-    ctx.obj = data_dir
+eoi = data_dir_group("eoi", "Expressions of interest: submit, list, accept, decline.")
 
 
 @eoi.command()

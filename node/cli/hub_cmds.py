@@ -12,7 +12,15 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
+from node.cli.output import (
+    data_dir_argument,
+    data_dir_group,
+    emit,
+    fail,
+    json_option,
+    runtime,
+    table,
+)
 from node.hub.custody import check_custody
 from node.runtime import NodeRuntime
 from node.services.peers import peer_info
@@ -22,13 +30,7 @@ from protocol.signing import SignatureError, verify_object
 from protocol.timeutil import ms_to_iso
 from sync.client import PeerClient, PeerError
 
-
-@click.group()
-@data_dir_argument
-@click.pass_context
-def custody(ctx: click.Context, data_dir: Path) -> None:
-    """Check what the hub holds of this node's data."""
-    ctx.obj = data_dir
+custody = data_dir_group("custody", "Check what the hub holds of this node's data.")
 
 
 async def _fetch_custody(rt: NodeRuntime) -> Any:

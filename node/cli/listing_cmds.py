@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
+from node.cli.output import (
+    data_dir_argument,
+    data_dir_group,
+    emit,
+    fail,
+    json_option,
+    runtime,
+    table,
+)
 from node.services.importer import RecordError, count_lines, read_records
 from protocol.listing import CATEGORIES
 from protocol.timeutil import ms_to_date
@@ -70,12 +78,7 @@ def import_cmd(data_dir: Path, file: Path, strict: bool, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-@click.group()
-@data_dir_argument
-@click.pass_context
-def listings(ctx: click.Context, data_dir: Path) -> None:
-    """List, show and withdraw this node's own listings."""
-    ctx.obj = data_dir
+listings = data_dir_group("listings", "List, show and withdraw this node's own listings.")
 
 
 @listings.command("list")

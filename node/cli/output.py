@@ -82,3 +82,16 @@ data_dir_argument = click.argument(
 
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def data_dir_group(name: str, help_text: str) -> click.Group:
+    """A command group whose DATA_DIR comes first and is handed to every subcommand
+    (``cattc policy DATA_DIR show``), as DESIGN 10 asks of every command."""
+
+    @click.group(name=name, help=help_text)
+    @data_dir_argument
+    @click.pass_context
+    def group(ctx: click.Context, data_dir: Path) -> None:
+        ctx.obj = data_dir
+
+    return group

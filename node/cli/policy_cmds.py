@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from node.cli.output import data_dir_argument, emit, fail, json_option, runtime
+from node.cli.output import data_dir_group, emit, fail, json_option, runtime
 from node.config import POLICY_FILE
 from node.services.errors import ServiceError
 from node.services.policy import InvalidPolicy
@@ -33,12 +33,7 @@ def _invalid(exc: InvalidPolicy) -> None:
     fail(f"policy is invalid ({len(exc.issues)} problem(s)); nothing was changed")
 
 
-@click.group()
-@data_dir_argument
-@click.pass_context
-def policy(ctx: click.Context, data_dir: Path) -> None:
-    """Show, check, diff, apply and explain the sharing policy."""
-    ctx.obj = data_dir
+policy = data_dir_group("policy", "Show, check, diff, apply and explain the sharing policy.")
 
 
 @policy.command()

@@ -11,7 +11,15 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
+from node.cli.output import (
+    data_dir_argument,
+    data_dir_group,
+    emit,
+    fail,
+    json_option,
+    runtime,
+    table,
+)
 from node.config import KEY_FILE
 from node.runtime import NodeRuntime
 from node.services.sync_manager import SyncManager
@@ -20,13 +28,7 @@ from node.storage.models import SyncRunRow
 from protocol.keys import KeyStore
 from protocol.timeutil import ms_to_iso
 
-
-@click.group()
-@data_dir_argument
-@click.pass_context
-def sync(ctx: click.Context, data_dir: Path) -> None:
-    """Pull from peers now, or show how sync stands."""
-    ctx.obj = data_dir
+sync = data_dir_group("sync", "Pull from peers now, or show how sync stands.")
 
 
 async def _sync_now(rt: NodeRuntime, peer: str | None) -> list[Any]:
@@ -169,12 +171,7 @@ def verify(data_dir: Path, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-@click.group()
-@data_dir_argument
-@click.pass_context
-def keys(ctx: click.Context, data_dir: Path) -> None:
-    """Manage this node's signing keys."""
-    ctx.obj = data_dir
+keys = data_dir_group("keys", "Manage this node's signing keys.")
 
 
 @keys.command()
