@@ -23,8 +23,7 @@ from node.cli.output import (
 )
 from node.hub.custody import check_custody
 from node.runtime import NodeRuntime
-from node.services.peers import peer_info
-from node.services.sync_manager import PinnedKeys
+from node.services.peers import PinnedKeys, peer_info
 from node.storage.models import InboxRow
 from protocol.signing import SignatureError, verify_object
 from protocol.timeutil import ms_to_iso

@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session
 
 from node.services.errors import Conflict, InvalidInput, NotFound
 from node.services.feed import post_to_outbox
-from node.services.peers import PeerInfo, peer_info
-from node.services.sync_manager import PinnedKeys
+from node.services.peers import PeerInfo, PinnedKeys, peer_info
 from node.storage.models import EoiRow, InboxRow, RemoteListingRow
 from protocol import PROTOCOL_VERSION
 from protocol.signing import SignatureError, sign_object, verify_object

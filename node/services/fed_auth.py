@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from node.services.peers import peer_info
+from node.services.peers import PinnedKeys, peer_info
 from node.storage.models import SeenNonceRow
 from protocol.request_sig import (
     MAX_SKEW_MS,
@@ -49,7 +49,7 @@ def verify_request(
         raise RequestSignatureError("unknown_origin", f"{sig.origin!r} is not a known node")
     if peer.status == "suspended":
         raise RequestSignatureError("member_suspended", f"{sig.origin!r} is suspended")
-    info = peer.keys_for([sig.key]).get(sig.key)
+    info = PinnedKeys(peer).get(sig.key)
     if info is None:
         raise UnknownKey("key_not_valid", f"key {sig.key} of {sig.origin} is not known")
     if not info.valid_at(sig.created):

@@ -3,6 +3,7 @@ key, and the bilateral peers of the config."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,13 +22,25 @@ class PeerInfo:
     pinned: bytes | None = None
     status: str = "active"
 
-    def keys_for(self, names: list[str]) -> dict[str, VerifyKeyInfo]:
-        """Known keys, plus the pinned key under whatever name the signer used."""
-        out = dict(self.keys)
-        if self.pinned is not None:
-            for name in names:
-                out.setdefault(name, VerifyKeyInfo(self.pinned))
-        return out
+
+class PinnedKeys(Mapping[str, VerifyKeyInfo]):
+    """Known keys of a peer, plus a pinned key accepted under any key name."""
+
+    def __init__(self, peer: PeerInfo) -> None:
+        self.peer = peer
+
+    def __getitem__(self, name: str) -> VerifyKeyInfo:
+        if name in self.peer.keys:
+            return self.peer.keys[name]
+        if self.peer.pinned is not None:
+            return VerifyKeyInfo(self.peer.pinned)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.peer.keys)
+
+    def __len__(self) -> int:
+        return len(self.peer.keys)
 
 
 def pinned_key(text: str) -> bytes | None:

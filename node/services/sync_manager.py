@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -20,7 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from node.hub.custody import HubRemoteStore
 from node.services.directory import DirectoryRejected, keys_from_identity
 from node.services.peer_lock import peer_lock
-from node.services.peers import PeerInfo, peer_info, pinned_key, pull_targets
+from node.services.peers import PeerInfo, PinnedKeys, peer_info, pinned_key, pull_targets
 from node.services.remote_store import RemoteStore
 from protocol.keys import VerifyKeyInfo
 from protocol.signing import SignatureError, verify_object
@@ -35,26 +35,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 IDENTITY_REFETCH_MS = 60_000
 DIRECTORY_REFETCH_MS = 10_000
-
-
-class PinnedKeys(Mapping[str, VerifyKeyInfo]):
-    """Known keys of a peer, plus a pinned key accepted under any key name."""
-
-    def __init__(self, peer: PeerInfo) -> None:
-        self.peer = peer
-
-    def __getitem__(self, name: str) -> VerifyKeyInfo:
-        if name in self.peer.keys:
-            return self.peer.keys[name]
-        if self.peer.pinned is not None:
-            return VerifyKeyInfo(self.peer.pinned)
-        raise KeyError(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.peer.keys)
-
-    def __len__(self) -> int:
-        return len(self.peer.keys)
 
 
 class NodeKeySource:

@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.services.peers import peer_info, pull_targets
+from node.services.peers import PinnedKeys, peer_info, pull_targets
 from node.services.remote_store import RemoteStore
-from node.services.sync_manager import PinnedKeys
 from node.storage.models import PeerStateRow
 from protocol.canonical import parse_json
 from protocol.signing import SignatureError, verify_object

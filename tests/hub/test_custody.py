@@ -13,8 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.services.peers import peer_info
-from node.services.sync_manager import PinnedKeys
+from node.services.peers import PinnedKeys, peer_info
 from node.storage.models import FeedSentRow, RemoteListingRow
 from protocol.signing import SignatureError, verify_object
 from tests.federation.network import NodeFactory, allowed_for, held_by, start_network
