@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from node.services.audiences import audience_of, membership
 from node.services.feed import post_to_outbox
-from node.storage.models import NoticeSentRow, RemoteListingRow
+from node.storage.models import ListingRow, NoticeSentRow, RemoteListingRow
 from policies.evaluate import evaluate, relay_view
 from policies.model import Relay
 from protocol import PROTOCOL_VERSION
@@ -91,13 +91,23 @@ class MatchingService:
                 if row is not None:
                     obj = json.loads(row.signed_bytes)
                     out[key] = ((version, ts), obj["listing"], obj["policy"].get("relay"))
-        for stored in rt.listings.iter_all(include_withdrawn=False):
-            rec = stored.record
-            if rec["category"] not in MATCHED or rec["expires"] <= now:
-                continue
-            key = (rt.node_id, rec["id"])
-            stamp = (rec["version"], rec["updated"])
-            out[key] = (stamp, {} if self.versions.get(key) == stamp else own_view(rec), None)
+        # The hub's own listings: read versions only; parse a record only when it changed.
+        with Session(rt.engine) as session:
+            own = session.execute(
+                select(ListingRow.id, ListingRow.version, ListingRow.updated).where(
+                    ListingRow.withdrawn.is_(False),
+                    ListingRow.expires > now,
+                    ListingRow.category.in_(MATCHED),
+                )
+            ).all()
+            for lid, version, updated in own:
+                key = (rt.node_id, lid)
+                stamp = (version, updated)
+                view: dict[str, Any] = {}
+                if self.versions.get(key) != stamp:
+                    record = session.scalar(select(ListingRow.record).where(ListingRow.id == lid))
+                    view = own_view(json.loads(record or "{}"))
+                out[key] = (stamp, view, None)
         return out
 
     def refresh(self) -> list[Ref]:
