@@ -120,13 +120,7 @@ class Owner:
         if hub_url:
             cfg = load_config(self.dir).model_copy(update={"hub_url": hub_url})
             save_config(self.dir, cfg)
-        env = {**os.environ, "CATTC_LOG_LEVEL": "WARNING"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node.cli.main", "serve", str(self.dir)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.proc = _serve(self.dir)
         _wait_http(self.url + "/healthz")
 
     def stop(self) -> None:
@@ -165,6 +159,18 @@ class Owner:
             if len(changed) == count:
                 break
         return changed
+
+
+def _serve(data_dir: Path) -> subprocess.Popen[bytes]:
+    """``cattc serve DATA_DIR`` as a process; its log goes to ``DATA_DIR/serve.log``."""
+    env = {**os.environ, "CATTC_LOG_LEVEL": os.environ.get("CATTC_BENCH_LOG_LEVEL", "WARNING")}
+    with (data_dir / "serve.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "node.cli.main", "serve", str(data_dir)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -357,13 +363,7 @@ def bench_notify(root: Path, repeats: int) -> list[BenchResult]:
     save_config(hub_dir, cfg)
     # The owner first: the hub's first scheduled pull must find it (the next is an hour away).
     owner.start(hub_url=f"http://127.0.0.1:{hub_port}")
-    env = {**os.environ, "CATTC_LOG_LEVEL": "WARNING"}
-    hub = subprocess.Popen(
-        [sys.executable, "-m", "node.cli.main", "serve", str(hub_dir)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    hub = _serve(hub_dir)
     try:
         _wait_http(f"http://127.0.0.1:{hub_port}/healthz")
         con = sqlite3.connect(hub_dir / DB_FILE, timeout=30)

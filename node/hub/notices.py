@@ -60,7 +60,6 @@ class MatchingService:
         self.versions: dict[Ref, tuple[int, int]] = {}
         self.relays: dict[Ref, dict[str, Any] | None] = {}
         self.lock = threading.Lock()
-        self.sync_lock = threading.Lock()
         # One re-match at a time: two pulls ending together would both see the same new
         # pairs and insert the same notices_sent rows (unique violation, or deadlock).
         self.sync_lock = threading.Lock()

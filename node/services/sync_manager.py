@@ -101,6 +101,7 @@ class SyncManager:
         self.scheduler: AsyncIOScheduler | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.after_run: Callable[[str], Awaitable[None]] | None = None
         self._last_directory = -DIRECTORY_REFETCH_MS
 
@@ -113,6 +114,23 @@ class SyncManager:
         if lock.locked() and not force:
             self._pending.add(peer_id)  # a notify during a run: pull again right after it
             return None
+        run = await self._sync_locked(peer_id, info, lock, force=force)
+        changed = run is not None and bool(run.applied or run.retracted)
+        while run is not None and peer_id in self._pending:  # notified during the run
+            again = await self._sync_locked(peer_id, info, lock, force=False)
+            if again is None:
+                break
+            run = again
+            changed = changed or bool(run.applied or run.retracted)
+        # After the pull, outside its lock: a notify that comes while the hub re-matches
+        # is pulled at once, not after the matching.
+        if changed and self.after_run is not None:
+            await self.after_run(peer_id)
+        return run
+
+    async def _sync_locked(
+        self, peer_id: str, info: PeerInfo, lock: asyncio.Lock, *, force: bool
+    ) -> RunRecord | None:
         async with lock:
             self._pending.discard(peer_id)
             if not force:
@@ -124,14 +142,9 @@ class SyncManager:
             async with peer_lock(self.rt, peer_id) as mine:
                 if not mine:
                     return None  # another hub worker is pulling this peer right now
-                run = await self.reader.pull(
+                return await self.reader.pull(
                     Peer(peer_id, info.base_url), timeout_s=self.run_timeout_s
                 )
-            if self.after_run is not None and (run.applied or run.retracted):
-                await self.after_run(peer_id)
-        if peer_id in self._pending:
-            self.trigger(peer_id)
-        return run
 
     async def sync_all(self, *, force: bool = True) -> list[RunRecord]:
         await self.refresh_directory()
@@ -218,16 +231,22 @@ class SyncManager:
             job.modify(next_run_time=when)
 
     def trigger(self, peer_id: str) -> bool:
-        """Run ``peer_id``'s pull now (an early pull asked for by its notify)."""
-        if self.scheduler is None:
+        """Pull ``peer_id`` now (an early pull asked for by its notify).
+
+        Not through the peer's scheduled job: the scheduler skips a job whose previous
+        run is still going (a pull, or the hub's re-matching after it). A pull of its
+        own either starts at once or, if one is in flight, makes that one pull again
+        as soon as it ends."""
+        if self.scheduler is None or self.scheduler.get_job(f"pull:{peer_id}") is None:
             return False
-        job = self.scheduler.get_job(f"pull:{peer_id}")
-        if job is None:
-            return False
-        job.modify(next_run_time=dt.datetime.now(dt.UTC))
+        task = asyncio.get_running_loop().create_task(self._scheduled_pull(peer_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return True
 
     def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None

@@ -126,6 +126,8 @@ class RemoteListingRow(Base):
     signed_bytes: Mapped[str] = mapped_column(Text)
     bytes_sha256: Mapped[str] = mapped_column(String(64))
 
+    __table_args__ = (Index("ix_remote_listings_origin_seq", "origin", "feed_seq"),)
+
 
 class RemoteTombstoneRow(Base):
     """A retracted remote listing: an older copy arriving later is refused."""

@@ -340,6 +340,65 @@ async def test_listings_changed_between_pages(net: Network, proxy: FaultProxy) -
     assert (await sync_round(net)).applied == 0
 
 
+def hub_title(net: Network, listing_id: str) -> str:
+    listing = held_by(net.hub, OWNER).get(listing_id)
+    return str(listing["fields"]["title"]["en"]) if listing else ""
+
+
+async def test_notify_during_a_scheduled_run_pulls_again_right_after_it(
+    net: Network, proxy: FaultProxy
+) -> None:
+    """A notify that arrives while the scheduler's own pull of that peer is running must
+    not be lost (APScheduler would skip a second instance of the running job): the run in
+    flight pulls again as soon as it ends. The change is made after the last page left
+    the owner, so only that second pull can bring it; the next scheduled one is a minute
+    away."""
+    vn = net.nodes[OWNER]
+    shared = sorted(allowed_for(vn, "cn"))
+    notified: list[bool] = []
+
+    async def change_after_last_page(_target: str, body: bytes) -> None:
+        if json.loads(body)["more"] or notified:
+            return
+        retitle(vn, shared[0], " (changed during the run)")
+        notified.append(net.hub.sync.trigger(OWNER))
+
+    proxy.after_each_page(change_after_last_page)
+    net.hub.sync.start()
+    try:
+        await wait_until(lambda: "(changed during the run)" in hub_title(net, shared[0]), 10)
+    finally:
+        net.hub.sync.stop()
+    assert notified == [True]
+    assert_hub_holds_allowed(net)
+
+
+async def test_notify_while_the_hub_rematches_is_pulled_at_once(net: Network) -> None:
+    """The hub's re-matching after a pull runs outside the peer's pull: a notify that comes
+    meanwhile is pulled at once, however long the matching takes."""
+    vn = net.nodes[OWNER]
+    shared = sorted(allowed_for(vn, "cn"))
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_rematch(_peer: str) -> None:
+        entered.set()
+        await release.wait()
+
+    net.hub.sync.after_run = slow_rematch
+    net.hub.sync.start()
+    try:
+        await asyncio.wait_for(entered.wait(), 10)  # the first pull is done, matching hangs
+        mark = " (changed while the hub re-matched)"
+        retitle(vn, shared[0], mark)
+        assert net.hub.sync.trigger(OWNER)
+        await wait_until(lambda: mark in hub_title(net, shared[0]), 10)
+        assert not release.is_set()
+    finally:
+        release.set()
+        net.hub.sync.stop()
+    assert_hub_holds_allowed(net)
+
+
 # -- cursors ---------------------------------------------------------------------------
 async def test_feed_refuses_junk_and_foreign_cursors(node_factory: NodeFactory) -> None:
     net = await start_network(node_factory, ["th", OWNER])
