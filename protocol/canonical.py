@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import rfc8785
 
-__all__ = ["canonical_bytes", "canonical_sha256", "parse_json"]
+__all__ = [
+    "array_bytes",
+    "canonical_bytes",
+    "canonical_sha256",
+    "join_members",
+    "member_bytes",
+    "parse_json",
+]
 
 
 class CanonicalizationError(ValueError):
@@ -68,6 +76,39 @@ def canonical_bytes(value: Any) -> bytes:
         return bytes(rfc8785.dumps(value))
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise CanonicalizationError(str(exc)) from exc
+
+
+def member_bytes(obj: Mapping[str, Any]) -> dict[str, bytes]:
+    """The canonical bytes of each member of a JSON object (``"key":value``).
+
+    RFC 8785 is compositional: an object's bytes are its members' bytes, sorted by key
+    (UTF-16 code units), joined by commas, in braces; an array's are its elements'
+    bytes joined by commas. So an object with and without some members (a signed object
+    and its signing payload), or a page around items already serialised, is assembled
+    from parts instead of serialising the same values again. ``tests/protocol`` checks
+    the assembly against ``rfc8785`` itself.
+    """
+    out: dict[str, bytes] = {}
+    for key, value in obj.items():
+        if type(key) is not str:
+            raise CanonicalizationError(f"object key {key!r} is not a string")
+        out[key] = canonical_bytes(key) + b":" + canonical_bytes(value)
+    return out
+
+
+def _utf16(key: str) -> bytes:
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def join_members(parts: Mapping[str, bytes], *, omit: str | None = None) -> bytes:
+    """The canonical bytes of the object whose members are ``parts`` (less ``omit``)."""
+    keys = sorted((k for k in parts if k != omit), key=_utf16)
+    return b"{" + b",".join(parts[k] for k in keys) + b"}"
+
+
+def array_bytes(elements: Iterable[bytes]) -> bytes:
+    """The canonical bytes of an array whose elements' canonical bytes are given."""
+    return b"[" + b",".join(elements) + b"]"
 
 
 def canonical_sha256(value: Any) -> str:

@@ -14,7 +14,12 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from protocol.b64 import b64url_decode, b64url_encode
-from protocol.canonical import CanonicalizationError, canonical_bytes
+from protocol.canonical import (
+    CanonicalizationError,
+    canonical_bytes,
+    join_members,
+    member_bytes,
+)
 from protocol.keys import NodeKey, VerifyKeyInfo
 
 
@@ -29,8 +34,7 @@ class SignatureError(Exception):
 
 def signing_payload(obj: Mapping[str, Any]) -> bytes:
     """The bytes a signature covers: canonical JSON without ``signatures``."""
-    body = {k: v for k, v in obj.items() if k != "signatures"}
-    return canonical_bytes(body)
+    return join_members(member_bytes(obj), omit="signatures")
 
 
 def sign_object(obj: Mapping[str, Any], issuer: str, key: NodeKey) -> dict[str, Any]:
@@ -39,12 +43,27 @@ def sign_object(obj: Mapping[str, Any], issuer: str, key: NodeKey) -> dict[str, 
     The copy is shallow but for ``signatures``: the members are shared with ``obj``, so
     neither may be changed afterwards (signed objects are never edited, only re-made).
     """
+    return sign_object_bytes(obj, issuer, key)[0]
+
+
+def sign_object_bytes(
+    obj: Mapping[str, Any],
+    issuer: str,
+    key: NodeKey,
+    *,
+    parts: dict[str, bytes] | None = None,
+) -> tuple[dict[str, Any], bytes]:
+    """:func:`sign_object`, and the signed object's canonical bytes, from one
+    serialisation. ``parts``: ``obj``'s members already serialised (``member_bytes``),
+    e.g. a page around items whose bytes are known."""
+    parts = dict(parts) if parts is not None else member_bytes(obj)
     signed = dict(obj)
-    sig = key.sign(signing_payload(signed))
+    sig = key.sign(join_members(parts, omit="signatures"))
     sigs = {name: dict(by_key) for name, by_key in (obj.get("signatures") or {}).items()}
     sigs.setdefault(issuer, {})[key.name] = b64url_encode(sig)
     signed["signatures"] = sigs
-    return signed
+    parts["signatures"] = b'"signatures":' + canonical_bytes(sigs)
+    return signed, join_members(parts)
 
 
 def verify_signature_bytes(public: bytes, message: bytes, signature: bytes) -> bool:
@@ -64,11 +83,14 @@ def verify_object(
     keys: Mapping[str, VerifyKeyInfo],
     *,
     at: int | None = None,
+    parts: Mapping[str, bytes] | None = None,
 ) -> str:
     """Check that ``issuer`` signed ``obj`` with a key valid at the object's ``ts``.
 
     ``keys`` maps full key names (``ed25519:1``) to their public keys and validity.
-    Returns the key name that verified. Raises :class:`SignatureError` otherwise.
+    ``parts``: ``member_bytes(obj)`` when the caller has it (it needs the object's own
+    canonical bytes too). Returns the key name that verified. Raises
+    :class:`SignatureError` otherwise.
     """
     sigs = obj.get("signatures")
     if not isinstance(sigs, dict) or not isinstance(sigs.get(issuer), dict):
@@ -77,7 +99,7 @@ def verify_object(
     if not isinstance(ts, int) or isinstance(ts, bool):
         raise SignatureError("schema_invalid", "signed object has no integer ts")
     try:
-        payload = signing_payload(obj)
+        payload = join_members(parts if parts is not None else member_bytes(obj), omit="signatures")
     except CanonicalizationError as exc:
         raise SignatureError("schema_invalid", f"not canonicalisable: {exc}") from exc
     # Judge every signature of the issuer, so the answer never depends on their order:

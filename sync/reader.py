@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sync.client import PeerClient, PeerError
 from sync.interfaces import KeySource, RunRecord, SyncStore
-from sync.verify import CheckedPage, PageError, check_page
+from sync.verify import OpenedPage, PageError, check_items, open_page
 
 logger = logging.getLogger(__name__)
 # The peer no longer knows our cursor (history compacted, or its cursor secret changed):
 # start again from the beginning; the apply rules make the replay harmless.
 RESYNC_CODES = frozenset({"cursor_expired_resync", "bad_cursor"})
+FEED_PATH = "/federation/v1/feed"
 
 
 @dataclass(frozen=True)
@@ -71,40 +73,65 @@ class FeedReader:
         return run
 
     async def _pull_pages(self, peer: Peer, run: RunRecord) -> None:
+        """Page after page. Once a page's own signature holds, the next page is asked
+        for while this one's items are checked and applied (in a worker thread), so the
+        peer builds it meanwhile. Nothing unverified is acted on, and a page is used only
+        after the one before it was applied: on any failure the run ends and a page
+        fetched ahead is dropped unread."""
         cursor = (await asyncio.to_thread(self.store.peer_cursor, peer.node_id)).cursor
-        for _ in range(self.max_pages):
-            query = {"after": cursor, "limit": self.page_size}
-            page = await self.client.get_json(
-                peer.base_url, peer.node_id, "/federation/v1/feed", query
-            )
-            checked = await self._check(peer, page, cursor)
-            result = await asyncio.to_thread(
-                self.store.apply_page,
-                peer.node_id,
-                checked.items,
-                checked.rejected,
-                next_cursor=checked.page["next"],
-                head=checked.page["head"],
-                position=checked.page.get("position"),
-                now=self.client.clock(),
-            )
-            run.applied += result.applied
-            run.retracted += result.retracted
-            run.rejected += len(result.rejected)
-            run.head = checked.page["head"]
-            run.position = checked.page.get("position")
-            cursor = run.cursor = checked.page["next"]
-            if not checked.page["more"]:
-                return
-
-    async def _check(self, peer: Peer, page: object, cursor: str | None) -> CheckedPage:
+        ahead: asyncio.Task[Any] | None = None
         try:
-            return check_page(
-                page, peer=peer.node_id, me=self.me, after=cursor, keys=self.keys.keys(peer.node_id)
-            )
+            for left in range(self.max_pages, 0, -1):
+                page = await (ahead or self._fetch(peer, cursor))
+                ahead = None
+                opened = await self._open(peer, page, cursor)
+                if left > 1 and opened.page["more"]:
+                    ahead = asyncio.ensure_future(self._fetch(peer, opened.page["next"]))
+                checked = await asyncio.to_thread(
+                    check_items,
+                    opened,
+                    peer=peer.node_id,
+                    me=self.me,
+                    keys=self.keys.keys(peer.node_id),
+                )
+                result = await asyncio.to_thread(
+                    self.store.apply_page,
+                    peer.node_id,
+                    checked.items,
+                    checked.rejected,
+                    next_cursor=checked.page["next"],
+                    head=checked.page["head"],
+                    position=checked.page.get("position"),
+                    now=self.client.clock(),
+                )
+                run.applied += result.applied
+                run.retracted += result.retracted
+                run.rejected += len(result.rejected)
+                run.head = checked.page["head"]
+                run.position = checked.page.get("position")
+                cursor = run.cursor = checked.page["next"]
+                if not checked.page["more"]:
+                    return
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _fetch(self, peer: Peer, cursor: str | None) -> Any:
+        query = {"after": cursor, "limit": self.page_size}
+        return await self.client.get_json(peer.base_url, peer.node_id, FEED_PATH, query)
+
+    async def _open(self, peer: Peer, page: object, cursor: str | None) -> OpenedPage:
+        """``open_page`` in a worker thread (the event loop keeps receiving meanwhile);
+        once more after refetching the peer's keys if it signed with a key we lack."""
+
+        def check() -> OpenedPage:
+            keys = self.keys.keys(peer.node_id)
+            return open_page(page, peer=peer.node_id, me=self.me, after=cursor, keys=keys)
+
+        try:
+            return await asyncio.to_thread(check)
         except PageError as exc:
             if exc.code != "key_not_valid" or not await self.keys.refresh(peer.node_id):
                 raise
-        return check_page(
-            page, peer=peer.node_id, me=self.me, after=cursor, keys=self.keys.keys(peer.node_id)
-        )
+        return await asyncio.to_thread(check)

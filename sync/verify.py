@@ -14,7 +14,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from protocol.canonical import CanonicalizationError, canonical_bytes
+from protocol.canonical import (
+    CanonicalizationError,
+    array_bytes,
+    canonical_bytes,
+    join_members,
+    member_bytes,
+)
 from protocol.keys import VerifyKeyInfo
 from protocol.objects import FeedPage, HubObject, ListingSummary, Retraction
 from protocol.signing import SignatureError, verify_object
@@ -44,6 +50,14 @@ class CheckedPage:
     rejected: list[RejectedItem]
 
 
+@dataclass(frozen=True)
+class OpenedPage:
+    """A page whose own signature holds; its items are not judged yet."""
+
+    page: dict[str, Any]
+    item_parts: list[dict[str, bytes] | None]
+
+
 def check_page(
     page: Any,
     *,
@@ -52,6 +66,19 @@ def check_page(
     after: str | None,
     keys: Mapping[str, VerifyKeyInfo],
 ) -> CheckedPage:
+    opened = open_page(page, peer=peer, me=me, after=after, keys=keys)
+    return check_items(opened, peer=peer, me=me, keys=keys)
+
+
+def open_page(
+    page: Any,
+    *,
+    peer: str,
+    me: str,
+    after: str | None,
+    keys: Mapping[str, VerifyKeyInfo],
+) -> OpenedPage:
+    """The page's own checks: shape, issuer, audience, cursor, signature."""
     if not isinstance(page, dict):
         raise PageError("schema_invalid", "feed page is not a JSON object")
     page_items = page.get("items")
@@ -59,7 +86,7 @@ def check_page(
         raise PageError("schema_invalid", "feed page: items must be a list")
     try:
         # Only the page's own shape here (and how many items); each item is judged on its
-        # own below, so one malformed item is quarantined instead of sinking the page.
+        # own later, so one malformed item is quarantined instead of sinking the page.
         FeedPage.model_validate({**page, "items": [{} for _ in page_items]})
     except ValidationError as exc:
         raise PageError("schema_invalid", f"feed page: {exc.errors()[0]['msg']}") from exc
@@ -69,21 +96,47 @@ def check_page(
         raise PageError("audience_mismatch", f"page is for {page['audience']!r}, not {me!r}")
     if page["after"] != after:
         raise PageError("cursor_mismatch", "page does not continue from the cursor we sent")
+    # Each item is serialised once: its bytes make up the page's signed bytes, give its
+    # own signing payload, and are what the store keeps.
     try:
-        verify_object(page, peer, keys)
+        item_parts = [member_bytes(obj) if isinstance(obj, dict) else None for obj in page_items]
+        page_parts = member_bytes({k: v for k, v in page.items() if k != "items"})
+    except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these
+        raise PageError("schema_invalid", f"feed page: {exc}") from exc
+    page_parts["items"] = b'"items":' + array_bytes(
+        join_members(p) if p is not None else canonical_bytes(obj)
+        for p, obj in zip(item_parts, page_items, strict=True)
+    )
+    try:
+        verify_object(page, peer, keys, parts=page_parts)
     except SignatureError as exc:
         raise PageError(exc.code, f"page signature: {exc.message}") from exc
+    return OpenedPage(page, item_parts)
+
+
+def check_items(
+    opened: OpenedPage, *, peer: str, me: str, keys: Mapping[str, VerifyKeyInfo]
+) -> CheckedPage:
+    """Each item of an opened page on its own: the good ones, and the rest with why."""
     items: list[VerifiedItem] = []
     rejected: list[RejectedItem] = []
-    for obj in page_items:
+    for obj, parts in zip(opened.page["items"], opened.item_parts, strict=True):
         try:
-            items.append(check_item(obj, peer=peer, me=me, keys=keys))
+            items.append(check_item(obj, peer=peer, me=me, keys=keys, parts=parts))
         except PageError as exc:
             rejected.append(RejectedItem(obj, exc.code, exc.message))
-    return CheckedPage(page, items, rejected)
+    return CheckedPage(opened.page, items, rejected)
 
 
-def check_item(obj: Any, *, peer: str, me: str, keys: Mapping[str, VerifyKeyInfo]) -> VerifiedItem:
+def check_item(
+    obj: Any,
+    *,
+    peer: str,
+    me: str,
+    keys: Mapping[str, VerifyKeyInfo],
+    parts: dict[str, bytes] | None = None,
+) -> VerifiedItem:
+    """One item: schema, issuer, audience, signature. ``parts``: its ``member_bytes``."""
     kind = obj.get("type") if isinstance(obj, dict) else None
     model = ITEM_MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
@@ -99,8 +152,9 @@ def check_item(obj: Any, *, peer: str, me: str, keys: Mapping[str, VerifyKeyInfo
     if obj["audience"] != me:
         raise PageError("audience_mismatch", f"item is for {obj['audience']!r}")
     try:
-        key_name = verify_object(obj, peer, keys)
-        canonical = canonical_bytes(obj)
+        parts = parts if parts is not None else member_bytes(obj)
+        key_name = verify_object(obj, peer, keys, parts=parts)
+        canonical = join_members(parts)
     except SignatureError as exc:
         raise PageError(exc.code, exc.message) from exc
     except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these

@@ -114,8 +114,10 @@ async def test_faults_on_every_other_request_still_converge(
     runs = await sync_until_clean(net, rounds=10)
     assert proxy.faults_applied() == 6
     # A replayed page is refused, or, when it is the very page the reader asked for (a
-    # truncated or corrupted answer recorded before), accepted: either way no harm.
-    assert sum(r.error is not None for r in runs) >= 4
+    # truncated or corrupted answer recorded before), accepted: either way no harm. A
+    # fault may also hit the page fetched ahead of a run that had already failed (that
+    # page is dropped unread), so not every fault ends a run; most do.
+    assert sum(r.error is not None for r in runs) >= 3
     assert_hub_holds_allowed(net)
 
 
