@@ -10,7 +10,6 @@ each reader was given, so a reader never hears of a listing it never received.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
@@ -24,7 +23,8 @@ from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate
 from policies.model import Audience
 from protocol import PROTOCOL_VERSION
-from protocol.signing import sign_object
+from protocol.canonical import array_bytes, canonical_bytes, member_bytes
+from protocol.signing import sign_object_bytes
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
@@ -32,12 +32,6 @@ if TYPE_CHECKING:
 SCAN_FACTOR = 4
 OUTBOX_PREFIX = "o:"
 _REASON = {"withdrawn": "withdrawn", "expired": "expired"}
-
-
-@dataclass
-class _Emit:
-    items: list[dict[str, Any]]
-    sent_upserts: list[dict[str, Any]]
 
 
 class FeedService:
@@ -80,6 +74,14 @@ class FeedService:
 
     # -- pages ------------------------------------------------------------------------
     def page(self, reader: str, after: str | None, limit: int) -> dict[str, Any]:
+        return self.signed_page(reader, after, limit)[0]
+
+    def signed_page(
+        self, reader: str, after: str | None, limit: int
+    ) -> tuple[dict[str, Any], bytes]:
+        """The next page for ``reader`` and its canonical bytes, which are what the
+        feed endpoint sends: each item is serialised once, for its own signature, the
+        page's and the response."""
         now = self.rt.clock()
         self.sweep_expired(now)
         codec = self.codec()
@@ -109,7 +111,7 @@ class FeedService:
                 )
             }
             outbox = self._outbox(session, reader, ids)
-            items: list[dict[str, Any]] = []
+            items: list[tuple[dict[str, Any], bytes]] = []
             remember: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
             position = after_seq
             for seq, lid in entries:
@@ -118,7 +120,7 @@ class FeedService:
                     if obj is not None:
                         if len(items) >= limit:
                             break
-                        items.append(obj)
+                        items.append((obj, canonical_bytes(obj)))
                     position = seq
                     continue
                 row = rows.get(lid)
@@ -137,7 +139,7 @@ class FeedService:
                 if items and len(items) + len(produced) > limit:
                     break
                 items.extend(produced)
-                self._remember(remember, row, sent.get(lid), produced)
+                self._remember(remember, row, sent.get(lid), [obj for obj, _ in produced])
                 position = seq
                 if len(items) >= limit:
                     break
@@ -154,9 +156,11 @@ class FeedService:
             "head": head,
             "position": position,
             "more": more,
-            "items": items,
         }
-        return sign_object(page, self.rt.node_id, self.rt.keys.active)
+        parts = member_bytes(page)
+        parts["items"] = b'"items":' + array_bytes(data for _, data in items)
+        page["items"] = [obj for obj, _ in items]
+        return sign_object_bytes(page, self.rt.node_id, self.rt.keys.active, parts=parts)
 
     @staticmethod
     def _outbox(session: Session, reader: str, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -192,14 +196,15 @@ class FeedService:
         compiled: CompiledPolicy,
         policy_version: int,
         now: int,
-    ) -> list[dict[str, Any]]:
+    ) -> list[tuple[dict[str, Any], bytes]]:
+        """What ``row`` gives this reader now: signed objects with their bytes."""
         record = json.loads(row.record)
         decision = evaluate(record, audience, compiled, now, withdrawn=row.withdrawn)
         key = self.rt.keys.active
         node = self.rt.node_id
-        out: list[dict[str, Any]] = []
+        out: list[tuple[dict[str, Any], bytes]] = []
 
-        def retraction(reason: str) -> dict[str, Any]:
+        def retraction(reason: str) -> tuple[dict[str, Any], bytes]:
             return signed_retraction(
                 issuer=node,
                 audience=audience.node_id,

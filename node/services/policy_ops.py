@@ -61,7 +61,7 @@ def explain_listing(rt: NodeRuntime, listing_id: str, audience_id: str) -> dict[
     view = None
     if exp.decision.view is not None:
         rule = compiled.policy.rules[exp.rule_index - 1] if exp.rule_index else None
-        view = signed_summary(
+        view, _ = signed_summary(
             issuer=rt.node_id,
             audience=audience_id,
             view=envelope(exp.decision.view, stored.record),

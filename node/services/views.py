@@ -6,7 +6,7 @@ from typing import Any
 
 from protocol import PROTOCOL_VERSION
 from protocol.keys import NodeKey
-from protocol.signing import sign_object
+from protocol.signing import sign_object_bytes
 
 
 def envelope(view: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +23,9 @@ def signed_summary(
     key: NodeKey,
     now_ms: int,
     relay: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bytes]:
+    """The signed summary, and its canonical bytes (serialised once, as the feed sends
+    them)."""
     policy: dict[str, Any] = {"version": policy_version}
     if relay:
         policy["relay"] = relay
@@ -36,7 +38,7 @@ def signed_summary(
         "listing": view,
         "policy": policy,
     }
-    return sign_object(obj, issuer, key)
+    return sign_object_bytes(obj, issuer, key)
 
 
 def signed_retraction(
@@ -49,7 +51,7 @@ def signed_retraction(
     reason: str,
     key: NodeKey,
     now_ms: int,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bytes]:
     obj = {
         "type": "retraction",
         "v": PROTOCOL_VERSION,
@@ -61,4 +63,5 @@ def signed_retraction(
         "version": version,
         "reason": reason,
     }
-    return sign_object(obj, issuer, key)
+    # The retraction, signed, and its canonical bytes.
+    return sign_object_bytes(obj, issuer, key)

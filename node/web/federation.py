@@ -70,8 +70,9 @@ async def feed(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     q = parse_query(request, FeedQuery)
     limit = min(q.limit, rt.config.max_page_size)
-    page = await rt.run(rt.feed.page, request[ORIGIN], q.after, limit)
-    return web.json_response(page)
+    _, body = await rt.run(rt.feed.signed_page, request[ORIGIN], q.after, limit)
+    # The page's canonical bytes, as signed: valid JSON, no second serialisation.
+    return web.Response(body=body, content_type="application/json")
 
 
 async def notify(request: web.Request) -> web.Response:

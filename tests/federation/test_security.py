@@ -405,7 +405,7 @@ def summary(
         "fields": {"title": {"en": f"Listing {listing_id} v{version}"}},
         "rights": {"ip_owner": ["A university"], "attribution": [], "name_logo_consent": False},
     }
-    return signed_summary(
+    obj, _ = signed_summary(
         issuer=issuer,
         audience=audience,
         view=view,
@@ -413,6 +413,7 @@ def summary(
         key=key or node_key(issuer),
         now_ms=now,
     )
+    return obj
 
 
 def feed_page(
