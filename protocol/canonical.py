@@ -6,6 +6,7 @@ RFC 8785 on numbers and key order. Everything signed or hashed goes through here
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,8 @@ class CanonicalizationError(ValueError):
 
 
 _MAX_SAFE = 2**53 - 1
+# What json.dumps(ensure_ascii=False) uses for strings: the same escaping, without the call.
+_encode_str = json.encoder.encode_basestring
 
 
 def _plain(value: Any) -> bool:
@@ -66,6 +69,14 @@ def canonical_bytes(value: Any) -> bytes:
     Float-free JSON (every signed object of this protocol) takes a fast path through
     ``json.dumps`` that gives the same bytes; ``tests/protocol`` checks the two agree.
     """
+    kind = type(value)
+    if kind is str:  # the members of a signed object are mostly scalars: no walk for them
+        try:
+            return str(_encode_str(value)).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise CanonicalizationError("input contains non-UTF-8 codepoints") from exc
+    if kind is int and -_MAX_SAFE <= value <= _MAX_SAFE:
+        return str(value).encode("ascii")
     if _plain(value):
         text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         try:
@@ -92,8 +103,14 @@ def member_bytes(obj: Mapping[str, Any]) -> dict[str, bytes]:
     for key, value in obj.items():
         if type(key) is not str:
             raise CanonicalizationError(f"object key {key!r} is not a string")
-        out[key] = canonical_bytes(key) + b":" + canonical_bytes(value)
+        out[key] = _key_bytes(key) + canonical_bytes(value)
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_bytes(key: str) -> bytes:
+    """``"key":`` (member names repeat in every object of a page)."""
+    return canonical_bytes(key) + b":"
 
 
 def _utf16(key: str) -> bytes:
@@ -102,7 +119,9 @@ def _utf16(key: str) -> bytes:
 
 def join_members(parts: Mapping[str, bytes], *, omit: str | None = None) -> bytes:
     """The canonical bytes of the object whose members are ``parts`` (less ``omit``)."""
-    keys = sorted((k for k in parts if k != omit), key=_utf16)
+    keys = [k for k in parts if k != omit]
+    # Code-point order is UTF-16 order unless a key leaves the BMP (ASCII keys never do).
+    keys.sort(key=None if all(k.isascii() for k in keys) else _utf16)
     return b"{" + b",".join(parts[k] for k in keys) + b"}"
 
 

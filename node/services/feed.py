@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from node.services.audiences import audience_of, membership
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
 SCAN_FACTOR = 4
+# What a page reads of a listing (id, category, version, withdrawn, record) and of what
+# the reader was given of it (listing_id, consent, retracted).
+_Listing = Row[str, str, int, bool, str]
+_Sent = Row[str, bool, bool]
 OUTBOX_PREFIX = "o:"
 _REASON = {"withdrawn": "withdrawn", "expired": "expired"}
 
@@ -99,15 +103,25 @@ class FeedService:
             head = int(session.scalar(select(func.max(ChangeRow.seq))) or 0)
             entries = self._latest_entries(session, after_seq, limit * SCAN_FACTOR)
             ids = [lid for _, lid in entries]
+            # Plain rows (Core), not ORM objects: a page reads up to 4 * limit of each.
             rows = {
-                r.id: r for r in session.scalars(select(ListingRow).where(ListingRow.id.in_(ids)))
+                r.id: r
+                for r in session.execute(
+                    select(
+                        ListingRow.id,
+                        ListingRow.category,
+                        ListingRow.version,
+                        ListingRow.withdrawn,
+                        ListingRow.record,
+                    ).where(ListingRow.id.in_(ids))
+                )
             }
             sent = {
                 r.listing_id: r
-                for r in session.scalars(
-                    select(FeedSentRow).where(
-                        FeedSentRow.reader == reader, FeedSentRow.listing_id.in_(ids)
-                    )
+                for r in session.execute(
+                    select(
+                        FeedSentRow.listing_id, FeedSentRow.consent, FeedSentRow.retracted
+                    ).where(FeedSentRow.reader == reader, FeedSentRow.listing_id.in_(ids))
                 )
             }
             outbox = self._outbox(session, reader, ids)
@@ -189,8 +203,8 @@ class FeedService:
 
     def _items_for(
         self,
-        row: ListingRow,
-        sent: FeedSentRow | None,
+        row: _Listing,
+        sent: _Sent | None,
         *,
         audience: Audience,
         compiled: CompiledPolicy,
@@ -240,8 +254,8 @@ class FeedService:
     @staticmethod
     def _remember(
         batch: tuple[list[dict[str, Any]], list[dict[str, Any]]],
-        row: ListingRow | None,
-        sent: FeedSentRow | None,
+        row: _Listing | None,
+        sent: _Sent | None,
         produced: list[dict[str, Any]],
     ) -> None:
         """Note what the reader now holds of ``row``: (new rows, changed rows)."""
