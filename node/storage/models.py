@@ -35,6 +35,10 @@ class ListingRow(Base):
     record: Mapped[str] = mapped_column(Text)
     content_sha256: Mapped[str] = mapped_column(String(64))
 
+    # The expiry sweep before each feed page: all three columns in one index, so the
+    # planner never scans every live listing through ``withdrawn`` alone.
+    __table_args__ = (Index("ix_listings_expiry_sweep", "expiry_logged", "withdrawn", "expires"),)
+
 
 class ChangeRow(Base):
     """One entry of the change log: a listing created, updated or withdrawn."""
