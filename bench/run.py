@@ -56,6 +56,8 @@ class Section:
     seconds: float = 0.0
     results: list[BenchResult] = field(default_factory=list)
     error: str = ""
+    started: dt.datetime | None = None
+    load: str = ""
 
 
 # -- discovery and running ----------------------------------------------------------------
@@ -70,7 +72,8 @@ def discover() -> list[str]:
 
 def run_module(name: str) -> Section | None:
     """Import ``bench.<name>`` and call its ``run()``; None if it is a helper without one."""
-    section = Section(module=f"bench.{name}", title=name)
+    section = Section(module=f"bench.{name}", title=name, started=dt.datetime.now(dt.UTC))
+    load_before = _load()
     started = time.perf_counter()
     try:
         module = importlib.import_module(f"bench.{name}")
@@ -87,6 +90,7 @@ def run_module(name: str) -> Section | None:
         logger.exception("benchmark %s failed", name)
         section.error = f"{exc.__class__.__name__}: {exc}"
     section.seconds = time.perf_counter() - started
+    section.load = f"{load_before} before, {_load()} after"
     return section
 
 
@@ -257,17 +261,19 @@ def render(
         "",
         "| | |",
         "|---|---|",
-        f"| date | {started:%Y-%m-%d %H:%M} UTC |",
+        f"| written | {started:%Y-%m-%d %H:%M} UTC (each section says when it ran) |",
         *(f"| {k} | {v} |" for k, v in machine().items()),
         f"| load average (1/5/15 min) | before {load_before}; after {load_after} |",
         f"| command | {command} |",
         "",
     ]
     for s in sections:
+        when = f"{s.started:%Y-%m-%d %H:%M} UTC" if s.started else "?"
         lines += [
             f"## {s.title}",
             "",
-            f"`{s.module}`, {s.seconds:.0f} s in all. {s.note}".rstrip(),
+            f"`{s.module}`, {s.seconds:.0f} s in all, from {when}; load average "
+            f"{s.load}. {s.note}".rstrip(),
             "",
         ]
         if s.error:
@@ -288,6 +294,16 @@ def render(
         ]
         lines += ["", *notes, *spreads, ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def merge(old: str, new: str) -> str:
+    """``new``'s header, and its sections in place of ``old``'s of the same title; the
+    other sections of ``old`` stay as they were (each says when it ran)."""
+    _, *old_sections = old.split("\n## ")
+    head, *new_sections = new.split("\n## ")
+    fresh = {sec.split("\n", 1)[0]: sec for sec in new_sections}
+    kept = [fresh.pop(sec.split("\n", 1)[0], sec) for sec in old_sections]
+    return "\n## ".join([head, *kept, *fresh.values()]).rstrip() + "\n"
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -321,6 +337,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         load_before=load_before,
         load_after=_load(),
     )
+    if args.only and args.out.exists():  # keep the sections of the benchmarks not re-run
+        text = merge(args.out.read_text(encoding="utf-8"), text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     logger.info("wrote %s", args.out)

@@ -45,6 +45,12 @@ from node.services.sync_manager import SyncManager
 from protocol.b64 import b64url_decode, b64url_encode
 from protocol.signing import signing_payload
 
+REPORT_NOTE = (
+    "The reader checks every item's Ed25519 signature (the issue asks it to): bare "
+    "verification, with no parsing, policy or storage, runs at the baseline of (a'), "
+    "about a quarter of raw executemany here, so no verifying reader can reach 60% of "
+    "executemany on this machine. (a') shows how close the pull comes to that floor."
+)
 HUB_SEED = bytes(range(32))
 HUB_KEY = b64url_encode(bytes(SigningKey(HUB_SEED).verify_key))
 N_LISTINGS = 100_000
@@ -336,7 +342,7 @@ def bench_small_pulls(
             _, run = asyncio.run(_pull(hub_dir, owner.node_id))
             assert run is not None and run.error is None, run
             times = []
-            for i in range(max(repeats, 5)):
+            for i in range(max(repeats, 9)):
                 owner.touch(10, f"b{i}")
                 seconds, run = asyncio.run(_pull(hub_dir, owner.node_id))
                 assert run is not None and run.applied == 10, run
