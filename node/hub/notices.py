@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 TOP_K = 10
 MIN_SCORE = 0.2
+NOTICE_BATCH = 100  # pairs per transaction
 MATCHED = frozenset({"tech_offer", "tech_request", "expert"})
 Ref = tuple[str, str]
 
@@ -145,32 +146,58 @@ class MatchingService:
         now = rt.clock()
         ms = membership(rt.engine)
         _, compiled = rt.policy.compiled()
-        with Session(rt.engine) as session, session.begin():
-            for request, candidate, match in pairs:
-                for own, other in ((request, candidate), (candidate, request)):
-                    reader = own[0]
-                    key = (reader, own[1], other[0], other[1])
-                    if key in done or session.get(NoticeSentRow, key) is not None:
-                        continue
-                    done.add(key)
-                    session.add(
-                        NoticeSentRow(
-                            reader=reader,
-                            own_id=own[1],
-                            cp_owner=other[0],
-                            cp_id=other[1],
-                            score=float(match.score),
-                            at=now,
-                        )
-                    )
-                    sent += 1
-                    if reader == rt.node_id:
-                        continue  # the hub's own listings: shown by 'cattc matches' on the hub
-                    notice = self.notice(reader, own, other, match, ms, compiled, now)
-                    post_to_outbox(
-                        session, reader, sign_object(notice, rt.node_id, rt.keys.active), now
-                    )
+        # Short transactions: a first match of thousands of listings must not hold the
+        # database's write lock for seconds while a pull waits to store its page. A
+        # crash between two batches loses nothing: unsent pairs have no notices_sent
+        # row, and the re-match at start finds them again.
+        for start in range(0, len(pairs), NOTICE_BATCH):
+            sent += self._send(pairs[start : start + NOTICE_BATCH], done, ms, compiled, now)
         return sent
+
+    def _send(
+        self,
+        pairs: list[tuple[Ref, Ref, Match]],
+        done: set[tuple[str, str, str, str]],
+        ms: Any,
+        compiled: Any,
+        now: int,
+    ) -> int:
+        """Notices for ``pairs`` not notified before: built and signed first, then
+        written in one short transaction (a pull or a signed request waiting to write
+        is never kept waiting by the signing)."""
+        rt = self.rt
+        todo: list[tuple[tuple[str, str, str, str], Ref, Ref, Match]] = []
+        for request, candidate, match in pairs:
+            for own, other in ((request, candidate), (candidate, request)):
+                key = (own[0], own[1], other[0], other[1])
+                if key not in done:
+                    done.add(key)
+                    todo.append((key, own, other, match))
+        with Session(rt.engine) as session:
+            todo = [t for t in todo if session.get(NoticeSentRow, t[0]) is None]
+        rows: list[NoticeSentRow] = []
+        signed: list[tuple[str, dict[str, Any]]] = []
+        for (reader, own_id, cp_owner, cp_id), own, other, match in todo:
+            rows.append(
+                NoticeSentRow(
+                    reader=reader,
+                    own_id=own_id,
+                    cp_owner=cp_owner,
+                    cp_id=cp_id,
+                    score=float(match.score),
+                    at=now,
+                )
+            )
+            if reader == rt.node_id:
+                continue  # the hub's own listings: shown by 'cattc matches' on the hub
+            notice = self.notice(reader, own, other, match, ms, compiled, now)
+            signed.append((reader, sign_object(notice, rt.node_id, rt.keys.active)))
+        if rows:
+            with Session(rt.engine) as session, session.begin():
+                session.add_all(rows)
+                for reader, obj in signed:
+                    post_to_outbox(session, reader, obj, now)
+        return len(rows)
 
     def counterpart_fields(self, reader: str, other: Ref, ms: Any, compiled: Any) -> dict[str, Any]:
         rt = self.rt

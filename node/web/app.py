@@ -64,8 +64,13 @@ def create_app(
             matching = MatchingService(rt)
             app[MATCHING] = matching
 
+            one_at_a_time = asyncio.Lock()
+
             async def rematch(_peer: str) -> None:
-                await rt.run(matching.after_sync)
+                # Waiting re-matches queue here, not in the database threads: parked
+                # there, they would leave none for signed requests and pulls.
+                async with one_at_a_time:
+                    await rt.run(matching.after_sync)
 
             manager.after_run = rematch
         notifier = Notifier(rt, manager.client)
