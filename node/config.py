@@ -117,3 +117,10 @@ def save_config(data_dir: Path, config: NodeConfig) -> None:
     data = config.model_dump(exclude_defaults=False)
     data = {k: v for k, v in data.items() if v is not None}
     (data_dir / CONFIG_FILE).write_text(tomli_w.dumps(data), encoding="utf-8")
+
+
+def save_hub_key(data_dir: Path, hub_key: str) -> None:
+    """Pin ``hub_key`` in DATA_DIR/node.toml; nothing else of the file changes (the
+    CATTC_* overrides of this process are not written into it)."""
+    config = load_config(data_dir, environ={})
+    save_config(data_dir, config.model_copy(update={"hub_key": hub_key}))

@@ -18,13 +18,14 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from node.clock import Clock, system_clock
-from node.config import KEY_FILE, NodeConfig, load_config
+from node.config import KEY_FILE, NodeConfig, load_config, save_hub_key
 from node.services.directory import DirectoryService, Member, keys_from_identity
 from node.services.feed import FeedService
 from node.services.identity import identity_document
 from node.services.listings import ListingService
 from node.services.policy import PolicyService
 from node.storage.db import make_engine, migrate
+from protocol.b64 import b64url_encode
 from protocol.keys import KeyStore
 
 T = TypeVar("T")
@@ -84,6 +85,12 @@ class NodeRuntime:
 
     def directory_document(self) -> dict[str, Any]:
         return self.directory.signed_document(self.keys, self.hub_entry())
+
+    def repin_hub_key(self, key: bytes) -> None:
+        """Pin ``key`` as the hub's, here and in node.toml (after a key hand-over)."""
+        text = b64url_encode(key)
+        save_hub_key(self.data_dir, text)
+        self.config = self.config.model_copy(update={"hub_key": text})
 
     def reload_keys(self) -> None:
         self.keys = KeyStore.load(self.data_dir / KEY_FILE)

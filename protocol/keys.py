@@ -2,7 +2,8 @@
 
 A node holds one or more signing keys. Each has a key id matching ``[A-Za-z0-9_]{1,32}``
 and is named ``ed25519:<key_id>`` on the wire. Rotation keeps the old public key in
-``old_verify_keys`` with the moment it expired, so objects signed before stay valid.
+``old_verify_keys`` with the moment it expired, so objects signed before stay valid, and
+keeps the signed hand-overs from each retired key to the next (``protocol.key_transition``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nacl.signing import SigningKey, VerifyKey
 
@@ -96,6 +98,8 @@ class KeyStore:
 
     active: NodeKey
     old: list[OldKey] = field(default_factory=list)
+    # Signed ``key_transition`` statements, oldest first (protocol.key_transition).
+    transitions: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def generate(cls, now_ms: int, key_id: str = "1", seed: bytes | None = None) -> KeyStore:
@@ -111,6 +115,7 @@ class KeyStore:
         return KeyStore(
             active=NodeKey(key_id=next_id, signing_key=sk, created=now_ms),
             old=[*self.old, retired],
+            transitions=list(self.transitions),
         )
 
     def verify_keys(self) -> dict[str, VerifyKeyInfo]:
@@ -132,6 +137,7 @@ class KeyStore:
                 {"key_id": k.key_id, "public": b64url_encode(k.public), "expired_at": k.expired_at}
                 for k in self.old
             ],
+            "transitions": self.transitions,
         }
 
     @classmethod
@@ -160,9 +166,14 @@ class KeyStore:
                 full_key_name(k.key_id)
                 if len(k.public) != 32:
                     raise ValueError(f"old key {k.key_id!r} is not a 32-byte Ed25519 key")
+            transitions = data.get("transitions", [])
+            if not isinstance(transitions, list) or not all(
+                isinstance(t, dict) for t in transitions
+            ):
+                raise TypeError("'transitions' is not a list of objects")
         except (KeyError, TypeError, ValueError) as exc:
             raise KeyFileError(f"malformed key file: {exc}") from exc
-        return cls(active=active, old=old)
+        return cls(active=active, old=old, transitions=transitions)
 
     def save(self, path: Path) -> None:
         """Write atomically with mode 0600 (the file holds the private seed)."""

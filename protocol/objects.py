@@ -54,6 +54,8 @@ class NodeIdentity(SignedObject):
     protocols: list[str] = ["cattc/1"]
     verify_keys: Annotated[dict[KeyName, CurrentKey], Field(min_length=1, max_length=20)]
     old_verify_keys: Annotated[dict[KeyName, OldKey], Field(max_length=100)] = {}
+    # Signed key_transition objects (protocol.key_transition), checked by who follows them.
+    key_transitions: Annotated[list[dict[str, Any]], Field(max_length=100)] = []
 
     @model_validator(mode="after")
     def _issuer_is_node(self) -> NodeIdentity:

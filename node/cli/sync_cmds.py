@@ -25,6 +25,7 @@ from node.runtime import NodeRuntime
 from node.services.sync_manager import SyncManager
 from node.services.sync_status import peer_statuses, verify_held
 from node.storage.models import SyncRunRow
+from protocol.key_transition import rotate_with_transition
 from protocol.keys import KeyStore
 from protocol.timeutil import ms_to_iso
 
@@ -178,19 +179,32 @@ keys = data_dir_group("keys", "Manage this node's signing keys.")
 @json_option
 @click.pass_obj
 def rotate(data_dir: Path, as_json: bool) -> None:
-    """Make a new signing key; the old one stays valid for what it signed before."""
+    """Make a new signing key; the old one stays valid for what it signed before.
+
+    The retiring key signs a hand-over to the new one, published in the identity
+    document. On the hub this also publishes a new directory version: members find it
+    signed by a key they did not pin, follow the hand-over from the key they pinned,
+    and pin the new one."""
     with runtime(data_dir) as rt:
-        rotated = rt.keys.rotate(rt.clock())
+        rotated = rotate_with_transition(rt.keys, rt.node_id, rt.clock())
         rotated.save(data_dir / KEY_FILE)
-    data = {"active": rotated.active.name, "old": [f"ed25519:{k.key_id}" for k in rotated.old]}
-    emit(
-        as_json,
-        data,
-        lambda d: (
-            f"new signing key {d['active']}; retired {', '.join(d['old'])}. "
-            "Restart 'cattc serve' so it signs with the new key."
-        ),
-    )
+        version = rt.directory.bump() if rt.config.is_hub else None
+    data = {
+        "active": rotated.active.name,
+        "old": [f"ed25519:{k.key_id}" for k in rotated.old],
+        "directory_version": version,
+    }
+
+    def text(d: dict[str, Any]) -> str:
+        out = f"new signing key {d['active']}; retired {', '.join(d['old'])}. "
+        if d["directory_version"] is not None:
+            out += (
+                f"Directory version {d['directory_version']} lists the new key; members "
+                "re-pin it through the hand-over the old key signed. "
+            )
+        return out + "Restart 'cattc serve' so it signs with the new key."
+
+    emit(as_json, data, text)
 
 
 @keys.command("show")

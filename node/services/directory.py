@@ -171,6 +171,12 @@ class DirectoryService:
                     setattr(row, key, value)
             return self._bump(session)
 
+    def bump(self) -> int:
+        """A new directory version with no member changed: the hub's own entry, which is
+        made from its current keys, changed (``cattc keys rotate`` on the hub)."""
+        with Session(self.engine) as session, session.begin():
+            return self._bump(session)
+
     def set_status(self, node_id: str, status: str) -> int:
         member = self.get(node_id)
         if member is None:

@@ -36,5 +36,8 @@ def identity_document(
         "protocols": [PROTOCOL_NAME],
         "verify_keys": verify_keys,
         "old_verify_keys": old,
+        # Each retired key's signed hand-over to the next: who pinned an old key (the
+        # members pin the hub's) follows them to the current one.
+        "key_transitions": keys.transitions,
     }
     return sign_object(doc, node_id, keys.active)

@@ -22,6 +22,8 @@ from node.services.directory import DirectoryRejected, keys_from_identity
 from node.services.peer_lock import peer_lock
 from node.services.peers import PeerInfo, PinnedKeys, peer_info, pinned_key, pull_targets
 from node.services.remote_store import RemoteStore
+from protocol.b64 import b64url_encode
+from protocol.key_transition import follow_transitions
 from protocol.keys import VerifyKeyInfo
 from protocol.signing import SignatureError, verify_object
 from sync.backoff import backoff_ms
@@ -166,12 +168,45 @@ class SyncManager:
             return False
         try:
             doc = await self.client.get_json(cfg.hub_url, cfg.hub_id, "/federation/v1/directory")
-            return await self.rt.run(
-                self.rt.directory.accept, doc, hub_id=cfg.hub_id, hub_key=pinned
-            )
-        except (PeerError, DirectoryRejected) as exc:
+        except PeerError as exc:
             logger.warning("directory refresh failed: %s", exc)
             return False
+        for _ in range(2):  # once more if the hub handed its key over to a new one
+            try:
+                return await self.rt.run(
+                    self.rt.directory.accept, doc, hub_id=cfg.hub_id, hub_key=pinned
+                )
+            except DirectoryRejected as exc:
+                refused = exc
+            newer = await self._follow_hub_key(pinned)
+            if newer is None:
+                break
+            pinned = newer
+        logger.warning("directory refresh failed: %s", refused)
+        return False
+
+    async def _follow_hub_key(self, pinned: bytes) -> bytes | None:
+        """The hub's current key if a chain of hand-overs from ``pinned`` leads to it (it
+        is then pinned instead); None when there is none (a forged directory stays
+        refused). The chain is read from the hub's identity document; each step must
+        carry the signature of the key before it, so the document itself is not trusted."""
+        cfg = self.rt.config
+        try:
+            doc = await fetch_identity(self.session, cfg.hub_url)
+        except PeerError as exc:
+            logger.warning("hub identity fetch failed: %s", exc)
+            return None
+        chain = doc.get("key_transitions") if isinstance(doc, dict) else None
+        newer = follow_transitions(pinned, chain, cfg.hub_id)
+        if newer == pinned:
+            return None
+        await self.rt.run(self.rt.repin_hub_key, newer)
+        logger.warning(
+            "the hub handed its signing key over: pinned %s instead of %s (node.toml updated)",
+            b64url_encode(newer),
+            b64url_encode(pinned),
+        )
+        return newer
 
     # -- schedule ---------------------------------------------------------------------
     def start(self) -> None:

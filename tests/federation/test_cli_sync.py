@@ -221,7 +221,16 @@ def test_keys_rotate(tmp_path: Path, database_url: DatabaseUrlFactory) -> None:
     assert after.active.created >= old.expired_at >= before.active.created
 
     data = json.loads(ok("keys", data_dir, "rotate", "--json"))
-    assert data == {"active": "ed25519:3", "old": ["ed25519:1", "ed25519:2"]}
+    assert data == {
+        "active": "ed25519:3",
+        "old": ["ed25519:1", "ed25519:2"],
+        "directory_version": None,  # not a hub: no directory to publish
+    }
+    # Each retired key signed its hand-over to the next.
+    assert [(t["old"], t["new"]["name"]) for t in KeyStore.load(path).transitions] == [
+        ("ed25519:1", "ed25519:2"),
+        ("ed25519:2", "ed25519:3"),
+    ]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     shown_keys = ok("keys", data_dir, "show").splitlines()
     assert [line.split()[0] for line in shown_keys] == ["ed25519:3", "ed25519:1", "ed25519:2"]
