@@ -65,6 +65,23 @@ class PeerClient:
         query: dict[str, Any] | None = None,
         body: bytes = b"",
     ) -> PeerResponse:
+        resp = await self._request_once(method, base_url, destination, path, query, body)
+        if method == "GET" and resp.status == 401 and _error_code(resp.body) == "nonce_reused":
+            # aiohttp resends a GET by itself, same headers and all, when a reused
+            # connection drops after the peer took the request: the peer then sees our
+            # nonce twice. A read is safe to repeat, so once more with a fresh signature.
+            resp = await self._request_once(method, base_url, destination, path, query, body)
+        return resp
+
+    async def _request_once(
+        self,
+        method: str,
+        base_url: str,
+        destination: str,
+        path: str,
+        query: dict[str, Any] | None,
+        body: bytes,
+    ) -> PeerResponse:
         clean = {k: v for k, v in (query or {}).items() if v is not None}
         target = path + ("?" + urlencode(clean) if clean else "")
         sig = sign_request(
@@ -105,6 +122,16 @@ class PeerClient:
                 code=err.get("code"),
             )
         return payload
+
+
+def _error_code(body: bytes) -> str | None:
+    try:
+        doc = parse_json(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    err = doc.get("error") if isinstance(doc, dict) else None
+    code = err.get("code") if isinstance(err, dict) else None
+    return code if isinstance(code, str) else None
 
 
 async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:

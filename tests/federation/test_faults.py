@@ -106,6 +106,20 @@ async def test_fault_on_second_page_loses_nothing(
     assert (await sync_round(net)).applied == 0
 
 
+async def test_a_page_served_then_dropped_is_asked_for_again_with_a_fresh_nonce(
+    net: Network, proxy: FaultProxy
+) -> None:
+    """The node serves page 2 (and records the request's nonce), then the connection
+    drops. aiohttp resends the GET on its own with the same signature, which the node
+    refuses as a replay (nonce_reused); the reader then signs the request afresh, and the
+    run goes on without an error."""
+    rule = proxy.inject(Fault.RESET, skip=1, upstream=True, times=1)
+    run = await sync_round(net)
+    assert rule.applied == 1
+    assert run.error is None, run.error
+    assert_hub_holds_allowed(net)
+
+
 async def test_faults_on_every_other_request_still_converge(
     net: Network, proxy: FaultProxy
 ) -> None:
