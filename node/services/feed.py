@@ -16,7 +16,13 @@ from sqlalchemy import Engine, Row, Table, bindparam, delete, func, insert, sele
 from sqlalchemy.orm import Session, aliased
 
 from node.services.audiences import audience_of, membership
-from node.services.cursors import CursorCodec, CursorExpired, history_floor, load_codec
+from node.services.cursors import (
+    CursorCodec,
+    CursorExpired,
+    entry_mark,
+    history_floor,
+    load_codec,
+)
 from node.services.views import envelope, signed_retraction, signed_summary
 from node.storage.models import ChangeRow, FeedSentRow, ListingRow, MetaRow, OutboxRow
 from policies.compiled import CompiledPolicy
@@ -101,6 +107,18 @@ class FeedService:
                     "resynchronise from the start (after=null)"
                 )
             head = int(session.scalar(select(func.max(ChangeRow.seq))) or 0)
+            if (
+                cursor is not None
+                and cursor.mark is not None
+                and entry_mark(session.get(ChangeRow, cursor.seq)) != cursor.mark
+            ):
+                # This node's own cursor (the HMAC holds), but the entry it stopped at is
+                # gone or another: the log was rewound (a database restored from a
+                # backup), and changes made since could sit below the reader's cursor.
+                raise CursorExpired(
+                    f"cursor does not match this node's change log (now at {head}): "
+                    "restored from a backup? resynchronise from the start (after=null)"
+                )
             entries = self._latest_entries(session, after_seq, limit * SCAN_FACTOR)
             ids = [lid for _, lid in entries]
             # Plain rows (Core), not ORM objects: a page reads up to 4 * limit of each.
@@ -159,6 +177,7 @@ class FeedService:
                     break
             self._store_sent(session, reader, remember)
             more = position < head
+            mark = entry_mark(session.get(ChangeRow, position)) if position else None
         page = {
             "type": "feed_page",
             "v": PROTOCOL_VERSION,
@@ -166,7 +185,7 @@ class FeedService:
             "ts": now,
             "audience": reader,
             "after": after,
-            "next": codec.encode(reader, position, floor),
+            "next": codec.encode(reader, position, floor, mark),
             "head": head,
             "position": position,
             "more": more,

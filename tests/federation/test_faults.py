@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import delete, text
+from sqlalchemy.orm import Session
 
+from node.storage.models import ChangeRow
 from sync.client import PeerError
 from sync.verify import check_item
 from tests.conftest import DatabaseUrlFactory
@@ -51,7 +54,7 @@ from tests.federation.rounds import (
     wait_until,
 )
 from tests.node.sample import sample_records
-from tests.nodes import start_node
+from tests.nodes import RunningNode, start_node
 from tests.paths import PROJECT_ROOT
 
 PAGE = 5  # small enough that vn's share for the hub takes several pages
@@ -460,6 +463,44 @@ async def test_expired_cursor_resyncs_to_the_allowed_set(net: Network) -> None:
     assert again[0].retracted == 2
     assert_hub_holds_allowed(net)
     assert not {shared[0], shared[2]} & set(held_by(net.hub, OWNER))
+
+
+async def test_a_rewound_change_log_makes_the_reader_resync(net: Network) -> None:
+    """The owner's database is restored from a backup taken before the hub's last pull,
+    and more edits follow the restore than preceded it: they reuse change-log positions
+    the hub's cursor has passed. The cursor's mark of the entry it stopped at no longer
+    matches, so the owner answers 410 with the resync code and the hub starts again from
+    the beginning: the edits made after the restore reach it."""
+    vn = net.nodes[OWNER]
+    backup_head = vn.runtime.listings.head()
+    shared = sorted(allowed_for(vn, "cn"))
+    retitle(vn, shared[0], " (revised before the restore)")
+    await sync_until_clean(net, rounds=1)
+    rewind_change_log(vn, backup_head)
+    for lid in shared[1:4]:
+        retitle(vn, lid, " (revised after the restore)")
+    assert vn.runtime.listings.head() > backup_head + 1  # past the hub's cursor again
+
+    rewound = await sync_round(net)
+    assert rewound.error is not None and "cursor_expired_resync" in rewound.error
+    assert "restored from a backup?" in rewound.error
+    assert hub_cursor(net) is None
+    await sync_until_clean(net, rounds=1)
+    assert_hub_holds_allowed(net)
+    assert all("after the restore" in hub_title(net, lid) for lid in shared[1:4])
+
+
+def rewind_change_log(node: RunningNode, head: int) -> None:
+    """What restoring a backup taken at ``head`` does to the change log: later entries
+    are gone, and the next entry is ``head + 1`` again."""
+    engine = node.runtime.engine
+    with Session(engine) as session, session.begin():
+        session.execute(delete(ChangeRow).where(ChangeRow.seq > head))
+        if engine.dialect.name == "postgresql":  # SQLite numbers from the highest row left
+            session.execute(
+                text("SELECT setval(pg_get_serial_sequence('changes', 'seq'), :head)"),
+                {"head": head},
+            )
 
 
 # -- policy ----------------------------------------------------------------------------
