@@ -236,6 +236,10 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        # A second Ctrl-C or SIGTERM (a terminal or `timeout` signals the whole process
+        # group) must not cut the shutdown short: the nodes are stopped either way.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("\ndemo: stopping ...")
         for proc in procs:
             proc.send_signal(signal.SIGINT)
