@@ -49,7 +49,7 @@ from protocol.signing import signing_payload
 REPORT_NOTE = (
     "The reader checks every item's Ed25519 signature (the issue asks it to): bare "
     "verification, with no parsing, policy or storage, runs at the baseline of (a'), "
-    "about a quarter of raw executemany here, so no verifying reader can reach 60% of "
+    "a quarter to a third of raw executemany here, so no verifying reader can reach 60% of "
     "executemany on this machine. (a') shows how close the pull comes to that floor."
 )
 HUB_SEED = bytes(range(32))
