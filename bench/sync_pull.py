@@ -47,10 +47,11 @@ from protocol.b64 import b64url_decode, b64url_encode
 from protocol.signing import signing_payload
 
 REPORT_NOTE = (
-    "The reader checks every item's Ed25519 signature (the issue asks it to): bare "
-    "verification, with no parsing, policy or storage, runs at the baseline of (a'), "
-    "a quarter to a third of raw executemany here, so no verifying reader can reach 60% of "
-    "executemany on this machine. (a') shows how close the pull comes to that floor."
+    "The reader checks every item's Ed25519 signature (the issue asks it to). Bare "
+    "verification of the same items, with no parsing, policy or storage, reaches only the "
+    "ratio of (a'') to raw executemany: that is the ceiling of (a)'s ratio for any "
+    "verifying reader on this machine, below the 60% goal. (a') shows how close the pull "
+    "comes to bare verification."
 )
 HUB_SEED = bytes(range(32))
 HUB_KEY = b64url_encode(bytes(SigningKey(HUB_SEED).verify_key))
@@ -322,6 +323,14 @@ def bench_full_pull(
             goal="the floor of any verifying reader",
             baseline_runs=verify,
             notes="baseline: VerifyKey.verify over the same signed payloads, no parsing or storage",
+        ),
+        result_from_runs(
+            "(a'') bare Ed25519 verification of the same items against raw executemany",
+            verify,
+            "items/s",
+            goal="the ceiling of (a)'s ratio",
+            baseline_runs=raw,
+            notes="same runs as the baselines above",
         ),
     ]
 
