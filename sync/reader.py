@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,12 @@ class FeedReader:
         *,
         page_size: int = 500,
         max_pages: int = 1000,
+        blocking: Callable[..., Awaitable[Any]] | None = None,
     ) -> None:
+        """``blocking(fn, *args, **kwargs)`` runs the database and verification work off
+        the event loop: ``asyncio.to_thread`` by default; a node passes its own pool, so
+        that closing the node waits for work in flight before its database goes."""
+        self._blocking = blocking or asyncio.to_thread
         self.me = me
         self.client = client
         self.store = store
@@ -61,13 +67,16 @@ class FeedReader:
         except PeerError as exc:
             run.error = str(exc)
             if exc.code in RESYNC_CODES:
-                await asyncio.to_thread(self.store.reset_cursor, peer.node_id)
+                await self._blocking(self.store.reset_cursor, peer.node_id)
                 run.error += " (cursor reset: the next run resynchronises from the start)"
         except PageError as exc:
             run.error = f"{exc.code}: {exc.message}"
+        except asyncio.CancelledError:
+            run.error = "stopped: this node is shutting down"
+            raise
         finally:
             run.finished = clock()
-            await asyncio.to_thread(self.store.record_run, run, success=success)
+            await self._blocking(self.store.record_run, run, success=success)
         if run.error:
             logger.warning("sync from %s failed: %s", peer.node_id, run.error)
         return run
@@ -78,7 +87,7 @@ class FeedReader:
         peer builds it meanwhile. Nothing unverified is acted on, and a page is used only
         after the one before it was applied: on any failure the run ends and a page
         fetched ahead is dropped unread."""
-        cursor = (await asyncio.to_thread(self.store.peer_cursor, peer.node_id)).cursor
+        cursor = (await self._blocking(self.store.peer_cursor, peer.node_id)).cursor
         ahead: asyncio.Task[Any] | None = None
         try:
             for left in range(self.max_pages, 0, -1):
@@ -87,14 +96,14 @@ class FeedReader:
                 opened = await self._open(peer, page, cursor)
                 if left > 1 and opened.page["more"]:
                     ahead = asyncio.ensure_future(self._fetch(peer, opened.page["next"]))
-                checked = await asyncio.to_thread(
+                checked = await self._blocking(
                     check_items,
                     opened,
                     peer=peer.node_id,
                     me=self.me,
                     keys=self.keys.keys(peer.node_id),
                 )
-                result = await asyncio.to_thread(
+                result = await self._blocking(
                     self.store.apply_page,
                     peer.node_id,
                     checked.items,
@@ -130,8 +139,8 @@ class FeedReader:
             return open_page(page, peer=peer.node_id, me=self.me, after=cursor, keys=keys)
 
         try:
-            return await asyncio.to_thread(check)
+            return await self._blocking(check)
         except PageError as exc:
             if exc.code != "key_not_valid" or not await self.keys.refresh(peer.node_id):
                 raise
-        return await asyncio.to_thread(check)
+        return await self._blocking(check)

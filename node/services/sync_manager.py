@@ -98,7 +98,7 @@ class SyncManager:
         )
         self.client = PeerClient(session, rt.node_id, lambda: rt.keys.active, rt.clock)
         self.keys = NodeKeySource(rt, session)
-        self.reader = FeedReader(rt.node_id, self.client, self.store, self.keys)
+        self.reader = FeedReader(rt.node_id, self.client, self.store, self.keys, blocking=rt.run)
         self.run_timeout_s = run_timeout_s
         self.scheduler: AsyncIOScheduler | None = None
         self._locks: dict[str, asyncio.Lock] = {}
@@ -253,10 +253,16 @@ class SyncManager:
         """The scheduler's job. Shutting down cancels a pull in flight, which is no error
         (the cursor only moves with a page's items): not worth the traceback the
         scheduler would log for it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # so that closing the node stops it and waits for it
         try:
             await self.sync_peer(peer_id)
         except asyncio.CancelledError:
             logger.info("pull of %s stopped by shutdown", peer_id)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
 
     def _run_at(self, peer_id: str, when_ms: int) -> None:
         """Bring ``peer_id``'s next scheduled pull forward to ``when_ms`` (never later)."""
@@ -280,8 +286,16 @@ class SyncManager:
         return True
 
     def stop(self) -> None:
+        """Stop scheduling, and cancel the pulls in flight (see :meth:`aclose`)."""
         for task in self._tasks:
             task.cancel()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+
+    async def aclose(self) -> None:
+        """:meth:`stop`, then wait until the cancelled pulls have ended (each records
+        its run), so that the node's database can be closed after it."""
+        running = list(self._tasks)
+        self.stop()
+        await asyncio.gather(*running, return_exceptions=True)

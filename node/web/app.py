@@ -84,7 +84,7 @@ def create_app(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        manager.stop()
+        await manager.aclose()
         if http is None:
             await session.close()
         rt.close()

@@ -138,6 +138,24 @@ async def test_faults_on_every_other_request_still_converge(
     assert_hub_holds_allowed(net)
 
 
+async def test_closing_the_hub_mid_pull_ends_the_pull_and_records_it(
+    net: Network, proxy: FaultProxy
+) -> None:
+    """The hub is shut down while its scheduled pull waits for page 2: closing stops the
+    pull and waits until it has recorded its run (so the database is closed only after),
+    and page 1 stays applied with its cursor."""
+    proxy.inject(Fault.DELAY, skip=1, delay_s=600.0)
+    net.hub.sync.start()
+    # page 1 applied, page 2 (asked for ahead) held back by the proxy
+    await wait_until(lambda: proxy.faults_applied() == 1 and hub_cursor(net) is not None, 10)
+    await asyncio.wait_for(net.hub.sync.aclose(), 10)
+    [run] = sync_runs(net.hub)
+    assert run.error == "stopped: this node is shutting down"
+    page1 = json.loads(proxy.feed_pages[0])
+    assert hub_cursor(net) == page1["next"]
+    assert sorted(held_by(net.hub, OWNER)) == sorted(item_ids(page1))
+
+
 async def test_delay_beyond_the_run_timeout(net: Network, proxy: FaultProxy) -> None:
     net.hub.sync.run_timeout_s = 2.0
     proxy.inject(Fault.DELAY, skip=1, delay_s=600.0)
@@ -387,7 +405,7 @@ async def test_notify_during_a_scheduled_run_pulls_again_right_after_it(
     try:
         await wait_until(lambda: "(changed during the run)" in hub_title(net, shared[0]), 10)
     finally:
-        net.hub.sync.stop()
+        await net.hub.sync.aclose()
     assert notified == [True]
     assert_hub_holds_allowed(net)
 
@@ -414,7 +432,7 @@ async def test_notify_while_the_hub_rematches_is_pulled_at_once(net: Network) ->
         assert not release.is_set()
     finally:
         release.set()
-        net.hub.sync.stop()
+        await net.hub.sync.aclose()
     assert_hub_holds_allowed(net)
 
 
