@@ -57,6 +57,12 @@ class NodeKeySource:
         if now - self._last_fetch.get(peer, -IDENTITY_REFETCH_MS) < IDENTITY_REFETCH_MS:
             return False
         self._last_fetch[peer] = now
+        cfg = self.rt.config
+        pinned = pinned_key(cfg.hub_key) if peer == cfg.hub_id and not cfg.is_hub else None
+        if pinned is not None:
+            # The hub's keys never come from its self-signed document (whoever answers at
+            # its URL could sign one): only from a chain of hand-overs from our pin.
+            return await self.follow_hub_key(pinned) is not None
         info = peer_info(self.rt, peer)
         if info is None or not info.base_url:
             return False
@@ -73,6 +79,29 @@ class NodeKeySource:
             self.rt.directory.refresh_member_keys, peer, doc, bump=self.rt.config.is_hub
         )
         return True
+
+    async def follow_hub_key(self, pinned: bytes) -> bytes | None:
+        """The hub's current key if a chain of hand-overs from ``pinned`` leads to it (it
+        is then pinned instead); None when there is none (a forged directory stays
+        refused). The chain is read from the hub's identity document; each step must
+        carry the signature of the key before it, so the document itself is not trusted."""
+        cfg = self.rt.config
+        try:
+            doc = await fetch_identity(self.session, cfg.hub_url)
+        except PeerError as exc:
+            logger.warning("hub identity fetch failed: %s", exc)
+            return None
+        chain = doc.get("key_transitions") if isinstance(doc, dict) else None
+        newer = follow_transitions(pinned, chain, cfg.hub_id)
+        if newer == pinned:
+            return None
+        await self.rt.run(self.rt.repin_hub_key, newer)
+        logger.warning(
+            "the hub handed its signing key over: pinned %s instead of %s (node.toml updated)",
+            b64url_encode(newer),
+            b64url_encode(pinned),
+        )
+        return newer
 
 
 def _identity_keys(doc: dict[str, Any]) -> dict[str, VerifyKeyInfo]:
@@ -178,35 +207,12 @@ class SyncManager:
                 )
             except DirectoryRejected as exc:
                 refused = exc
-            newer = await self._follow_hub_key(pinned)
+            newer = await self.keys.follow_hub_key(pinned)
             if newer is None:
                 break
             pinned = newer
         logger.warning("directory refresh failed: %s", refused)
         return False
-
-    async def _follow_hub_key(self, pinned: bytes) -> bytes | None:
-        """The hub's current key if a chain of hand-overs from ``pinned`` leads to it (it
-        is then pinned instead); None when there is none (a forged directory stays
-        refused). The chain is read from the hub's identity document; each step must
-        carry the signature of the key before it, so the document itself is not trusted."""
-        cfg = self.rt.config
-        try:
-            doc = await fetch_identity(self.session, cfg.hub_url)
-        except PeerError as exc:
-            logger.warning("hub identity fetch failed: %s", exc)
-            return None
-        chain = doc.get("key_transitions") if isinstance(doc, dict) else None
-        newer = follow_transitions(pinned, chain, cfg.hub_id)
-        if newer == pinned:
-            return None
-        await self.rt.run(self.rt.repin_hub_key, newer)
-        logger.warning(
-            "the hub handed its signing key over: pinned %s instead of %s (node.toml updated)",
-            b64url_encode(newer),
-            b64url_encode(pinned),
-        )
-        return newer
 
     # -- schedule ---------------------------------------------------------------------
     def start(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from node.cli.main import cli
-from node.config import load_config
+from node.config import KEY_FILE, load_config
 from protocol.b64 import b64url_encode
 from protocol.keys import KeyStore
 from tests.federation.network import NodeFactory, allowed_for, held_by, hub_key, start_network
@@ -61,3 +61,52 @@ async def test_a_directory_without_a_hand_over_from_the_pin_is_refused(
     assert th.runtime.config.hub_key == b64url_encode(stranger)
     assert load_config(th.data_dir, environ={}).hub_key == on_disk  # not rewritten
     assert th.runtime.directory.version() == 0
+
+
+async def test_pulls_of_the_hub_resume_once_the_member_re_pins(
+    node_factory: NodeFactory,
+) -> None:
+    """Between the hub's restart and the member's next directory refresh (at most one
+    sync interval), the hub's pages fail against the old pin; the refresh re-pins and
+    the next pull takes them."""
+    net = await start_network(node_factory, ["th"])
+    th, hub = net.nodes["th"], net.hub
+    assert await th.sync.refresh_directory()
+    result = CliRunner().invoke(cli, ["keys", str(hub.data_dir), "rotate"])
+    assert result.exit_code == 0, result.output
+    hub.runtime.reload_keys()
+    before = await th.sync.sync_peer("cn", force=True)
+    assert before is not None and before.error is not None
+    assert before.error.startswith("signature_invalid")
+    assert held_by(th, "cn") == {}
+    assert await th.sync.refresh_directory()
+    after = await th.sync.sync_peer("cn", force=True)
+    assert after is not None and after.error is None, after
+    assert set(held_by(th, "cn")) == set(allowed_for(hub, "th"))
+
+
+async def test_the_hubs_keys_never_come_from_its_self_signed_identity(
+    node_factory: NodeFactory,
+) -> None:
+    """Whoever answers at the hub's URL can sign an identity document of its own. Here
+    the hub's key is replaced without a hand-over (as an impostor would do, or after a
+    lost key): refetching the hub's identity adds no key to the member's entry for the
+    hub (a member's key would be learnt that way, not the pinned hub's), the pin stays,
+    and nothing signed with the new key is taken."""
+    net = await start_network(node_factory, ["th"])
+    th, hub = net.nodes["th"], net.hub
+    assert await th.sync.refresh_directory()
+    pinned = th.runtime.config.hub_key
+    KeyStore.generate(hub.runtime.clock(), key_id="7", seed=b"\x77" * 32).save(
+        hub.data_dir / KEY_FILE
+    )
+    hub.runtime.reload_keys()
+    assert not await th.sync.keys.refresh("cn")
+    entry = th.runtime.directory.get("cn")
+    assert entry is not None and set(entry.keys) == {"ed25519:1"}
+    run = await th.sync.sync_peer("cn", force=True)
+    assert run is not None and run.error is not None
+    assert run.error.startswith("signature_invalid")
+    assert held_by(th, "cn") == {}
+    assert not await th.sync.refresh_directory()
+    assert th.runtime.config.hub_key == pinned
