@@ -66,7 +66,7 @@ class PeerClient:
         body: bytes = b"",
     ) -> PeerResponse:
         resp = await self._request_once(method, base_url, destination, path, query, body)
-        if method == "GET" and resp.status == 401 and _error_code(resp.body) == "nonce_reused":
+        if method == "GET" and resp.status == 401 and _error(resp.body)[0] == "nonce_reused":
             # aiohttp resends a GET by itself, same headers and all, when a reused
             # connection drops after the peer took the request: the peer then sees our
             # nonce twice. A read is safe to repeat, so once more with a fresh signature.
@@ -115,23 +115,29 @@ class PeerClient:
         resp = await self.request("GET", base_url, destination, path, query=query)
         payload = resp.json()
         if resp.status != 200:
-            err = payload.get("error", {}) if isinstance(payload, dict) else {}
+            code, message = _error(resp.body)
             raise PeerError(
-                f"{destination} answered {resp.status}: {err.get('code')}: {err.get('message')}",
+                f"{destination} answered {resp.status}: {code}: {message}",
                 status=resp.status,
-                code=err.get("code"),
+                code=code,
             )
         return payload
 
 
-def _error_code(body: bytes) -> str | None:
+def _error(body: bytes) -> tuple[str | None, str | None]:
+    """``(code, message)`` of an ``{"error": {...}}`` answer; Nones for anything else."""
     try:
         doc = parse_json(body)
     except (ValueError, UnicodeDecodeError):
-        return None
+        return None, None
     err = doc.get("error") if isinstance(doc, dict) else None
-    code = err.get("code") if isinstance(err, dict) else None
-    return code if isinstance(code, str) else None
+    if not isinstance(err, dict):
+        return None, None
+    code, message = err.get("code"), err.get("message")
+    return (
+        code if isinstance(code, str) else None,
+        message if isinstance(message, str) else None,
+    )
 
 
 async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:

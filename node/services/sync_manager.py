@@ -92,7 +92,8 @@ class NodeKeySource:
             logger.warning("hub identity fetch failed: %s", exc)
             return None
         chain = doc.get("key_transitions") if isinstance(doc, dict) else None
-        newer = follow_transitions(pinned, chain, cfg.hub_id)
+        # Up to 100 statements, each checked against each key reached: off the loop.
+        newer = await self.rt.run(follow_transitions, pinned, chain, cfg.hub_id)
         if newer == pinned:
             return None
         await self.rt.run(self.rt.repin_hub_key, newer)
