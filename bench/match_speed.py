@@ -24,26 +24,19 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from node.matching.bulk import exact_top
 from node.matching.evaluate import hub_view
 from node.matching.matcher import Matcher
-from protocol.listing import normalize_record
+from protocol.listing import Partnership, normalize_record
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "listings.jsonl"
 NOW_MS = 1_795_824_000_000  # 2026-11-28
 NODES = ("cn", "th", "la", "kh", "mm", "vn", "bn", "id", "my", "ph")
-PARTNERSHIPS = (
-    "licensing",
-    "joint_venture",
-    "technical_cooperation",
-    "commercial_with_tech_assistance",
-    "rnd_cooperation",
-    "investment",
-)
+PARTNERSHIPS = get_args(Partnership)
 
 
 def load_sample(path: Path = DATA) -> list[dict[str, Any]]:

@@ -32,9 +32,10 @@ class SignatureError(Exception):
         self.message = message
 
 
-def signing_payload(obj: Mapping[str, Any]) -> bytes:
-    """The bytes a signature covers: canonical JSON without ``signatures``."""
-    return join_members(member_bytes(obj), omit="signatures")
+def signing_payload(obj: Mapping[str, Any], parts: Mapping[str, bytes] | None = None) -> bytes:
+    """The bytes a signature covers: canonical JSON without ``signatures``. ``parts``:
+    ``member_bytes(obj)`` when the caller has them already."""
+    return join_members(parts if parts is not None else member_bytes(obj), omit="signatures")
 
 
 def sign_object(obj: Mapping[str, Any], issuer: str, key: NodeKey) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def sign_object_bytes(
     e.g. a page around items whose bytes are known."""
     parts = dict(parts) if parts is not None else member_bytes(obj)
     signed = dict(obj)
-    sig = key.sign(join_members(parts, omit="signatures"))
+    sig = key.sign(signing_payload(obj, parts))
     sigs = {name: dict(by_key) for name, by_key in (obj.get("signatures") or {}).items()}
     sigs.setdefault(issuer, {})[key.name] = b64url_encode(sig)
     signed["signatures"] = sigs
@@ -99,7 +100,7 @@ def verify_object(
     if not isinstance(ts, int) or isinstance(ts, bool):
         raise SignatureError("schema_invalid", "signed object has no integer ts")
     try:
-        payload = join_members(parts if parts is not None else member_bytes(obj), omit="signatures")
+        payload = signing_payload(obj, parts)
     except CanonicalizationError as exc:
         raise SignatureError("schema_invalid", f"not canonicalisable: {exc}") from exc
     # Judge every signature of the issuer, so the answer never depends on their order:

@@ -3,7 +3,9 @@
 A page whose own signature, issuer, audience or cursor does not hold is refused whole:
 the cursor stays where it was. Inside a good page each item is checked on its own
 (schema, issuer equals the feed's origin, audience is us, signature by a key valid at
-the item's ``ts``); a bad item is set aside with its reason and the rest go on.
+the item's ``ts``); a bad item is set aside with its reason and the rest go on. The two
+steps are apart (``open_page``, then ``check_items``) so that a reader can ask for the
+next page once this one's own signature holds.
 """
 
 from __future__ import annotations
@@ -56,18 +58,6 @@ class OpenedPage:
 
     page: dict[str, Any]
     item_parts: list[dict[str, bytes] | None]
-
-
-def check_page(
-    page: Any,
-    *,
-    peer: str,
-    me: str,
-    after: str | None,
-    keys: Mapping[str, VerifyKeyInfo],
-) -> CheckedPage:
-    opened = open_page(page, peer=peer, me=me, after=after, keys=keys)
-    return check_items(opened, peer=peer, me=me, keys=keys)
 
 
 def open_page(

@@ -18,12 +18,11 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from node.matching.bulk import exact_top, one_vs_all, rescore
 from node.matching.concepts import ConceptLexicon, default_lexicon
 from node.matching.features import CANDIDATE_KINDS, Features, Ref, extract
-from node.matching.index import Vocabulary
+from node.matching.index import FloatArray, IntArray, Vocabulary
 from node.matching.ivf import shortlist_top
 from node.matching.match import Match, shared_codes, shared_concepts, shared_terms
 from node.matching.scoring import Scored
@@ -35,9 +34,6 @@ logger = logging.getLogger(__name__)
 EXACT_PAIRS = 4_000_000
 TABLE_MARGIN = 10
 COMPACT_DEAD = 0.3
-
-Ints = npt.NDArray[np.int64]
-Floats = npt.NDArray[np.float32]
 
 
 class _Table:
@@ -125,7 +121,7 @@ class Matcher:
                 continue
             newest[feats.ref] = feats
         batch = list(newest.values())
-        vectors: list[Floats | None] = [None] * len(batch)
+        vectors: list[FloatArray | None] = [None] * len(batch)
         if self.encoder is not None and batch:
             encoded = self.encoder.encode([f.text for f in batch])
             vectors = [encoded[i] for i in range(len(batch))]
@@ -167,7 +163,7 @@ class Matcher:
             table.dirty.update(int(r) for r in rows)
         return True
 
-    def _after_add(self, feats: Features, vector: Floats | None, slot: int) -> None:
+    def _after_add(self, feats: Features, vector: FloatArray | None, slot: int) -> None:
         if not self._tables:
             return
         requests = self.stores["request"]
@@ -277,12 +273,12 @@ class Matcher:
 
     def top_pairs(
         self, k: int = 10, kinds: Collection[str] = CANDIDATE_KINDS
-    ) -> tuple[Ints, Floats, list[list[str]]]:
+    ) -> tuple[IntArray, FloatArray, list[list[str]]]:
         """The bulk result without explanations: for each live request (in slot order),
         candidate slots, scores (-inf past the end) and candidate kinds."""
         now = self.now()
         live = self._live_requests()
-        per_kind: list[tuple[str, Ints, Floats]] = []
+        per_kind: list[tuple[str, IntArray, FloatArray]] = []
         for kind in (k_ for k_ in CANDIDATE_KINDS if k_ in kinds):
             table = self._table(kind, k, now)
             per_kind.append((kind, table.slots[live, :k], table.scores[live, :k]))
@@ -298,7 +294,7 @@ class Matcher:
         return slots, scores, [[str(label) for label in labels[row]] for row in order]
 
     # --- internals ----------------------------------------------------------------------------
-    def _live_requests(self) -> Ints:
+    def _live_requests(self) -> IntArray:
         requests = self.stores["request"]
         live = requests.alive.view & (requests.expires.view > self.now())
         return np.flatnonzero(live).astype(np.int64)
@@ -380,7 +376,7 @@ class Matcher:
         )
 
 
-def _top_indices(score: Floats, k: int) -> Ints:
+def _top_indices(score: FloatArray, k: int) -> IntArray:
     """Indices of the ``k`` highest finite scores, best first."""
     finite = np.flatnonzero(np.isfinite(score))
     if not len(finite):
