@@ -17,6 +17,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from protocol.b64 import b64url_decode
+from protocol.limits import MAX_PAGE_BYTES, MIN_PAGE_BYTES
 
 CONFIG_FILE = "node.toml"
 KEY_FILE = "signing_keys.json"
@@ -52,6 +53,11 @@ class NodeConfig(BaseModel):
     admin_token_sha256: str = ""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     max_page_size: Annotated[int, Field(ge=1, le=1000)] = 1000
+    max_page_bytes: Annotated[int, Field(ge=MIN_PAGE_BYTES, le=MAX_PAGE_BYTES)] = 4 * 1024 * 1024
+    max_bytes_in_flight: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
+    max_connections: Annotated[int, Field(ge=1)] = 2048
+    header_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    body_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     log_level: str = "INFO"
     hub_id: str = "cn"
     hub_url: str = ""

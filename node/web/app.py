@@ -23,7 +23,8 @@ from node.runtime import open_runtime
 from node.services.notifier import Notifier
 from node.services.sync_manager import SyncManager
 from node.web.appkeys import CLOCK, MATCHING, METRICS, RUNTIME, SEARCH_INDEX, SYNC
-from node.web.federation import federation_auth_middleware
+from node.web.federation_auth import federation_auth
+from node.web.headers import install_security_headers
 from node.web.middleware import admin_auth_middleware, body_limit_middleware, error_middleware
 from node.web.routes import setup_routes
 
@@ -44,7 +45,9 @@ def create_app(
             error_middleware,
             body_limit_middleware,
             admin_auth_middleware,
-            federation_auth_middleware,
+            # Before any handler can read a body: a federation body is read only once its
+            # signature header holds, and within the bytes-in-flight budget.
+            federation_auth(config),
         ],
         client_max_size=config.max_body_bytes,
     )
@@ -91,4 +94,5 @@ def create_app(
 
     app.cleanup_ctx.append(runtime_ctx)
     setup_routes(app)
+    install_security_headers(app)
     return app

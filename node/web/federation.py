@@ -1,7 +1,7 @@
 """Federation endpoints (``/federation/v1/*``): every call signed with ``CATTC-Sig``.
 
-The middleware checks the signature and puts the caller's node id on the request;
-handlers serve only what that caller may see.
+The middleware (``node.web.federation_auth``) checks the signature and puts the
+caller's node id on the request (``ORIGIN``); handlers serve only what that caller may see.
 """
 
 from __future__ import annotations
@@ -13,51 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from node.hub.custody import custody_document
 from node.hub.eoi import hub_receive_eoi, hub_receive_reply
-from node.services.fed_auth import UnknownKey, verify_request
-from node.services.sync_manager import SyncManager
 from node.web.appkeys import RUNTIME, SYNC
-from node.web.middleware import ApiError, Handler, error_response
+from node.web.federation_auth import ORIGIN
+from node.web.middleware import ApiError
 from node.web.requests import parse_query, read_json
 from protocol.errors import ErrorCode
-from protocol.request_sig import RequestSignatureError, parse_header
-
-ORIGIN = web.RequestKey("origin", str)
-_STATUS = {"unknown_origin": 403, "member_suspended": 403, "wrong_destination": 421}
-
-
-@web.middleware
-async def federation_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/federation/"):
-        return await handler(request)
-    rt = request.app[RUNTIME]
-    body = await request.read()
-    header = request.headers.get("Authorization")
-    target = request.raw_path
-    try:
-        try:
-            sig = await rt.run(
-                verify_request, rt, header, method=request.method, target=target, body=body
-            )
-        except RequestSignatureError as exc:
-            # A new member or a rotated key: learn it (rate limited), then check once more.
-            manager = request.app.get(SYNC)
-            if manager is None or not await _learn(manager, exc, header):
-                raise
-            sig = await rt.run(
-                verify_request, rt, header, method=request.method, target=target, body=body
-            )
-    except RequestSignatureError as exc:
-        return error_response(_STATUS.get(exc.code, 401), exc.code, exc.message)
-    request[ORIGIN] = sig.origin
-    return await handler(request)
-
-
-async def _learn(manager: SyncManager, exc: RequestSignatureError, header: str | None) -> bool:
-    if isinstance(exc, UnknownKey):
-        return await manager.keys.refresh(parse_header(header).origin)
-    if exc.code == "unknown_origin":
-        return await manager.refresh_directory(rate_limited=True)
-    return False
 
 
 class FeedQuery(BaseModel):

@@ -1,0 +1,167 @@
+"""The door of ``/federation/v1/*``: who may send a body, and how much of one, at all.
+
+A stranger must cost this node next to nothing. So the ``CATTC-Sig`` header is checked
+first, as far as it can be without the body (well-formed, for this node, within the time
+window, a known and active origin, a key valid then); only a caller that passes may send
+a body, and only if the bytes of all bodies being read or held across requests stay
+within ``max_bytes_in_flight`` (else 503 ``server_busy`` at once). The body is read in
+bounded chunks under ``body_timeout_seconds`` (else 408), and then the signature over it
+is verified and the nonce recorded. Handlers read the body as usual (``request.read()``
+returns the bytes read here). Connections and request heads are bounded by the server
+(``node.web.server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from node.config import NodeConfig
+from node.services.fed_auth import UnknownKey, caller_key, check_body, check_header
+from node.services.sync_manager import SyncManager
+from node.web.appkeys import RUNTIME, SYNC
+from node.web.middleware import Handler, error_response
+from protocol.errors import ErrorCode
+from protocol.request_sig import RequestSignature, RequestSignatureError, parse_header
+
+logger = logging.getLogger(__name__)
+ORIGIN = web.RequestKey("origin", str)
+SERVER_BUSY = "server_busy"
+BODY_TIMEOUT = "body_timeout"
+CHUNK_BYTES = 64 * 1024
+_STATUS = {"unknown_origin": 403, "member_suspended": 403, "wrong_destination": 421}
+
+
+class BodyBudget:
+    """The bytes of request bodies this node is reading or holding, across all requests.
+
+    A request reserves what it announces (or the body limit, when it does not say)
+    before a byte is read, and gives it back when its handler is done."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+
+    def reserve(self, size: int) -> bool:
+        if self.used + size > self.capacity:
+            return False
+        self.used += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.used -= size
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def federation_auth(config: NodeConfig) -> Middleware:
+    """The federation middleware of one app, with its own body budget."""
+    budget = BodyBudget(config.max_bytes_in_flight)
+    limit = config.max_body_bytes
+    body_timeout = config.body_timeout_seconds
+
+    @web.middleware
+    async def federation_auth_middleware(
+        request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        if not request.path.startswith("/federation/"):
+            return await handler(request)
+        rt = request.app[RUNTIME]
+        header = request.headers.get("Authorization")
+        try:
+            sig = check_header(rt, header)
+            key = await _known_key(request, sig, header)
+        except RequestSignatureError as exc:
+            return error_response(_STATUS.get(exc.code, 401), exc.code, exc.message)
+        announced = request.content_length
+        if not request.body_exists:
+            size = 0
+        elif announced is not None and announced > limit:
+            return _too_large(limit)
+        else:
+            size = limit if announced is None else announced
+        if not budget.reserve(size):
+            logger.warning(
+                "refused a %d-byte body from %s: %d of %d bytes in flight",
+                size,
+                sig.origin,
+                budget.used,
+                budget.capacity,
+            )
+            resp = error_response(
+                503, SERVER_BUSY, "too many request bodies in flight; retry in a moment"
+            )
+            resp.headers["Retry-After"] = "1"
+            return resp
+        try:
+            try:
+                body = await _read_body(request, size, body_timeout) if size else b""
+            except TimeoutError:
+                return error_response(
+                    408, BODY_TIMEOUT, f"request body not received within {body_timeout:g} s"
+                )
+            except _TooLarge:
+                return _too_large(limit)
+            try:
+                await rt.run(
+                    check_body,
+                    rt,
+                    sig,
+                    key,
+                    method=request.method,
+                    target=request.raw_path,
+                    body=body,
+                )
+            except RequestSignatureError as exc:
+                return error_response(_STATUS.get(exc.code, 401), exc.code, exc.message)
+            # What request.read() returns from now on: the handlers read the body as ever.
+            request._read_bytes = body
+            request[ORIGIN] = sig.origin
+            return await handler(request)
+        finally:
+            budget.release(size)
+
+    return federation_auth_middleware
+
+
+async def _known_key(request: web.Request, sig: RequestSignature, header: str | None) -> bytes:
+    """``caller_key``; once more after learning a new member or a rotated key (rate
+    limited), when the first answer was that the origin or key is unknown."""
+    rt = request.app[RUNTIME]
+    try:
+        return await rt.run(caller_key, rt, sig)
+    except RequestSignatureError as exc:
+        manager = request.app.get(SYNC)
+        if manager is None or not await _learn(manager, exc, header):
+            raise
+    return await rt.run(caller_key, rt, sig)
+
+
+async def _learn(manager: SyncManager, exc: RequestSignatureError, header: str | None) -> bool:
+    if isinstance(exc, UnknownKey):
+        return await manager.keys.refresh(parse_header(header).origin)
+    if exc.code == "unknown_origin":
+        return await manager.refresh_directory(rate_limited=True)
+    return False
+
+
+async def _read_body(request: web.Request, cap: int, timeout_s: float) -> bytes:
+    """At most ``cap`` bytes, chunk by chunk, all within ``timeout_s``."""
+    body = bytearray()
+    async with asyncio.timeout(timeout_s):
+        while chunk := await request.content.read(CHUNK_BYTES):
+            if len(body) + len(chunk) > cap:
+                raise _TooLarge
+            body += chunk
+    return bytes(body)
+
+
+def _too_large(limit: int) -> web.Response:
+    return error_response(
+        413, ErrorCode.BODY_TOO_LARGE, f"request body exceeds the limit of {limit} bytes"
+    )
