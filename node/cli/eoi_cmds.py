@@ -22,6 +22,7 @@ from node.hub import eoi as eois
 from node.hub.eoi import CONTACT_FIELDS
 from node.runtime import NodeRuntime
 from node.services.peers import peer_info
+from protocol.canonical import canonical_bytes
 from protocol.timeutil import ms_to_iso
 from sync.client import PeerClient, PeerError
 
@@ -36,7 +37,7 @@ async def send_to_hub(rt: NodeRuntime, path: str, obj: dict[str, Any]) -> Any:
     async with aiohttp.ClientSession() as session:
         client = PeerClient(session, rt.node_id, lambda: rt.keys.active, rt.clock)
         resp = await client.request(
-            "POST", hub.base_url, hub.node_id, path, body=json.dumps(obj).encode()
+            "POST", hub.base_url, hub.node_id, path, body=canonical_bytes(obj)
         )
     payload = resp.json()
     if resp.status != 202:

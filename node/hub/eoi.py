@@ -10,23 +10,44 @@ it for the owner), ``accepted`` / ``declined`` (the owner answered), ``introduce
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from node.services.errors import Conflict, InvalidInput, NotFound
+from node.hub.eoi_gate import (
+    AlreadyAnswered,
+    NotListingOwner,
+    SignatureInvalid,
+    check_rates,
+    load_body,
+    may_know,
+    parse,
+)
+from node.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from node.services.feed import post_to_outbox
 from node.services.peers import PeerInfo, PinnedKeys, peer_info
-from node.storage.models import EoiRow, InboxRow, RemoteListingRow
+from node.storage.models import EoiRow, InboxRow
 from protocol import PROTOCOL_VERSION
+from protocol.eoi import (
+    DECISIONS,
+    MESSAGE_MAX_CHARS,
+    EoiAnswer,
+    EoiForward,
+    EoiReply,
+    EoiReplyForward,
+    ExpressionOfInterest,
+)
 from protocol.signing import SignatureError, sign_object, verify_object
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
+logger = logging.getLogger(__name__)
 CONTACT_FIELDS = ("person", "email", "phone")
+ANSWERED = ("accepted", "declined", "introduced")
 
 
 def _verify_from(rt: NodeRuntime, obj: Any, issuer: str) -> None:
@@ -41,7 +62,7 @@ def _verify_from(rt: NodeRuntime, obj: Any, issuer: str) -> None:
     try:
         verify_object(obj, issuer, PinnedKeys(info))
     except SignatureError as exc:
-        raise InvalidInput(f"signature of {issuer}: {exc.message}") from exc
+        raise SignatureInvalid(f"signature of {issuer}: {exc.message}") from exc
 
 
 def _save(session: Session, eoi: dict[str, Any], state: str, now: int, reply: Any = None) -> None:
@@ -55,6 +76,7 @@ def _save(session: Session, eoi: dict[str, Any], state: str, now: int, reply: An
                 listing_id=eoi["listing"]["id"],
                 state=state,
                 updated=now,
+                received=now,
                 request_obj=json.dumps(eoi),
                 reply_obj=None if reply is None else json.dumps(reply),
             )
@@ -65,10 +87,14 @@ def _save(session: Session, eoi: dict[str, Any], state: str, now: int, reply: An
             row.reply_obj = json.dumps(reply)
 
 
+def _answer(eoi_id: str, state: str) -> dict[str, Any]:
+    return EoiAnswer(id=eoi_id, state=state).model_dump()  # type: ignore[arg-type]
+
+
 # -- the requester -------------------------------------------------------------------
 def new_eoi(rt: NodeRuntime, owner: str, listing_id: str, message: str) -> dict[str, Any]:
-    if not message.strip() or len(message) > 2000:
-        raise InvalidInput("say in 1-2000 characters what the interest is")
+    if not message.strip() or len(message) > MESSAGE_MAX_CHARS:
+        raise InvalidInput(f"say in 1-{MESSAGE_MAX_CHARS} characters what the interest is")
     if owner == rt.node_id:
         raise InvalidInput("this node owns that listing")
     obj = {
@@ -81,6 +107,7 @@ def new_eoi(rt: NodeRuntime, owner: str, listing_id: str, message: str) -> dict[
         "listing": {"owner": owner, "id": listing_id},
         "message": message,
     }
+    parse(ExpressionOfInterest, obj, "expression of interest")
     signed = sign_object(obj, rt.node_id, rt.keys.active)
     with Session(rt.engine) as session, session.begin():
         _save(session, signed, "submitted", rt.clock())
@@ -95,61 +122,96 @@ def mark(rt: NodeRuntime, eoi_id: str, state: str) -> None:
 
 
 # -- the hub -------------------------------------------------------------------------
-def hub_receive_eoi(rt: NodeRuntime, origin: str, eoi: Any) -> dict[str, Any]:
-    _verify_from(rt, eoi, origin)
-    if eoi.get("type") != "eoi" or eoi.get("audience") != rt.node_id:
-        raise InvalidInput("not an expression of interest for this hub")
-    owner, lid = eoi["listing"]["owner"], eoi["listing"]["id"]
-    now = rt.clock()
-    with Session(rt.engine) as session, session.begin():
-        if session.get(EoiRow, eoi["id"]) is not None:
-            raise Conflict(f"{eoi['id']} was received before")
-        held = session.get(RemoteListingRow, (owner, lid)) is not None
-        if owner == rt.node_id:
-            held = True
-            _save(session, eoi, "forwarded", now)
-            return {"id": eoi["id"], "state": "forwarded"}
-        if not held:
-            raise NotFound(f"the hub holds no listing {owner}/{lid}")
-        _save(session, eoi, "forwarded", now)
-        forward = {
-            "type": "eoi_forward",
-            "v": PROTOCOL_VERSION,
-            "issuer": rt.node_id,
-            "ts": now,
-            "audience": owner,
-            "eoi": eoi,
-        }
-        post_to_outbox(session, owner, sign_object(forward, rt.node_id, rt.keys.active), now)
-    return {"id": eoi["id"], "state": "forwarded"}
+def _check_envelope(rt: NodeRuntime, origin: str, obj: Any, issuer: str, audience: str) -> None:
+    if issuer != origin:
+        raise InvalidInput(f"object is issued by {issuer}, but the request comes from {origin}")
+    if audience != rt.node_id:
+        raise InvalidInput(f"object is addressed to {audience}, not to this hub")
+    _verify_from(rt, obj, origin)
 
 
-def hub_receive_reply(rt: NodeRuntime, origin: str, reply: Any) -> dict[str, Any]:
-    _verify_from(rt, reply, origin)
-    if reply.get("type") != "eoi_reply":
-        raise InvalidInput("not a reply to an expression of interest")
+def hub_receive_eoi(rt: NodeRuntime, origin: str, body: bytes | dict[str, Any]) -> dict[str, Any]:
+    """Take an EoI from ``origin``; the answer never depends on the listing. It reaches
+    the owner only if the sender could know the listing (``may_know``); otherwise it is
+    kept as ``dropped`` for the hub's operator, and the sender is not told."""
+    obj = load_body(body) if isinstance(body, bytes) else body
+    eoi = parse(ExpressionOfInterest, obj, "expression of interest")
+    _check_envelope(rt, origin, obj, eoi.issuer, eoi.audience)
+    owner, lid = eoi.listing.owner, eoi.listing.id
+    known = may_know(rt, origin, owner, lid)
     now = rt.clock()
     with Session(rt.engine) as session, session.begin():
-        row = session.get(EoiRow, reply.get("eoi_id"))
-        if row is None or row.owner != origin:
-            raise NotFound("no such expression of interest for this owner")
-        row.state, row.updated, row.reply_obj = reply["decision"], now, json.dumps(reply)
-        if row.requester == rt.node_id:  # the hub asked for itself: nothing to forward
-            if reply["decision"] == "accepted" and reply.get("contact"):
-                row.state = "introduced"
-            return {"id": reply["eoi_id"], "state": row.state}
-        forward = {
-            "type": "eoi_reply_forward",
-            "v": PROTOCOL_VERSION,
-            "issuer": rt.node_id,
-            "ts": now,
-            "audience": row.requester,
-            "reply": reply,
-        }
-        post_to_outbox(
-            session, row.requester, sign_object(forward, rt.node_id, rt.keys.active), now
+        row = session.get(EoiRow, eoi.id)
+        # The hub's own interest was saved as 'submitted' when it was made.
+        own = origin == rt.node_id and row is not None and row.state == "submitted"
+        if row is not None and not own:
+            raise Conflict(f"{eoi.id} was received before")
+        if origin != rt.node_id:
+            check_rates(session, origin, owner, lid, now)
+        if not known:
+            logger.info(
+                "interest %s from %s in %s/%s dropped: not a listing the sender may know",
+                eoi.id,
+                origin,
+                owner,
+                lid,
+            )
+            _save(session, obj, "dropped", now)
+        elif owner == rt.node_id:  # the hub's own listing: its operator answers
+            _save(session, obj, "forwarded", now)
+        else:
+            _save(session, obj, "forwarded", now)
+            forward = {
+                "type": "eoi_forward",
+                "v": PROTOCOL_VERSION,
+                "issuer": rt.node_id,
+                "ts": now,
+                "audience": owner,
+                "eoi": obj,
+            }
+            parse(EoiForward, forward, "forward")
+            post_to_outbox(session, owner, sign_object(forward, rt.node_id, rt.keys.active), now)
+    return _answer(eoi.id, "forwarded")
+
+
+def hub_receive_reply(rt: NodeRuntime, origin: str, body: bytes | dict[str, Any]) -> dict[str, Any]:
+    """Take the owner's one answer to an EoI it was sent, and pass it to the requester."""
+    obj = load_body(body) if isinstance(body, bytes) else body
+    reply = parse(EoiReply, obj, "reply to an expression of interest")
+    _check_envelope(rt, origin, obj, reply.issuer, reply.audience)
+    now = rt.clock()
+    with Session(rt.engine) as session, session.begin():
+        row = session.get(EoiRow, reply.eoi_id)
+        if row is None or row.state in ("dropped", "submitted"):
+            raise NotFound(f"no expression of interest {reply.eoi_id} was sent to {origin}")
+        if row.owner != origin:
+            raise NotListingOwner(f"only {row.owner}, the listing's owner, answers {row.id}")
+        if row.state != "forwarded":
+            raise AlreadyAnswered(f"{row.id} was already {row.state}; one answer only")
+        state: str = reply.decision
+        if row.requester == rt.node_id and state == "accepted" and obj.get("contact"):
+            state = "introduced"  # the hub asked for itself: nothing to forward
+        taken = session.execute(
+            update(EoiRow)
+            .where(EoiRow.id == row.id, EoiRow.state == "forwarded")
+            .values(state=state, updated=now, reply_obj=json.dumps(obj))
+            .execution_options(synchronize_session=False)
         )
-    return {"id": reply["eoi_id"], "state": reply["decision"]}
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise AlreadyAnswered(f"{row.id} was answered meanwhile; one answer only")
+        if row.requester != rt.node_id:
+            forward = {
+                "type": "eoi_reply_forward",
+                "v": PROTOCOL_VERSION,
+                "issuer": rt.node_id,
+                "ts": now,
+                "audience": row.requester,
+                "reply": obj,
+            }
+            parse(EoiReplyForward, forward, "forward")
+            signed = sign_object(forward, rt.node_id, rt.keys.active)
+            post_to_outbox(session, row.requester, signed, now)
+    return _answer(reply.eoi_id, state)
 
 
 # -- the owner and the requester: what arrived through the hub's feed ------------------
@@ -161,48 +223,52 @@ def absorb_inbox(rt: NodeRuntime) -> None:
         ).all()
         for row in rows:
             obj = json.loads(row.obj)
-            if row.type == "eoi_forward":
-                eoi = obj["eoi"]
-                try:
-                    _verify_from(rt, eoi, eoi.get("issuer", ""))
-                except InvalidInput:
-                    continue
-                if (eoi.get("listing") or {}).get("owner") != rt.node_id:
-                    continue  # interest in someone else's listing: not ours to answer
-                if session.get(EoiRow, eoi["id"]) is None:
-                    _save(session, eoi, "forwarded", row.received_at)
-            else:
-                reply = obj["reply"]
-                try:
-                    _verify_from(rt, reply, reply.get("issuer", ""))
-                except InvalidInput:
-                    continue
-                eoi_row = session.get(EoiRow, reply["eoi_id"])
-                if eoi_row is None or eoi_row.state in ("introduced", "declined"):
-                    continue
-                if reply["issuer"] != eoi_row.owner or eoi_row.requester != rt.node_id:
-                    continue  # only the listing's owner answers, and only our own interest
-                state = reply["decision"]
-                if state == "accepted" and reply.get("contact"):
-                    state = "introduced"
-                eoi_row.state, eoi_row.updated = state, row.received_at
-                eoi_row.reply_obj = json.dumps(reply)
+            try:
+                if row.type == "eoi_forward":
+                    _absorb_forward(rt, session, obj, row.received_at)
+                else:
+                    _absorb_reply(rt, session, obj, row.received_at)
+            except ServiceError as exc:
+                logger.info("ignored %s %s from the hub: %s", row.type, row.id, exc.message)
+
+
+def _absorb_forward(rt: NodeRuntime, session: Session, obj: Any, at: int) -> None:
+    eoi = parse(EoiForward, obj, "forward").eoi
+    _verify_from(rt, obj["eoi"], eoi.issuer)
+    if eoi.listing.owner != rt.node_id:
+        return  # interest in someone else's listing: not ours to answer
+    if session.get(EoiRow, eoi.id) is None:
+        _save(session, obj["eoi"], "forwarded", at)
+
+
+def _absorb_reply(rt: NodeRuntime, session: Session, obj: Any, at: int) -> None:
+    reply = parse(EoiReplyForward, obj, "forward").reply
+    _verify_from(rt, obj["reply"], reply.issuer)
+    eoi_row = session.get(EoiRow, reply.eoi_id)
+    if eoi_row is None or eoi_row.state not in ("submitted", "forwarded"):
+        return  # unknown, or answered already: one answer, never flipped
+    if reply.issuer != eoi_row.owner or eoi_row.requester != rt.node_id:
+        return  # only the listing's owner answers, and only our own interest
+    contact = obj["reply"].get("contact") or {}
+    state = "introduced" if reply.decision == "accepted" and contact else reply.decision
+    eoi_row.state, eoi_row.updated = state, at
+    eoi_row.reply_obj = json.dumps(obj["reply"])
 
 
 def answer(
     rt: NodeRuntime, eoi_id: str, decision: str, share: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """The owner's signed answer; on acceptance it carries the chosen contact fields."""
-    if decision not in ("accepted", "declined"):
+    if decision not in DECISIONS:
         raise InvalidInput("decision is accepted or declined")
     unknown = [f for f in share if f not in CONTACT_FIELDS]
     if unknown:
         raise InvalidInput(f"can share only {', '.join(CONTACT_FIELDS)}, not {', '.join(unknown)}")
     with Session(rt.engine) as session:
         row = session.get(EoiRow, eoi_id)
-        if row is None or row.owner != rt.node_id:
+        if row is None or row.owner != rt.node_id or row.state == "dropped":
             raise NotFound(f"no expression of interest {eoi_id} for this node")
-        if row.state in ("accepted", "declined"):
+        if row.state in ANSWERED:
             raise Conflict(f"{eoi_id} was already {row.state}")
         listing_id = row.listing_id
     contact: dict[str, str] = {}
@@ -219,6 +285,7 @@ def answer(
         "decision": decision,
         "contact": contact,
     }
+    parse(EoiReply, reply, "reply to an expression of interest")
     return sign_object(reply, rt.node_id, rt.keys.active)
 
 

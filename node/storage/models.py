@@ -236,3 +236,7 @@ class EoiRow(Base):
     updated: Mapped[int] = mapped_column(BigInteger)
     request_obj: Mapped[str] = mapped_column(Text)
     reply_obj: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When this node took it in: the hub counts each requester's recent interest by it.
+    received: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+    __table_args__ = (Index("ix_eois_requester_received", "requester", "received"),)

@@ -51,6 +51,15 @@ async def eois(node: RunningNode) -> dict[str, dict[str, Any]]:
     return {e["id"]: e for e in await cattc_json("eoi", node.data_dir, "list")}
 
 
+def known_to_vn(net: Network) -> list[str]:
+    """th's listings the hub holds and may tell vn of: its offers and requests, which
+    th's default rule relays to the ``mou`` group (its experts go to the hub alone)."""
+    held = held_by(net.hub, "th")
+    known = sorted(i for i, listing in held.items() if listing["category"] != "expert")
+    assert len(known) >= 2
+    return known
+
+
 def hub_state(net: Network, eoi_id: str) -> str | None:
     with Session(net.hub.runtime.engine) as session:
         row = session.get(EoiRow, eoi_id)
@@ -94,7 +103,7 @@ async def test_accepted_interest_introduces_with_only_the_chosen_contact(
 ) -> None:
     net = await network(node_factory)
     th, vn = net.nodes["th"], net.nodes["vn"]
-    listing = sorted(held_by(net.hub, "th"))[0]
+    listing = known_to_vn(net)[0]
     contact = th.runtime.listings.get(listing).record["contact"]
     assert set(contact) == {"person", "email", "phone"}
 
@@ -139,7 +148,7 @@ async def test_accepted_interest_introduces_with_only_the_chosen_contact(
 async def test_declined_interest_carries_no_contact(node_factory: NodeFactory) -> None:
     net = await network(node_factory)
     th, vn = net.nodes["th"], net.nodes["vn"]
-    listing = sorted(held_by(net.hub, "th"))[1]
+    listing = known_to_vn(net)[1]
     eoi_id = await submit(net, listing, "Is a pilot in the Mekong delta possible?")
     await pull_hub(th)
     out = await cattc_json("eoi", th.data_dir, "decline", eoi_id)
@@ -154,9 +163,11 @@ async def test_declined_interest_carries_no_contact(node_factory: NodeFactory) -
     assert not any(value in text for value in contact.values())
 
 
-async def test_interest_in_a_listing_the_hub_does_not_hold_is_refused(
+async def test_interest_in_a_listing_the_hub_does_not_hold_is_answered_alike_and_dropped(
     node_factory: NodeFactory,
 ) -> None:
+    """The requester is told the same as for any listing (no oracle); the hub keeps the
+    interest as 'dropped' for its operator and sends the owner nothing."""
     net = await network(node_factory)
     vn = net.nodes["vn"]
     private = next(
@@ -166,16 +177,16 @@ async def test_interest_in_a_listing_the_hub_does_not_hold_is_refused(
     )
     assert private not in held_by(net.hub, "th")
     for listing in (private, "th-off-0999"):
-        result = await cattc("eoi", vn.data_dir, "submit", "th", listing, "--message", "hello")
-        assert result.exit_code == 1 and result.stdout == ""
-        [line] = result.stderr.splitlines()
-        assert line.startswith(f"error: hub answered 404: the hub holds no listing th/{listing}")
-        assert line.endswith("stays 'submitted'")
+        out = await cattc_json("eoi", vn.data_dir, "submit", "th", listing, "--message", "hello")
+        assert out["state"] == "forwarded"
     states = {e["listing_id"]: e["state"] for e in (await eois(vn)).values()}
-    assert states == {private: "submitted", "th-off-0999": "submitted"}
+    assert states == {private: "forwarded", "th-off-0999": "forwarded"}
     with Session(net.hub.runtime.engine) as session:
-        assert session.scalars(select(EoiRow)).all() == []
+        kept = {r.listing_id: r.state for r in session.scalars(select(EoiRow))}
+        assert kept == {private: "dropped", "th-off-0999": "dropped"}
         assert session.scalars(select(OutboxRow).where(OutboxRow.type == "eoi_forward")).all() == []
+    listed = await cattc("eoi", net.hub.data_dir, "list")
+    assert listed.stdout.count("dropped") == 2
 
 
 async def test_only_the_owner_may_answer_and_hops_to_the_owner_are_verified(
@@ -183,7 +194,7 @@ async def test_only_the_owner_may_answer_and_hops_to_the_owner_are_verified(
 ) -> None:
     net = await network(node_factory)
     th, vn = net.nodes["th"], net.nodes["vn"]
-    listing = sorted(held_by(net.hub, "th"))[0]
+    listing = known_to_vn(net)[0]
     eoi_id = await submit(net, listing, "Interested in a joint venture.")
 
     # requester -> hub: an expression of interest altered after signing is refused.
@@ -210,7 +221,7 @@ async def test_only_the_owner_may_answer_and_hops_to_the_owner_are_verified(
     )
     with pytest.raises(PeerError) as err:
         await send_to_hub(vn.runtime, REPLY, not_owner)
-    assert err.value.status == 404
+    assert err.value.status == 403 and "only th, the listing's owner" in str(err.value)
     assert hub_state(net, eoi_id) == "forwarded"
 
     # hub -> owner: the hub's forward altered in its outbox fails the feed's check and is
@@ -247,7 +258,7 @@ async def test_the_requester_takes_answers_only_from_the_owner(node_factory: Nod
     itself), or altered on the way, is ignored even inside a forward the hub signed."""
     net = await network(node_factory)
     th, vn = net.nodes["th"], net.nodes["vn"]
-    listing = sorted(held_by(net.hub, "th"))[0]
+    listing = known_to_vn(net)[0]
     eoi_id = await submit(net, listing, "Interested, second try.")
     await pull_hub(th)
     await cattc_json("eoi", th.data_dir, "accept", eoi_id, "--share", "email")

@@ -1,0 +1,215 @@
+"""What the hub checks before it takes an expression of interest or a reply (DESIGN 9).
+
+An EoI must not tell its sender anything: whether the hub holds the listing, or whether
+the sender may see it, never changes the answer. So every check that depends only on
+the request (size, schema, signature, duplicates, the sender's rate limits) comes first
+and may refuse; the one that depends on the listing (``may_know``) only decides, out of
+sight, whether the EoI is passed on to the owner or dropped and logged for the hub's
+operator. Rate limits count every EoI a sender sent, passed on or not, for the same
+reason.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from node.services.audiences import audience_of, membership
+from node.services.errors import NotFound, ServiceError
+from node.storage.models import EoiRow, NoticeSentRow, OutboxRow, RemoteListingRow
+from policies.evaluate import evaluate, relay_applies
+from policies.model import Audience, Relay
+from protocol.eoi import BODY_MAX_BYTES
+from protocol.safe_json import JsonInputError, loads
+
+if TYPE_CHECKING:
+    from node.runtime import NodeRuntime
+
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
+PER_SENDER_PER_HOUR = 30  # EoIs one member may send in any hour
+PER_LISTING_PER_DAY = 3  # EoIs one member may send about one listing in any day
+M = TypeVar("M", bound=BaseModel)
+
+
+class BodyTooLarge(ServiceError):
+    status = 413
+    code = "body_too_large"
+
+
+class InvalidJson(ServiceError):
+    status = 400
+    code = "invalid_json"
+
+
+class SchemaInvalid(ServiceError):
+    status = 422
+    code = "schema_invalid"
+
+
+class SignatureInvalid(ServiceError):
+    status = 400
+    code = "signature_invalid"
+
+
+class NotListingOwner(ServiceError):
+    status = 403
+    code = "not_listing_owner"
+
+
+class AlreadyAnswered(ServiceError):
+    status = 409
+    code = "already_answered"
+
+
+class RateLimited(ServiceError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def load_body(raw: bytes) -> Any:
+    """The JSON of an EoI or reply body: bounded, strict, never a 500 for odd bytes."""
+    if len(raw) > BODY_MAX_BYTES:
+        raise BodyTooLarge(f"an expression of interest or reply is at most {BODY_MAX_BYTES} bytes")
+    if not raw:
+        raise InvalidJson("request body is empty; send the signed object as JSON")
+    try:
+        return loads(raw)
+    except JsonInputError as exc:
+        raise InvalidJson(f"body is not valid JSON: {exc.message}") from exc
+
+
+def parse(model: type[M], obj: Any, what: str) -> M:
+    """``obj`` as ``model``, or a 422 naming the first field that does not fit."""
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "the object"
+        raise SchemaInvalid(f"not a valid {what}: {where}: {err['msg']}") from exc
+
+
+# -- rate limits ---------------------------------------------------------------------
+def check_rates(session: Session, sender: str, owner: str, listing_id: str, now: int) -> None:
+    """Refuse (429) an EoI over the sender's limits; what it is about does not matter."""
+    mine = select(EoiRow.received).where(EoiRow.requester == sender)
+    hour = session.scalars(mine.where(EoiRow.received > now - HOUR_MS)).all()
+    if len(hour) >= PER_SENDER_PER_HOUR:
+        raise RateLimited(
+            f"at most {PER_SENDER_PER_HOUR} expressions of interest an hour; try again later",
+            _retry_after(min(hour) + HOUR_MS, now),
+        )
+    same = session.scalars(
+        mine.where(
+            EoiRow.owner == owner,
+            EoiRow.listing_id == listing_id,
+            EoiRow.received > now - DAY_MS,
+        )
+    ).all()
+    if len(same) >= PER_LISTING_PER_DAY:
+        raise RateLimited(
+            f"at most {PER_LISTING_PER_DAY} expressions of interest a day in one listing;"
+            " try again later",
+            _retry_after(min(same) + DAY_MS, now),
+        )
+
+
+def _retry_after(free_at: int, now: int) -> int:
+    return max(1, -(-(free_at - now) // 1000))
+
+
+def dropped_count(session: Session) -> int:
+    return session.scalar(select(func.count()).where(EoiRow.state == "dropped")) or 0
+
+
+# -- could the sender have known of the listing? --------------------------------------
+def may_know(rt: NodeRuntime, sender: str, owner: str, listing_id: str) -> bool:
+    """True if ``sender`` could know ``owner``'s ``listing_id`` from what it was given:
+    a view the owner's policy lets it have (a public listing, the hub's own feed to it,
+    or a relay rule that lets the hub tell it), or a match notice from the hub naming it.
+    The hub itself knows all it holds."""
+    now = rt.clock()
+    _, compiled = rt.policy.compiled()
+    recipient = audience_of(sender, compiled.policy, membership(rt.engine))
+    if owner == rt.node_id:
+        known = _own_listing_visible(rt, recipient, listing_id, compiled, now)
+    else:
+        known = _held_listing_visible(rt, recipient, owner, listing_id, now)
+    return known or _named_in_a_notice(rt, sender, owner, listing_id)
+
+
+def _own_listing_visible(
+    rt: NodeRuntime, recipient: Audience, listing_id: str, compiled: Any, now: int
+) -> bool:
+    try:
+        stored = rt.listings.get(listing_id)
+    except NotFound:
+        return False
+    record = stored.record
+    if stored.withdrawn or record.get("expires", 0) <= now:
+        return False
+    if recipient.node_id == rt.node_id or record.get("visibility") == "public":
+        return True
+    if evaluate(record, recipient, compiled, now).view is not None:
+        return True  # the hub's own feed gives it to the sender
+    self_audience = audience_of(rt.node_id, compiled.policy, membership(rt.engine))
+    rule = compiled.lookup(self_audience, record["category"])
+    return (
+        rule is not None
+        and rule.rule.relay is not None
+        and relay_applies(rule.rule.relay, recipient)
+        and evaluate(record, self_audience, compiled, now).view is not None
+    )
+
+
+def _held_listing_visible(
+    rt: NodeRuntime, recipient: Audience, owner: str, listing_id: str, now: int
+) -> bool:
+    with Session(rt.engine) as session:
+        row = session.get(RemoteListingRow, (owner, listing_id))
+        if row is None or row.expires <= now:
+            return False
+        obj = json.loads(row.signed_bytes)
+    if recipient.node_id == rt.node_id or obj["listing"].get("public"):
+        return True
+    relay = obj.get("policy", {}).get("relay")
+    if not relay:
+        return False
+    rule = Relay(tuple(relay.get("to", ())), tuple(relay.get("fields", ())))
+    return relay_applies(rule, recipient)
+
+
+def _named_in_a_notice(rt: NodeRuntime, sender: str, owner: str, listing_id: str) -> bool:
+    with Session(rt.engine) as session:
+        matched = session.scalar(
+            select(NoticeSentRow.at)
+            .where(
+                NoticeSentRow.reader == sender,
+                NoticeSentRow.cp_owner == owner,
+                NoticeSentRow.cp_id == listing_id,
+            )
+            .limit(1)
+        )
+        if matched is None:
+            return False
+        # Matched, but did the notice name it? Only if the owner's rules let it.
+        texts = session.scalars(
+            select(OutboxRow.obj).where(
+                OutboxRow.reader == sender,
+                OutboxRow.type == "match_notice",
+                OutboxRow.obj.contains(json.dumps(listing_id), autoescape=True),
+            )
+        ).all()
+    for text in texts:
+        counterpart = json.loads(text).get("counterpart") or {}
+        if counterpart.get("owner") == owner and counterpart.get("listing_id") == listing_id:
+            return True
+    return False
