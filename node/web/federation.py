@@ -6,6 +6,7 @@ caller's node id on the request (``ORIGIN``); handlers serve only what that call
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated
 
 from aiohttp import web
@@ -13,10 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from node.hub.custody import custody_document
 from node.hub.eoi import hub_receive_eoi, hub_receive_reply
+from node.hub.eoi_gate import RateLimited
 from node.web.appkeys import RUNTIME, SYNC
 from node.web.federation_auth import ORIGIN
-from node.web.middleware import ApiError
-from node.web.requests import parse_query, read_json
+from node.web.middleware import ApiError, error_response
+from node.web.requests import parse_query
+from protocol.eoi import BODY_MAX_BYTES as EOI_BODY_MAX_BYTES
 from protocol.errors import ErrorCode
 
 
@@ -61,15 +64,34 @@ async def eoi(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     if not rt.config.is_hub:
         raise ApiError(404, ErrorCode.NOT_FOUND, "expressions of interest go through the hub")
-    body = await read_json(request)
-    result = await rt.run(hub_receive_eoi, rt, request[ORIGIN], body)
-    return web.json_response(result, status=202)
+    body = await _eoi_body(request)
+    return await _eoi_answer(rt.run(hub_receive_eoi, rt, request[ORIGIN], body))
 
 
 async def eoi_reply(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     if not rt.config.is_hub:
         raise ApiError(404, ErrorCode.NOT_FOUND, "replies go through the hub")
-    body = await read_json(request)
-    result = await rt.run(hub_receive_reply, rt, request[ORIGIN], body)
+    body = await _eoi_body(request)
+    return await _eoi_answer(rt.run(hub_receive_reply, rt, request[ORIGIN], body))
+
+
+async def _eoi_body(request: web.Request) -> bytes:
+    """An EoI or reply body, refused (413) by its announced size before it is read."""
+    if request.content_length is not None and request.content_length > EOI_BODY_MAX_BYTES:
+        raise ApiError(
+            413,
+            ErrorCode.BODY_TOO_LARGE,
+            f"an expression of interest or reply is at most {EOI_BODY_MAX_BYTES} bytes",
+        )
+    return await request.read()
+
+
+async def _eoi_answer(work: Awaitable[dict[str, object]]) -> web.Response:
+    try:
+        result = await work
+    except RateLimited as exc:
+        resp = error_response(exc.status, exc.code, exc.message)
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return resp
     return web.json_response(result, status=202)
