@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import click
-from aiohttp import web
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
 from node.config import POLICY_FILE, TOKEN_FILE, ConfigError, NodeConfig, load_config
 from node.services.setup import SetupError, init_node
 from node.services.status import node_status
 from node.web.app import create_app
+from node.web.server import GuardedSite, ServeError, bind, lock_data_dir, run_server
 
 
 @click.command()
@@ -81,9 +84,30 @@ def serve(data_dir: Path, host: str | None, port: int | None) -> None:
     )
     host = host or config.host
     port = config.port if port is None else port
+    try:
+        # Held until the process ends: a second server on one SQLite file would race it.
+        lock = (
+            lock_data_dir(data_dir)
+            if config.resolved_database_url(data_dir).startswith("sqlite")
+            else None
+        )
+        sock = bind(host, port)
+    except ServeError as exc:
+        fail(str(exc))
+
+    def ready(site: GuardedSite) -> None:
+        click.echo(f"node {config.node_id} serving on {site.name} (Ctrl-C to stop)")
+
     app = create_app(data_dir, config=config)
-    click.echo(f"node {config.node_id} serving on http://{host}:{port} (Ctrl-C to stop)")
-    web.run_app(app, host=host, port=port, print=None, handle_signals=True)
+    try:
+        asyncio.run(run_server(app, sock, config, ready=ready))
+    except (SQLAlchemyError, OSError) as exc:
+        logging.getLogger(__name__).debug("start failed", exc_info=True)
+        fail(f"node {config.node_id} stopped: {exc.__class__.__name__}: {exc}")
+    finally:
+        sock.close()
+        if lock is not None:
+            os.close(lock)
 
 
 @click.command()

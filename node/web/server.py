@@ -1,0 +1,165 @@
+"""Serving one node from one process, with bounds that no stranger can lift.
+
+``web.run_app`` binds its port only after it has started the app, and puts no cap on
+connections. Here the data directory is locked first (one server per SQLite data
+directory), the port is bound before anything says "serving", connections beyond
+``max_connections`` get a 503 and are closed at once, a connection that has not sent a
+complete request head within ``header_timeout_seconds`` (new, or idle between requests)
+is closed, and the unread rest of a refused body is discarded for ``LINGER_S`` at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import resource
+import signal
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from node.config import NodeConfig
+
+logger = logging.getLogger(__name__)
+LOCK_FILE = "serve.lock"
+LINGER_S = 2.0
+BACKLOG = 1024
+# Descriptors the process needs besides client connections: database, log, peers' calls.
+SPARE_FILES = 256
+_BUSY_BODY = b'{"error":{"code":"server_busy","message":"too many connections; retry later"}}'
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+
+class ServeError(Exception):
+    """The server cannot start; the message says why and what to do."""
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """Hold ``DATA_DIR/serve.lock`` for the life of this process (the descriptor returned
+    must stay open); ServeError if another process holds it."""
+    path = data_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise ServeError(
+            f"another cattc serve (pid {holder}) is already running on {data_dir}; "
+            "stop it first (one server per data directory)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; ServeError if the address is taken."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=BACKLOG)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ServeError(
+            f"cannot listen on {host}:{port}: {reason}; "
+            "is another server using this port? choose another with --port"
+        ) from exc
+
+
+def fit_open_files(max_connections: int) -> int:
+    """Raise this process's open-file limit to what ``max_connections`` needs, as far as
+    the hard limit allows; the number of connections that fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max_connections + SPARE_FILES
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = new
+    if soft != resource.RLIM_INFINITY and soft < want:
+        fit = max(1, soft - SPARE_FILES)
+        logger.warning(
+            "open-file limit %d allows %d connections, not max_connections=%d",
+            soft,
+            fit,
+            max_connections,
+        )
+        return fit
+    return max_connections
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over the cap: one 503, then closed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(_BUSY)
+        transport.close()
+
+
+class GuardedSite(web.BaseSite):
+    """A listening socket whose connections beyond ``max_connections`` are refused."""
+
+    def __init__(self, runner: web.AppRunner, sock: socket.socket, max_connections: int) -> None:
+        super().__init__(runner, backlog=BACKLOG)
+        self.sock = sock
+        self.max_connections = max_connections
+        self.refused = 0
+
+    @property
+    def name(self) -> str:
+        host, port = self.sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+
+        def connection() -> asyncio.BaseProtocol:
+            if len(server.connections) >= self.max_connections:
+                self.refused += 1
+                return _Busy()
+            return server()
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(connection, sock=self.sock, backlog=BACKLOG)
+
+
+async def run_server(
+    app: web.Application,
+    sock: socket.socket,
+    config: NodeConfig,
+    *,
+    ready: Callable[[GuardedSite], None],
+) -> None:
+    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM; ``ready`` once it accepts."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        keepalive_timeout=config.header_timeout_seconds,
+        lingering_time=LINGER_S,
+    )
+    try:
+        await runner.setup()
+        site = GuardedSite(runner, sock, fit_open_files(config.max_connections))
+        await site.start()
+        ready(site)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(RuntimeError):
+                loop.remove_signal_handler(sig)
