@@ -1,8 +1,16 @@
-"""Error codes shared by every node, carried as ``{"error": {"code", "message"}}``."""
+"""Every error a node can name, one root exception, and one table from code to HTTP status.
+
+Errors travel as ``{"error": {"code", "message"}}``. Each code has exactly one HTTP
+status, here (``STATUS``), so that the admin API, the federation routes and the CLI
+never disagree on what a code means; node/ and sync/ raise ``ProtocolError`` (or a
+subclass) and ask ``http_status(code)`` for the status. Synapse's ``api/errors.py`` keeps
+its ``Codes`` and ``SynapseError`` the same way.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from http import HTTPStatus
 
 
 class ErrorCode(StrEnum):
@@ -31,8 +39,76 @@ class ErrorCode(StrEnum):
     # feed
     BAD_CURSOR = "bad_cursor"
     CURSOR_EXPIRED = "cursor_expired_resync"
-    # signed objects
+    CURSOR_MISMATCH = "cursor_mismatch"
+    # signed objects (what a reader quarantines, and why)
     SIGNATURE_INVALID = "signature_invalid"
     SCHEMA_INVALID = "schema_invalid"
     ISSUER_MISMATCH = "issuer_mismatch"
+    AUDIENCE_MISMATCH = "audience_mismatch"
     STALE_VERSION = "stale_version"
+    # a type only the hub may issue, found in another node's feed (protocol.authority)
+    NOT_THE_HUB = "issuer_not_the_hub"
+    # a stored copy no longer matches the signed bytes it was made from
+    STORED_MISMATCH = "mismatch"
+    # directory (DESIGN 6): a mirror refuses a document; a key that only a hand-over changes
+    DIRECTORY_REJECTED = "directory_rejected"
+    KEY_CONFLICT = "key_conflict"
+
+
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.BAD_REQUEST: HTTPStatus.BAD_REQUEST,
+    ErrorCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
+    ErrorCode.METHOD_NOT_ALLOWED: HTTPStatus.METHOD_NOT_ALLOWED,
+    ErrorCode.INVALID_JSON: HTTPStatus.BAD_REQUEST,
+    ErrorCode.INVALID_LISTING: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.INVALID_POLICY: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.BODY_TOO_LARGE: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    ErrorCode.CONFLICT: HTTPStatus.CONFLICT,
+    ErrorCode.INTERNAL: HTTPStatus.INTERNAL_SERVER_ERROR,
+    ErrorCode.UNAUTHORIZED: HTTPStatus.UNAUTHORIZED,
+    ErrorCode.SIG_MISSING: HTTPStatus.UNAUTHORIZED,
+    ErrorCode.SIG_MALFORMED: HTTPStatus.UNAUTHORIZED,
+    ErrorCode.UNKNOWN_ORIGIN: HTTPStatus.FORBIDDEN,
+    ErrorCode.WRONG_DESTINATION: HTTPStatus.MISDIRECTED_REQUEST,
+    ErrorCode.CLOCK_SKEW: HTTPStatus.UNAUTHORIZED,
+    ErrorCode.NONCE_REUSED: HTTPStatus.UNAUTHORIZED,
+    ErrorCode.KEY_INVALID: HTTPStatus.UNAUTHORIZED,
+    ErrorCode.BAD_SIGNATURE: HTTPStatus.UNAUTHORIZED,
+    ErrorCode.SUSPENDED: HTTPStatus.FORBIDDEN,
+    ErrorCode.BAD_CURSOR: HTTPStatus.BAD_REQUEST,
+    ErrorCode.CURSOR_EXPIRED: HTTPStatus.GONE,
+    ErrorCode.CURSOR_MISMATCH: HTTPStatus.BAD_REQUEST,
+    ErrorCode.SIGNATURE_INVALID: HTTPStatus.BAD_REQUEST,
+    ErrorCode.SCHEMA_INVALID: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ErrorCode.ISSUER_MISMATCH: HTTPStatus.BAD_REQUEST,
+    ErrorCode.AUDIENCE_MISMATCH: HTTPStatus.BAD_REQUEST,
+    ErrorCode.STALE_VERSION: HTTPStatus.CONFLICT,
+    ErrorCode.NOT_THE_HUB: HTTPStatus.FORBIDDEN,
+    ErrorCode.STORED_MISMATCH: HTTPStatus.INTERNAL_SERVER_ERROR,
+    ErrorCode.DIRECTORY_REJECTED: HTTPStatus.BAD_REQUEST,
+    ErrorCode.KEY_CONFLICT: HTTPStatus.CONFLICT,
+}
+
+
+def http_status(code: str) -> int:
+    """The one HTTP status of ``code``; 400 for a code this node does not know (a peer's)."""
+    try:
+        return STATUS[ErrorCode(code)]
+    except ValueError:
+        return int(HTTPStatus.BAD_REQUEST)
+
+
+class ProtocolError(Exception):
+    """The root of every error that carries a code: ``{"error": {"code", "message"}}``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def status(self) -> int:
+        return http_status(self.code)
+
+    def to_json(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": str(self.code), "message": self.message}}

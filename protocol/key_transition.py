@@ -15,12 +15,13 @@ A transition is a signed object (DESIGN 6.1)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from protocol import PROTOCOL_VERSION
 from protocol.b64 import b64url_decode, b64url_encode
+from protocol.hub_objects import KeyTransition, build
 from protocol.keys import KeyStore, VerifyKeyInfo
 from protocol.signing import SignatureError, sign_object, verify_object
 
@@ -35,14 +36,15 @@ def rotate_with_transition(
     (at ``now_ms - 1``: while it is still valid; it expires at ``now_ms``)."""
     rotated = store.rotate(now_ms, seed=seed)
     statement = sign_object(
-        {
-            "type": TRANSITION,
-            "v": PROTOCOL_VERSION,
-            "issuer": issuer,
-            "ts": now_ms - 1,
-            "old": store.active.name,
-            "new": {"name": rotated.active.name, "key": b64url_encode(rotated.active.public)},
-        },
+        build(
+            KeyTransition,
+            type=TRANSITION,
+            v=PROTOCOL_VERSION,
+            issuer=issuer,
+            ts=now_ms - 1,
+            old=store.active.name,
+            new={"name": rotated.active.name, "key": b64url_encode(rotated.active.public)},
+        ),
         issuer,
         store.active,
     )
@@ -81,3 +83,31 @@ def _successor(statement: Any, current: bytes, issuer: str) -> bytes | None:
     except (SignatureError, KeyError, TypeError, ValueError):
         return None
     return new if len(new) == 32 else None
+
+
+def handed_over(known: Mapping[str, bytes], transitions: Any, issuer: str) -> dict[str, bytes]:
+    """The key names that a chain of hand-overs from ``known`` (key name -> key) vouches
+    for, with their keys: each step a transition of ``issuer`` whose ``old`` is a name
+    known or reached so far and which that name's key signed. Names in ``known`` are never
+    in the answer: a hand-over only ever introduces a new name. Untrusted input."""
+    chain: Sequence[Any] = transitions if isinstance(transitions, list) else []
+    reached = dict(known)
+    out: dict[str, bytes] = {}
+    for _ in range(min(len(chain), MAX_CHAIN)):
+        grew = False
+        for statement in chain[:MAX_CHAIN]:
+            if not isinstance(statement, dict):
+                continue
+            old, new = statement.get("old"), statement.get("new")
+            name = new.get("name") if isinstance(new, dict) else None
+            if not isinstance(old, str) or old not in reached or not isinstance(name, str):
+                continue
+            if name in reached:
+                continue
+            key = _successor(statement, reached[old], issuer)
+            if key is not None:
+                reached[name] = out[name] = key
+                grew = True
+        if not grew:
+            break
+    return out

@@ -1,5 +1,8 @@
 """Signed protocol objects (DESIGN 6.1): node identity, listing summary, retraction, feed page.
 
+What the hub signs is in ``protocol.hub_objects`` and ``protocol.eoi``; which type may come
+from whom, and through which channel, is ``protocol.authority``.
+
 Every signed object carries ``type``, ``v``, ``issuer`` and ``ts`` and a ``signatures``
 member. These models validate the shape of what arrives; what is stored and re-served is
 always the canonical bytes of the object as received, never a re-serialisation.
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from protocol.listing import (
     Category,
@@ -76,6 +79,14 @@ class PolicyRef(WireModel):
     relay: RelayRef | None = None
 
 
+class PublicView(WireModel):
+    """The owner's view of a listing for the public (``*``), carried to the hub: all that
+    public search may show of it."""
+
+    fields: dict[str, Any]
+    rights: Rights | dict[str, Any]
+
+
 class SummaryListing(WireModel):
     id: ListingId
     category: Category
@@ -85,6 +96,7 @@ class SummaryListing(WireModel):
     fields: dict[str, Any]
     rights: Rights | dict[str, Any]
     public: bool = False
+    public_view: PublicView | None = None
 
 
 class ListingSummary(SignedObject):
@@ -103,17 +115,6 @@ class Retraction(SignedObject):
     category: Category
     version: Annotated[int, Field(ge=1)]
     reason: RetractionReason
-
-
-HubObjectType = Literal["custody_receipt", "match_notice", "eoi_forward", "eoi_reply_forward"]
-
-
-class HubObject(SignedObject):
-    """Objects the hub sends one member through its feed; their bodies vary by type."""
-
-    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
-    type: HubObjectType
-    audience: NodeId
 
 
 class FeedPage(SignedObject):

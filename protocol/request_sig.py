@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from protocol.b64 import b64url_decode, b64url_encode
 from protocol.canonical import canonical_bytes
+from protocol.errors import ProtocolError
 from protocol.keys import NodeKey
 from protocol.signing import verify_signature_bytes
 
@@ -26,13 +27,15 @@ _PARAM = re.compile(r'\s*([a-z]+)="([^"]*)"\s*(?:,|$)')
 _FIELDS = ("origin", "destination", "key", "created", "nonce", "sig")
 _NODE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 _KEY = re.compile(r"^ed25519:[A-Za-z0-9_]{1,32}$")
+MAX_HEADER_CHARS = 1024
+"""A well-formed header is about 260 characters; anything this long is refused unread."""
+# Longest value of each field: node ids, key names, milliseconds (15 digits until the
+# year 9999), the nonce, and an Ed25519 signature in base64url (86 characters).
+_MAX_CHARS = {"origin": 32, "destination": 32, "key": 41, "created": 16, "nonce": 64, "sig": 128}
 
 
-class RequestSignatureError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class RequestSignatureError(ProtocolError):
+    """A federation call's ``CATTC-Sig`` does not hold; ``code`` says why."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,12 @@ def parse_header(header: str | None) -> RequestSignature:
     if not header:
         raise RequestSignatureError("signature_missing", "federation calls need a CATTC-Sig header")
     scheme, _, params = header.partition(" ")
-    if scheme != SCHEME:
+    if scheme.lower() != SCHEME.lower():  # RFC 9110 11.1: schemes are case-insensitive
         raise RequestSignatureError("signature_missing", f"authorization scheme must be {SCHEME}")
+    if len(header) > MAX_HEADER_CHARS:
+        raise RequestSignatureError(
+            "signature_malformed", f"CATTC-Sig header is longer than {MAX_HEADER_CHARS} characters"
+        )
     values: dict[str, str] = {}
     pos = 0
     while pos < len(params):
@@ -117,6 +124,11 @@ def parse_header(header: str | None) -> RequestSignature:
         name, value = m.group(1), m.group(2)
         if name in values or name not in _FIELDS:
             raise RequestSignatureError("signature_malformed", f"bad or repeated field {name!r}")
+        limit = _MAX_CHARS[name]
+        if len(value) > limit:
+            raise RequestSignatureError(
+                "signature_malformed", f"field {name!r} is longer than {limit} characters"
+            )
         values[name] = value
         pos = m.end()
     missing = [f for f in _FIELDS if f not in values]

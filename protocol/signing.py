@@ -20,16 +20,12 @@ from protocol.canonical import (
     join_members,
     member_bytes,
 )
+from protocol.errors import ProtocolError
 from protocol.keys import NodeKey, VerifyKeyInfo
 
 
-class SignatureError(Exception):
+class SignatureError(ProtocolError):
     """A signed object failed verification. ``code`` says why, for error responses."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def signing_payload(obj: Mapping[str, Any], parts: Mapping[str, bytes] | None = None) -> bytes:

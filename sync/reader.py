@@ -42,10 +42,14 @@ class FeedReader:
         page_size: int = 500,
         max_pages: int = 1000,
         blocking: Callable[..., Awaitable[Any]] | None = None,
+        hub: str | None = None,
     ) -> None:
         """``blocking(fn, *args, **kwargs)`` runs the database and verification work off
         the event loop: ``asyncio.to_thread`` by default; a node passes its own pool, so
-        that closing the node waits for work in flight before its database goes."""
+        that closing the node waits for work in flight before its database goes.
+        ``hub``: the hub's node id, the one peer whose feed may carry what only the hub
+        issues (``protocol.authority``)."""
+        self.hub = hub
         self._blocking = blocking or asyncio.to_thread
         self.me = me
         self.client = client
@@ -102,6 +106,7 @@ class FeedReader:
                     peer=peer.node_id,
                     me=self.me,
                     keys=self.keys.keys(peer.node_id),
+                    hub=self.hub,
                 )
                 result = await self._blocking(
                     self.store.apply_page,

@@ -2,10 +2,11 @@
 
 A page whose own signature, issuer, audience or cursor does not hold is refused whole:
 the cursor stays where it was. Inside a good page each item is checked on its own
-(schema, issuer equals the feed's origin, audience is us, signature by a key valid at
-the item's ``ts``); a bad item is set aside with its reason and the rest go on. The two
-steps are apart (``open_page``, then ``check_items``) so that a reader can ask for the
-next page once this one's own signature holds.
+(who may issue its type through this feed, schema, issuer equals the feed's origin,
+audience is us, signature by a key valid at the item's ``ts``); a bad item is set aside
+with its reason and the rest go on. The two steps are apart (``open_page``, then
+``check_items``) so that a reader can ask for the next page once this one's own
+signature holds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from protocol.authority import HUB_ONLY_TYPES, feed_item_rule
 from protocol.canonical import (
     CanonicalizationError,
     array_bytes,
@@ -23,26 +25,15 @@ from protocol.canonical import (
     join_members,
     member_bytes,
 )
+from protocol.errors import ErrorCode, ProtocolError
 from protocol.keys import VerifyKeyInfo
-from protocol.objects import FeedPage, HubObject, ListingSummary, Retraction
+from protocol.objects import FeedPage
 from protocol.signing import SignatureError, verify_object
 from sync.interfaces import RejectedItem, VerifiedItem
 
-ITEM_MODELS: dict[str, type[ListingSummary] | type[Retraction] | type[HubObject]] = {
-    "listing": ListingSummary,
-    "retraction": Retraction,
-    "custody_receipt": HubObject,
-    "match_notice": HubObject,
-    "eoi_forward": HubObject,
-    "eoi_reply_forward": HubObject,
-}
 
-
-class PageError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class PageError(ProtocolError):
+    """A page, or one item of it, does not hold; ``code`` names why."""
 
 
 @dataclass(frozen=True)
@@ -70,29 +61,33 @@ def open_page(
 ) -> OpenedPage:
     """The page's own checks: shape, issuer, audience, cursor, signature."""
     if not isinstance(page, dict):
-        raise PageError("schema_invalid", "feed page is not a JSON object")
+        raise PageError(ErrorCode.SCHEMA_INVALID, "feed page is not a JSON object")
     page_items = page.get("items")
     if not isinstance(page_items, list):
-        raise PageError("schema_invalid", "feed page: items must be a list")
+        raise PageError(ErrorCode.SCHEMA_INVALID, "feed page: items must be a list")
     try:
         # Only the page's own shape here (and how many items); each item is judged on its
         # own later, so one malformed item is quarantined instead of sinking the page.
         FeedPage.model_validate({**page, "items": [{} for _ in page_items]})
     except ValidationError as exc:
-        raise PageError("schema_invalid", f"feed page: {exc.errors()[0]['msg']}") from exc
+        raise PageError(ErrorCode.SCHEMA_INVALID, f"feed page: {exc.errors()[0]['msg']}") from exc
     if page["issuer"] != peer:
-        raise PageError("issuer_mismatch", f"page issued by {page['issuer']!r}, not {peer!r}")
+        raise PageError(
+            ErrorCode.ISSUER_MISMATCH, f"page issued by {page['issuer']!r}, not {peer!r}"
+        )
     if page["audience"] != me:
-        raise PageError("audience_mismatch", f"page is for {page['audience']!r}, not {me!r}")
+        raise PageError(
+            ErrorCode.AUDIENCE_MISMATCH, f"page is for {page['audience']!r}, not {me!r}"
+        )
     if page["after"] != after:
-        raise PageError("cursor_mismatch", "page does not continue from the cursor we sent")
+        raise PageError(ErrorCode.CURSOR_MISMATCH, "page does not continue from the cursor we sent")
     # Each item is serialised once: its bytes make up the page's signed bytes, give its
     # own signing payload, and are what the store keeps.
     try:
         item_parts = [member_bytes(obj) if isinstance(obj, dict) else None for obj in page_items]
         page_parts = member_bytes({k: v for k, v in page.items() if k != "items"})
     except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these
-        raise PageError("schema_invalid", f"feed page: {exc}") from exc
+        raise PageError(ErrorCode.SCHEMA_INVALID, f"feed page: {exc}") from exc
     page_parts["items"] = b'"items":' + array_bytes(
         join_members(p) if p is not None else canonical_bytes(obj)
         for p, obj in zip(item_parts, page_items, strict=True)
@@ -105,14 +100,20 @@ def open_page(
 
 
 def check_items(
-    opened: OpenedPage, *, peer: str, me: str, keys: Mapping[str, VerifyKeyInfo]
+    opened: OpenedPage,
+    *,
+    peer: str,
+    me: str,
+    keys: Mapping[str, VerifyKeyInfo],
+    hub: str | None = None,
 ) -> CheckedPage:
-    """Each item of an opened page on its own: the good ones, and the rest with why."""
+    """Each item of an opened page on its own: the good ones, and the rest with why.
+    ``hub``: the hub's node id as this reader knows it (None: no node is)."""
     items: list[VerifiedItem] = []
     rejected: list[RejectedItem] = []
     for obj, parts in zip(opened.page["items"], opened.item_parts, strict=True):
         try:
-            items.append(check_item(obj, peer=peer, me=me, keys=keys, parts=parts))
+            items.append(check_item(obj, peer=peer, me=me, keys=keys, parts=parts, hub=hub))
         except PageError as exc:
             rejected.append(RejectedItem(obj, exc.code, exc.message))
     return CheckedPage(opened.page, items, rejected)
@@ -125,22 +126,31 @@ def check_item(
     me: str,
     keys: Mapping[str, VerifyKeyInfo],
     parts: dict[str, bytes] | None = None,
+    hub: str | None = None,
 ) -> VerifiedItem:
-    """One item: schema, issuer, audience, signature. ``parts``: its ``member_bytes``."""
+    """One item: who may say it (``protocol.authority``), schema, issuer, audience,
+    signature. ``parts``: its ``member_bytes``; ``hub``: as for ``check_items``."""
     kind = obj.get("type") if isinstance(obj, dict) else None
-    model = ITEM_MODELS.get(kind) if isinstance(kind, str) else None
-    if model is None:
-        raise PageError("schema_invalid", f"unknown item type {kind!r}")
+    rule = feed_item_rule(kind)
+    if rule is None:
+        raise PageError(ErrorCode.SCHEMA_INVALID, f"unknown item type {kind!r}")
+    if kind in HUB_ONLY_TYPES and (hub is None or peer != hub):
+        raise PageError(
+            ErrorCode.NOT_THE_HUB,
+            f"only the hub issues {kind}; this one came in the feed of {peer!r}",
+        )
     try:
-        model.model_validate(obj)
+        rule.model.model_validate(obj)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise PageError("schema_invalid", f"{kind} item: {where}: {err['msg']}") from exc
+        raise PageError(ErrorCode.SCHEMA_INVALID, f"{kind} item: {where}: {err['msg']}") from exc
     if obj["issuer"] != peer:
-        raise PageError("issuer_mismatch", f"item issued by {obj['issuer']!r} in {peer!r}'s feed")
+        raise PageError(
+            ErrorCode.ISSUER_MISMATCH, f"item issued by {obj['issuer']!r} in {peer!r}'s feed"
+        )
     if obj["audience"] != me:
-        raise PageError("audience_mismatch", f"item is for {obj['audience']!r}")
+        raise PageError(ErrorCode.AUDIENCE_MISMATCH, f"item is for {obj['audience']!r}")
     try:
         parts = parts if parts is not None else member_bytes(obj)
         key_name = verify_object(obj, peer, keys, parts=parts)
@@ -148,5 +158,5 @@ def check_item(
     except SignatureError as exc:
         raise PageError(exc.code, exc.message) from exc
     except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these
-        raise PageError("schema_invalid", str(exc)) from exc
+        raise PageError(ErrorCode.SCHEMA_INVALID, str(exc)) from exc
     return VerifiedItem(obj, canonical, key_name)

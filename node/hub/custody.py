@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from node.clock import Clock
+from node.services.errors import SchemaInvalid
 from node.services.feed import post_to_outbox
 from node.services.remote_store import RemoteStore
 from node.storage.models import FeedSentRow, RemoteListingRow
 from protocol import PROTOCOL_VERSION
+from protocol.hub_objects import CustodyList, CustodyReceipt, build
 from protocol.keys import NodeKey
 from protocol.signing import sign_object
 from sync.interfaces import ApplyResult, RejectedItem, VerifiedItem
@@ -76,17 +79,18 @@ class HubRemoteStore(RemoteStore):
             with Session(self.engine) as session, session.begin():
                 held = _entries(session, peer, ids)
                 held_ids = {e["listing_id"] for e in held}
-                receipt = {
-                    "type": "custody_receipt",
-                    "v": PROTOCOL_VERSION,
-                    "issuer": self.hub_id,
-                    "ts": self.clock(),
-                    "audience": peer,
-                    "position": position,
-                    "held": held,
-                    "purged": [i for i in ids if i not in held_ids],
-                    "rejected": len(result.rejected),
-                }
+                receipt = build(
+                    CustodyReceipt,
+                    type="custody_receipt",
+                    v=PROTOCOL_VERSION,
+                    issuer=self.hub_id,
+                    ts=self.clock(),
+                    audience=peer,
+                    position=position,
+                    held=held,
+                    purged=[i for i in ids if i not in held_ids],
+                    rejected=len(result.rejected),
+                )
                 post_to_outbox(session, peer, sign_object(receipt, self.hub_id, self.key()), now)
         return result
 
@@ -94,19 +98,26 @@ class HubRemoteStore(RemoteStore):
 def custody_document(rt: NodeRuntime, owner: str) -> dict[str, Any]:
     with Session(rt.engine) as session:
         entries = _entries(session, owner)
-    doc = {
-        "type": "custody",
-        "v": PROTOCOL_VERSION,
-        "issuer": rt.node_id,
-        "ts": rt.clock(),
-        "audience": owner,
-        "entries": entries,
-    }
+    doc = build(
+        CustodyList,
+        type="custody",
+        v=PROTOCOL_VERSION,
+        issuer=rt.node_id,
+        ts=rt.clock(),
+        audience=owner,
+        entries=entries,
+    )
     return sign_object(doc, rt.node_id, rt.keys.active)
 
 
 def check_custody(rt: NodeRuntime, doc: dict[str, Any]) -> dict[str, Any]:
     """Compare the hub's custody list with what this node's feed gave the hub."""
+    try:
+        CustodyList.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise SchemaInvalid(f"the hub's custody list: {where}: {err['msg']}") from exc
     hub = rt.config.hub_id
     with Session(rt.engine) as session:
         given = {

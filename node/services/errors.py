@@ -1,33 +1,43 @@
-"""Service-level errors, mapped to HTTP statuses and CLI messages by their callers."""
+"""Service-level errors: a ``ProtocolError`` with a fixed code each, so that the web
+middleware answers with the one status ``protocol.errors.STATUS`` gives that code and
+the CLI prints the message."""
 
 from __future__ import annotations
 
+from protocol.errors import ErrorCode, ProtocolError
 
-class ServiceError(Exception):
-    status = 400
-    code = "bad_request"
+
+class ServiceError(ProtocolError):
+    code: str = ErrorCode.BAD_REQUEST
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(type(self).code, message)
         self.field = field
 
 
 class NotFound(ServiceError):
-    status = 404
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND
 
 
 class Conflict(ServiceError):
-    status = 409
-    code = "conflict"
+    code = ErrorCode.CONFLICT
 
 
 class InvalidListing(ServiceError):
-    status = 422
-    code = "invalid_listing"
+    code = ErrorCode.INVALID_LISTING
 
 
 class InvalidInput(ServiceError):
-    status = 400
-    code = "bad_request"
+    code = ErrorCode.BAD_REQUEST
+
+
+class SchemaInvalid(ServiceError):
+    """A signed object (from a peer, or about to be signed) does not fit its model."""
+
+    code = ErrorCode.SCHEMA_INVALID
+
+
+class KeyConflict(ServiceError):
+    """A known key name would get another key without a hand-over signed by the old one."""
+
+    code = ErrorCode.KEY_CONFLICT

@@ -128,7 +128,9 @@ class SyncManager:
         )
         self.client = PeerClient(session, rt.node_id, lambda: rt.keys.active, rt.clock)
         self.keys = NodeKeySource(rt, session)
-        self.reader = FeedReader(rt.node_id, self.client, self.store, self.keys, blocking=rt.run)
+        self.reader = FeedReader(
+            rt.node_id, self.client, self.store, self.keys, blocking=rt.run, hub=rt.config.hub_id
+        )
         self.run_timeout_s = run_timeout_s
         self.scheduler: AsyncIOScheduler | None = None
         self._locks: dict[str, asyncio.Lock] = {}
