@@ -66,10 +66,17 @@ EventKind = Literal["conference", "matchmaking", "training", "exhibition"]
 AgreementKind = Literal["licensing", "technical_cooperation", "joint_lab", "joint_venture"]
 IpArrangement = Literal["sole", "joint"]
 
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest integer RFC 8785 (I-JSON) signs exactly; every integer field stays within it."""
+MAX_VERSION = 1_000_000_000
+"""A listing's version at input: far below the 32-bit columns that store it, so each later
+change (update, withdrawal) still fits."""
+
 NodeId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
 ListingId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 LangCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
 Millis = Annotated[int, Field(ge=0, le=253_402_300_799_999)]  # up to 9999-12-31
+Count = Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Keyword = Annotated[str, StringConstraints(min_length=1, max_length=80, strip_whitespace=True)]
 # IPC: section, class, subclass, optionally a group such as "A01G 9/14".
@@ -135,7 +142,7 @@ class ListingBase(WireModel):
 
     id: ListingId
     owner: NodeId
-    version: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    version: Annotated[int, Field(ge=1, le=MAX_VERSION)]
     created: Millis
     updated: Millis
     expires: Millis
@@ -235,7 +242,7 @@ class Event(ListingBase):
     organizer: NodeId
     organization: Organization
     registration_open: bool
-    capacity: Annotated[int, Field(ge=0)] | None = None
+    capacity: Count | None = None
     sectors: Sectors = []
 
     @model_validator(mode="after")
@@ -252,7 +259,7 @@ class Agreement(ListingBase):
     signed: Millis
     related_listings: Annotated[list[ListingId], Field(max_length=50)] = []
     ip_arrangement: IpArrangement
-    value_usd: Annotated[int, Field(ge=0)] | None = None
+    value_usd: Count | None = None
     sector: Sector
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.services.signable import signable_view
 from protocol import PROTOCOL_VERSION
+from protocol.canonical import CanonicalizationError
 from protocol.keys import NodeKey
 from protocol.signing import sign_object_bytes
 
@@ -38,7 +40,11 @@ def signed_summary(
         "listing": view,
         "policy": policy,
     }
-    return sign_object_bytes(obj, issuer, key)
+    try:
+        return sign_object_bytes(obj, issuer, key)
+    except CanonicalizationError:  # a value stored before input was bounded
+        obj["listing"] = signable_view(view)
+        return sign_object_bytes(obj, issuer, key)
 
 
 def signed_retraction(

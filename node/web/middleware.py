@@ -62,9 +62,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def admin_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith("/admin/") or request.path in ADMIN_PATHS:
         header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
+        # RFC 9110 11.1: the scheme is case-insensitive ("bearer" is "Bearer"). Tokens
+        # are ASCII; other bytes in the header are a wrong token, not an error.
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
         expected = request.app[RUNTIME].config.admin_token_sha256
-        if scheme != "Bearer" or not token or not token_matches(token.strip(), expected):
+        if (
+            scheme.lower() != "bearer"
+            or not token
+            or not token.isascii()
+            or not token_matches(token, expected)
+        ):
             return error_response(
                 401, ErrorCode.UNAUTHORIZED, "missing or wrong admin token (Authorization: Bearer)"
             )

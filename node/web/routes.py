@@ -19,6 +19,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/federation/v1/eoi/reply", federation.eoi_reply)
     r.add_get("/hub/status", hub_routes.status)
     r.add_get("/hub/dashboard", hub_routes.dashboard)
+    r.add_get("/hub/static/{name}", hub_routes.static_file)
     r.add_get("/metrics", hub_routes.metrics)
     r.add_get("/api/v1/search", hub_routes.public_search)
     r.add_get("/admin/v1/status", admin_status.status)
