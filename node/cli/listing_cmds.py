@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,39 +17,103 @@ from node.cli.output import (
     fail,
     json_option,
     runtime,
+    stderr_is_tty,
     table,
 )
-from node.services.importer import RecordError, count_lines, read_records
+from node.services.importer import (
+    FileEncodingError,
+    RecordError,
+    check_suffix,
+    read_records,
+    scan_file,
+)
 from protocol.listing import CATEGORIES
 from protocol.timeutil import ms_to_date
 
 PROGRESS_THRESHOLD = 1000
+PROGRESS_STEPS = 10  # lines printed when stderr is not a terminal
+
+
+class Progress:
+    """Lines read of the file's total, on stderr: a bar on a terminal, otherwise a plain
+    line at every tenth (for logs); nothing for small files or with --json."""
+
+    def __init__(self, label: str, total: int, enabled: bool) -> None:
+        self.label = label
+        self.total = max(total, 1)
+        self.enabled = enabled
+        self.bar: Any = None
+        self.done = 0
+        self.step = 0
+
+    def __enter__(self) -> Progress:
+        if self.enabled and stderr_is_tty():
+            self.bar = click.progressbar(
+                length=self.total, label=self.label, file=sys.stderr, show_pos=True
+            )
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def track(self, records: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+        for line, record in records:
+            if self.enabled and line > self.done:
+                self._advance(min(line, self.total))
+            yield line, record
+
+    def _advance(self, line: int) -> None:
+        if self.bar is not None:
+            self.bar.update(line - self.done)
+        else:
+            step = line * PROGRESS_STEPS // self.total
+            if step > self.step:
+                self.step = step
+                click.echo(
+                    f"{self.label}: {line:,} of {self.total:,} lines ({line * 100 // self.total}%)",
+                    err=True,
+                )
+        self.done = line
 
 
 @click.command("import")
 @data_dir_argument
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--strict", is_flag=True, help="Import nothing unless every record is good.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Import nothing unless every record is good (one transaction: an interrupted "
+    "import stores nothing).",
+)
+@click.option(
+    "--encoding",
+    metavar="NAME",
+    help="The file's text encoding, e.g. latin-1 or cp1252 [default: UTF-8, or what a "
+    "byte-order mark says (UTF-8, UTF-16)].",
+)
 @json_option
-def import_cmd(data_dir: Path, file: Path, strict: bool, as_json: bool) -> None:
-    """Validate and import listings from FILE (.jsonl or .csv)."""
-    if file.suffix.lower() not in {".jsonl", ".ndjson", ".json", ".csv"}:
-        fail(f"unsupported file type '{file.suffix}': use .jsonl or .csv")
-    total = count_lines(file)
-    show_progress = total >= PROGRESS_THRESHOLD and not as_json
-    with runtime(data_dir) as rt:
-        records: Iterator[tuple[int, Any]] = read_records(file)
+def import_cmd(
+    data_dir: Path, file: Path, strict: bool, encoding: str | None, as_json: bool
+) -> None:
+    """Validate and import listings from FILE (.jsonl or .csv), reading it line by line."""
+    try:
+        check_suffix(file)
+        scan = scan_file(file, encoding)
+    except (RecordError, FileEncodingError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    show = scan.lines >= PROGRESS_THRESHOLD and not as_json
+    with runtime(data_dir) as rt, Progress(f"importing {file.name}", scan.lines, show) as bar:
         try:
-            if show_progress:
-                bar: Any = click.progressbar(
-                    records, length=total, label="importing", file=sys.stderr
-                )
-                with bar as progress:
-                    report = rt.listings.import_records(progress, strict=strict)
-            else:
-                report = rt.listings.import_records(records, strict=strict)
-        except RecordError as exc:
+            records = bar.track(read_records(file, scan.encoding))
+            report = rt.listings.import_records(records, strict=strict)
+        except (RecordError, FileEncodingError) as exc:
             fail(str(exc))
+        except UnicodeDecodeError as exc:
+            fail(f"{file.name} changed while it was imported: {exc.reason}; import it again")
     data = {
         "file": str(file),
         "applied": report.applied,
@@ -64,6 +128,8 @@ def import_cmd(data_dir: Path, file: Path, strict: bool, as_json: bool) -> None:
 
     def render(d: dict[str, Any]) -> str:
         lines = [f"line {p['line']}: {p['id'] or '-'}: {p['reason']}" for p in d["problems"]]
+        if d["rejected"] > len(d["problems"]):
+            lines.append(f"... and {d['rejected'] - len(d['problems'])} more bad record(s)")
         if not d["applied"]:
             lines.append(f"--strict: nothing imported, {d['rejected']} bad record(s)")
         else:
@@ -74,7 +140,7 @@ def import_cmd(data_dir: Path, file: Path, strict: bool, as_json: bool) -> None:
         return "\n".join(lines)
 
     emit(as_json, data, render)
-    if report.problems:
+    if report.rejected:
         raise SystemExit(1)
 
 

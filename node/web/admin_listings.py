@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.services.importer import read_jsonl_lines
+from node.services.bulk_import import ImportRun
+from node.services.import_stream import Piece, RecordSplitter
+from node.services.importer import RecordError, parse_record
 from node.web.appkeys import RUNTIME
 from node.web.middleware import ApiError
-from node.web.requests import parse_query, read_json, read_text
+from node.web.requests import parse_query, read_json
 from protocol.errors import ErrorCode
 from protocol.listing import Category, Visibility
 
@@ -23,6 +25,9 @@ class ListQuery(BaseModel):
     after: Annotated[str, Field(max_length=64)] | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
     include_withdrawn: bool = False
+
+
+IMPORT_BATCH = 500  # records parsed and stored per trip to the database threads
 
 
 class ImportQuery(BaseModel):
@@ -82,17 +87,34 @@ async def withdraw_listing(request: web.Request) -> web.Response:
 
 
 async def import_listings(request: web.Request) -> web.Response:
-    """Body: JSON Lines (one listing per line) or a JSON array of listings."""
+    """Body: JSON Lines (one listing per line) or a JSON array of listings, read as it
+    arrives (at most ``max_body_bytes``) and stored in one transaction, ``IMPORT_BATCH``
+    records at a time; with ``strict``, nothing unless every record is good."""
     rt = request.app[RUNTIME]
     q = parse_query(request, ImportQuery)
-    body = await read_text(request, "the import body")
-    records: list[tuple[int, Any]]
-    if body.lstrip().startswith("["):
-        parsed = await read_json(request)
-        records = [(i, r) for i, r in enumerate(parsed, start=1)]
-    else:
-        records = list(read_jsonl_lines(iter(body.splitlines())))
-    report = await rt.run(rt.listings.import_records, records, strict=q.strict)
+    limit = rt.config.max_body_bytes
+    splitter = RecordSplitter()
+    run = await rt.run(ImportRun, rt.listings, strict=q.strict, single_transaction=True)
+    try:
+        received = 0
+        pending: list[tuple[int, Piece]] = []
+        async for chunk in request.content.iter_any():
+            received += len(chunk)
+            if received > limit:
+                raise ApiError(
+                    413,
+                    ErrorCode.BODY_TOO_LARGE,
+                    f"request body exceeds the limit of {limit} bytes; nothing was imported",
+                )
+            pending += splitter.feed(chunk)
+            if len(pending) >= IMPORT_BATCH:
+                await rt.run(_add_pieces, run, pending)
+                pending = []
+        pending += splitter.close()
+        await rt.run(_add_pieces, run, pending)
+        report = await rt.run(run.finish)
+    finally:
+        await rt.run(run.close)
     payload = {
         "applied": report.applied,
         "created": report.created,
@@ -103,5 +125,17 @@ async def import_listings(request: web.Request) -> web.Response:
             {"line": p.line, "id": p.listing_id, "reason": p.reason} for p in report.problems
         ],
     }
-    status = 200 if report.applied and not report.problems else 422 if not report.applied else 207
+    status = 200 if report.applied and not report.rejected else 422 if not report.applied else 207
     return web.json_response(payload, status=status)
+
+
+def _add_pieces(run: ImportRun, pieces: list[tuple[int, Piece]]) -> None:
+    """Parse each record's JSON (a bad one is a problem on its line) and add it."""
+    for number, piece in pieces:
+        if isinstance(piece, RecordError):
+            run.add(number, piece)
+            continue
+        try:
+            run.add(number, parse_record(piece))
+        except RecordError as exc:
+            run.add(number, exc)
