@@ -18,6 +18,7 @@ from node.cli.output import (
     table,
 )
 from node.services.directory import Member, keys_from_identity
+from node.services.member_keys import FETCH, OPERATOR
 from protocol.keys import split_key_name
 from protocol.signing import SignatureError, verify_object
 from sync.client import PeerError, fetch_identity
@@ -25,7 +26,10 @@ from sync.client import PeerError, fetch_identity
 directory = data_dir_group("directory", "Add, update, suspend and show the hub's members.")
 
 
-def _keys(key_opts: tuple[str, ...], fetch: bool, base_url: str, node_id: str) -> dict[str, Any]:
+def _keys(
+    key_opts: tuple[str, ...], fetch: bool, base_url: str, node_id: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The keys given, and where each came from (``--key``: operator; ``--fetch``: fetch)."""
     keys: dict[str, Any] = {}
     for opt in key_opts:
         name, sep, value = opt.partition("=")
@@ -36,9 +40,12 @@ def _keys(key_opts: tuple[str, ...], fetch: bool, base_url: str, node_id: str) -
         if not sep or not value:
             fail(f"--key {name} has no key value")
         keys[name] = {"key": value}
+    sources = dict.fromkeys(keys, OPERATOR)
     if fetch:
-        keys.update(_fetch_keys(base_url, node_id))
-    return keys
+        fetched = _fetch_keys(base_url, node_id)
+        keys.update(fetched)
+        sources.update(dict.fromkeys(fetched, FETCH))
+    return keys, sources
 
 
 def _fetch_keys(base_url: str, node_id: str) -> dict[str, Any]:
@@ -81,13 +88,15 @@ def add(data_dir: Path, /, node_id: str, as_json: bool, **o: Any) -> None:
     """Add NODE_ID to the directory."""
     if not o["base_url"] or not o["country"]:
         fail("add needs --base-url and --country")
+    keys, sources = _keys(o["key_opts"], o["fetch"], o["base_url"], node_id)
     member = Member(
         node_id=node_id,
         country=o["country"].upper(),
         name=o["name"] or node_id,
         base_url=o["base_url"],
-        keys=_keys(o["key_opts"], o["fetch"], o["base_url"], node_id),
+        keys=keys,
         groups=list(o["groups"]),
+        sources=sources,
     )
     with runtime(data_dir) as rt:
         version = rt.directory.upsert(member, create=True)
@@ -116,7 +125,9 @@ def update(data_dir: Path, /, node_id: str, as_json: bool, **o: Any) -> None:
         if o["groups"]:
             member.groups = list(o["groups"])
         if o["key_opts"] or o["fetch"]:
-            member.keys.update(_keys(o["key_opts"], o["fetch"], member.base_url, node_id))
+            keys, sources = _keys(o["key_opts"], o["fetch"], member.base_url, node_id)
+            member.keys.update(keys)
+            member.sources.update(sources)
         member.status = o["status"] or member.status
         version = rt.directory.upsert(member, create=False)
     emit(
@@ -147,7 +158,7 @@ def suspend(data_dir: Path, node_id: str, as_json: bool) -> None:
 def show(data_dir: Path, as_json: bool) -> None:
     """List the members."""
     with runtime(data_dir) as rt:
-        members = [m.to_json() for m in rt.directory.members()]
+        members = [{**m.to_json(), "key_sources": m.sources} for m in rt.directory.members()]
         version = rt.directory.version()
     emit(
         as_json,

@@ -8,22 +8,28 @@ the copy of the last directory it accepted.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from node.clock import Clock
-from node.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from node.services.errors import Conflict, InvalidInput, KeyConflict, NotFound, ServiceError
+from node.services.member_keys import DIRECTORY, Merged, merge_fetched, merge_operator
 from node.storage.models import MemberRow, MetaRow
 from protocol import PROTOCOL_VERSION
 from protocol.b64 import b64url_decode
 from protocol.countries import ISO_COUNTRIES
+from protocol.errors import ErrorCode
+from protocol.hub_objects import Directory, DirectoryMember, build
 from protocol.keys import KeyStore, VerifyKeyInfo, split_key_name
 from protocol.signing import SignatureError, sign_object, verify_object
 
+logger = logging.getLogger(__name__)
 VERSION_KEY = "directory_version"
 DOC_KEY = "directory_document"
 STATUSES = ("active", "suspended")
@@ -32,8 +38,7 @@ _BASE_URL = re.compile(r"^https?://[^\s]{1,250}\Z")
 
 
 class DirectoryRejected(ServiceError):
-    status = 400
-    code = "directory_rejected"
+    code = ErrorCode.DIRECTORY_REJECTED
 
 
 @dataclass
@@ -45,6 +50,8 @@ class Member:
     keys: dict[str, dict[str, Any]]
     groups: list[str] = field(default_factory=list)
     status: str = "active"
+    # Where each key came from (node.services.member_keys.SOURCES); not on the wire.
+    sources: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +109,12 @@ def member_problem(member: Member) -> str | None:
             value = info.get(bound)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
                 return f"key {name}: {bound} must be integer milliseconds"
+    try:
+        DirectoryMember.model_validate(member.to_json())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return f"{where}: {err['msg']}"
     return None
 
 
@@ -114,6 +127,7 @@ def _member(row: MemberRow) -> Member:
         json.loads(row.keys),
         json.loads(row.groups),
         row.status,
+        json.loads(row.key_sources or "{}"),
     )
 
 
@@ -155,11 +169,19 @@ class DirectoryService:
                 raise Conflict(f"{member.node_id} is already a member; use 'directory update'")
             if not create and row is None:
                 raise NotFound(f"{member.node_id} is not a member; use 'directory add'")
+            stored = json.loads(row.keys) if row is not None else {}
+            stored_sources = json.loads(row.key_sources or "{}") if row is not None else {}
+            keys, sources, conflicts = merge_operator(
+                member.node_id, stored, stored_sources, member.keys, member.sources
+            )
+            if conflicts:
+                raise KeyConflict("; ".join(conflicts))
             values = {
                 "country": member.country,
                 "name": member.name,
                 "base_url": member.base_url,
-                "keys": json.dumps(member.keys, sort_keys=True),
+                "keys": json.dumps(keys, sort_keys=True),
+                "key_sources": json.dumps(sources, sort_keys=True),
                 "groups": json.dumps(sorted(set(member.groups))),
                 "status": member.status,
                 "updated": self.clock(),
@@ -196,14 +218,15 @@ class DirectoryService:
     def signed_document(self, keys: KeyStore, hub_entry: Member) -> dict[str, Any]:
         members = [m.to_json() for m in self.members() if m.node_id != self.node_id]
         members.append(hub_entry.to_json())
-        doc = {
-            "type": "directory",
-            "v": PROTOCOL_VERSION,
-            "issuer": self.node_id,
-            "ts": self.clock(),
-            "version": self.version(),
-            "members": sorted(members, key=lambda m: m["node_id"]),
-        }
+        doc = build(
+            Directory,
+            type="directory",
+            v=PROTOCOL_VERSION,
+            issuer=self.node_id,
+            ts=self.clock(),
+            version=self.version(),
+            members=sorted(members, key=lambda m: m["node_id"]),
+        )
         return sign_object(doc, self.node_id, keys.active)
 
     # -- mirroring (national nodes) ---------------------------------------------------
@@ -227,6 +250,12 @@ class DirectoryService:
         members = doc.get("members")
         if not isinstance(members, list):
             raise DirectoryRejected("directory has no member list")
+        try:
+            Directory.model_validate(doc)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise DirectoryRejected(f"directory: {where}: {err['msg']}") from exc
         with Session(self.engine) as session, session.begin():
             current = session.get(MetaRow, VERSION_KEY)
             if current is not None and version <= int(current.value):
@@ -245,6 +274,7 @@ class DirectoryService:
                         name=str(m.get("name", "")),
                         base_url=str(m["base_url"]),
                         keys=json.dumps(m["keys"], sort_keys=True),
+                        key_sources=json.dumps(dict.fromkeys(m["keys"], DIRECTORY)),
                         groups=json.dumps(sorted(m.get("groups", []))),
                         status=str(m.get("status", "active")),
                         updated=now,
@@ -264,20 +294,27 @@ class DirectoryService:
 
     def refresh_member_keys(
         self, node_id: str, identity: dict[str, Any], *, bump: bool = False
-    ) -> None:
-        """Merge keys from a verified identity document (after a member's key rotation).
+    ) -> Merged | None:
+        """Learn from ``identity`` (verified, but self-signed: whoever answers at the
+        member's URL signed it) what it may add: new key names and shorter lives of known
+        keys, never another key under a known name (``node.services.member_keys``).
 
-        The hub (``bump=True``) publishes the change as a new directory version; a node
+        The hub (``bump=True``) publishes a change as a new directory version; a node
         only updates its mirror, which the hub's next directory replaces.
         """
         with Session(self.engine) as session, session.begin():
             row = session.get(MemberRow, node_id)
             if row is None:
-                return
-            keys = json.loads(row.keys)
-            merged = {**keys, **keys_from_identity(identity)}
-            if merged == keys:
-                return
-            row.keys = json.dumps(merged, sort_keys=True)
+                return None
+            merged = merge_fetched(
+                node_id, json.loads(row.keys), json.loads(row.key_sources or "{}"), identity
+            )
+            for why in merged.refused:
+                logger.warning("identity of %s at %s: %s", node_id, row.base_url, why)
+            if not merged.changed:
+                return merged
+            row.keys = json.dumps(merged.keys, sort_keys=True)
+            row.key_sources = json.dumps(merged.sources, sort_keys=True)
             if bump:
                 self._bump(session)
+            return merged

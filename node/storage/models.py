@@ -109,6 +109,8 @@ class MemberRow(Base):
     groups: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     updated: Mapped[int] = mapped_column(BigInteger)
+    # Where each key came from: {key name: operator | fetch | transition | directory}.
+    key_sources: Mapped[str] = mapped_column(Text, server_default="{}")
 
 
 class RemoteListingRow(Base):
