@@ -53,6 +53,11 @@ class ErrorCode(StrEnum):
     # directory (DESIGN 6): a mirror refuses a document; a key that only a hand-over changes
     DIRECTORY_REJECTED = "directory_rejected"
     KEY_CONFLICT = "key_conflict"
+    # expressions of interest (DESIGN 9): a sender over its limits; a reply by another
+    # node than the listing's owner; a second reply
+    RATE_LIMITED = "rate_limited"
+    NOT_LISTING_OWNER = "not_listing_owner"
+    ALREADY_ANSWERED = "already_answered"
 
 
 STATUS: dict[ErrorCode, int] = {
@@ -87,6 +92,9 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.STORED_MISMATCH: HTTPStatus.INTERNAL_SERVER_ERROR,
     ErrorCode.DIRECTORY_REJECTED: HTTPStatus.BAD_REQUEST,
     ErrorCode.KEY_CONFLICT: HTTPStatus.CONFLICT,
+    ErrorCode.RATE_LIMITED: HTTPStatus.TOO_MANY_REQUESTS,
+    ErrorCode.NOT_LISTING_OWNER: HTTPStatus.FORBIDDEN,
+    ErrorCode.ALREADY_ANSWERED: HTTPStatus.CONFLICT,
 }
 
 

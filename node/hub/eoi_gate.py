@@ -15,15 +15,16 @@ import json
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node.services.audiences import audience_of, membership
-from node.services.errors import NotFound, ServiceError
+from node.services.errors import NotFound, SchemaInvalid, ServiceError
 from node.storage.models import EoiRow, NoticeSentRow, OutboxRow, RemoteListingRow
 from policies.evaluate import evaluate, relay_applies
 from policies.model import Audience, Relay
 from protocol.eoi import BODY_MAX_BYTES
+from protocol.errors import ErrorCode
 from protocol.safe_json import JsonInputError, loads
 
 if TYPE_CHECKING:
@@ -37,38 +38,27 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class BodyTooLarge(ServiceError):
-    status = 413
-    code = "body_too_large"
+    code = ErrorCode.BODY_TOO_LARGE
 
 
 class InvalidJson(ServiceError):
-    status = 400
-    code = "invalid_json"
-
-
-class SchemaInvalid(ServiceError):
-    status = 422
-    code = "schema_invalid"
+    code = ErrorCode.INVALID_JSON
 
 
 class SignatureInvalid(ServiceError):
-    status = 400
-    code = "signature_invalid"
+    code = ErrorCode.SIGNATURE_INVALID
 
 
 class NotListingOwner(ServiceError):
-    status = 403
-    code = "not_listing_owner"
+    code = ErrorCode.NOT_LISTING_OWNER
 
 
 class AlreadyAnswered(ServiceError):
-    status = 409
-    code = "already_answered"
+    code = ErrorCode.ALREADY_ANSWERED
 
 
 class RateLimited(ServiceError):
-    status = 429
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED
 
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
@@ -124,10 +114,6 @@ def check_rates(session: Session, sender: str, owner: str, listing_id: str, now:
 
 def _retry_after(free_at: int, now: int) -> int:
     return max(1, -(-(free_at - now) // 1000))
-
-
-def dropped_count(session: Session) -> int:
-    return session.scalar(select(func.count()).where(EoiRow.state == "dropped")) or 0
 
 
 # -- could the sender have known of the listing? --------------------------------------
