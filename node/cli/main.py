@@ -1,4 +1,5 @@
-"""Entry point of the ``cattc`` command."""
+"""Entry point of the ``cattc`` command: every command under one guard (``node.cli.guard``)
+so that any failure is one ``error:`` line, never a traceback."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import click
 
 from node.cli.directory_cmds import directory
 from node.cli.eoi_cmds import eoi
+from node.cli.guard import GuardedGroup
 from node.cli.hub_cmds import custody, matches
 from node.cli.listing_cmds import import_cmd, listings
 from node.cli.node_cmds import init, serve, status
@@ -14,7 +16,7 @@ from node.cli.sync_cmds import keys, sync, verify
 from node.matching.cli import eval_cmd
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cattc-federation")
 def cli() -> None:
     """Run and operate a CATTC federation node (a national center or the hub)."""

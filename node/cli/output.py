@@ -10,21 +10,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from node.config import ConfigError
+from node.cli.guard import CliFailure
+from node.config import CONFIG_FILE, ConfigError, load_config
 from node.runtime import NodeRuntime, open_runtime
 from node.services.errors import ServiceError
+from node.storage.db import DatabaseUnavailable, describe_database_error
 from protocol.keys import KeyFileError
-
-
-class CliFailure(click.ClickException):
-    """Printed as one line: 'error: <what went wrong>; <what to do>'."""
-
-    def format_message(self) -> str:
-        return self.message
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
 
 
 def fail(message: str) -> NoReturn:
@@ -56,17 +49,27 @@ def emit(as_json: bool, data: Any, render: Callable[[Any], str]) -> None:
 
 @contextmanager
 def runtime(data_dir: Path) -> Iterator[NodeRuntime]:
-    """Open the node in ``data_dir`` for a CLI command, turning known errors into one line."""
+    """Open the node in ``data_dir`` for a CLI command, turning known errors into one line
+    (the database's with its URL; anything else reaches the CLI's guard)."""
     try:
-        rt = open_runtime(data_dir)
-    except (ConfigError, KeyFileError) as exc:
+        config = load_config(data_dir)
+    except ConfigError as exc:
         fail(str(exc))
-    except Exception as exc:  # database unreachable, migration failure
-        fail(f"cannot open the node's database: {exc.__class__.__name__}: {exc}".splitlines()[0])
+    except UnicodeDecodeError as exc:
+        fail(f"{data_dir / CONFIG_FILE} is not UTF-8 text ({exc.reason}); save it as UTF-8")
+    url = config.resolved_database_url(data_dir)
+    try:
+        rt = open_runtime(data_dir, config=config)
+    except (KeyFileError, DatabaseUnavailable) as exc:
+        fail(str(exc))
+    except DBAPIError as exc:  # unreachable, refused, locked
+        fail(describe_database_error(exc, url))
     try:
         yield rt
     except ServiceError as exc:
         fail(exc.message)
+    except (OperationalError, InterfaceError) as exc:  # the database went away, or locked
+        fail(describe_database_error(exc, url))
     finally:
         rt.close()
 

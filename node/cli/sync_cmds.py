@@ -22,26 +22,56 @@ from node.cli.output import (
 )
 from node.config import KEY_FILE
 from node.runtime import NodeRuntime
+from node.services.peers import peer_info, pull_targets
 from node.services.sync_manager import SyncManager
 from node.services.sync_status import peer_statuses, verify_held
 from node.storage.models import SyncRunRow
 from protocol.key_transition import rotate_with_transition
 from protocol.keys import KeyStore
 from protocol.timeutil import ms_to_iso
+from sync.interfaces import RunRecord
 
 sync = data_dir_group("sync", "Pull from peers now, or show how sync stands.")
 
 
-async def _sync_now(rt: NodeRuntime, peer: str | None) -> list[Any]:
+LOCK_WAIT_S = 150.0  # longer than one pull may take in the server (its run timeout)
+
+
+def _waiting(peer: str) -> None:
+    click.echo(
+        f"a pull of {peer} is already running in another process (cattc serve?); "
+        "waiting for it to end",
+        err=True,
+    )
+
+
+async def _sync_now(rt: NodeRuntime, peer: str | None) -> list[RunRecord]:
+    """Pull now, one peer or all. A pull of the same peer running in another process
+    (the server's schedule, a hub worker) is waited for, then this one runs: never two
+    at once, which would apply the same page twice."""
     async with aiohttp.ClientSession() as session:
-        manager = SyncManager(rt, session)
+        manager = SyncManager(rt, session, lock_wait_s=LOCK_WAIT_S, on_lock_wait=_waiting)
+        await manager.refresh_directory()
         if peer:
-            await manager.refresh_directory()
-            run = await manager.sync_peer(peer, force=True)
-            if run is None:
+            info = await rt.run(peer_info, rt, peer)
+            if info is None or not info.base_url or info.status == "suspended":
                 fail(f"{peer} is not a peer of this node, or is suspended")
-            return [run]
-        return await manager.sync_all()
+            peers = [peer]
+        else:
+            peers = [p.node_id for p in await rt.run(pull_targets, rt)]
+        runs = await asyncio.gather(*(manager.sync_peer(p, force=True) for p in peers))
+    return [run or _still_busy(rt, p) for p, run in zip(peers, runs, strict=True)]
+
+
+def _still_busy(rt: NodeRuntime, peer: str) -> RunRecord:
+    return RunRecord(
+        peer=peer,
+        started=rt.clock(),
+        error=(
+            f"a pull of {peer} in another process did not end within {LOCK_WAIT_S:g} s; "
+            f"its result shows in 'cattc sync DATA_DIR runs --peer {peer}'"
+        ),
+    )
 
 
 @sync.command()

@@ -1,21 +1,35 @@
-"""One puller per peer across hub workers (DESIGN 8): a PostgreSQL advisory lock.
+"""One puller per peer across processes (DESIGN 8): the server, its hub workers and
+``cattc sync now`` never pull the same peer at the same time.
 
-Several hub processes may share one PostgreSQL database; each run takes a session-level
-advisory lock keyed by the peer, and a worker that cannot get it skips the run. SQLite
-deployments have one process, where the in-process lock of the sync manager suffices.
+Two pulls of one peer would both apply the same page, and the second would trip over
+the rows the first wrote. On PostgreSQL, where several hub processes may share one
+database, each run takes a session-level advisory lock keyed by the puller and the peer.
+On SQLite, where the data directory is the unit, it is an exclusive ``flock`` on a file
+per peer under ``DATA_DIR/locks``: the kernel drops it when its holder exits, so a
+killed process never leaves a stale lock. The server skips a peer someone else is
+pulling (its next run comes soon); the CLI waits for that pull to end (``wait_s``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import hashlib
-from collections.abc import AsyncIterator
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
+
+LOCK_DIR = "locks"
+POLL_S = 0.05
 
 
 def lock_key(puller: str, peer: str) -> int:
@@ -27,30 +41,91 @@ def lock_key(puller: str, peer: str) -> int:
     )
 
 
-@asynccontextmanager
-async def peer_lock(rt: NodeRuntime, peer: str) -> AsyncIterator[bool]:
-    """Yield True when this worker may pull ``peer`` now."""
-    if rt.engine.dialect.name != "postgresql":
-        yield True
-        return
-    key = lock_key(rt.node_id, peer)
+def lock_path(data_dir: Path, peer: str) -> Path:
+    """The lock file of pulls of ``peer`` (a hash for a name that is not a plain node id)."""
+    name = peer if re.fullmatch(r"[a-z][a-z0-9_]{0,63}", peer) else _digest(peer)
+    return data_dir / LOCK_DIR / f"pull-{name}.lock"
 
-    def acquire() -> tuple[Connection, bool]:
-        conn = rt.engine.connect()
-        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
-        conn.commit()
-        return conn, got
 
-    def release(conn: Connection, got: bool) -> None:
+def _digest(peer: str) -> str:
+    return hashlib.sha256(peer.encode()).hexdigest()[:32]
+
+
+class _Lock(Protocol):
+    def try_acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class _AdvisoryLock:
+    """A PostgreSQL session-level advisory lock, on a connection held while it is tried
+    and while it is held."""
+
+    def __init__(self, engine: Engine, key: int) -> None:
+        self.key = key
+        self.got = False
+        self.conn: Connection = engine.connect()
+
+    def try_acquire(self) -> bool:
+        got = self.conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
+        self.got = bool(got.scalar())
+        self.conn.commit()
+        return self.got
+
+    def release(self) -> None:
         try:
-            if got:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
+            if self.got:
+                self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                self.conn.commit()
         finally:
-            conn.close()
+            self.conn.close()
 
-    conn, got = await rt.run(acquire)
+
+class _FileLock:
+    """An exclusive ``flock`` on a file of the data directory."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        os.close(self.fd)  # closing the file drops the lock
+
+
+def _open(rt: NodeRuntime, peer: str) -> _Lock:
+    if rt.engine.dialect.name == "postgresql":
+        return _AdvisoryLock(rt.engine, lock_key(rt.node_id, peer))
+    return _FileLock(lock_path(rt.data_dir, peer))
+
+
+@asynccontextmanager
+async def peer_lock(
+    rt: NodeRuntime,
+    peer: str,
+    *,
+    wait_s: float = 0.0,
+    on_wait: Callable[[], None] | None = None,
+) -> AsyncIterator[bool]:
+    """Yield True when this process may pull ``peer`` now: at once, or after waiting up
+    to ``wait_s`` seconds for another process's pull of it to end (``on_wait`` is called
+    once when it has to wait). False when it is still busy then."""
+    lock = await rt.run(_open, rt, peer)
     try:
+        got = await rt.run(lock.try_acquire)
+        if not got and wait_s > 0:
+            if on_wait is not None:
+                on_wait()
+            deadline = time.monotonic() + wait_s
+            while not got and time.monotonic() < deadline:
+                await asyncio.sleep(POLL_S)
+                got = await rt.run(lock.try_acquire)
         yield got
     finally:
-        await rt.run(release, conn, got)
+        await rt.run(lock.release)

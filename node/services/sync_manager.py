@@ -118,7 +118,12 @@ class SyncManager:
         session: aiohttp.ClientSession,
         *,
         run_timeout_s: float = 120.0,
+        lock_wait_s: float = 0.0,
+        on_lock_wait: Callable[[str], None] | None = None,
     ) -> None:
+        """``lock_wait_s``: how long a pull waits for another process's pull of the same
+        peer to end (the server skips at once; ``cattc sync now`` waits, telling
+        ``on_lock_wait(peer)`` so)."""
         self.rt = rt
         self.session = session
         self.store = (
@@ -132,6 +137,8 @@ class SyncManager:
             rt.node_id, self.client, self.store, self.keys, blocking=rt.run, hub=rt.config.hub_id
         )
         self.run_timeout_s = run_timeout_s
+        self.lock_wait_s = lock_wait_s
+        self.on_lock_wait = on_lock_wait
         self.scheduler: AsyncIOScheduler | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: set[str] = set()
@@ -173,9 +180,15 @@ class SyncManager:
                 if state.last_attempt is not None and self.rt.clock() < state.last_attempt + wait:
                     self._run_at(peer_id, state.last_attempt + wait)  # not lost, only delayed
                     return None
-            async with peer_lock(self.rt, peer_id) as mine:
+            on_wait = self.on_lock_wait
+            async with peer_lock(
+                self.rt,
+                peer_id,
+                wait_s=self.lock_wait_s,
+                on_wait=None if on_wait is None else lambda: on_wait(peer_id),
+            ) as mine:
                 if not mine:
-                    return None  # another hub worker is pulling this peer right now
+                    return None  # another process (server, hub worker, CLI) is pulling it
                 return await self.reader.pull(
                     Peer(peer_id, info.base_url), timeout_s=self.run_timeout_s
                 )

@@ -1,4 +1,11 @@
-"""Engines and migrations: SQLite (WAL) by default, PostgreSQL by URL; Alembic at start."""
+"""Engines and migrations: SQLite (WAL) by default, PostgreSQL by URL; Alembic at start.
+
+Also what an operator is told when the database URL is wrong or the database cannot be
+reached (``DatabaseUnavailable``): one sentence with the URL (password hidden) and what to
+do, never a driver's traceback. SQLite waits up to ``SQLITE_BUSY_S`` for a lock another
+process holds (``cattc serve`` and a CLI command on the same data directory), in WAL mode
+so that readers never wait for a writer.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +15,47 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy.engine import make_url
 
 logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_S = 30
+URL_FORMS = "use postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or none for SQLite in DATA_DIR"
+
+
+class DatabaseUnavailable(Exception):
+    """The database URL is wrong, or the database cannot be reached or used; the message
+    says which and what to do."""
+
+
+def redact(url: str) -> str:
+    """``url`` with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return url
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the settings this project relies on for each backend."""
+    """An engine with the settings this project relies on for each backend. A URL of
+    another kind, or not a URL, raises ``DatabaseUnavailable``."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+    try:
+        backend = make_url(url).get_backend_name()
+    except exc.ArgumentError as error:
+        raise DatabaseUnavailable(f"{url!r} is not a database URL; {URL_FORMS}") from error
+    if backend not in ("sqlite", "postgresql"):
+        raise DatabaseUnavailable(f"{redact(url)}: unsupported database; {URL_FORMS}")
+    if backend == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_S}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    try:
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    except (exc.ArgumentError, ImportError) as error:
+        raise DatabaseUnavailable(f"{redact(url)}: {error}; {URL_FORMS}") from error
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -40,3 +73,41 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once, so that a database that cannot be reached is found before anything
+    is written; raises ``DatabaseUnavailable``."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except exc.DBAPIError as error:
+        raise DatabaseUnavailable(describe_database_error(error, str(engine.url))) from error
+
+
+def describe_database_error(error: BaseException, url: str) -> str:
+    """One line for an operator: what is wrong with the database at ``url`` (empty when
+    unknown), and what to do."""
+    if isinstance(error, DatabaseUnavailable):
+        return str(error)
+    cause = getattr(error, "orig", None) or error
+    first = (str(cause).strip().splitlines() or [cause.__class__.__name__])[0]
+    first = first.removeprefix("connection failed: ")
+    if url.startswith("sqlite") or type(cause).__module__ == "sqlite3":
+        path = (make_url(url).database or "") if url else ""
+        name = f"the SQLite database {path}" if path else "the node's SQLite database"
+        if "unable to open database file" in first and path and not Path(path).parent.is_dir():
+            return f"cannot create {name}: {Path(path).parent} does not exist; create it first"
+        if "locked" in first or "busy" in first:
+            return (
+                f"{name} stayed locked by another process for {SQLITE_BUSY_S} s; "
+                "try again when it is less busy"
+            )
+        return f"cannot use {name}: {first}"
+    where = f"the database {redact(url)}" if url else "the node's database"
+    if isinstance(error, exc.OperationalError | exc.InterfaceError):
+        return (
+            f"cannot reach {where}: {first}; check that it runs, that the database "
+            "exists (createdb) and the URL"
+        )
+    return f"{where} failed: {first}"
