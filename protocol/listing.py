@@ -71,12 +71,15 @@ MAX_SAFE_INTEGER = 2**53 - 1
 MAX_VERSION = 1_000_000_000
 """A listing's version at input: far below the 32-bit columns that store it, so each later
 change (update, withdrawal) still fits."""
+MAX_WIRE_VERSION = 2**31 - 1
+"""The largest version a reader takes from a peer: what its 32-bit columns store."""
 
 NodeId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
 ListingId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 LangCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
 Millis = Annotated[int, Field(ge=0, le=253_402_300_799_999)]  # up to 9999-12-31
 Count = Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER)]
+WireVersion = Annotated[int, Field(ge=1, le=MAX_WIRE_VERSION)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Keyword = Annotated[str, StringConstraints(min_length=1, max_length=80, strip_whitespace=True)]
 # IPC: section, class, subclass, optionally a group such as "A01G 9/14".

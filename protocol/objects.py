@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from protocol.listing import (
+    MAX_WIRE_VERSION,
     Category,
     CountryCode,
     ListingId,
@@ -22,6 +23,7 @@ from protocol.listing import (
     NodeId,
     Rights,
     WireModel,
+    WireVersion,
 )
 
 KeyName = Annotated[str, StringConstraints(pattern=r"^ed25519:[A-Za-z0-9_]{1,32}$")]
@@ -75,7 +77,7 @@ class RelayRef(WireModel):
 
 
 class PolicyRef(WireModel):
-    version: Annotated[int, Field(ge=0)]
+    version: Annotated[int, Field(ge=0, le=MAX_WIRE_VERSION)]
     relay: RelayRef | None = None
 
 
@@ -90,7 +92,7 @@ class PublicView(WireModel):
 class SummaryListing(WireModel):
     id: ListingId
     category: Category
-    version: Annotated[int, Field(ge=1)]
+    version: WireVersion
     updated: Millis
     expires: Millis
     fields: dict[str, Any]
@@ -113,7 +115,7 @@ class Retraction(SignedObject):
     audience: NodeId
     listing_id: ListingId
     category: Category
-    version: Annotated[int, Field(ge=1)]
+    version: WireVersion
     reason: RetractionReason
 
 

@@ -18,13 +18,16 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from node.clock import system_clock
+from node.services.views import signed_retraction, signed_summary
 from node.storage.models import ListingRow
 from policies.write import default_policy_yaml
+from protocol.keys import KeyStore
 from protocol.listing import MAX_VERSION
 from protocol.request_sig import sign_request
+from sync.verify import PageError, check_item
 from tests.federation.network import NodeFactory, held_by, load_records, start_network
 from tests.node.sample import sample_record, sample_records
-from tests.nodes import RunningNode
+from tests.nodes import RunningNode, seed_for
 
 DEEP = ("[" * 100_000 + "]" * 100_000).encode()
 DEEP_OBJECT = ('{"a":' * 100_000 + "1" + "}" * 100_000).encode()
@@ -339,3 +342,49 @@ async def test_a_stored_unsignable_value_never_fails_a_feed_page(
     run = await th.sync.sync_peer("cn", force=True)
     assert run is not None and run.error is None, run
     assert offers[0]["id"] not in held_by(th, "cn")
+
+
+# -- versions a reader stores --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [2**31, 2**53 - 1])
+def test_a_peer_summary_with_a_version_beyond_32_bits_is_quarantined(version: int) -> None:
+    """A reader stores versions in 32-bit columns: a signed summary (or retraction) with a
+    larger version is refused by its schema, never a failed insert that stops the pull."""
+    store = KeyStore.generate(0, seed=seed_for("th"))
+    view = {
+        "id": "th-off-0001",
+        "category": "tech_offer",
+        "version": version,
+        "updated": 1,
+        "expires": 2,
+        "fields": {},
+        "rights": {},
+    }
+    summary, _ = signed_summary(
+        issuer="th", audience="cn", view=view, policy_version=1, key=store.active, now_ms=1
+    )
+    retraction, _ = signed_retraction(
+        issuer="th",
+        audience="cn",
+        listing_id="th-off-0001",
+        category="tech_offer",
+        version=version,
+        reason="withdrawn",
+        key=store.active,
+        now_ms=1,
+    )
+    for obj in (summary, retraction):
+        with pytest.raises(PageError) as info:
+            check_item(obj, peer="th", me="cn", keys=store.verify_keys())
+        assert info.value.code == "schema_invalid" and "version" in info.value.message
+    # The largest version that fits is taken.
+    ok, _ = signed_summary(
+        issuer="th",
+        audience="cn",
+        view={**view, "version": 2**31 - 1},
+        policy_version=1,
+        key=store.active,
+        now_ms=1,
+    )
+    assert check_item(ok, peer="th", me="cn", keys=store.verify_keys()).obj == ok
