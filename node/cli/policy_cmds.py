@@ -16,6 +16,7 @@ from node.services.errors import ServiceError
 from node.services.policy import InvalidPolicy
 from node.services.policy_ops import diff_against_active, diff_to_json, explain_listing
 from policies.diff import format_diff_table
+from policies.model import STAR
 from protocol.timeutil import ms_to_iso
 
 policy_file = click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
@@ -109,18 +110,25 @@ def apply(data_dir: Path, file: Path, author: str | None, as_json: bool) -> None
     )
 
 
+def _audience(value: str) -> str:
+    return value if value == STAR else _node_id(value)
+
+
 @policy.command()
 @click.argument("listing_id")
 @click.option(
     "--audience",
     required=True,
-    callback=lambda _ctx, _param, value: _node_id(value),
-    help="A node id, e.g. th.",
+    callback=lambda _ctx, _param, value: _audience(value),
+    help="A node id, e.g. th; or '*' for the public (what the hub's public search shows).",
 )
 @json_option
 @click.pass_obj
 def explain(data_dir: Path, listing_id: str, audience: str, as_json: bool) -> None:
-    """Show the exact view AUDIENCE gets of LISTING_ID and the rule behind it, or why none."""
+    """Show the exact view AUDIENCE gets of LISTING_ID and the rule behind it, or why none.
+
+    With --audience '*' it is the view the hub's public search shows, and the only one.
+    """
     with runtime(data_dir) as rt:
         try:
             result = explain_listing(rt, listing_id, audience)
@@ -129,6 +137,12 @@ def explain(data_dir: Path, listing_id: str, audience: str, as_json: bool) -> No
 
     def render(d: dict[str, Any]) -> str:
         lines = list(d["explanation"])
+        if audience == STAR:
+            lines.append(
+                "public search at the hub shows this view's listing"
+                if d["view"] is not None
+                else "public search at the hub does not show this listing"
+            )
         if d["view"] is not None:
             lines.append("exact signed view:")
             lines.append(json.dumps(d["view"], ensure_ascii=False, indent=2, sort_keys=True))

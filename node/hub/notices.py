@@ -1,10 +1,14 @@
 """Matching at the hub and the match notices it sends (DESIGN 9).
 
-The hub keeps one matcher over everything it holds (members' summaries and its own
-listings). After each applied page the changed listings are re-matched and retracted
-ones removed at once; every new (listing, counterpart) pair in a top 10 becomes a signed
-notice in the hub's feed for the member whose listing matched, carrying of the
-counterpart only what the counterpart owner's ``relay`` rule lets that member see.
+The hub keeps one matcher over everything it holds: members' summaries (their views for
+the hub) and its own listings as its own policy shows them to itself, so that a private
+or bilateral hub listing is matched no more than a member's would be. After each applied
+page the changed listings are re-matched and retracted ones removed at once; every new
+(listing, counterpart) pair in a top 10 becomes a signed notice in the hub's feed for the
+member whose listing matched, if that member may know of the counterpart at all
+(``node.hub.notice_content`` says what a notice may tell). ``notices_sent`` has a row for
+(reader, own listing, counterpart) exactly when a notice naming that counterpart went to
+that reader (rows for the hub's own listings record its matches; it sends itself none).
 """
 
 from __future__ import annotations
@@ -17,14 +21,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.services.audiences import audience_of, membership
+from node.hub.notice_content import Knowable, match_notice
+from node.services.audiences import Membership, audience_of, membership
 from node.services.feed import post_to_outbox
+from node.services.views import public_view
 from node.storage.models import ListingRow, NoticeSentRow, RemoteListingRow
+from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate, relay_view
-from policies.model import Relay
-from protocol import PROTOCOL_VERSION
+from policies.model import Audience, Relay
 from protocol.countries import COUNTRY_NAMES
-from protocol.listing import ENVELOPE_FIELDS
 from protocol.signing import sign_object
 
 if TYPE_CHECKING:
@@ -37,19 +42,8 @@ MIN_SCORE = 0.2
 NOTICE_BATCH = 100  # pairs per transaction
 MATCHED = frozenset({"tech_offer", "tech_request", "expert"})
 Ref = tuple[str, str]
-
-
-def own_view(record: dict[str, Any]) -> dict[str, Any]:
-    """The hub's own listing as the matcher sees it: every shareable field."""
-    return {
-        "id": record["id"],
-        "category": record["category"],
-        "version": record["version"],
-        "updated": record["updated"],
-        "expires": record["expires"],
-        "fields": {k: v for k, v in record.items() if k not in ENVELOPE_FIELDS},
-        "rights": record["rights"],
-    }
+Stamp = tuple[int, ...]
+Holding = tuple[Stamp, dict[str, Any]]  # the view is {} when unchanged since last time
 
 
 class MatchingService:
@@ -58,18 +52,19 @@ class MatchingService:
 
         self.rt = rt
         self.matcher: Matcher = Matcher(encoder=encoder)
-        self.versions: dict[Ref, tuple[int, int]] = {}
-        self.relays: dict[Ref, dict[str, Any] | None] = {}
+        self.versions: dict[Ref, Stamp] = {}
+        # The hub's own listings its policy keeps from itself, at the stamp last evaluated.
+        self.hidden: dict[Ref, Stamp] = {}
         self.lock = threading.Lock()
         # One re-match at a time: two pulls ending together would both see the same new
         # pairs and insert the same notices_sent rows (unique violation, or deadlock).
         self.sync_lock = threading.Lock()
 
     # -- keeping the matcher current -------------------------------------------------
-    def _holdings(self) -> dict[Ref, tuple[tuple[int, int], dict[str, Any], dict[str, Any] | None]]:
+    def _holdings(self) -> dict[Ref, Holding]:
         rt = self.rt
         now = rt.clock()
-        out: dict[Ref, tuple[tuple[int, int], dict[str, Any], dict[str, Any] | None]] = {}
+        out: dict[Ref, Holding] = {}
         with Session(rt.engine) as session:
             rows = session.execute(
                 select(
@@ -85,29 +80,52 @@ class MatchingService:
                     continue
                 key = (origin, lid)
                 if self.versions.get(key) == (version, ts):
-                    out[key] = ((version, ts), {}, None)
+                    out[key] = ((version, ts), {})
                     continue
                 row = session.get(RemoteListingRow, key)
                 if row is not None:
-                    obj = json.loads(row.signed_bytes)
-                    out[key] = ((version, ts), obj["listing"], obj["policy"].get("relay"))
-        # The hub's own listings: read versions only; parse a record only when it changed.
+                    out[key] = ((version, ts), json.loads(row.signed_bytes)["listing"])
+        out.update(self._own_holdings(now))
+        return out
+
+    def _own_holdings(self, now: int) -> dict[Ref, Holding]:
+        """The hub's own listings as its policy shows them to itself (the hub's view, as a
+        member's listing reaches the matcher as its view for the hub). A record is parsed
+        only when it or the policy changed."""
+        rt = self.rt
+        policy_version, compiled = rt.policy.compiled()
+        me = audience_of(rt.node_id, compiled.policy, membership(rt.engine))
+        out: dict[Ref, Holding] = {}
+        seen: set[Ref] = set()
         with Session(rt.engine) as session:
             own = session.execute(
                 select(ListingRow.id, ListingRow.version, ListingRow.updated).where(
                     ListingRow.withdrawn.is_(False),
                     ListingRow.expires > now,
                     ListingRow.category.in_(MATCHED),
+                    ListingRow.visibility != "private",
                 )
             ).all()
             for lid, version, updated in own:
                 key = (rt.node_id, lid)
-                stamp = (version, updated)
-                view: dict[str, Any] = {}
-                if self.versions.get(key) != stamp:
-                    record = session.scalar(select(ListingRow.record).where(ListingRow.id == lid))
-                    view = own_view(json.loads(record or "{}"))
-                out[key] = (stamp, view, None)
+                seen.add(key)
+                stamp = (version, updated, policy_version)
+                if self.versions.get(key) == stamp:
+                    out[key] = (stamp, {})
+                    continue
+                if self.hidden.get(key) == stamp:
+                    continue
+                record = json.loads(
+                    session.scalar(select(ListingRow.record).where(ListingRow.id == lid)) or "{}"
+                )
+                decision = evaluate(record, me, compiled, now)
+                if decision.view is None:
+                    self.hidden[key] = stamp
+                    continue
+                self.hidden.pop(key, None)
+                out[key] = (stamp, decision.view)
+        for key in [k for k in self.hidden if k not in seen]:
+            del self.hidden[key]
         return out
 
     def refresh(self) -> list[Ref]:
@@ -117,14 +135,12 @@ class MatchingService:
             for key in [k for k in self.versions if k not in holdings]:
                 self.matcher.remove(*key)
                 del self.versions[key]
-                self.relays.pop(key, None)
             changed = []
-            for key, (stamp, view, relay) in holdings.items():
+            for key, (stamp, view) in holdings.items():
                 if self.versions.get(key) == stamp:
                     continue
                 self.matcher.upsert(key[0], view)
                 self.versions[key] = stamp
-                self.relays[key] = relay
                 changed.append(key)
             return changed
 
@@ -158,8 +174,8 @@ class MatchingService:
         self,
         pairs: list[tuple[Ref, Ref, Match]],
         done: set[tuple[str, str, str, str]],
-        ms: Any,
-        compiled: Any,
+        ms: Membership,
+        compiled: CompiledPolicy,
         now: int,
     ) -> int:
         """Notices for ``pairs`` not notified before: built and signed first, then
@@ -178,6 +194,12 @@ class MatchingService:
         rows: list[NoticeSentRow] = []
         signed: list[tuple[str, dict[str, Any]]] = []
         for (reader, own_id, cp_owner, cp_id), own, other, match in todo:
+            notice = None
+            if reader != rt.node_id:  # the hub's own listings: 'cattc matches' on the hub
+                notice = self.notice(reader, own, other, match, ms, compiled, now)
+                if notice is None:
+                    continue  # the reader may not know of the counterpart: nothing is sent
+                signed.append((reader, sign_object(notice, rt.node_id, rt.keys.active)))
             rows.append(
                 NoticeSentRow(
                     reader=reader,
@@ -188,10 +210,6 @@ class MatchingService:
                     at=now,
                 )
             )
-            if reader == rt.node_id:
-                continue  # the hub's own listings: shown by 'cattc matches' on the hub
-            notice = self.notice(reader, own, other, match, ms, compiled, now)
-            signed.append((reader, sign_object(notice, rt.node_id, rt.keys.active)))
         if rows:
             with Session(rt.engine) as session, session.begin():
                 session.add_all(rows)
@@ -199,61 +217,84 @@ class MatchingService:
                     post_to_outbox(session, reader, obj, now)
         return len(rows)
 
-    def counterpart_fields(self, reader: str, other: Ref, ms: Any, compiled: Any) -> dict[str, Any]:
-        rt = self.rt
+    def knowable(
+        self, reader: str, other: Ref, ms: Membership, compiled: CompiledPolicy, now: int
+    ) -> Knowable:
+        """What ``reader`` may know of the listing ``other``: the views its owner gives it
+        or the public, and what the owner's relay rule lets the hub pass on to it."""
         recipient = audience_of(reader, compiled.policy, ms)
-        if other[0] == rt.node_id:
-            # The hub owns the counterpart: its own rule for itself says what it relays.
-            record = rt.listings.get(other[1]).record
-            self_audience = audience_of(rt.node_id, compiled.policy, ms)
-            rule = compiled.lookup(self_audience, record["category"])
-            decision = evaluate(record, self_audience, compiled, rt.clock())
-            if rule is None or decision.view is None:
-                return {}
-            return relay_view(decision.view["fields"], rule.rule.relay, recipient) or {}
-        relay = self.relays.get(other)
-        if not relay:
-            return {}
-        with Session(rt.engine) as session:
+        if other[0] == self.rt.node_id:
+            return self._own_knowable(recipient, other[1], ms, compiled, now)
+        with Session(self.rt.engine) as session:
             row = session.get(RemoteListingRow, other)
             if row is None:
-                return {}
-            fields = json.loads(row.signed_bytes)["listing"]["fields"]
-        rule = Relay(tuple(relay.get("to", ())), tuple(relay.get("fields", ())))
-        return relay_view(fields, rule, recipient) or {}
+                return Knowable()
+            held = json.loads(row.signed_bytes)
+        listing = held["listing"]
+        public = listing.get("public_view")
+        views: tuple[dict[str, Any], ...] = (public["fields"],) if isinstance(public, dict) else ()
+        relay = held["policy"].get("relay")
+        relayed = None
+        if relay:
+            rule = Relay(tuple(relay.get("to", ())), tuple(relay.get("fields", ())))
+            relayed = relay_view(listing["fields"], rule, recipient)
+        return Knowable(relayed, views)
+
+    def _own_knowable(
+        self, recipient: Audience, lid: str, ms: Membership, compiled: CompiledPolicy, now: int
+    ) -> Knowable:
+        """The hub owns the listing: its policy says what the reader sees and what the
+        public sees, and its rule for itself says what it relays, as a member's would."""
+        rt = self.rt
+        record = rt.listings.get(lid).record
+        views = tuple(
+            view["fields"]
+            for view in (
+                evaluate(record, recipient, compiled, now).view,
+                public_view(record, compiled, now),
+            )
+            if view is not None
+        )
+        me = audience_of(rt.node_id, compiled.policy, ms)
+        rule = compiled.lookup(me, record["category"])
+        mine = evaluate(record, me, compiled, now).view
+        relayed = None
+        if rule is not None and mine is not None:
+            relayed = relay_view(mine["fields"], rule.rule.relay, recipient)
+        return Knowable(relayed, views)
 
     def notice(
-        self, reader: str, own: Ref, other: Ref, match: Match, ms: Any, compiled: Any, now: int
-    ) -> dict[str, Any]:
+        self,
+        reader: str,
+        own: Ref,
+        other: Ref,
+        match: Match,
+        ms: Membership,
+        compiled: CompiledPolicy,
+        now: int,
+    ) -> dict[str, Any] | None:
+        """The unsigned notice to ``reader`` about ``other``, or None if it may not know of
+        ``other`` at all."""
         members = {m.node_id: m for m in self.rt.directory.members()}
         country = members[other[0]].country if other[0] in members else None
         where = (
             COUNTRY_NAMES.get(country or "", other[0]) if other[0] != self.rt.node_id else "China"
         )
-        return {
-            "type": "match_notice",
-            "v": PROTOCOL_VERSION,
-            "issuer": self.rt.node_id,
-            "ts": now,
-            "audience": reader,
-            "own_listing": {
-                "id": own[1],
-                "role": "request" if own == match.request else "candidate",
-            },
-            "counterpart": {
-                "owner": other[0],
-                "listing_id": other[1],
-                "kind": match.kind,
-                "descriptor": f"a listing held by the center of {where}",
-                "fields": self.counterpart_fields(reader, other, ms, compiled),
-            },
-            "score": round(float(match.score), 4),
-            "explanation": {
-                "components": {k: round(float(v), 4) for k, v in match.components.items()},
-                "shared_terms": list(match.shared_terms),
-                "shared_codes": list(match.shared_codes),
-            },
-        }
+        return match_notice(
+            issuer=self.rt.node_id,
+            now_ms=now,
+            reader=reader,
+            own_id=own[1],
+            role="request" if own == match.request else "candidate",
+            counterpart=other,
+            kind=match.kind,
+            where=where,
+            score=match.score,
+            components=match.components,
+            shared_terms=match.shared_terms,
+            shared_codes=match.shared_codes,
+            knowable=self.knowable(reader, other, ms, compiled, now),
+        )
 
     def after_sync(self) -> int:
         """Re-match what changed and send the new notices (run after each applied page)."""

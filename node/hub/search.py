@@ -1,8 +1,12 @@
-"""Public search at the hub (DESIGN 9): over public-visibility summaries only.
+"""Public search at the hub (DESIGN 9): each listing as its owner shows it to the public.
 
-The index is the hub's holdings (members' summaries that their owners marked public)
-plus the hub's own public listings as its policy shows them to anyone (``*``). Copies of
-an unreachable member stay searchable, marked stale with their age, until they expire.
+A stranger sees a listing only through its owner's rule for the public audience ``*``,
+never through the hub's own view of it (which may name people and organisations the
+owner shares with the hub alone). For members' listings that view travels inside the
+hub's summary as ``listing.public_view``, built and signed by the owner; for the hub's
+own listings it is the hub's policy for ``*``. A listing with no public view is not in
+the index. Copies of an unreachable member stay searchable, marked stale with their age,
+until they expire.
 """
 
 from __future__ import annotations
@@ -17,14 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node.services.sync_status import peer_statuses
+from node.services.views import envelope, public_view
 from node.storage.models import RemoteListingRow
-from policies.evaluate import evaluate
-from policies.model import Audience
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
-PUBLIC = Audience("public", frozenset(), member=False)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -46,11 +48,29 @@ def _text(view: dict[str, Any]) -> str:
     return " ".join(str(p) for p in parts).lower()
 
 
+def public_listing(held: dict[str, Any]) -> dict[str, Any] | None:
+    """What public search shows of a member's summary (its ``listing`` member): the
+    owner's public view in the summary's envelope, or None when the owner gave none."""
+    public = held.get("public_view")
+    if not isinstance(public, dict):
+        return None
+    keep = ("id", "category", "version", "updated", "expires")
+    return {
+        **{k: held[k] for k in keep},
+        "fields": public["fields"],
+        "rights": public["rights"],
+        "public": True,
+    }
+
+
+Cached = tuple[tuple[int, int], dict[str, Any] | None, str]
+
+
 class SearchIndex:
     """A small in-memory cache of parsed public views, refreshed from the database."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], tuple[tuple[int, int], dict[str, Any], str]] = {}
+        self._cache: dict[tuple[str, str], Cached] = {}
 
     def documents(self, rt: NodeRuntime) -> list[tuple[str, dict[str, Any], str]]:
         now = rt.clock()
@@ -63,7 +83,7 @@ class SearchIndex:
                     RemoteListingRow.item_ts,
                 ).where(RemoteListingRow.visibility == "public", RemoteListingRow.expires > now)
             ).all()
-            fresh: dict[tuple[str, str], tuple[tuple[int, int], dict[str, Any], str]] = {}
+            fresh: dict[tuple[str, str], Cached] = {}
             stale_keys = []
             for origin, lid, version, ts in rows:
                 key = (origin, lid)
@@ -75,17 +95,21 @@ class SearchIndex:
             for key in stale_keys:
                 row = session.get(RemoteListingRow, key)
                 if row is not None:
-                    view = json.loads(row.signed_bytes)["listing"]
-                    fresh[key] = ((row.version, row.item_ts), view, _text(view))
+                    view = public_listing(json.loads(row.signed_bytes)["listing"])
+                    text = "" if view is None else _text(view)
+                    fresh[key] = ((row.version, row.item_ts), view, text)
         self._cache = fresh
-        docs = [(origin, view, text) for (origin, _), (_, view, text) in fresh.items()]
+        docs = [
+            (origin, view, text)
+            for (origin, _), (_, view, text) in fresh.items()
+            if view is not None
+        ]
         _, compiled = rt.policy.compiled()
         for stored in rt.listings.iter_all(include_withdrawn=False):
-            if stored.record.get("visibility") != "public":
-                continue
-            decision = evaluate(stored.record, PUBLIC, compiled, now)
-            if decision.view is not None:
-                docs.append((rt.node_id, decision.view, _text(decision.view)))
+            own = public_view(stored.record, compiled, now)
+            if own is not None:
+                shown = envelope(own, stored.record)
+                docs.append((rt.node_id, shown, _text(shown)))
         return docs
 
 

@@ -23,7 +23,7 @@ from node.services.cursors import (
     history_floor,
     load_codec,
 )
-from node.services.views import envelope, signed_retraction, signed_summary
+from node.services.views import reader_envelope, signed_retraction, signed_summary
 from node.storage.models import ChangeRow, FeedSentRow, ListingRow, MetaRow, OutboxRow
 from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate
@@ -261,7 +261,14 @@ class FeedService:
             signed_summary(
                 issuer=node,
                 audience=audience.node_id,
-                view=envelope(decision.view, record),
+                view=reader_envelope(
+                    decision.view,
+                    record,
+                    reader=audience.node_id,
+                    hub_id=self.rt.config.hub_id,
+                    compiled=compiled,
+                    now_ms=now,
+                ),
                 policy_version=policy_version,
                 key=key,
                 now_ms=now,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from node.services.audiences import audience_of, known_audiences, membership
 from node.services.errors import InvalidInput, NotFound
-from node.services.views import envelope, signed_summary
+from node.services.views import reader_envelope, signed_summary
 from policies.diff import AudienceDiff, diff_policies
 from policies.evaluate import explain
 from policies.parse import parse_policy
@@ -64,7 +64,14 @@ def explain_listing(rt: NodeRuntime, listing_id: str, audience_id: str) -> dict[
         view, _ = signed_summary(
             issuer=rt.node_id,
             audience=audience_id,
-            view=envelope(exp.decision.view, stored.record),
+            view=reader_envelope(
+                exp.decision.view,
+                stored.record,
+                reader=audience_id,
+                hub_id=rt.config.hub_id,
+                compiled=compiled,
+                now_ms=now,
+            ),
             policy_version=version,
             key=rt.keys.active,
             now_ms=now,

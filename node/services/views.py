@@ -1,19 +1,64 @@
-"""Signed listing summaries: the exact object an audience receives (DESIGN 6.1)."""
+"""Signed listing summaries: the exact object an audience receives (DESIGN 6.1).
+
+A summary for the hub also carries, under ``listing.public_view``, the owner's view of
+the listing for the public audience ``*`` (its fields and rights), when its policy has
+one: the hub shows that, and only that, in public search and on any public page. The
+owner decides what the public sees with its ``*`` rules; the hub's own, wider view never
+reaches a stranger (docs/protocol-notes.md, "What the public sees").
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from node.services.signable import signable_view
+from policies.compiled import CompiledPolicy
+from policies.evaluate import evaluate
+from policies.model import STAR, Audience
 from protocol import PROTOCOL_VERSION
 from protocol.canonical import CanonicalizationError
 from protocol.keys import NodeKey
 from protocol.signing import sign_object_bytes
 
+PUBLIC = Audience(STAR, frozenset(), member=False)
+"""The public: anyone, through the hub's public search. No group, not a member, so only
+``public`` listings under a ``*`` rule reach it."""
 
-def envelope(view: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    """The view as sent: it also says whether the listing is public (for public search)."""
-    return {**view, "public": record.get("visibility") == "public"}
+
+def envelope(
+    view: dict[str, Any], record: Mapping[str, Any], public: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The view as sent: it also says whether the listing is public, and carries the
+    owner's public view (``public_view``) when one is given."""
+    out = {**view, "public": record.get("visibility") == "public"}
+    if public is not None:
+        out["public_view"] = {"fields": public["fields"], "rights": public["rights"]}
+    return out
+
+
+def public_view(
+    record: Mapping[str, Any], compiled: CompiledPolicy, now_ms: int, *, withdrawn: bool = False
+) -> dict[str, Any] | None:
+    """The owner's view of ``record`` for the public (``*``), or None when it has none."""
+    if record.get("visibility") != "public":
+        return None
+    return evaluate(record, PUBLIC, compiled, now_ms, withdrawn=withdrawn).view
+
+
+def reader_envelope(
+    view: dict[str, Any],
+    record: Mapping[str, Any],
+    *,
+    reader: str,
+    hub_id: str,
+    compiled: CompiledPolicy,
+    now_ms: int,
+) -> dict[str, Any]:
+    """``envelope`` for ``reader``: the hub's copy also carries the public view, which it
+    shows to strangers; no other reader needs it, so no other reader gets it."""
+    public = public_view(record, compiled, now_ms) if reader == hub_id else None
+    return envelope(view, record, public)
 
 
 def signed_summary(

@@ -83,7 +83,7 @@ def held_by(node: RunningNode, origin: str) -> dict[str, dict[str, Any]]:
 def allowed_for(owner: RunningNode, reader: str) -> dict[str, dict[str, Any]]:
     """What the owner's active policy lets ``reader`` see now: listing id -> view."""
     from node.services.audiences import audience_of, membership
-    from node.services.views import envelope
+    from node.services.views import reader_envelope
     from policies.evaluate import evaluate
 
     rt = owner.runtime
@@ -94,7 +94,14 @@ def allowed_for(owner: RunningNode, reader: str) -> dict[str, dict[str, Any]]:
     for stored in rt.listings.iter_all():
         decision = evaluate(stored.record, audience, compiled, now, withdrawn=stored.withdrawn)
         if decision.view is not None:
-            out[stored.id] = envelope(decision.view, stored.record)
+            out[stored.id] = reader_envelope(
+                decision.view,
+                stored.record,
+                reader=reader,
+                hub_id=rt.config.hub_id,
+                compiled=compiled,
+                now_ms=now,
+            )
     return out
 
 

@@ -2,8 +2,9 @@
 facets and pages; a retraction leaves the results at the next sync; an unreachable
 member's copies stay searchable, marked stale with their age, until they expire.
 
-The oracle is each owner's own records: a listing belongs in the results when its record
-says ``visibility: public`` and the owner's policy gives the hub a view of it.
+The oracle is each owner's own records and policy: a listing belongs in the results, as
+exactly the view its owner gives the public (``*``), when that view exists; the members
+here add ``*`` rules for offers and requests to the default policy (which has none).
 """
 
 from __future__ import annotations
@@ -28,17 +29,33 @@ ANYONE_RULE = """\
     visibility: [public]
     fields: [title, summary]
 """
+PUBLIC_FIELDS = {
+    "tech_offer": "[title, summary, keywords, ipc, isic, sector, trl, country]",
+    "tech_request": "[title, summary, keywords, ipc, isic, sector, trl_min, country]",
+}
+PUBLIC_RULES = "".join(
+    f'  - audience: "*"\n    category: {category}\n    visibility: [public]\n'
+    f"    fields: {fields}\n"
+    for category, fields in PUBLIC_FIELDS.items()
+)
 Hit = tuple[str, dict[str, Any]]  # (owner, listing view)
 
 
+async def start_public_network(node_factory: NodeFactory, **kwargs: Any) -> Network:
+    """The hub and MEMBERS, each member showing its public offers and requests to anyone."""
+    net = await start_hub_network(node_factory, MEMBERS, **kwargs)
+    for node in net.nodes.values():
+        node.runtime.policy.apply(default_policy_yaml("cn") + PUBLIC_RULES, author="test")
+    return net
+
+
 def public_expected(net: Network) -> dict[tuple[str, str], dict[str, Any]]:
-    """(owner, listing id) -> the view the hub holds, for public listings the hub may see."""
-    out = {}
-    for node_id, node in net.nodes.items():
-        for lid, view in allowed_for(node, "cn").items():
-            if node.runtime.listings.get(lid).record["visibility"] == "public":
-                out[(node_id, lid)] = view
-    return out
+    """(owner, listing id) -> the view each member's policy gives the public (``*``)."""
+    return {
+        (node_id, lid): view
+        for node_id, node in net.nodes.items()
+        for lid, view in allowed_for(node, "*").items()
+    }
 
 
 async def search(
@@ -78,7 +95,7 @@ async def synced(net: Network) -> None:
 async def test_only_public_summaries_with_filters_and_facets(
     node_factory: NodeFactory, http: aiohttp.ClientSession
 ) -> None:
-    net = await start_hub_network(node_factory, MEMBERS)
+    net = await start_public_network(node_factory)
     await synced(net)
     expected = public_expected(net)
     assert {o for o, _ in expected} == set(MEMBERS)
@@ -168,7 +185,7 @@ async def test_the_hubs_own_public_listings_as_its_policy_shows_them_to_anyone(
 
 
 async def test_pages_and_limits(node_factory: NodeFactory, http: aiohttp.ClientSession) -> None:
-    net = await start_hub_network(node_factory, MEMBERS, load_hub_sample=False)
+    net = await start_public_network(node_factory, load_hub_sample=False)
     await synced(net)
     total = len(public_expected(net))
     seen: list[tuple[str, str]] = []
@@ -197,7 +214,7 @@ async def test_pages_and_limits(node_factory: NodeFactory, http: aiohttp.ClientS
 async def test_withdrawn_and_narrowed_listings_leave_the_results(
     node_factory: NodeFactory, http: aiohttp.ClientSession
 ) -> None:
-    net = await start_hub_network(node_factory, MEMBERS, load_hub_sample=False)
+    net = await start_public_network(node_factory, load_hub_sample=False)
     await synced(net)
     before = set(keyed(await search_all(http, net.hub)))
     th = net.nodes["th"]
@@ -215,7 +232,7 @@ async def test_unreachable_member_stays_searchable_marked_stale(
     node_factory: NodeFactory, http: aiohttp.ClientSession
 ) -> None:
     clock = HeldClock()
-    net = await start_hub_network(node_factory, MEMBERS, hub_clock=clock, load_hub_sample=False)
+    net = await start_public_network(node_factory, hub_clock=clock, load_hub_sample=False)
     await synced(net)
     hub = net.hub
     last_success = clock.now
