@@ -181,5 +181,5 @@ class RecordSplitter:
         if self.too_long:
             return RecordError(f"element is longer than {self.limit} bytes")
         if not element:
-            return RecordError("empty array element")
+            return BrokenBody("an empty array element (two commas, or one before ']')")
         return bytes(element)

@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.services.bulk_import import ImportRun
-from node.services.import_stream import Piece, RecordSplitter
+from node.services.import_stream import BrokenBody, Piece, RecordSplitter
 from node.services.importer import RecordError, parse_record
 from node.web.appkeys import RUNTIME
 from node.web.middleware import ApiError
@@ -108,10 +108,10 @@ async def import_listings(request: web.Request) -> web.Response:
                 )
             pending += splitter.feed(chunk)
             if len(pending) >= IMPORT_BATCH:
-                await rt.run(_add_pieces, run, pending)
+                await rt.run(_add_pieces, run, pending, splitter.mode == "array")
                 pending = []
         pending += splitter.close()
-        await rt.run(_add_pieces, run, pending)
+        await rt.run(_add_pieces, run, pending, splitter.mode == "array")
         report = await rt.run(run.finish)
     finally:
         await rt.run(run.close)
@@ -129,13 +129,19 @@ async def import_listings(request: web.Request) -> web.Response:
     return web.json_response(payload, status=status)
 
 
-def _add_pieces(run: ImportRun, pieces: list[tuple[int, Piece]]) -> None:
-    """Parse each record's JSON (a bad one is a problem on its line) and add it."""
+def _add_pieces(run: ImportRun, pieces: list[tuple[int, Piece]], array: bool) -> None:
+    """Parse each record's JSON and add it. A line that is not JSON is a problem on its
+    line; in a JSON array it makes the whole body invalid (400, nothing stored), as it
+    would for any JSON document."""
     for number, piece in pieces:
-        if isinstance(piece, RecordError):
-            run.add(number, piece)
-            continue
         try:
-            run.add(number, parse_record(piece))
+            if isinstance(piece, BrokenBody):
+                raise piece
+            record: Any = piece if isinstance(piece, RecordError) else parse_record(piece)
         except RecordError as exc:
-            run.add(number, exc)
+            if array:
+                raise ApiError(
+                    400, ErrorCode.INVALID_JSON, f"body is not valid JSON: element {number}: {exc}"
+                ) from None
+            record = exc
+        run.add(number, record)
