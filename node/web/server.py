@@ -28,6 +28,8 @@ from node.config import NodeConfig
 logger = logging.getLogger(__name__)
 LOCK_FILE = "serve.lock"
 LINGER_S = 2.0
+# Bytes read from a connection at a time, and buffered of a body nobody reads yet.
+READ_BYTES = 16 * 1024
 BACKLOG = 1024
 # Descriptors the process needs besides client connections: database, log, peers' calls.
 SPARE_FILES = 256
@@ -105,6 +107,37 @@ class _Busy(asyncio.Protocol):
         transport.close()
 
 
+class _Counted(asyncio.Protocol):
+    """aiohttp's handler of one connection, counted, reading in small pieces: what a
+    connection sends before its request head is judged stays in the kernel, not here."""
+
+    def __init__(self, inner: asyncio.Protocol, site: GuardedSite) -> None:
+        self.inner = inner
+        self.site = site
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.site.open += 1
+        if hasattr(transport, "max_size"):  # asyncio's socket transport: bytes per recv()
+            transport.max_size = READ_BYTES
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.site.open -= 1
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
 class GuardedSite(web.BaseSite):
     """A listening socket whose connections beyond ``max_connections`` are refused."""
 
@@ -112,6 +145,7 @@ class GuardedSite(web.BaseSite):
         super().__init__(runner, backlog=BACKLOG)
         self.sock = sock
         self.max_connections = max_connections
+        self.open = 0
         self.refused = 0
 
     @property
@@ -125,10 +159,10 @@ class GuardedSite(web.BaseSite):
         assert server is not None
 
         def connection() -> asyncio.BaseProtocol:
-            if len(server.connections) >= self.max_connections:
+            if self.open >= self.max_connections:
                 self.refused += 1
                 return _Busy()
-            return server()
+            return _Counted(server(), self)
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(connection, sock=self.sock, backlog=BACKLOG)
@@ -151,6 +185,7 @@ async def run_server(
         handle_signals=False,
         keepalive_timeout=config.header_timeout_seconds,
         lingering_time=LINGER_S,
+        read_bufsize=READ_BYTES,
     )
     try:
         await runner.setup()

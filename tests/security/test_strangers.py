@@ -1,0 +1,229 @@
+"""Strangers cost a hub nothing: 1,000 connections to a real ``cattc serve`` hub, each
+announcing a 4 MiB body to ``POST /federation/v1/notify``, sending its first 128 KiB and
+stalling, raise the hub's memory by < 100 MB while ``/healthz`` answers in < 100 ms.
+
+A third of them sends no signature, a third a well-formed one from an unknown origin
+(both refused before a byte of body is read), a third a forged one that names a member
+and its key (its signature can only fail once the body is in: these may read within the
+bytes-in-flight cap, the rest get 503 at once, and the ones admitted time out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import secrets
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from node.runtime import open_runtime
+from node.services.directory import Member, keys_from_identity
+from protocol.b64 import b64url_encode
+from protocol.request_sig import RequestSignature
+from tests.e2e.test_processes import Proc, serve, stop
+from tests.nodes import COUNTRY
+from tests.security.procs import make_node
+
+pytestmark = pytest.mark.slow
+CONNECTIONS = 1000
+ANNOUNCED = 4 * 1024 * 1024
+SENT = 128 * 1024
+IN_FLIGHT = 32 * 1024 * 1024  # the hub's default max_bytes_in_flight
+BODY_TIMEOUT_S = 3.0
+
+
+@dataclass
+class Flood:
+    port: int
+    headers: list[str | None]
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    answers: list[asyncio.Task[str]] = field(default_factory=list)
+    closed: int = 0
+
+
+def vm_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def raise_open_files(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        assert hard == resource.RLIM_INFINITY or hard >= needed, f"ulimit -Hn {hard} < {needed}"
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def header(origin: str, key: str) -> str:
+    sig = RequestSignature(
+        origin=origin,
+        destination="cn",
+        key=key,
+        created=int(time.time() * 1000),
+        nonce=b64url_encode(secrets.token_bytes(16)),
+        sig=b64url_encode(secrets.token_bytes(64)),
+    )
+    return sig.header()
+
+
+async def answer(flood: Flood, reader: asyncio.StreamReader) -> str:
+    """The status the hub answers with (or what became of the connection), once the hub
+    has closed the connection."""
+    status = "no answer"
+    try:
+        async with asyncio.timeout(4 * BODY_TIMEOUT_S):
+            line = await reader.readline()
+            status = line.decode().split(" ")[1] if line else "closed"
+            while await reader.read(65536):
+                pass
+    except TimeoutError:
+        pass
+    except ConnectionError:
+        status = "reset" if status == "no answer" else status
+    flood.closed += 1
+    return status
+
+
+async def stall(flood: Flood, auth: str | None) -> None:
+    """Connect, announce 4 MiB, send 128 KiB, then stall (reading what the hub answers)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", flood.port)
+    flood.writers.append(writer)
+    head = (
+        "POST /federation/v1/notify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {ANNOUNCED}\r\n"
+        + (f"Authorization: {auth}\r\n" if auth else "")
+        + "\r\n"
+    )
+    writer.write(head.encode() + b" " * SENT)  # no drain: a hub that does not read is fine
+    flood.answers.append(asyncio.create_task(answer(flood, reader)))
+
+
+async def poll_async(check: Callable[[], bool], deadline_s: float) -> None:
+    end = time.monotonic() + deadline_s
+    while not check():
+        assert time.monotonic() < end, f"gave up after {deadline_s:g} s"
+        await asyncio.sleep(0.02)
+
+
+def probe(url: str, done: threading.Event) -> list[tuple[float, float]]:
+    """``(when, latency)`` of ``/healthz`` calls until ``done``, from a thread of its own:
+    the flood's event loop (in this process) must not delay them."""
+    latencies: list[tuple[float, float]] = []
+    while not done.is_set():
+        start = time.monotonic()
+        with urllib.request.urlopen(url + "/healthz", timeout=5) as resp:
+            assert resp.status == 200
+            resp.read()
+        latencies.append((start, time.monotonic() - start))
+        done.wait(0.05)  # a probe every 50 ms
+    return latencies
+
+
+async def watch_rss(pid: int, peak: list[int], done: asyncio.Event) -> None:
+    while not done.is_set():
+        peak[0] = max(peak[0], vm_rss(pid))
+        await asyncio.sleep(0.02)
+
+
+def hub_with_member(root: Path) -> tuple[Proc, str]:
+    """A hub whose directory has vn (which never serves): the forged headers name it."""
+    hub = make_node(root, "cn", is_hub=True)
+    vn = make_node(root, "vn")
+    vn_rt = open_runtime(vn.data_dir)
+    hub_rt = open_runtime(hub.data_dir)
+    try:
+        key = vn_rt.keys.active.name
+        hub_rt.directory.upsert(
+            Member(
+                node_id="vn",
+                country=COUNTRY["vn"],
+                name="vn",
+                base_url=vn.url,
+                keys=keys_from_identity(vn_rt.identity()),
+                groups=["mou"],
+            ),
+            create=True,
+        )
+    finally:
+        vn_rt.close()
+        hub_rt.close()
+    return hub, key
+
+
+async def test_a_thousand_stalled_bodies_cost_the_hub_nothing(tmp_path: Path) -> None:
+    raise_open_files(CONNECTIONS + 256)
+    hub, key = hub_with_member(tmp_path)
+    serve([hub], CATTC_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT_S))
+    try:
+        await flood_and_measure(hub, key)
+    finally:
+        stop(hub)
+
+
+async def flood_and_measure(hub: Proc, key: str) -> None:
+    assert hub.popen is not None
+    kinds = ["none", "unknown origin", "forged"]
+    kind = [kinds[i % 3] for i in range(CONNECTIONS)]
+    headers = [
+        None if k == "none" else header("zz" if k == "unknown origin" else "vn", key) for k in kind
+    ]
+    flood = Flood(int(hub.url.rsplit(":", 1)[1]), headers)
+    done, probes_done = asyncio.Event(), threading.Event()
+    base = vm_rss(hub.popen.pid)
+    peak = [base]
+    watcher = asyncio.create_task(watch_rss(hub.popen.pid, peak, done))
+    prober = asyncio.create_task(asyncio.to_thread(probe, hub.url, probes_done))
+    admitted = IN_FLIGHT // ANNOUNCED
+    try:
+        opened = asyncio.Semaphore(100)
+
+        async def one(auth: str | None) -> None:
+            async with opened:
+                await stall(flood, auth)
+
+        started = time.monotonic()
+        await asyncio.gather(*(one(auth) for auth in headers))
+        # The hub answers and drops every stranger but those it lets send a body, which
+        # stall (reading theirs) while /healthz is asked for a second.
+        await poll_async(lambda: flood.closed >= CONNECTIONS - admitted, 10)
+        calm = time.monotonic()
+        await asyncio.sleep(1.0)  # a time to measure in, not a wait for a condition
+        probes_done.set()
+        statuses = await asyncio.gather(*flood.answers)
+    finally:
+        done.set()
+        probes_done.set()
+        latencies = await prober
+        await watcher
+        for writer in flood.writers:
+            writer.close()
+        await asyncio.gather(*(w.wait_closed() for w in flood.writers), return_exceptions=True)
+    rise = peak[0] - base
+    by_kind = {
+        k: Counter(s for s, kk in zip(statuses, kind, strict=True) if kk == k) for k in kinds
+    }
+    stalled = [lat for when, lat in latencies if when >= calm]
+    burst = [lat for when, lat in latencies if when < calm]
+    print(
+        f"\n{CONNECTIONS} stalled 4 MiB bodies: hub RSS {base >> 20} -> {peak[0] >> 20} MiB "
+        f"(+{rise >> 20}); hub dropped the strangers in {calm - started:.1f} s; /healthz max "
+        f"{max(burst, default=0) * 1000:.0f} ms meanwhile ({len(burst)} probes), "
+        f"{max(stalled, default=0) * 1000:.0f} ms while they stall ({len(stalled)}); {by_kind}"
+    )
+    assert len(flood.writers) == CONNECTIONS
+    assert by_kind["none"] == Counter({"401": CONNECTIONS // 3 + 1}), by_kind
+    assert by_kind["unknown origin"] == Counter({"403": CONNECTIONS // 3}), by_kind
+    # As many as fit in the bytes-in-flight cap read (and time out); the rest get 503.
+    forged = by_kind["forged"]
+    assert set(forged) == {"408", "503"} and forged.total() == CONNECTIONS // 3, forged
+    assert admitted <= forged["408"] <= 3 * admitted, forged
+    assert rise < 100 * 1024 * 1024
+    assert stalled and max(stalled) < 0.1
