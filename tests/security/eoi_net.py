@@ -1,7 +1,7 @@
 """A hub network for the tests of expressions of interest, and signed calls as a member.
 
-Hub cn (with its sample listings) and members th and vn (mou) and my (no_mou). The hub
-has pulled th once, so it holds th's hub views; vn and my have no listings, so the hub
+Hub cn (with its sample listings when asked) and members th and vn (mou) and my (no_mou).
+The hub has pulled th once, so it holds th's hub views; vn and my have no listings, so the hub
 has sent them no match notice. Calls are signed as the real ``PeerClient`` signs them,
 with the calling member's own key, so the hub's federation door lets them in as any.
 """
@@ -32,7 +32,9 @@ EOI = "/federation/v1/eoi"
 REPLY = "/federation/v1/eoi/reply"
 
 
-async def eoi_network(node_factory: NodeFactory, *, hub_clock: Clock = system_clock) -> Network:
+async def eoi_network(
+    node_factory: NodeFactory, *, hub_clock: Clock = system_clock, hub_listings: bool = False
+) -> Network:
     hub = await node_factory("cn", is_hub=True, clock=hub_clock)
     net = Network(hub)
     for node_id in ("th", "vn", "my"):
@@ -40,7 +42,8 @@ async def eoi_network(node_factory: NodeFactory, *, hub_clock: Clock = system_cl
         add_member(hub, node)
         net.nodes[node_id] = node
     load_records(net.nodes["th"], sample_records("th"))
-    load_records(hub, sample_records("cn"))
+    if hub_listings:
+        load_records(hub, sample_records("cn"))
     run = await hub.sync.sync_peer("th", force=True)
     assert run is not None and run.error is None, run
     return net

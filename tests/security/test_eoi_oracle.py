@@ -38,7 +38,7 @@ async def send(net: Network, sender: str, owner: str, listing_id: str) -> tuple[
 
 
 async def test_the_answer_is_the_same_whatever_the_listing(node_factory: NodeFactory) -> None:
-    net = await eoi_network(node_factory)
+    net = await eoi_network(node_factory, hub_listings=True)
     held = held_by(net.hub, "th")
     assert NETWORK_OFFER in held and EXPERT in held and PRIVATE not in held
     cases = [

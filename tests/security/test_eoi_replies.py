@@ -21,6 +21,7 @@ from node.storage.models import EoiRow
 from protocol import PROTOCOL_VERSION
 from protocol.signing import sign_object
 from tests.federation.network import Network, NodeFactory
+from tests.hub.helpers import cattc, cattc_json
 from tests.security.eoi_net import (
     EOI,
     REPLY,
@@ -109,3 +110,26 @@ async def test_the_requester_keeps_the_first_answer(node_factory: NodeFactory) -
     await pull_hub(vn)
     [mine] = [e for e in eois.list_eois(vn.runtime) if e["id"] == eoi["id"]]
     assert mine["state"] == "accepted"
+
+
+async def test_the_hub_answers_for_its_own_listings_only_what_it_passed_on(
+    node_factory: NodeFactory,
+) -> None:
+    """The hub owns cn-off-0001 (shared with mou) and cn-off-0005 (private): its operator
+    answers vn's interest in the first; the second was dropped and cannot be answered."""
+    net = await eoi_network(node_factory, hub_listings=True)
+    vn = net.nodes["vn"]
+    shared, private = eoi_obj(vn, "cn", "cn-off-0001"), eoi_obj(vn, "cn", "cn-off-0005")
+    for obj in (shared, private):
+        assert (await post(net, vn, EOI, obj))[0] == 202
+    out = await cattc_json("eoi", net.hub.data_dir, "accept", shared["id"], "--share", "email")
+    assert out["state"] == "accepted" and set(out["contact"]) == {"email"}
+    refused = await cattc("eoi", net.hub.data_dir, "decline", private["id"])
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(f"error: no expression of interest {private['id']}")
+    assert {k: v[2] for k, v in hub_states(net).items()} == {
+        shared["id"]: "accepted",
+        private["id"]: "dropped",
+    }
+    [forward] = forwards_for(net, "vn", "eoi_reply_forward")
+    assert forward["reply"]["eoi_id"] == shared["id"]
