@@ -96,6 +96,9 @@ def parse_policy(
         data = loader.get_single_data()
     except yaml.YAMLError as exc:
         raise PolicyError([PolicyIssue(None, None, _yaml_message(exc))]) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        message = str(exc).split(":", 1)[0]
+        raise PolicyError([PolicyIssue(None, None, f"not valid YAML: {message}")]) from None
     finally:
         loader.dispose()
     issues = [

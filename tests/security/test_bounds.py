@@ -388,3 +388,21 @@ def test_a_peer_summary_with_a_version_beyond_32_bits_is_quarantined(version: in
         now_ms=1,
     )
     assert check_item(ok, peer="th", me="cn", keys=store.verify_keys()).obj == ok
+
+
+async def test_a_policy_with_a_huge_integer_is_422(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    node = await node_factory("vn")
+    for method, path in [
+        ("PUT", "/admin/v1/policy"),
+        ("POST", "/admin/v1/policy/check"),
+        ("POST", "/admin/v1/policy/diff"),
+    ]:
+        for text in (f"rules: []\ngroups: {{a: {HUGE_INT}}}\n", "rules: " + "[" * 100_000):
+            status, body = await post(
+                http, node, path, text.encode(), method=method, content_type="text/yaml"
+            )
+            assert status == 422, (path, body)
+            assert body["error"]["code"] == "invalid_policy"
+            assert "not valid YAML" in body["error"]["message"]
