@@ -50,7 +50,11 @@ async def eoi_network(
 
 
 def eoi_obj(
-    sender: RunningNode, owner: str, listing_id: str, message: str = "Interested.", **extra: Any
+    sender: RunningNode,
+    owner: str,
+    listing_id: str,
+    message: str | None = "Interested.",
+    **extra: Any,
 ) -> dict[str, Any]:
     """An expression of interest as ``sender`` makes one, signed (``extra`` overrides
     members before signing; a value of None drops that member)."""

@@ -10,6 +10,8 @@ owner's feed. The hub runs on a clock the test moves.
 
 from __future__ import annotations
 
+from typing import Any
+
 from node.hub.eoi_gate import DAY_MS, HOUR_MS, PER_LISTING_PER_DAY, PER_SENDER_PER_HOUR
 from protocol.canonical import canonical_bytes
 from protocol.eoi import BODY_MAX_BYTES, MESSAGE_MAX_CHARS
@@ -24,7 +26,9 @@ async def test_per_listing_and_per_sender_limits(node_factory: NodeFactory) -> N
     clock = HeldClock()
     net = await eoi_network(node_factory, hub_clock=clock)
 
-    async def send(sender: str, listing_id: str, message: str = "Interested.") -> tuple[int, dict]:
+    async def send(
+        sender: str, listing_id: str, message: str = "Interested."
+    ) -> tuple[int, dict[str, Any]]:
         node = net.nodes[sender]
         status, answer, headers = await post(
             net, node, EOI, eoi_obj(node, "th", listing_id, message), clock

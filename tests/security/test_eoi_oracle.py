@@ -83,6 +83,14 @@ async def test_the_answer_is_the_same_whatever_the_listing(node_factory: NodeFac
 
 def _notice(net: Network, reader: str, owner: str, listing_id: str | None) -> dict[str, Any]:
     rt = net.hub.runtime
+    counterpart: dict[str, Any] = {
+        "owner": owner,
+        "kind": "offer",
+        "descriptor": "a listing held by the center of Thailand",
+        "fields": {},
+    }
+    if listing_id is not None:
+        counterpart["listing_id"] = listing_id
     notice = {
         "type": "match_notice",
         "v": PROTOCOL_VERSION,
@@ -90,18 +98,10 @@ def _notice(net: Network, reader: str, owner: str, listing_id: str | None) -> di
         "ts": rt.clock(),
         "audience": reader,
         "own_listing": {"id": "my-req-0001", "role": "request"},
-        "counterpart": {
-            "owner": owner,
-            "listing_id": listing_id,
-            "kind": "offer",
-            "descriptor": "a listing held by the center of Thailand",
-            "fields": {},
-        },
+        "counterpart": counterpart,
         "score": 0.5,
         "explanation": {"components": {}, "shared_terms": [], "shared_codes": []},
     }
-    if listing_id is None:
-        del notice["counterpart"]["listing_id"]
     return sign_object(notice, rt.node_id, rt.keys.active)
 
 
