@@ -22,6 +22,8 @@ class ErrorCode(StrEnum):
     INVALID_LISTING = "invalid_listing"
     INVALID_POLICY = "invalid_policy"
     BODY_TOO_LARGE = "body_too_large"
+    BODY_TIMEOUT = "body_timeout"
+    SERVER_BUSY = "server_busy"
     CONFLICT = "conflict"
     INTERNAL = "internal_error"
     # admin auth
@@ -68,6 +70,8 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_LISTING: HTTPStatus.UNPROCESSABLE_ENTITY,
     ErrorCode.INVALID_POLICY: HTTPStatus.UNPROCESSABLE_ENTITY,
     ErrorCode.BODY_TOO_LARGE: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    ErrorCode.BODY_TIMEOUT: HTTPStatus.REQUEST_TIMEOUT,
+    ErrorCode.SERVER_BUSY: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorCode.CONFLICT: HTTPStatus.CONFLICT,
     ErrorCode.INTERNAL: HTTPStatus.INTERNAL_SERVER_ERROR,
     ErrorCode.UNAUTHORIZED: HTTPStatus.UNAUTHORIZED,

@@ -77,15 +77,27 @@ def merge_fetched(
         if held["key"] != info["key"]:
             out.refused.append(f"{name} is known with another key; kept the known one")
             continue
-        for bound in ("expired_at", "valid_until"):
-            mine, theirs = _bound(held, bound), _bound(info, bound)
-            if _shorter(mine, theirs):
-                held[bound] = theirs
-                if name not in out.shortened:
-                    out.shortened.append(name)
-            elif mine is not None and theirs != mine:
-                out.refused.append(f"{name}: a later {bound} than the known one is not taken")
+        shortened, refused = _shorten(held, info)
+        if shortened:
+            out.shortened.append(name)
+        out.refused.extend(
+            f"{name}: a later {bound} than the known one is not taken" for bound in refused
+        )
     return out
+
+
+def _shorten(held: dict[str, Any], info: Mapping[str, Any]) -> tuple[bool, list[str]]:
+    """Take from ``info`` (the same key, as a URL describes it) only an earlier end of
+    its life; the bounds it would move later or remove are returned, untaken."""
+    shortened, refused = False, []
+    for bound in ("expired_at", "valid_until"):
+        mine, theirs = _bound(held, bound), _bound(info, bound)
+        if _shorter(mine, theirs):
+            held[bound] = theirs
+            shortened = True
+        elif mine is not None and theirs != mine:
+            refused.append(bound)
+    return shortened, refused
 
 
 def merge_operator(
@@ -110,6 +122,9 @@ def merge_operator(
                 f"key {name} of {node_id} is known with another key, and the one at its URL "
                 "differs; only a hand-over signed by the old key, or --key by hand, replaces it"
             )
+            continue
+        if held is not None and held.get("key") == info.get("key") and source != OPERATOR:
+            _shorten(keys[name], info)  # the URL may retire a key, not revive it
             continue
         keys[name] = dict(info)
         if held is None or held.get("key") != info.get("key"):

@@ -7,26 +7,32 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from node.services.errors import ServiceError
 from node.services.setup import token_matches
 from node.web.appkeys import RUNTIME
-from protocol.errors import ErrorCode
+from protocol.errors import ErrorCode, ProtocolError, http_status
 
 logger = logging.getLogger(__name__)
 ADMIN_PATHS = frozenset({"/hub/status", "/metrics"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ApiError(Exception):
+class ApiError(ProtocolError):
+    """An error a handler raises. It is answered with the status the one table
+    (``protocol.errors.STATUS``) gives its code; ``status`` in the call says the same
+    for the reader of the handler (tests/protocol/test_wire_errors.py checks they agree)."""
+
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
+        self.declared_status = status
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def protocol_error_response(exc: ProtocolError) -> web.Response:
+    """The answer to ``exc``: its code, its message, and its code's one status."""
+    return error_response(http_status(exc.code), exc.code, exc.message)
 
 
 _HTTP_CODES = {
@@ -40,10 +46,8 @@ _HTTP_CODES = {
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    except ServiceError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+    except ProtocolError as exc:  # ApiError, ServiceError, signature errors: one table
+        return protocol_error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

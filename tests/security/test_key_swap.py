@@ -26,6 +26,7 @@ from protocol.keys import KeyStore, NodeKey
 from sync.client import PeerClient, PeerError
 from tests.federation.clocks import HeldClock
 from tests.federation.network import NodeFactory
+from tests.hub.helpers import cattc
 from tests.nodes import RunningNode, seed_for
 
 IMPOSTOR = KeyStore.generate(0, key_id="1", seed=b"\x66" * 32)  # named ed25519:1 too
@@ -175,3 +176,29 @@ async def test_a_hand_over_is_recorded_and_a_retired_key_stays_retired(
     assert vn_keys(hub)["ed25519:1"]["expired_at"] == at
     assert vn_sources(hub) == {"ed25519:1": "operator", "ed25519:2": "transition"}
     assert hub.runtime.directory.version() == version
+
+
+async def test_update_fetch_cannot_swap_a_key_but_the_operator_can(
+    node_factory: NodeFactory, taken: TakenUrl
+) -> None:
+    hub = await node_factory("cn", is_hub=True)
+    vn = await node_factory("vn")
+    register(hub, vn, taken.url)
+    real = vn_keys(hub)["ed25519:1"]["key"]
+    version = hub.runtime.directory.version()
+    taken.identity = self_signed(IMPOSTOR, taken.url)
+
+    result = await cattc("directory", hub.data_dir, "update", "vn", "--fetch")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: key ed25519:1 of vn is known with another key")
+    assert len(result.stderr.splitlines()) == 1
+    assert vn_keys(hub)["ed25519:1"]["key"] == real
+    assert hub.runtime.directory.version() == version
+
+    # The operator, having checked with the center, replaces it by hand.
+    new = IMPOSTOR.verify_keys()["ed25519:1"].b64
+    result = await cattc("directory", hub.data_dir, "update", "vn", "--key", f"ed25519:1={new}")
+    assert result.exit_code == 0, result.output
+    assert vn_keys(hub)["ed25519:1"]["key"] == new
+    assert vn_sources(hub) == {"ed25519:1": "operator"}
+    assert hub.runtime.directory.version() == version + 1

@@ -1,0 +1,165 @@
+"""One error vocabulary (issue: the protocol owns every wire type): every code that node/,
+sync/ or protocol/ sends or records is an ``ErrorCode``, each code has one HTTP status,
+and the statuses written beside codes in the handlers agree with that one table."""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from node.services.cursors import CursorExpired
+from node.services.directory import DirectoryRejected
+from node.services.errors import KeyConflict, NotFound
+from node.web.middleware import ApiError, error_middleware
+from protocol.errors import STATUS, ErrorCode, ProtocolError, http_status
+from protocol.request_sig import RequestSignatureError
+from protocol.signing import SignatureError
+from sync.verify import PageError
+from tests.paths import PROJECT_ROOT as ROOT
+
+PACKAGES = ("node", "sync", "protocol")
+# Calls whose first argument is an error code, and those whose second is.
+CODE_FIRST = {
+    "ProtocolError",
+    "SignatureError",
+    "RequestSignatureError",
+    "PageError",
+    "UnknownKey",
+}
+CODE_SECOND = {"ApiError", "error_response", "RejectedItem"}
+
+
+def sources() -> Iterator[tuple[Path, ast.Module]]:
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            yield path, ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def _name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _value(node: ast.expr, constants: dict[str, str]) -> str | None:
+    """A literal code, or a module constant's; None for ``ErrorCode.X`` (checked by mypy)
+    and for anything computed."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Name):
+        return constants.get(node.id)
+    return None
+
+
+def used_codes() -> dict[str, list[str]]:
+    """Each code written in the code base, with where."""
+    found: dict[str, list[str]] = {}
+    for path, tree in sources():
+        where = str(path.relative_to(ROOT))
+        constants = {
+            t.id: n.value.value
+            for n in tree.body
+            if isinstance(n, ast.Assign)
+            and isinstance(n.value, ast.Constant)
+            and isinstance(n.value.value, str)
+            for t in n.targets
+            if isinstance(t, ast.Name)
+        }
+        for node in ast.walk(tree):
+            args: list[ast.expr] = []
+            if isinstance(node, ast.Call):
+                name = _name(node.func)
+                if name in CODE_FIRST and node.args:
+                    args = [node.args[0]]
+                elif name in CODE_SECOND and len(node.args) > 1:
+                    args = [node.args[1]]
+            elif isinstance(node, ast.ClassDef):
+                args = [
+                    s.value
+                    for s in node.body
+                    if isinstance(s, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "code" for t in s.targets)
+                ]
+            for arg in args:
+                code = _value(arg, constants)
+                if code is not None:
+                    found.setdefault(code, []).append(f"{where}:{arg.lineno}")
+    return found
+
+
+def test_every_code_in_use_is_an_error_code() -> None:
+    found = used_codes()
+    assert len(found) > 15, found  # the scan sees the code base, not nothing
+    known = {c.value for c in ErrorCode}
+    missing = {code: where for code, where in found.items() if code not in known}
+    assert missing == {}
+
+
+def test_every_error_code_has_one_status() -> None:
+    assert set(STATUS) == set(ErrorCode)
+    assert all(400 <= status <= 599 for status in STATUS.values())
+    assert http_status("something_a_peer_made_up") == 400
+
+
+def test_statuses_written_beside_codes_agree_with_the_table() -> None:
+    disagree = []
+    for path, tree in sources():
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and _name(node.func) in CODE_SECOND):
+                continue
+            if len(node.args) < 2 or not isinstance(node.args[0], ast.Constant):
+                continue
+            status, code = node.args[0].value, node.args[1]
+            if isinstance(code, ast.Attribute) and _name(code.value) == "ErrorCode":
+                if STATUS[ErrorCode[code.attr]] != status:
+                    disagree.append(
+                        f"{path.relative_to(ROOT)}:{node.lineno} {code.attr} {status!r}"
+                    )
+    assert disagree == []
+
+
+def test_every_coded_error_is_a_protocol_error() -> None:
+    for cls in (
+        SignatureError,
+        RequestSignatureError,
+        PageError,
+        ApiError,
+        NotFound,
+        KeyConflict,
+        CursorExpired,
+        DirectoryRejected,
+    ):
+        assert issubclass(cls, ProtocolError), cls
+    assert CursorExpired("old").status == 410
+    assert KeyConflict("x").code == "key_conflict" and KeyConflict("x").status == 409
+
+
+async def test_the_middleware_answers_through_the_table() -> None:
+    raised: list[ProtocolError] = [
+        CursorExpired("resynchronise"),
+        DirectoryRejected("older"),
+        RequestSignatureError("wrong_destination", "not us"),
+        SignatureError("signature_invalid", "bad"),
+        ApiError(404, ErrorCode.NOT_FOUND, "nothing here"),
+    ]
+
+    async def handler(request: web.Request) -> web.Response:
+        raise raised[int(request.match_info["n"])]
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_get("/{n}", handler)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        for n, exc in enumerate(raised):
+            resp = await client.get(f"/{n}")
+            body = json.loads(await resp.text())
+            assert (resp.status, body) == (
+                STATUS[ErrorCode(exc.code)],
+                {"error": {"code": exc.code, "message": exc.message}},
+            )
