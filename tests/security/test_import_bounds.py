@@ -1,0 +1,124 @@
+"""Hostile import lines are one bad line each, never a crash: a 5,000-digit integer,
+100,000 levels of nesting (40,000 in objects), in a file (``cattc import``, JSON Lines and
+CSV) and in a body streamed to the admin route in small chunks; a streamed body over the
+limit stores nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from click.testing import CliRunner
+
+from bench.import_listings import generate, load_templates
+from node.cli.main import cli
+from tests.federation.network import NodeFactory
+from tests.node.sample import sample_records
+from tests.nodes import RunningNode, make_node_dir
+
+HUGE_INT = "7" * 5000
+DEEP = "[" * 100_000 + "]" * 100_000
+DEEP_OBJECT = '{"a":' * 40_000 + "1" + "}" * 40_000  # within the line limit
+
+
+def _with_huge_int(record: dict[str, Any]) -> str:
+    return json.dumps(dict(record, version=1)).replace('"version": 1', f'"version": {HUGE_INT}')
+
+
+def test_cli_names_hostile_lines_and_imports_the_rest(tmp_path: Path, database_url: Any) -> None:
+    data_dir, _, _ = make_node_dir(tmp_path, "vn", database_url("vn"))
+    good = sample_records("vn")[:3]
+    lines = [json.dumps(good[0]), _with_huge_int(good[1]), DEEP, DEEP_OBJECT, json.dumps(good[2])]
+    path = tmp_path / "hostile.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = CliRunner().invoke(cli, ["import", str(data_dir), str(path), "--json"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    report = json.loads(result.stdout)
+    assert report["created"] == 2
+    reasons = {p["line"]: p["reason"] for p in report["problems"]}
+    assert set(reasons) == {2, 3, 4}
+    assert "5000 characters" in reasons[2]
+    assert "nested deeper" in reasons[3] and "nested deeper" in reasons[4]
+
+
+def test_cli_names_hostile_csv_cells(tmp_path: Path, database_url: Any) -> None:
+    data_dir, _, _ = make_node_dir(tmp_path, "vn", database_url("vn"))
+    path = tmp_path / "hostile.csv"
+    path.write_text(
+        "id,category,trl,keywords\n"
+        f"vn-off-0001,tech_offer,{HUGE_INT},solar\n"
+        f'vn-off-0002,tech_offer,5,"{DEEP}"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["import", str(data_dir), str(path), "--json"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    reasons = {p["line"]: p["reason"] for p in json.loads(result.stdout)["problems"]}
+    assert "is not an integer" in reasons[2]
+    assert "nested deeper" in reasons[3]
+
+
+async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+async def _post_streamed(
+    http: aiohttp.ClientSession, node: RunningNode, body: bytes, query: str = ""
+) -> tuple[int, Any]:
+    """The body sent chunked (no Content-Length), 4 KiB at a time."""
+    async with http.post(
+        node.url + "/admin/v1/listings/import" + query,
+        data=_chunks(body, 4096),
+        headers=node.admin_headers,
+    ) as resp:
+        return resp.status, await resp.json()
+
+
+def _th_lines(n: int) -> list[str]:
+    return list(generate(load_templates(), n))
+
+
+async def test_admin_names_hostile_lines_of_a_streamed_body(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    node = await node_factory("th")
+    lines = _th_lines(1200)
+    first = json.loads(lines[0])
+    lines[1] = _with_huge_int(json.loads(lines[1]))
+    lines[699] = DEEP
+    lines[1099] = json.dumps(first)  # the same id again, two batches later
+    status, report = await _post_streamed(http, node, "\n".join(lines).encode())
+    assert status == 207, report
+    assert [p["line"] for p in report["problems"]] == [2, 700, 1100]
+    assert report["problems"][2]["reason"] == "duplicate of line 1"
+    assert report["created"] == 1197
+    assert node.runtime.listings.head() == 1197
+
+    # With strict, one bad line at the very end stores none of the body.
+    more = _th_lines(1300)[1200:]
+    status, report = await _post_streamed(
+        http, node, "\n".join([*more, DEEP_OBJECT]).encode(), "?strict=true"
+    )
+    assert status == 422, report
+    assert report["applied"] is False and [p["line"] for p in report["problems"]] == [101]
+    assert node.runtime.listings.head() == 1197
+
+
+async def test_admin_streamed_body_over_the_limit_stores_nothing(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    node = await node_factory("th", max_body_bytes=64 * 1024)
+    body = "\n".join(_th_lines(200)).encode()
+    assert len(body) > 2 * 64 * 1024
+    status, answer = await _post_streamed(http, node, body)
+    assert status == 413, answer
+    assert answer["error"]["code"] == "body_too_large"
+    assert node.runtime.listings.counts() == {}
+    assert node.runtime.listings.head() == 0
