@@ -90,8 +90,8 @@ class Progress:
 @click.option(
     "--encoding",
     metavar="NAME",
-    help="The file's text encoding, e.g. latin-1 or cp1252 [default: UTF-8, or what a "
-    "byte-order mark says (UTF-8, UTF-16)].",
+    help="Text encoding of FILE, e.g. latin-1 or cp1252 (default: UTF-8, or UTF-16 "
+    "when FILE starts with its BOM).",
 )
 @json_option
 def import_cmd(
