@@ -41,7 +41,7 @@ class CliFailure(click.ClickException):
         return self.message
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+        click.echo(f"error: {one_line(self.message)}", err=True)
 
 
 class CliUsageFailure(CliFailure):
@@ -85,6 +85,13 @@ def explain(error: BaseException) -> str | None:
     if isinstance(error, MemoryError):
         return "out of memory; free some or give the command less to do at once"
     return None
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line (a driver's message may span several), without
+    SQLAlchemy's pointer to its documentation."""
+    lines = [ln.strip() for ln in message.splitlines()]
+    return " ".join(ln for ln in lines if ln and not ln.startswith("(Background on this error"))
 
 
 def first_line(error: BaseException) -> str:

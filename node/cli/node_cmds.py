@@ -11,6 +11,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
+from yarl import URL
 
 from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
 from node.config import POLICY_FILE, TOKEN_FILE, ConfigError, NodeConfig, load_config
@@ -38,7 +39,11 @@ from node.web.server import GuardedSite, ServeError, bind, lock_data_dir, run_se
 @click.option("--hub-key", default="", help="The hub's Ed25519 public key (base64url), pinned.")
 @click.option("--hub", "is_hub", is_flag=True, help="This node is the CATTC hub.")
 def init(data_dir: Path, **opts: Any) -> None:
-    """Create a node in DATA_DIR: config, signing key, admin token, default policy."""
+    """Create a node in DATA_DIR: config, signing key, admin token, default policy.
+
+    The database is reached first; if anything fails, nothing is left behind."""
+    for option in ("base_url", "hub_url"):
+        _check_http_url(opts[option], option)
     try:
         config = NodeConfig(
             node_id=opts["node_id"],
@@ -67,6 +72,20 @@ def init(data_dir: Path, **opts: Any) -> None:
     )
     click.echo(f"admin token (shown once; also in {data_dir / TOKEN_FILE}, mode 0600):")
     click.echo(f"  {result.admin_token}")
+
+
+def _check_http_url(value: str, option: str) -> None:
+    """An empty value, or an http(s) URL with a host."""
+    if not value:
+        return
+    try:
+        url = URL(value)
+        good = url.scheme in ("http", "https") and bool(url.host)
+    except ValueError:
+        good = False
+    if not good:
+        flag = "--" + option.replace("_", "-")
+        fail(f"{flag} {value!r} is not a URL; give one like https://node.example.org")
 
 
 @click.command()

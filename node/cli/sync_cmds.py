@@ -20,14 +20,14 @@ from node.cli.output import (
     runtime,
     table,
 )
-from node.config import KEY_FILE
+from node.config import KEY_FILE, ConfigError, load_config
 from node.runtime import NodeRuntime
 from node.services.peers import peer_info, pull_targets
 from node.services.sync_manager import SyncManager
 from node.services.sync_status import peer_statuses, verify_held
 from node.storage.models import SyncRunRow
 from protocol.key_transition import rotate_with_transition
-from protocol.keys import KeyStore
+from protocol.keys import KeyFileError, KeyStore
 from protocol.timeutil import ms_to_iso
 from sync.interfaces import RunRecord
 
@@ -243,8 +243,9 @@ def rotate(data_dir: Path, as_json: bool) -> None:
 def keys_show(data_dir: Path, as_json: bool) -> None:
     """Show this node's public keys."""
     try:
+        load_config(data_dir)  # a node's data directory, not just any key file
         store = KeyStore.load(data_dir / KEY_FILE)
-    except Exception as exc:  # KeyFileError and OS errors
+    except (ConfigError, KeyFileError) as exc:
         fail(str(exc))
     data = {
         name: {"key": info.b64, "expired_at": info.expired_at}
