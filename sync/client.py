@@ -1,4 +1,7 @@
-"""Signed HTTP calls to other nodes (``CATTC-Sig``), with timeouts and a response cap."""
+"""Signed HTTP calls to other nodes (``CATTC-Sig``), with timeouts and a response cap.
+
+The cap is ``MAX_RESPONSE_BYTES`` unless the caller names a smaller one (the feed reader
+names the protocol's page limit, which every node's pages stay within)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from protocol.keys import NodeKey
 from protocol.request_sig import sign_request
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+RESPONSE_TOO_LARGE = "response_too_large"
 
 
 class PeerError(Exception):
@@ -64,13 +68,15 @@ class PeerClient:
         *,
         query: dict[str, Any] | None = None,
         body: bytes = b"",
+        max_bytes: int = MAX_RESPONSE_BYTES,
     ) -> PeerResponse:
-        resp = await self._request_once(method, base_url, destination, path, query, body)
+        args = (method, base_url, destination, path, query, body, max_bytes)
+        resp = await self._request_once(*args)
         if method == "GET" and resp.status == 401 and _error(resp.body)[0] == "nonce_reused":
             # aiohttp resends a GET by itself, same headers and all, when a reused
             # connection drops after the peer took the request: the peer then sees our
             # nonce twice. A read is safe to repeat, so once more with a fresh signature.
-            resp = await self._request_once(method, base_url, destination, path, query, body)
+            resp = await self._request_once(*args)
         return resp
 
     async def _request_once(
@@ -81,6 +87,7 @@ class PeerClient:
         path: str,
         query: dict[str, Any] | None,
         body: bytes,
+        max_bytes: int,
     ) -> PeerResponse:
         clean = {k: v for k, v in (query or {}).items() if v is not None}
         target = path + ("?" + urlencode(clean) if clean else "")
@@ -101,18 +108,31 @@ class PeerClient:
             async with self.session.request(
                 method, url, data=body or None, headers=headers, timeout=self.timeout
             ) as resp:
-                if resp.content_length is not None and resp.content_length > MAX_RESPONSE_BYTES:
-                    raise PeerError("response larger than the cap", status=resp.status)
-                return PeerResponse(resp.status, await read_capped(resp, MAX_RESPONSE_BYTES))
+                if resp.content_length is not None and resp.content_length > max_bytes:
+                    raise PeerError(
+                        f"{destination} answered {resp.content_length} bytes for {path}, "
+                        f"more than the {max_bytes} this node accepts",
+                        status=resp.status,
+                        code=RESPONSE_TOO_LARGE,
+                    )
+                return PeerResponse(resp.status, await read_capped(resp, max_bytes))
         except aiohttp.ClientPayloadError as exc:
             raise PeerError(f"truncated or corrupt response: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise PeerError(f"{destination} unreachable: {exc.__class__.__name__} {exc}") from exc
 
     async def get_json(
-        self, base_url: str, destination: str, path: str, query: dict[str, Any] | None = None
+        self,
+        base_url: str,
+        destination: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        *,
+        max_bytes: int = MAX_RESPONSE_BYTES,
     ) -> Any:
-        resp = await self.request("GET", base_url, destination, path, query=query)
+        resp = await self.request(
+            "GET", base_url, destination, path, query=query, max_bytes=max_bytes
+        )
         payload = resp.json()
         if resp.status != 200:
             code, message = _error(resp.body)
@@ -147,7 +167,9 @@ async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     while chunk := await resp.content.read(65536):
         size += len(chunk)
         if size > cap:
-            raise PeerError(f"response larger than {cap} bytes", status=resp.status)
+            raise PeerError(
+                f"response larger than {cap} bytes", status=resp.status, code=RESPONSE_TOO_LARGE
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 

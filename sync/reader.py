@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sync.client import PeerClient, PeerError
+from protocol.limits import MAX_PAGE_BYTES
+from sync.client import RESPONSE_TOO_LARGE, PeerClient, PeerError
 from sync.interfaces import KeySource, RunRecord, SyncStore
 from sync.verify import OpenedPage, PageError, check_items, open_page
 
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 # start again from the beginning; the apply rules make the replay harmless.
 RESYNC_CODES = frozenset({"cursor_expired_resync", "bad_cursor"})
 FEED_PATH = "/federation/v1/feed"
+PAGE_TOO_LARGE = "page_too_large"
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,28 @@ class FeedReader:
                 await asyncio.gather(ahead, return_exceptions=True)
 
     async def _fetch(self, peer: Peer, cursor: str | None) -> Any:
+        """The next page: at most ``MAX_PAGE_BYTES`` (every node's pages stay within it)
+        and ``page_size`` items, else the run ends with a PageError saying so."""
         query = {"after": cursor, "limit": self.page_size}
-        return await self.client.get_json(peer.base_url, peer.node_id, FEED_PATH, query)
+        try:
+            page = await self.client.get_json(
+                peer.base_url, peer.node_id, FEED_PATH, query, max_bytes=MAX_PAGE_BYTES
+            )
+        except PeerError as exc:
+            if exc.code != RESPONSE_TOO_LARGE:
+                raise
+            raise PageError(
+                PAGE_TOO_LARGE,
+                f"{peer.node_id}'s feed page is larger than the protocol's limit of "
+                f"{MAX_PAGE_BYTES} bytes: the peer must split its pages",
+            ) from exc
+        items = page.get("items") if isinstance(page, dict) else None
+        if isinstance(items, list) and len(items) > self.page_size:
+            raise PageError(
+                PAGE_TOO_LARGE,
+                f"{peer.node_id}'s feed page has {len(items)} items; {self.page_size} were asked",
+            )
+        return page
 
     async def _open(self, peer: Peer, page: object, cursor: str | None) -> OpenedPage:
         """``open_page`` in a worker thread (the event loop keeps receiving meanwhile);

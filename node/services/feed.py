@@ -10,6 +10,7 @@ each reader was given, so a reader never hears of a listing it never received.
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Row, Table, bindparam, delete, func, insert, select, update
@@ -23,6 +24,7 @@ from node.services.cursors import (
     history_floor,
     load_codec,
 )
+from node.services.errors import ServiceError
 from node.services.views import reader_envelope, signed_retraction, signed_summary
 from node.storage.models import ChangeRow, FeedSentRow, ListingRow, MetaRow, OutboxRow
 from policies.compiled import CompiledPolicy
@@ -30,11 +32,13 @@ from policies.evaluate import evaluate
 from policies.model import Audience
 from protocol import PROTOCOL_VERSION
 from protocol.canonical import array_bytes, canonical_bytes, member_bytes
+from protocol.limits import MAX_ITEM_BYTES, PAGE_ENVELOPE_BYTES
 from protocol.signing import sign_object_bytes
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
+logger = logging.getLogger(__name__)
 SCAN_FACTOR = 4
 # What a page reads of a listing (id, category, version, withdrawn, record) and of what
 # the reader was given of it (listing_id, consent, retracted).
@@ -42,6 +46,13 @@ _Listing = Row[str, str, int, bool, str]
 _Sent = Row[str, bool, bool]
 OUTBOX_PREFIX = "o:"
 _REASON = {"withdrawn": "withdrawn", "expired": "expired"}
+
+
+class ObjectTooLarge(ServiceError):
+    """An object that no feed page could carry: refused where it is made, never queued."""
+
+    status = 413
+    code = "object_too_large"
 
 
 class FeedService:
@@ -146,13 +157,27 @@ class FeedService:
             items: list[tuple[dict[str, Any], bytes]] = []
             remember: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
             position = after_seq
+            # Bytes left for items (each with its comma): a page stops before the item
+            # that would take it over, but always carries at least one.
+            room = self.rt.config.max_page_bytes - PAGE_ENVELOPE_BYTES
             for seq, lid in entries:
                 if lid.startswith(OUTBOX_PREFIX):
                     obj = outbox.get(lid)
-                    if obj is not None:
-                        if len(items) >= limit:
+                    data = canonical_bytes(obj) if obj is not None else b""
+                    if len(data) > MAX_ITEM_BYTES:
+                        # Queued before queues refused such objects: no reader could take it.
+                        logger.warning(
+                            "feed for %s: dropped %s, %d bytes (limit %d)",
+                            reader,
+                            lid,
+                            len(data),
+                            MAX_ITEM_BYTES,
+                        )
+                    elif obj is not None:
+                        if items and (len(items) >= limit or len(data) + 1 > room):
                             break
-                        items.append((obj, canonical_bytes(obj)))
+                        items.append((obj, data))
+                        room -= len(data) + 1
                     position = seq
                     continue
                 row = rows.get(lid)
@@ -168,9 +193,11 @@ class FeedService:
                     if row
                     else []
                 )
-                if items and len(items) + len(produced) > limit:
+                size = sum(len(data) + 1 for _, data in produced)
+                if items and (len(items) + len(produced) > limit or size > room):
                     break
                 items.extend(produced)
+                room -= size
                 self._remember(remember, row, sent.get(lid), [obj for obj, _ in produced])
                 position = seq
                 if len(items) >= limit:
@@ -356,7 +383,16 @@ class FeedService:
 
 
 def post_to_outbox(session: Session, reader: str, obj: dict[str, Any], now: int) -> int:
-    """Queue a signed object for ``reader``; it goes out in order with the feed."""
+    """Queue a signed object for ``reader``; it goes out in order with the feed.
+
+    ObjectTooLarge if it is larger than a feed item may be (``MAX_ITEM_BYTES``): the
+    caller's transaction then fails, and nothing of it is queued."""
+    size = len(canonical_bytes(obj))
+    if size > MAX_ITEM_BYTES:
+        raise ObjectTooLarge(
+            f"{obj.get('type', 'object')} for {reader} is {size} bytes; a feed item may be "
+            f"at most {MAX_ITEM_BYTES} bytes"
+        )
     row = OutboxRow(reader=reader, type=str(obj["type"]), created=now, obj=json.dumps(obj))
     session.add(row)
     session.flush()
