@@ -15,7 +15,7 @@ import json
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from node.services.audiences import audience_of, membership
@@ -114,6 +114,17 @@ def check_rates(session: Session, sender: str, owner: str, listing_id: str, now:
 
 def _retry_after(free_at: int, now: int) -> int:
     return max(1, -(-(free_at - now) // 1000))
+
+
+def dropped_by_sender(session: Session) -> dict[str, int]:
+    """How many EoIs of each member the hub did not pass on (a metric for the operator:
+    many suggest a member guessing listing ids)."""
+    rows = session.execute(
+        select(EoiRow.requester, func.count())
+        .where(EoiRow.state == "dropped")
+        .group_by(EoiRow.requester)
+    ).all()
+    return {requester: int(n) for requester, n in rows}
 
 
 # -- could the sender have known of the listing? --------------------------------------

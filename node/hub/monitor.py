@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from node.hub.eoi_gate import dropped_by_sender
 from node.services.sync_status import peer_statuses
 from node.storage.models import (
     NoticeSentRow,
@@ -165,7 +166,14 @@ class HubCollector(Collector):
             "up": GaugeMetricFamily(
                 "cattc_member_ok", "1 when the member's sync is ok", labels=["member", "state"]
             ),
+            "eoi_dropped": GaugeMetricFamily(
+                "cattc_member_eoi_dropped",
+                "Expressions of interest from the member not passed on",
+                labels=["member"],
+            ),
         }
+        with Session(self.rt.engine) as session:
+            dropped = dropped_by_sender(session)
         for m in status["members"]:
             label = [m["node_id"]]
             if m["lag"] is not None:
@@ -178,4 +186,5 @@ class HubCollector(Collector):
             if runs and runs[0]["duration_ms"] is not None:
                 gauges["duration"].add_metric(label, runs[0]["duration_ms"] / 1000)
             gauges["up"].add_metric([m["node_id"], m["state"]], 1 if m["state"] == "ok" else 0)
+            gauges["eoi_dropped"].add_metric(label, dropped.get(m["node_id"], 0))
         yield from gauges.values()

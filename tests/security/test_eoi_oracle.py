@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from sqlalchemy.orm import Session
 
 from node.services.feed import post_to_outbox
@@ -79,6 +80,13 @@ async def test_the_answer_is_the_same_whatever_the_listing(node_factory: NodeFac
     assert set(theirs) == to_th
     listed = await cattc_json("eoi", net.hub.data_dir, "list")
     assert sum(e["state"] == "dropped" for e in listed) == len(cases) - len(passed)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(net.hub.url + "/metrics", headers=net.hub.admin_headers) as resp,
+    ):
+        metrics = (await resp.text()).splitlines()
+    assert 'cattc_member_eoi_dropped{member="vn"} 6.0' in metrics
+    assert 'cattc_member_eoi_dropped{member="my"} 2.0' in metrics
 
 
 def _notice(net: Network, reader: str, owner: str, listing_id: str | None) -> dict[str, Any]:
