@@ -24,7 +24,7 @@ from node.services.notifier import Notifier
 from node.services.sync_manager import SyncManager
 from node.web.appkeys import CLOCK, MATCHING, METRICS, RUNTIME, SEARCH_INDEX, SYNC
 from node.web.federation_auth import federation_auth
-from node.web.headers import install_security_headers
+from node.web.headers import REQUEST_HEAD_LIMITS, install_security_headers
 from node.web.middleware import admin_auth_middleware, body_limit_middleware, error_middleware
 from node.web.routes import setup_routes
 
@@ -50,6 +50,7 @@ def create_app(
             federation_auth(config),
         ],
         client_max_size=config.max_body_bytes,
+        handler_args=REQUEST_HEAD_LIMITS,
     )
     app[CLOCK] = clock
 

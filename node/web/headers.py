@@ -1,4 +1,4 @@
-"""Security headers on every response a node sends.
+"""Security headers on every response a node sends, and the limits on a request's head.
 
 A node answers JSON to programs and, on the hub, one HTML page to people (the operator's
 dashboard). Browsers still load both, so every response says: run no inline script or
@@ -21,6 +21,15 @@ PAGE_CSP = (
 )
 """For the node's own HTML pages: scripts, styles and fetches from the node itself, none
 inline (no ``'unsafe-inline'``)."""
+
+REQUEST_HEAD_LIMITS: dict[str, int] = {
+    "max_line_size": 8190,  # the request line (method, path, query)
+    "max_field_size": 8190,  # one header
+    "max_headers": 128,
+}
+"""What a request's head may hold; beyond it aiohttp answers 400 before any handler runs.
+aiohttp's defaults, pinned here (the app's ``handler_args``) so that an upgrade or a
+runner's arguments cannot loosen them."""
 
 SECURITY_HEADERS: dict[str, str] = {
     "Content-Security-Policy": API_CSP,

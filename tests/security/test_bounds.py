@@ -273,6 +273,10 @@ async def test_absurd_headers_are_4xx(node_factory: NodeFactory) -> None:
     for name, head in heads.items():
         status_line = await raw_request(node.url, head)
         assert status_line.split()[1][:1] == b"4", (name, status_line)
+    # The limits (node.web.headers.REQUEST_HEAD_LIMITS): 120 headers pass, 200 do not.
+    for count, status in ((120, b"401"), (200, b"400")):
+        head = start + b"".join(b"X-%d: 1\r\n" % i for i in range(count)) + b"\r\n"
+        assert (await raw_request(node.url, head)).split()[1] == status, count
     # Bytes that are not text in the token: 401, not a 500.
     token_bytes = start + b"Authorization: Bearer \xff\xfe\xed\r\n\r\n"
     assert (await raw_request(node.url, token_bytes)).split()[1] == b"401"
