@@ -15,6 +15,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from node.hub.eoi_gate import (
@@ -140,38 +141,54 @@ def hub_receive_eoi(rt: NodeRuntime, origin: str, body: bytes | dict[str, Any]) 
     owner, lid = eoi.listing.owner, eoi.listing.id
     known = may_know(rt, origin, owner, lid)
     now = rt.clock()
-    with Session(rt.engine) as session, session.begin():
-        row = session.get(EoiRow, eoi.id)
-        # The hub's own interest was saved as 'submitted' when it was made.
-        own = origin == rt.node_id and row is not None and row.state == "submitted"
-        if row is not None and not own:
-            raise Conflict(f"{eoi.id} was received before")
-        if origin != rt.node_id:
-            check_rates(session, origin, owner, lid, now)
-        if not known:
-            logger.info(
-                "interest %s from %s in %s/%s dropped: not a listing the sender may know",
-                eoi.id,
-                origin,
-                owner,
-                lid,
-            )
-            _save(session, obj, "dropped", now)
-        elif owner == rt.node_id:  # the hub's own listing: its operator answers
-            _save(session, obj, "forwarded", now)
-        else:
-            _save(session, obj, "forwarded", now)
-            forward = {
-                "type": "eoi_forward",
-                "v": PROTOCOL_VERSION,
-                "issuer": rt.node_id,
-                "ts": now,
-                "audience": owner,
-                "eoi": obj,
-            }
-            parse(EoiForward, forward, "forward")
-            post_to_outbox(session, owner, sign_object(forward, rt.node_id, rt.keys.active), now)
+    try:
+        with Session(rt.engine) as session, session.begin():
+            _take_eoi(rt, session, origin, obj, eoi, known, now)
+    except IntegrityError as exc:  # the same id, sent twice at once
+        raise Conflict(f"{eoi.id} was received before") from exc
     return _answer(eoi.id, "forwarded")
+
+
+def _take_eoi(
+    rt: NodeRuntime,
+    session: Session,
+    origin: str,
+    obj: dict[str, Any],
+    eoi: ExpressionOfInterest,
+    known: bool,
+    now: int,
+) -> None:
+    owner, lid = eoi.listing.owner, eoi.listing.id
+    row = session.get(EoiRow, eoi.id)
+    # The hub's own interest was saved as 'submitted' when it was made.
+    own = origin == rt.node_id and row is not None and row.state == "submitted"
+    if row is not None and not own:
+        raise Conflict(f"{eoi.id} was received before")
+    if origin != rt.node_id:
+        check_rates(session, origin, owner, lid, now)
+    if not known:
+        logger.info(
+            "interest %s from %s in %s/%s dropped: not a listing the sender may know",
+            eoi.id,
+            origin,
+            owner,
+            lid,
+        )
+        _save(session, obj, "dropped", now)
+    elif owner == rt.node_id:  # the hub's own listing: its operator answers
+        _save(session, obj, "forwarded", now)
+    else:
+        _save(session, obj, "forwarded", now)
+        forward = {
+            "type": "eoi_forward",
+            "v": PROTOCOL_VERSION,
+            "issuer": rt.node_id,
+            "ts": now,
+            "audience": owner,
+            "eoi": obj,
+        }
+        parse(EoiForward, forward, "forward")
+        post_to_outbox(session, owner, sign_object(forward, rt.node_id, rt.keys.active), now)
 
 
 def hub_receive_reply(rt: NodeRuntime, origin: str, body: bytes | dict[str, Any]) -> dict[str, Any]:
