@@ -5,6 +5,7 @@ names the protocol's page limit, which every node's pages stay within)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -104,9 +105,11 @@ class PeerClient:
         if body:
             headers["Content-Type"] = "application/json"
         url = base_url.rstrip("/") + target
+        # A large body goes as a stream (aiohttp warns that raw bytes would hold the loop).
+        data = (io.BytesIO(body) if len(body) > 1024 * 1024 else body) if body else None
         try:
             async with self.session.request(
-                method, url, data=body or None, headers=headers, timeout=self.timeout
+                method, url, data=data, headers=headers, timeout=self.timeout
             ) as resp:
                 if resp.content_length is not None and resp.content_length > max_bytes:
                     raise PeerError(
