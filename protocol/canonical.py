@@ -149,4 +149,7 @@ def parse_json(data: bytes | str) -> Any:
     def _no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
-    return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    try:
+        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except RecursionError:  # a peer's answer nested thousands deep: bad JSON, not a crash
+        raise ValueError("JSON nested too deeply") from None

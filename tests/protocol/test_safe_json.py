@@ -51,3 +51,14 @@ def test_limits_are_parameters() -> None:
         loads("[[1]]", max_depth=1)
     with pytest.raises(JsonInputError):
         loads("12345", max_number_length=4)
+
+
+def test_parse_json_of_peer_answers_refuses_deep_nesting_as_bad_json() -> None:
+    """protocol.canonical.parse_json (peers' pages and answers) says ValueError, which
+    every reader of a peer handles, rather than RecursionError."""
+    from protocol.canonical import parse_json
+
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_json(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(ValueError):
+        parse_json(b'{"n": ' + b"7" * 5000 + b"}")
