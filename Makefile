@@ -40,9 +40,16 @@ test: lint unit  ## lint, then every test
 bench: $(STAMP)  ## run the benchmarks and write docs/benchmarks.md
 	$(BIN)/python -m bench.run
 
-eval: $(STAMP)  ## matching quality on the sample data
+eval: $(STAMP)  ## matching quality: the dev split (tuned on), then the frozen test split
+	@echo "dev split (weights and model chosen on it)"
 	$(BIN)/cattc eval ../shared/data/listings.jsonl ../shared/data/match_pairs.csv \
-	  --extra bench/eval/hard_listings.jsonl bench/eval/hard_pairs.csv
+	  --extra bench/eval/hard_listings.jsonl bench/eval/hard_pairs.csv \
+	  --extra bench/eval/dev_problem.jsonl bench/eval/dev_problem_pairs.csv \
+	  --extra bench/eval/dev_local.jsonl bench/eval/dev_local_pairs.csv --ablate-lexicon
+	@echo "test split (frozen; never tuned on)"
+	$(BIN)/cattc eval bench/eval/test_problem.jsonl bench/eval/test_problem_pairs.csv \
+	  --extra bench/eval/test_local.jsonl bench/eval/test_local_pairs.csv \
+	  --base ../shared/data/listings.jsonl --ablate-lexicon
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -79,7 +79,7 @@ def one_vs_all(
     if k is None and floor is None:
         return slots, score_pairs(req, ri, cand, ci, sims, now_ms, semantic)
     dense = req.has_dense.view[ri] & cand.has_dense.view[ci] if semantic is not None else None
-    lower, upper = score_bounds(sims, semantic, dense, req.has_concepts.view[ri])
+    lower, upper = score_bounds(sims, semantic, dense, req.has_concepts.view[ri], req.sem_scale)
     for mask in violations(req, ri, cand, ci, now_ms).values():
         upper[mask] = -np.inf
     if floor is not None:

@@ -2,7 +2,9 @@
 
 Registered by ``node.cli.main`` as ``eval_cmd``. Unlike the node commands it needs no data
 directory: it reads a listings file and a pairs file (and more with ``--extra``), builds a
-hub-side matcher from them in memory and prints one row per set and system.
+hub-side matcher from them in memory and prints one row per set and system, and with more
+than one set an ``all`` row pooling their requests. The matcher is evaluated lexically
+and with the hub's sentence-embedding model (``--semantic``, default: the hub's own).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from protocol.timeutil import date_to_ms
 
 if TYPE_CHECKING:
     from node.matching.evaluate import SetReport
-    from node.matching.semantic import Encoder
 
 _FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
@@ -51,11 +52,25 @@ def _render(reports: list[dict[str, Any]]) -> str:
     help="Another set to evaluate in the same run; it may reuse the first set's listings by id.",
 )
 @click.option(
+    "--base",
+    type=_FILE,
+    default=None,
+    metavar="LISTINGS",
+    help="Listings every set may reuse by id (default: the first set's listings).",
+)
+@click.option(
     "--semantic",
     "model",
-    default=None,
+    default="default",
+    show_default=True,
     metavar="MODEL",
-    help="Also run the matcher with a sentence-embedding model (minilm, static).",
+    help="Sentence-embedding model for the semantic rows: e5, use, minilm, 'none', or "
+    "'default' (the hub's, as CATTC_SEMANTIC chooses).",
+)
+@click.option(
+    "--ablate-lexicon",
+    is_flag=True,
+    help="Also run the semantic matcher without the concept lexicon.",
 )
 @click.option("--now", default=None, metavar="DATE", help="Judge expiry at this date (YYYY-MM-DD).")
 @json_option
@@ -63,7 +78,9 @@ def eval_cmd(
     listings: Path,
     pairs: Path,
     extra: tuple[tuple[Path, Path], ...],
-    model: str | None,
+    base: Path | None,
+    model: str,
+    ablate_lexicon: bool,
     now: str | None,
     as_json: bool,
 ) -> None:
@@ -73,15 +90,24 @@ def eval_cmd(
     plain BM25 baseline, and the number of top-10 entries that break a hard constraint.
     """
     # numpy, scipy and bm25s load here, not when every other cattc command starts.
-    from node.matching.evaluate import evaluate, load_records
-    from node.matching.semantic import EncoderUnavailable, load_encoder
+    from node.matching.evaluate import combine, evaluate, load_records
+    from node.matching.semantic import (
+        CachedEncoder,
+        EncoderUnavailable,
+        load_default,
+        load_encoder,
+    )
 
-    encoder: Encoder | None = None
-    if model:
+    encoder: CachedEncoder | None = None
+    if model == "default":
+        encoder, status = load_default()
+        if encoder is None:
+            click.echo(f"semantic rows skipped: {status.reason}", err=True)
+    elif model.lower() != "none":
         try:
             encoder = load_encoder(model)
         except EncoderUnavailable as exc:
-            fail(f"{exc}; install the 'semantic' extra or run without --semantic")
+            fail(f"{exc}; run with --semantic none for the lexical matcher only")
     now_ms: int | None = None
     if now:
         try:
@@ -89,13 +115,19 @@ def eval_cmd(
         except ValueError:
             fail(f"--now {now!r} is not a date; use YYYY-MM-DD")
     reports: list[SetReport] = []
+    options: dict[str, Any] = {
+        "encoder": encoder,
+        "now_ms": now_ms,
+        "ablate_lexicon": ablate_lexicon,
+    }
     try:
-        base = load_records(listings)
-        reports.append(evaluate(listings, pairs, encoder=encoder, now_ms=now_ms))
+        reused = load_records(base or listings)
+        first_base = reused if base is not None else None
+        reports.append(evaluate(listings, pairs, base=first_base, **options))
         for extra_listings, extra_pairs in extra:
-            reports.append(
-                evaluate(extra_listings, extra_pairs, encoder=encoder, base=base, now_ms=now_ms)
-            )
+            reports.append(evaluate(extra_listings, extra_pairs, base=reused, **options))
     except (ValueError, KeyError) as exc:
         fail(f"cannot evaluate: {exc}; check the listings and pairs files")
+    if len(reports) > 1:
+        reports.append(combine(reports))
     emit(as_json, [r.to_json() for r in reports], _render)

@@ -4,10 +4,14 @@ A set is a listings file (JSONL, the sample format of ../shared/data) and a pair
 (CSV ``request_id,offer_id,relevance``, relevance 2 strong, 1 partial). The hub is taken
 to hold every non-private listing with all its fields. Metrics are over the requests that
 have at least one pair, with every unexpired offer as a candidate; nDCG uses the
-relevance as gain (2 or 1) with the usual log2 discount. The baseline is BM25 (bm25s)
-over the same text, title in every language + summary + keywords + need, with no codes,
-concepts or constraints. Both systems' top 10 of every live request are also checked
-against the hard constraints (TRL below the minimum, no common partnership, expired).
+relevance as gain (2 or 1) with the usual log2 discount. Systems: ``lexical`` (the
+matcher without a model), ``semantic:<model>`` (the hub's default: the matcher with the
+model), optionally ``semantic:<model>-lexicon`` (the same without the concept lexicon, to
+show whether the lexicon still adds) and the baseline ``bm25`` (bm25s over title in
+every language + summary + keywords + need, with no codes, concepts or constraints).
+Every system's top 10 of every live request is checked against the hard constraints (TRL
+below the minimum, no common partnership, expired). ``combine`` pools several sets into
+one row per system, averaged over all their requests.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.matching.concepts import ConceptLexicon
 from node.matching.matcher import Matcher
 from node.matching.semantic import Encoder
 from protocol.listing import normalize_record
@@ -39,6 +44,7 @@ class SystemResult:
     recall: float
     violations: int
     per_request: dict[str, float] = field(default_factory=dict)
+    recall_per_request: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,21 +144,58 @@ def _score(
     now_ms: int,
 ) -> SystemResult:
     per = {rid: ndcg_at(rankings.get(rid, []), rel) for rid, rel in pairs.items()}
-    recall = [recall_at(rankings.get(rid, []), rel) for rid, rel in pairs.items()]
+    recall = {rid: recall_at(rankings.get(rid, []), rel) for rid, rel in pairs.items()}
     bad = sum(
         violates(records[rid], records[oid], now_ms)
         for rid, ranked in rankings.items()
         for oid in ranked[:K]
     )
     n = max(len(pairs), 1)
-    return SystemResult(name, sum(per.values()) / n, sum(recall) / n, bad, per)
+    return SystemResult(name, sum(per.values()) / n, sum(recall.values()) / n, bad, per, recall)
+
+
+def combine(reports: Sequence[SetReport], name: str = "all") -> SetReport:
+    """Several sets as one: each system's metrics averaged over all their requests."""
+    systems: dict[str, list[SystemResult]] = {}
+    for report in reports:
+        for result in report.results:
+            systems.setdefault(result.system, []).append(result)
+    results = []
+    for system, parts in systems.items():
+        ndcg = {f"{i}:{k}": v for i, p in enumerate(parts) for k, v in p.per_request.items()}
+        recall = {
+            f"{i}:{k}": v for i, p in enumerate(parts) for k, v in p.recall_per_request.items()
+        }
+        n = max(len(ndcg), 1)
+        results.append(
+            SystemResult(
+                system,
+                sum(ndcg.values()) / n,
+                sum(recall.values()) / n,
+                sum(p.violations for p in parts),
+                ndcg,
+                recall,
+            )
+        )
+    return SetReport(
+        name=name,
+        requests=sum(r.requests for r in reports),
+        pairs=sum(r.pairs for r in reports),
+        offers=max((r.offers for r in reports), default=0),
+        results=tuple(results),
+    )
 
 
 def matcher_rankings(
-    records: Mapping[str, Mapping[str, Any]], now_ms: int, encoder: Encoder | None = None
+    records: Mapping[str, Mapping[str, Any]],
+    now_ms: int,
+    encoder: Encoder | None = None,
+    *,
+    lexicon: bool = True,
 ) -> dict[str, list[str]]:
-    """Offer ids ranked by the matcher for every live request."""
-    matcher = Matcher(now_ms, encoder=encoder)
+    """Offer ids ranked by the matcher for every live request (``lexicon=False``: with an
+    empty concept lexicon)."""
+    matcher = Matcher(now_ms, encoder=encoder, lexicon=None if lexicon else ConceptLexicon({}))
     matcher.upsert_many(
         (str(r["owner"]), hub_view(r)) for r in records.values() if r.get("visibility") != "private"
     )
@@ -191,11 +234,13 @@ def evaluate(
     base: Mapping[str, dict[str, Any]] | None = None,
     now_ms: int | None = None,
     name: str | None = None,
+    ablate_lexicon: bool = False,
 ) -> SetReport:
-    """Evaluate the matcher (lexical, and semantic when ``encoder`` is given) and BM25 on
-    one set. ``base``: listings of another set that this one may reuse by id without
-    repeating them: its offers and experts join the candidates, and the listings the pairs
-    name are taken from it when this set lacks them."""
+    """Evaluate the matcher (lexical, and semantic when ``encoder`` is given, also without
+    the concept lexicon when ``ablate_lexicon``) and BM25 on one set. ``base``: listings
+    of another set that this one may reuse by id without repeating them: its offers and
+    experts join the candidates, and the listings the pairs name are taken from it when
+    this set lacks them."""
     records = load_records(Path(listings_path))
     pairs = load_pairs(Path(pairs_path))
     if base:
@@ -210,10 +255,14 @@ def evaluate(
     if missing:
         raise ValueError(f"pairs name listings not in the set: {', '.join(missing[:5])}")
     now = reference_now(records) if now_ms is None else now_ms
-    results = [_score("matcher", matcher_rankings(records, now), pairs, records, now)]
+    results = [_score("lexical", matcher_rankings(records, now), pairs, records, now)]
     if encoder is not None:
+        label = f"semantic:{encoder.name}"
         ranked = matcher_rankings(records, now, encoder)
-        results.append(_score(f"matcher+{encoder.name}", ranked, pairs, records, now))
+        results.append(_score(label, ranked, pairs, records, now))
+        if ablate_lexicon:
+            ranked = matcher_rankings(records, now, encoder, lexicon=False)
+            results.append(_score(f"{label}-lexicon", ranked, pairs, records, now))
     results.append(_score("bm25", bm25_rankings(records, now), pairs, records, now))
     offers = sum(
         1 for r in records.values() if r["category"] == "tech_offer" and r["expires"] > now

@@ -2,7 +2,11 @@
 
 DESIGN 9 asks that every match explain itself: besides the score, a ``Match`` carries its
 named components, the terms and concepts both sides use, and the taxonomy codes they
-share, computed from the two listings' features when the match is made.
+share, computed from the two listings' features when the match is made. The ``semantic``
+component (embedding similarity, which finds a Lao request for an English offer where no
+term is shared) comes with ``semantic_evidence``: the sentence of one side, named by
+``side``, that is closest in meaning to the other listing, and the model that judged it.
+It quotes that side's own text: whoever relays a match applies that side's relay rule.
 """
 
 from __future__ import annotations
@@ -20,6 +24,25 @@ _ISIC_SECTIONS = "ABCDEFGHIJKLMNOPQRSTU"
 
 
 @dataclass(frozen=True)
+class SemanticEvidence:
+    """The sentence of the ``side`` listing ("request" or "candidate") nearest in meaning
+    to the other listing, with its cosine under ``model``."""
+
+    side: str
+    sentence: str
+    similarity: float
+    model: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "side": self.side,
+            "sentence": self.sentence,
+            "similarity": self.similarity,
+            "model": self.model,
+        }
+
+
+@dataclass(frozen=True)
 class Match:
     """One request matched with one candidate (a technology offer or an expert)."""
 
@@ -32,6 +55,7 @@ class Match:
     shared_concepts: tuple[str, ...] = ()
     shared_codes: tuple[str, ...] = ()
     candidate_title: str = ""
+    semantic_evidence: SemanticEvidence | None = None
 
     def explanation(self) -> str:
         """One paragraph: the score, how it is made up, and what the two sides share."""
@@ -52,6 +76,12 @@ class Match:
             parts.append("shared concepts: " + ", ".join(self.shared_concepts))
         if self.shared_codes:
             parts.append("shared codes: " + ", ".join(self.shared_codes))
+        if self.semantic_evidence is not None:
+            ev = self.semantic_evidence
+            parts.append(
+                f"closest in meaning ({ev.model}, {ev.side} side, {ev.similarity:.2f}): "
+                f'"{ev.sentence}"'
+            )
         return "; ".join(parts)
 
     def to_json(self) -> dict[str, object]:
@@ -65,6 +95,9 @@ class Match:
             "shared_concepts": list(self.shared_concepts),
             "shared_codes": list(self.shared_codes),
             "candidate_title": self.candidate_title,
+            "semantic_evidence": (
+                None if self.semantic_evidence is None else self.semantic_evidence.to_json()
+            ),
         }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,16 +25,25 @@ from node.matching.concepts import ConceptLexicon, default_lexicon
 from node.matching.features import CANDIDATE_KINDS, Features, Ref, extract
 from node.matching.index import FloatArray, IntArray, Vocabulary
 from node.matching.ivf import shortlist_top
-from node.matching.match import Match, shared_codes, shared_concepts, shared_terms
+from node.matching.match import (
+    Match,
+    SemanticEvidence,
+    shared_codes,
+    shared_concepts,
+    shared_terms,
+)
 from node.matching.scoring import Scored
-from node.matching.semantic import Encoder
-from node.matching.store import SPACES, KindStore, NodeBits
+from node.matching.semantic import Encoder, SemanticStatus, load_default
+from node.matching.store import SEMANTIC_SCALE, SPACES, KindStore, NodeBits
+from node.matching.text import sentences
 
 logger = logging.getLogger(__name__)
 
 EXACT_PAIRS = 4_000_000
 TABLE_MARGIN = 10
 COMPACT_DEAD = 0.3
+DEFAULT = "default"
+EVIDENCE_SENTENCES = 3  # sentences of a listing weighed as the semantic evidence
 
 
 class _Table:
@@ -59,31 +69,49 @@ class Matcher:
     """Match technology requests with offers and experts (DESIGN 9).
 
     ``now_ms`` fixes the time that expiry is judged against; None means the wall clock at
-    each call. ``encoder`` adds the semantic component (see ``node.matching.semantic``);
-    without it the matcher is purely lexical. Top lists are computed exactly while
-    requests x candidates stays under ``exact_pairs``, and by a shortlist beyond (``ivf``).
+    each call. ``encoder`` adds the semantic component (see ``node.matching.semantic``):
+    ``"default"`` loads the installed multilingual model (``semantic.load_default``), an
+    Encoder is used as given, None keeps the matcher lexical. ``semantic`` tells which
+    (enabled, model, and the reason when it is off: /hub/status shows it). Top lists are
+    computed exactly while requests x candidates stays under ``exact_pairs``, and by a
+    shortlist beyond (``ivf``).
     """
 
     def __init__(
         self,
         now_ms: int | None = None,
         *,
-        encoder: Encoder | None = None,
+        encoder: Encoder | str | None = None,
         lexicon: ConceptLexicon | None = None,
         exact_pairs: int = EXACT_PAIRS,
     ) -> None:
         self._now_ms = now_ms
-        self.encoder = encoder
+        self.encoder: Encoder | None
+        self.semantic: SemanticStatus
+        if encoder == DEFAULT:
+            self.encoder, self.semantic = load_default()
+        elif isinstance(encoder, str):
+            raise ValueError(f"encoder {encoder!r}: pass an Encoder, None or {DEFAULT!r}")
+        elif encoder is None:
+            self.encoder = None
+            self.semantic = SemanticStatus(False, None, "no sentence-embedding model configured")
+        else:
+            self.encoder = encoder
+            self.semantic = SemanticStatus(True, encoder.name, None)
+        zero, span = getattr(self.encoder, "scale", SEMANTIC_SCALE)
+        self._sem_scale = (float(zero), float(span))
         self.lexicon = lexicon or default_lexicon()
         self.exact_pairs = exact_pairs
         self.vocabs = {space: Vocabulary() for space in SPACES}
         self._nodes = NodeBits()
-        self.stores = {
-            kind: KindStore(kind, self.vocabs, self._nodes)
-            for kind in ("request", *CANDIDATE_KINDS)
-        }
+        self.stores = {kind: self._store(kind) for kind in ("request", *CANDIDATE_KINDS)}
         self._kind_of: dict[Ref, str] = {}
         self._tables: dict[str, _Table] = {}
+
+    def _store(self, kind: str) -> KindStore:
+        store = KindStore(kind, self.vocabs, self._nodes)
+        store.sem_scale = self._sem_scale
+        return store
 
     # --- time and size -------------------------------------------------------------------
     def now(self) -> int:
@@ -198,7 +226,7 @@ class Matcher:
         """Rebuild the stores without dead slots (and drop cached top lists)."""
         old = self.stores
         self.vocabs = {space: Vocabulary() for space in SPACES}
-        self.stores = {kind: KindStore(kind, self.vocabs, self._nodes) for kind in old}
+        self.stores = {kind: self._store(kind) for kind in old}
         for kind, store in old.items():
             for slot, feats in enumerate(store.features):
                 if feats is None:
@@ -243,6 +271,44 @@ class Matcher:
                 out.append(self._match(slot, other_kind, other_slot, value, scored, idx))
             else:
                 out.append(self._match(other_slot, kind, slot, value, scored, idx))
+        if vector is not None and out:
+            counterparts = [
+                self._vector(m.candidate if kind == "request" else m.request) for m in out
+            ]
+            out = self._with_evidence(feats, kind, out, counterparts)
+        return out
+
+    def _vector(self, ref: Ref) -> FloatArray | None:
+        store = self.stores[self._kind_of[ref]]
+        slot = store.slot_of[ref]
+        if store.dense is None or not store.has_dense.view[slot]:
+            return None
+        out: FloatArray = store.dense.view[slot].astype(np.float32)
+        return out
+
+    def _with_evidence(
+        self, feats: Features, kind: str, matches: list[Match], others: list[FloatArray | None]
+    ) -> list[Match]:
+        """Name, for each match, the sentence of ``feats`` nearest in meaning to the other
+        listing (its sentences are encoded once, in one batch, and cached)."""
+        assert self.encoder is not None
+        lines = [s.strip() for line in feats.text.splitlines() for s in sentences(line)]
+        picked = [s for s in dict.fromkeys(lines) if len(s) > 3][:EVIDENCE_SENTENCES]
+        if not picked:
+            return matches
+        vectors = self.encoder.encode(picked)
+        side = "request" if kind == "request" else "candidate"
+        out = []
+        for match, other in zip(matches, others, strict=True):
+            if other is None or "semantic" not in match.components:
+                out.append(match)
+                continue
+            sims = vectors @ other
+            best = int(np.argmax(sims))
+            evidence = SemanticEvidence(
+                side, picked[best], round(float(sims[best]), 4), self.encoder.name
+            )
+            out.append(replace(match, semantic_evidence=evidence))
         return out
 
     def top_matches(

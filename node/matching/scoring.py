@@ -36,8 +36,6 @@ RELEVANCE_WEIGHTS: dict[str, float] = {
 FIT_COMPONENTS = ("trl", "partnership", "target")
 FIT_FLOOR = 0.8
 FIT_NEUTRAL = 0.5
-# Sentence-embedding cosines of unrelated listings sit around 0.1: rescale to [0, 1].
-SEMANTIC_ZERO, SEMANTIC_SPAN = 0.10, 0.60
 
 Floats = npt.NDArray[np.float32]
 Bools = npt.NDArray[np.bool_]
@@ -85,8 +83,7 @@ def score_pairs(
     comps["ngrams"] = (sims["ngrams"], everywhere)
     if semantic is not None:
         present = rs.has_dense.view[ri] & cs.has_dense.view[ci]
-        value = np.clip((semantic - SEMANTIC_ZERO) / SEMANTIC_SPAN, 0.0, 1.0).astype(np.float32)
-        comps["semantic"] = (value, present)
+        comps["semantic"] = (semantic_value(semantic, rs.sem_scale), present)
     # One listing against many (the usual incremental case): keep its side as one row.
     r_rows = ri[:1] if n and (ri == ri[0]).all() else ri
     c_rows = ci[:1] if n and (ci == ci[0]).all() else ci
@@ -124,6 +121,7 @@ def score_bounds(
     semantic: Floats | None,
     dense_present: Bools | None,
     concepts_present: Bools,
+    sem_scale: tuple[float, float] = (0.10, 0.60),
 ) -> tuple[Floats, Floats]:
     """Lower and upper bounds of each pair's score from its text similarities alone, the
     taxonomy and fit components being unknown: they are all in [0, 1], may be absent, and
@@ -134,13 +132,20 @@ def score_bounds(
     known = known + np.where(concepts_present, w["concepts"] * sims["concepts"], 0.0)
     total = total + np.where(concepts_present, w["concepts"], 0.0)
     if semantic is not None and dense_present is not None:
-        value = np.clip((semantic - SEMANTIC_ZERO) / SEMANTIC_SPAN, 0.0, 1.0)
+        value = semantic_value(semantic, sem_scale)
         known = known + np.where(dense_present, w["semantic"] * value, 0.0)
         total = total + np.where(dense_present, w["semantic"], 0.0)
     codes = w["ipc"] + w["isic"] + w["sector"]
     lower: Floats = (FIT_FLOOR * known / (total + codes)).astype(np.float32)
     upper: Floats = ((known + codes) / (total + codes) + 1e-5).astype(np.float32)
     return lower, upper
+
+
+def semantic_value(cosine: Floats, scale: tuple[float, float]) -> Floats:
+    """An embedding cosine mapped to [0, 1] with the encoder's (zero, span)."""
+    zero, span = scale
+    out: Floats = np.clip((cosine - zero) / span, 0.0, 1.0).astype(np.float32)
+    return out
 
 
 def fit_components(

