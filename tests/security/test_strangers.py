@@ -17,14 +17,16 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from node.runtime import open_runtime
 from node.services.directory import Member, keys_from_identity
+from node.web.server import GuardedSite, bind
 from protocol.b64 import b64url_encode
 from protocol.request_sig import RequestSignature
 from tests.e2e.test_processes import Proc, serve, stop
@@ -230,3 +232,69 @@ async def flood_and_measure(hub: Proc, key: str) -> None:
     assert set(forged) == {"408", "503"} and forged.total() == CONNECTIONS // 3, forged
     assert admitted <= forged["408"] <= 3 * admitted, forged
     assert dropped and stalled and max(stalled) < 0.1
+
+
+async def serve_guarded(max_connections: int, header_timeout_s: float) -> tuple[web.AppRunner, int]:
+    """A small app behind ``GuardedSite``, as ``cattc serve`` runs a node."""
+
+    async def hello(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/healthz", hello)
+    runner = web.AppRunner(app, keepalive_timeout=header_timeout_s)
+    await runner.setup()
+    sock = bind("127.0.0.1", 0)
+    await GuardedSite(runner, sock, max_connections).start()
+    return runner, int(sock.getsockname()[1])
+
+
+async def get_healthz(port: int) -> str:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    try:
+        return (await reader.read()).decode()
+    finally:
+        writer.close()
+
+
+async def test_connections_over_the_cap_get_503_at_once() -> None:
+    runner, port = await serve_guarded(max_connections=3, header_timeout_s=30)
+    idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+    try:
+        answer = await asyncio.wait_for(get_healthz(port), 5)
+        assert answer.startswith("HTTP/1.1 503") and '"server_busy"' in answer, answer
+        _, writer = idle.pop()
+        writer.close()
+        await writer.wait_closed()
+
+        async def served() -> bool:
+            return (await get_healthz(port)).startswith("HTTP/1.1 200")
+
+        assert await poll_async_result(served, 5), "a freed place was not given to a new caller"
+    finally:
+        for _, writer in idle:
+            writer.close()
+        await runner.cleanup()
+
+
+async def test_a_request_head_that_never_ends_is_cut_off() -> None:
+    runner, port = await serve_guarded(max_connections=10, header_timeout_s=0.5)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and no blank line, ever
+        started = time.monotonic()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+        assert time.monotonic() - started < 3
+        writer.close()
+    finally:
+        await runner.cleanup()
+
+
+async def poll_async_result(check: Callable[[], Awaitable[bool]], deadline_s: float) -> bool:
+    end = time.monotonic() + deadline_s
+    while not await check():
+        if time.monotonic() > end:
+            return False
+        await asyncio.sleep(0.02)
+    return True
