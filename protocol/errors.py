@@ -42,6 +42,9 @@ class ErrorCode(StrEnum):
     BAD_CURSOR = "bad_cursor"
     CURSOR_EXPIRED = "cursor_expired_resync"
     CURSOR_MISMATCH = "cursor_mismatch"
+    # an object no feed page could carry (refused where it is made), a page over the limit
+    OBJECT_TOO_LARGE = "object_too_large"
+    PAGE_TOO_LARGE = "page_too_large"
     # signed objects (what a reader quarantines, and why)
     SIGNATURE_INVALID = "signature_invalid"
     SCHEMA_INVALID = "schema_invalid"
@@ -87,6 +90,8 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.BAD_CURSOR: HTTPStatus.BAD_REQUEST,
     ErrorCode.CURSOR_EXPIRED: HTTPStatus.GONE,
     ErrorCode.CURSOR_MISMATCH: HTTPStatus.BAD_REQUEST,
+    ErrorCode.OBJECT_TOO_LARGE: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    ErrorCode.PAGE_TOO_LARGE: HTTPStatus.BAD_GATEWAY,
     ErrorCode.SIGNATURE_INVALID: HTTPStatus.BAD_REQUEST,
     ErrorCode.SCHEMA_INVALID: HTTPStatus.UNPROCESSABLE_ENTITY,
     ErrorCode.ISSUER_MISMATCH: HTTPStatus.BAD_REQUEST,

@@ -78,12 +78,19 @@ def merge_fetched(
             out.refused.append(f"{name} is known with another key; kept the known one")
             continue
         shortened, refused = _shorten(held, info)
+        if not refused and _meaning(held) != _meaning(info):
+            out.keys[name] = dict(info)  # no longer-lived than the known entry: as said
+            shortened = True
         if shortened:
             out.shortened.append(name)
         out.refused.extend(
             f"{name}: a later {bound} than the known one is not taken" for bound in refused
         )
     return out
+
+
+def _meaning(info: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in info.items() if v is not None}
 
 
 def _shorten(held: dict[str, Any], info: Mapping[str, Any]) -> tuple[bool, list[str]]:
@@ -124,7 +131,8 @@ def merge_operator(
             )
             continue
         if held is not None and held.get("key") == info.get("key") and source != OPERATOR:
-            _shorten(keys[name], info)  # the URL may retire a key, not revive it
+            if not _shorten(keys[name], info)[1]:  # the URL may retire a key, not revive it
+                keys[name] = dict(info)
             continue
         keys[name] = dict(info)
         if held is None or held.get("key") != info.get("key"):

@@ -92,6 +92,7 @@ def test_directory_add_update_suspend_show(
         "keys": {"ed25519:1": {"key": TH_KEY}},
         "groups": ["asean", "no_mou"],
         "status": "active",
+        "key_sources": {"ed25519:1": "operator"},  # where each key came from: --key
     }
 
     assert ok("directory", d, "suspend", "th") == "suspended th; directory version 3\n"
