@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.matching.codes import isic_section_of_division
+from node.services.views import public_view
+from policies.compiled import CompiledPolicy
+from policies.evaluate import evaluate, relay_view
+from policies.model import Audience, Relay
 from protocol import PROTOCOL_VERSION
+from protocol.hub_objects import MatchNotice, build
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _UNSPACED = re.compile(
@@ -60,6 +65,49 @@ class Knowable:
 
     def sources(self) -> list[Mapping[str, Any]]:
         return [*self.views, *([self.relayed] if self.relayed is not None else [])]
+
+
+def held_knowable(summary: Mapping[str, Any], recipient: Audience) -> Knowable:
+    """What ``recipient`` may know of a member's listing, from the summary the hub holds:
+    its public view and its relay. The hub does not hold the owner's rules for other
+    audiences, so the owner's own view for the recipient cannot be counted here."""
+    listing = summary["listing"]
+    public = listing.get("public_view")
+    views: tuple[Mapping[str, Any], ...] = (
+        (public["fields"],) if isinstance(public, Mapping) else ()
+    )
+    relay = summary.get("policy", {}).get("relay")
+    relayed = None
+    if relay:
+        rule = Relay(tuple(relay.get("to", ())), tuple(relay.get("fields", ())))
+        relayed = relay_view(listing["fields"], rule, recipient)
+    return Knowable(relayed, views)
+
+
+def own_knowable(
+    record: Mapping[str, Any],
+    recipient: Audience,
+    me: Audience,
+    compiled: CompiledPolicy,
+    now_ms: int,
+) -> Knowable:
+    """What ``recipient`` may know of one of the hub's own listings (``record``): the
+    hub's view for it and for the public, and what the hub's rule for itself (``me``)
+    relays, exactly as a member's listing would be judged."""
+    views = tuple(
+        view["fields"]
+        for view in (
+            evaluate(record, recipient, compiled, now_ms).view,
+            public_view(record, compiled, now_ms),
+        )
+        if view is not None
+    )
+    mine = evaluate(record, me, compiled, now_ms)
+    relayed = None
+    if mine.view is not None and mine.rule_index is not None:
+        rule = compiled.policy.rules[mine.rule_index - 1]
+        relayed = relay_view(mine.view["fields"], rule.relay, recipient)
+    return Knowable(relayed, views)
 
 
 def words(value: Any) -> set[str]:
@@ -181,29 +229,31 @@ def match_notice(
     shared_codes: Sequence[str],
     knowable: Knowable,
 ) -> dict[str, Any] | None:
-    """The unsigned match notice for ``reader``, or None when it may not be told of the
-    counterpart at all. ``where`` names the owner's country (the counterpart's descriptor)."""
+    """The unsigned match notice for ``reader`` (checked against the protocol's
+    ``MatchNotice``), or None when it may not be told of the counterpart at all. ``where``
+    names the owner's country (the counterpart's descriptor)."""
     if not knowable.named:
         return None
     vocab = Vocabulary.of(knowable)
-    return {
-        "type": "match_notice",
-        "v": PROTOCOL_VERSION,
-        "issuer": issuer,
-        "ts": now_ms,
-        "audience": reader,
-        "own_listing": {"id": own_id, "role": role},
-        "counterpart": {
+    return build(
+        MatchNotice,
+        type="match_notice",
+        v=PROTOCOL_VERSION,
+        issuer=issuer,
+        ts=now_ms,
+        audience=reader,
+        own_listing={"id": own_id, "role": role},
+        counterpart={
             "owner": counterpart[0],
             "listing_id": counterpart[1],
             "kind": kind,
             "descriptor": f"a listing held by the center of {where}",
             "fields": dict(knowable.relayed or {}),
         },
-        "score": round(float(score), 4),
-        "explanation": {
+        score=round(float(score), 4),
+        explanation={
             "components": {k: round(float(v), 4) for k, v in components.items()},
             "shared_terms": [t for t in shared_terms if vocab.term(t)],
             "shared_codes": [c for c in shared_codes if vocab.code(c)],
         },
-    }
+    )

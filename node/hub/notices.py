@@ -21,14 +21,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.hub.notice_content import Knowable, match_notice
+from node.hub.notice_content import Knowable, held_knowable, match_notice, own_knowable
 from node.services.audiences import Membership, audience_of, membership
 from node.services.feed import post_to_outbox
-from node.services.views import public_view
 from node.storage.models import ListingRow, NoticeSentRow, RemoteListingRow
 from policies.compiled import CompiledPolicy
-from policies.evaluate import evaluate, relay_view
-from policies.model import Audience, Relay
+from policies.evaluate import evaluate
 from protocol.countries import COUNTRY_NAMES
 from protocol.signing import sign_object
 
@@ -222,46 +220,17 @@ class MatchingService:
     ) -> Knowable:
         """What ``reader`` may know of the listing ``other``: the views its owner gives it
         or the public, and what the owner's relay rule lets the hub pass on to it."""
+        rt = self.rt
         recipient = audience_of(reader, compiled.policy, ms)
-        if other[0] == self.rt.node_id:
-            return self._own_knowable(recipient, other[1], ms, compiled, now)
-        with Session(self.rt.engine) as session:
+        if other[0] == rt.node_id:
+            me = audience_of(rt.node_id, compiled.policy, ms)
+            record = rt.listings.get(other[1]).record
+            return own_knowable(record, recipient, me, compiled, now)
+        with Session(rt.engine) as session:
             row = session.get(RemoteListingRow, other)
             if row is None:
                 return Knowable()
-            held = json.loads(row.signed_bytes)
-        listing = held["listing"]
-        public = listing.get("public_view")
-        views: tuple[dict[str, Any], ...] = (public["fields"],) if isinstance(public, dict) else ()
-        relay = held["policy"].get("relay")
-        relayed = None
-        if relay:
-            rule = Relay(tuple(relay.get("to", ())), tuple(relay.get("fields", ())))
-            relayed = relay_view(listing["fields"], rule, recipient)
-        return Knowable(relayed, views)
-
-    def _own_knowable(
-        self, recipient: Audience, lid: str, ms: Membership, compiled: CompiledPolicy, now: int
-    ) -> Knowable:
-        """The hub owns the listing: its policy says what the reader sees and what the
-        public sees, and its rule for itself says what it relays, as a member's would."""
-        rt = self.rt
-        record = rt.listings.get(lid).record
-        views = tuple(
-            view["fields"]
-            for view in (
-                evaluate(record, recipient, compiled, now).view,
-                public_view(record, compiled, now),
-            )
-            if view is not None
-        )
-        me = audience_of(rt.node_id, compiled.policy, ms)
-        rule = compiled.lookup(me, record["category"])
-        mine = evaluate(record, me, compiled, now).view
-        relayed = None
-        if rule is not None and mine is not None:
-            relayed = relay_view(mine["fields"], rule.rule.relay, recipient)
-        return Knowable(relayed, views)
+            return held_knowable(json.loads(row.signed_bytes), recipient)
 
     def notice(
         self,
