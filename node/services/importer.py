@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,11 +299,6 @@ def read_csv_lines(lines: BoundedLines) -> Iterator[tuple[int, Any]]:
             yield lines.number, exc
 
 
-def read_csv_text(text: str) -> Iterator[tuple[int, Any]]:
-    """Records of CSV held in a string (small inputs, tests)."""
-    yield from read_csv_lines(BoundedLines(io.StringIO(text, newline=""), raise_long=True))
-
-
 # -- files ---------------------------------------------------------------------------------
 def check_suffix(path: Path) -> None:
     if path.suffix.lower() not in SUFFIXES:
@@ -327,8 +321,3 @@ def read_records(path: Path, encoding: str | None = None) -> Iterator[tuple[int,
     else:
         with path.open(encoding=name) as fh:
             yield from read_jsonl_lines(BoundedLines(fh))
-
-
-def count_lines(path: Path) -> int:
-    with path.open("rb") as fh:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(_SCAN_CHUNK), b""))
