@@ -18,11 +18,12 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from node.hub.notice_content import Knowable, held_knowable, own_knowable
 from node.services.audiences import audience_of, membership
 from node.services.errors import NotFound, SchemaInvalid, ServiceError
 from node.storage.models import EoiRow, NoticeSentRow, OutboxRow, RemoteListingRow
-from policies.evaluate import evaluate, relay_applies
-from policies.model import Audience, Relay
+from policies.compiled import CompiledPolicy
+from policies.model import Audience
 from protocol.eoi import BODY_MAX_BYTES
 from protocol.errors import ErrorCode
 from protocol.safe_json import JsonInputError, loads
@@ -129,59 +130,55 @@ def dropped_by_sender(session: Session) -> dict[str, int]:
 
 # -- could the sender have known of the listing? --------------------------------------
 def may_know(rt: NodeRuntime, sender: str, owner: str, listing_id: str) -> bool:
-    """True if ``sender`` could know ``owner``'s ``listing_id`` from what it was given:
-    a view the owner's policy lets it have (a public listing, the hub's own feed to it,
-    or a relay rule that lets the hub tell it), or a match notice from the hub naming it.
-    The hub itself knows all it holds."""
+    """True if ``sender`` could know ``owner``'s ``listing_id`` from what it was given,
+    by the rule match notices follow (``node.hub.notice_content``): the owner's public
+    view, its relay rule naming the sender, or (for the hub's own listings) the hub's
+    view for the sender; or a match notice from the hub that named the listing. The hub
+    itself knows all it holds."""
     now = rt.clock()
     _, compiled = rt.policy.compiled()
-    recipient = audience_of(sender, compiled.policy, membership(rt.engine))
+    ms = membership(rt.engine)
+    recipient = audience_of(sender, compiled.policy, ms)
     if owner == rt.node_id:
-        known = _own_listing_visible(rt, recipient, listing_id, compiled, now)
+        me = audience_of(rt.node_id, compiled.policy, ms)
+        known = _own_listing_known(rt, recipient, me, listing_id, compiled, now)
     else:
-        known = _held_listing_visible(rt, recipient, owner, listing_id, now)
+        known = _held_listing_known(rt, recipient, owner, listing_id, now)
     return known or _named_in_a_notice(rt, sender, owner, listing_id)
 
 
-def _own_listing_visible(
-    rt: NodeRuntime, recipient: Audience, listing_id: str, compiled: Any, now: int
+def _known(k: Knowable) -> bool:
+    return bool(k.views) or k.relayed is not None
+
+
+def _own_listing_known(
+    rt: NodeRuntime,
+    recipient: Audience,
+    me: Audience,
+    listing_id: str,
+    compiled: CompiledPolicy,
+    now: int,
 ) -> bool:
     try:
         stored = rt.listings.get(listing_id)
     except NotFound:
         return False
-    record = stored.record
-    if stored.withdrawn or record.get("expires", 0) <= now:
+    if stored.withdrawn or stored.record.get("expires", 0) <= now:
         return False
-    if recipient.node_id == rt.node_id or record.get("visibility") == "public":
+    if recipient.node_id == rt.node_id:
         return True
-    if evaluate(record, recipient, compiled, now).view is not None:
-        return True  # the hub's own feed gives it to the sender
-    self_audience = audience_of(rt.node_id, compiled.policy, membership(rt.engine))
-    rule = compiled.lookup(self_audience, record["category"])
-    return (
-        rule is not None
-        and rule.rule.relay is not None
-        and relay_applies(rule.rule.relay, recipient)
-        and evaluate(record, self_audience, compiled, now).view is not None
-    )
+    return _known(own_knowable(stored.record, recipient, me, compiled, now))
 
 
-def _held_listing_visible(
+def _held_listing_known(
     rt: NodeRuntime, recipient: Audience, owner: str, listing_id: str, now: int
 ) -> bool:
     with Session(rt.engine) as session:
         row = session.get(RemoteListingRow, (owner, listing_id))
         if row is None or row.expires <= now:
             return False
-        obj = json.loads(row.signed_bytes)
-    if recipient.node_id == rt.node_id or obj["listing"].get("public"):
-        return True
-    relay = obj.get("policy", {}).get("relay")
-    if not relay:
-        return False
-    rule = Relay(tuple(relay.get("to", ())), tuple(relay.get("fields", ())))
-    return relay_applies(rule, recipient)
+        summary = json.loads(row.signed_bytes)
+    return recipient.node_id == rt.node_id or _known(held_knowable(summary, recipient))
 
 
 def _named_in_a_notice(rt: NodeRuntime, sender: str, owner: str, listing_id: str) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from node.services.feed import post_to_outbox
 from node.storage.models import NoticeSentRow
+from policies import default_policy_yaml
 from protocol import PROTOCOL_VERSION
 from protocol.signing import sign_object
 from tests.federation.network import Network, NodeFactory, held_by
@@ -22,12 +23,21 @@ from tests.security.eoi_net import EOI, eoi_network, forwards_for, hub_states, p
 
 # th's sample listings: an offer for the network (relayed by th's rule to mou), a public
 # offer, an expert for the hub alone, a private agreement (never sent to the hub).
+# Without a '*' rule (the default has none) a public listing is shown to no stranger.
 NETWORK_OFFER, PUBLIC_OFFER, EXPERT, PRIVATE = (
     "th-off-0001",
     "th-off-0002",
     "th-exp-0001",
     "th-agr-0001",
 )
+
+
+PUBLIC_OFFERS = """\
+  - audience: "*"
+    category: tech_offer
+    visibility: [public]
+    fields: [title, keywords]
+"""
 
 
 async def send(net: Network, sender: str, owner: str, listing_id: str) -> tuple[str, int, Any]:
@@ -40,6 +50,10 @@ async def send(net: Network, sender: str, owner: str, listing_id: str) -> tuple[
 
 async def test_the_answer_is_the_same_whatever_the_listing(node_factory: NodeFactory) -> None:
     net = await eoi_network(node_factory, hub_listings=True)
+    # th shows its public offers to the public (a '*' rule): anyone may know those.
+    net.nodes["th"].runtime.policy.apply(default_policy_yaml("cn") + PUBLIC_OFFERS, author="t")
+    run = await net.hub.sync.sync_peer("th", force=True)
+    assert run is not None and run.error is None, run
     held = held_by(net.hub, "th")
     assert NETWORK_OFFER in held and EXPERT in held and PRIVATE not in held
     cases = [
@@ -49,7 +63,8 @@ async def test_the_answer_is_the_same_whatever_the_listing(node_factory: NodeFac
         ("vn", "th", "th-off-0999"),  # does not exist anywhere
         ("vn", "zz", "zz-off-0001"),  # no such member
         ("my", "th", NETWORK_OFFER),  # held, but not relayed to no_mou, not public
-        ("my", "th", PUBLIC_OFFER),  # public: anyone may know it
+        ("my", "th", PUBLIC_OFFER),  # th shows it to the public: anyone may know it
+        ("my", "th", "th-req-0001"),  # public, but th shows no request to strangers
         ("vn", "cn", "cn-off-0001"),  # the hub's own, shared with mou by the hub's policy
         ("my", "cn", "cn-off-0001"),  # ... but not with no_mou
         ("vn", "cn", "cn-off-0005"),  # the hub's own private listing
@@ -86,7 +101,7 @@ async def test_the_answer_is_the_same_whatever_the_listing(node_factory: NodeFac
     ):
         metrics = (await resp.text()).splitlines()
     assert 'cattc_member_eoi_dropped{member="vn"} 6.0' in metrics
-    assert 'cattc_member_eoi_dropped{member="my"} 2.0' in metrics
+    assert 'cattc_member_eoi_dropped{member="my"} 3.0' in metrics
 
 
 def _notice(net: Network, reader: str, owner: str, listing_id: str | None) -> dict[str, Any]:
