@@ -49,6 +49,7 @@ from node.services.listings import (
     content_hash,
 )
 from node.services.validation import validate_record
+from node.storage.db import begin_write
 from protocol.listing import Listing, listing_to_wire
 
 BATCH = 1000
@@ -90,6 +91,8 @@ class ImportRun:
             with self._conn.begin():
                 self._seen.create(self._conn)
             self._tx = self._conn.begin() if self.single else None
+            if self._tx is not None:
+                begin_write(self._conn)  # SQLite: nobody inserts what it read as absent
         except BaseException:
             self._conn.close()
             raise
@@ -138,6 +141,7 @@ class ImportRun:
             self._store(conn, chunk)
         else:
             with conn.begin():
+                begin_write(conn)
                 self._store(conn, chunk)
 
     def finish(self) -> ImportReport:

@@ -2,9 +2,15 @@
 
 Also what an operator is told when the database URL is wrong or the database cannot be
 reached (``DatabaseUnavailable``): one sentence with the URL (password hidden) and what to
-do, never a driver's traceback. SQLite waits up to ``SQLITE_BUSY_S`` for a lock another
-process holds (``cattc serve`` and a CLI command on the same data directory), in WAL mode
-so that readers never wait for a writer.
+do, never a driver's traceback.
+
+SQLite and several processes (``cattc serve`` and a CLI command on one data directory):
+WAL, so that readers never wait for a writer; a writer waits up to ``SQLITE_BUSY_S`` for
+another's lock; and a write transaction takes the write lock when it begins
+(``BEGIN IMMEDIATE``: every ``Session.begin()``, and Core code through ``begin_write``),
+so that what it reads before writing cannot change under it. Without that, the driver
+begins only at the first write, and two processes that both read "no such row" both
+insert it: the second fails on its unique key.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, SessionTransaction, SessionTransactionOrigin
 
 logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -51,6 +58,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if backend == "sqlite":
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_S}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        if not event.contains(Session, "after_begin", _write_lock_for_session):
+            event.listen(Session, "after_begin", _write_lock_for_session)
         return engine
     try:
         return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -64,6 +73,25 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def begin_write(conn: Connection) -> None:
+    """On SQLite, take the write lock for the transaction ``conn`` just began, before it
+    reads anything (waiting up to ``SQLITE_BUSY_S`` for another writer). A no-op on
+    PostgreSQL, and once the transaction has run a statement."""
+    if conn.dialect.name != "sqlite":
+        return
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _write_lock_for_session(
+    _session: Session, transaction: SessionTransaction, connection: Connection
+) -> None:
+    """``with Session(engine) as s, s.begin():`` is a write transaction: lock at once."""
+    if transaction.origin is SessionTransactionOrigin.BEGIN:
+        begin_write(connection)
 
 
 def migrate(engine: Engine) -> None:

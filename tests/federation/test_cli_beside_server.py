@@ -1,35 +1,46 @@
 """The operator's commands beside a running ``cattc serve`` on the same data directory.
 
-The hub is a real ``cattc serve`` process; the member th is a real node in this process,
-reached through a proxy that can hold a feed page, so that a pull by the server is
-certainly in flight when ``cattc sync HUB now`` starts (also a real process). The two
-must never pull the same peer at once: they would apply the same page twice.
+1. ``cattc sync HUB now`` while the server pulls the same peer. The hub is a real
+   ``cattc serve`` process; the member th is a real node in this process, reached through
+   a proxy that holds each pull's first feed page, so that the server's pull is certainly
+   in flight when ``cattc sync`` (a real process too) starts. The two must never pull one
+   peer at once: both applied the same page, and the second tripped over the rows of the
+   first (an IntegrityError traceback on SQLite; on PostgreSQL the CLI said the peer was
+   not a peer). Now the CLI waits for the server's pull, then pulls.
+2. The other writing commands (import, withdraw, policy apply, keys rotate, ...) run
+   while the server itself writes (listings created through its admin API): every
+   command and every request succeeds, none meets a locked database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-from sqlalchemy import func, select
+from click.testing import CliRunner
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from yarl import URL
 
+from node.cli.main import cli
 from node.config import NodeConfig
 from node.runtime import open_runtime
 from node.services.directory import Member, keys_from_identity
 from node.services.setup import init_node
-from node.storage.db import make_engine
-from node.storage.models import RemoteListingRow, SyncRunRow
+from node.storage.db import begin_write, make_engine
+from node.storage.models import RemoteListingRow
 from protocol.b64 import b64url_encode
 from protocol.keys import KeyStore
 from tests.e2e.test_processes import free_port
@@ -42,58 +53,85 @@ from tests.paths import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 DatabaseUrlFactory = Callable[[str], str]
 DEADLINE_S = 30.0
-
-
-def cattc_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CATTC_")}
-    env["CATTC_LOG_LEVEL"] = "WARNING"
-    return env
+HUB_KEY = b64url_encode(KeyStore.generate(0, seed=seed_for("cn")).active.public)
 
 
 async def start_cattc(*args: str | Path, **kwargs: Any) -> asyncio.subprocess.Process:
+    """``cattc ARGS`` as a process, with none of this environment's CATTC_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CATTC_")}
+    env["CATTC_LOG_LEVEL"] = "WARNING"
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "node.cli.main",
         *(str(a) for a in args),
         cwd=PROJECT_ROOT,
-        env=cattc_env(),
+        env=env,
         **kwargs,
     )
 
 
+async def stop(server: asyncio.subprocess.Process) -> None:
+    if server.returncode is None:
+        server.send_signal(signal.SIGINT)
+        await asyncio.wait_for(server.wait(), DEADLINE_S)
+
+
+async def within_deadline(
+    aw: Awaitable[Any], server: asyncio.subprocess.Process, log: Path
+) -> None:
+    """Until ``aw`` is done; fails if the server exits or the deadline passes first."""
+    waiter = asyncio.ensure_future(aw)
+    exited = asyncio.ensure_future(server.wait())
+    done, _ = await asyncio.wait(
+        [waiter, exited], timeout=DEADLINE_S, return_when=asyncio.FIRST_COMPLETED
+    )
+    exited.cancel()
+    if waiter not in done:
+        waiter.cancel()
+        text = log.read_text(encoding="utf-8", errors="replace")
+        pytest.fail(f"gave up after {DEADLINE_S:g} s (server exit {server.returncode}):\n{text}")
+    waiter.result()
+
+
+def assert_clean_log(log: Path) -> None:
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in text and "Error" not in text, text[-3000:]
+
+
+# -- 1. sync now beside the server's pull of the same peer ------------------------------------
+
+
 @dataclass
 class FirstPages:
-    """Holds each pull's first feed page (the one asked for without a cursor) until
-    the test lets it go: the server's first, and a second one if another pull asks."""
+    """Holds each pull's first feed page (the one asked for without a cursor) until the
+    test lets it go: the server's, then a second pull's if one comes while it is held."""
 
-    server_page: asyncio.Event
-    release_server: asyncio.Event
-    other_page: asyncio.Event
-    release_other: asyncio.Event
+    server_page: asyncio.Event = field(default_factory=asyncio.Event)
+    other_page: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
     seen: int = 0
 
     async def __call__(self, target: str, _body: bytes) -> None:
         if URL(target).query.get("after"):
             return
         self.seen += 1
-        if self.seen == 1:
-            self.server_page.set()
-            await self.release_server.wait()
-        else:
-            self.other_page.set()
-            await self.release_other.wait()
-
-
-HUB_PORT = free_port()
-HUB_KEY = b64url_encode(KeyStore.generate(0, seed=seed_for("cn")).active.public)
+        (self.server_page if self.seen == 1 else self.other_page).set()
+        await self.release.wait()
 
 
 @pytest.fixture
-async def th(node_factory: NodeFactory) -> AsyncIterator[tuple[RunningNode, FaultProxy]]:
-    """The member th (the hub, cn, will run at ``HUB_PORT``), behind a proxy."""
+def hub_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+async def th(
+    node_factory: NodeFactory, hub_port: int
+) -> AsyncIterator[tuple[RunningNode, FaultProxy]]:
+    """The member th (its hub, cn, is to run on ``hub_port``), behind a proxy."""
     node = await node_factory(
-        "th", hub_url=f"http://127.0.0.1:{HUB_PORT}", hub_key=HUB_KEY, hub_id="cn"
+        "th", hub_url=f"http://127.0.0.1:{hub_port}", hub_key=HUB_KEY, hub_id="cn"
     )
     load_records(node, sample_records("th"))
     proxy = await FaultProxy(node.url).start()
@@ -103,10 +141,9 @@ async def th(node_factory: NodeFactory) -> AsyncIterator[tuple[RunningNode, Faul
         await proxy.close()
 
 
-def hub_dir(tmp_path: Path, database_url: str, th: RunningNode, th_url: str) -> Path:
+def hub_dir(root: Path, database_url: str, port: int, th: RunningNode, th_url: str) -> Path:
     """The hub's data directory; th is its member, at ``th_url`` (the proxy)."""
-    port = HUB_PORT
-    data_dir = tmp_path / "procs" / "cn"
+    data_dir = root / "cn"
     config = NodeConfig(
         node_id="cn",
         country="CN",
@@ -135,71 +172,63 @@ def hub_dir(tmp_path: Path, database_url: str, th: RunningNode, th_url: str) -> 
     return data_dir
 
 
-def finished_runs(data_dir: Path, database_url: str) -> int:
-    engine = make_engine(database_url)
-    try:
-        with Session(engine) as session:
-            stmt = select(func.count()).where(
-                SyncRunRow.peer == "th", SyncRunRow.finished.is_not(None)
-            )
-            return int(session.scalar(stmt) or 0)
-    finally:
-        engine.dispose()
-
-
-async def poll(check: Callable[[], bool], what: str) -> None:
-    end = time.monotonic() + DEADLINE_S
-    while not await asyncio.to_thread(check):
-        if time.monotonic() > end:
-            pytest.fail(f"gave up after {DEADLINE_S:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
+async def read_stderr(
+    proc: asyncio.subprocess.Process, lines: list[str], waiting: asyncio.Event
+) -> None:
+    assert proc.stderr is not None
+    async for raw in proc.stderr:
+        lines.append(raw.decode(errors="replace").rstrip("\n"))
+        if "already running" in lines[-1]:
+            waiting.set()
 
 
 async def test_sync_now_waits_for_the_servers_pull_of_the_same_peer(
     tmp_path: Path,
     database_url: DatabaseUrlFactory,
+    hub_port: int,
     th: tuple[RunningNode, FaultProxy],
 ) -> None:
     node, proxy = th
     url = database_url("cn")
-    hub = hub_dir(tmp_path, url, node, proxy.url)
-    gate = FirstPages(asyncio.Event(), asyncio.Event(), asyncio.Event(), asyncio.Event())
+    hub = hub_dir(tmp_path / "procs", url, hub_port, node, proxy.url)
+    gate = FirstPages()
     proxy.after_each_page(gate)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         server = await start_cattc("serve", hub, stdout=out, stderr=out)
     try:
-        await wait_or_exit(gate.server_page.wait(), server, log, "the server's first pull")
-        cli = await start_cattc(
+        await within_deadline(gate.server_page.wait(), server, log)
+        cli_proc = await start_cattc(
             "sync", hub, "now", "--peer", "th", "--json",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        stderr_lines: list[str] = []
+        stderr: list[str] = []
         waiting = asyncio.Event()
-        reader = asyncio.create_task(read_lines(cli, stderr_lines, waiting))
-        # Either the CLI says it waits for the server's pull, or (the bug) it pulls too;
-        # then both go on at once: two first pulls of th used to insert the same rows.
-        await first_of(waiting.wait(), gate.other_page.wait(), reader)
-        gate.release_server.set()
-        gate.release_other.set()
-        stdout = await asyncio.wait_for(cli.stdout.read(), DEADLINE_S)  # type: ignore[union-attr]
+        reader = asyncio.ensure_future(read_stderr(cli_proc, stderr, waiting))
+        # The CLI says it waits for the server's pull, or (the bug) it pulls too, or ends.
+        first = [asyncio.ensure_future(e.wait()) for e in (waiting, gate.other_page)]
+        await within_deadline(
+            asyncio.wait([*first, reader], return_when="FIRST_COMPLETED"), server, log
+        )
+        for task in first:
+            task.cancel()
+        gate.release.set()  # both at once, if both hold a page: they used to collide
+        assert cli_proc.stdout is not None
+        stdout = await asyncio.wait_for(cli_proc.stdout.read(), DEADLINE_S)
         await asyncio.wait_for(reader, DEADLINE_S)
-        code = await asyncio.wait_for(cli.wait(), DEADLINE_S)
+        code = await asyncio.wait_for(cli_proc.wait(), DEADLINE_S)
     finally:
-        if server.returncode is None:
-            server.send_signal(signal.SIGINT)
-            await asyncio.wait_for(server.wait(), DEADLINE_S)
-    errors = "\n".join(stderr_lines)
+        await stop(server)
+    errors = "\n".join(stderr)
     assert "Traceback" not in errors, errors
     assert code == 0, errors
-    assert stderr_lines == [
+    assert stderr == [
         "a pull of th is already running in another process (cattc serve?); waiting for it to end"
     ]
     [run] = json.loads(stdout)
     assert run["peer"] == "th" and run["error"] is None, run
-    assert run["applied"] == 0  # the server's pull brought everything already
-    served = log.read_text(encoding="utf-8", errors="replace")
-    assert "Traceback" not in served and "IntegrityError" not in served, served[-3000:]
+    assert run["applied"] == 0  # the server's pull, which it waited for, brought everything
+    assert_clean_log(log)
     engine = make_engine(url)
     try:
         with Session(engine) as session:
@@ -209,40 +238,134 @@ async def test_sync_now_waits_for_the_servers_pull_of_the_same_peer(
     assert held == len(allowed_for(node, "cn"))
 
 
-async def read_lines(
-    proc: asyncio.subprocess.Process, lines: list[str], waiting: asyncio.Event
+# -- 2. the writing commands beside a server that writes ---------------------------------------
+
+
+def new_listing(n: int) -> dict[str, Any]:
+    record = copy.deepcopy(next(r for r in sample_records("th") if r["visibility"] == "public"))
+    for key in ("id", "version", "created", "updated"):
+        record.pop(key)
+    record["title"] = {"en": f"Solar dryer for cassava chips, batch {n}"}
+    return record
+
+
+async def create_listings(url: str, token: str, done: asyncio.Event) -> list[int]:
+    """Create listings through the server's admin API until ``done`` (at least ten)."""
+    statuses: list[int] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as session:
+        while not done.is_set() or len(statuses) < 10:
+            body = new_listing(len(statuses))
+            async with session.post(f"{url}/admin/v1/listings", json=body, headers=headers) as r:
+                statuses.append(r.status)
+    return statuses
+
+
+async def healthy(url: str, server: asyncio.subprocess.Process, log: Path) -> None:
+    async def check() -> None:
+        async with aiohttp.ClientSession() as session:
+            while True:
+                try:
+                    async with session.get(f"{url}/healthz") as resp:
+                        if resp.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+
+    await within_deadline(check(), server, log)
+
+
+def run_commands(
+    data_dir: Path, import_file: Path, policy_file: Path
+) -> list[tuple[str, int, str]]:
+    """The writing commands, and a few reading ones, one after another (in a thread)."""
+    commands = [
+        ["import", data_dir, import_file],
+        ["listings", data_dir, "list", "--json"],
+        ["policy", data_dir, "apply", policy_file, "--author", "test"],
+        ["status", data_dir],
+        ["sync", data_dir, "status"],
+        ["verify", data_dir],
+        ["matches", data_dir],
+        ["eoi", data_dir, "list"],
+        ["keys", data_dir, "rotate"],
+    ]
+    results = []
+    for args in commands:
+        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        results.append((" ".join(map(str, args[:1] + args[2:3])), result.exit_code, result.stderr))
+        if args[0] == "listings":
+            first = json.loads(result.stdout)[0]["id"]
+            result = CliRunner().invoke(
+                cli, ["listings", str(data_dir), "withdraw", first], catch_exceptions=False
+            )
+            results.append(("listings withdraw", result.exit_code, result.stderr))
+    return results
+
+
+async def test_writing_commands_beside_a_server_that_writes(
+    tmp_path: Path, database_url: DatabaseUrlFactory
 ) -> None:
-    assert proc.stderr is not None
-    async for raw in proc.stderr:
-        line = raw.decode(errors="replace").rstrip("\n")
-        lines.append(line)
-        if "already running" in line:
-            waiting.set()
-
-
-async def first_of(*aws: Awaitable[Any]) -> None:
-    """Until the first of ``aws`` is done; the others that this started are cancelled."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    done, pending = await asyncio.wait(
-        tasks, timeout=DEADLINE_S, return_when=asyncio.FIRST_COMPLETED
+    port = free_port()
+    data_dir = tmp_path / "th"
+    config = NodeConfig(node_id="th", country="TH", port=port, database_url=database_url("th"))
+    token = "token-th"
+    init_node(data_dir, config, seed=seed_for("th"), admin_token=token)
+    import_file = tmp_path / "listings.jsonl"
+    import_file.write_text(
+        "".join(json.dumps(r) + "\n" for r in sample_records("th")), encoding="utf-8"
     )
-    for aw, task in zip(aws, tasks, strict=True):
-        if task in pending and task is not aw:
-            task.cancel()
-    if not done:
-        pytest.fail(f"nothing happened within {DEADLINE_S:g} s")
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text((data_dir / "policy.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    log = tmp_path / "serve.log"
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        server = await start_cattc("serve", data_dir, stdout=out, stderr=out)
+    try:
+        await healthy(url, server, log)
+        done = asyncio.Event()
+        writer = asyncio.ensure_future(create_listings(url, token, done))
+        started = time.monotonic()
+        try:
+            results = await asyncio.to_thread(run_commands, data_dir, import_file, policy_file)
+        finally:
+            done.set()
+        statuses = await asyncio.wait_for(writer, DEADLINE_S)
+        elapsed = time.monotonic() - started
+    finally:
+        await stop(server)
+    assert [r for r in results if r[1] != 0 or r[2]] == [], results
+    assert set(statuses) == {201}, statuses
+    assert elapsed < DEADLINE_S
+    assert_clean_log(log)
 
 
-async def wait_or_exit(
-    aw: Awaitable[Any], proc: asyncio.subprocess.Process, log: Path, what: str
+def test_a_write_transaction_on_sqlite_holds_the_write_lock_from_its_start(
+    tmp_path: Path,
 ) -> None:
-    waiter = asyncio.ensure_future(aw)
-    exited = asyncio.ensure_future(proc.wait())
-    done, _ = await asyncio.wait(
-        [waiter, exited], timeout=DEADLINE_S, return_when=asyncio.FIRST_COMPLETED
-    )
-    if waiter not in done:
-        waiter.cancel()
-        text = log.read_text(encoding="utf-8", errors="replace")
-        pytest.fail(f"no {what} within {DEADLINE_S:g} s (exit {proc.returncode}):\n{text[-3000:]}")
-    exited.cancel()
+    """Why import and the server's own writes no longer collide: what a write transaction
+    reads before it writes cannot change under it, since another process (here a plain
+    sqlite3 connection) cannot begin writing meanwhile; a read-only session holds no lock."""
+    path = tmp_path / "node.db"
+    engine = make_engine(f"sqlite:///{path}")
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (id TEXT PRIMARY KEY)")
+        with Session(engine) as session, session.begin():
+            session.execute(text("SELECT count(*) FROM t"))  # reads first, writes later
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            assert other.execute("SELECT count(*) FROM t").fetchone() == (0,)  # reads go on
+        with engine.connect() as conn, conn.begin():
+            begin_write(conn)  # Core code (the import) asks for it
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        with Session(engine) as session:
+            session.execute(text("SELECT count(*) FROM t"))
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+        engine.dispose()
