@@ -23,7 +23,8 @@ from protocol.errors import ErrorCode
 
 class AudienceQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    audience: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
+    # A node id, or '*' for the public (what the hub's public search shows).
+    audience: Annotated[str, Field(pattern=r"^(?:[a-z][a-z0-9_]{1,31}|\*)$")]
 
 
 class ApplyQuery(BaseModel):

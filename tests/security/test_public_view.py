@@ -67,6 +67,10 @@ async def test_public_search_shows_the_owners_public_view_only(
     explained = await cattc_json("policy", vn.data_dir, "explain", EXPERT, "--audience", "*")
     assert explained["shared"] is True and explained["matched"] == "*"
     assert explained["view"]["listing"] == listing
+    status, body = await vn.admin(
+        http, "GET", f"/admin/v1/policy/explain/{EXPERT}", params={"audience": "*"}
+    )
+    assert status == 200 and body["view"]["listing"] == listing, body
 
     # The owner takes its '*' rule away: the listing leaves search, the hub keeps its view.
     vn.runtime.policy.apply(default_policy_yaml("cn"), author="test")
