@@ -1,11 +1,14 @@
-"""This node's identity document (DESIGN 6.1 ``type: node``), self-signed."""
+"""This node's identity document (DESIGN 6.1 ``type: node``), self-signed, built through
+its wire model (``protocol.objects.NodeIdentity``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from protocol import PROTOCOL_NAME, PROTOCOL_VERSION
+from protocol.hub_objects import build
 from protocol.keys import KeyStore, full_key_name
+from protocol.objects import NodeIdentity
 from protocol.signing import sign_object
 
 
@@ -24,20 +27,21 @@ def identity_document(
         }
         for k in keys.old
     }
-    doc = {
-        "type": "node",
-        "v": PROTOCOL_VERSION,
-        "issuer": node_id,
-        "ts": now_ms,
-        "node_id": node_id,
-        "name": name or node_id,
-        "country": country,
-        "base_url": base_url,
-        "protocols": [PROTOCOL_NAME],
-        "verify_keys": verify_keys,
-        "old_verify_keys": old,
+    doc = build(
+        NodeIdentity,
+        type="node",
+        v=PROTOCOL_VERSION,
+        issuer=node_id,
+        ts=now_ms,
+        node_id=node_id,
+        name=name or node_id,
+        country=country,
+        base_url=base_url,
+        protocols=[PROTOCOL_NAME],
+        verify_keys=verify_keys,
+        old_verify_keys=old,
         # Each retired key's signed hand-over to the next: who pinned an old key (the
         # members pin the hub's) follows them to the current one.
-        "key_transitions": keys.transitions,
-    }
+        key_transitions=keys.transitions,
+    )
     return sign_object(doc, node_id, keys.active)
