@@ -151,8 +151,12 @@ class Matcher:
         batch = list(newest.values())
         vectors: list[FloatArray | None] = [None] * len(batch)
         if self.encoder is not None and batch:
-            encoded = self.encoder.encode([f.text for f in batch])
-            vectors = [encoded[i] for i in range(len(batch))]
+            for is_request in (True, False):
+                rows = [i for i, f in enumerate(batch) if (f.kind == "request") == is_request]
+                if rows:
+                    encoded = self._encode([batch[i].text for i in rows], is_request)
+                    for j, i in enumerate(rows):
+                        vectors[i] = encoded[j]
         for feats, vector in zip(batch, vectors, strict=True):
             self._remove(feats.ref)
             store = self.stores[feats.kind]
@@ -278,6 +282,15 @@ class Matcher:
             out = self._with_evidence(feats, kind, out, counterparts)
         return out
 
+    def _encode(self, texts: list[str], requests: bool) -> FloatArray:
+        """Encode texts of requests (queries) or of candidates (passages, for an asymmetric
+        model such as e5)."""
+        assert self.encoder is not None
+        if getattr(self.encoder, "asymmetric", False):
+            out: FloatArray = self.encoder.encode(texts, query=requests)  # type: ignore[call-arg]
+            return out
+        return self.encoder.encode(texts)
+
     def _vector(self, ref: Ref) -> FloatArray | None:
         store = self.stores[self._kind_of[ref]]
         slot = store.slot_of[ref]
@@ -296,7 +309,7 @@ class Matcher:
         picked = [s for s in dict.fromkeys(lines) if len(s) > 3][:EVIDENCE_SENTENCES]
         if not picked:
             return matches
-        vectors = self.encoder.encode(picked)
+        vectors = self._encode(picked, kind == "request")
         side = "request" if kind == "request" else "candidate"
         out = []
         for match, other in zip(matches, others, strict=True):

