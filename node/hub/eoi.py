@@ -3,8 +3,11 @@ back, each hop signed. Contact details travel only on acceptance, and only the f
 the owner chooses.
 
 States: ``submitted`` (signed, not yet taken by the hub), ``forwarded`` (the hub queued
-it for the owner), ``accepted`` / ``declined`` (the owner answered), ``introduced``
-(the requester holds the contact details the owner disclosed).
+it for the owner), ``accepted`` / ``declined`` (the owner answered, once), ``introduced``
+(the requester holds the contact details the owner disclosed). At the hub only:
+``dropped`` (the sender could not have known the listing; nobody was told, and the
+sender got the same answer as for ``forwarded``). The checks at the hub's door, and
+what decides between forwarding and dropping, are in ``node.hub.eoi_gate``.
 """
 
 from __future__ import annotations
