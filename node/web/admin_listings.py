@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -27,6 +29,7 @@ class ListQuery(BaseModel):
     include_withdrawn: bool = False
 
 
+logger = logging.getLogger(__name__)
 IMPORT_BATCH = 500  # records parsed and stored per trip to the database threads
 
 
@@ -98,7 +101,7 @@ async def import_listings(request: web.Request) -> web.Response:
     try:
         received = 0
         pending: list[tuple[int, Piece]] = []
-        async for chunk in request.content.iter_any():
+        while chunk := await _next_chunk(request, rt.config.body_timeout_seconds):
             received += len(chunk)
             if received > limit:
                 raise ApiError(
@@ -127,6 +130,26 @@ async def import_listings(request: web.Request) -> web.Response:
     }
     status = 200 if report.applied and not report.rejected else 422 if not report.applied else 207
     return web.json_response(payload, status=status)
+
+
+async def _next_chunk(request: web.Request, timeout: float) -> bytes:
+    """The next piece of the body (b"" at its end). The import's transaction is open
+    while the body arrives, so a body that stalls or is cut short ends it (nothing
+    stored) rather than holding the database."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.content.readany()
+    except TimeoutError:
+        raise ApiError(
+            408,
+            ErrorCode.BODY_TIMEOUT,
+            f"no part of the body arrived for {timeout:g} s; nothing was imported",
+        ) from None
+    except ConnectionError:
+        logger.info("an import body was cut short by the client; nothing was imported")
+        raise ApiError(
+            400, ErrorCode.BAD_REQUEST, "the body was cut short; nothing was imported"
+        ) from None
 
 
 def _add_pieces(run: ImportRun, pieces: list[tuple[int, Piece]], array: bool) -> None:

@@ -1,17 +1,22 @@
 """Hostile import lines are one bad line each, never a crash: a 5,000-digit integer,
 100,000 levels of nesting (40,000 in objects), in a file (``cattc import``, JSON Lines and
-CSV) and in a body streamed to the admin route in small chunks; a streamed body over the
-limit stores nothing.
+CSV) and in a body streamed to the admin route in small chunks. A streamed body over the
+limit, one that stalls and one cut short store nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 from click.testing import CliRunner
 
 from bench.import_listings import generate, load_templates
@@ -121,4 +126,52 @@ async def test_admin_streamed_body_over_the_limit_stores_nothing(
     assert status == 413, answer
     assert answer["error"]["code"] == "body_too_large"
     assert node.runtime.listings.counts() == {}
+    assert node.runtime.listings.head() == 0
+
+
+async def _raw_import(
+    node: RunningNode, head: bytes, body: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a connection, send ``head`` and ``body`` of an import request, leave it open."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", urlsplit(node.url).port)
+    writer.write(
+        b"POST /admin/v1/listings/import HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {node.token}\r\n".encode()
+        + head
+        + b"\r\n"
+        + body
+    )
+    await writer.drain()
+    return reader, writer
+
+
+async def test_admin_import_body_that_stalls_is_408_and_stores_nothing(
+    node_factory: NodeFactory,
+) -> None:
+    node = await node_factory("th", body_timeout_seconds=0.5)
+    lines = "\n".join(_th_lines(600)).encode() + b"\n"
+    head = f"Content-Length: {len(lines) + 100}\r\n".encode()
+    reader, writer = await _raw_import(node, head, lines)
+    try:
+        status_line = await asyncio.wait_for(reader.readline(), timeout=20)
+    finally:
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 408"), status_line
+    assert node.runtime.listings.head() == 0
+
+
+async def test_admin_import_body_cut_short_stores_nothing(
+    node_factory: NodeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="node.web.admin_listings")
+    node = await node_factory("th")
+    lines = "\n".join(_th_lines(600)).encode() + b"\n"
+    chunk = f"{len(lines):x}\r\n".encode() + lines + b"\r\n"
+    _, writer = await _raw_import(node, b"Transfer-Encoding: chunked\r\n", chunk)
+    writer.close()
+    deadline = time.monotonic() + 20
+    while "cut short" not in caplog.text:
+        assert time.monotonic() < deadline, "the import did not end"
+        await asyncio.sleep(0.02)
+    assert "unhandled error" not in caplog.text
     assert node.runtime.listings.head() == 0
