@@ -15,8 +15,8 @@ from typing import Any
 from bench.match_speed import run_semantic
 
 REPORT_NOTE = (
-    "Encoding is measured on the sample's own listings; the bulk figure gives each scaled "
-    "copy its source's real vector plus noise, because encoding every copy would take hours."
+    "Encoding is measured on 64 of the sample's own listings; the bulk figure gives each "
+    "scaled copy a real vector of one of them plus noise: encoding every copy would take hours."
 )
 
 
