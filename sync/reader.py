@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from protocol.errors import ErrorCode
 from protocol.limits import MAX_PAGE_BYTES
 from sync.client import RESPONSE_TOO_LARGE, PeerClient, PeerError
 from sync.interfaces import KeySource, RunRecord, SyncStore
@@ -24,7 +25,6 @@ logger = logging.getLogger(__name__)
 # start again from the beginning; the apply rules make the replay harmless.
 RESYNC_CODES = frozenset({"cursor_expired_resync", "bad_cursor"})
 FEED_PATH = "/federation/v1/feed"
-PAGE_TOO_LARGE = "page_too_large"
 
 
 @dataclass(frozen=True)
@@ -145,14 +145,14 @@ class FeedReader:
             if exc.code != RESPONSE_TOO_LARGE:
                 raise
             raise PageError(
-                PAGE_TOO_LARGE,
+                ErrorCode.PAGE_TOO_LARGE,
                 f"{peer.node_id}'s feed page is larger than the protocol's limit of "
                 f"{MAX_PAGE_BYTES} bytes: the peer must split its pages",
             ) from exc
         items = page.get("items") if isinstance(page, dict) else None
         if isinstance(items, list) and len(items) > self.page_size:
             raise PageError(
-                PAGE_TOO_LARGE,
+                ErrorCode.PAGE_TOO_LARGE,
                 f"{peer.node_id}'s feed page has {len(items)} items; {self.page_size} were asked",
             )
         return page

@@ -32,6 +32,7 @@ from policies.evaluate import evaluate
 from policies.model import Audience
 from protocol import PROTOCOL_VERSION
 from protocol.canonical import array_bytes, canonical_bytes, member_bytes
+from protocol.errors import ErrorCode
 from protocol.limits import MAX_ITEM_BYTES, PAGE_ENVELOPE_BYTES
 from protocol.signing import sign_object_bytes
 
@@ -51,8 +52,7 @@ _REASON = {"withdrawn": "withdrawn", "expired": "expired"}
 class ObjectTooLarge(ServiceError):
     """An object that no feed page could carry: refused where it is made, never queued."""
 
-    status = 413
-    code = "object_too_large"
+    code = ErrorCode.OBJECT_TOO_LARGE
 
 
 class FeedService:

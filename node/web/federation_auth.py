@@ -29,8 +29,6 @@ from protocol.request_sig import RequestSignature, RequestSignatureError, parse_
 
 logger = logging.getLogger(__name__)
 ORIGIN = web.RequestKey("origin", str)
-SERVER_BUSY = "server_busy"
-BODY_TIMEOUT = "body_timeout"
 CHUNK_BYTES = 64 * 1024
 _STATUS = {"unknown_origin": 403, "member_suspended": 403, "wrong_destination": 421}
 
@@ -94,7 +92,7 @@ def federation_auth(config: NodeConfig) -> Middleware:
                 budget.capacity,
             )
             resp = error_response(
-                503, SERVER_BUSY, "too many request bodies in flight; retry in a moment"
+                503, ErrorCode.SERVER_BUSY, "too many request bodies in flight; retry in a moment"
             )
             resp.headers["Retry-After"] = "1"
             return resp
@@ -103,7 +101,9 @@ def federation_auth(config: NodeConfig) -> Middleware:
                 body = await _read_body(request, size, body_timeout) if size else b""
             except TimeoutError:
                 return error_response(
-                    408, BODY_TIMEOUT, f"request body not received within {body_timeout:g} s"
+                    408,
+                    ErrorCode.BODY_TIMEOUT,
+                    f"request body not received within {body_timeout:g} s",
                 )
             except _TooLarge:
                 return _too_large(limit)
