@@ -34,8 +34,7 @@ PUBLIC_FIELDS = {
     "tech_request": "[title, summary, keywords, ipc, isic, sector, trl_min, country]",
 }
 PUBLIC_RULES = "".join(
-    f'  - audience: "*"\n    category: {category}\n    visibility: [public]\n'
-    f"    fields: {fields}\n"
+    f'  - audience: "*"\n    category: {category}\n    visibility: [public]\n    fields: {fields}\n'
     for category, fields in PUBLIC_FIELDS.items()
 )
 Hit = tuple[str, dict[str, Any]]  # (owner, listing view)
