@@ -86,14 +86,27 @@ def _member_relay(hub: Any, reader: str, owner: str, lid: str) -> dict[str, Any]
     return relay_view(obj["listing"]["fields"], rule, audience)
 
 
-def _may_know(net: Any, reader: str, owner: str, lid: str) -> list[dict[str, Any]] | None:
+Allowed = dict[tuple[str, str], dict[str, dict[str, Any]]]
+
+
+def _allowed(cache: Allowed, owner: Any, reader: str) -> dict[str, dict[str, Any]]:
+    """``allowed_for``, once per owner and reader (policies do not change in this test)."""
+    key = (owner.node_id, reader)
+    if key not in cache:
+        cache[key] = allowed_for(owner, reader)
+    return cache[key]
+
+
+def _may_know(
+    net: Any, cache: Allowed, reader: str, owner: str, lid: str
+) -> list[dict[str, Any]] | None:
     """The views of (owner, lid) ``reader`` may hold, or None if it may not know of it."""
     views: list[dict[str, Any]] = []
     owner_node = net.node(owner)
-    own = allowed_for(owner_node, reader).get(lid)
+    own = _allowed(cache, owner_node, reader).get(lid)
     if own is not None:
         views.append(own["fields"])
-    public = allowed_for(owner_node, "*").get(lid)
+    public = _allowed(cache, owner_node, "*").get(lid)
     if public is not None:
         views.append(public["fields"])
     if owner == net.hub.node_id:
@@ -115,6 +128,7 @@ async def test_notices_name_only_what_the_reader_may_know(node_factory: NodeFact
     hub_records = {s.id: s.record for s in net.hub.runtime.listings.iter_all()}
 
     checked = 0
+    cache: Allowed = {}
     for reader in ("my", "th", "vn"):
         for notice in inbox(net.nodes[reader], "match_notice"):
             cp = notice["counterpart"]
@@ -125,7 +139,7 @@ async def test_notices_name_only_what_the_reader_may_know(node_factory: NodeFact
                 assert visibility != "private", f"{reader} told of the hub's private {lid}"
                 if visibility == "bilateral":
                     assert reader in hub_records[lid].get("share_with", []), (reader, lid)
-            views = _may_know(net, reader, owner, lid)
+            views = _may_know(net, cache, reader, owner, lid)
             assert views is not None, f"{reader} was told of {owner}/{lid}, which it may not know"
             known = set().union(*(_tokens(v) | _codes(v) for v in views))
             said = _tokens(cp["fields"]) | _tokens(notice["explanation"]["shared_terms"])
