@@ -27,7 +27,8 @@ GOALS = {
 }
 REPORT_NOTE = (
     "Goals are stated for the reviewers' unseen set; the figures are on this repository's "
-    "sets, whose test split was frozen before any run."
+    "sets, whose test split was frozen before any run. The model and its calibration were "
+    "chosen on the dev split (bench/eval/README.md, 'Choosing the model')."
 )
 
 

@@ -168,3 +168,13 @@ def _same_width(a: sp.csr_matrix, b: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.c
     if b.shape[1] != width:
         b = sp.csr_matrix((b.data, b.indices, b.indptr), shape=(b.shape[0], width))
     return a, b
+
+
+def top_indices(score: Floats, k: int) -> Ints:
+    """Indices of the ``k`` highest finite scores, best first."""
+    finite = np.flatnonzero(np.isfinite(score))
+    if not len(finite):
+        return finite.astype(np.int64)
+    take = min(k, len(finite))
+    part = finite[np.argpartition(-score[finite], take - 1)[:take]]
+    return part[np.argsort(-score[part], kind="stable")].astype(np.int64)

@@ -15,35 +15,31 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from node.matching.bulk import exact_top, one_vs_all, rescore
+from node.matching.bulk import exact_top, one_vs_all, rescore, top_indices
 from node.matching.concepts import ConceptLexicon, default_lexicon
+from node.matching.embedding import Embedder, resolve
 from node.matching.features import CANDIDATE_KINDS, Features, Ref, extract
 from node.matching.index import FloatArray, IntArray, Vocabulary
 from node.matching.ivf import shortlist_top
 from node.matching.match import (
     Match,
-    SemanticEvidence,
     shared_codes,
     shared_concepts,
     shared_terms,
 )
 from node.matching.scoring import Scored
-from node.matching.semantic import Encoder, SemanticStatus, load_default
+from node.matching.semantic import Encoder
 from node.matching.store import SEMANTIC_SCALE, SPACES, KindStore, NodeBits
-from node.matching.text import sentences
 
 logger = logging.getLogger(__name__)
 
 EXACT_PAIRS = 4_000_000
 TABLE_MARGIN = 10
 COMPACT_DEAD = 0.3
-DEFAULT = "default"
-EVIDENCE_SENTENCES = 3  # sentences of a listing weighed as the semantic evidence
 
 
 class _Table:
@@ -86,20 +82,9 @@ class Matcher:
         exact_pairs: int = EXACT_PAIRS,
     ) -> None:
         self._now_ms = now_ms
-        self.encoder: Encoder | None
-        self.semantic: SemanticStatus
-        if encoder == DEFAULT:
-            self.encoder, self.semantic = load_default()
-        elif isinstance(encoder, str):
-            raise ValueError(f"encoder {encoder!r}: pass an Encoder, None or {DEFAULT!r}")
-        elif encoder is None:
-            self.encoder = None
-            self.semantic = SemanticStatus(False, None, "no sentence-embedding model configured")
-        else:
-            self.encoder = encoder
-            self.semantic = SemanticStatus(True, encoder.name, None)
-        zero, span = getattr(self.encoder, "scale", SEMANTIC_SCALE)
-        self._sem_scale = (float(zero), float(span))
+        self.encoder, self.semantic = resolve(encoder)
+        self._embedder = Embedder(self.encoder) if self.encoder is not None else None
+        self._sem_scale = self._embedder.scale if self._embedder else SEMANTIC_SCALE
         self.lexicon = lexicon or default_lexicon()
         self.exact_pairs = exact_pairs
         self.vocabs = {space: Vocabulary() for space in SPACES}
@@ -150,11 +135,12 @@ class Matcher:
             newest[feats.ref] = feats
         batch = list(newest.values())
         vectors: list[FloatArray | None] = [None] * len(batch)
-        if self.encoder is not None and batch:
+        embedder = self._embedder
+        if embedder is not None and batch:
             for is_request in (True, False):
                 rows = [i for i, f in enumerate(batch) if (f.kind == "request") == is_request]
                 if rows:
-                    encoded = self._encode([batch[i].text for i in rows], is_request)
+                    encoded = embedder.encode([batch[i].text for i in rows], is_request)
                     for j, i in enumerate(rows):
                         vectors[i] = encoded[j]
         for feats, vector in zip(batch, vectors, strict=True):
@@ -266,7 +252,7 @@ class Matcher:
             other = self.stores[other_kind]
             slots, scored = one_vs_all(feats, vector, own, slot, other, self.now(), k=k)
             score = np.where(scored.allowed, scored.score, -np.inf)
-            for idx in _top_indices(score, k):
+            for idx in top_indices(score, k):
                 found.append((float(score[idx]), other_kind, int(slots[idx]), int(idx), scored, 0))
         found.sort(key=lambda f: -f[0])
         out: list[Match] = []
@@ -279,17 +265,9 @@ class Matcher:
             counterparts = [
                 self._vector(m.candidate if kind == "request" else m.request) for m in out
             ]
-            out = self._with_evidence(feats, kind, out, counterparts)
+            assert self._embedder is not None
+            out = self._embedder.with_evidence(feats, kind, out, counterparts)
         return out
-
-    def _encode(self, texts: list[str], requests: bool) -> FloatArray:
-        """Encode texts of requests (queries) or of candidates (passages, for an asymmetric
-        model such as e5)."""
-        assert self.encoder is not None
-        if getattr(self.encoder, "asymmetric", False):
-            out: FloatArray = self.encoder.encode(texts, query=requests)  # type: ignore[call-arg]
-            return out
-        return self.encoder.encode(texts)
 
     def _vector(self, ref: Ref) -> FloatArray | None:
         store = self.stores[self._kind_of[ref]]
@@ -297,31 +275,6 @@ class Matcher:
         if store.dense is None or not store.has_dense.view[slot]:
             return None
         out: FloatArray = store.dense.view[slot].astype(np.float32)
-        return out
-
-    def _with_evidence(
-        self, feats: Features, kind: str, matches: list[Match], others: list[FloatArray | None]
-    ) -> list[Match]:
-        """Name, for each match, the sentence of ``feats`` nearest in meaning to the other
-        listing (its sentences are encoded once, in one batch, and cached)."""
-        assert self.encoder is not None
-        lines = [s.strip() for line in feats.text.splitlines() for s in sentences(line)]
-        picked = [s for s in dict.fromkeys(lines) if len(s) > 3][:EVIDENCE_SENTENCES]
-        if not picked:
-            return matches
-        vectors = self._encode(picked, kind == "request")
-        side = "request" if kind == "request" else "candidate"
-        out = []
-        for match, other in zip(matches, others, strict=True):
-            if other is None or "semantic" not in match.components:
-                out.append(match)
-                continue
-            sims = vectors @ other
-            best = int(np.argmax(sims))
-            evidence = SemanticEvidence(
-                side, picked[best], round(float(sims[best]), 4), self.encoder.name
-            )
-            out.append(replace(match, semantic_evidence=evidence))
         return out
 
     def top_matches(
@@ -427,7 +380,7 @@ class Matcher:
             feats, vector, requests, row, self.stores[kind], now, k=table.width
         )
         score = np.where(scored.allowed, scored.score, -np.inf)
-        best = _top_indices(score, table.width)
+        best = top_indices(score, table.width)
         table.slots[row, : len(best)] = np.where(np.isfinite(score[best]), slots[best], -1)
         table.scores[row, : len(best)] = score[best]
 
@@ -453,13 +406,3 @@ class Matcher:
             shared_codes=shared_codes(req, cand),
             candidate_title=cand.title,
         )
-
-
-def _top_indices(score: FloatArray, k: int) -> IntArray:
-    """Indices of the ``k`` highest finite scores, best first."""
-    finite = np.flatnonzero(np.isfinite(score))
-    if not len(finite):
-        return finite.astype(np.int64)
-    take = min(k, len(finite))
-    part = finite[np.argpartition(-score[finite], take - 1)[:take]]
-    return part[np.argsort(-score[part], kind="stable")].astype(np.int64)
