@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.web import admin_listings, admin_policy, admin_status, federation, hub_routes, public
+from node.web import (
+    admin_listings,
+    admin_policy,
+    admin_status,
+    federation,
+    hub_routes,
+    openapi,
+    public,
+)
 
 
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/.well-known/cattc-node", public.identity)
     r.add_get("/healthz", public.health)
+    r.add_get("/openapi.json", openapi.openapi_json)
     r.add_get("/federation/v1/feed", federation.feed)
     r.add_post("/federation/v1/notify", federation.notify)
     r.add_get("/federation/v1/directory", federation.directory)
