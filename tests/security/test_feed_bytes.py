@@ -134,8 +134,12 @@ async def test_pages_stop_at_their_byte_limit_and_carry_at_least_one_item(
     await walk(net, start, pages)
     delivered = [i for items in pages for i in items if i["type"] == "eoi_forward"]
     assert delivered == queued  # each once, in order
-    # 300 + 700 KB, then the largest alone, then 300 + 300 KB and the retraction.
-    assert [len(items) for items in pages] == [2, 1, 3], [len(p) for p in pages]
+    # 300 + 700 KB, then the largest alone, then 300 + 300 KB (a match notice the hub's
+    # re-matching queues meanwhile may ride along: it is small).
+    grouped = [
+        [len(i["eoi"]["message"]) for i in items if i["type"] == "eoi_forward"] for items in pages
+    ]
+    assert [g for g in grouped if g] == [sizes[:2], sizes[2:3], sizes[3:]], grouped
     retraction = [i for items in pages for i in items if i["type"] == "retraction"]
     assert [r["listing_id"] for r in retraction] == [hub_listing]
 
