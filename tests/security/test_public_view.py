@@ -16,7 +16,7 @@ import aiohttp
 
 from policies import default_policy_yaml
 from tests.federation.network import Network, NodeFactory, allowed_for, held_by
-from tests.hub.helpers import cattc_json, get_json, start_hub_network
+from tests.hub.helpers import cattc, cattc_json, get_json, start_hub_network
 
 EXPERT = "vn-exp-0002"  # public, with name/logo consent: the hub's view names the person
 PUBLIC_EXPERTS = """\
@@ -97,3 +97,7 @@ async def test_the_hubs_own_listing_in_search_is_its_explained_public_view(
     lid = sorted(lid for _, lid in found)[0]
     explained = await cattc_json("policy", net.hub.data_dir, "explain", lid, "--audience", "*")
     assert explained["view"]["listing"] == found[("cn", lid)]
+    text = await cattc("policy", net.hub.data_dir, "explain", lid, "--audience", "*")
+    assert text.exit_code == 0, text.output
+    assert "by '*'" in text.stdout
+    assert "public search at the hub shows this view's listing" in text.stdout
