@@ -92,7 +92,7 @@ class ImportRun:
                 self._seen.create(self._conn)
             self._tx = self._conn.begin() if self.single else None
             if self._tx is not None:
-                begin_write(self._conn)  # SQLite: nobody inserts what it read as absent
+                begin_write(self._conn, LISTINGS.name)  # nobody inserts what it read as absent
         except BaseException:
             self._conn.close()
             raise
@@ -141,7 +141,7 @@ class ImportRun:
             self._store(conn, chunk)
         else:
             with conn.begin():
-                begin_write(conn)
+                begin_write(conn, LISTINGS.name)
                 self._store(conn, chunk)
 
     def finish(self) -> ImportReport:

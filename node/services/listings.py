@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from node.clock import Clock
 from node.services.errors import Conflict, InvalidListing, NotFound
 from node.services.validation import validate_record
+from node.storage.db import begin_write
 from node.storage.models import ChangeRow, ListingRow
 from protocol.listing import Listing, listing_to_wire
 
@@ -149,6 +150,7 @@ class ListingService:
     # -- single listings --------------------------------------------------------------
     def create(self, record: dict[str, Any]) -> dict[str, Any]:
         with Session(self.engine) as session, session.begin():
+            begin_write(session.connection(), ListingRow.__tablename__)  # _next_id reads
             listing = validate_record(self._complete(record, session))
             self._check_owner(listing)
             if session.get(ListingRow, listing.id) is not None:

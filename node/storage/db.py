@@ -10,7 +10,8 @@ another's lock; and a write transaction takes the write lock when it begins
 (``BEGIN IMMEDIATE``: every ``Session.begin()``, and Core code through ``begin_write``),
 so that what it reads before writing cannot change under it. Without that, the driver
 begins only at the first write, and two processes that both read "no such row" both
-insert it: the second fails on its unique key.
+insert it: the second fails on its unique key. PostgreSQL (read committed) has the same
+race for whoever inserts keys chosen from what it read: ``begin_write`` locks the table.
 """
 
 from __future__ import annotations
@@ -75,10 +76,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def begin_write(conn: Connection) -> None:
-    """On SQLite, take the write lock for the transaction ``conn`` just began, before it
-    reads anything (waiting up to ``SQLITE_BUSY_S`` for another writer). A no-op on
-    PostgreSQL, and once the transaction has run a statement."""
+def begin_write(conn: Connection, *tables: str) -> None:
+    """Lock for the transaction ``conn`` just began, before it reads anything, so that
+    what it reads as absent stays absent until it commits. On SQLite: the database's
+    write lock (waiting up to ``SQLITE_BUSY_S`` for another writer; nothing once the
+    transaction has run a statement). On PostgreSQL: ``tables`` against other writers
+    (``SHARE ROW EXCLUSIVE``: readers go on), each writer that inserts keys it chose after
+    reading taking the same lock."""
+    if conn.dialect.name == "postgresql":
+        quote = conn.dialect.identifier_preparer.quote
+        for table in tables:
+            conn.exec_driver_sql(f"LOCK TABLE {quote(table)} IN SHARE ROW EXCLUSIVE MODE")
+        return
     if conn.dialect.name != "sqlite":
         return
     dbapi = conn.connection.dbapi_connection
