@@ -38,11 +38,19 @@ def _set(name: str) -> tuple[Path, Path]:
     return EVAL / f"{name}.jsonl", EVAL / f"{name}_pairs.csv"
 
 
-def split_reports(split: str, model: str = "e5") -> dict[str, SetReport]:
-    """``all``, ``problem`` and ``local`` reports of one split."""
+def split_reports(
+    split: str, model: str = "e5", drop: tuple[str, ...] = ()
+) -> dict[str, SetReport]:
+    """``all``, ``problem`` and ``local`` reports of one split (``drop``: request fields
+    left out)."""
     encoder = load_encoder(model)
     base = load_records(SAMPLE / "listings.jsonl")
-    opts: dict[str, Any] = {"encoder": encoder, "base": base, "ablate_lexicon": True}
+    opts: dict[str, Any] = {
+        "encoder": encoder,
+        "base": base,
+        "ablate_lexicon": not drop,
+        "drop_request_fields": drop,
+    }
     problem = [evaluate(*_set(f"{split}_problem"), **opts)]
     if split == "dev":
         problem.append(evaluate(*_set("hard"), **opts))
@@ -55,14 +63,16 @@ def split_reports(split: str, model: str = "e5") -> dict[str, SetReport]:
 
 def run(model: str = "e5") -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for split in ("dev", "test"):
-        for group, report in split_reports(split, model).items():
+    for split, drop in (("dev", ()), ("test", ()), ("test", ("sector",))):
+        label = f"{split} (requests without sector)" if drop else split
+        for group, report in split_reports(split, model, drop).items():
             for result in report.results:
                 for metric, value in (("ndcg", result.ndcg), ("recall", result.recall)):
-                    goal = GOALS.get((group, metric), "") if result.system.startswith("sem") else ""
+                    semantic = result.system.startswith("sem") and not drop
+                    goal = GOALS.get((group, metric), "") if semantic else ""
                     rows.append(
                         {
-                            "name": f"{split} {group}: {result.system} "
+                            "name": f"{label} {group}: {result.system} "
                             + ("nDCG@10" if metric == "ndcg" else "recall@10"),
                             "value": round(value, 3),
                             "unit": "",

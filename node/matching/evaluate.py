@@ -235,12 +235,14 @@ def evaluate(
     now_ms: int | None = None,
     name: str | None = None,
     ablate_lexicon: bool = False,
+    drop_request_fields: tuple[str, ...] = (),
 ) -> SetReport:
     """Evaluate the matcher (lexical, and semantic when ``encoder`` is given, also without
     the concept lexicon when ``ablate_lexicon``) and BM25 on one set. ``base``: listings
     of another set that this one may reuse by id without repeating them: its offers and
     experts join the candidates, and the listings the pairs name are taken from it when
-    this set lacks them."""
+    this set lacks them. ``drop_request_fields``: fields taken out of every request first
+    (e.g. ``sector``, to see how much a field carries)."""
     records = load_records(Path(listings_path))
     pairs = load_pairs(Path(pairs_path))
     if base:
@@ -254,6 +256,13 @@ def evaluate(
     missing = sorted({i for r, o in pairs.items() for i in (r, *o)} - set(records))
     if missing:
         raise ValueError(f"pairs name listings not in the set: {', '.join(missing[:5])}")
+    if drop_request_fields:
+        records = {
+            k: {f: v for f, v in r.items() if f not in drop_request_fields}
+            if r["category"] == "tech_request"
+            else r
+            for k, r in records.items()
+        }
     now = reference_now(records) if now_ms is None else now_ms
     results = [_score("lexical", matcher_rankings(records, now), pairs, records, now)]
     if encoder is not None:
