@@ -107,6 +107,9 @@ def federation_auth(config: NodeConfig) -> Middleware:
                 )
             except _TooLarge:
                 return _too_large(limit)
+            except ConnectionError:  # the caller went away mid-body: nobody to answer
+                logger.info("a body from %s was cut short by the caller", sig.origin)
+                return error_response(400, ErrorCode.BAD_REQUEST, "the body was cut short")
             try:
                 await rt.run(
                     check_body,

@@ -11,6 +11,7 @@ bytes-in-flight cap, the rest get 503 at once, and the ones admitted time out).
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 import secrets
 import threading
@@ -30,6 +31,8 @@ from node.web.server import GuardedSite, bind
 from protocol.b64 import b64url_encode
 from protocol.request_sig import RequestSignature
 from tests.e2e.test_processes import Proc, serve, stop
+from tests.federation.network import NodeFactory
+from tests.hub.helpers import add_member, hub_key
 from tests.nodes import COUNTRY
 from tests.security.procs import make_node
 
@@ -298,3 +301,28 @@ async def poll_async_result(check: Callable[[], Awaitable[bool]], deadline_s: fl
             return False
         await asyncio.sleep(0.02)
     return True
+
+
+async def test_a_body_cut_short_is_no_error_of_the_hub(
+    node_factory: NodeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = await node_factory("cn", is_hub=True)
+    vn = await node_factory("vn", hub_url=hub.url, hub_key=hub_key(hub), hub_id="cn")
+    add_member(hub, vn)
+    port = int(hub.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /federation/v1/notify HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+        + f"Authorization: {header('vn', vn.runtime.keys.active.name)}\r\n\r\n".encode()
+        + b"{"
+    )
+    await writer.drain()
+
+    def cut_short() -> bool:
+        return any("cut short" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level(logging.INFO, logger="node.web.federation_auth"):
+        writer.close()
+        await writer.wait_closed()
+        assert await poll_async(cut_short, 5), [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
