@@ -10,6 +10,7 @@ later withdrawal never reached it.
 from __future__ import annotations
 
 import io
+import json
 import secrets
 from typing import Any
 
@@ -162,26 +163,39 @@ async def test_an_object_too_large_for_a_feed_item_is_never_queued(
     assert outbox_size(net) == before  # the transaction, and the small one in it, is gone
 
 
-async def test_a_page_over_the_protocol_limit_is_refused_clearly(
-    node_factory: NodeFactory,
-) -> None:
-    net = await start_hub_network(node_factory, ["th"], load_hub_sample=False)
-    th = net.nodes["th"]
+async def pull_from_fake_hub(node: RunningNode, body: bytes) -> str | None:
+    """``node`` pulls "cn" from a real server that answers every feed call with ``body``;
+    the run's error."""
 
-    async def huge_page(_request: web.Request) -> web.Response:
-        body = io.BytesIO(b" " * (MAX_PAGE_BYTES + 1))
-        return web.Response(body=body, content_type="application/json")
+    async def page(_request: web.Request) -> web.Response:
+        return web.Response(body=io.BytesIO(body), content_type="application/json")
 
     fake = web.Application()
-    fake.router.add_get("/federation/v1/feed", huge_page)
+    fake.router.add_get("/federation/v1/feed", page)
     runner = web.AppRunner(fake)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     try:
-        th.runtime.config.hub_url = f"http://127.0.0.1:{site.port}"
-        run = await th.sync.sync_peer("cn", force=True)
+        node.runtime.config.hub_url = f"http://127.0.0.1:{site.port}"
+        run = await node.sync.sync_peer("cn", force=True)
     finally:
         await runner.cleanup()
-    assert run is not None and run.error is not None
-    assert "page_too_large" in run.error and str(MAX_PAGE_BYTES) in run.error, run.error
+    assert run is not None
+    return run.error
+
+
+async def test_a_page_over_the_byte_or_item_limit_is_refused_clearly(
+    node_factory: NodeFactory,
+) -> None:
+    net = await start_hub_network(node_factory, ["th"], load_hub_sample=False)
+    th = net.nodes["th"]
+    error = await pull_from_fake_hub(th, b" " * (MAX_PAGE_BYTES + 1))
+    assert error is not None and "page_too_large" in error, error
+    assert f"larger than the protocol's limit of {MAX_PAGE_BYTES} bytes" in error, error
+
+    asked = th.sync.reader.page_size
+    too_many = json.dumps({"items": [{}] * (asked + 1)}).encode()
+    error = await pull_from_fake_hub(th, too_many)
+    assert error is not None and "page_too_large" in error, error
+    assert f"has {asked + 1} items; {asked} were asked" in error, error
