@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -24,13 +25,14 @@ from node.services.fed_auth import UnknownKey, caller_key, check_body, check_hea
 from node.services.sync_manager import SyncManager
 from node.web.appkeys import RUNTIME, SYNC
 from node.web.middleware import Handler, error_response
-from protocol.errors import ErrorCode
+from protocol.errors import ErrorCode, http_status
 from protocol.request_sig import RequestSignature, RequestSignatureError, parse_header
 
 logger = logging.getLogger(__name__)
 ORIGIN = web.RequestKey("origin", str)
 CHUNK_BYTES = 64 * 1024
-_STATUS = {"unknown_origin": 403, "member_suspended": 403, "wrong_destination": 421}
+# A flood of refusals is logged once in this many seconds, with how many there were.
+LOG_EVERY_S = 10.0
 
 
 class BodyBudget:
@@ -42,6 +44,8 @@ class BodyBudget:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.used = 0
+        self.refused = 0
+        self._logged = -LOG_EVERY_S
 
     def reserve(self, size: int) -> bool:
         if self.used + size > self.capacity:
@@ -51,6 +55,20 @@ class BodyBudget:
 
     def release(self, size: int) -> None:
         self.used -= size
+
+    def note_refusal(self) -> None:
+        """Count a body refused for want of room; log the count now and then."""
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._logged >= LOG_EVERY_S:
+            logger.warning(
+                "refused %d request bodies (503 server_busy): %d of %d bytes in flight",
+                self.refused,
+                self.used,
+                self.capacity,
+            )
+            self.refused = 0
+            self._logged = now
 
 
 class _TooLarge(Exception):
@@ -75,7 +93,7 @@ def federation_auth(config: NodeConfig) -> Middleware:
             sig = check_header(rt, header)
             key = await _known_key(request, sig, header)
         except RequestSignatureError as exc:
-            return error_response(_STATUS.get(exc.code, 401), exc.code, exc.message)
+            return error_response(http_status(exc.code), exc.code, exc.message)
         announced = request.content_length
         if not request.body_exists:
             size = 0
@@ -84,13 +102,7 @@ def federation_auth(config: NodeConfig) -> Middleware:
         else:
             size = limit if announced is None else announced
         if not budget.reserve(size):
-            logger.warning(
-                "refused a %d-byte body from %s: %d of %d bytes in flight",
-                size,
-                sig.origin,
-                budget.used,
-                budget.capacity,
-            )
+            budget.note_refusal()
             resp = error_response(
                 503, ErrorCode.SERVER_BUSY, "too many request bodies in flight; retry in a moment"
             )
@@ -121,7 +133,7 @@ def federation_auth(config: NodeConfig) -> Middleware:
                     body=body,
                 )
             except RequestSignatureError as exc:
-                return error_response(_STATUS.get(exc.code, 401), exc.code, exc.message)
+                return error_response(http_status(exc.code), exc.code, exc.message)
             # What request.read() returns from now on: the handlers read the body as ever.
             request._read_bytes = body
             request[ORIGIN] = sig.origin
