@@ -18,7 +18,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from schemathesis import Case
+from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
@@ -95,7 +95,10 @@ def fuzz(target: RunningNode, signer: SignedBy) -> tuple[dict[str, set[int]], li
             else public
         )
         statuses = ran.setdefault(operation.label, set())
-        test = _operation_test(operation.as_strategy(), target.url, session, statuses, known)
+        # Requests that fit the document, and requests that do not (bad types, values
+        # out of range, missing fields): neither may get a 500.
+        strategy = operation.as_strategy() | operation.as_strategy(GenerationMode.NEGATIVE)
+        test = _operation_test(strategy, target.url, session, statuses, known)
         try:
             test()
         except Exception as exc:  # one operation's failure must not hide another's
@@ -153,4 +156,6 @@ async def test_schemathesis_finds_no_500_and_no_answer_outside_the_document(
         # The requests got through each door: signed, with the token, or public.
         for label in ("GET /federation/v1/feed", "GET /admin/v1/status", "GET /healthz"):
             assert 200 in ran[label], (target.node_id, label, ran[label])
+        # and requests outside the document reached the handlers, which refused them.
+        assert 400 in ran["GET /admin/v1/listings"], ran["GET /admin/v1/listings"]
         assert not failures, f"{target.node_id}:\n" + "\n\n".join(failures)
