@@ -21,7 +21,6 @@ import os
 import signal
 import sqlite3
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +51,7 @@ from tests.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 DatabaseUrlFactory = Callable[[str], str]
-DEADLINE_S = 30.0
+DEADLINE_S = 60.0  # a cap for a loaded machine; each test takes a few seconds
 HUB_KEY = b64url_encode(KeyStore.generate(0, seed=seed_for("cn")).active.public)
 
 
@@ -326,18 +325,15 @@ async def test_writing_commands_beside_a_server_that_writes(
         await healthy(url, server, log)
         done = asyncio.Event()
         writer = asyncio.ensure_future(create_listings(url, token, done))
-        started = time.monotonic()
         try:
             results = await asyncio.to_thread(run_commands, data_dir, import_file, policy_file)
         finally:
             done.set()
         statuses = await asyncio.wait_for(writer, DEADLINE_S)
-        elapsed = time.monotonic() - started
     finally:
         await stop(server)
     assert [r for r in results if r[1] != 0 or r[2]] == [], results
     assert set(statuses) == {201}, statuses
-    assert elapsed < DEADLINE_S
     assert_clean_log(log)
 
 
