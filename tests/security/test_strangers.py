@@ -31,8 +31,7 @@ from node.web.server import GuardedSite, bind
 from protocol.b64 import b64url_encode
 from protocol.request_sig import RequestSignature
 from tests.e2e.test_processes import Proc, serve, stop
-from tests.federation.network import NodeFactory
-from tests.hub.helpers import add_member, hub_key
+from tests.federation.network import NodeFactory, add_member, hub_key
 from tests.nodes import COUNTRY
 from tests.security.procs import make_node
 
