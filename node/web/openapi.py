@@ -9,6 +9,8 @@ document and the routes cannot drift apart. Served at ``GET /openapi.json``.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from typing import Any
 
@@ -49,7 +51,14 @@ class UndocumentedRoute(Exception):
 
 async def openapi_json(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    return web.json_response(await rt.run(build_document, request.app.router))
+    body = await rt.run(_document_bytes, tuple(served_routes(request.app.router)))
+    return web.Response(body=body, content_type="application/json")
+
+
+@functools.lru_cache(maxsize=4)
+def _document_bytes(routes: tuple[tuple[str, str, Handler], ...]) -> bytes:
+    """Made once per route table: a caller cannot make the node rebuild it."""
+    return json.dumps(_document(list(routes))).encode()
 
 
 OPENAPI_SPEC = RouteSpec(
@@ -82,7 +91,12 @@ def served_routes(router: web.UrlDispatcher) -> list[tuple[str, str, Handler]]:
 
 
 def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
-    routes = [(m, p, spec_for(h)) for m, p, h in served_routes(router)]
+    """The document of the routes ``router`` serves."""
+    return _document(served_routes(router))
+
+
+def _document(served: list[tuple[str, str, Handler]]) -> dict[str, Any]:
+    routes = [(m, p, spec_for(h)) for m, p, h in served]
     schemas = _Schemas(routes)
     paths: dict[str, dict[str, Any]] = {}
     for method, path, spec in routes:
