@@ -166,13 +166,7 @@ class FeedService:
                     data = canonical_bytes(obj) if obj is not None else b""
                     if len(data) > MAX_ITEM_BYTES:
                         # Queued before queues refused such objects: no reader could take it.
-                        logger.warning(
-                            "feed for %s: dropped %s, %d bytes (limit %d)",
-                            reader,
-                            lid,
-                            len(data),
-                            MAX_ITEM_BYTES,
-                        )
+                        logger.warning("feed for %s: dropped %s (%d bytes)", reader, lid, len(data))
                     elif obj is not None:
                         if items and (len(items) >= limit or len(data) + 1 > room):
                             break
