@@ -33,10 +33,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from yarl import URL
 
+from node.cli import sync_cmds
 from node.cli.main import cli
 from node.config import NodeConfig
 from node.runtime import open_runtime
 from node.services.directory import Member, keys_from_identity
+from node.services.peer_lock import peer_lock
 from node.services.setup import init_node
 from node.storage.db import begin_write, make_engine
 from node.storage.models import RemoteListingRow
@@ -44,7 +46,7 @@ from protocol.b64 import b64url_encode
 from protocol.keys import KeyStore
 from tests.e2e.test_processes import free_port
 from tests.federation.faultproxy import FaultProxy
-from tests.federation.network import NodeFactory, allowed_for, load_records
+from tests.federation.network import NodeFactory, allowed_for, load_records, start_network
 from tests.node.sample import sample_records
 from tests.nodes import RunningNode, seed_for
 from tests.paths import PROJECT_ROOT
@@ -365,3 +367,32 @@ def test_a_write_transaction_on_sqlite_holds_the_write_lock_from_its_start(
     finally:
         other.close()
         engine.dispose()
+
+
+async def test_sync_now_reports_a_pull_that_stays_busy(
+    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds the pull of th for longer than ``sync now`` waits: a row
+    that says so, exit 1, and the other peers are pulled as usual."""
+    net = await start_network(node_factory, ["th", "vn"], load_sample=False)
+    monkeypatch.setattr(sync_cmds, "LOCK_WAIT_S", 0.2)
+    hub = net.hub.runtime
+    worker = open_runtime(net.hub.data_dir, config=hub.config)  # another process's lock
+    try:
+        async with peer_lock(worker, "th") as held:
+            assert held
+            result = await asyncio.to_thread(
+                CliRunner().invoke, cli, ["sync", str(net.hub.data_dir), "now", "--json"]
+            )
+    finally:
+        worker.close()
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "a pull of th is already running in another process (cattc serve?); waiting for it to end\n"
+    )
+    runs = {r["peer"]: r for r in json.loads(result.stdout)}
+    assert runs["th"]["error"] == (
+        "a pull of th in another process did not end within 0.2 s; its result shows in "
+        "'cattc sync DATA_DIR runs --peer th'"
+    )
+    assert runs["vn"]["error"] is None
