@@ -162,7 +162,10 @@ def _operation(method: str, path: str, spec: RouteSpec, schemas: _Schemas) -> di
         op["requestBody"] = {
             "required": True,
             "description": body.description,
-            "content": {body.media_type: {"schema": schema}},
+            "content": {
+                body.media_type: {"schema": schema},
+                **{media: {"schema": dict(alt)} for media, alt in body.alternatives.items()},
+            },
         }
     responses: dict[str, Any] = {
         str(status): _response(answer, schemas) for status, answer in spec.answers.items()

@@ -30,6 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Access = Literal["public", "admin", "federation"]
 JSON = "application/json"
 YAML = "application/yaml"
+JSON_LINES = "application/jsonl"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Body:
     media_type: str = JSON
     model: type[BaseModel] | None = None
     schema: Mapping[str, Any] | None = None
+    alternatives: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Other media types the handler takes, each with its schema."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,11 @@ _LISTING_BODY = Body(
     "`country`, `created`, `updated` and `version` may be left out",
     schema={"type": "object"},
 )
-_POLICY_BODY = Body("the policy YAML (UTF-8)", media_type=YAML, schema={"type": "string"})
+_POLICY_BODY = Body(
+    "the policy: a YAML mapping (UTF-8), as `cattc policy apply` takes it",
+    media_type=YAML,
+    schema={"type": "object"},
+)
 _TEXT = {"type": "string"}
 
 SPECS: dict[Handler, RouteSpec] = {
@@ -147,8 +154,9 @@ SPECS: dict[Handler, RouteSpec] = {
         },
         query=admin_listings.ImportQuery,
         body=Body(
-            "a JSON array of listings (or JSON Lines, one listing per line)",
+            "a JSON array of listings, or JSON Lines (one listing per line)",
             schema={"type": "array", "items": {"type": "object"}},
+            alternatives={JSON_LINES: {"type": "string"}},
         ),
     ),
     admin_listings.get_listing: RouteSpec(
