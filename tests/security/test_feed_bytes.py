@@ -20,8 +20,8 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from node.services.feed import ObjectTooLarge, post_to_outbox
-from node.storage.models import OutboxRow
+from node.services.feed import OUTBOX_PREFIX, ObjectTooLarge, post_to_outbox
+from node.storage.models import ChangeRow, OutboxRow
 from protocol import PROTOCOL_VERSION
 from protocol.canonical import canonical_bytes, parse_json
 from protocol.limits import MAX_ITEM_BYTES, MAX_PAGE_BYTES, MIN_PAGE_BYTES
@@ -199,3 +199,24 @@ async def test_a_page_over_the_byte_or_item_limit_is_refused_clearly(
     error = await pull_from_fake_hub(th, too_many)
     assert error is not None and "page_too_large" in error, error
     assert f"has {asked + 1} items; {asked} were asked" in error, error
+
+
+async def test_an_oversized_object_queued_before_the_limit_is_skipped(
+    node_factory: NodeFactory,
+) -> None:
+    """A database from before the limit may hold such an object: the feed goes past it."""
+    net = await start_hub_network(node_factory, ["th"], load_hub_sample=False)
+    rt = net.hub.runtime
+    start = await walk(net, None)
+    legacy, later = hub_object(net, "th", MAX_ITEM_BYTES + 10), hub_object(net, "th", 10)
+    with Session(rt.engine) as session, session.begin():
+        row = OutboxRow(reader="th", type="eoi_forward", created=1, obj=json.dumps(legacy))
+        session.add(row)
+        session.flush()
+        session.add(
+            ChangeRow(listing_id=f"{OUTBOX_PREFIX}{row.id}", version=1, kind="outbox", at=1)
+        )
+        post_to_outbox(session, "th", later, rt.clock())
+    pages: list[list[dict[str, Any]]] = []
+    await walk(net, start, pages)
+    assert [i for items in pages for i in items] == [later]
