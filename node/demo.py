@@ -40,8 +40,9 @@ CENTERS = {
     "ph": ("PH", "China-Philippines Technology Transfer Center"),
 }
 NO_MOU = {"my", "ph"}
-# The hub also shows its own public offers and requests to anyone (public search).
-HUB_PUBLIC_RULES = """  - audience: "*"
+# Every center in the demo shows its public offers and requests to anyone: public search
+# serves only what an owner's rule for "*" gives (the default policy has none).
+PUBLIC_RULES = """  - audience: "*"
     category: tech_offer
     visibility: [public]
     fields: [title, summary, keywords, ipc, isic, sector, trl, stage, partnership, country, expires]
@@ -126,10 +127,10 @@ def setup(root: Path) -> dict[str, dict[str, Any]]:
         info["token"] = result.admin_token
     hub_rt = open_runtime(hub["dir"])
     try:
-        hub_rt.policy.apply(hub_rt.policy.active().text + HUB_PUBLIC_RULES, "demo")
         for node_id, info in nodes.items():
             rt = hub_rt if node_id == "cn" else open_runtime(info["dir"])
             try:
+                rt.policy.apply(rt.policy.active().text + PUBLIC_RULES, "demo")
                 report = rt.listings.import_records(records.get(node_id, []))
                 info["imported"] = report.created
                 if node_id != "cn":

@@ -29,6 +29,7 @@ from click.testing import CliRunner
 
 from node.cli.main import cli
 from node.config import NodeConfig
+from node.demo import PUBLIC_RULES
 from node.runtime import open_runtime
 from node.services.directory import Member, keys_from_identity
 from node.services.setup import init_node
@@ -123,6 +124,8 @@ def make_federation(root: Path, *, hub_interval_s: float) -> dict[str, Proc]:
         for node_id in ("th", "vn"):
             rt = open_runtime(procs[node_id].data_dir)
             try:
+                # Public search serves only what an owner's rule for "*" gives.
+                rt.policy.apply(rt.policy.active().text + PUBLIC_RULES, "test")
                 records = sample_records(node_id)
                 report = rt.listings.import_records(list(enumerate(records, start=1)))
                 assert not report.problems, report.problems
