@@ -33,7 +33,7 @@ from protocol.request_sig import sign_request
 from tests.federation.network import start_network
 from tests.nodes import RunningNode
 
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 10
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
