@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from node.web.openapi import served_routes
 from protocol.keys import NodeKey
 from protocol.request_sig import sign_request
-from tests.federation.network import start_network
+from tests.federation.network import NodeFactory, start_network
 from tests.nodes import RunningNode
 
 EXAMPLES_PER_OPERATION = 10
@@ -76,6 +76,7 @@ def fuzz(target: RunningNode, signer: SignedBy) -> tuple[dict[str, set[int]], li
     federation = requests.Session()
     federation.auth = signer
     public = requests.Session()
+    sessions = {"adminToken": admin, "federationSignature": federation}
     page = admin.get(f"{target.url}/admin/v1/listings", params={"limit": 20}, timeout=10).json()
     known = [item["listing"]["id"] for item in page["items"]]
     assert known, "the node holds no listings to aim at"
@@ -86,14 +87,9 @@ def fuzz(target: RunningNode, signer: SignedBy) -> tuple[dict[str, set[int]], li
             failures.append(f"the document: {result.err()}")
             continue
         operation = result.ok()
-        path = operation.path
-        session = (
-            admin
-            if path.startswith("/admin/") or path in ("/hub/status", "/metrics")
-            else federation
-            if path.startswith("/federation/")
-            else public
-        )
+        # Credentials as the document asks for them.
+        schemes = {name for need in operation.definition.raw.get("security", []) for name in need}
+        session = sessions[min(schemes)] if schemes else public
         statuses = ran.setdefault(operation.label, set())
         # Requests that fit the document, and requests that do not (bad types, values
         # out of range, missing fields): neither may get a 500.
@@ -143,9 +139,9 @@ def documented(node: RunningNode) -> set[str]:
 
 
 async def test_schemathesis_finds_no_500_and_no_answer_outside_the_document(
-    node_factory: object,
+    node_factory: NodeFactory,
 ) -> None:
-    net = await start_network(node_factory, ["th"])  # type: ignore[arg-type]
+    net = await start_network(node_factory, ["th"])
     hub, member = net.hub, net.nodes["th"]
     as_member = SignedBy("th", member.runtime.keys.active, "cn")
     as_hub = SignedBy("cn", hub.runtime.keys.active, "th")
