@@ -3,13 +3,17 @@
 Every operation of ``/openapi.json`` gets generated requests: admin routes with the
 node's token, federation routes signed (``CATTC-Sig``) by a node the callee knows,
 public ones as they are. No answer may be a 500 or fall outside the document (status,
-content type, body schema). The run is bounded and reproducible: a fixed number of
-examples per operation, derandomized, no shrinking.
+content type, body schema). Requests that fit the document and requests that do not
+are both sent; half aim at listings the node holds, and half the EoIs to the hub are
+re-signed as the caller's own, so that more than the first refusal is exercised. The run
+is bounded and reproducible: a fixed number of examples per operation, derandomized, no
+shrinking.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 from node.web.openapi import served_routes
 from protocol.keys import NodeKey
 from protocol.request_sig import sign_request
+from protocol.signing import sign_object
 from tests.federation.network import NodeFactory, start_network
 from tests.nodes import RunningNode
 
@@ -94,7 +99,7 @@ def fuzz(target: RunningNode, signer: SignedBy) -> tuple[dict[str, set[int]], li
         # Requests that fit the document, and requests that do not (bad types, values
         # out of range, missing fields): neither may get a 500.
         strategy = operation.as_strategy() | operation.as_strategy(GenerationMode.NEGATIVE)
-        test = _operation_test(strategy, target.url, session, statuses, known)
+        test = _operation_test(strategy, target.url, session, statuses, known, signer)
         try:
             test()
         except Exception as exc:  # one operation's failure must not hide another's
@@ -110,7 +115,10 @@ def _operation_test(
     session: requests.Session,
     statuses: set[int],
     known: list[str],
+    signer: SignedBy,
 ) -> Callable[[], None]:
+    numbers = itertools.count(1)
+
     @settings(
         max_examples=EXAMPLES_PER_OPERATION,
         deadline=None,
@@ -127,11 +135,28 @@ def _operation_test(
             case.path_parameters["listing_id"] = aim
             if "audience" in (case.query or {}):
                 case.query["audience"] = "*"
+        if aim is not None and case.path == "/federation/v1/eoi" and isinstance(case.body, dict):
+            # An EoI the hub can take apart: signed by the caller, about a listing it holds.
+            case.body = signed_eoi(signer, case.body, aim, next(numbers))
         response = case.call(base_url=base_url, session=session)
         statuses.add(response.status_code)
         case.validate_response(response, checks=CHECKS)
 
     return test
+
+
+def signed_eoi(signer: SignedBy, generated: dict[str, Any], listing_id: str, n: int) -> Any:
+    """The generated EoI, made the caller's own and signed: its message and any other
+    members kept, its envelope set so that the hub reads past the signature."""
+    obj = {k: v for k, v in generated.items() if k != "signatures"}
+    obj.update(
+        issuer=signer.origin,
+        audience=signer.destination,
+        ts=int(time.time() * 1000),
+        id=f"{signer.origin}-eoi-fuzz{n}",
+        listing={"owner": signer.destination, "id": listing_id},
+    )
+    return sign_object(obj, signer.origin, signer.key)
 
 
 def documented(node: RunningNode) -> set[str]:
@@ -154,4 +179,6 @@ async def test_schemathesis_finds_no_500_and_no_answer_outside_the_document(
             assert 200 in ran[label], (target.node_id, label, ran[label])
         # and requests outside the document reached the handlers, which refused them.
         assert 400 in ran["GET /admin/v1/listings"], ran["GET /admin/v1/listings"]
+        if target is hub:  # signed EoIs got past the signature to the hub's own checks
+            assert 202 in ran["POST /federation/v1/eoi"], ran["POST /federation/v1/eoi"]
         assert not failures, f"{target.node_id}:\n" + "\n\n".join(failures)
