@@ -7,27 +7,37 @@ hub's summary as ``listing.public_view``, built and signed by the owner; for the
 own listings it is the hub's policy for ``*``. A listing with no public view is not in
 the index. Copies of an unreachable member stay searchable, marked stale with their age,
 until they expire.
+
+The index is rows in the database (``search_store``): members' summaries are indexed as
+they are stored, the hub's own listings once per policy version and change, so a search
+is two SQL queries on the engine's full-text index, whatever the number of listings.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
+import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from node.hub import search_store
+from node.hub.search_store import SearchDoc, fts5_query, public_listing, query_terms, tsquery
 from node.services.sync_status import peer_statuses
 from node.services.views import envelope, public_view
-from node.storage.models import RemoteListingRow
+from node.storage.models import ChangeRow, ListingRow, MetaRow, RemoteListingRow
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+__all__ = ["SearchIndex", "SearchQuery", "public_listing", "search"]
+
+log = logging.getLogger(__name__)
+HELD_KEY = "search.held"  # members' summaries held before the index existed are in it
+OWN_KEY = "search.own"  # "<policy version>:<change seq>" the hub's own listings are at
 
 
 @dataclass(frozen=True)
@@ -41,138 +51,187 @@ class SearchQuery:
     limit: int = 20
 
 
-def _text(view: dict[str, Any]) -> str:
-    f = view.get("fields", {})
-    parts = [*(f.get("title") or {}).values(), f.get("summary", ""), f.get("need", "")]
-    parts.extend(f.get("keywords") or [])
-    return " ".join(str(p) for p in parts).lower()
+def _meta(session: Session, key: str) -> str | None:
+    row = session.get(MetaRow, key)
+    return None if row is None else row.value
 
 
-def public_listing(held: dict[str, Any]) -> dict[str, Any] | None:
-    """What public search shows of a member's summary (its ``listing`` member): the
-    owner's public view in the summary's envelope, or None when the owner gave none."""
-    public = held.get("public_view")
-    if not isinstance(public, dict):
-        return None
-    keep = ("id", "category", "version", "updated", "expires")
-    return {
-        **{k: held[k] for k in keep},
-        "fields": public["fields"],
-        "rights": public["rights"],
-        "public": True,
-    }
-
-
-Cached = tuple[tuple[int, int], dict[str, Any] | None, str]
+def _set_meta(session: Session, key: str, value: str) -> None:
+    row = session.get(MetaRow, key)
+    if row is None:
+        session.add(MetaRow(key=key, value=value))
+    else:
+        row.value = value
 
 
 class SearchIndex:
-    """A small in-memory cache of parsed public views, refreshed from the database."""
+    """Keeps the search rows current where they are not written with their source: the
+    summaries held before the index existed (once), and the hub's own listings (when the
+    policy's version or the change log moved, never per request)."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], Cached] = {}
+        self._lock = threading.Lock()
 
-    def documents(self, rt: NodeRuntime) -> list[tuple[str, dict[str, Any], str]]:
-        now = rt.clock()
+    def refresh(self, rt: NodeRuntime) -> None:
+        version, compiled = rt.policy.compiled()
+        head = rt.listings.head()
+        want = f"{version}:{head}"
         with Session(rt.engine) as session:
-            rows = session.execute(
-                select(
-                    RemoteListingRow.origin,
-                    RemoteListingRow.listing_id,
-                    RemoteListingRow.version,
-                    RemoteListingRow.item_ts,
-                ).where(RemoteListingRow.visibility == "public", RemoteListingRow.expires > now)
-            ).all()
-            fresh: dict[tuple[str, str], Cached] = {}
-            stale_keys = []
-            for origin, lid, version, ts in rows:
-                key = (origin, lid)
-                cached = self._cache.get(key)
-                if cached is not None and cached[0] == (version, ts):
-                    fresh[key] = cached
-                else:
-                    stale_keys.append(key)
-            for key in stale_keys:
-                row = session.get(RemoteListingRow, key)
+            if _meta(session, HELD_KEY) == "1" and _meta(session, OWN_KEY) == want:
+                return
+        with self._lock, Session(rt.engine) as session, session.begin():
+            if _meta(session, HELD_KEY) != "1":
+                self._index_held(session)
+                _set_meta(session, HELD_KEY, "1")
+            was = _meta(session, OWN_KEY)
+            if was == want:
+                return
+            old_version, _, old_head = (was or "").partition(":")
+            if old_version == str(version) and old_head.isdigit():
+                ids: list[str] = list(
+                    session.scalars(
+                        select(ChangeRow.listing_id)
+                        .where(ChangeRow.seq > int(old_head))
+                        .group_by(ChangeRow.listing_id)
+                    )
+                )
+            else:
+                search_store.remove_owner(session, rt.node_id)
+                ids = list(session.scalars(select(ListingRow.id)))
+                old_head = ""
+            self._index_own(session, rt, compiled, ids, replace=bool(old_head))
+            _set_meta(session, OWN_KEY, want)
+            log.info("search: own listings indexed at policy v%s, change %s", version, head)
+
+    @staticmethod
+    def _index_held(session: Session) -> None:
+        stmt = (
+            select(RemoteListingRow.origin, RemoteListingRow.listing_id)
+            .where(RemoteListingRow.visibility == "public")
+            .order_by(RemoteListingRow.origin, RemoteListingRow.listing_id)
+        )
+        keys = [(str(o), str(i)) for o, i in session.execute(stmt)]
+        for start in range(0, len(keys), 500):
+            by_origin: dict[str, dict[str, dict[str, Any] | None]] = {}
+            for origin, lid in keys[start : start + 500]:
+                row = session.get(RemoteListingRow, (origin, lid))
                 if row is not None:
-                    view = public_listing(json.loads(row.signed_bytes)["listing"])
-                    text = "" if view is None else _text(view)
-                    fresh[key] = ((row.version, row.item_ts), view, text)
-        self._cache = fresh
-        docs = [
-            (origin, view, text)
-            for (origin, _), (_, view, text) in fresh.items()
-            if view is not None
-        ]
-        _, compiled = rt.policy.compiled()
-        for stored in rt.listings.iter_all(include_withdrawn=False):
-            own = public_view(stored.record, compiled, now)
-            if own is not None:
-                shown = envelope(own, stored.record)
-                docs.append((rt.node_id, shown, _text(shown)))
-        return docs
+                    listing = json.loads(row.signed_bytes)["listing"]
+                    by_origin.setdefault(origin, {})[lid] = listing
+            for origin, changed in by_origin.items():
+                search_store.put_summaries(session, origin, changed)
+            session.expunge_all()
+
+    @staticmethod
+    def _index_own(
+        session: Session, rt: NodeRuntime, compiled: Any, ids: list[str], *, replace: bool
+    ) -> None:
+        now = rt.clock()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            if replace:
+                search_store.remove(session, rt.node_id, chunk)
+            rows = session.execute(
+                select(ListingRow.record).where(
+                    ListingRow.id.in_(chunk), ListingRow.withdrawn.is_(False)
+                )
+            )
+            for (raw,) in rows:
+                record = json.loads(raw)
+                own = public_view(record, compiled, now)
+                if own is not None:
+                    shown = envelope(own, record)
+                    doc = SearchDoc(rt.node_id, shown, rt.config.country)
+                    search_store.put(session, doc, replace=False)
 
 
-def _matches(
-    q: SearchQuery, origin: str, view: dict[str, Any], text: str, countries: dict[str, str]
-) -> bool:
-    f = view.get("fields", {})
-    if q.category and view.get("category") != q.category:
-        return False
+def _where(q: SearchQuery, dialect: str, now: int) -> tuple[str, str, dict[str, Any]]:
+    """(FROM clause, WHERE clause, parameters) of the hits, and the rank to order by."""
+    params: dict[str, Any] = {"now": now}
+    conds = ["d.expires > :now"]
+    terms = query_terms(q.q)
+    if not terms:
+        source = "search_docs d"
+    elif dialect == "sqlite":
+        source = "search_fts f JOIN search_docs d ON d.id = f.rowid"
+        conds.append("search_fts MATCH :m")
+        params["m"] = fts5_query(terms)
+    else:
+        source = "search_fts f JOIN search_docs d ON d.id = f.doc_id"
+        conds.append("f.doc @@ CAST(:m AS tsquery)")
+        params["m"] = tsquery(terms)
+    if q.category:
+        conds.append("d.category = :category")
+        params["category"] = q.category
     if q.country:
-        country = f.get("country") or countries.get(origin)
-        if country != q.country.upper():
-            return False
-    if q.ipc and not any(str(code).startswith(q.ipc.upper()) for code in f.get("ipc") or []):
-        return False
-    if q.trl_min is not None and not (isinstance(f.get("trl"), int) and f["trl"] >= q.trl_min):
-        return False
-    terms = _WORD.findall(q.q.lower())
-    return all(t in text for t in terms)
+        conds.append("d.country = :country")
+        params["country"] = q.country.upper()
+    if q.trl_min is not None:
+        conds.append("d.trl >= :trl")
+        params["trl"] = q.trl_min
+    if q.ipc:
+        params["ipc"] = q.ipc.upper()
+        if dialect == "sqlite":  # binary collation: a range on the index
+            params["ipc_end"] = q.ipc.upper() + "\U0010ffff"
+            codes = "code >= :ipc AND code < :ipc_end"
+        else:
+            codes = "starts_with(code, :ipc)"
+        conds.append(f"d.id IN (SELECT doc_id FROM search_codes WHERE {codes})")
+    return source, " AND ".join(conds), params
 
 
-def _score(q: SearchQuery, view: dict[str, Any], text: str) -> float:
-    terms = _WORD.findall(q.q.lower())
-    title = " ".join((view.get("fields", {}).get("title") or {}).values()).lower()
-    return sum(text.count(t) + 3 * title.count(t) for t in terms)
+def _order(q: SearchQuery, dialect: str) -> str:
+    if not query_terms(q.q):
+        return "d.owner, d.listing_id"
+    if dialect == "sqlite":  # bm25 is lower for better hits; a title word weighs three
+        return "bm25(search_fts, 3.0, 1.0), d.owner, d.listing_id"
+    return "ts_rank(f.doc, CAST(:m AS tsquery)) DESC, d.owner, d.listing_id"
+
+
+def _run(rt: NodeRuntime, q: SearchQuery) -> tuple[int, dict[str, dict[str, int]], list[Any]]:
+    dialect = rt.engine.dialect.name
+    source, where, params = _where(q, dialect, rt.clock())
+    facets: dict[str, dict[str, int]] = {"category": {}, "country": {}, "sector": {}}
+    total = 0
+    with Session(rt.engine) as session:
+        grouped = session.execute(
+            text(  # noqa: S608 - fixed fragments, values bound
+                f"SELECT d.category, d.country, d.sectors, count(*) FROM {source} "
+                f"WHERE {where} GROUP BY d.category, d.country, d.sectors"
+            ),
+            params,
+        )
+        for category, country, sectors, n in grouped:
+            total += n
+            for name, value in (("category", category), ("country", country)):
+                facets[name][value] = facets[name].get(value, 0) + n
+            for sector in sectors.split("\n") if sectors else []:
+                facets["sector"][sector] = facets["sector"].get(sector, 0) + n
+        page = list(
+            session.execute(
+                text(  # noqa: S608 - fixed fragments, values bound
+                    f"SELECT d.owner, d.shown FROM {source} WHERE {where} "
+                    f"ORDER BY {_order(q, dialect)} LIMIT :limit OFFSET :offset"
+                ),
+                {**params, "limit": q.limit, "offset": q.offset},
+            )
+        )
+    return total, {k: dict(sorted(v.items())) for k, v in facets.items()}, page
 
 
 def search(rt: NodeRuntime, index: SearchIndex, q: SearchQuery) -> dict[str, Any]:
+    """One page of public search, with every hit's facets (blocking: run via ``rt.run``)."""
+    index.refresh(rt)
     now = rt.clock()
-    countries = {m.node_id: m.country for m in rt.directory.members()}
-    countries[rt.node_id] = rt.config.country
-    stale = {p["peer"]: p for p in peer_statuses(rt) if p["state"] == "stale"}
-    hits = [
-        (origin, view, text)
-        for origin, view, text in index.documents(rt)
-        if _matches(q, origin, view, text, countries)
-    ]
-    hits.sort(key=lambda h: (-_score(q, h[1], h[2]), h[0], h[1]["id"]))
-    facets: dict[str, Counter[str]] = {
-        "category": Counter(),
-        "country": Counter(),
-        "sector": Counter(),
-    }
-    for origin, view, _ in hits:
-        f = view.get("fields", {})
-        facets["category"][view["category"]] += 1
-        facets["country"][f.get("country") or countries.get(origin, "?")] += 1
-        for sector in [f.get("sector"), *(f.get("sectors") or [])]:
-            if sector:
-                facets["sector"][sector] += 1
-    page = hits[q.offset : q.offset + q.limit]
+    total, facets, page = _run(rt, q)
+    stale = {p["peer"]: p for p in peer_statuses(rt) if p["state"] == "stale"} if page else {}
     items = []
-    for origin, view, _ in page:
-        item: dict[str, Any] = {"owner": origin, "listing": view}
-        if origin in stale:
-            last = stale[origin]["last_success"]
+    for owner, shown in page:
+        item: dict[str, Any] = {"owner": owner, "listing": json.loads(shown)}
+        if owner in stale:
+            last = stale[owner]["last_success"]
             item["stale"] = True
             item["stale_age_ms"] = None if last is None else now - last
         items.append(item)
-    nxt = q.offset + q.limit if q.offset + q.limit < len(hits) else None
-    return {
-        "total": len(hits),
-        "items": items,
-        "next_offset": nxt,
-        "facets": {k: dict(sorted(v.items())) for k, v in facets.items()},
-    }
+    nxt = q.offset + q.limit if q.offset + q.limit < total else None
+    return {"total": total, "items": items, "next_offset": nxt, "facets": facets}

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
+from node.hub import search_store
 from node.storage.models import (
     InboxRow,
     PeerStateRow,
@@ -127,9 +128,11 @@ class RemoteStore:
                         )
                     )
                 )
+            searched: dict[str, dict[str, Any] | None] = {}  # public search, same transaction
             for item in items:
                 seq += 1
-                self._apply_one(session, peer, item, now, seq, result, held, tombs)
+                self._apply_one(session, peer, item, now, seq, result, held, tombs, searched)
+            search_store.put_summaries(session, peer, searched)
             for bad in [*rejected, *result.rejected]:
                 _quarantine(session, peer, now, bad)
             result.rejected = [*rejected, *result.rejected]
@@ -148,6 +151,7 @@ class RemoteStore:
         result: ApplyResult,
         held_rows: dict[str, RemoteListingRow],
         tombs: dict[str, RemoteTombstoneRow],
+        searched: dict[str, dict[str, Any] | None],
     ) -> None:
         obj = item.obj
         if obj["type"] not in ("listing", "retraction"):
@@ -176,6 +180,7 @@ class RemoteStore:
             if held is not None:
                 _drop(session, held)
                 del held_rows[lid]
+                searched[lid] = None
                 result.retracted += 1
             if tomb is None:
                 tombs[lid] = RemoteTombstoneRow(
@@ -236,6 +241,7 @@ class RemoteStore:
         else:
             for key, value in values.items():
                 setattr(held, key, value)
+        searched[lid] = obj["listing"]
         result.applied += 1
 
     def record_run(self, run: RunRecord, *, success: bool) -> None:
@@ -289,5 +295,6 @@ class RemoteStore:
 
     def purge_origin(self, origin: str) -> int:
         with Session(self.engine) as session, session.begin():
+            search_store.remove_owner(session, origin)
             res = session.execute(delete(RemoteListingRow).where(RemoteListingRow.origin == origin))
             return int(getattr(res, "rowcount", 0) or 0)

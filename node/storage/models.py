@@ -242,3 +242,39 @@ class EoiRow(Base):
     received: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
     __table_args__ = (Index("ix_eois_requester_received", "requester", "received"),)
+
+
+class SearchDocRow(Base):
+    """One listing in the hub's public search, as its owner shows it to anyone (``*``):
+    written with the summary it comes from (or the hub's own listing and policy), so a
+    search reads rows, never summaries. Its words are in ``search_fts``, outside these
+    models: an FTS5 table on SQLite, a ``tsvector`` with a GIN index on PostgreSQL."""
+
+    __tablename__ = "search_docs"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(32))
+    listing_id: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(2))
+    trl: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The view's sectors, one a line: a facet counts each (rare combinations, one scan).
+    sectors: Mapped[str] = mapped_column(Text)
+    expires: Mapped[int] = mapped_column(BigInteger)
+    shown: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ux_search_docs_owner_listing", "owner", "listing_id", unique=True),
+        Index("ix_search_docs_category", "category", "country"),
+    )
+
+
+class SearchCodeRow(Base):
+    """A classification code of a search document, for the IPC prefix filter."""
+
+    __tablename__ = "search_codes"
+
+    doc_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+    __table_args__ = (Index("ix_search_codes_code", "code", "doc_id"),)

@@ -1,0 +1,237 @@
+"""The rows of public search: one per listing anyone may see, written in the transaction
+that stores, replaces or purges the summary it comes from (and for the hub's own listings
+when they or the hub's policy change), so that a search reads an index, never summaries.
+
+Words go to the database's own full-text index (``search_fts``: FTS5 on SQLite, a
+weighted ``tsvector`` with a GIN index on PostgreSQL), written as tokens made here, the
+same way on both engines: lower-cased words, and for scripts written without spaces
+(Thai, Lao, Khmer, Myanmar, Chinese, Japanese kana) overlapping character pairs, so that
+any run of two or more such characters is found as a phrase of pairs. A query term finds
+words it begins; a term in those scripts finds any text containing it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
+
+from node.storage.models import MemberRow, SearchCodeRow, SearchDocRow
+
+FTS_TABLE = "search_fts"
+# Letters and digits, plus the combining marks of the scripts most used by members
+# (Python's \w leaves them out, and they sit inside Thai and Indic words).
+_WORD = re.compile(
+    r"(?:[^\W_]|[\u0300-\u036f\u0900-\u0dff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff])+"
+)
+_NO_SPACES = re.compile(
+    r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    r"\uf900-\ufaff\U00020000-\U0002ffff]+"
+)
+MAX_TOKEN = 64
+
+
+def _pieces(word: str) -> list[tuple[bool, str]]:
+    """``word`` split into (written without spaces?, piece) runs."""
+    out: list[tuple[bool, str]] = []
+    pos = 0
+    for m in _NO_SPACES.finditer(word):
+        if m.start() > pos:
+            out.append((False, word[pos : m.start()]))
+        out.append((True, m.group()))
+        pos = m.end()
+    if pos < len(word):
+        out.append((False, word[pos:]))
+    return out
+
+
+def _pairs(run: str) -> list[str]:
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def tokens(value: str) -> list[str]:
+    """The indexed tokens of ``value``: words, and character pairs then the last
+    character of each run without spaces (so a one-character query finds every place)."""
+    out: list[str] = []
+    for word in _WORD.findall(value.lower()):
+        for dense, piece in _pieces(word):
+            if dense:
+                out.extend(_pairs(piece))
+                out.append(piece[-1])
+            else:
+                out.append(piece[:MAX_TOKEN])
+    return out
+
+
+def query_terms(q: str) -> list[list[str]]:
+    """What a query asks for: each term a phrase of tokens (a prefix when one token), all
+    terms required. Anything that is not a letter, digit or mark is dropped, so no input
+    can reach the engine's query syntax."""
+    terms: list[list[str]] = []
+    for word in _WORD.findall(q.lower()):
+        for dense, piece in _pieces(word):
+            if dense and len(piece) > 1:
+                terms.append(_pairs(piece))
+            else:
+                terms.append([piece[:MAX_TOKEN]])
+    return terms[:32]
+
+
+def fts5_query(terms: list[list[str]]) -> str:
+    """An FTS5 MATCH string: every token double-quoted (tokens hold no quotes)."""
+    parts = []
+    for phrase in terms:
+        quoted = '"' + " ".join(phrase) + '"'
+        parts.append(quoted + "*" if len(phrase) == 1 else quoted)
+    return " AND ".join(parts)
+
+
+def tsquery(terms: list[list[str]]) -> str:
+    """A PostgreSQL tsquery literal: lexemes single-quoted, prefixes ``:*``, pairs ``<->``."""
+    parts = []
+    for phrase in terms:
+        if len(phrase) == 1:
+            parts.append(f"'{phrase[0]}':*")
+        else:
+            parts.append("(" + " <-> ".join(f"'{t}'" for t in phrase) + ")")
+    return " & ".join(parts)
+
+
+def _tsvector(title: list[str], body: list[str]) -> str:
+    """A tsvector literal with positions; title lexemes weigh A, the rest D."""
+    seen: dict[str, list[str]] = {}
+    pos = 0
+    for weight, toks in (("A", title), ("", body)):
+        for tok in toks:
+            pos = min(pos + 1, 16383)
+            where = seen.setdefault(tok, [])
+            if len(where) < 255:
+                where.append(f"{pos}{weight}")
+    return " ".join(f"'{tok}':{','.join(where)}" for tok, where in seen.items())
+
+
+def public_listing(held: dict[str, Any]) -> dict[str, Any] | None:
+    """What public search shows of a member's summary (its ``listing`` member): the
+    owner's public view in the summary's envelope, or None when the owner gave none."""
+    public = held.get("public_view")
+    if not isinstance(public, dict):
+        return None
+    keep = ("id", "category", "version", "updated", "expires")
+    return {
+        **{k: held[k] for k in keep},
+        "fields": public["fields"],
+        "rights": public["rights"],
+        "public": True,
+    }
+
+
+@dataclass(frozen=True)
+class SearchDoc:
+    """A listing as public search shows it, with what it is found and filtered by."""
+
+    owner: str
+    shown: dict[str, Any]
+    country: str
+
+    def values(self) -> dict[str, Any]:
+        f = self.shown.get("fields", {})
+        trl = f.get("trl")
+        sectors = [s for s in [f.get("sector"), *(f.get("sectors") or [])] if s]
+        return {
+            "owner": self.owner,
+            "listing_id": self.shown["id"],
+            "category": self.shown["category"],
+            "country": str(f.get("country") or self.country)[:2],
+            "trl": trl if isinstance(trl, int) and not isinstance(trl, bool) else None,
+            "sectors": "\n".join(str(s).replace("\n", " ") for s in sectors),
+            "expires": self.shown["expires"],
+            "shown": json.dumps(self.shown, ensure_ascii=False, sort_keys=True),
+        }
+
+    def words(self) -> tuple[list[str], list[str]]:
+        f = self.shown.get("fields", {})
+        title = " ".join(str(t) for t in (f.get("title") or {}).values())
+        body = [f.get("summary", ""), f.get("need", ""), *(f.get("keywords") or [])]
+        return tokens(title), tokens(" ".join(str(b) for b in body if b))
+
+    def codes(self) -> set[str]:
+        return {str(c).upper()[:40] for c in self.shown.get("fields", {}).get("ipc") or []}
+
+
+def remove(session: Session, owner: str, listing_ids: Iterable[str]) -> None:
+    """Take these listings out of search (absent ones are no error)."""
+    ids = list(listing_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        doc_ids = list(
+            session.scalars(
+                select(SearchDocRow.id).where(
+                    SearchDocRow.owner == owner, SearchDocRow.listing_id.in_(chunk)
+                )
+            )
+        )
+        _remove_ids(session, doc_ids)
+
+
+def remove_owner(session: Session, owner: str) -> None:
+    doc_ids = list(session.scalars(select(SearchDocRow.id).where(SearchDocRow.owner == owner)))
+    for start in range(0, len(doc_ids), 500):
+        _remove_ids(session, doc_ids[start : start + 500])
+
+
+def _remove_ids(session: Session, doc_ids: list[int]) -> None:
+    if not doc_ids:
+        return
+    session.flush()
+    session.execute(delete(SearchCodeRow).where(SearchCodeRow.doc_id.in_(doc_ids)))
+    session.execute(delete(SearchDocRow).where(SearchDocRow.id.in_(doc_ids)))
+    key = "rowid" if session.get_bind().dialect.name == "sqlite" else "doc_id"
+    marks = ", ".join(f":d{i}" for i in range(len(doc_ids)))
+    session.execute(
+        text(f"DELETE FROM {FTS_TABLE} WHERE {key} IN ({marks})"),  # noqa: S608 - bound marks
+        {f"d{i}": d for i, d in enumerate(doc_ids)},
+    )
+
+
+def put(session: Session, doc: SearchDoc, *, replace: bool = True) -> None:
+    """Index ``doc``, replacing what was indexed of the same listing."""
+    if replace:
+        remove(session, doc.owner, [doc.shown["id"]])
+    row = SearchDocRow(**doc.values())
+    session.add(row)
+    session.flush()
+    for code in doc.codes():
+        session.add(SearchCodeRow(doc_id=row.id, code=code))
+    title, body = doc.words()
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            text(f"INSERT INTO {FTS_TABLE} (rowid, title, body) VALUES (:id, :t, :b)"),
+            {"id": row.id, "t": " ".join(title), "b": " ".join(body)},
+        )
+    else:
+        session.execute(
+            text(f"INSERT INTO {FTS_TABLE} (doc_id, doc) VALUES (:id, CAST(:v AS tsvector))"),
+            {"id": row.id, "v": _tsvector(title, body)},
+        )
+
+
+def member_country(session: Session, origin: str) -> str:
+    member = session.get(MemberRow, origin)
+    return member.country if member is not None else "?"
+
+
+def put_summaries(session: Session, origin: str, changed: dict[str, dict[str, Any] | None]) -> None:
+    """Index what a page changed of ``origin``'s summaries: listing id -> the summary's
+    ``listing`` now held, or None when purged. Each is shown by its owner's public view
+    only; a summary without one leaves search."""
+    remove(session, origin, changed)
+    country = member_country(session, origin)
+    for listing in changed.values():
+        shown = public_listing(listing) if listing and listing.get("public") else None
+        if shown is not None:
+            put(session, SearchDoc(origin, shown, country), replace=False)
