@@ -25,19 +25,18 @@ from sqlalchemy.orm import Session
 from node.services.errors import ServiceError
 from node.storage.models import ChangeRow, MetaRow
 from protocol.b64 import b64url_decode, b64url_encode
+from protocol.errors import ErrorCode
 
 SECRET_KEY = "cursor_secret"
 FLOOR_KEY = "feed_floor"
 
 
 class BadCursor(ServiceError):
-    status = 400
-    code = "bad_cursor"
+    code = ErrorCode.BAD_CURSOR
 
 
 class CursorExpired(ServiceError):
-    status = 410
-    code = "cursor_expired_resync"
+    code = ErrorCode.CURSOR_EXPIRED
 
 
 @dataclass(frozen=True)

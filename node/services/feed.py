@@ -30,10 +30,10 @@ from node.storage.models import ChangeRow, FeedSentRow, ListingRow, MetaRow, Out
 from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate
 from policies.model import Audience
-from protocol import PROTOCOL_VERSION
 from protocol.canonical import array_bytes, canonical_bytes, member_bytes
 from protocol.errors import ErrorCode
 from protocol.limits import MAX_ITEM_BYTES, PAGE_ENVELOPE_BYTES
+from protocol.objects import feed_page_head
 from protocol.signing import sign_object_bytes
 
 if TYPE_CHECKING:
@@ -199,18 +199,16 @@ class FeedService:
             self._store_sent(session, reader, remember)
             more = position < head
             mark = entry_mark(session.get(ChangeRow, position)) if position else None
-        page = {
-            "type": "feed_page",
-            "v": PROTOCOL_VERSION,
-            "issuer": self.rt.node_id,
-            "ts": now,
-            "audience": reader,
-            "after": after,
-            "next": codec.encode(reader, position, floor, mark),
-            "head": head,
-            "position": position,
-            "more": more,
-        }
+        page = feed_page_head(
+            issuer=self.rt.node_id,
+            audience=reader,
+            ts=now,
+            after=after,
+            next=codec.encode(reader, position, floor, mark),
+            head=head,
+            position=position,
+            more=more,
+        )
         parts = member_bytes(page)
         parts["items"] = b'"items":' + array_bytes(data for _, data in items)
         page["items"] = [obj for obj, _ in items]

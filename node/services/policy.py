@@ -21,11 +21,11 @@ from policies.compiled import CompiledPolicy, compile_policy
 from policies.model import Policy, PolicyError
 from policies.parse import parse_policy, policy_digest
 from policies.write import default_policy_yaml
+from protocol.errors import ErrorCode
 
 
 class InvalidPolicy(ServiceError):
-    status = 422
-    code = "invalid_policy"
+    code = ErrorCode.INVALID_POLICY
 
     def __init__(self, error: PolicyError) -> None:
         super().__init__("; ".join(str(i) for i in error.issues))

@@ -16,9 +16,14 @@ from node.services.signable import signable_view
 from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate
 from policies.model import STAR, Audience
-from protocol import PROTOCOL_VERSION
 from protocol.canonical import CanonicalizationError
 from protocol.keys import NodeKey
+from protocol.objects import (
+    listing_summary_body,
+    policy_ref_body,
+    public_view_body,
+    retraction_body,
+)
 from protocol.signing import sign_object_bytes
 
 PUBLIC = Audience(STAR, frozenset(), member=False)
@@ -29,11 +34,12 @@ PUBLIC = Audience(STAR, frozenset(), member=False)
 def envelope(
     view: dict[str, Any], record: Mapping[str, Any], public: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The view as sent: it also says whether the listing is public, and carries the
-    owner's public view (``public_view``) when one is given."""
+    """The view as sent (a ``protocol.objects.SummaryListing``): it also says whether the
+    listing is public, and carries the owner's public view (``public_view``) when one is
+    given."""
     out = {**view, "public": record.get("visibility") == "public"}
     if public is not None:
-        out["public_view"] = {"fields": public["fields"], "rights": public["rights"]}
+        out["public_view"] = public_view_body(public["fields"], public["rights"])
     return out
 
 
@@ -73,18 +79,13 @@ def signed_summary(
 ) -> tuple[dict[str, Any], bytes]:
     """The signed summary, and its canonical bytes (serialised once, as the feed sends
     them)."""
-    policy: dict[str, Any] = {"version": policy_version}
-    if relay:
-        policy["relay"] = relay
-    obj = {
-        "type": "listing",
-        "v": PROTOCOL_VERSION,
-        "issuer": issuer,
-        "ts": now_ms,
-        "audience": audience,
-        "listing": view,
-        "policy": policy,
-    }
+    obj = listing_summary_body(
+        issuer=issuer,
+        audience=audience,
+        ts=now_ms,
+        listing=view,
+        policy=policy_ref_body(policy_version, relay),
+    )
     try:
         return sign_object_bytes(obj, issuer, key)
     except CanonicalizationError:  # a value stored before input was bounded
@@ -103,16 +104,14 @@ def signed_retraction(
     key: NodeKey,
     now_ms: int,
 ) -> tuple[dict[str, Any], bytes]:
-    obj = {
-        "type": "retraction",
-        "v": PROTOCOL_VERSION,
-        "issuer": issuer,
-        "ts": now_ms,
-        "audience": audience,
-        "listing_id": listing_id,
-        "category": category,
-        "version": version,
-        "reason": reason,
-    }
-    # The retraction, signed, and its canonical bytes.
+    """The retraction, signed, and its canonical bytes."""
+    obj = retraction_body(
+        issuer=issuer,
+        audience=audience,
+        ts=now_ms,
+        listing_id=listing_id,
+        category=category,
+        version=version,
+        reason=reason,
+    )
     return sign_object_bytes(obj, issuer, key)

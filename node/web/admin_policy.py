@@ -42,7 +42,7 @@ async def _policy_text(request: web.Request) -> str:
 def _invalid(exc: InvalidPolicy) -> web.Response:
     return web.json_response(
         {"error": {"code": exc.code, "message": exc.message, "issues": exc.issues}},
-        status=422,
+        status=exc.status,
     )
 
 

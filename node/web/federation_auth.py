@@ -93,7 +93,7 @@ def federation_auth(config: NodeConfig) -> Middleware:
             sig = check_header(rt, header)
             key = await _known_key(request, sig, header)
         except RequestSignatureError as exc:
-            return error_response(http_status(exc.code), exc.code, exc.message)
+            return _refuse(exc.code, exc.message)
         announced = request.content_length
         if not request.body_exists:
             size = 0
@@ -103,8 +103,8 @@ def federation_auth(config: NodeConfig) -> Middleware:
             size = limit if announced is None else announced
         if not budget.reserve(size):
             budget.note_refusal()
-            resp = error_response(
-                503, ErrorCode.SERVER_BUSY, "too many request bodies in flight; retry in a moment"
+            resp = _refuse(
+                ErrorCode.SERVER_BUSY, "too many request bodies in flight; retry in a moment"
             )
             resp.headers["Retry-After"] = "1"
             return resp
@@ -112,16 +112,14 @@ def federation_auth(config: NodeConfig) -> Middleware:
             try:
                 body = await _read_body(request, size, body_timeout) if size else b""
             except TimeoutError:
-                return error_response(
-                    408,
-                    ErrorCode.BODY_TIMEOUT,
-                    f"request body not received within {body_timeout:g} s",
+                return _refuse(
+                    ErrorCode.BODY_TIMEOUT, f"request body not received within {body_timeout:g} s"
                 )
             except _TooLarge:
                 return _too_large(limit)
             except ConnectionError:  # the caller went away mid-body: nobody to answer
                 logger.info("a body from %s was cut short by the caller", sig.origin)
-                return error_response(400, ErrorCode.BAD_REQUEST, "the body was cut short")
+                return _refuse(ErrorCode.BAD_REQUEST, "the body was cut short")
             try:
                 await rt.run(
                     check_body,
@@ -133,7 +131,7 @@ def federation_auth(config: NodeConfig) -> Middleware:
                     body=body,
                 )
             except RequestSignatureError as exc:
-                return error_response(http_status(exc.code), exc.code, exc.message)
+                return _refuse(exc.code, exc.message)
             # What request.read() returns from now on: the handlers read the body as ever.
             request._read_bytes = body
             request[ORIGIN] = sig.origin
@@ -160,7 +158,7 @@ async def _known_key(request: web.Request, sig: RequestSignature, header: str | 
 async def _learn(manager: SyncManager, exc: RequestSignatureError, header: str | None) -> bool:
     if isinstance(exc, UnknownKey):
         return await manager.keys.refresh(parse_header(header).origin)
-    if exc.code == "unknown_origin":
+    if exc.code == ErrorCode.UNKNOWN_ORIGIN:
         return await manager.refresh_directory(rate_limited=True)
     return False
 
@@ -176,7 +174,10 @@ async def _read_body(request: web.Request, cap: int, timeout_s: float) -> bytes:
     return bytes(body)
 
 
+def _refuse(code: str, message: str) -> web.Response:
+    """The error answer for ``code``, with the one status ``protocol.errors`` gives it."""
+    return error_response(http_status(code), code, message)
+
+
 def _too_large(limit: int) -> web.Response:
-    return error_response(
-        413, ErrorCode.BODY_TOO_LARGE, f"request body exceeds the limit of {limit} bytes"
-    )
+    return _refuse(ErrorCode.BODY_TOO_LARGE, f"request body exceeds the limit of {limit} bytes")

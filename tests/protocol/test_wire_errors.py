@@ -49,10 +49,13 @@ def _name(node: ast.expr) -> str | None:
 
 
 def _value(node: ast.expr, constants: dict[str, str]) -> str | None:
-    """A literal code, or a module constant's; None for ``ErrorCode.X`` (checked by mypy)
-    and for anything computed."""
+    """A literal code, a module constant's, or ``ErrorCode.X``'s (its name when ``X`` is
+    none); None for anything computed."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
+    if isinstance(node, ast.Attribute) and _name(node.value) == "ErrorCode":
+        member = ErrorCode.__members__.get(node.attr)
+        return member.value if member is not None else node.attr
     if isinstance(node, ast.Name):
         return constants.get(node.id)
     return None
@@ -174,3 +177,30 @@ async def test_the_middleware_answers_through_the_table() -> None:
                 STATUS[ErrorCode(exc.code)],
                 {"error": {"code": exc.code, "message": exc.message}},
             )
+
+
+def _class_statuses(tree: ast.Module) -> Iterator[tuple[str, int]]:
+    """Classes that set a ``status`` of their own beside their ``code``."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        assigned = {
+            t.id
+            for s in node.body
+            if isinstance(s, ast.Assign | ast.AnnAssign) and s.value is not None
+            for t in (s.targets if isinstance(s, ast.Assign) else [s.target])
+            if isinstance(t, ast.Name)
+        }
+        if {"code", "status"} <= assigned:
+            yield node.name, node.lineno
+
+
+def test_no_error_class_keeps_a_status_of_its_own() -> None:
+    """A ``status`` class attribute would hide ``ProtocolError.status`` (the table's) and
+    could say something else; the code alone decides."""
+    own = [
+        f"{path.relative_to(ROOT)}:{line} {name}"
+        for path, tree in sources()
+        for name, line in _class_statuses(tree)
+    ]
+    assert own == []

@@ -212,8 +212,8 @@ def _nested_dicts(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]
         for key, value in obj.items():
             if key in ("fields", "signatures", "keys", "verify_keys", "old_verify_keys"):
                 continue  # maps of names, not models: their values are checked below
-            if key in ("components", "rights"):
-                continue  # scores by name; a view's rights block is a free map for now
+            if key == "components":
+                continue  # scores by name
             out.extend(_nested_dicts(value, (*path, key)))
     elif isinstance(obj, list):
         for i, value in enumerate(obj):
