@@ -343,7 +343,7 @@ def test_a_peer_summary_with_a_version_beyond_32_bits_is_quarantined(version: in
         "updated": 1,
         "expires": 2,
         "fields": {},
-        "rights": {},
+        "rights": {"ip_owner": [], "attribution": [], "name_logo_consent": False},
     }
     summary, _ = signed_summary(
         issuer="th", audience="cn", view=view, policy_version=1, key=store.active, now_ms=1
