@@ -18,17 +18,25 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from node.hub import search_store
 from node.hub.search_store import SearchDoc, fts5_query, public_listing, query_terms, tsquery
 from node.services.sync_status import peer_statuses
 from node.services.views import envelope, public_view
-from node.storage.models import ChangeRow, ListingRow, MetaRow, RemoteListingRow
+from node.storage.models import (
+    ChangeRow,
+    ListingRow,
+    MetaRow,
+    RemoteListingRow,
+    SearchDocRow,
+    SearchShownRow,
+)
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
@@ -38,6 +46,8 @@ __all__ = ["SearchIndex", "SearchQuery", "public_listing", "search"]
 log = logging.getLogger(__name__)
 HELD_KEY = "search.held"  # members' summaries held before the index existed are in it
 OWN_KEY = "search.own"  # "<policy version>:<change seq>" the hub's own listings are at
+FACET_CACHE = 256
+Facets = tuple[int, dict[str, dict[str, int]]]  # total hits, counts per facet
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,29 @@ class SearchIndex:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # (query) -> (rows' generation, valid until, facets): the LRU of recent facets.
+        self._facets: OrderedDict[tuple[Any, ...], tuple[Any, int | None, Facets]] = OrderedDict()
+        self._facets_lock = threading.Lock()
+
+    def cached_facets(self, key: tuple[Any, ...], generation: Any, now: int) -> Facets | None:
+        """Total and facets of a query while no row changed and none expired since."""
+        with self._facets_lock:
+            entry = self._facets.get(key)
+            if entry is None or entry[0] != generation:
+                return None
+            if entry[1] is not None and now >= entry[1]:
+                return None
+            self._facets.move_to_end(key)
+            return entry[2]
+
+    def keep_facets(
+        self, key: tuple[Any, ...], generation: Any, valid_until: int | None, facets: Facets
+    ) -> None:
+        with self._facets_lock:
+            self._facets[key] = (generation, valid_until, facets)
+            self._facets.move_to_end(key)
+            while len(self._facets) > FACET_CACHE:
+                self._facets.popitem(last=False)
 
     def refresh(self, rt: NodeRuntime) -> None:
         version, compiled = rt.policy.compiled()
@@ -153,7 +186,9 @@ def _where(q: SearchQuery, dialect: str, now: int) -> tuple[str, str, dict[str, 
     if not terms:
         source = "search_docs d"
     elif dialect == "sqlite":
-        source = "search_fts f JOIN search_docs d ON d.id = f.rowid"
+        # CROSS JOIN: SQLite keeps this order, the full-text index driving (never a
+        # MATCH run for each row a filter's index finds).
+        source = "search_fts f CROSS JOIN search_docs d ON d.id = f.rowid"
         conds.append("search_fts MATCH :m")
         params["m"] = fts5_query(terms)
     else:
@@ -188,42 +223,64 @@ def _order(q: SearchQuery, dialect: str) -> str:
     return "ts_rank(f.doc, CAST(:m AS tsquery)) DESC, d.owner, d.listing_id"
 
 
-def _run(rt: NodeRuntime, q: SearchQuery) -> tuple[int, dict[str, dict[str, int]], list[Any]]:
-    dialect = rt.engine.dialect.name
-    source, where, params = _where(q, dialect, rt.clock())
+def _facets(session: Session, source: str, where: str, params: dict[str, Any]) -> Facets:
     facets: dict[str, dict[str, int]] = {"category": {}, "country": {}, "sector": {}}
     total = 0
+    grouped = session.execute(
+        text(  # noqa: S608 - fixed fragments, values bound
+            f"SELECT d.category, d.country, d.sectors, count(*) FROM {source} "
+            f"WHERE {where} GROUP BY d.category, d.country, d.sectors"
+        ),
+        params,
+    )
+    for category, country, sectors, n in grouped:
+        total += n
+        for name, value in (("category", category), ("country", country)):
+            facets[name][value] = facets[name].get(value, 0) + n
+        for sector in sectors.split("\n") if sectors else []:
+            facets["sector"][sector] = facets["sector"].get(sector, 0) + n
+    return total, {k: dict(sorted(v.items())) for k, v in facets.items()}
+
+
+def _run(
+    rt: NodeRuntime, index: SearchIndex, q: SearchQuery, now: int
+) -> tuple[Facets, list[tuple[str, str]]]:
+    dialect = rt.engine.dialect.name
+    source, where, params = _where(q, dialect, now)
+    key = (q.q, q.category, q.country, q.ipc, q.trl_min)
     with Session(rt.engine) as session:
-        grouped = session.execute(
-            text(  # noqa: S608 - fixed fragments, values bound
-                f"SELECT d.category, d.country, d.sectors, count(*) FROM {source} "
-                f"WHERE {where} GROUP BY d.category, d.country, d.sectors"
-            ),
-            params,
-        )
-        for category, country, sectors, n in grouped:
-            total += n
-            for name, value in (("category", category), ("country", country)):
-                facets[name][value] = facets[name].get(value, 0) + n
-            for sector in sectors.split("\n") if sectors else []:
-                facets["sector"][sector] = facets["sector"].get(sector, 0) + n
-        page = list(
+        generation = tuple(session.execute(text("SELECT max(id), count(*) FROM search_docs")).one())
+        facets = index.cached_facets(key, generation, now)
+        if facets is None:
+            facets = _facets(session, source, where, params)
+            valid_until = session.scalar(
+                select(func.min(SearchDocRow.expires)).where(SearchDocRow.expires > now)
+            )
+            index.keep_facets(key, generation, valid_until, facets)
+        ids = list(
             session.execute(
                 text(  # noqa: S608 - fixed fragments, values bound
-                    f"SELECT d.owner, d.shown FROM {source} WHERE {where} "
+                    f"SELECT d.id, d.owner FROM {source} WHERE {where} "
                     f"ORDER BY {_order(q, dialect)} LIMIT :limit OFFSET :offset"
                 ),
                 {**params, "limit": q.limit, "offset": q.offset},
             )
         )
-    return total, {k: dict(sorted(v.items())) for k, v in facets.items()}, page
+        shown = dict(
+            session.execute(
+                select(SearchShownRow.doc_id, SearchShownRow.shown).where(
+                    SearchShownRow.doc_id.in_([i for i, _ in ids])
+                )
+            ).all()
+        )
+    return facets, [(owner, shown[doc]) for doc, owner in ids if doc in shown]
 
 
 def search(rt: NodeRuntime, index: SearchIndex, q: SearchQuery) -> dict[str, Any]:
     """One page of public search, with every hit's facets (blocking: run via ``rt.run``)."""
     index.refresh(rt)
     now = rt.clock()
-    total, facets, page = _run(rt, q)
+    (total, facets), page = _run(rt, index, q, now)
     stale = {p["peer"]: p for p in peer_statuses(rt) if p["state"] == "stale"} if page else {}
     items = []
     for owner, shown in page:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from node.storage.models import MemberRow, SearchCodeRow, SearchDocRow
+from node.storage.models import MemberRow, SearchCodeRow, SearchDocRow, SearchShownRow
 
 FTS_TABLE = "search_fts"
 # Letters and digits, plus the combining marks of the scripts most used by members
@@ -150,8 +150,10 @@ class SearchDoc:
             "trl": trl if isinstance(trl, int) and not isinstance(trl, bool) else None,
             "sectors": "\n".join(str(s).replace("\n", " ") for s in sectors),
             "expires": self.shown["expires"],
-            "shown": json.dumps(self.shown, ensure_ascii=False, sort_keys=True),
         }
+
+    def shown_json(self) -> str:
+        return json.dumps(self.shown, ensure_ascii=False, sort_keys=True)
 
     def words(self) -> tuple[list[str], list[str]]:
         f = self.shown.get("fields", {})
@@ -189,6 +191,7 @@ def _remove_ids(session: Session, doc_ids: list[int]) -> None:
         return
     session.flush()
     session.execute(delete(SearchCodeRow).where(SearchCodeRow.doc_id.in_(doc_ids)))
+    session.execute(delete(SearchShownRow).where(SearchShownRow.doc_id.in_(doc_ids)))
     session.execute(delete(SearchDocRow).where(SearchDocRow.id.in_(doc_ids)))
     key = "rowid" if session.get_bind().dialect.name == "sqlite" else "doc_id"
     marks = ", ".join(f":d{i}" for i in range(len(doc_ids)))
@@ -205,6 +208,7 @@ def put(session: Session, doc: SearchDoc, *, replace: bool = True) -> None:
     row = SearchDocRow(**doc.values())
     session.add(row)
     session.flush()
+    session.add(SearchShownRow(doc_id=row.id, shown=doc.shown_json()))
     for code in doc.codes():
         session.add(SearchCodeRow(doc_id=row.id, code=code))
     title, body = doc.words()

@@ -261,12 +261,25 @@ class SearchDocRow(Base):
     # The view's sectors, one a line: a facet counts each (rare combinations, one scan).
     sectors: Mapped[str] = mapped_column(Text)
     expires: Mapped[int] = mapped_column(BigInteger)
-    shown: Mapped[str] = mapped_column(Text)
 
+    # The facets: one walk of a covering index, in GROUP BY order. Ids are never reused
+    # (AUTOINCREMENT on SQLite), so (largest id, count) changes with every write.
     __table_args__ = (
         Index("ux_search_docs_owner_listing", "owner", "listing_id", unique=True),
-        Index("ix_search_docs_category", "category", "country"),
+        Index("ix_search_docs_facets", "category", "country", "sectors", "expires", "trl"),
+        Index("ix_search_docs_expires", "expires"),
+        {"sqlite_autoincrement": True},
     )
+
+
+class SearchShownRow(Base):
+    """What search shows of a document, apart from it: a search scans narrow rows and
+    reads this only for the page it returns."""
+
+    __tablename__ = "search_shown"
+
+    doc_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    shown: Mapped[str] = mapped_column(Text)
 
 
 class SearchCodeRow(Base):

@@ -1,7 +1,8 @@
 """Public search on the database's own full-text index: one row per searchable listing
-(``search_docs``), its classification codes (``search_codes``) and its words
-(``search_fts``: an FTS5 table on SQLite, a weighted ``tsvector`` with a GIN index on
-PostgreSQL). The rows are filled from what the node holds at its first search.
+(``search_docs``), what it shows (``search_shown``), its classification codes
+(``search_codes``) and its words (``search_fts``: an FTS5 table on SQLite, a weighted
+``tsvector`` with a GIN index on PostgreSQL). The rows are filled from what the node holds
+at its first search.
 
 Revision ID: 0007
 Revises: 0006
@@ -32,12 +33,22 @@ def upgrade() -> None:
         sa.Column("trl", sa.Integer(), nullable=True),
         sa.Column("sectors", sa.Text(), nullable=False),
         sa.Column("expires", sa.BigInteger(), nullable=False),
-        sa.Column("shown", sa.Text(), nullable=False),
+        sqlite_autoincrement=True,
     )
     op.create_index(
         "ux_search_docs_owner_listing", "search_docs", ["owner", "listing_id"], unique=True
     )
-    op.create_index("ix_search_docs_category", "search_docs", ["category", "country"])
+    op.create_index(
+        "ix_search_docs_facets",
+        "search_docs",
+        ["category", "country", "sectors", "expires", "trl"],
+    )
+    op.create_index("ix_search_docs_expires", "search_docs", ["expires"])
+    op.create_table(
+        "search_shown",
+        sa.Column("doc_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("shown", sa.Text(), nullable=False),
+    )
     op.create_table(
         "search_codes",
         sa.Column("doc_id", sa.BigInteger(), primary_key=True, autoincrement=False),
@@ -57,4 +68,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TABLE search_fts")
     op.drop_table("search_codes")
+    op.drop_table("search_shown")
     op.drop_table("search_docs")
