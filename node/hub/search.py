@@ -169,13 +169,14 @@ class SearchIndex:
                     ListingRow.id.in_(chunk), ListingRow.withdrawn.is_(False)
                 )
             )
+            docs = []
             for (raw,) in rows:
                 record = json.loads(raw)
                 own = public_view(record, compiled, now)
                 if own is not None:
                     shown = envelope(own, record)
-                    doc = SearchDoc(rt.node_id, shown, rt.config.country)
-                    search_store.put(session, doc, replace=False)
+                    docs.append(SearchDoc(rt.node_id, shown, rt.config.country))
+            search_store.put_many(session, docs)
 
 
 def _where(q: SearchQuery, dialect: str, now: int) -> tuple[str, str, dict[str, Any]]:

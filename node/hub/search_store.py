@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from node.storage.models import MemberRow, SearchCodeRow, SearchDocRow, SearchShownRow
@@ -205,22 +205,34 @@ def put(session: Session, doc: SearchDoc, *, replace: bool = True) -> None:
     """Index ``doc``, replacing what was indexed of the same listing."""
     if replace:
         remove(session, doc.owner, [doc.shown["id"]])
-    row = SearchDocRow(**doc.values())
-    session.add(row)
-    session.flush()
-    session.add(SearchShownRow(doc_id=row.id, shown=doc.shown_json()))
-    for code in doc.codes():
-        session.add(SearchCodeRow(doc_id=row.id, code=code))
-    title, body = doc.words()
+    put_many(session, [doc])
+
+
+def put_many(session: Session, docs: list[SearchDoc]) -> None:
+    """Index ``docs`` (not indexed yet) in four statements, whatever their number."""
+    if not docs:
+        return
+    ids = session.scalars(
+        insert(SearchDocRow).returning(SearchDocRow.id, sort_by_parameter_order=True),
+        [d.values() for d in docs],
+    ).all()
+    session.execute(
+        insert(SearchShownRow),
+        [{"doc_id": i, "shown": d.shown_json()} for i, d in zip(ids, docs, strict=True)],
+    )
+    codes = [{"doc_id": i, "code": c} for i, d in zip(ids, docs, strict=True) for c in d.codes()]
+    if codes:
+        session.execute(insert(SearchCodeRow), codes)
+    words = [(i, *d.words()) for i, d in zip(ids, docs, strict=True)]
     if session.get_bind().dialect.name == "sqlite":
         session.execute(
             text(f"INSERT INTO {FTS_TABLE} (rowid, title, body) VALUES (:id, :t, :b)"),
-            {"id": row.id, "t": " ".join(title), "b": " ".join(body)},
+            [{"id": i, "t": " ".join(t), "b": " ".join(b)} for i, t, b in words],
         )
     else:
         session.execute(
             text(f"INSERT INTO {FTS_TABLE} (doc_id, doc) VALUES (:id, CAST(:v AS tsvector))"),
-            {"id": row.id, "v": _tsvector(title, body)},
+            [{"id": i, "v": _tsvector(t, b)} for i, t, b in words],
         )
 
 
@@ -235,7 +247,9 @@ def put_summaries(session: Session, origin: str, changed: dict[str, dict[str, An
     only; a summary without one leaves search."""
     remove(session, origin, changed)
     country = member_country(session, origin)
+    docs = []
     for listing in changed.values():
         shown = public_listing(listing) if listing and listing.get("public") else None
         if shown is not None:
-            put(session, SearchDoc(origin, shown, country), replace=False)
+            docs.append(SearchDoc(origin, shown, country))
+    put_many(session, docs)
