@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser demo test lint unit bench eval clean
+.PHONY: help setup browser demo test lint unit bench eval clean docker-image docker-test
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -50,6 +50,12 @@ eval: $(STAMP)  ## matching quality: the dev split (tuned on), then the frozen t
 	$(BIN)/cattc eval bench/eval/test_problem.jsonl bench/eval/test_problem_pairs.csv \
 	  --extra bench/eval/test_local.jsonl bench/eval/test_local_pairs.csv \
 	  --base ../shared/data/listings.jsonl --ablate-lexicon
+
+docker-image: $(STAMP)  ## build the node and PostgreSQL images from Debian packages (root; installs docker.io)
+	docker/build-image.sh
+
+docker-test: $(STAMP)  ## build the images, run the hub, th, vn and PostgreSQL in Docker, check they sync
+	docker/stack-test.sh
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
