@@ -21,7 +21,13 @@ from typing import Any
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
-from node.storage.models import MemberRow, SearchCodeRow, SearchDocRow, SearchShownRow
+from node.storage.models import (
+    MemberRow,
+    SearchCodeRow,
+    SearchDocRow,
+    SearchRemovalRow,
+    SearchShownRow,
+)
 
 FTS_TABLE = "search_fts"
 # Letters and digits, plus the combining marks of the scripts most used by members
@@ -193,6 +199,8 @@ def _remove_ids(session: Session, doc_ids: list[int]) -> None:
     session.execute(delete(SearchCodeRow).where(SearchCodeRow.doc_id.in_(doc_ids)))
     session.execute(delete(SearchShownRow).where(SearchShownRow.doc_id.in_(doc_ids)))
     session.execute(delete(SearchDocRow).where(SearchDocRow.id.in_(doc_ids)))
+    mark = session.scalars(insert(SearchRemovalRow).returning(SearchRemovalRow.id), [{}]).one()
+    session.execute(delete(SearchRemovalRow).where(SearchRemovalRow.id < mark - 100))
     key = "rowid" if session.get_bind().dialect.name == "sqlite" else "doc_id"
     marks = ", ".join(f":d{i}" for i in range(len(doc_ids)))
     session.execute(

@@ -263,13 +263,27 @@ class SearchDocRow(Base):
     expires: Mapped[int] = mapped_column(BigInteger)
 
     # The facets: one walk of a covering index, in GROUP BY order. Ids are never reused
-    # (AUTOINCREMENT on SQLite), so (largest id, count) changes with every write.
+    # (AUTOINCREMENT on SQLite): a new largest id or a new removal marks every write.
     __table_args__ = (
         Index("ux_search_docs_owner_listing", "owner", "listing_id", unique=True),
         Index("ix_search_docs_facets", "category", "country", "sectors", "expires", "trl"),
         Index("ix_search_docs_expires", "expires"),
+        Index(
+            "ix_search_docs_order", "owner", "listing_id", "category", "country", "trl", "expires"
+        ),
         {"sqlite_autoincrement": True},
     )
+
+
+class SearchRemovalRow(Base):
+    """One removal from search: with the largest document id, it tells cached facets that
+    the rows changed, without counting them (only the newest few are kept)."""
+
+    __tablename__ = "search_removals"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
 
 class SearchShownRow(Base):

@@ -44,6 +44,16 @@ def upgrade() -> None:
         ["category", "country", "sectors", "expires", "trl"],
     )
     op.create_index("ix_search_docs_expires", "search_docs", ["expires"])
+    op.create_index(
+        "ix_search_docs_order",
+        "search_docs",
+        ["owner", "listing_id", "category", "country", "trl", "expires"],
+    )
+    op.create_table(
+        "search_removals",
+        sa.Column("id", SeqType, primary_key=True, autoincrement=True),
+        sqlite_autoincrement=True,
+    )
     op.create_table(
         "search_shown",
         sa.Column("doc_id", sa.BigInteger(), primary_key=True, autoincrement=False),
@@ -69,4 +79,5 @@ def downgrade() -> None:
     op.execute("DROP TABLE search_fts")
     op.drop_table("search_codes")
     op.drop_table("search_shown")
+    op.drop_table("search_removals")
     op.drop_table("search_docs")
