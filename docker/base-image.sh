@@ -1,7 +1,7 @@
 #!/bin/sh
 # Makes the base image of docker/Dockerfile from Debian packages, because no registry
 # image can be pulled where the image is built: debootstrap a minimal Debian (the release
-# of the host when it is Debian, bookworm otherwise) with Python 3, venv, CA certificates
+# given by the image tag, bookworm by default) with Python 3, venv, CA certificates
 # and PostgreSQL, then `docker import` it. Nothing is done when the image already exists.
 #
 # Usage: docker/base-image.sh [IMAGE]      (default cattc-base:bookworm; needs root)
@@ -11,7 +11,7 @@ set -eu
 image="${1:-cattc-base:bookworm}"
 suite="${image##*:}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-packages="python3,python3-venv,ca-certificates,postgresql,tini"
+packages="python3,python3-venv,ca-certificates,postgresql"
 
 if docker image inspect "$image" >/dev/null 2>&1; then
     echo "base image $image exists"
