@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,31 @@ def test_build_context_holds_what_the_dockerfiles_copy() -> None:
             else:
                 assert (PROJECT_ROOT / "docker" / source).exists(), source
                 assert f'"$here/{source}"' in script, source
+
+
+# -- the scripts behind make docker-image and make docker-test ------------------------------
+SCRIPTS = sorted(PROJECT_ROOT.glob("docker/*.sh"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_scripts_are_valid_executable_shell(script: Path, tmp_path: Path) -> None:
+    assert script.stat().st_mode & 0o111, f"{script.name} is not executable"
+    assert subprocess.run(["sh", "-n", str(script)], check=False).returncode == 0
+    broken = tmp_path / script.name
+    broken.write_text(script.read_text(encoding="utf-8") + "\nif then\n", encoding="utf-8")
+    refused = subprocess.run(["sh", "-n", str(broken)], check=False, capture_output=True)
+    assert refused.returncode != 0
+
+
+def _stack_setting(name: str) -> str:
+    text = (PROJECT_ROOT / "docker" / "stack-test.sh").read_text(encoding="utf-8")
+    match = re.search(rf'^{name}="?([^"\n]+)"?$', text, re.MULTILINE)
+    assert match, name
+    return match.group(1)
+
+
+def test_docker_test_uses_the_hub_and_centers_of_compose(compose: dict[str, Any]) -> None:
+    members = _stack_setting("members").split()
+    assert members and set(members) <= set(CENTERS)
+    hub_ports = [str(p).split(":")[1] for p in compose["services"][HUB]["ports"]]
+    assert hub_ports == [_stack_setting("hub_port")]
