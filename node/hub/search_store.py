@@ -32,9 +32,8 @@ from node.storage.models import (
 FTS_TABLE = "search_fts"
 # Letters and digits, plus the combining marks of the scripts most used by members
 # (Python's \w leaves them out, and they sit inside Thai and Indic words).
-_WORD = re.compile(
-    r"(?:[^\W_]|[\u0300-\u036f\u0900-\u0dff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff])+"
-)
+# (Underscores are turned to spaces before: they are not letters.)
+_WORD = re.compile(r"[\w\u0300-\u036f\u0900-\u0dff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]+")
 _NO_SPACES = re.compile(
     r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
     r"\uf900-\ufaff\U00020000-\U0002ffff]+"
@@ -63,8 +62,11 @@ def _pairs(run: str) -> list[str]:
 def tokens(value: str) -> list[str]:
     """The indexed tokens of ``value``: words, and character pairs then the last
     character of each run without spaces (so a one-character query finds every place)."""
+    low = value.lower().replace("_", " ")
+    if not _NO_SPACES.search(low):  # the common case: words only
+        return [w[:MAX_TOKEN] for w in _WORD.findall(low)]
     out: list[str] = []
-    for word in _WORD.findall(value.lower()):
+    for word in _WORD.findall(low):
         for dense, piece in _pieces(word):
             if dense:
                 out.extend(_pairs(piece))
@@ -79,7 +81,7 @@ def query_terms(q: str) -> list[list[str]]:
     terms required. Anything that is not a letter, digit or mark is dropped, so no input
     can reach the engine's query syntax."""
     terms: list[list[str]] = []
-    for word in _WORD.findall(q.lower()):
+    for word in _WORD.findall(q.lower().replace("_", " ")):
         for dense, piece in _pieces(word):
             if dense and len(piece) > 1:
                 terms.append(_pairs(piece))
