@@ -15,6 +15,7 @@ is two SQL queries on the engine's full-text index, whatever the number of listi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -60,6 +61,13 @@ class SearchQuery:
     trl_min: int | None = None
     offset: int = 0
     limit: int = 20
+
+
+def _refresh_lock(node_id: str) -> int:
+    """The PostgreSQL advisory lock of this node's refresh (other nodes may keep their
+    schemas in the same database: the node id is part of it)."""
+    digest = hashlib.sha256(f"cattc-search:{node_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _meta(session: Session, key: str) -> str | None:
@@ -114,6 +122,9 @@ class SearchIndex:
             if _meta(session, HELD_KEY) == "1" and _meta(session, OWN_KEY) == want:
                 return
         with self._lock, Session(rt.engine) as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":  # one hub worker at a time
+                key = _refresh_lock(rt.node_id)
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
             if _meta(session, HELD_KEY) != "1":
                 self._index_held(session)
                 _set_meta(session, HELD_KEY, "1")
