@@ -9,15 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from node.hub.search_store import fts5_query, query_terms, tokens, tsquery
-from node.storage.models import SearchDocRow
+from node.storage.models import MetaRow, SearchDocRow
 from policies import default_policy_yaml
 from tests.federation.network import NodeFactory
 from tests.hub.helpers import get_json, start_hub_network
-from tests.hub.test_search import ANYONE_RULE
+from tests.hub.test_search import (
+    ANYONE_RULE,
+    keyed,
+    search_all,
+    start_public_network,
+    synced,
+)
 from tests.nodes import RunningNode
 
 HOSTILE = [
@@ -136,3 +142,18 @@ async def test_own_listings_are_indexed_once_per_policy_version_and_change(
     rt.policy.apply(default_policy_yaml("cn"), author="test")
     assert (await _search(http, hub, ""))["total"] == 0
     assert _own_docs(hub) == {}
+
+
+async def test_summaries_held_before_the_index_are_indexed_at_the_first_search(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    net = await start_public_network(node_factory, load_hub_sample=False)
+    await synced(net)
+    before = keyed(await search_all(http, net.hub))
+    assert before
+    # As after an upgrade: the summaries are held, the index is empty and never filled.
+    with Session(net.hub.runtime.engine) as session, session.begin():
+        for table in ("search_fts", "search_codes", "search_shown", "search_docs"):
+            session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
+        session.execute(delete(MetaRow).where(MetaRow.key.like("search.%")))
+    assert keyed(await search_all(http, net.hub)) == before
