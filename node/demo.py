@@ -201,8 +201,18 @@ def print_matches(hub: dict[str, Any]) -> None:
             f"{req['owner'] + '/' + req['id']:18} {cand['owner'] + '/' + cand['id']:18} "
             f"{m['score']:>5.2f}  {shared}"
         )
-    status = get_json(hub["url"] + "/hub/status", hub["token"])
-    sent = ", ".join(f"{m['node_id']} {m['matches']}" for m in status["members"] if m["matches"])
+
+    def notices_sent() -> str:
+        status = get_json(hub["url"] + "/hub/status", hub["token"])
+        members = status["members"]
+        return ", ".join(f"{m['node_id']} {m['matches']}" for m in members if m["matches"])
+
+    # Notices follow the re-match after each pull: give them a few sync rounds.
+    end = time.monotonic() + 10 * INTERVAL
+    sent = notices_sent()
+    while not sent and time.monotonic() < end:
+        time.sleep(0.5)
+        sent = notices_sent()
     print(f"match notices sent to members: {sent or 'none yet'}")
 
 
