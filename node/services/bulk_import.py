@@ -21,6 +21,7 @@ that on PostgreSQL their sequence numbers are not handed out long before other w
 
 from __future__ import annotations
 
+import gc
 import secrets
 from types import TracebackType
 from typing import Any
@@ -143,6 +144,12 @@ class ImportRun:
             with conn.begin():
                 begin_write(conn, LISTINGS.name)
                 self._store(conn, chunk)
+        del chunk
+        # The collector is paused for the import (ListingService.import_records): its
+        # full passes over everything alive cost a seventh of the wall time. Collecting
+        # only the youngest generation after each batch frees that batch's cycles and
+        # examines nothing older, so memory stays flat.
+        gc.collect(0)
 
     def finish(self) -> ImportReport:
         """Store what is left, commit (or roll back a strict import with any problem)."""

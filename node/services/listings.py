@@ -7,6 +7,7 @@ never reused and readers that held the listing can be told.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -274,10 +275,16 @@ class ListingService:
         """
         from node.services.bulk_import import ImportRun
 
-        with ImportRun(self, strict=strict, batch=batch) as run:
-            for line, record in records:
-                run.add(line, record)
-            return run.finish()
+        enabled = gc.isenabled()
+        gc.disable()  # each batch collects its own young objects (ImportRun.flush)
+        try:
+            with ImportRun(self, strict=strict, batch=batch) as run:
+                for line, record in records:
+                    run.add(line, record)
+                return run.finish()
+        finally:
+            if enabled:
+                gc.enable()
 
     # -- helpers ----------------------------------------------------------------------
     @staticmethod
