@@ -141,12 +141,10 @@ def hub_receive_eoi(rt: NodeRuntime, origin: str, body: bytes | dict[str, Any]) 
     obj = load_body(body) if isinstance(body, bytes) else body
     eoi = parse(ExpressionOfInterest, obj, "expression of interest")
     _check_envelope(rt, origin, obj, eoi.issuer, eoi.audience)
-    owner, lid = eoi.listing.owner, eoi.listing.id
-    known = may_know(rt, origin, owner, lid)
     now = rt.clock()
     try:
         with Session(rt.engine) as session, session.begin():
-            _take_eoi(rt, session, origin, obj, eoi, known, now)
+            _take_eoi(rt, session, origin, obj, eoi, now)
     except IntegrityError as exc:  # the same id, sent twice at once
         raise Conflict(f"{eoi.id} was received before") from exc
     return _answer(eoi.id, "forwarded")
@@ -158,7 +156,6 @@ def _take_eoi(
     origin: str,
     obj: dict[str, Any],
     eoi: ExpressionOfInterest,
-    known: bool,
     now: int,
 ) -> None:
     owner, lid = eoi.listing.owner, eoi.listing.id
@@ -169,7 +166,8 @@ def _take_eoi(
         raise Conflict(f"{eoi.id} was received before")
     if origin != rt.node_id:
         check_rates(session, origin, owner, lid, now)
-    if not known:
+    # Only once the sender is within its limits: a flood costs the hub no policy work.
+    if not may_know(rt, origin, owner, lid):
         logger.info(
             "interest %s from %s in %s/%s dropped: not a listing the sender may know",
             eoi.id,
