@@ -305,3 +305,89 @@ class SearchCodeRow(Base):
     code: Mapped[str] = mapped_column(String(40), primary_key=True)
 
     __table_args__ = (Index("ix_search_codes_code", "code", "doc_id"),)
+
+
+class StaffUserRow(Base):
+    """A person who works in this node's console (the admin token stays for scripts)."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))  # viewer | editor | admin
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebSessionRow(Base):
+    """A console session: the cookie holds a random token, this row its SHA-256."""
+
+    __tablename__ = "web_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created: Mapped[int] = mapped_column(BigInteger)
+    last_seen: Mapped[int] = mapped_column(BigInteger)
+
+
+class LoginAttemptRow(Base):
+    """A failed login, counted per account name and per client address for throttling."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class AuditRow(Base):
+    """Who changed what, and when: listings, rules, EoI answers, users, directory."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    at: Mapped[int] = mapped_column(BigInteger, index=True)
+    actor: Mapped[str] = mapped_column(String(64))  # a staff name, or "token" / "cli"
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class ShareLogRow(Base):
+    """Which peer received which version of which listing, and when (from this node's own
+    feed): the owner's audit of where its data went."""
+
+    __tablename__ = "share_log"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    reader: Mapped[str] = mapped_column(String(32))
+    listing_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # summary | withdrawal
+    at: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_share_log_listing", "listing_id", "at"),
+        Index("ix_share_log_reader", "reader", "at"),
+    )
+
+
+class VisitorInterestRow(Base):
+    """A marketplace visitor's expression of interest, queued at the hub for its operator
+    and forwarded to the owning center (the visitor never sees the owner's contacts)."""
+
+    __tablename__ = "visitor_interests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(32), index=True)
+    listing_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    organization: Mapped[str] = mapped_column(String(200), server_default="")
+    message: Mapped[str] = mapped_column(Text)
+    address_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # queued | forwarded | dropped
+    received: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -22,6 +22,7 @@ from node.hub.search import SearchIndex
 from node.runtime import open_runtime
 from node.services.notifier import Notifier
 from node.services.sync_manager import SyncManager
+from node.ui.setup import setup_ui
 from node.web.appkeys import CLOCK, MATCHING, METRICS, RUNTIME, SEARCH_INDEX, SYNC
 from node.web.federation_auth import federation_auth
 from node.web.headers import REQUEST_HEAD_LIMITS, install_security_headers
@@ -95,5 +96,6 @@ def create_app(
 
     app.cleanup_ctx.append(runtime_ctx)
     setup_routes(app)
+    setup_ui(app, is_hub=config.is_hub)
     install_security_headers(app)
     return app

@@ -80,11 +80,22 @@ def spec_for(handler: Handler) -> RouteSpec:
     return spec
 
 
+PAGE_PREFIXES = ("/console", "/ui/", "/market/")
+"""Pages for people in a browser (node/ui), not the API this document describes."""
+
+
+def is_page(path: str) -> bool:
+    return path == "/" or path.startswith(PAGE_PREFIXES)
+
+
 def served_routes(router: web.UrlDispatcher) -> list[tuple[str, str, Handler]]:
-    """(method, path template, handler) of every route, without aiohttp's implicit HEADs."""
+    """(method, path template, handler) of every API route, without aiohttp's implicit
+    HEADs and without the pages for people."""
     out: list[tuple[str, str, Handler]] = []
     for route in router.routes():
         if route.method == "HEAD" or route.resource is None:
+            continue
+        if is_page(route.resource.canonical):
             continue
         out.append((route.method, route.resource.canonical, route.handler))
     return out
