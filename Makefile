@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser demo test lint unit bench eval clean docker-image docker-test
+.PHONY: help setup browser demo test lint unit bench eval messages clean docker-image docker-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ eval: $(STAMP)  ## matching quality: the dev split (tuned on), then the frozen t
 	$(BIN)/cattc eval bench/eval/test_problem.jsonl bench/eval/test_problem_pairs.csv \
 	  --extra bench/eval/test_local.jsonl bench/eval/test_local_pairs.csv \
 	  --base ../shared/data/listings.jsonl --ablate-lexicon
+
+messages: $(STAMP)  ## extract the pages' messages into each language's catalog (node/ui/locales)
+	$(BIN)/python -m node.ui.catalogs
 
 docker-image: $(STAMP)  ## build the node and PostgreSQL images from Debian packages (root; installs docker.io)
 	docker/build-image.sh

@@ -25,6 +25,7 @@ from node.runtime import open_runtime
 from node.services.directory import Member, keys_from_identity
 from node.services.importer import read_records
 from node.services.setup import init_node
+from node.ui.accounts import create_user
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "listings.jsonl"
 CENTERS = {
@@ -53,6 +54,12 @@ PUBLIC_RULES = """  - audience: "*"
              expires]
 """
 INTERVAL = 3.0
+DEMO_USER = "officer"
+"""Each node's demo console account (an admin), with the password ``demo_password(node)``."""
+
+
+def demo_password(node_id: str) -> str:
+    return f"cattc-demo-{node_id}"
 
 
 def free_port() -> int:
@@ -131,6 +138,9 @@ def setup(root: Path) -> dict[str, dict[str, Any]]:
             rt = hub_rt if node_id == "cn" else open_runtime(info["dir"])
             try:
                 rt.policy.apply(rt.policy.active().text + PUBLIC_RULES, "demo")
+                create_user(
+                    rt.engine, DEMO_USER, demo_password(node_id), "admin", now_ms=rt.clock()
+                )
                 report = rt.listings.import_records(records.get(node_id, []))
                 info["imported"] = report.created
                 if node_id != "cn":
@@ -236,6 +246,10 @@ def main() -> None:
     print_matches(hub)
     print(f"\nhub dashboard: {hub['url']}/hub/dashboard#token={hub['token']}")
     print(f"public search: {hub['url']}/api/v1/search?q=rice")
+    print(f"\nmarketplace (public, no account): {hub['url']}/")
+    print(f"consoles (user {DEMO_USER!r}, password cattc-demo-<node>):")
+    for node_id, info in nodes.items():
+        print(f"  {node_id:3} {info['url']}/console   password {demo_password(node_id)}")
     print("admin tokens are in <data dir>/admin.token; press Ctrl-C to stop")
 
     def stop(_signum: int, _frame: Any) -> None:

@@ -23,6 +23,8 @@ LANGUAGES: dict[str, str] = {
 }
 """Each language the pages speak, named in itself (for the picker)."""
 DEFAULT = "en"
+KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
+"""The marker functions Babel extracts messages from (templates and Python)."""
 COOKIE = "cattc_lang"
 
 
@@ -38,6 +40,12 @@ def translations(lang: str) -> NullTranslations:
     write_mo(buffer, catalog)
     buffer.seek(0)
     return Translations(buffer)
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for translation where it is written; a template translates it
+    (``{{ _(message) }}``) when it is shown."""
+    return message
 
 
 def _from_accept_language(header: str) -> str | None:
