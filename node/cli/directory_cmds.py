@@ -17,11 +17,14 @@ from node.cli.output import (
     runtime,
     table,
 )
-from node.services.directory import Member, keys_from_identity
+from node.services.directory import Member
+from node.services.member_identity import (
+    IdentityUnavailable,
+    IdentityUnreachable,
+    fetch_member_keys,
+)
 from node.services.member_keys import FETCH, OPERATOR
 from protocol.keys import split_key_name
-from protocol.signing import SignatureError, verify_object
-from sync.client import PeerError, fetch_identity
 
 directory = data_dir_group("directory", "Add, update, suspend and show the hub's members.")
 
@@ -49,24 +52,16 @@ def _keys(
 
 
 def _fetch_keys(base_url: str, node_id: str) -> dict[str, Any]:
-    async def get() -> Any:
+    async def get() -> dict[str, Any]:
         async with aiohttp.ClientSession() as session:
-            return await fetch_identity(session, base_url)
+            return await fetch_member_keys(session, base_url, node_id)
 
     try:
-        doc = asyncio.run(get())
-    except PeerError as exc:
-        fail(f"{exc}; check --base-url or give --key")
-    if not isinstance(doc, dict) or doc.get("node_id") != node_id:
-        fail(f"{base_url} is not node {node_id!r}")
-    from node.services.directory import keys_from_json
-
-    keys = keys_from_identity(doc)
-    try:
-        verify_object(doc, node_id, keys_from_json(keys))
-    except SignatureError as exc:
-        fail(f"identity document of {node_id} does not verify: {exc.message}")
-    return keys
+        return asyncio.run(get())
+    except IdentityUnreachable as exc:
+        fail(f"{exc.message}; check --base-url or give --key")
+    except IdentityUnavailable as exc:
+        fail(exc.message)
 
 
 def _common(fn: Any) -> Any:

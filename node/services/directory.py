@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ DOC_KEY = "directory_document"
 STATUSES = ("active", "suspended")
 _NODE_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}\Z")
 _BASE_URL = re.compile(r"^https?://[^\s]{1,250}\Z")
+AuditHook = Callable[[Session, int], None]
+"""Records a change in its own transaction (``node.ui.audit``), given the new version."""
 
 
 class DirectoryRejected(ServiceError):
@@ -155,7 +158,9 @@ class DirectoryService:
             return int(row.value) if row else 0
 
     # -- editing (hub) ----------------------------------------------------------------
-    def upsert(self, member: Member, *, create: bool) -> int:
+    def upsert(self, member: Member, *, create: bool, audit: AuditHook | None = None) -> int:
+        """Add (``create``) or change ``member``; the new directory version. ``audit``
+        records the change in the same transaction, given the session and the version."""
         if member.status not in STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
         if not member.keys:
@@ -191,7 +196,10 @@ class DirectoryService:
             else:
                 for key, value in values.items():
                     setattr(row, key, value)
-            return self._bump(session)
+            version = self._bump(session)
+            if audit is not None:
+                audit(session, version)
+            return version
 
     def bump(self) -> int:
         """A new directory version with no member changed: the hub's own entry, which is
@@ -199,12 +207,12 @@ class DirectoryService:
         with Session(self.engine) as session, session.begin():
             return self._bump(session)
 
-    def set_status(self, node_id: str, status: str) -> int:
+    def set_status(self, node_id: str, status: str, *, audit: AuditHook | None = None) -> int:
         member = self.get(node_id)
         if member is None:
             raise NotFound(f"{node_id} is not a member")
         member.status = status
-        return self.upsert(member, create=False)
+        return self.upsert(member, create=False, audit=audit)
 
     def _bump(self, session: Session) -> int:
         row = session.get(MetaRow, VERSION_KEY)
