@@ -2,7 +2,9 @@
 
 ``eoi`` (the requester to the hub), ``eoi_reply`` (the owner to the hub), and the hub's
 ``eoi_forward`` / ``eoi_reply_forward``, which carry those two, whole and still signed by
-their authors, through the hub's feed to the owner and back to the requester. The limits
+their authors, through the hub's feed to the owner and back to the requester. A visitor
+of the hub's public marketplace has no node: the hub issues the ``eoi`` for them, with
+the visitor's own contact in ``visitor`` (only the hub may, and only to the owner). The limits
 here are the protocol's: a node refuses at its door what does not fit them, so nothing
 oversized is ever stored, signed over or queued in a feed.
 """
@@ -13,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import StringConstraints, model_validator
 
-from protocol.listing import Contact, ListingId, NodeId, WireModel
+from protocol.listing import Contact, ListingId, NodeId, ShortText, WireModel
 from protocol.objects import SignedObject
 
 MESSAGE_MAX_CHARS = 4000
@@ -26,6 +28,7 @@ Decision = Literal["accepted", "declined"]
 # two requesters never collide, and one cannot take up another's.
 EoiId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}-eoi-[A-Za-z0-9_-]{1,27}$")]
 Message = Annotated[str, StringConstraints(min_length=1, max_length=MESSAGE_MAX_CHARS)]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$")]
 
 
 class ListingRef(WireModel):
@@ -35,14 +38,24 @@ class ListingRef(WireModel):
     id: ListingId
 
 
+class Visitor(WireModel):
+    """Who a marketplace visitor said they are, for the owner only (never checked)."""
+
+    name: ShortText
+    email: Email
+    organization: ShortText | None = None
+
+
 class ExpressionOfInterest(SignedObject):
-    """The requester's signed interest, addressed to the hub (``audience``)."""
+    """The requester's signed interest, addressed to the hub (``audience``). With
+    ``visitor``, the hub speaks for a visitor of its marketplace (``issuer`` is the hub)."""
 
     type: Literal["eoi"] = "eoi"
     audience: NodeId
     id: EoiId
     listing: ListingRef
     message: Message
+    visitor: Visitor | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> ExpressionOfInterest:
@@ -79,6 +92,14 @@ class EoiForward(SignedObject):
     type: Literal["eoi_forward"] = "eoi_forward"
     audience: NodeId
     eoi: ExpressionOfInterest
+
+    @model_validator(mode="after")
+    def _visitor_from_the_hub(self) -> EoiForward:
+        if self.eoi.visitor is not None and self.eoi.issuer != self.issuer:
+            raise ValueError("only the hub speaks for a visitor: eoi.issuer is the forward's")
+        if self.eoi.visitor is not None and self.eoi.audience != self.issuer:
+            raise ValueError("a visitor's interest is addressed to the hub that forwards it")
+        return self
 
 
 class EoiReplyForward(SignedObject):

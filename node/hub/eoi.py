@@ -141,6 +141,8 @@ def hub_receive_eoi(rt: NodeRuntime, origin: str, body: bytes | dict[str, Any]) 
     obj = load_body(body) if isinstance(body, bytes) else body
     eoi = parse(ExpressionOfInterest, obj, "expression of interest")
     _check_envelope(rt, origin, obj, eoi.issuer, eoi.audience)
+    if eoi.visitor is not None and origin != rt.node_id:
+        raise InvalidInput("only the hub speaks for a visitor of its marketplace")
     now = rt.clock()
     try:
         with Session(rt.engine) as session, session.begin():
@@ -324,6 +326,7 @@ def list_eois(rt: NodeRuntime) -> list[dict[str, Any]]:
                     "state": r.state,
                     "updated": r.updated,
                     "message": req.get("message"),
+                    "visitor": req.get("visitor"),
                     "contact": (reply or {}).get("contact") if r.requester == rt.node_id else None,
                 }
             )
