@@ -42,6 +42,9 @@ logger = logging.getLogger("bench")
 
 DEFAULT_OUT = PROJECT_ROOT / "docs" / "benchmarks.md"
 NOT_BENCHMARKS = frozenset({"run", "common"})
+ON_DEMAND = frozenset({"scale"})
+"""Benchmarks that take an hour or more (50 member processes): run only when named in
+``--only``, never by a plain ``make bench``."""
 _GOAL_IN_DOC = re.compile(r"goal is ((?:>=|<=|<|>) ?[\d,_]+(?:\.\d+)?)")
 _GOAL = re.compile(r"\s*(>=|<=|<|>)\s*([\d,_]+(?:\.\d+)?)")
 
@@ -317,7 +320,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     unknown = sorted(set(args.only or ()) - set(names))
     if unknown:
         parser.error(f"no benchmark named {', '.join(unknown)}; there are {', '.join(names)}")
-    names = [n for n in names if not args.only or n in args.only]
+    names = [n for n in names if (n in args.only if args.only else n not in ON_DEMAND)]
     command = "`" + " ".join(["python -m bench.run", *map(shlex.quote, sys.argv[1:])]) + "`"
     if os.environ.get("MAKELEVEL"):
         command = f"`make bench`: {command}"

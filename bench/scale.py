@@ -1,0 +1,385 @@
+"""Fifty members, for real (issue: the hub at 100x): a hub and ``CATTC_SCALE_MEMBERS``
+member nodes, each a ``cattc serve`` process holding ``CATTC_SCALE_LISTINGS`` listings.
+
+It reports: the time to the first full sync (the hub holds every member's summaries);
+the hub's RSS, steady and peak (sampled from /proc every 0.5 s); public search p50/p99 with
+20 concurrent clients during the sync and after it (while the hub re-matches); the hub's
+event-loop lag p99 when the hub reports it (``/hub/status`` ``loop_lag``); the hub's CPU
+share in steady state with 10 changes per member per sync interval; and the seconds from
+a withdrawal at a member to the listing's absence from public search and the match lists.
+
+The full run is 50 x 20,000 (1M summaries); ``CATTC_SCALE_MEMBERS=4
+CATTC_SCALE_LISTINGS=50000`` is the quicker comparison. ``CATTC_SCALE_DATABASE`` set to a
+PostgreSQL URL puts the hub on PostgreSQL (a schema of its own); members stay on SQLite.
+Everything runs on this machine's cores: members, hub and clients share them, so the
+figures carry that load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import text
+
+from bench.common import BenchResult
+from bench.sync_pull import HUB_KEY, HUB_SEED, SHARE_ALL, _free_port, _records, _serve, _stop
+from node.config import NodeConfig
+from node.demo import PUBLIC_RULES
+from node.runtime import open_runtime
+from node.services.directory import Member, keys_from_identity
+from node.services.setup import init_node
+from node.storage.db import make_engine
+
+MEMBERS = int(os.environ.get("CATTC_SCALE_MEMBERS", "50"))
+LISTINGS = int(os.environ.get("CATTC_SCALE_LISTINGS", "20000"))
+DATABASE = os.environ.get("CATTC_SCALE_DATABASE", "")
+INTERVAL_S = float(os.environ.get("CATTC_SCALE_INTERVAL", "30"))
+SYNC_DEADLINE_S = float(os.environ.get("CATTC_SCALE_DEADLINE", "7200"))
+CLIENTS = 20
+QUERIES = ["solar", "rice", "water treatment", "sensor", "", "drying", "vaccine", "battery"]
+
+
+def _rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Sampler(threading.Thread):
+    """The hub's RSS every half second, in MB."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            self.samples.append((time.monotonic(), _rss_mb(self.pid)))
+
+    def peak(self, since: float = 0.0) -> float:
+        return max((mb for t, mb in self.samples if t >= since), default=0.0)
+
+
+def _get(url: str, token: str | None = None, timeout: float = 30) -> Any:
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def _send(url: str, token: str, method: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def _wait(check: Any, deadline_s: float, every_s: float = 0.5) -> float:
+    """Seconds until ``check()`` is true; raises after ``deadline_s``."""
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        with contextlib.suppress(OSError, ValueError):
+            if check():
+                return time.monotonic() - start
+        time.sleep(every_s)
+    raise TimeoutError(f"not reached within {deadline_s:.0f} s")
+
+
+def _member(root: Path, index: int, hub_url: str) -> dict[str, Any]:
+    node_id = f"m{index:02d}"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    data_dir = root / node_id
+    result = init_node(
+        data_dir,
+        NodeConfig(
+            node_id=node_id,
+            country=random.Random(index).choice(["TH", "VN", "LA", "KH", "MM", "ID", "MY", "PH"]),
+            port=port,
+            base_url=url,
+            sync_interval_seconds=INTERVAL_S,
+            max_page_size=1000,
+            hub_id="cn",
+            hub_key=HUB_KEY,
+            hub_url=hub_url,
+        ),
+    )
+    rt = open_runtime(data_dir)
+    try:
+        report = rt.listings.import_records(_records(LISTINGS, node_id))
+        assert report.created == LISTINGS, report.problems[:3]
+        rt.policy.apply(SHARE_ALL + PUBLIC_RULES, "bench")
+        identity = rt.identity()
+    finally:
+        rt.close()
+    return {
+        "id": node_id,
+        "dir": data_dir,
+        "url": url,
+        "token": result.admin_token,
+        "identity": identity,
+    }
+
+
+@contextlib.contextmanager
+def _hub_database() -> Iterator[str | None]:
+    if not DATABASE:
+        yield None
+        return
+    schema = f"bench_scale_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(DATABASE)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in DATABASE else "?"
+    try:
+        yield f"{DATABASE}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _hub(
+    root: Path, port: int, members: list[dict[str, Any]], database_url: str | None
+) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}"
+    data_dir = root / "cn"
+    result = init_node(
+        data_dir,
+        NodeConfig(
+            node_id="cn",
+            country="CN",
+            is_hub=True,
+            port=port,
+            base_url=url,
+            sync_interval_seconds=INTERVAL_S,
+            **({"database_url": database_url} if database_url else {}),
+        ),
+        seed=HUB_SEED,
+    )
+    rt = open_runtime(data_dir)
+    try:
+        for m in members:
+            rt.directory.upsert(
+                Member(
+                    m["id"], "TH", m["id"], m["url"], keys_from_identity(m["identity"]), ["mou"]
+                ),
+                create=True,
+            )
+    finally:
+        rt.close()
+    return {"dir": data_dir, "url": url, "token": result.admin_token}
+
+
+async def _search_load(url: str, stop: asyncio.Event) -> list[float]:
+    """Latencies (ms) of public searches from ``CLIENTS`` clients until ``stop``."""
+    out: list[float] = []
+    timeout = aiohttp.ClientTimeout(total=120)
+
+    async def client(seed: int) -> None:
+        rng = random.Random(seed)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while not stop.is_set():
+                params = {"q": rng.choice(QUERIES)} if rng.random() < 0.8 else {}
+                start = time.perf_counter()
+                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                    async with session.get(url + "/api/v1/search", params=params) as resp:
+                        await resp.read()
+                out.append((time.perf_counter() - start) * 1000)
+
+    await asyncio.gather(*(client(i) for i in range(CLIENTS)))
+    return out
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _held(hub: dict[str, Any]) -> int:
+    status = _get(hub["url"] + "/hub/status", hub["token"])
+    return sum(int(m.get("items_held") or 0) for m in status["members"])
+
+
+def _lag_p99(hub: dict[str, Any]) -> float | None:
+    lag = _get(hub["url"] + "/hub/status", hub["token"]).get("loop_lag")
+    return float(lag["p99_ms"]) if isinstance(lag, dict) and "p99_ms" in lag else None
+
+
+def _searching(hub_url: str) -> tuple[asyncio.AbstractEventLoop, asyncio.Event, Any]:
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    result: dict[str, list[float]] = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        result["ms"] = loop.run_until_complete(_search_load(hub_url, stop))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def finish() -> list[float]:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=180)
+        return result.get("ms", [])
+
+    return loop, stop, finish
+
+
+def _withdrawal_seconds(hub: dict[str, Any], member: dict[str, Any]) -> float:
+    listing_id = f"{member['id']}-off-000001"
+    record = _get(f"{member['url']}/admin/v1/listings/{listing_id}", member["token"])["listing"]
+    title = record["title"]["en"]
+    started = time.monotonic()
+    _send(f"{member['url']}/admin/v1/listings/{listing_id}/withdraw", member["token"], "POST")
+
+    def gone() -> bool:
+        found = _get(hub["url"] + "/api/v1/search?" + urllib.parse.urlencode({"q": title}))
+        ids = {item["listing"].get("id") for item in found.get("items", [])}
+        matches = _get(hub["url"] + "/admin/v1/matches?limit=1000", hub["token"])
+        return listing_id not in ids and listing_id not in json.dumps(matches)
+
+    _wait(gone, 600, every_s=0.1)
+    return time.monotonic() - started
+
+
+def _changes(members: list[dict[str, Any]], per_member: int, tag: str) -> None:
+    for m in members:
+        for i in random.sample(range(1, LISTINGS + 1), per_member):
+            lid = f"{m['id']}-off-{i:06d}"
+            with contextlib.suppress(OSError):
+                rec = _get(f"{m['url']}/admin/v1/listings/{lid}", m["token"])["listing"]
+                rec["summary"] = rec["summary"][:1800] + f" [{tag}]"
+                _send(f"{m['url']}/admin/v1/listings/{lid}", m["token"], "PUT", rec)
+
+
+def run() -> list[BenchResult]:
+    total = MEMBERS * LISTINGS
+    label = f"{MEMBERS} x {LISTINGS:,}" + (" (hub on PostgreSQL)" if DATABASE else "")
+    with tempfile.TemporaryDirectory(prefix="cattc-bench-scale-") as tmp, _hub_database() as db:
+        root = Path(tmp)
+        started = time.monotonic()
+        hub_port = _free_port()
+        hub_url = f"http://127.0.0.1:{hub_port}"
+        members = [_member(root, i, hub_url) for i in range(MEMBERS)]
+        setup_s = time.monotonic() - started
+        hub = _hub(root, hub_port, members, db)
+        procs = []
+        try:
+            for m in members:
+                procs.append(_serve(m["dir"]))
+            for m in members:
+                _wait(lambda m=m: _get(m["url"] + "/healthz"), 120)
+            hub_proc = _serve(hub["dir"])
+            procs.append(hub_proc)
+            _wait(lambda: _get(hub["url"] + "/healthz"), 120)
+            sampler = Sampler(hub_proc.pid)
+            sampler.start()
+            _loop, _stop_event, finish = _searching(hub["url"])
+            sync_s = _wait(lambda: _held(hub) >= total, SYNC_DEADLINE_S, every_s=2)
+            during_sync = finish()
+            lag_sync = _lag_p99(hub)
+            # After the sync: the hub re-matches; searches go on.
+            after_start = time.monotonic()
+            _loop, _stop_event, finish = _searching(hub["url"])
+            time.sleep(min(60.0, 2 * INTERVAL_S))
+            during_rematch = finish()
+            lag_after = _lag_p99(hub)
+            # Steady state: 10 changes per member per interval, hub CPU over two intervals.
+            cpu0, t0 = _cpu_s(hub_proc.pid), time.monotonic()
+            for round_no in range(2):
+                _changes(members, 10, f"steady-{round_no}")
+                time.sleep(INTERVAL_S)
+            cpu_share = (_cpu_s(hub_proc.pid) - cpu0) / (time.monotonic() - t0)
+            steady_rss = statistics.median(mb for t, mb in sampler.samples if t >= after_start)
+            withdrawal_s = _withdrawal_seconds(hub, members[0])
+            sampler.done.set()
+            peak = sampler.peak()
+        finally:
+            for proc in procs:
+                _stop(proc)
+    notes = f"{label}; members set up in {setup_s:.0f} s; sync interval {INTERVAL_S:.0f} s"
+    results = [
+        BenchResult(f"time to first full sync, {label}", sync_s, "s", notes=notes),
+        BenchResult(f"hub RSS peak, {label}", peak, "MB", goal="< 2 GB peak", goal_max=2048),
+        BenchResult(f"hub RSS steady, {label}", steady_rss, "MB", goal="< 1.5 GB", goal_max=1536),
+        BenchResult(
+            f"search p50 during sync, {label}", _percentile(during_sync, 0.5), "ms", notes=notes
+        ),
+        BenchResult(
+            f"search p99 during sync, {label}",
+            _percentile(during_sync, 0.99),
+            "ms",
+            goal="p99 < 100 ms",
+            goal_max=100,
+        ),
+        BenchResult(
+            f"search p99 while re-matching, {label}",
+            _percentile(during_rematch, 0.99),
+            "ms",
+            goal="p99 < 100 ms",
+            goal_max=100,
+        ),
+        BenchResult(
+            f"hub CPU in steady state (10 changes/member/interval), {label}",
+            cpu_share * 100,
+            "% of one core",
+        ),
+        BenchResult(
+            f"withdrawal at a member -> gone from search and matches, {label}",
+            withdrawal_s,
+            "s",
+            goal="< 2 s with notify",
+            goal_max=2,
+        ),
+    ]
+    for name, lag in (("during sync", lag_sync), ("after sync", lag_after)):
+        if lag is not None:
+            results.append(
+                BenchResult(
+                    f"hub event-loop lag p99 {name}, {label}",
+                    lag,
+                    "ms",
+                    goal="p99 < 50 ms",
+                    goal_max=50,
+                )
+            )
+    return results
+
+
+if __name__ == "__main__":
+    for result in run():
+        print(f"{result.name}: {result.value:.1f} {result.unit}")
