@@ -8,6 +8,7 @@ at the next sync, widened ones new summaries.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from node.clock import Clock
-from node.services.errors import NotFound, ServiceError
+from node.services.errors import Conflict, NotFound, ServiceError
 from node.storage.models import ChangeRow, ListingRow, PolicyVersionRow
 from policies.compiled import CompiledPolicy, compile_policy
 from policies.model import Policy, PolicyError
@@ -30,6 +31,10 @@ class InvalidPolicy(ServiceError):
     def __init__(self, error: PolicyError) -> None:
         super().__init__("; ".join(str(i) for i in error.issues))
         self.issues = [str(i) for i in error.issues]
+
+
+class StalePolicy(Conflict):
+    """The active policy is no longer the one a change was prepared against."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,20 @@ class PolicyService:
             rows = session.scalars(select(PolicyVersionRow).order_by(PolicyVersionRow.version))
             return [_version(r) for r in rows]
 
-    def apply(self, text: str, author: str) -> PolicyVersion:
-        """Save ``text`` as the new active version; an invalid text changes nothing."""
+    def apply(
+        self,
+        text: str,
+        author: str,
+        *,
+        expect_digest: str | None = None,
+        also: Callable[[Session, PolicyVersion], None] | None = None,
+    ) -> PolicyVersion:
+        """Save ``text`` as the new active version; an invalid text changes nothing.
+
+        ``expect_digest``: the digest of the active text the change was prepared against
+        ("" for none); another active text raises ``StalePolicy``. ``also`` runs in the
+        same transaction once a new version is written (e.g. an audit-log entry).
+        """
         self.check(text)
         now = self.clock()
         with Session(self.engine) as session, session.begin():
@@ -107,6 +124,11 @@ class PolicyService:
             current = session.scalar(
                 select(PolicyVersionRow).where(PolicyVersionRow.active.is_(True))
             )
+            if expect_digest is not None and (current.digest if current else "") != expect_digest:
+                raise StalePolicy(
+                    "the active policy changed since this change was prepared"
+                    + (f" (now version {current.version} by {current.author})" if current else "")
+                )
             if current is not None and current.text == text:
                 return _version(current)
             session.execute(update(PolicyVersionRow).values(active=False))
@@ -131,6 +153,8 @@ class PolicyService:
                     ],
                 )
             session.flush()
+            if also is not None:
+                also(session, _version(row))
             return _version(row)
 
     def install_default(self) -> PolicyVersion:
