@@ -12,6 +12,7 @@ from node.cli.hub_cmds import custody, matches
 from node.cli.listing_cmds import import_cmd, listings
 from node.cli.node_cmds import init, serve, status
 from node.cli.policy_cmds import policy
+from node.cli.share_cmds import shared
 from node.cli.sync_cmds import keys, sync, verify
 from node.matching.cli import eval_cmd
 
@@ -31,6 +32,7 @@ cli.add_command(policy)
 for command in (directory, sync, verify, keys, custody, matches, eoi):
     cli.add_command(command)
 cli.add_command(eval_cmd, name="eval")
+cli.add_command(shared)
 
 
 if __name__ == "__main__":
