@@ -1,5 +1,10 @@
 """Staff accounts: argon2id password hashes, three roles, disabling (never deleting, so
-the audit log keeps naming who did what)."""
+the audit log keeps naming who did what).
+
+Every change here is written to the audit log in its own transaction, and a change of
+role or a disabling ends the user's sessions in that same transaction, so nobody keeps
+rights they no longer have. The last enabled admin can be neither demoted nor disabled.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from node.storage.models import StaffUserRow
+from node.ui import audit
+from node.ui.sessions import close_user_sessions_in
 
 ROLES = ("viewer", "editor", "admin")
 """Viewers read; editors also change listings, rules and EoI answers; admins also users."""
@@ -23,12 +30,17 @@ class AccountError(ValueError):
     """A user name, role or password that cannot be used; the message says why."""
 
 
+class LastAdminError(AccountError):
+    """The change would leave the node without an enabled admin."""
+
+
 @dataclass(frozen=True)
 class StaffUser:
     id: int
     name: str
     role: str
     disabled: bool = False
+    created: int = 0
 
     def may(self, role: str) -> bool:
         """Whether this user holds ``role`` or a higher one."""
@@ -36,7 +48,7 @@ class StaffUser:
 
 
 def _user(row: StaffUserRow) -> StaffUser:
-    return StaffUser(row.id, row.name, row.role, row.disabled)
+    return StaffUser(row.id, row.name, row.role, row.disabled, row.created)
 
 
 def check_new(name: str, password: str, role: str) -> None:
@@ -50,18 +62,100 @@ def check_new(name: str, password: str, role: str) -> None:
         raise AccountError("a password has at most 1,024 characters")
 
 
-def create_user(engine: Engine, name: str, password: str, role: str, *, now_ms: int) -> StaffUser:
+def create_user(
+    engine: Engine, name: str, password: str, role: str, *, now_ms: int, actor: str = "setup"
+) -> StaffUser:
+    """A new enabled user; ``actor`` (who added them) goes to the audit log."""
     check_new(name, password, role)
+    password_hash = _HASHER.hash(password)
     with Session(engine) as session, session.begin():
         if session.scalar(select(StaffUserRow).where(StaffUserRow.name == name)) is not None:
-            raise AccountError(f"a user named {name!r} exists already")
-        row = StaffUserRow(
-            name=name, password_hash=_HASHER.hash(password), role=role, created=now_ms
-        )
+            raise AccountError(f"a user named {name} exists already")
+        row = StaffUserRow(name=name, password_hash=password_hash, role=role, created=now_ms)
         session.add(row)
         session.flush()
         user = _user(row)
+        audit.record(
+            session, at=now_ms, actor=actor, action="user.create", target=name, detail=role
+        )
     return user
+
+
+def set_role(engine: Engine, name: str, role: str, *, actor: str, now_ms: int) -> StaffUser:
+    """Give ``name`` the role ``role``; their sessions end (they sign in again)."""
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    with Session(engine) as session, session.begin():
+        row = _named(session, name)
+        if row.role == role:
+            return _user(row)
+        if row.role == "admin" and not row.disabled:
+            _keep_an_admin(session, row)
+        old, row.role = row.role, role
+        close_user_sessions_in(session, row.id)
+        audit.record(
+            session,
+            at=now_ms,
+            actor=actor,
+            action="user.role",
+            target=name,
+            detail=f"{old} -> {role}",
+        )
+        return _user(row)
+
+
+def set_disabled(
+    engine: Engine, name: str, disabled: bool, *, actor: str, now_ms: int
+) -> StaffUser:
+    """Disable ``name`` (their sessions end, they cannot sign in) or enable them again."""
+    with Session(engine) as session, session.begin():
+        row = _named(session, name)
+        if row.disabled == disabled:
+            return _user(row)
+        if disabled and row.role == "admin":
+            _keep_an_admin(session, row)
+        row.disabled = disabled
+        if disabled:
+            close_user_sessions_in(session, row.id)
+        action = "user.disable" if disabled else "user.enable"
+        audit.record(session, at=now_ms, actor=actor, action=action, target=name)
+        return _user(row)
+
+
+def set_password(engine: Engine, name: str, password: str, *, actor: str, now_ms: int) -> None:
+    """Give ``name`` a new password; their sessions end."""
+    check_new("x", password, ROLES[0])
+    password_hash = _HASHER.hash(password)
+    with Session(engine) as session, session.begin():
+        row = _named(session, name)
+        row.password_hash = password_hash
+        close_user_sessions_in(session, row.id)
+        audit.record(session, at=now_ms, actor=actor, action="user.password", target=name)
+
+
+def _named(session: Session, name: str) -> StaffUserRow:
+    row = session.scalar(
+        select(StaffUserRow).where(StaffUserRow.name == name[:64]).with_for_update()
+    )
+    if row is None:
+        raise AccountError(f"there is no user named {name}")
+    return row
+
+
+def _keep_an_admin(session: Session, leaving: StaffUserRow) -> None:
+    others = session.scalars(
+        select(StaffUserRow.id)
+        .where(
+            StaffUserRow.role == "admin",
+            StaffUserRow.disabled.is_(False),
+            StaffUserRow.id != leaving.id,
+        )
+        .with_for_update()
+    ).first()
+    if others is None:
+        raise LastAdminError(
+            f"{leaving.name} is the last enabled admin; make another user admin first"
+        )
 
 
 def authenticate(engine: Engine, name: str, password: str) -> StaffUser | None:
@@ -77,6 +171,12 @@ def authenticate(engine: Engine, name: str, password: str) -> StaffUser | None:
         if row is None or row.disabled:
             return None
         return _user(row)
+
+
+def find_user(engine: Engine, name: str) -> StaffUser | None:
+    with Session(engine) as session:
+        row = session.scalar(select(StaffUserRow).where(StaffUserRow.name == name[:64]))
+        return _user(row) if row is not None else None
 
 
 def get_user(engine: Engine, user_id: int) -> StaffUser | None:

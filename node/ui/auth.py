@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from node.ui.accounts import StaffUser, get_user
 from node.ui.keys import FORM, STAFF_SESSION, STAFF_USER
@@ -68,6 +69,16 @@ def require_role(role: str) -> Callable[[Handler], Handler]:
         return guarded
 
     return wrap
+
+
+async def form_of(request: web.Request) -> MultiDictProxy[Any]:
+    """The request's parsed form: the one ``csrf_ok`` read, or read now (a request whose
+    token came in the header)."""
+    form = request.get(FORM)
+    if form is None:
+        form = await request.post()
+        request[FORM] = form
+    return form
 
 
 async def csrf_ok(request: web.Request) -> bool:

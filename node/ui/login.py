@@ -1,17 +1,42 @@
-"""Signing in and out, and the language picker."""
+"""Signing in and out, and the language picker.
+
+The login form is CSRF-safe before any session exists ("double submit"): its page sets
+a random pre-session token in a cookie and in a hidden field, and a login is looked at
+only when both arrive and match. Throttled logins (``node.ui.throttle``) get 429 and a
+page saying when to retry, without their password being checked. A successful login
+always opens a new session with a new token, ending the one the browser brought, if any.
+"""
 
 from __future__ import annotations
 
+import secrets
+from typing import Any
+
 from aiohttp import web
 
+from node.ui import throttle
 from node.ui.accounts import authenticate
-from node.ui.auth import current_user
+from node.ui.auth import csrf_ok, current_user
 from node.ui.i18n import COOKIE as LANG_COOKIE
 from node.ui.i18n import LANGUAGES
 from node.ui.keys import STAFF_SESSION
-from node.ui.sessions import clear_cookie, close_session, open_session, set_cookie
+from node.ui.sessions import (
+    COOKIE,
+    clear_cookie,
+    close_session,
+    close_session_of_token,
+    csrf_matches,
+    open_session,
+    secure_cookies,
+    set_cookie,
+)
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME
+from protocol.timeutil import ms_to_iso
+
+LOGIN_COOKIE = "cattc_login"
+LOGIN_PATH = "/console/login"
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def safe_next(target: str | None, default: str = "/console") -> str:
@@ -22,8 +47,33 @@ def safe_next(target: str | None, default: str = "/console") -> str:
     return target
 
 
+def _login_token(request: web.Request) -> str:
+    """The browser's pre-session token if it is one of ours in shape, else a new one."""
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if len(token) == 43 and set(token) <= _TOKEN_CHARS:
+        return token
+    return secrets.token_urlsafe(32)
+
+
+def _login_form(
+    request: web.Request, context: dict[str, Any], *, status: int = 200, fresh: bool = False
+) -> web.Response:
+    """The login page with its form token, set again in the cookie."""
+    token = secrets.token_urlsafe(32) if fresh else _login_token(request)
+    response = render(request, "auth/login.html", {**context, "login_token": token}, status=status)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=secure_cookies(request),
+        path=LOGIN_PATH,
+    )
+    return response
+
+
 async def login_page(request: web.Request) -> web.Response:
-    return render(request, "auth/login.html", {"next": safe_next(request.query.get("next"))})
+    return _login_form(request, {"next": safe_next(request.query.get("next"))})
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
@@ -32,24 +82,58 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     name = str(form.get("name", ""))[:64]
     password = str(form.get("password", ""))[:1024]
     target = safe_next(str(form.get("next", "")))
+    context: dict[str, Any] = {"next": target, "name": name}
+    if not csrf_matches(request.cookies.get(LOGIN_COOKIE, ""), str(form.get("login_token", ""))):
+        error = "This form has expired. Please sign in again."
+        return _login_form(request, {**context, "error": error}, status=403, fresh=True)
+    if not name or not password:
+        return _login_form(
+            request, {**context, "error": "Enter your user name and password."}, status=400
+        )
+    attempt = await rt.run(
+        throttle.begin_attempt, rt.engine, name, request.remote, now_ms=rt.clock()
+    )
+    if not attempt.allowed:
+        retry = attempt.retry_at_ms
+        response = render(
+            request,
+            "auth/throttled.html",
+            {"retry_at": ms_to_iso(retry - retry % 1000), "minutes": _minutes(retry - rt.clock())},
+            status=429,
+        )
+        response.headers["Retry-After"] = str(max(1, (retry - rt.clock() + 999) // 1000))
+        return response
     user = await rt.run(authenticate, rt.engine, name, password)
     if user is None:
-        context = {"next": target, "error": "Wrong user name or password.", "name": name}
-        return render(request, "auth/login.html", context, status=401)
+        return _login_form(
+            request, {**context, "error": "Wrong user name or password."}, status=401
+        )
+    await rt.run(throttle.succeeded, rt.engine, name)
+    await rt.run(close_session_of_token, rt.engine, request.cookies.get(COOKIE, ""))
     token, _session = await rt.run(open_session, rt.engine, user.id, now_ms=rt.clock())
     response = see_other(target)
     set_cookie(request, response, token)
+    response.del_cookie(LOGIN_COOKIE, path=LOGIN_PATH)
     return response
 
 
+def _minutes(ms: int) -> int:
+    return max(1, -(-ms // 60_000))
+
+
 async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session, if the form carries its token (a page elsewhere cannot sign
+    anyone out); without a live session there is nothing to end."""
     await current_user(request)
     session = request.get(STAFF_SESSION)
     if session is not None:
+        if not await csrf_ok(request):
+            message = "This form has expired. Reload the page and try again."
+            return render(request, "auth/forbidden.html", {"message": message}, status=403)
         rt = request.app[RUNTIME]
         await rt.run(close_session, rt.engine, session.token_sha256)
-    response = see_other("/console/login")
-    clear_cookie(response)
+    response = see_other(LOGIN_PATH)
+    clear_cookie(request, response)
     return response
 
 
@@ -58,6 +142,11 @@ async def choose_language(request: web.Request) -> web.StreamResponse:
     response = see_other(safe_next(request.query.get("next"), "/"))
     if lang in LANGUAGES:
         response.set_cookie(
-            LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", secure=request.secure
+            LANG_COOKIE,
+            lang,
+            max_age=365 * 86400,
+            samesite="Lax",
+            secure=secure_cookies(request),
+            path="/",
         )
     return response

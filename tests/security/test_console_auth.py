@@ -1,0 +1,308 @@
+"""The console's sign-in and sessions as an attacker would try them: forged and missing
+CSRF tokens (forms and the login itself), session fixation, roles, login throttling,
+idle and absolute expiry on the node's clock, disabled users, cookie attributes."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from node.storage.models import AuditRow, LoginAttemptRow, WebSessionRow
+from node.ui import throttle
+from node.ui.accounts import create_user, find_user
+from node.ui.sessions import COOKIE, IDLE_MS, LIFETIME_MS
+from tests.federation.network import NodeFactory
+from tests.nodes import RunningNode
+from tests.security.console_client import PASSWORD, Console, ManualClock
+
+MINUTE = 60_000
+
+
+def staff(node: RunningNode, name: str, role: str) -> None:
+    create_user(node.runtime.engine, name, PASSWORD, role, now_ms=node.runtime.clock())
+
+
+def session_rows(node: RunningNode) -> int:
+    with Session(node.runtime.engine) as s:
+        return int(s.scalar(select(func.count()).select_from(WebSessionRow)) or 0)
+
+
+def audit_of(node: RunningNode, action: str) -> list[tuple[str, str, str]]:
+    with Session(node.runtime.engine) as s:
+        rows = s.scalars(select(AuditRow).where(AuditRow.action == action).order_by(AuditRow.id))
+        return [(r.actor, r.target, r.detail) for r in rows]
+
+
+def new_user(name: str, role: str = "editor") -> dict[str, str]:
+    return {
+        "name": name,
+        "role": role,
+        "password": "a long password",
+        "password_again": "a long password",
+    }
+
+
+async def test_csrf_refused_on_a_real_form(node_factory: NodeFactory) -> None:
+    node = await node_factory("th")
+    staff(node, "admin1", "admin")
+    staff(node, "admin2", "admin")
+    async with Console(node) as me, Console(node) as other:
+        assert (await me.login("admin1")).status == 303
+        assert (await other.login("admin2")).status == 303
+        mine, theirs = await me.csrf("/console/users"), await other.csrf("/console/users")
+        assert mine != theirs
+        for i, token in enumerate([None, "", "forged-token", mine[:-1] + "x", theirs]):
+            form = new_user(f"mallory{i}")
+            if token is not None:
+                form["csrf_token"] = token
+            answer = await me.post("/console/users", form)
+            assert answer.status == 403, (token, answer.status)
+            assert "This form has expired" in answer.text
+            assert find_user(node.runtime.engine, f"mallory{i}") is None
+        wrong_header = await me.request(
+            "POST", "/console/users", data=new_user("mallory9"), headers={"X-CSRF-Token": theirs}
+        )
+        assert wrong_header.status == 403
+        assert find_user(node.runtime.engine, "mallory9") is None
+        # The same form with the session's own token goes through: the refusals were CSRF.
+        ok = await me.post("/console/users", {**new_user("carol"), "csrf_token": mine})
+        assert ok.status == 303 and ok.location.startswith("/console/users?done=added")
+        assert find_user(node.runtime.engine, "carol") is not None
+        assert audit_of(node, "user.create")[-1] == ("admin1", "carol", "editor")
+
+
+async def test_login_form_needs_its_pre_session_token(node_factory: NodeFactory) -> None:
+    node = await node_factory("th")
+    staff(node, "somchai", "editor")
+    async with Console(node) as client:
+        plain = {"name": "somchai", "password": PASSWORD, "next": "/console"}
+        refused = await client.post("/console/login", plain)  # no cookie, no field
+        assert refused.status == 403 and client.cookie() is None
+        await client.get("/console/login")  # the cookie, but a forged field
+        refused = await client.post("/console/login", {**plain, "login_token": "x" * 43})
+        assert refused.status == 403 and client.cookie() is None
+        assert "This form has expired" in refused.text
+        # A field copied from another browser's page does not match this one's cookie.
+        async with Console(node) as other:
+            page = await other.get("/console/login")
+            token = re.search(r'name="login_token" value="([^"]+)"', page.text)
+            assert token
+        refused = await client.post("/console/login", {**plain, "login_token": token.group(1)})
+        assert refused.status == 403 and client.cookie() is None
+        assert (await client.login("somchai")).status == 303 and client.cookie()
+        assert not audit_of(node, "login")  # sign-ins are not changes
+
+
+async def test_session_fixation_and_logout(node_factory: NodeFactory) -> None:
+    node = await node_factory("th")
+    staff(node, "somchai", "editor")
+    staff(node, "dara", "viewer")
+    async with Console(node) as client:
+        planted = "attacker-chosen-session-token"
+        client.set_cookie(planted)
+        assert (await client.get("/console")).status == 302  # a planted cookie is nobody
+        answer = await client.login("somchai")
+        assert answer.status == 303 and answer.location == "/console"
+        first = client.cookie()
+        assert first and first != planted
+        assert (await client.get("/console")).status == 200
+        # Signing in again (even as someone else) replaces the token and ends the old one.
+        assert (await client.login("dara")).status == 303
+        second = client.cookie()
+        assert second and second != first
+        async with Console(node) as thief:
+            thief.set_cookie(first)
+            assert (await thief.get("/console")).status == 302
+        assert session_rows(node) == 1
+        # Logging out needs the session's token, deletes the row, and the cookie is dead.
+        assert (await client.post("/console/logout", {"csrf_token": "forged"})).status == 403
+        assert session_rows(node) == 1
+        token = await client.csrf()
+        out = await client.post("/console/logout", {"csrf_token": token})
+        assert out.status == 303 and out.location == "/console/login"
+        assert session_rows(node) == 0
+        async with Console(node) as thief:
+            thief.set_cookie(second)
+            assert (await thief.get("/console")).status == 302
+
+
+async def test_roles(node_factory: NodeFactory) -> None:
+    node = await node_factory("th")
+    for name, role in (("ada", "admin"), ("eddie", "editor"), ("vera", "viewer")):
+        staff(node, name, role)
+    for name in ("eddie", "vera"):
+        async with Console(node) as client:
+            await client.login(name)
+            token = await client.csrf()
+            assert (await client.get("/console/users")).status == 403
+            assert (await client.get("/console/audit")).status == 200  # everyone may read
+            answer = await client.post(
+                "/console/users", {**new_user("x" + name), "csrf_token": token}
+            )
+            assert answer.status == 403 and "Your role does not allow this" in answer.text
+            assert find_user(node.runtime.engine, "x" + name) is None
+            ada = find_user(node.runtime.engine, "ada")
+            assert ada is not None
+            answer = await client.post(f"/console/users/{ada.id}/disable", {"csrf_token": token})
+            assert answer.status == 403
+    ada = find_user(node.runtime.engine, "ada")
+    assert ada is not None and not ada.disabled
+
+
+async def test_a_viewer_can_post_nothing(node_factory: NodeFactory) -> None:
+    """Every console route that changes something refuses a viewer, whoever wrote it."""
+    node = await node_factory("th")
+    staff(node, "vera", "viewer")
+    posts = sorted(
+        {
+            re.sub(r"\{[^}]*\}", "1", r.resource.canonical)
+            for r in node.app.router.routes()
+            if r.method == "POST"
+            and r.resource is not None
+            and r.resource.canonical.startswith("/console/")
+            and r.resource.canonical not in ("/console/login", "/console/logout")
+        }
+    )
+    assert "/console/users" in posts
+    async with Console(node) as client:
+        await client.login("vera")
+        token = await client.csrf()
+        for path in posts:
+            answer = await client.post(path, {"csrf_token": token})
+            assert answer.status == 403, (path, answer.status, answer.text[:300])
+
+
+async def test_throttling_by_name(node_factory: NodeFactory) -> None:
+    clock = ManualClock()
+    node = await node_factory("th", clock=clock)
+    staff(node, "somchai", "editor")
+    async with Console(node) as client:
+        for _ in range(4):
+            assert (await client.login("somchai", "wrong password")).status == 401
+        assert (await client.login("somchai")).status == 303  # a success clears them
+        for _ in range(throttle.NAME_LIMIT):
+            assert (await client.login("SomChai", "wrong password")).status == 401
+    async with Console(node) as client:
+        answer = await client.login("somchai")  # the right password, but the 6th try
+        assert answer.status == 429 and client.cookie() is None
+        assert "Too many attempts" in answer.text and "try again in 15 minutes" in answer.text
+        assert 0 < int(answer.headers["Retry-After"]) <= 15 * 60
+        # Throttled tries are not recorded, so they do not push the lockout further out.
+        clock.advance(10 * MINUTE)
+        assert (await client.login("somchai")).status == 429
+        clock.advance(5 * MINUTE + 1)
+        assert (await client.login("somchai")).status == 303
+    with Session(node.runtime.engine) as s:
+        assert not s.scalars(select(LoginAttemptRow)).all()  # pruned and cleared
+
+
+async def test_throttling_by_address(node_factory: NodeFactory) -> None:
+    node = await node_factory("th")
+    staff(node, "somchai", "editor")
+    async with Console(node) as client:
+        for i in range(throttle.ADDRESS_LIMIT):
+            assert (await client.login(f"guess{i}", "wrong password")).status == 401
+        answer = await client.login("somchai")
+        assert answer.status == 429 and client.cookie() is None
+
+
+async def test_idle_and_absolute_expiry(node_factory: NodeFactory) -> None:
+    clock = ManualClock()
+    node = await node_factory("th", clock=clock)
+    staff(node, "somchai", "editor")
+    async with Console(node) as client:
+        await client.login("somchai")
+        clock.advance(IDLE_MS - MINUTE)
+        assert (await client.get("/console")).status == 200  # in use: kept alive
+        clock.advance(IDLE_MS - MINUTE)
+        assert (await client.get("/console")).status == 200
+        clock.advance(IDLE_MS + 1)
+        answer = await client.get("/console/audit")
+        assert answer.status == 302 and answer.location.startswith("/console/login?next=")
+        assert session_rows(node) == 0
+        await client.login("somchai")
+        signed_in = clock.now
+        while (await client.get("/console")).status == 200:
+            assert clock.now - signed_in <= LIFETIME_MS, "the session outlived its lifetime"
+            clock.advance(20 * MINUTE)
+        assert clock.now - signed_in > LIFETIME_MS - 20 * MINUTE  # it lived until then
+
+
+async def test_disabled_user_and_role_change_end_sessions(node_factory: NodeFactory) -> None:
+    node = await node_factory("th")
+    staff(node, "ada", "admin")
+    staff(node, "somchai", "editor")
+    somchai = find_user(node.runtime.engine, "somchai")
+    assert somchai is not None
+    async with Console(node) as admin, Console(node) as victim:
+        await admin.login("ada")
+        await victim.login("somchai")
+        token = await admin.csrf("/console/users")
+        answer = await admin.post(
+            f"/console/users/{somchai.id}/role", {"role": "viewer", "csrf_token": token}
+        )
+        assert answer.status == 303
+        assert (await victim.get("/console")).status == 302  # signed out by the change
+        assert (await victim.login("somchai")).status == 303
+        answer = await admin.post(f"/console/users/{somchai.id}/disable", {"csrf_token": token})
+        assert answer.status == 303
+        assert (await victim.get("/console")).status == 302
+        assert (await victim.login("somchai")).status == 401  # the right password
+        assert audit_of(node, "user.role") == [("ada", "somchai", "editor -> viewer")]
+        assert audit_of(node, "user.disable") == [("ada", "somchai", "")]
+        # An admin cannot change themself here (and so not lock everyone out).
+        me = find_user(node.runtime.engine, "ada")
+        assert me is not None
+        answer = await admin.post(f"/console/users/{me.id}/disable", {"csrf_token": token})
+        assert answer.status == 409 and "your own account" in answer.text
+        answer = await admin.post(f"/console/users/{somchai.id}/enable", {"csrf_token": token})
+        assert answer.status == 303
+        assert (await victim.login("somchai")).status == 303
+
+
+async def test_add_user_errors_in_place(node_factory: NodeFactory) -> None:
+    node = await node_factory("th")
+    staff(node, "ada", "admin")
+    async with Console(node) as admin:
+        await admin.login("ada")
+        token = await admin.csrf("/console/users")
+        cases = [
+            ({"name": "bad name"}, "new-name-error", "letters, digits"),
+            ({"name": "ada"}, "new-name-error", "exists already"),
+            ({"role": "root"}, "new-role-error", "Choose a role"),
+            ({"password": "short", "password_again": "short"}, "new-password-error", "at least 10"),
+            ({"password_again": "another long one"}, "new-password-error", "differ"),
+        ]
+        for change, where, words in cases:
+            answer = await admin.post(
+                "/console/users", {**new_user("newbie"), **change, "csrf_token": token}
+            )
+            assert answer.status == 400, change
+            assert f'id="{where}"' in answer.text and words in answer.text, change
+        assert find_user(node.runtime.engine, "newbie") is None
+
+
+async def test_cookie_attributes(node_factory: NodeFactory) -> None:
+    node = await node_factory("th")
+    staff(node, "somchai", "editor")
+    async with Console(node) as client:
+        answer = await client.login("somchai")
+        cookie = next(c for c in answer.cookies if c.startswith(COOKIE + "="))
+        attrs = {a.strip().lower() for a in cookie.split(";")[1:]}
+        assert {"httponly", "samesite=strict", "path=/"} <= attrs and "secure" not in attrs
+    # Behind a TLS proxy the node's base_url is https: cookies are Secure though the
+    # request itself came over plain HTTP.
+    node.runtime.config.base_url = "https://th.example.org"
+    async with Console(node) as client:
+        page = await client.get("/console/login")
+        assert any("secure" in c.lower() for c in page.cookies if c.startswith("cattc_login="))
+        found = re.search(r'name="login_token" value="([^"]+)"', page.text)
+        assert found  # the jar keeps Secure cookies off plain HTTP: send it by hand
+        form = {"name": "somchai", "password": PASSWORD, "login_token": found.group(1)}
+        headers = {"Cookie": f"cattc_login={found.group(1)}"}
+        answer = await client.request("POST", "/console/login", data=form, headers=headers)
+        assert answer.status == 303
+        cookie = next(c for c in answer.cookies if c.startswith(COOKIE + "="))
+        assert "secure" in {a.strip().lower() for a in cookie.split(";")[1:]}
