@@ -1,0 +1,8 @@
+// The hub operator's pages: ask before a form marked data-confirm is sent (the pages
+// work without this; suspension has its own confirmation page).
+"use strict";
+document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+  form.addEventListener("submit", function (event) {
+    if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+  });
+});
