@@ -344,6 +344,8 @@ def _leading_comments(text: str) -> str:
 def policy_text(original: str, old: Policy, new: Policy) -> tuple[str, bool]:
     """The text of ``new`` written over ``original`` (the text of ``old``), and whether
     the original layout and comments were kept (False: standard layout)."""
+    if new == old:
+        return original, True
     edited = _line_edit(original, old, new)
     if edited is not None and _reads_as(edited, new):
         return edited, True
