@@ -43,7 +43,7 @@ from node.storage.models import (
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
-__all__ = ["SearchIndex", "SearchQuery", "public_listing", "search"]
+__all__ = ["SearchIndex", "SearchQuery", "more_facets", "public_listing", "search"]
 
 log = logging.getLogger(__name__)
 HELD_KEY = "search.held"  # members' summaries held before the index existed are in it
@@ -61,6 +61,7 @@ class SearchQuery:
     trl_min: int | None = None
     offset: int = 0
     limit: int = 20
+    sector: str | None = None  # the marketplace's filter (one of a listing's sectors)
 
 
 def _refresh_lock(node_id: str) -> int:
@@ -220,6 +221,11 @@ def _where(q: SearchQuery, dialect: str, now: int) -> tuple[str, str, dict[str, 
     if q.trl_min is not None:
         conds.append(f"{d}.trl >= :trl")
         params["trl"] = q.trl_min
+    if q.sector:
+        conds.append(f"(:nl || {d}.sectors || :nl) LIKE :sector ESCAPE '!'")
+        params["nl"] = "\n"
+        escaped = q.sector.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        params["sector"] = f"%\n{escaped}\n%"
     if q.ipc:
         params["ipc"] = q.ipc.upper()
         if dialect == "sqlite":  # binary collation: a range on the index
@@ -263,7 +269,7 @@ def _run(
 ) -> tuple[Facets, list[tuple[str, str]]]:
     dialect = rt.engine.dialect.name
     source, where, params = _where(q, dialect, now)
-    key = (q.q, q.category, q.country, q.ipc, q.trl_min)
+    key = (q.q, q.category, q.country, q.ipc, q.trl_min, q.sector)
     with Session(rt.engine) as session:
         generation = (
             session.scalar(select(func.max(SearchDocRow.id))),
@@ -311,3 +317,46 @@ def search(rt: NodeRuntime, index: SearchIndex, q: SearchQuery) -> dict[str, Any
         items.append(item)
     nxt = q.offset + q.limit if q.offset + q.limit < total else None
     return {"total": total, "items": items, "next_offset": nxt, "facets": facets}
+
+
+def _more_facets(session: Session, source: str, where: str, params: dict[str, Any]) -> Facets:
+    trl: dict[str, int] = {}
+    for level, n in session.execute(
+        text(  # noqa: S608 - fixed fragments, values bound
+            f"SELECT d.trl, count(*) FROM {source} WHERE {where} AND d.trl IS NOT NULL "
+            "GROUP BY d.trl"
+        ),
+        params,
+    ):
+        trl[str(level)] = int(n)
+    ipc: dict[str, int] = {}
+    for cls, n in session.execute(
+        text(  # noqa: S608 - fixed fragments, values bound
+            f"SELECT substr(c.code, 1, 4), count(DISTINCT d.id) FROM {source} "
+            f"JOIN search_codes c ON c.doc_id = d.id WHERE {where} GROUP BY substr(c.code, 1, 4)"
+        ),
+        params,
+    ):
+        ipc[str(cls)] = int(n)
+    return 0, {"trl": dict(sorted(trl.items())), "ipc": dict(sorted(ipc.items()))}
+
+
+def more_facets(rt: NodeRuntime, index: SearchIndex, q: SearchQuery) -> dict[str, dict[str, int]]:
+    """Counts of ``q``'s hits by TRL and by IPC class (four characters), for the public
+    marketplace; cached like ``search``'s facets (blocking: run via ``rt.run``)."""
+    now = rt.clock()
+    source, where, params = _where(q, rt.engine.dialect.name, now)
+    key = ("more", q.q, q.category, q.country, q.ipc, q.trl_min, q.sector)
+    with Session(rt.engine) as session:
+        generation = (
+            session.scalar(select(func.max(SearchDocRow.id))),
+            session.scalar(select(func.max(SearchRemovalRow.id))),
+        )
+        facets = index.cached_facets(key, generation, now)
+        if facets is None:
+            facets = _more_facets(session, source, where, params)
+            valid_until = session.scalar(
+                select(func.min(SearchDocRow.expires)).where(SearchDocRow.expires > now)
+            )
+            index.keep_facets(key, generation, valid_until, facets)
+    return facets[1]
