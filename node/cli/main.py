@@ -14,6 +14,7 @@ from node.cli.node_cmds import init, serve, status
 from node.cli.policy_cmds import policy
 from node.cli.share_cmds import shared
 from node.cli.sync_cmds import keys, sync, verify
+from node.cli.user_cmds import users
 from node.matching.cli import eval_cmd
 
 
@@ -32,6 +33,7 @@ cli.add_command(policy)
 for command in (directory, sync, verify, keys, custody, matches, eoi):
     cli.add_command(command)
 cli.add_command(eval_cmd, name="eval")
+cli.add_command(users)
 cli.add_command(shared)
 
 

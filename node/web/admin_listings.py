@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.services.bulk_import import ImportRun
 from node.services.import_stream import BrokenBody, Piece, RecordSplitter
 from node.services.importer import RecordError, parse_record
+from node.ui.audit import ADMIN_TOKEN_ACTOR, append
 from node.web.appkeys import RUNTIME
 from node.web.middleware import ApiError
 from node.web.requests import parse_query, read_json
@@ -44,9 +45,24 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
+async def _audit(request: web.Request, action: str, target: str, detail: str) -> None:
+    """The change just made through the admin API, in the audit log."""
+    rt = request.app[RUNTIME]
+    await rt.run(
+        append,
+        rt.engine,
+        at=rt.clock(),
+        actor=ADMIN_TOKEN_ACTOR,
+        action=action,
+        target=target,
+        detail=detail,
+    )
+
+
 async def create_listing(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     record = await rt.run(rt.listings.create, _object(await read_json(request)))
+    await _audit(request, "listing.create", record["id"], f"version {record['version']}")
     return web.json_response(record, status=201)
 
 
@@ -54,6 +70,7 @@ async def update_listing(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     body = _object(await read_json(request))
     record = await rt.run(rt.listings.update, request.match_info["listing_id"], body)
+    await _audit(request, "listing.update", record["id"], f"version {record['version']}")
     return web.json_response(record)
 
 
@@ -86,6 +103,7 @@ async def list_listings(request: web.Request) -> web.Response:
 async def withdraw_listing(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     result = await rt.run(rt.listings.withdraw, request.match_info["listing_id"])
+    await _audit(request, "listing.withdraw", result["id"], f"version {result['version']}")
     return web.json_response(result)
 
 
@@ -129,6 +147,10 @@ async def import_listings(request: web.Request) -> web.Response:
         ],
     }
     status = 200 if report.applied and not report.rejected else 422 if not report.applied else 207
+    if report.applied:
+        counts = ("created", "updated", "unchanged", "rejected")
+        detail = ", ".join(f"{getattr(report, k)} {k}" for k in counts)
+        await _audit(request, "listing.import", "listings", detail)
     return web.json_response(payload, status=status)
 
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from node.config import POLICY_FILE
-from node.services.policy import InvalidPolicy
+from node.services.policy import InvalidPolicy, PolicyVersion
 from node.services.policy_ops import (
     diff_against_active,
     diff_to_json,
     explain_listing,
     preview_view,
 )
+from node.ui import audit
+from node.ui.audit import ADMIN_TOKEN_ACTOR
 from node.web.appkeys import RUNTIME
 from node.web.middleware import ApiError
 from node.web.requests import parse_query, read_text
@@ -82,13 +86,29 @@ async def apply(request: web.Request) -> web.Response:
     q = parse_query(request, ApplyQuery)
     try:
         text = await _policy_text(request)
-        version = await rt.run(rt.policy.apply, text, q.author)
+        version = await rt.run(rt.policy.apply, text, q.author, also=_audit_apply(rt.clock()))
     except InvalidPolicy as exc:
         return _invalid(exc)
     # Keep DATA_DIR/policy.yaml the active text, as 'cattc policy apply' does.
     await rt.run((rt.data_dir / POLICY_FILE).write_text, version.text, "utf-8")
     body = {k: v for k, v in version.to_json().items() if k != "text"}
     return web.json_response(body)
+
+
+def _audit_apply(now_ms: int) -> Callable[[Session, PolicyVersion], None]:
+    """The audit entry of a new active version, written in its transaction."""
+
+    def write(session: Session, version: PolicyVersion) -> None:
+        audit.record(
+            session,
+            at=now_ms,
+            actor=ADMIN_TOKEN_ACTOR,
+            action="policy.apply",
+            target=f"policy version {version.version}",
+            detail=f"author: {version.author}",
+        )
+
+    return write
 
 
 async def explain(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from node.clock import system_clock
 from node.ui.sessions import COOKIE
@@ -56,7 +57,7 @@ class Console:
         return None
 
     def set_cookie(self, value: str, name: str = COOKIE) -> None:
-        self.http.cookie_jar.update_cookies({name: value}, aiohttp.client.URL(self.node.url))
+        self.http.cookie_jar.update_cookies({name: value}, URL(self.node.url))
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Answer:
         kwargs.setdefault("allow_redirects", False)
