@@ -14,3 +14,15 @@ def setup(app: web.Application) -> None:
 
     users.setup(app)
     audit_page.setup(app)
+    from node.console import eois, notices, sync_page
+
+    r.add_get("/console/matches", notices.match_list)
+    r.add_get("/console/matches/{notice_id}", notices.match_page)
+    r.add_post("/console/matches/{notice_id}/interest", notices.express_interest)
+    r.add_get("/console/eois", eois.eoi_list)
+    r.add_get("/console/eois/{eoi_id}", eois.eoi_page)
+    r.add_post("/console/eois/{eoi_id}/answer", eois.eoi_answer)
+    r.add_post("/console/eois/{eoi_id}/send", eois.eoi_resend)
+    r.add_get("/console/sync", sync_page.sync_status)
+    r.add_post("/console/sync/custody", sync_page.custody_check)
+    r.add_post("/console/sync/verify", sync_page.verify)
