@@ -1,0 +1,410 @@
+"""The console's sharing rules: the grid, a cell's editor, the text editor, the preview,
+applying, and "why does this audience see this listing?".
+
+A draft travels in the forms (``text``: the policy YAML, ``base``: the digest of the
+active policy it started from), so nothing is stored until "Apply". Viewers may look at
+everything, including a preview; only editors may change a cell or apply. Applying
+refuses a draft prepared against another active policy than the current one (someone
+applied in between), and writes the new version and the audit-log entry in one
+transaction with the staff user as the policy's author.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+from sqlalchemy.orm import Session
+
+from node.config import POLICY_FILE
+from node.console.sharing_grid import (
+    RULE_VISIBILITIES,
+    Cell,
+    CellEdit,
+    Column,
+    GridError,
+    changed_cells,
+    edit_cell,
+    grid_cells,
+    policy_text,
+    rule_lines,
+)
+from node.console.sharing_preview import (
+    GridSource,
+    build_preview,
+    grid_source,
+    shown_ids,
+)
+from node.services.errors import InvalidInput, NotFound
+from node.services.policy import InvalidPolicy, PolicyVersion, StalePolicy
+from node.services.policy_ops import explain_listing
+from node.ui.audit import record as audit
+from node.ui.auth import require_role
+from node.ui.keys import FORM, STAFF_USER
+from node.ui.templating import render, see_other
+from node.web.appkeys import RUNTIME
+from policies.model import NODE_ID_RE, STAR, Policy, PolicyError
+from policies.names import NAME_FIELDS
+from policies.parse import parse_policy
+from protocol.countries import COUNTRY_NAMES
+from protocol.listing import CATEGORIES, shareable_fields
+
+TEXT_MAX = 200_000
+SHORT_FIELDS = 3
+
+
+async def _form(request: web.Request) -> MultiDictProxy[Any]:
+    return request[FORM] if FORM in request else await request.post()
+
+
+def _draft(form: MultiDictProxy[Any]) -> tuple[str, str]:
+    text = str(form.get("text", ""))
+    base = str(form.get("base", ""))
+    if len(text) > TEXT_MAX:
+        raise InvalidInput("the policy text is too long")
+    return text.replace("\r\n", "\n"), base[:64]
+
+
+def country_label(key: str) -> str:
+    """``Thailand`` for ``th`` (national nodes are named by their country code), else ""."""
+    return COUNTRY_NAMES.get(key.upper(), "") if NODE_ID_RE.match(key) else ""
+
+
+def _cell_view(cell: Cell, changed: bool) -> dict[str, Any]:
+    rule = cell.rule or cell.via_rule
+    fields = list(rule.fields) if rule else []
+    return {
+        "category": cell.category,
+        "audience": cell.audience,
+        "state": "own" if cell.rule else ("via" if cell.via else "none"),
+        "index": cell.index,
+        "via": cell.via,
+        "fields": fields,
+        "short": fields[:SHORT_FIELDS],
+        "more": max(0, len(fields) - SHORT_FIELDS),
+        "visibility": list(rule.visibility) if rule else [],
+        "relay": bool(rule and rule.relay),
+        "changed": changed,
+    }
+
+
+def _grid_context(
+    source: GridSource, text: str, base: str, policy: Policy, *, draft: bool
+) -> dict[str, Any]:
+    cells = grid_cells(policy, source.columns, source.directory_groups)
+    active = parse_policy(source.active_text)
+    changed = {(c[0], c[1]) for c in changed_cells(active, policy)}
+    rows = [
+        (
+            category,
+            [
+                _cell_view(cells[(category, col.key)], (category, col.key) in changed)
+                for col in source.columns
+            ],
+        )
+        for category in CATEGORIES
+    ]
+    return {
+        "columns": source.columns,
+        "country_label": country_label,
+        "rows": rows,
+        "text": text,
+        "base": base,
+        "draft": draft,
+        "changed_count": len(changed),
+        "active_version": source.active_version,
+        "stale": draft and base != source.active_digest,
+        "groups": dict(policy.groups),
+    }
+
+
+@require_role("viewer")
+async def grid_page(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    source = await rt.run(grid_source, rt)
+    context = _grid_context(
+        source,
+        source.active_text,
+        source.active_digest,
+        parse_policy(source.active_text),
+        draft=False,
+    )
+    applied = request.query.get("applied", "")
+    context["applied"] = applied if applied.isdigit() else ""
+    return render(request, "console/sharing.html", context)
+
+
+@require_role("viewer")
+async def draft_page(request: web.Request) -> web.Response:
+    """The grid of a draft (from the preview's "Change more")."""
+    rt = request.app[RUNTIME]
+    text, base = _draft(await _form(request))
+    try:
+        policy = parse_policy(text)
+    except PolicyError as exc:
+        return _text_page(request, text, base, exc, status=422)
+    source = await rt.run(grid_source, rt, policy)
+    return render(
+        request,
+        "console/sharing.html",
+        {**_grid_context(source, text, base, policy, draft=True), "applied": ""},
+    )
+
+
+def _column(source: GridSource, audience: str) -> Column:
+    for column in source.columns:
+        if column.key == audience:
+            return column
+    raise NotFound(f"no audience {audience} in the grid")
+
+
+def _cell_context(
+    source: GridSource,
+    text: str,
+    base: str,
+    policy: Policy,
+    category: str,
+    audience: str,
+    *,
+    chosen: CellEdit | None = None,
+    problems: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    column = _column(source, audience)
+    cell = grid_cells(policy, [column], source.directory_groups)[(category, audience)]
+    rule = cell.rule
+    if chosen is None:
+        chosen = CellEdit(
+            share=rule is not None,
+            visibility=rule.visibility if rule else ("public", "network"),
+            fields=rule.fields if rule else (),
+            relay_to=rule.relay.to if rule and rule.relay else (),
+            relay_fields=rule.relay.fields if rule and rule.relay else (),
+        )
+    names = NAME_FIELDS.get(category, {})
+    targets = [c.key for c in source.columns if c.key not in (audience,)]
+    return {
+        "text": text,
+        "base": base,
+        "category": category,
+        "audience": audience,
+        "column": column,
+        "country_label": country_label,
+        "cell": cell,
+        "chosen": chosen,
+        "problems": problems or {},
+        "fields": list(shareable_fields(category)),
+        "name_fields": set(names),
+        "visibilities": RULE_VISIBILITIES,
+        "show_relay": column.kind == "hub" or bool(rule and rule.relay) or bool(chosen.relay_to),
+        "relay_targets": targets,
+    }
+
+
+def _pick_cell(form: MultiDictProxy[Any]) -> tuple[str, str]:
+    category, _, audience = str(form.get("cell", "")).partition("|")
+    if not category:
+        category, audience = str(form.get("category", "")), str(form.get("audience", ""))
+    if category not in CATEGORIES or not (audience == STAR or NODE_ID_RE.match(audience)):
+        raise InvalidInput("choose a cell of the grid")
+    return category, audience
+
+
+@require_role("viewer")
+async def cell_page(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    if request.method == "GET":
+        category, audience = _pick_cell(request.query)  # type: ignore[arg-type]
+        source = await rt.run(grid_source, rt)
+        text, base = source.active_text, source.active_digest
+        policy = parse_policy(text)
+    else:
+        form = await _form(request)
+        category, audience = _pick_cell(form)
+        text, base = _draft(form)
+        try:
+            policy = parse_policy(text)
+        except PolicyError as exc:
+            return _text_page(request, text, base, exc, status=422)
+        source = await rt.run(grid_source, rt, policy)
+    context = _cell_context(source, text, base, policy, category, audience)
+    return render(request, "console/sharing_cell.html", context)
+
+
+def _edit_of(form: MultiDictProxy[Any]) -> CellEdit:
+    def many(name: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(str(v) for v in form.getall(name, [])))
+
+    return CellEdit(
+        share=form.get("share") == "yes",
+        visibility=many("visibility"),
+        fields=many("field"),
+        relay_to=many("relay_to"),
+        relay_fields=many("relay_field"),
+    )
+
+
+@require_role("editor")
+async def cell_save(request: web.Request) -> web.Response:
+    """A cell's new rule into the draft; back to the grid of the draft."""
+    rt = request.app[RUNTIME]
+    form = await _form(request)
+    category, audience = _pick_cell(form)
+    text, base = _draft(form)
+    try:
+        policy = parse_policy(text)
+    except PolicyError as exc:
+        return _text_page(request, text, base, exc, status=422)
+    source = await rt.run(grid_source, rt, policy)
+    edit = _edit_of(form)
+    try:
+        new = edit_cell(policy, category, audience, edit)
+        new_text, _ = policy_text(text, policy, new)
+        parse_policy(new_text)
+    except GridError as exc:
+        context = _cell_context(
+            source, text, base, policy, category, audience, chosen=edit, problems=exc.problems
+        )
+        return render(request, "console/sharing_cell.html", context, status=422)
+    except PolicyError as exc:
+        problems = {"share": "; ".join(i.message for i in exc.issues)}
+        context = _cell_context(
+            source, text, base, policy, category, audience, chosen=edit, problems=problems
+        )
+        return render(request, "console/sharing_cell.html", context, status=422)
+    source = await rt.run(grid_source, rt, new)
+    context = {**_grid_context(source, new_text, base, new, draft=True), "applied": ""}
+    return render(request, "console/sharing.html", context)
+
+
+def _issues(text: str, exc: PolicyError) -> list[dict[str, Any]]:
+    lines = rule_lines(text)
+    return [{"line": lines.get(i.rule) if i.rule else None, "message": str(i)} for i in exc.issues]
+
+
+def _text_page(
+    request: web.Request,
+    text: str,
+    base: str,
+    exc: PolicyError | None,
+    *,
+    checked: bool = False,
+    status: int = 200,
+) -> web.Response:
+    context = {
+        "text": text,
+        "base": base,
+        "issues": _issues(text, exc) if exc is not None else [],
+        "valid": checked and exc is None,
+    }
+    return render(request, "console/sharing_text.html", context, status=status)
+
+
+@require_role("viewer")
+async def text_page(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    if request.method == "GET":
+        source = await rt.run(grid_source, rt)
+        return _text_page(request, source.active_text, source.active_digest, None)
+    text, base = _draft(await _form(request))
+    try:
+        parse_policy(text)
+    except PolicyError as exc:
+        return _text_page(request, text, base, exc, checked=True, status=422)
+    return _text_page(request, text, base, None, checked=True)
+
+
+@require_role("viewer")
+async def preview_page(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    text, base = _draft(await _form(request))
+    try:
+        parse_policy(text)
+    except PolicyError as exc:
+        return _text_page(request, text, base, exc, checked=True, status=422)
+    preview = await rt.run(build_preview, rt, text)
+    user = request[STAFF_USER]
+    context = {
+        "text": text,
+        "base": base,
+        "preview": preview,
+        "stale": base != preview.active_digest,
+        "shown_ids": shown_ids,
+        "country_label": country_label,
+        "may_apply": user is not None and user.may("editor"),
+        "refused": "",
+    }
+    return render(request, "console/sharing_preview.html", context)
+
+
+@require_role("editor")
+async def apply_page(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    user = request[STAFF_USER]
+    assert user is not None
+    text, base = _draft(await _form(request))
+
+    def also(session: Session, version: PolicyVersion) -> None:
+        audit(
+            session,
+            at=version.created,
+            actor=user.name,
+            action="policy.apply",
+            target=f"policy version {version.version}",
+            detail=f"sha256 {version.digest}",
+        )
+
+    try:
+        version = await rt.run(rt.policy.apply, text, user.name, expect_digest=base, also=also)
+    except InvalidPolicy:
+        try:
+            parse_policy(text)
+        except PolicyError as exc:
+            return _text_page(request, text, base, exc, checked=True, status=422)
+        raise
+    except StalePolicy as exc:
+        context = {"text": text, "message": exc.message}
+        return render(request, "console/sharing_stale.html", context, status=409)
+    # Keep DATA_DIR/policy.yaml the active text, as 'cattc policy apply' does.
+    await rt.run((rt.data_dir / POLICY_FILE).write_text, version.text, "utf-8")
+    return see_other(f"/console/sharing?applied={version.version}")
+
+
+@require_role("viewer")
+async def explain_page(request: web.Request) -> web.Response:
+    """Why an audience sees (or does not see) a listing, and the exact view."""
+    rt = request.app[RUNTIME]
+    listing_id = request.match_info["listing_id"]
+    audience = request.query.get("audience", "").strip()[:32]
+    source = await rt.run(grid_source, rt)
+    choices = [c.key for c in source.columns if c.kind != "group"]
+    context: dict[str, Any] = {
+        "listing_id": listing_id,
+        "audience": audience,
+        "choices": choices,
+        "country_label": country_label,
+        "result": None,
+        "problem": "",
+    }
+    if audience and not (audience == STAR or NODE_ID_RE.match(audience)):
+        context["problem"] = "bad_audience"
+        return render(request, "console/sharing_explain.html", context, status=400)
+    if not audience:
+        return render(request, "console/sharing_explain.html", context)
+    try:
+        result = await rt.run(explain_listing, rt, listing_id, audience)
+    except NotFound:
+        context["problem"] = "no_listing"
+        return render(request, "console/sharing_explain.html", context, status=404)
+    view = result["view"]
+    fields = view["listing"]["fields"] if view else {}
+    context["result"] = result
+    context["view_fields"] = sorted(fields.items())
+    context["view_json"] = _pretty(view) if view else ""
+    return render(request, "console/sharing_explain.html", context)
+
+
+def _pretty(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
