@@ -26,3 +26,15 @@ def setup(app: web.Application) -> None:
     r.add_get("/console/sync", sync_page.sync_status)
     r.add_post("/console/sync/custody", sync_page.custody_check)
     r.add_post("/console/sync/verify", sync_page.verify)
+    from node.console import sharing
+
+    r.add_get("/console/sharing", sharing.grid_page)
+    r.add_post("/console/sharing/edit", sharing.draft_page)
+    r.add_get("/console/sharing/cell", sharing.cell_page)
+    r.add_post("/console/sharing/cell", sharing.cell_page)
+    r.add_post("/console/sharing/cell/save", sharing.cell_save)
+    r.add_get("/console/sharing/text", sharing.text_page)
+    r.add_post("/console/sharing/text", sharing.text_page)
+    r.add_post("/console/sharing/preview", sharing.preview_page)
+    r.add_post("/console/sharing/apply", sharing.apply_page)
+    r.add_get("/console/sharing/explain/{listing_id}", sharing.explain_page)
