@@ -21,13 +21,14 @@ from node.storage.models import (
 )
 
 if TYPE_CHECKING:
+    from node.hub.loop_lag import LoopLagMonitor
     from node.runtime import NodeRuntime
 
 RECENT_RUNS = 5
 RECENT_REJECTS = 5
 
 
-def hub_status(rt: NodeRuntime) -> dict[str, Any]:
+def hub_status(rt: NodeRuntime, loop_lag: LoopLagMonitor | None = None) -> dict[str, Any]:
     now = rt.clock()
     peers = {p["peer"]: p for p in peer_statuses(rt)}
     members = {m.node_id: m for m in rt.directory.members()}
@@ -120,7 +121,7 @@ def hub_status(rt: NodeRuntime) -> dict[str, Any]:
                     ],
                 }
             )
-    return {
+    status: dict[str, Any] = {
         "hub": rt.node_id,
         "now": now,
         "directory_version": rt.directory.version(),
@@ -133,13 +134,17 @@ def hub_status(rt: NodeRuntime) -> dict[str, Any]:
             "matches": sum(m["matches"] for m in out),
         },
     }
+    if loop_lag is not None:  # how late the event loop ran, over the last minute
+        status["event_loop_lag"] = loop_lag.summary()
+    return status
 
 
 class HubCollector(Collector):
     """Prometheus metrics computed at scrape time from the hub's database."""
 
-    def __init__(self, rt: NodeRuntime) -> None:
+    def __init__(self, rt: NodeRuntime, loop_lag: LoopLagMonitor | None = None) -> None:
         self.rt = rt
+        self.loop_lag = loop_lag
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         status = hub_status(self.rt)
@@ -188,3 +193,13 @@ class HubCollector(Collector):
             gauges["up"].add_metric([m["node_id"], m["state"]], 1 if m["state"] == "ok" else 0)
             gauges["eoi_dropped"].add_metric(label, dropped.get(m["node_id"], 0))
         yield from gauges.values()
+        if self.loop_lag is not None:
+            lag = self.loop_lag.summary()
+            gauge = GaugeMetricFamily(
+                "cattc_event_loop_lag_seconds",
+                "How late the event loop ran over the last minute",
+                labels=["quantile"],
+            )
+            for quantile, key in (("0.5", "p50_ms"), ("0.99", "p99_ms"), ("1", "max_ms")):
+                gauge.add_metric([quantile], lag[key] / 1000)
+            yield gauge

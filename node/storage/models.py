@@ -391,3 +391,17 @@ class VisitorInterestRow(Base):
     address_sha256: Mapped[str] = mapped_column(String(64), index=True)
     state: Mapped[str] = mapped_column(String(16))  # queued | forwarded | dropped
     received: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class MatchStampRow(Base):
+    """What the hub's matching worker has finished for one listing it holds: the listing's
+    version (and the scoring and model) at which its matches were found and their notices
+    written, in the same transaction as those notices. A held listing whose stamp differs
+    (new, changed, or scored differently since) is still to be matched: the worker's work
+    queue, which survives a stop."""
+
+    __tablename__ = "match_stamps"
+
+    owner: Mapped[str] = mapped_column(String(32), primary_key=True)
+    listing_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stamp: Mapped[str] = mapped_column(String(200))

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from node.clock import Clock, system_clock
 from node.config import NodeConfig, load_config
+from node.hub.loop_lag import LoopLagMonitor
 from node.hub.monitor import HubCollector
 from node.hub.notices import MatchingService
 from node.hub.search import SearchIndex
@@ -23,7 +24,7 @@ from node.runtime import open_runtime
 from node.services.notifier import Notifier
 from node.services.sync_manager import SyncManager
 from node.ui.setup import setup_ui
-from node.web.appkeys import CLOCK, MATCHING, METRICS, RUNTIME, SEARCH_INDEX, SYNC
+from node.web.appkeys import CLOCK, LOOP_LAG, MATCHING, METRICS, RUNTIME, SEARCH_INDEX, SYNC
 from node.web.federation_auth import federation_auth
 from node.web.headers import REQUEST_HEAD_LIMITS, install_security_headers
 from node.web.middleware import admin_auth_middleware, body_limit_middleware, error_middleware
@@ -63,10 +64,13 @@ def create_app(
         app[SYNC] = manager
         if config.is_hub:
             app[SEARCH_INDEX] = SearchIndex()
+            lag = LoopLagMonitor()
+            app[LOOP_LAG] = lag
             registry = CollectorRegistry(auto_describe=False)
-            registry.register(HubCollector(rt))
+            registry.register(HubCollector(rt, lag))
             app[METRICS] = registry
-            matching = MatchingService(rt)
+            # Matching runs in a worker process: never on the loop, stopped at once.
+            matching = MatchingService(rt, in_worker=True)
             app[MATCHING] = matching
 
             one_at_a_time = asyncio.Lock()
@@ -75,17 +79,20 @@ def create_app(
                 # Waiting re-matches queue here, not in the database threads: parked
                 # there, they would leave none for signed requests and pulls.
                 async with one_at_a_time:
-                    await rt.run(matching.after_sync)
+                    await matching.rematch()
 
             manager.after_run = rematch
         notifier = Notifier(rt, manager.client)
         tasks: list[asyncio.Task[None]] = []
         if config.is_hub:  # index what the hub already holds, without delaying startup
             tasks.append(asyncio.create_task(rematch("startup")))
+            tasks.append(asyncio.create_task(lag.run()))
         if run_sync:
             manager.start()
             tasks.append(asyncio.create_task(notifier.run()))
         yield
+        if config.is_hub:  # first: a re-match in progress ends now, its rest stays queued
+            matching.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from node.clock import Clock
+from node.hub.loop_lag import LoopLagMonitor
 from node.hub.notices import MatchingService
 from node.hub.search import SearchIndex
 from node.runtime import NodeRuntime
@@ -19,3 +20,4 @@ MATCHING = web.AppKey("matching", MatchingService)
 # is frozen (state added to a running app is deprecated in aiohttp, an error under pytest).
 SEARCH_INDEX = web.AppKey("search_index", SearchIndex)
 METRICS = web.AppKey("metrics_registry", CollectorRegistry)
+LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from node.hub.monitor import hub_status
 from node.hub.search import SearchQuery, search
-from node.web.appkeys import MATCHING, METRICS, RUNTIME, SEARCH_INDEX
+from node.web.appkeys import LOOP_LAG, MATCHING, METRICS, RUNTIME, SEARCH_INDEX
 from node.web.headers import PAGE_CSP
 from node.web.middleware import ApiError
 from node.web.requests import parse_query
@@ -43,7 +43,7 @@ def _require_hub(request: web.Request) -> None:
 async def status(request: web.Request) -> web.Response:
     _require_hub(request)
     rt = request.app[RUNTIME]
-    return web.json_response(await rt.run(hub_status, rt))
+    return web.json_response(await rt.run(hub_status, rt, request.app[LOOP_LAG]))
 
 
 async def metrics(request: web.Request) -> web.Response:

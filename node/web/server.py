@@ -6,6 +6,13 @@ directory), the port is bound before anything says "serving", connections beyond
 ``max_connections`` get a 503 and are closed at once, a connection that has not sent a
 complete request head within ``header_timeout_seconds`` (new, or idle between requests)
 is closed, and the unread rest of a refused body is discarded for ``LINGER_S`` at most.
+
+SIGINT or SIGTERM stops the server within seconds whatever it is doing: requests in
+progress get ``SHUTDOWN_S`` to finish, the matching worker is terminated (its unfinished
+work stays queued in the database), and if the rest of the clean-up (a database job that
+cannot be interrupted, such as a large import's transaction) is not done within
+``STOP_DEADLINE_S`` of the signal, or a second signal comes, the process exits at once:
+a transaction it had not committed is rolled back by the database.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import os
 import resource
 import signal
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +41,10 @@ READ_BYTES = 16 * 1024
 BACKLOG = 1024
 # Descriptors the process needs besides client connections: database, log, peers' calls.
 SPARE_FILES = 256
+# After SIGINT/SIGTERM: how long requests in progress may take, and when the process
+# exits even if its clean-up has not finished.
+SHUTDOWN_S = 3.0
+STOP_DEADLINE_S = 8.0
 _BUSY_BODY = b'{"error":{"code":"server_busy","message":"too many connections; retry later"}}'
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -178,14 +190,26 @@ async def run_server(
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM; ``ready`` once it accepts."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        received.append(sig)
+        if len(received) == 1:
+            logger.info("%s: stopping", signal.Signals(sig).name)
+            _exit_after(STOP_DEADLINE_S, sig)
+            stop.set()
+        else:  # asked again: no more waiting
+            _exit_now(sig, "a second signal")
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     runner = web.AppRunner(
         app,
         handle_signals=False,
         keepalive_timeout=config.header_timeout_seconds,
         lingering_time=LINGER_S,
         read_bufsize=READ_BYTES,
+        shutdown_timeout=SHUTDOWN_S,
     )
     try:
         await runner.setup()
@@ -198,3 +222,17 @@ async def run_server(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(RuntimeError):
                 loop.remove_signal_handler(sig)
+
+
+def _exit_now(sig: int, why: str) -> None:
+    logger.warning("%s: exiting without finishing the clean-up", why)
+    logging.shutdown()
+    os._exit(128 + sig)
+
+
+def _exit_after(seconds: float, sig: int) -> None:
+    """Exit the process ``seconds`` from now unless it has exited by then (a daemon
+    thread: it does not keep a finished process alive)."""
+    timer = threading.Timer(seconds, _exit_now, args=(sig, f"the clean-up took over {seconds:g} s"))
+    timer.daemon = True
+    timer.start()

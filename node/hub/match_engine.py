@@ -1,0 +1,373 @@
+"""Matching at the hub and the match notices it sends (DESIGN 9): the work itself.
+
+The hub keeps one matcher over everything it holds: members' summaries (their views for
+the hub) and its own listings as its own policy shows them to itself, so that a private
+or bilateral hub listing is matched no more than a member's would be. After each applied
+page the changed listings are re-matched and retracted ones removed at once; every new
+(listing, counterpart) pair in a top 10 becomes a signed notice in the hub's feed for the
+member whose listing matched, if that member may know of the counterpart at all
+(``node.hub.notice_content`` says what a notice may tell). ``notices_sent`` has a row for
+(reader, own listing, counterpart) exactly when a notice naming that counterpart went to
+that reader (rows for the hub's own listings record its matches; it sends itself none).
+
+What is done survives a stop: ``match_stamps`` holds, per listing, the stamp (version,
+scoring and model) at which its matches were found, written in the same transaction as
+their notices. A held listing whose stamp differs is still to do, so a re-match cut short
+resumes at the next start, and only a change of scoring or model re-matches everything.
+``MatchEngine`` is synchronous and lives in one process: the hub's matching worker
+(``node.hub.match_worker``) or a CLI command.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.orm import Session
+
+from node.hub.notice_content import Knowable, held_knowable, match_notice, own_knowable
+from node.services.audiences import Membership, audience_of, membership
+from node.services.feed import post_to_outbox
+from node.storage.models import ListingRow, MatchStampRow, NoticeSentRow, RemoteListingRow
+from policies.compiled import CompiledPolicy
+from policies.evaluate import evaluate
+from protocol.countries import COUNTRY_NAMES
+from protocol.signing import sign_object
+
+if TYPE_CHECKING:
+    from node.matching.match import Match
+    from node.matching.matcher import Matcher
+    from node.runtime import NodeRuntime
+
+TOP_K = 10
+MIN_SCORE = 0.2
+# Listings whose matches are found and notified per transaction: a first match of
+# thousands of listings never holds the database's write lock for long.
+REFS_PER_TXN = 10
+# Bumped when scoring changes in a way that should re-match everything once.
+SCORING_VERSION = "1"
+MATCHED = frozenset({"tech_offer", "tech_request", "expert"})
+LOAD_BATCH = 500  # summaries parsed and added to the matcher between two checkpoints
+Ref = tuple[str, str]
+Stamp = tuple[int, ...]
+Holding = tuple[Stamp, dict[str, Any]]  # the view is {} when unchanged since last time
+Checkpoint = Callable[[], None]
+
+
+def _nothing() -> None:
+    return None
+
+
+class MatchEngine:
+    """The matcher over what the hub holds, kept current by ``after_sync``. ``checkpoint``
+    arguments are called between batches (the worker answers queries there)."""
+
+    def __init__(self, rt: NodeRuntime, encoder: Any = None) -> None:
+        from node.matching.matcher import Matcher
+
+        self.rt = rt
+        self.matcher: Matcher = Matcher(encoder=encoder)
+        self.versions: dict[Ref, Stamp] = {}
+        # The hub's own listings its policy keeps from itself, at the stamp last evaluated.
+        self.hidden: dict[Ref, Stamp] = {}
+        # What match_stamps says is done (loaded at the first re-match).
+        self.done: dict[Ref, str] | None = None
+        model = self.matcher.semantic.model if self.matcher.semantic.enabled else "lexical"
+        self.scoring = f"{SCORING_VERSION}/{model}"
+        # Re-entrant: a query answered at a checkpoint of a re-match, in the same thread.
+        self.lock = threading.RLock()
+        # One re-match at a time: two pulls ending together would both see the same new
+        # pairs and insert the same notices_sent rows (unique violation, or deadlock).
+        self.sync_lock = threading.Lock()
+
+    # -- keeping the matcher current -------------------------------------------------
+    def _holdings(self, checkpoint: Checkpoint) -> dict[Ref, Holding]:
+        rt = self.rt
+        now = rt.clock()
+        out: dict[Ref, Holding] = {}
+        with Session(rt.engine) as session:
+            rows = session.execute(
+                select(
+                    RemoteListingRow.origin,
+                    RemoteListingRow.listing_id,
+                    RemoteListingRow.version,
+                    RemoteListingRow.item_ts,
+                ).where(RemoteListingRow.expires > now, RemoteListingRow.category.in_(MATCHED))
+            ).all()
+        fetch: list[Ref] = []
+        for origin, lid, version, ts in rows:
+            key = (origin, lid)
+            if self.versions.get(key) == (version, ts):
+                out[key] = ((version, ts), {})
+            else:
+                fetch.append(key)
+        for start in range(0, len(fetch), LOAD_BATCH):
+            chunk = fetch[start : start + LOAD_BATCH]
+            with Session(rt.engine) as session:
+                for row in session.scalars(
+                    select(RemoteListingRow).where(
+                        tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(chunk)
+                    )
+                ):
+                    stamp = (row.version, row.item_ts)
+                    out[(row.origin, row.listing_id)] = (
+                        stamp,
+                        json.loads(row.signed_bytes)["listing"],
+                    )
+            checkpoint()
+        out.update(self._own_holdings(now))
+        return out
+
+    def _own_holdings(self, now: int) -> dict[Ref, Holding]:
+        """The hub's own listings as its policy shows them to itself (the hub's view, as a
+        member's listing reaches the matcher as its view for the hub). A record is parsed
+        only when it or the policy changed."""
+        rt = self.rt
+        policy_version, compiled = rt.policy.compiled()
+        me = audience_of(rt.node_id, compiled.policy, membership(rt.engine))
+        out: dict[Ref, Holding] = {}
+        seen: set[Ref] = set()
+        with Session(rt.engine) as session:
+            own = session.execute(
+                select(ListingRow.id, ListingRow.version, ListingRow.updated).where(
+                    ListingRow.withdrawn.is_(False),
+                    ListingRow.expires > now,
+                    ListingRow.category.in_(MATCHED),
+                    ListingRow.visibility != "private",
+                )
+            ).all()
+            for lid, version, updated in own:
+                key = (rt.node_id, lid)
+                seen.add(key)
+                stamp = (version, updated, policy_version)
+                if self.versions.get(key) == stamp:
+                    out[key] = (stamp, {})
+                    continue
+                if self.hidden.get(key) == stamp:
+                    continue
+                record = json.loads(
+                    session.scalar(select(ListingRow.record).where(ListingRow.id == lid)) or "{}"
+                )
+                decision = evaluate(record, me, compiled, now)
+                if decision.view is None:
+                    self.hidden[key] = stamp
+                    continue
+                self.hidden.pop(key, None)
+                out[key] = (stamp, decision.view)
+        for key in [k for k in self.hidden if k not in seen]:
+            del self.hidden[key]
+        return out
+
+    def refresh(self, checkpoint: Checkpoint = _nothing) -> list[Ref]:
+        """Bring the matcher up to date; return the listings added or changed."""
+        holdings = self._holdings(checkpoint)
+        with self.lock:
+            for key in [k for k in self.versions if k not in holdings]:
+                self.matcher.remove(*key)
+                del self.versions[key]
+            changed = []
+            for key, (stamp, view) in holdings.items():
+                if self.versions.get(key) == stamp:
+                    continue
+                self.matcher.upsert(key[0], view)
+                self.versions[key] = stamp
+                changed.append(key)
+                if len(changed) % LOAD_BATCH == 0:
+                    checkpoint()
+            return changed
+
+    def matches_for(self, ref: Ref, k: int = TOP_K) -> list[Match]:
+        with self.lock:
+            return list(self.matcher.matches_for(ref[0], ref[1], k=k))
+
+    def top(self, k: int = TOP_K) -> dict[Ref, list[Match]]:
+        with self.lock:
+            return dict(self.matcher.top_matches(k=k))
+
+    # -- what is left to do ------------------------------------------------------------
+    def stamp(self, ref: Ref) -> str:
+        return ":".join([self.scoring, *(str(part) for part in self.versions[ref])])
+
+    def _load_done(self) -> dict[Ref, str]:
+        if self.done is None:
+            with Session(self.rt.engine) as session:
+                rows = session.execute(
+                    select(MatchStampRow.owner, MatchStampRow.listing_id, MatchStampRow.stamp)
+                ).all()
+            self.done = {(owner, lid): stamp for owner, lid, stamp in rows}
+        return self.done
+
+    def pending(self) -> list[Ref]:
+        """Held listings whose matches were not yet found at their current stamp."""
+        done = self._load_done()
+        with self.lock:
+            return sorted(ref for ref in self.versions if done.get(ref) != self.stamp(ref))
+
+    def _forget_gone(self) -> None:
+        """Stamps of listings no longer held (retracted, expired, hidden) are dropped."""
+        done = self._load_done()
+        gone = [ref for ref in done if ref not in self.versions]
+        for start in range(0, len(gone), LOAD_BATCH):
+            chunk = gone[start : start + LOAD_BATCH]
+            with Session(self.rt.engine) as session, session.begin():
+                session.execute(
+                    delete(MatchStampRow).where(
+                        tuple_(MatchStampRow.owner, MatchStampRow.listing_id).in_(chunk)
+                    )
+                )
+            for ref in chunk:
+                del done[ref]
+
+    def status(self) -> dict[str, Any]:
+        done = self._load_done() if self.done is not None else {}
+        with self.lock:
+            todo = sum(1 for ref in self.versions if done.get(ref) != self.stamp(ref))
+            return {"held": len(self.versions), "pending": todo, "scoring": self.scoring}
+
+    # -- notices ---------------------------------------------------------------------
+    def notify(self, changed: Iterable[Ref], checkpoint: Checkpoint = _nothing) -> int:
+        """Send notices for new pairs among the matches of ``changed`` listings, and mark
+        each done in the transaction that writes its notices."""
+        rt = self.rt
+        now = rt.clock()
+        ms = membership(rt.engine)
+        _, compiled = rt.policy.compiled()
+        done_pairs: set[tuple[str, str, str, str]] = set()  # a pair found from both sides
+        refs = list(changed)
+        sent = 0
+        # Short transactions: a pull waiting to store its page is never kept waiting long.
+        # A stop between two leaves the rest without their stamps: found again at start.
+        for start in range(0, len(refs), REFS_PER_TXN):
+            chunk = refs[start : start + REFS_PER_TXN]
+            pairs: list[tuple[Ref, Ref, Match]] = []
+            stamps: dict[Ref, str] = {}
+            with self.lock:
+                for ref in chunk:
+                    if ref not in self.versions:
+                        continue
+                    stamps[ref] = self.stamp(ref)
+                    for m in self.matcher.matches_for(ref[0], ref[1], k=TOP_K):
+                        if m.score >= MIN_SCORE:
+                            pairs.append((m.request, m.candidate, m))
+            sent += self._send(pairs, done_pairs, ms, compiled, now, stamps)
+            checkpoint()
+        return sent
+
+    def _send(
+        self,
+        pairs: list[tuple[Ref, Ref, Match]],
+        done: set[tuple[str, str, str, str]],
+        ms: Membership,
+        compiled: CompiledPolicy,
+        now: int,
+        stamps: dict[Ref, str],
+    ) -> int:
+        """Notices for ``pairs`` not notified before: built and signed first, then
+        written with ``stamps`` in one short transaction (a pull or a signed request
+        waiting to write is never kept waiting by the signing)."""
+        rt = self.rt
+        todo: list[tuple[tuple[str, str, str, str], Ref, Ref, Match]] = []
+        for request, candidate, match in pairs:
+            for own, other in ((request, candidate), (candidate, request)):
+                key = (own[0], own[1], other[0], other[1])
+                if key not in done:
+                    done.add(key)
+                    todo.append((key, own, other, match))
+        with Session(rt.engine) as session:
+            todo = [t for t in todo if session.get(NoticeSentRow, t[0]) is None]
+        rows: list[NoticeSentRow] = []
+        signed: list[tuple[str, dict[str, Any]]] = []
+        for (reader, own_id, cp_owner, cp_id), own, other, match in todo:
+            notice = None
+            if reader != rt.node_id:  # the hub's own listings: 'cattc matches' on the hub
+                notice = self.notice(reader, own, other, match, ms, compiled, now)
+                if notice is None:
+                    continue  # the reader may not know of the counterpart: nothing is sent
+                signed.append((reader, sign_object(notice, rt.node_id, rt.keys.active)))
+            rows.append(
+                NoticeSentRow(
+                    reader=reader,
+                    own_id=own_id,
+                    cp_owner=cp_owner,
+                    cp_id=cp_id,
+                    score=float(match.score),
+                    at=now,
+                )
+            )
+        if rows or stamps:
+            with Session(rt.engine) as session, session.begin():
+                session.add_all(rows)
+                for reader, obj in signed:
+                    post_to_outbox(session, reader, obj, now)
+                if stamps:
+                    session.execute(
+                        delete(MatchStampRow).where(
+                            tuple_(MatchStampRow.owner, MatchStampRow.listing_id).in_(list(stamps))
+                        )
+                    )
+                    session.add_all(
+                        MatchStampRow(owner=o, listing_id=lid, stamp=s)
+                        for (o, lid), s in stamps.items()
+                    )
+            self._load_done().update(stamps)
+        return len(rows)
+
+    def knowable(
+        self, reader: str, other: Ref, ms: Membership, compiled: CompiledPolicy, now: int
+    ) -> Knowable:
+        """What ``reader`` may know of the listing ``other``: the views its owner gives it
+        or the public, and what the owner's relay rule lets the hub pass on to it."""
+        rt = self.rt
+        recipient = audience_of(reader, compiled.policy, ms)
+        if other[0] == rt.node_id:
+            me = audience_of(rt.node_id, compiled.policy, ms)
+            record = rt.listings.get(other[1]).record
+            return own_knowable(record, recipient, me, compiled, now)
+        with Session(rt.engine) as session:
+            row = session.get(RemoteListingRow, other)
+            if row is None:
+                return Knowable()
+            return held_knowable(json.loads(row.signed_bytes), recipient)
+
+    def notice(
+        self,
+        reader: str,
+        own: Ref,
+        other: Ref,
+        match: Match,
+        ms: Membership,
+        compiled: CompiledPolicy,
+        now: int,
+    ) -> dict[str, Any] | None:
+        """The unsigned notice to ``reader`` about ``other``, or None if it may not know of
+        ``other`` at all."""
+        members = {m.node_id: m for m in self.rt.directory.members()}
+        country = members[other[0]].country if other[0] in members else None
+        where = (
+            COUNTRY_NAMES.get(country or "", other[0]) if other[0] != self.rt.node_id else "China"
+        )
+        return match_notice(
+            issuer=self.rt.node_id,
+            now_ms=now,
+            reader=reader,
+            own_id=own[1],
+            role="request" if own == match.request else "candidate",
+            counterpart=other,
+            kind=match.kind,
+            where=where,
+            score=match.score,
+            components=match.components,
+            shared_terms=match.shared_terms,
+            shared_codes=match.shared_codes,
+            knowable=self.knowable(reader, other, ms, compiled, now),
+        )
+
+    def after_sync(self, checkpoint: Checkpoint = _nothing) -> int:
+        """Re-match what changed, and what a stop left undone, and send the new notices."""
+        with self.sync_lock:
+            self.refresh(checkpoint)
+            self._forget_gone()
+            return self.notify(self.pending(), checkpoint)

@@ -1,0 +1,270 @@
+"""The hub's matching worker: the matcher in a process of its own.
+
+Matching many listings is CPU work in Python and numpy that holds the GIL for seconds
+and grows with what the hub holds; in the event loop's process it made pages and search
+answer in seconds and a stop wait for it. Here it runs in a child process (started from
+a ``forkserver`` that has the matcher's modules loaded, so a start costs a fork), which
+opens its own engine on the node's database, reads what changed, and writes notices and
+its progress (``match_stamps``) in its own short transactions.
+
+The parent's side is ``WorkerClient``: calls are numbered messages on a pipe, answered
+in order; a reader thread hands each answer to its future. While a re-match runs, the
+worker answers queries (``top``, ``matches_for``, ``status``) between its batches. Closing
+terminates the process at once: whatever it had not committed is simply not done, and
+the next start finds it still to do. The worker ignores SIGINT (the server decides when
+it stops) and exits by itself when its parent is gone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext, SpawnContext
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from node.config import KEY_FILE, NodeConfig
+from node.runtime import NodeRuntime
+from node.services.directory import DirectoryService
+from node.services.listings import ListingService
+from node.services.policy import PolicyService
+from node.storage.db import make_engine
+from protocol.keys import KeyStore
+
+logger = logging.getLogger(__name__)
+
+QUERIES = frozenset({"top", "matches_for", "status"})
+METHODS = QUERIES | {"after_sync", "refresh"}
+STOP_WAIT_S = 2.0  # after SIGTERM, before SIGKILL
+
+
+class MatchingUnavailable(Exception):
+    """The matching worker stopped (closed, or it died) before it answered."""
+
+
+# -- the worker process ----------------------------------------------------------------
+def worker_runtime(data_dir: Path, config: NodeConfig, clock: Any) -> NodeRuntime:
+    """The node's services on an engine of this process's own (no migrations: the server
+    ran them before it started the worker)."""
+    engine = make_engine(config.resolved_database_url(data_dir))
+    return NodeRuntime(
+        data_dir=data_dir,
+        config=config,
+        keys=KeyStore.load(data_dir / KEY_FILE),
+        engine=engine,
+        clock=clock,
+        listings=ListingService(engine, config.node_id, config.country, clock),
+        policy=PolicyService(engine, clock, hub_id=config.hub_id),
+        directory=DirectoryService(engine, clock, config.node_id),
+    )
+
+
+class _Now:
+    """The worker's clock: the parent's clock reading, sent with each call."""
+
+    def __init__(self) -> None:
+        self.ms = 0
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+class _Worker:
+    def __init__(self, conn: Connection, rt: NodeRuntime, now: _Now, encoder: str | None) -> None:
+        from node.hub.match_engine import MatchEngine
+
+        self.conn = conn
+        self.rt = rt
+        self.now = now
+        self.engine = MatchEngine(rt, encoder)
+        self.parent = os.getppid()
+        self.deferred: list[tuple[int, str, tuple[Any, ...], int]] = []
+
+    def checkpoint(self) -> None:
+        """Between batches: exit if the parent is gone; answer the queries waiting."""
+        if os.getppid() != self.parent:
+            os._exit(0)
+        while self.conn.poll(0):
+            request = self.conn.recv()
+            if request[1] in QUERIES:
+                self.answer(request)
+            else:
+                self.deferred.append(request)
+
+    def answer(self, request: tuple[int, str, tuple[Any, ...], int]) -> None:
+        call_id, method, args, now = request
+        outer = self.now.ms  # a query answered at a checkpoint leaves the re-match's clock
+        self.now.ms = now
+        try:
+            if method == "after_sync":
+                self.rt.keys = KeyStore.load(self.rt.data_dir / KEY_FILE)  # after a rotation
+                value: Any = self.engine.after_sync(self.checkpoint)
+            elif method == "refresh":
+                value = self.engine.refresh(self.checkpoint)
+            elif method in METHODS:
+                value = getattr(self.engine, method)(*args)
+            else:
+                raise ValueError(f"unknown method {method!r}")
+            reply: tuple[int, bool, Any] = (call_id, True, value)
+        except Exception as exc:
+            logger.exception("matching worker: %s failed", method)
+            reply = (call_id, False, f"{method} failed: {exc.__class__.__name__}: {exc}")
+        finally:
+            self.now.ms = outer
+        self.conn.send(reply)
+
+    def serve(self) -> None:
+        while True:
+            if self.deferred:
+                request = self.deferred.pop(0)
+            else:
+                try:
+                    request = self.conn.recv()
+                except (EOFError, OSError):
+                    return  # the parent closed its end or is gone
+            self.answer(request)
+
+
+def worker_main(
+    conn: Connection, data_dir: str, config_json: str, encoder: str | None, log_level: int
+) -> None:
+    """The worker process's entry point."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=log_level, format="%(asctime)s matching %(levelname)s %(message)s")
+    config = NodeConfig.model_validate_json(config_json)
+    now = _Now()
+    rt = worker_runtime(Path(data_dir), config, now)
+    try:
+        _Worker(conn, rt, now, encoder).serve()
+    finally:
+        rt.engine.dispose()
+
+
+# -- the parent's side ------------------------------------------------------------------
+def _context() -> ForkServerContext | SpawnContext:
+    """Forkserver (a clean process with the matcher loaded, forked per worker) where the
+    platform has it, else spawn: never a fork of the threaded server itself."""
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(
+            ["node.hub.match_worker", "node.hub.match_engine", "node.matching.matcher"]
+        )
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class WorkerClient:
+    """Calls into the matching worker of one node; the process starts at the first call
+    and again after it died."""
+
+    def __init__(self, data_dir: Path, config: NodeConfig, encoder: str | None) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.encoder = encoder
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[Connection, Future[Any]]] = {}
+        self._proc: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._closed = False
+        self.starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def _start(self) -> Connection:
+        """Under ``_lock``: the pipe to a live worker, started if need be."""
+        if self._conn is not None and self._proc is not None and self._proc.is_alive():
+            return self._conn
+        ctx = _context()
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(
+            target=worker_main,
+            args=(
+                theirs,
+                str(self.data_dir),
+                self.config.model_dump_json(),
+                self.encoder,
+                logging.getLogger().getEffectiveLevel(),
+            ),
+            name=f"cattc-matching-{self.config.node_id}",
+            daemon=True,
+        )
+        proc.start()
+        theirs.close()
+        self._proc = proc
+        self._conn = ours
+        self.starts += 1
+        threading.Thread(
+            target=self._read, args=(ours,), name="matching-replies", daemon=True
+        ).start()
+        logger.info("matching worker started (pid %s)", proc.pid)
+        return ours
+
+    def _read(self, conn: Connection) -> None:
+        """Hand each answer to its caller; when the pipe ends, fail whoever still waits."""
+        while True:
+            try:
+                call_id, ok, value = conn.recv()
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                entry = self._pending.pop(call_id, None)
+            if entry is None:
+                continue
+            future = entry[1]
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(MatchingUnavailable(str(value)))
+        conn.close()
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+            waiting = [i for i, (c, _) in self._pending.items() if c is conn]
+            futures = [self._pending.pop(i)[1] for i in waiting]
+        reason = "the matching worker was stopped" if self._closed else "the worker died"
+        for future in futures:
+            if not future.done():
+                future.set_exception(MatchingUnavailable(reason))
+
+    def submit(self, method: str, args: tuple[Any, ...], *, now: int) -> Future[Any]:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}")
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise MatchingUnavailable("the matching worker was stopped")
+            conn = self._start()
+            call_id = next(self._ids)
+            self._pending[call_id] = (conn, future)
+            try:
+                conn.send((call_id, method, args, now))
+            except (OSError, ValueError) as exc:
+                self._pending.pop(call_id, None)
+                raise MatchingUnavailable(f"cannot reach the matching worker: {exc}") from exc
+        return future
+
+    def call(self, method: str, args: tuple[Any, ...], *, now: int) -> Any:
+        return self.submit(method, args, now=now).result()
+
+    def close(self) -> None:
+        """Terminate the worker (SIGTERM, then SIGKILL after ``STOP_WAIT_S``)."""
+        with self._lock:
+            self._closed = True
+            proc = self._proc
+        if proc is not None:
+            proc.terminate()
+            proc.join(STOP_WAIT_S)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(STOP_WAIT_S)
