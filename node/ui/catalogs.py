@@ -1,5 +1,5 @@
 """The message catalogs: extract every marked message of the pages and update each
-language's ``.po`` (``python -m node.ui.catalogs``; ``make messages``). New messages
+language's ``.po`` (``python -m node.ui.catalogs [LANG]``; ``make messages``). New messages
 arrive untranslated; ``tests/node/test_catalogs.py`` fails until each language has them."""
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ def po_path(lang: str) -> Path:
     return LOCALES / lang / "LC_MESSAGES" / "messages.po"
 
 
-def update() -> dict[str, int]:
-    """Update each language's catalog to the extracted messages; the count left to
-    translate per language."""
+def update(only: str | None = None) -> dict[str, int]:
+    """Update each language's catalog (or ``only`` that one) to the extracted messages;
+    the count left to translate per language."""
     template = extract()
     missing: dict[str, int] = {}
     for lang in LANGUAGES:
-        if lang == DEFAULT:
+        if lang == DEFAULT or (only is not None and lang != only):
             continue
         path = po_path(lang)
         if path.is_file():
@@ -62,7 +62,10 @@ def update() -> dict[str, int]:
 
 
 def main() -> None:
-    for lang, count in update().items():
+    only = sys.argv[1] if len(sys.argv) > 1 else None
+    if only is not None and (only == DEFAULT or only not in LANGUAGES):
+        sys.exit(f"error: no catalog for {only!r}; there are {', '.join(LANGUAGES)}")
+    for lang, count in update(only).items():
         print(f"{lang}: {count} messages to translate in {po_path(lang).relative_to(ROOT)}")
     sys.exit(0)
 
