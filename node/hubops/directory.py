@@ -64,6 +64,7 @@ def _fingerprints(keys: dict[str, dict[str, Any]], sources: dict[str, str]) -> l
     return [
         {
             "name": name,
+            "key": str(info["key"]),
             "fingerprint": key_fingerprint(str(info["key"])),
             "source": sources.get(name, ""),
             "expired": info.get("expired_at") is not None,
@@ -168,24 +169,31 @@ async def add_member(request: web.Request) -> web.Response:
     return see_other(f"{PAGE}?done=added")
 
 
-async def _member_or_404(request: web.Request) -> Member:
+async def _member(request: web.Request) -> Member | None:
     rt = request.app[RUNTIME]
-    member = await rt.run(rt.directory.get, request.match_info["node_id"])
-    if member is None:
-        raise web.HTTPNotFound(text="no such member")
+    member: Member | None = await rt.run(rt.directory.get, request.match_info["node_id"])
     return member
+
+
+def _missing(request: web.Request) -> web.Response:
+    context = {"node_id": request.match_info["node_id"]}
+    return render(request, "hubops/missing.html", context, status=404)
 
 
 @require_role("admin")
 async def edit_page(request: web.Request) -> web.Response:
-    member = await _member_or_404(request)
+    member = await _member(request)
+    if member is None:
+        return _missing(request)
     form = MemberForm(member.node_id, member.name, member.country, member.base_url, member.groups)
     return render(request, "hubops/edit.html", {"form": form, "error": ""})
 
 
 @require_role("admin")
 async def edit_member(request: web.Request) -> web.Response:
-    member = await _member_or_404(request)
+    member = await _member(request)
+    if member is None:
+        return _missing(request)
     form = read_member_form(request[FORM], with_id=False)
     form.node_id, form.country = member.node_id, member.country
     if not form.ok:
@@ -215,14 +223,18 @@ def _target_status(request: web.Request, value: Any) -> str:
 @require_role("admin")
 async def status_page(request: web.Request) -> web.Response:
     """The confirmation asked before a suspension or a reactivation."""
-    member = await _member_or_404(request)
+    member = await _member(request)
+    if member is None:
+        return _missing(request)
     target = _target_status(request, request.query.get("to"))
     return render(request, "hubops/status.html", {"member": member, "target": target})
 
 
 @require_role("admin")
 async def change_status(request: web.Request) -> web.Response:
-    member = await _member_or_404(request)
+    member = await _member(request)
+    if member is None:
+        return _missing(request)
     target = _target_status(request, request[FORM].get("status"))
     if member.status == target:
         return see_other(f"{PAGE}?done={target}")

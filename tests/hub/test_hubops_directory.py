@@ -56,6 +56,7 @@ async def test_add_with_fetched_key_then_suspend(
     assert directory.get("th") is None  # nothing saved before the confirmation
     keys = json.loads(shown.hidden("keys"))
     assert keys == {"ed25519:1": th.runtime.keys.verify_keys()["ed25519:1"].b64}
+    assert keys["ed25519:1"] in shown.text  # the full key, as `cattc keys show` prints it
 
     fields = {n: shown.hidden(n) for n in ("node_id", "name", "country", "base_url", "groups")}
     saved = await admin.post(PAGE + "/add", {**fields, "keys": shown.hidden("keys")})
@@ -188,7 +189,9 @@ async def test_update_name_address_and_groups(
     assert json.loads(entry.detail)["groups"] == {"from": ["asean", "mou"], "to": ["mou"]}
 
     missing = await admin.get(PAGE + "/zz/edit")
-    assert missing.status == 404
+    assert missing.status == 404 and "No such member" in missing.text
+    assert (await admin.post(PAGE + "/zz/status", {"status": "suspended"})).status == 404
+    assert (await admin.post(PAGE + "/th/status", {"status": "gone"})).status == 400
 
 
 async def test_roles_and_forms(node_factory: NodeFactory, http: aiohttp.ClientSession) -> None:
