@@ -144,7 +144,7 @@ def import_cmd(
         raise SystemExit(1)
 
 
-listings = data_dir_group("listings", "List, show and withdraw this node's own listings.")
+listings = data_dir_group("listings", "List, show, withdraw and export this node's own listings.")
 
 
 @listings.command("list")
@@ -219,3 +219,33 @@ def withdraw_cmd(data_dir: Path, listing_id: str, as_json: bool) -> None:
     with runtime(data_dir) as rt:
         result = rt.listings.withdraw(listing_id)
     emit(as_json, result, lambda d: f"withdrawn {d['id']} (version {d['version']})")
+
+
+@listings.command("export")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to FILE instead of standard output.",
+    metavar="FILE",
+)
+@click.pass_obj
+def export_cmd(data_dir: Path, out: Path | None) -> None:
+    """Export the live listings as JSON Lines in the import format (cattc import reads it
+    back: the same listings, versions and times)."""
+    from node.console.export import export_lines
+
+    with runtime(data_dir) as rt:
+        if out is None:
+            for line in export_lines(rt.listings):
+                click.echo(line, nl=False)
+            return
+        count = 0
+        try:
+            with out.open("w", encoding="utf-8", newline="\n") as fh:
+                for line in export_lines(rt.listings):
+                    fh.write(line)
+                    count += 1
+        except OSError as exc:
+            fail(f"cannot write {out}: {exc.strerror}")
+    click.echo(f"exported {count} listing(s) to {out}", err=True)

@@ -38,3 +38,6 @@ def setup(app: web.Application) -> None:
     r.add_post("/console/sharing/preview", sharing.preview_page)
     r.add_post("/console/sharing/apply", sharing.apply_page)
     r.add_get("/console/sharing/explain/{listing_id}", sharing.explain_page)
+    from node.console import listings
+
+    listings.setup(app)

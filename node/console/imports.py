@@ -1,0 +1,220 @@
+"""Importing a file of listings from the console: upload, preview, run, progress.
+
+The upload (CSV or JSON Lines, multipart) is streamed to a temporary file in the node's
+data directory, counted against the node's body limit as it arrives. Its CSRF token is
+the form's first field, checked before a byte of the file is written; only editors get
+that far. The preview validates every record without storing any: the first
+``PREVIEW_ROWS`` as the listings table shows them, and each bad line with its reason.
+"Import" then runs the streaming importer (``ImportRun``) off the event loop, in the
+background; the progress page reads the job's counters (a small JSON status for the
+page's script, or a reload link without it) and ends with the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from node.console.import_jobs import ImportJob, ImportJobs, Preview, build_preview, run_import
+from node.runtime import NodeRuntime
+from node.services.importer import FileEncodingError, RecordError, check_suffix, scan_file
+from node.ui.auth import current_user, forbidden, require_role
+from node.ui.i18n import N_
+from node.ui.keys import STAFF_SESSION, STAFF_USER
+from node.ui.sessions import csrf_matches
+from node.ui.templating import render, see_other
+from node.web.appkeys import RUNTIME
+
+IMPORT_JOBS = web.AppKey("console_import_jobs", ImportJobs)
+ENCODINGS = ("", "utf-8", "utf-16", "latin-1", "cp1252")
+WRITE_CHUNK = 256 * 1024
+
+
+@dataclass
+class Upload:
+    path: Path | None = None
+    filename: str = ""
+    encoding: str = ""
+    error: str = ""
+    status: int = 422
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _upload_page(request: web.Request, upload: Upload | None = None) -> web.Response:
+    context = {"encodings": ENCODINGS, "upload": upload}
+    status = upload.status if upload is not None and upload.error else 200
+    return render(request, "console/import.html", context, status=status)
+
+
+@require_role("editor")
+async def import_page(request: web.Request) -> web.Response:
+    return _upload_page(request)
+
+
+async def _text(part: BodyPartReader, limit: int = 200) -> str:
+    data = await part.read_chunk(limit + 1)
+    return data[:limit].decode("utf-8", "replace")
+
+
+async def _receive(request: web.Request, target_dir: Path, limit: int) -> Upload:
+    """The multipart body: the CSRF token first, then the encoding, then the file,
+    streamed to a file in ``target_dir``."""
+    session = request[STAFF_SESSION]
+    reader = await request.multipart()
+    upload = Upload()
+    received = 0
+    token_ok = False
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "csrf_token":
+            token_ok = session is not None and csrf_matches(session.csrf, await _text(part))
+        elif not token_ok:
+            upload.error, upload.status = "csrf", 403
+            return upload
+        elif part.name == "encoding":
+            upload.encoding = (await _text(part)).strip()
+        elif part.name == "file" and upload.path is None:
+            upload.filename = Path(part.filename or "").name[:200]
+            suffix = Path(upload.filename).suffix.lower()
+            try:
+                check_suffix(Path(upload.filename))
+            except RecordError:
+                upload.error = N_("Choose a .csv or .jsonl file.")
+                return upload
+            target_dir.mkdir(parents=True, exist_ok=True)
+            upload.path = target_dir / f"{secrets.token_hex(12)}{suffix}"
+            with upload.path.open("wb") as fh:
+                buffered: list[bytes] = []
+                size = 0
+                while chunk := await part.read_chunk():
+                    received += len(chunk)
+                    if received > limit:
+                        upload.error, upload.status = (
+                            N_("The file is larger than %(limit)s bytes."),
+                            413,
+                        )
+                        upload.params = {"limit": f"{limit:,}"}
+                        return upload
+                    buffered.append(chunk)
+                    size += len(chunk)
+                    if size >= WRITE_CHUNK:
+                        await asyncio.to_thread(fh.write, b"".join(buffered))
+                        buffered, size = [], 0
+                if buffered:
+                    await asyncio.to_thread(fh.write, b"".join(buffered))
+        else:
+            await part.release()
+    if not token_ok:
+        upload.error, upload.status = "csrf", 403
+    elif upload.path is None or upload.path.stat().st_size == 0:
+        upload.error = N_("Choose a file to import.")
+    return upload
+
+
+async def upload_file(request: web.Request) -> web.StreamResponse:
+    """POST of the upload form. Guarded like ``require_role("editor")`` but without
+    reading the whole body first: the file is streamed to disk."""
+    user = await current_user(request)
+    if user is None:
+        return forbidden(request, N_("Your session has ended. Please sign in again."))
+    if not user.may("editor"):
+        return forbidden(request, N_("Your role does not allow this."))
+    rt = request.app[RUNTIME]
+    jobs = request.app[IMPORT_JOBS]
+    if not request.content_type.startswith("multipart/"):
+        return forbidden(request, N_("This form has expired. Reload the page and try again."))
+    upload = await _receive(request, jobs.directory(rt), rt.config.max_body_bytes)
+    if upload.error:
+        if upload.path is not None:
+            upload.path.unlink(missing_ok=True)
+        if upload.error == "csrf":
+            return forbidden(request, N_("This form has expired. Reload the page and try again."))
+        return _upload_page(request, upload)
+    assert upload.path is not None
+    try:
+        scan = await asyncio.to_thread(scan_file, upload.path, upload.encoding or None)
+        preview = await rt.run(build_preview, rt, upload.path, scan.encoding)
+    except (FileEncodingError, RecordError) as exc:
+        upload.path.unlink(missing_ok=True)
+        message = str(exc).replace(upload.path.name, upload.filename)
+        upload.error, upload.params = N_("The file cannot be read: %(reason)s"), {"reason": message}
+        return _upload_page(request, upload)
+    job = jobs.add(
+        ImportJob(
+            id=secrets.token_urlsafe(12),
+            path=upload.path,
+            filename=upload.filename,
+            owner=user.name,
+            encoding=scan.encoding,
+            total=scan.lines,
+            preview=preview,
+        )
+    )
+    return see_other(f"/console/listings/import/{job.id}")
+
+
+def _job(request: web.Request) -> ImportJob:
+    user = request[STAFF_USER]
+    job = request.app[IMPORT_JOBS].get(request.match_info["job_id"])
+    if job is None or user is None or job.owner != user.name:
+        raise web.HTTPNotFound()
+    return job
+
+
+@require_role("editor")
+async def job_page(request: web.Request) -> web.Response:
+    job = _job(request)
+    template = (
+        "console/import_preview.html" if job.state == "preview" else "console/import_progress.html"
+    )
+    return render(request, template, {"job": job, **_labels()})
+
+
+def _labels() -> dict[str, Any]:
+    from node.console.listing_fields import CATEGORY_LABELS
+
+    return {"category_labels": CATEGORY_LABELS}
+
+
+@require_role("editor")
+async def start_job(request: web.Request) -> web.Response:
+    job = _job(request)
+    rt = request.app[RUNTIME]
+    if job.state == "preview":
+        job.state = "running"
+        request.app[IMPORT_JOBS].start(job, _run(rt, job))
+    return see_other(f"/console/listings/import/{job.id}")
+
+
+async def _run(rt: NodeRuntime, job: ImportJob) -> None:
+    await rt.run(run_import, rt, job)
+
+
+@require_role("editor")
+async def job_status(request: web.Request) -> web.Response:
+    job = _job(request)
+    response = web.json_response(job.status())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def setup(app: web.Application) -> None:
+    jobs = ImportJobs()
+    app[IMPORT_JOBS] = jobs
+    app.on_shutdown.append(jobs.on_shutdown)
+    app.on_cleanup.append(jobs.on_cleanup)
+    r = app.router
+    r.add_get("/console/listings/import", import_page)
+    r.add_post("/console/listings/import", upload_file)
+    r.add_get("/console/listings/import/{job_id}", job_page)
+    r.add_post("/console/listings/import/{job_id}", start_job)
+    r.add_get("/console/listings/import/{job_id}/status", job_status)
+
+
+__all__ = ["Preview", "setup"]

@@ -1,0 +1,360 @@
+"""The console's listings: the table with filters, each listing's page, the create and
+edit forms (each field's error next to it), and withdrawal with a confirmation step.
+
+Every change goes through ``ListingService`` and is written to the audit log with the
+staff user's name, right after the change (the service commits its own transaction).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+from sqlalchemy import Engine, func, or_, select
+from sqlalchemy.orm import Session
+
+from node.console import listing_form
+from node.console.listing_fields import CATEGORY_LABELS, CHOICE_LABELS, Message
+from node.runtime import NodeRuntime
+from node.services.errors import Conflict, InvalidListing, NotFound
+from node.services.listings import LIKE_ESCAPE, StoredListing, like_escape
+from node.storage.models import ListingRow
+from node.ui.audit import record as audit
+from node.ui.auth import require_role
+from node.ui.i18n import LANGUAGES, N_
+from node.ui.keys import FORM, STAFF_USER
+from node.ui.templating import render, see_other
+from node.web.appkeys import RUNTIME
+from protocol.listing import CATEGORIES
+from protocol.timeutil import ms_to_date
+
+PAGE_SIZE = 50
+STATUSES = ("live", "withdrawn", "all")
+MAX_QUERY = 200
+
+
+@dataclass(frozen=True)
+class Filters:
+    category: str = ""
+    status: str = "live"
+    q: str = ""
+    after: str = ""
+
+    @classmethod
+    def of(cls, request: web.Request) -> Filters:
+        query = request.query
+        category = query.get("category", "")
+        status = query.get("status", "live")
+        return cls(
+            category=category if category in CATEGORIES else "",
+            status=status if status in STATUSES else "live",
+            q=query.get("q", "").strip()[:MAX_QUERY],
+            after=query.get("after", "")[:64],
+        )
+
+
+def _withdrawn_page(
+    engine: Engine, filters: Filters, limit: int
+) -> tuple[list[StoredListing], str | None]:
+    """Withdrawn listings only, the service's query's way (ordered by id, escaped LIKE)."""
+    stmt = (
+        select(ListingRow)
+        .where(ListingRow.withdrawn.is_(True))
+        .order_by(ListingRow.id)
+        .limit(limit + 1)
+    )
+    if filters.category:
+        stmt = stmt.where(ListingRow.category == filters.category)
+    if filters.q:
+        pattern = f"%{like_escape(filters.q.lower())}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(ListingRow.title_en).like(pattern, escape=LIKE_ESCAPE),
+                ListingRow.id == filters.q,
+            )
+        )
+    if filters.after:
+        stmt = stmt.where(ListingRow.id > filters.after)
+    with Session(engine) as session:
+        rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [StoredListing(json.loads(r.record), r.withdrawn) for r in rows]
+    return items, (rows[-1].id if more and rows else None)
+
+
+def find(rt: NodeRuntime, filters: Filters) -> tuple[list[StoredListing], str | None]:
+    if filters.status == "withdrawn":
+        return _withdrawn_page(rt.engine, filters, PAGE_SIZE)
+    return rt.listings.query(
+        category=filters.category or None,
+        text=filters.q or None,
+        include_withdrawn=filters.status == "all",
+        after=filters.after or None,
+        limit=PAGE_SIZE,
+    )
+
+
+def table_row(stored: StoredListing) -> dict[str, Any]:
+    """One listing as the table shows it (also the import preview's rows)."""
+    rec = stored.record
+    updated = rec.get("updated")
+    return {
+        "id": rec.get("id", ""),
+        "title": rec.get("title") if isinstance(rec.get("title"), dict) else {},
+        "category": rec.get("category", ""),
+        "withdrawn": stored.withdrawn,
+        "version": rec.get("version", ""),
+        "updated": ms_to_date(updated) if isinstance(updated, int) else str(updated or ""),
+    }
+
+
+def _common() -> dict[str, Any]:
+    return {"category_labels": CATEGORY_LABELS, "choice_labels": CHOICE_LABELS}
+
+
+@require_role("viewer")
+async def listings_page(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    filters = Filters.of(request)
+    items, nxt = await rt.run(find, rt, filters)
+    context = {
+        **_common(),
+        "filters": filters,
+        "rows": [table_row(s) for s in items],
+        "next_after": nxt,
+        "categories": CATEGORIES,
+        "statuses": STATUSES,
+    }
+    return render(request, "console/listings.html", context)
+
+
+async def _stored(request: web.Request) -> StoredListing:
+    rt = request.app[RUNTIME]
+    try:
+        return await rt.run(rt.listings.get, request.match_info["listing_id"])
+    except NotFound:
+        raise web.HTTPNotFound() from None
+
+
+@require_role("viewer")
+async def listing_page(request: web.Request) -> web.Response:
+    stored = await _stored(request)
+    rec = stored.record
+    category = str(rec["category"])
+    values = listing_form.form_values(category, rec)
+    context = {
+        **_common(),
+        "listing": rec,
+        "withdrawn": stored.withdrawn,
+        "rows": listing_form.rows(category, values, {}, LANGUAGES),
+        "created": ms_to_date(rec["created"]),
+        "updated": ms_to_date(rec["updated"]),
+        "done": request.query.get("done", ""),
+    }
+    return render(request, "console/listing_view.html", context)
+
+
+# -- create and edit -----------------------------------------------------------------------
+def _form_page(
+    request: web.Request,
+    category: str,
+    values: dict[str, Any],
+    errors: dict[str, Message],
+    listing: dict[str, Any] | None,
+    status: int = 200,
+) -> web.Response:
+    rows = listing_form.rows(category, values, errors, LANGUAGES)
+    first = {r["field"].name: r["field"].html_id for r in rows}
+    summary = [
+        {"field": r["field"], "label_params": r["label_params"], "error": r["error"]}
+        for r in rows
+        if r["error"] is not None
+    ]
+    context = {
+        **_common(),
+        "category": category,
+        "rows": rows,
+        "summary": summary,
+        "general": errors.get(""),
+        "listing": listing,
+        "first_ids": first,
+    }
+    return render(request, "console/listing_form.html", context, status=status)
+
+
+@require_role("editor")
+async def new_listing(request: web.Request) -> web.Response:
+    category = request.query.get("category", "")
+    if category not in CATEGORIES:
+        return render(request, "console/listing_new.html", {**_common(), "categories": CATEGORIES})
+    rt = request.app[RUNTIME]
+    values = listing_form.form_values(category, {"country": rt.config.country})
+    return _form_page(request, category, values, {}, None)
+
+
+def _probe(rt: NodeRuntime, record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with what the service fills in on creation, to validate it whole."""
+    now = rt.clock()
+    return {
+        "id": "new",
+        "owner": rt.node_id,
+        "version": 1,
+        "created": now,
+        "updated": now,
+        **record,
+    }
+
+
+def _service_error(exc: InvalidListing | Conflict) -> dict[str, Message]:
+    return {"": Message(N_("The listing is not valid: %(reason)s"), {"reason": exc.message})}
+
+
+def _create(rt: NodeRuntime, record: dict[str, Any], actor: str) -> dict[str, Any]:
+    wire = rt.listings.create(record)
+    with Session(rt.engine) as session, session.begin():
+        audit(
+            session,
+            at=rt.clock(),
+            actor=actor,
+            action="listing.create",
+            target=wire["id"],
+            detail=f"version {wire['version']}",
+        )
+    return wire
+
+
+def _update(rt: NodeRuntime, listing_id: str, record: dict[str, Any], actor: str) -> Any:
+    before = rt.listings.get(listing_id).record["version"]
+    wire = rt.listings.update(listing_id, record)
+    if wire["version"] != before:
+        with Session(rt.engine) as session, session.begin():
+            audit(
+                session,
+                at=rt.clock(),
+                actor=actor,
+                action="listing.update",
+                target=listing_id,
+                detail=f"version {wire['version']}",
+            )
+    return wire
+
+
+def _withdraw(rt: NodeRuntime, listing_id: str, actor: str) -> dict[str, Any]:
+    result = rt.listings.withdraw(listing_id)
+    with Session(rt.engine) as session, session.begin():
+        audit(
+            session,
+            at=rt.clock(),
+            actor=actor,
+            action="listing.withdraw",
+            target=listing_id,
+            detail=f"version {result['version']}",
+        )
+    return result
+
+
+async def _form(request: web.Request) -> MultiDictProxy[Any]:
+    """The posted form: the one ``require_role`` read for its CSRF token, or read now
+    (a request whose token came in the X-CSRF-Token header)."""
+    form = request.get(FORM)
+    if form is None:
+        form = await request.post()
+        request[FORM] = form
+    return form
+
+
+def _actor(request: web.Request) -> str:
+    user = request[STAFF_USER]
+    return user.name if user is not None else "?"
+
+
+@require_role("editor")
+async def create_listing(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    form = await _form(request)
+    category = str(form.get("category", ""))
+    if category not in CATEGORIES:
+        raise web.HTTPBadRequest(text="unknown category")
+    values = listing_form.posted_values(category, form)
+    record, errors = listing_form.form_to_record(category, values)
+    for name, message in listing_form.check(category, _probe(rt, record)).items():
+        errors.setdefault(name, message)
+    if not errors:
+        try:
+            wire = await rt.run(_create, rt, record, _actor(request))
+        except (InvalidListing, Conflict) as exc:
+            errors = _service_error(exc)
+        else:
+            return see_other(f"/console/listings/{wire['id']}?done=created")
+    return _form_page(request, category, values, errors, None, status=422)
+
+
+@require_role("editor")
+async def edit_listing(request: web.Request) -> web.Response:
+    stored = await _stored(request)
+    if stored.withdrawn:
+        return see_other(f"/console/listings/{stored.id}")
+    category = str(stored.record["category"])
+    values = listing_form.form_values(category, stored.record)
+    return _form_page(request, category, values, {}, stored.record)
+
+
+@require_role("editor")
+async def update_listing(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    stored = await _stored(request)
+    form = await _form(request)
+    category = str(stored.record["category"])
+    values = listing_form.posted_values(category, form)
+    record, errors = listing_form.form_to_record(category, values, stored.record)
+    for name, message in listing_form.check(category, record).items():
+        errors.setdefault(name, message)
+    if not errors:
+        try:
+            await rt.run(_update, rt, stored.id, record, _actor(request))
+        except (InvalidListing, Conflict) as exc:
+            errors = _service_error(exc)
+        else:
+            return see_other(f"/console/listings/{stored.id}?done=saved")
+    return _form_page(request, category, values, errors, stored.record, status=422)
+
+
+# -- withdraw ------------------------------------------------------------------------------
+@require_role("editor")
+async def withdraw_page(request: web.Request) -> web.Response:
+    stored = await _stored(request)
+    return render(
+        request,
+        "console/listing_withdraw.html",
+        {"listing": stored.record, "withdrawn": stored.withdrawn},
+    )
+
+
+@require_role("editor")
+async def withdraw_listing(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    stored = await _stored(request)
+    if not stored.withdrawn:
+        await rt.run(_withdraw, rt, stored.id, _actor(request))
+    return see_other(f"/console/listings/{stored.id}?done=withdrawn")
+
+
+def setup(app: web.Application) -> None:
+    """The listing pages, the import and the export (fixed paths before ``{listing_id}``)."""
+    from node.console import export, imports
+
+    r = app.router
+    r.add_get("/console/listings", listings_page)
+    r.add_get("/console/listings/new", new_listing)
+    r.add_post("/console/listings/new", create_listing)
+    r.add_get("/console/listings/export", export.export_listings)
+    imports.setup(app)
+    r.add_get("/console/listings/{listing_id}", listing_page)
+    r.add_get("/console/listings/{listing_id}/edit", edit_listing)
+    r.add_post("/console/listings/{listing_id}/edit", update_listing)
+    r.add_get("/console/listings/{listing_id}/withdraw", withdraw_page)
+    r.add_post("/console/listings/{listing_id}/withdraw", withdraw_listing)
