@@ -34,6 +34,7 @@ from node.console.sharing_preview import (
     GridSource,
     build_preview,
     grid_source,
+    show_value,
     shown_ids,
 )
 from node.services.errors import InvalidInput, NotFound
@@ -399,7 +400,7 @@ async def explain_page(request: web.Request) -> web.Response:
     view = result["view"]
     fields = view["listing"]["fields"] if view else {}
     context["result"] = result
-    context["view_fields"] = sorted(fields.items())
+    context["view_fields"] = [(k, show_value(k, v)) for k, v in sorted(fields.items())]
     context["view_json"] = _pretty(view) if view else ""
     return render(request, "console/sharing_explain.html", context)
 

@@ -22,6 +22,7 @@ from policies.diff import AudienceDiff, diff_policies
 from policies.evaluate import evaluate
 from policies.model import STAR, Audience, Policy, Rule
 from policies.parse import parse_policy
+from protocol.timeutil import ms_to_iso
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
@@ -100,7 +101,15 @@ def grid_source(rt: NodeRuntime, policy: Policy | None = None) -> GridSource:
     )
 
 
-def _show(value: Any) -> str:
+TIME_FIELDS = frozenset({"expires", "start", "end", "signed", "deadline", "member_since"})
+"""Fields the wire format carries as integer milliseconds."""
+
+
+def show_value(key: str, value: Any) -> str:
+    """A view's field as plain text for a page: text as is, times as ISO dates, a
+    language -> text object as "en: ... / vi: ...", anything else as JSON."""
+    if key in TIME_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+        return ms_to_iso(value)
     if isinstance(value, str):
         text = value
     elif isinstance(value, dict) and value and all(isinstance(v, str) for v in value.values()):
@@ -111,13 +120,26 @@ def _show(value: Any) -> str:
 
 
 def _example(
-    listings: list[dict[str, Any]], audience: Audience, compiled: Any, now: int, prefer: set[str]
+    listings: list[dict[str, Any]],
+    audience: Audience,
+    compiled: Any,
+    now: int,
+    prefer: set[str],
+    categories: set[str],
 ) -> Example | None:
-    ordered = sorted(listings, key=lambda r: (str(r["id"]) not in prefer, str(r["id"])))
+    """The view of one listing: preferably one appearing, else one of a changed category."""
+    ordered = sorted(
+        listings,
+        key=lambda r: (
+            str(r["id"]) not in prefer,
+            r["category"] not in categories,
+            str(r["id"]),
+        ),
+    )
     for record in ordered:
         view = evaluate(record, audience, compiled, now).view
         if view is not None:
-            fields = [(k, _show(v)) for k, v in sorted(view["fields"].items())]
+            fields = [(k, show_value(k, v)) for k, v in sorted(view["fields"].items())]
             return Example(str(record["id"]), str(record["category"]), fields)
     return None
 
@@ -147,12 +169,15 @@ def build_preview(rt: NodeRuntime, text: str) -> Preview:
     diffs.update(diff_policies(old, new, listings, [PUBLIC], now))
     compiled = compile_policy(new)
     ms = membership(rt.engine)
+    changes = [_change(*c) for c in changed_cells(old, new)]
+    categories = {c.category for c in changes}
     rows = []
     for name in [*sorted(a for a in diffs if a != STAR), STAR]:
         diff = diffs[name]
         audience = PUBLIC if name == STAR else audience_of(name, new, ms)
         prefer = set(diff.becoming_visible)
-        rows.append(AudienceRow(name, diff, _example(listings, audience, compiled, now, prefer)))
+        example = _example(listings, audience, compiled, now, prefer, categories)
+        rows.append(AudienceRow(name, diff, example))
     unified = "".join(
         difflib.unified_diff(
             old_text.splitlines(keepends=True),
@@ -166,7 +191,7 @@ def build_preview(rt: NodeRuntime, text: str) -> Preview:
         active_author=current.author if current else "",
         active_digest=current.digest if current else "",
         rows=rows,
-        changes=[_change(*c) for c in changed_cells(old, new)],
+        changes=changes,
         text_diff=unified,
         identical=old_text == text,
         groups_changed=dict(old.groups) != dict(new.groups),
