@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from node.cli.backup_cmds import backup, restore
 from node.cli.directory_cmds import directory
 from node.cli.eoi_cmds import eoi
 from node.cli.guard import GuardedGroup
@@ -35,6 +36,8 @@ for command in (directory, sync, verify, keys, custody, matches, eoi):
 cli.add_command(eval_cmd, name="eval")
 cli.add_command(users)
 cli.add_command(shared)
+cli.add_command(backup)
+cli.add_command(restore)
 
 
 if __name__ == "__main__":
