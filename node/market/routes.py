@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -159,8 +160,18 @@ def _message(
     return render(request, "market/message.html", context, status=status)
 
 
+async def _relay_left_over(app: web.Application) -> AsyncIterator[None]:
+    """At start, relay what an earlier run stored but did not pass on."""
+    rt = app[RUNTIME]
+    done = await rt.run(interest.forward_queued, rt)
+    if done:
+        logger.info("visitors' interests left queued, now: %s", done)
+    yield
+
+
 def setup(app: web.Application) -> None:
     app[GUARD] = Guard()
+    app.cleanup_ctx.append(_relay_left_over)
     r = app.router
     r.add_get("/", home)
     r.add_get("/market/listing/{owner}/{listing_id}", listing)

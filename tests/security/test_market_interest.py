@@ -13,9 +13,15 @@ import json
 from markupsafe import escape
 from sqlalchemy.orm import Session
 
-from node.market.interest import HOUR_MS, PER_ADDRESS_LISTING_PER_DAY, PER_ADDRESS_PER_HOUR
+from node.market.interest import (
+    HOUR_MS,
+    PER_ADDRESS_LISTING_PER_DAY,
+    PER_ADDRESS_PER_HOUR,
+    forward,
+    forward_queued,
+)
 from node.market.pages import listing_url
-from node.storage.models import EoiRow
+from node.storage.models import EoiRow, VisitorInterestRow
 from tests.federation.clocks import HeldClock
 from tests.federation.network import NodeFactory, load_records
 from tests.hub.market_net import (
@@ -189,3 +195,34 @@ async def test_only_the_hub_speaks_for_a_visitor(node_factory: NodeFactory) -> N
     status, answer, _ = await post(net, vn, EOI, eoi_obj(vn, owner, lid, visitor=visitor_block))
     assert status == 400 and "visitor" in answer["error"]["message"]
     assert forwards_to(net.hub, "th") == []
+
+
+async def test_a_queued_interest_is_relayed_later_once(node_factory: NodeFactory) -> None:
+    net = await market_network(node_factory)
+    hub = net.hub
+    owner, lid = next(k for k in public_keys(net) if k[0] == "th")
+    hidden = hidden_key(net)
+    rt = hub.runtime
+    with Session(rt.engine) as session, session.begin():
+        for interest_id, (o, i) in (("cn-eoi-vleft1", (owner, lid)), ("cn-eoi-vleft2", hidden)):
+            session.add(
+                VisitorInterestRow(
+                    id=interest_id,
+                    owner=o,
+                    listing_id=i,
+                    name="Lan",
+                    email="lan@sme.example",
+                    organization="",
+                    message="Still interested.",
+                    address_sha256="0" * 64,
+                    state="queued",
+                    received=rt.clock(),
+                )
+            )
+    assert forward_queued(rt) == {"forwarded": 1, "dropped": 1}
+    assert forward_queued(rt) == {}
+    assert forward(rt, "cn-eoi-vleft1") == "forwarded"  # once only
+    [forward_obj] = [f for f in forwards_to(hub, "th") if "cn-eoi-vleft1" in f]
+    eoi = json.loads(forward_obj)["eoi"]
+    assert eoi["visitor"] == {"name": "Lan", "email": "lan@sme.example"}
+    assert not [f for f in forwards_to(hub, "th") if "cn-eoi-vleft2" in f]
