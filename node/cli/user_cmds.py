@@ -158,5 +158,5 @@ def _json(user: accounts.StaffUser) -> dict[str, str]:
         "name": user.name,
         "role": user.role,
         "status": "disabled" if user.disabled else "active",
-        "added": ms_to_iso(user.created),
+        "added": ms_to_iso(user.created - user.created % 1000),
     }
