@@ -75,7 +75,7 @@ _SECTOR = FormField("sector", N_("Sector"), "select", True, SECTORS)
 _SECTORS = FormField("sectors", N_("Sectors"), "choices", choices=SECTORS)
 _PARTNERSHIP = FormField("partnership", N_("Partnership wanted"), "choices", True, PARTNERSHIPS)
 _NAME = FormField("name", N_("Name"), required=True)
-_LIST_HINT = N_("One a line.")
+_LIST_HINT = N_("One per line.")
 
 COMMON: tuple[FormField, ...] = (
     *(
@@ -84,15 +84,15 @@ COMMON: tuple[FormField, ...] = (
     ),
     FormField("summary", N_("Summary"), "textarea", True),
     FormField("keywords", N_("Keywords"), "list", hint=_LIST_HINT),
-    FormField("ipc", N_("IPC codes"), "list", hint=N_("One a line, e.g. A01G or A01G 9/14.")),
-    FormField("isic", N_("ISIC codes"), "list", hint=N_("One a line, e.g. C or 2821.")),
+    FormField("ipc", N_("IPC codes"), "list", hint=N_("One per line, e.g. A01G or A01G 9/14.")),
+    FormField("isic", N_("ISIC codes"), "list", hint=N_("One per line, e.g. C or 2821.")),
     FormField("country", N_("Country"), "select", True, tuple(sorted(ISO_COUNTRIES))),
     FormField("visibility", N_("Visibility"), "select", True, VISIBILITIES),
     FormField(
         "share_with",
         N_("Share with (nodes)"),
         "list",
-        hint=N_("Only for bilateral visibility: node ids, one a line, e.g. th."),
+        hint=N_("Only for bilateral visibility: node ids, one per line, e.g. th."),
     ),
     FormField("expires", N_("Expires"), "date", True),
 )
@@ -105,7 +105,8 @@ CONTACT_AND_RIGHTS: tuple[FormField, ...] = (
         "rights.attribution",
         N_("Attribution"),
         "list",
-        hint=N_("Names to credit, one a line, or the single word: declined."),
+        True,
+        hint=N_("Names to credit, one per line, or the single word: declined."),
     ),
     FormField(
         "rights.name_logo_consent", N_("The owner consents to showing its name and logo"), "bool"
@@ -122,7 +123,7 @@ BY_CATEGORY: dict[str, tuple[FormField, ...]] = {
             "target_countries",
             N_("Target countries (nodes)"),
             "list",
-            hint=N_("Node ids, one a line, e.g. vn."),
+            hint=N_("Node ids, one per line, e.g. vn."),
         ),
         *_org(),
     ),
@@ -140,7 +141,7 @@ BY_CATEGORY: dict[str, tuple[FormField, ...]] = {
         FormField("job_title", N_("Job title")),
         FormField("affiliation", N_("Affiliation")),
         FormField("fields", N_("Fields of expertise"), "list", hint=_LIST_HINT),
-        FormField("languages", N_("Languages"), "list", hint=N_("Codes, one a line, e.g. en.")),
+        FormField("languages", N_("Languages"), "list", hint=N_("Codes, one per line, e.g. en.")),
         _SECTORS,
     ),
     "organization": (
@@ -168,7 +169,7 @@ BY_CATEGORY: dict[str, tuple[FormField, ...]] = {
             N_("Parties"),
             "parties",
             True,
-            hint=N_("One a line: the name, or the name | its node id."),
+            hint=N_("One per line: the name, or the name | its node id."),
         ),
         FormField("kind", N_("Kind of agreement"), "select", True, AGREEMENT_KINDS),
         FormField("signed", N_("Signed on"), "date", True),
