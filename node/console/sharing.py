@@ -18,6 +18,15 @@ from multidict import MultiDictProxy
 from sqlalchemy.orm import Session
 
 from node.config import POLICY_FILE
+from node.console.sharing_explain import explain_page
+from node.console.sharing_forms import (
+    PageProblem,
+    country_label,
+    pages,
+    read_draft,
+    read_form,
+    text_answer,
+)
 from node.console.sharing_grid import (
     RULE_VISIBILITIES,
     Cell,
@@ -28,48 +37,36 @@ from node.console.sharing_grid import (
     edit_cell,
     grid_cells,
     policy_text,
-    rule_lines,
 )
 from node.console.sharing_preview import (
     GridSource,
     build_preview,
     grid_source,
-    show_value,
     shown_ids,
 )
-from node.services.errors import InvalidInput, NotFound
 from node.services.policy import InvalidPolicy, PolicyVersion, StalePolicy
-from node.services.policy_ops import explain_listing
 from node.ui.audit import record as audit
 from node.ui.auth import require_role
-from node.ui.keys import FORM, STAFF_USER
+from node.ui.i18n import N_
+from node.ui.keys import STAFF_USER
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME
 from policies.model import NODE_ID_RE, STAR, Policy, PolicyError
 from policies.names import NAME_FIELDS
 from policies.parse import parse_policy
-from protocol.countries import COUNTRY_NAMES
 from protocol.listing import CATEGORIES, shareable_fields
 
-TEXT_MAX = 200_000
+__all__ = [
+    "apply_page",
+    "cell_page",
+    "cell_save",
+    "draft_page",
+    "explain_page",
+    "grid_page",
+    "preview_page",
+    "text_page",
+]
 SHORT_FIELDS = 3
-
-
-async def _form(request: web.Request) -> MultiDictProxy[Any]:
-    return request[FORM] if FORM in request else await request.post()
-
-
-def _draft(form: MultiDictProxy[Any]) -> tuple[str, str]:
-    text = str(form.get("text", ""))
-    base = str(form.get("base", ""))
-    if len(text) > TEXT_MAX:
-        raise InvalidInput("the policy text is too long")
-    return text.replace("\r\n", "\n"), base[:64]
-
-
-def country_label(key: str) -> str:
-    """``Thailand`` for ``th`` (national nodes are named by their country code), else ""."""
-    return COUNTRY_NAMES.get(key.upper(), "") if NODE_ID_RE.match(key) else ""
 
 
 def _cell_view(cell: Cell, changed: bool) -> dict[str, Any]:
@@ -121,6 +118,7 @@ def _grid_context(
 
 
 @require_role("viewer")
+@pages
 async def grid_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     source = await rt.run(grid_source, rt)
@@ -137,14 +135,15 @@ async def grid_page(request: web.Request) -> web.Response:
 
 
 @require_role("viewer")
+@pages
 async def draft_page(request: web.Request) -> web.Response:
     """The grid of a draft (from the preview's "Change more")."""
     rt = request.app[RUNTIME]
-    text, base = _draft(await _form(request))
+    text, base = read_draft(await read_form(request))
     try:
         policy = parse_policy(text)
     except PolicyError as exc:
-        return _text_page(request, text, base, exc, status=422)
+        return text_answer(request, text, base, exc, status=422)
     source = await rt.run(grid_source, rt, policy)
     return render(
         request,
@@ -157,7 +156,7 @@ def _column(source: GridSource, audience: str) -> Column:
     for column in source.columns:
         if column.key == audience:
             return column
-    raise NotFound(f"no audience {audience} in the grid")
+    raise PageProblem(404, N_("There is no such cell in the grid."))
 
 
 def _cell_context(
@@ -207,11 +206,12 @@ def _pick_cell(form: MultiDictProxy[Any]) -> tuple[str, str]:
     if not category:
         category, audience = str(form.get("category", "")), str(form.get("audience", ""))
     if category not in CATEGORIES or not (audience == STAR or NODE_ID_RE.match(audience)):
-        raise InvalidInput("choose a cell of the grid")
+        raise PageProblem(400, N_("There is no such cell in the grid."))
     return category, audience
 
 
 @require_role("viewer")
+@pages
 async def cell_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     if request.method == "GET":
@@ -220,13 +220,13 @@ async def cell_page(request: web.Request) -> web.Response:
         text, base = source.active_text, source.active_digest
         policy = parse_policy(text)
     else:
-        form = await _form(request)
+        form = await read_form(request)
         category, audience = _pick_cell(form)
-        text, base = _draft(form)
+        text, base = read_draft(form)
         try:
             policy = parse_policy(text)
         except PolicyError as exc:
-            return _text_page(request, text, base, exc, status=422)
+            return text_answer(request, text, base, exc, status=422)
         source = await rt.run(grid_source, rt, policy)
     context = _cell_context(source, text, base, policy, category, audience)
     return render(request, "console/sharing_cell.html", context)
@@ -246,16 +246,17 @@ def _edit_of(form: MultiDictProxy[Any]) -> CellEdit:
 
 
 @require_role("editor")
+@pages
 async def cell_save(request: web.Request) -> web.Response:
     """A cell's new rule into the draft; back to the grid of the draft."""
     rt = request.app[RUNTIME]
-    form = await _form(request)
+    form = await read_form(request)
     category, audience = _pick_cell(form)
-    text, base = _draft(form)
+    text, base = read_draft(form)
     try:
         policy = parse_policy(text)
     except PolicyError as exc:
-        return _text_page(request, text, base, exc, status=422)
+        return text_answer(request, text, base, exc, status=422)
     source = await rt.run(grid_source, rt, policy)
     edit = _edit_of(form)
     try:
@@ -278,51 +279,30 @@ async def cell_save(request: web.Request) -> web.Response:
     return render(request, "console/sharing.html", context)
 
 
-def _issues(text: str, exc: PolicyError) -> list[dict[str, Any]]:
-    lines = rule_lines(text)
-    return [{"line": lines.get(i.rule) if i.rule else None, "message": str(i)} for i in exc.issues]
-
-
-def _text_page(
-    request: web.Request,
-    text: str,
-    base: str,
-    exc: PolicyError | None,
-    *,
-    checked: bool = False,
-    status: int = 200,
-) -> web.Response:
-    context = {
-        "text": text,
-        "base": base,
-        "issues": _issues(text, exc) if exc is not None else [],
-        "valid": checked and exc is None,
-    }
-    return render(request, "console/sharing_text.html", context, status=status)
-
-
 @require_role("viewer")
+@pages
 async def text_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     if request.method == "GET":
         source = await rt.run(grid_source, rt)
-        return _text_page(request, source.active_text, source.active_digest, None)
-    text, base = _draft(await _form(request))
+        return text_answer(request, source.active_text, source.active_digest, None)
+    text, base = read_draft(await read_form(request))
     try:
         parse_policy(text)
     except PolicyError as exc:
-        return _text_page(request, text, base, exc, checked=True, status=422)
-    return _text_page(request, text, base, None, checked=True)
+        return text_answer(request, text, base, exc, checked=True, status=422)
+    return text_answer(request, text, base, None, checked=True)
 
 
 @require_role("viewer")
+@pages
 async def preview_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    text, base = _draft(await _form(request))
+    text, base = read_draft(await read_form(request))
     try:
         parse_policy(text)
     except PolicyError as exc:
-        return _text_page(request, text, base, exc, checked=True, status=422)
+        return text_answer(request, text, base, exc, checked=True, status=422)
     preview = await rt.run(build_preview, rt, text)
     user = request[STAFF_USER]
     context = {
@@ -339,11 +319,12 @@ async def preview_page(request: web.Request) -> web.Response:
 
 
 @require_role("editor")
+@pages
 async def apply_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     user = request[STAFF_USER]
     assert user is not None
-    text, base = _draft(await _form(request))
+    text, base = read_draft(await read_form(request))
 
     def also(session: Session, version: PolicyVersion) -> None:
         audit(
@@ -361,7 +342,7 @@ async def apply_page(request: web.Request) -> web.Response:
         try:
             parse_policy(text)
         except PolicyError as exc:
-            return _text_page(request, text, base, exc, checked=True, status=422)
+            return text_answer(request, text, base, exc, checked=True, status=422)
         raise
     except StalePolicy as exc:
         context = {"text": text, "message": exc.message}
@@ -369,43 +350,3 @@ async def apply_page(request: web.Request) -> web.Response:
     # Keep DATA_DIR/policy.yaml the active text, as 'cattc policy apply' does.
     await rt.run((rt.data_dir / POLICY_FILE).write_text, version.text, "utf-8")
     return see_other(f"/console/sharing?applied={version.version}")
-
-
-@require_role("viewer")
-async def explain_page(request: web.Request) -> web.Response:
-    """Why an audience sees (or does not see) a listing, and the exact view."""
-    rt = request.app[RUNTIME]
-    listing_id = request.match_info["listing_id"]
-    audience = request.query.get("audience", "").strip()[:32]
-    source = await rt.run(grid_source, rt)
-    choices = [c.key for c in source.columns if c.kind != "group"]
-    context: dict[str, Any] = {
-        "listing_id": listing_id,
-        "audience": audience,
-        "choices": choices,
-        "country_label": country_label,
-        "result": None,
-        "problem": "",
-    }
-    if audience and not (audience == STAR or NODE_ID_RE.match(audience)):
-        context["problem"] = "bad_audience"
-        return render(request, "console/sharing_explain.html", context, status=400)
-    if not audience:
-        return render(request, "console/sharing_explain.html", context)
-    try:
-        result = await rt.run(explain_listing, rt, listing_id, audience)
-    except NotFound:
-        context["problem"] = "no_listing"
-        return render(request, "console/sharing_explain.html", context, status=404)
-    view = result["view"]
-    fields = view["listing"]["fields"] if view else {}
-    context["result"] = result
-    context["view_fields"] = [(k, show_value(k, v)) for k, v in sorted(fields.items())]
-    context["view_json"] = _pretty(view) if view else ""
-    return render(request, "console/sharing_explain.html", context)
-
-
-def _pretty(value: Any) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)

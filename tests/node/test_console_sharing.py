@@ -313,3 +313,18 @@ async def test_explain_names_the_rule_and_shows_the_view(
     assert status == 404 and "There is no listing with this id" in page
     status, page = await viewer.get(f"/console/sharing/explain/{listing['id']}?audience=Bad!")
     assert status == 400 and 'role="alert"' in page
+
+
+async def test_a_cell_that_does_not_exist_is_a_page_saying_so(
+    node_factory: NodeFactory, sign_in: SignIn
+) -> None:
+    node = await _member(node_factory)
+    viewer = await sign_in(node, "dara", "viewer")
+    status, page = await viewer.get("/console/sharing/cell?category=tech_offers&audience=cn")
+    assert status == 400 and "There is no such cell in the grid." in page and "<h1>" in page
+    status, page = await viewer.get("/console/sharing/cell?category=tech_offer&audience=zz")
+    assert status == 404 and "There is no such cell in the grid." in page
+    status, page, _ = await viewer.post(
+        "/console/sharing/text", {"text": "#" * 200_001, "base": ""}
+    )
+    assert status == 413 and "The policy text is too long." in page
