@@ -41,3 +41,6 @@ def setup(app: web.Application) -> None:
     from node.console import listings
 
     listings.setup(app)
+    from node.console import shared
+
+    shared.setup(app)

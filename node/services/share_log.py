@@ -12,6 +12,7 @@ The console and ``cattc shared`` read it per listing, per peer, and as peer tota
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -149,10 +150,14 @@ def listing_exists(engine: Engine, listing_id: str) -> bool:
         return session.get(ListingRow, listing_id) is not None
 
 
-def listing_title(engine: Engine, listing_id: str) -> str | None:
+def listing_title(engine: Engine, listing_id: str) -> dict[str, str] | None:
+    """The multilingual title of this node's listing ``listing_id``; None if it has none."""
     with Session(engine) as session:
         row = session.get(ListingRow, listing_id)
-        return row.title_en if row is not None else None
+        if row is None:
+            return None
+        title = json.loads(row.record).get("title")
+        return {str(k): str(v) for k, v in title.items()} if isinstance(title, dict) else None
 
 
 def for_listing(engine: Engine, listing_id: str) -> list[Shared]:
