@@ -174,12 +174,14 @@ def _cell_context(
     cell = grid_cells(policy, [column], source.directory_groups)[(category, audience)]
     rule = cell.rule
     if chosen is None:
+        # A cell without a rule of its own starts from the rule that decides for it now.
+        start = rule or cell.via_rule
         chosen = CellEdit(
             share=rule is not None,
-            visibility=rule.visibility if rule else ("public", "network"),
-            fields=rule.fields if rule else (),
-            relay_to=rule.relay.to if rule and rule.relay else (),
-            relay_fields=rule.relay.fields if rule and rule.relay else (),
+            visibility=start.visibility if start else ("public", "network"),
+            fields=start.fields if start else (),
+            relay_to=start.relay.to if start and start.relay else (),
+            relay_fields=start.relay.fields if start and start.relay else (),
         )
     names = NAME_FIELDS.get(category, {})
     targets = [c.key for c in source.columns if c.key not in (audience,)]

@@ -121,9 +121,10 @@ class PolicyService:
         now = self.clock()
         with Session(self.engine) as session, session.begin():
             last = session.scalar(select(func.max(PolicyVersionRow.version))) or 0
-            current = session.scalar(
-                select(PolicyVersionRow).where(PolicyVersionRow.active.is_(True))
-            )
+            active = select(PolicyVersionRow).where(PolicyVersionRow.active.is_(True))
+            if expect_digest is not None:  # a concurrent apply waits, then sees it is stale
+                active = active.with_for_update()
+            current = session.scalar(active)
             if expect_digest is not None and (current.digest if current else "") != expect_digest:
                 raise StalePolicy(
                     "the active policy changed since this change was prepared"

@@ -226,3 +226,15 @@ def test_rule_lines_point_at_each_rule() -> None:
     assert "audience: th" in text_lines[lines[2] - 1]
     assert "event" in text_lines[lines[3] - 1]
     assert rule_lines("rules: [") == {}
+
+
+def test_the_hubs_own_grid_has_no_hub_column() -> None:
+    policy = parse_policy(POLICIES["default"])
+    columns = columns_for(
+        policy, hub_id="cn", own_id="cn", directory_groups=DIRECTORY, directory_nodes=["vn"]
+    )
+    assert [c.kind for c in columns].count("hub") == 0
+    assert "cn" not in [c.key for c in columns] and "vn" in [c.key for c in columns]
+    cells = grid_cells(policy, columns, DIRECTORY)
+    # the hub's own rules (audience cn) are not cells of its grid, and stay in its text
+    assert all(c.audience != "cn" for c in cells.values())
