@@ -1,7 +1,11 @@
 """Sync history over time from ``sync_runs``: per member and time bucket, the runs, items
-applied and rejected, the largest lag and the failed runs. Aggregated in SQL (one query,
-a fixed number of buckets per member, a row cap), so the page costs the same after a
-year of runs as after a day.
+applied and rejected, the largest lag and the failed runs.
+
+Bounded however long the hub has run (the table is never pruned: 72,000 rows a day with
+50 members pulled every minute): the first run of the window is found by a binary search
+on the primary key (a run is recorded when it ends, so start times grow with ids, give or
+take one run's duration; ``SLACK_MS`` covers that), at most ``MAX_RUNS`` rows from there
+are read in id order, and they are aggregated in SQL into a fixed number of buckets.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ WINDOWS: dict[str, tuple[int, int]] = {
 }
 """Window name -> (length, bucket width), both in ms: 24 and 28 buckets."""
 DEFAULT_WINDOW = "24h"
-MAX_ROWS = 20_000
+MAX_RUNS = 600_000
+"""Runs read at most for one page (a week of 60 members pulled every minute)."""
+SLACK_MS = 10 * MINUTE_MS
 
 
 @dataclass
@@ -67,6 +73,13 @@ class PeerHistory:
         return sum(b.failed for b in self.buckets)
 
 
+@dataclass
+class History:
+    peers: dict[str, PeerHistory]
+    cut: int | None = None
+    """When the run cap cut the window short: the start of the oldest run read."""
+
+
 def window_bounds(now: int, window: str) -> tuple[int, int, int]:
     """(since, width, bucket count) of ``window`` ending at ``now``; buckets end on the
     width's boundary so that a bucket's label does not move between reloads."""
@@ -75,31 +88,63 @@ def window_bounds(now: int, window: str) -> tuple[int, int, int]:
     return end - length, width, length // width
 
 
-def sync_history(engine: Engine, now: int, window: str) -> dict[str, PeerHistory]:
-    since, width, count = window_bounds(now, window)
-    bucket = ((SyncRunRow.started - since) // width).label("bucket")
-    stmt = (
-        select(
-            SyncRunRow.peer,
-            bucket,
-            func.count(),
-            func.coalesce(func.sum(SyncRunRow.applied), 0),
-            func.coalesce(func.sum(SyncRunRow.rejected), 0),
-            func.count(SyncRunRow.error),
-            func.max(SyncRunRow.lag),
-        )
-        .where(SyncRunRow.started >= since)
-        .group_by(SyncRunRow.peer, bucket)
-        .order_by(SyncRunRow.peer, bucket)
-        .limit(MAX_ROWS)
+def _started_from(session: Session, id_: int) -> int | None:
+    return session.scalar(
+        select(SyncRunRow.started).where(SyncRunRow.id >= id_).order_by(SyncRunRow.id).limit(1)
     )
-    out: dict[str, PeerHistory] = {}
+
+
+def first_run_id(session: Session, since: int, max_runs: int) -> tuple[int, bool] | None:
+    """The id to read from for runs started at ``since`` or later, and whether
+    ``max_runs`` moved it later; None when no run is recorded."""
+    low, high = session.execute(select(func.min(SyncRunRow.id), func.max(SyncRunRow.id))).one()
+    if low is None or high is None:
+        return None
+    floor = max(low, high - max_runs + 1)
+    lo, hi = floor, high + 1
+    while lo < hi:  # the first id whose run started after since - SLACK_MS
+        mid = (lo + hi) // 2
+        started = _started_from(session, mid)
+        if started is not None and started < since - SLACK_MS:
+            lo = mid + 1
+        else:
+            hi = mid
+    cut = lo == floor and floor > low and (_started_from(session, floor) or 0) > since
+    return lo, cut
+
+
+def sync_history(engine: Engine, now: int, window: str, *, max_runs: int = MAX_RUNS) -> History:
+    since, width, count = window_bounds(now, window)
+    out = History({})
     with Session(engine) as session:
+        first = first_run_id(session, since, max_runs)
+        if first is None:
+            return out
+        first_id, cut = first
+        if cut:
+            out.cut = _started_from(session, first_id)
+        bucket = ((SyncRunRow.started - since) // width).label("bucket")
+        stmt = (
+            select(
+                SyncRunRow.peer,
+                bucket,
+                func.count(),
+                func.coalesce(func.sum(SyncRunRow.applied), 0),
+                func.coalesce(func.sum(SyncRunRow.rejected), 0),
+                func.count(SyncRunRow.error),
+                func.max(SyncRunRow.lag),
+            )
+            .where(SyncRunRow.id >= first_id, SyncRunRow.started >= since)
+            # Bucket first: grouped by peer first, SQLite walks the peer index over
+            # every run instead of reading the id range in order.
+            .group_by(bucket, SyncRunRow.peer)
+            .order_by(SyncRunRow.peer, bucket)
+        )
         for peer, index, runs, applied, rejected, failed, lag in session.execute(stmt):
-            history = out.get(peer)
+            history = out.peers.get(peer)
             if history is None:
                 starts = range(since, since + count * width, width)
-                history = out[peer] = PeerHistory(
+                history = out.peers[peer] = PeerHistory(
                     peer, [Bucket(start=s, width_ms=width) for s in starts]
                 )
             i = int(index)

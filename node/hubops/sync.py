@@ -39,10 +39,15 @@ def _view(rt: Any, window: str) -> dict[str, Any]:
                 "last_run_applied": last["applied"] if last else None,
                 "last_run_rejected": last["rejected"] if last else None,
                 "last_success_utc": utc(m["last_success"]),
-                "history": history.get(m["node_id"]) or PeerHistory(m["node_id"]),
+                "history": history.peers.get(m["node_id"]) or PeerHistory(m["node_id"]),
             }
         )
-    return {"status": status, "members": members, "now_utc": utc(status["now"])}
+    return {
+        "status": status,
+        "members": members,
+        "now_utc": utc(status["now"]),
+        "history_from": utc(history.cut),
+    }
 
 
 @require_role("viewer")

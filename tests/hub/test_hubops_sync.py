@@ -64,12 +64,16 @@ async def test_sync_page_after_sync_rounds(
 
 async def test_history_buckets_in_sql(node_factory: NodeFactory) -> None:
     hub = await node_factory("cn", is_hub=True)
+    engine = hub.runtime.engine
     now = hub.runtime.clock()
     since, width, count = window_bounds(now, "24h")
     assert (width, count) == (HOUR_MS, 24) and since <= now - 23 * HOUR_MS
-    add_runs(
+    assert sync_history(engine, now, "24h").peers == {}
+    add_runs(  # recorded as sync records them: in the order they end
         hub,
         [
+            {"peer": "vn", "started": now - 9 * 24 * HOUR_MS, "applied": 9},  # too old
+            {"peer": "th", "started": now - 3 * 24 * HOUR_MS, "applied": 7, "lag": 1},
             # two runs in the same hour, one failed: summed, the largest lag kept
             {"peer": "th", "started": now - 2 * HOUR_MS, "applied": 120, "lag": 40},
             {
@@ -80,13 +84,11 @@ async def test_history_buckets_in_sql(node_factory: NodeFactory) -> None:
                 "lag": 5,
                 "error": "unreachable",
             },
-            {"peer": "th", "started": now - 3 * 24 * HOUR_MS, "applied": 7, "lag": 1},
-            {"peer": "vn", "started": now - 9 * 24 * HOUR_MS, "applied": 9},  # too old
         ],
     )
-    day = sync_history(hub.runtime.engine, now, "24h")
-    assert set(day) == {"th"}
-    (busy,) = [b for b in day["th"].buckets if b.runs]
+    day = sync_history(engine, now, "24h")
+    assert set(day.peers) == {"th"} and day.cut is None
+    (busy,) = [b for b in day.peers["th"].buckets if b.runs]
     assert (busy.runs, busy.applied, busy.rejected, busy.failed, busy.max_lag) == (
         2,
         180,
@@ -95,11 +97,21 @@ async def test_history_buckets_in_sql(node_factory: NodeFactory) -> None:
         40,
     )
     assert busy.per_minute == 3.0  # 180 items in an hour
-    assert len(day["th"].buckets) == 24
+    assert len(day.peers["th"].buckets) == 24
     assert busy.start <= now - 2 * HOUR_MS < busy.start + HOUR_MS
 
-    week = sync_history(hub.runtime.engine, now, "7d")
-    assert set(week) == {"th"} and week["th"].applied == 187 and len(week["th"].buckets) == 28
+    week = sync_history(engine, now, "7d")
+    assert set(week.peers) == {"th"} and week.peers["th"].applied == 187
+    assert len(week.peers["th"].buckets) == 28
+
+    # More runs than a page reads: the newest are counted, and the page says from when.
+    capped = sync_history(engine, now, "7d", max_runs=2)
+    assert capped.peers["th"].applied == 180 and capped.cut == now - 2 * HOUR_MS
+    add_runs(
+        hub, [{"peer": "th", "started": now - 1000 * (60 - i), "applied": 1} for i in range(50)]
+    )
+    many = sync_history(engine, now, "24h", max_runs=3)
+    assert many.peers["th"].runs == 3 and many.cut == now - 1000 * 13
 
 
 def test_sparkline_gaps_and_escaping() -> None:
