@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 20
 NOTICE = "match_notice"
+OWN = N_("The other listing is your own center's: interest goes to other centers.")
 BAD_MESSAGE = N_("Say in a few words what the interest is (at most 4000 characters).")
 
 
@@ -175,7 +176,13 @@ async def _detail(request: web.Request, *, status: int = 200, **extra: Any) -> w
     if found is None:
         return render(request, "console/match_missing.html", status=404)
     notice, sent = found
-    context = {"notice": notice, "sent": sent, "max_chars": MESSAGE_MAX_CHARS, **extra}
+    context = {
+        "notice": notice,
+        "sent": sent,
+        "own": notice.cp_owner == rt.node_id,
+        "max_chars": MESSAGE_MAX_CHARS,
+        **extra,
+    }
     return render(request, "console/match.html", context, status=status)
 
 
@@ -196,6 +203,8 @@ async def express_interest(request: web.Request) -> web.Response:
     if found is None:
         return render(request, "console/match_missing.html", status=404)
     notice = found[0]
+    if notice.cp_owner == rt.node_id:
+        return await _detail(request, status=400, problem=OWN)
     if notice.cp_listing_id is None:
         return await _detail(
             request, status=400, problem=N_("This match does not name the listing.")

@@ -8,6 +8,7 @@ in-process; the hub and the members sync with one directly driven round each.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -59,17 +60,29 @@ class Staff:
 async def matched_network(node_factory: NodeFactory) -> Network:
     """Hub, th and vn with the sample listings; one matching round; notices pulled."""
     net = await start_network(node_factory, ["th", "vn"])
-    for run in await net.hub.sync.sync_all():
-        assert run.error is None, run
+    await pull(net.hub, "th")
+    await pull(net.hub, "vn")
     await pull_hub(net.nodes["th"])
     await pull_hub(net.nodes["vn"])
     return net
 
 
-async def pull_hub(node: RunningNode) -> None:
+async def pull(node: RunningNode, peer: str, deadline_s: float = 30.0) -> None:
+    """One pull of ``peer``'s feed. On PostgreSQL the pull's advisory lock is
+    database-wide, so a pull by another test's node of the same id makes this one skip:
+    poll until ours runs, within a deadline."""
     await node.sync.refresh_directory()
-    run = await node.sync.sync_peer("cn", force=True)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    run = await node.sync.sync_peer(peer, force=True)
+    while run is None and loop.time() < end:
+        await asyncio.sleep(0.1)
+        run = await node.sync.sync_peer(peer, force=True)
     assert run is not None and run.error is None, run
+
+
+async def pull_hub(node: RunningNode) -> None:
+    await pull(node, "cn")
 
 
 def notices(node: RunningNode) -> list[tuple[int, dict[str, Any]]]:
@@ -83,6 +96,11 @@ def notices(node: RunningNode) -> list[tuple[int, dict[str, Any]]]:
 def eoi_row(node: RunningNode, eoi_id: str) -> EoiRow | None:
     with Session(node.runtime.engine) as session:
         return session.get(EoiRow, eoi_id)
+
+
+def eoi_rows(node: RunningNode) -> int:
+    with Session(node.runtime.engine) as session:
+        return len(session.scalars(select(EoiRow)).all())
 
 
 def audit(node: RunningNode, action: str) -> list[AuditRow]:
@@ -112,7 +130,7 @@ async def test_notices_appear_after_a_matching_round(node_factory: NodeFactory) 
     vn = net.nodes["vn"]
     received = notices(vn)
     assert received, "the hub's matching round sent vn no notice"
-    viewer = Staff(vn, "lan", "viewer")
+    viewer, editor = Staff(vn, "lan", "viewer"), Staff(vn, "minh", "editor")
     try:
         status, page = await viewer.get("/console/matches")
         assert status == 200
@@ -131,8 +149,12 @@ async def test_notices_appear_after_a_matching_round(node_factory: NodeFactory) 
         for term in newest["explanation"]["shared_terms"]:
             assert html.escape(term) in detail
         assert html.escape(newest["counterpart"]["descriptor"]) in detail
-        assert "Express interest" not in detail  # a viewer gets no form
+        th_notice, _ = notice_for_th(vn)
+        status, detail = await viewer.get(f"/console/matches/{th_notice}")
+        assert status == 200 and "Express interest" not in detail  # a viewer gets no form
         assert "Only editors can express interest." in detail
+        status, detail = await editor.get(f"/console/matches/{th_notice}")
+        assert status == 200 and "Express interest" in detail
 
         status, _ = await viewer.get("/console/matches?page=0")
         assert status == 400
@@ -143,8 +165,18 @@ async def test_notices_appear_after_a_matching_round(node_factory: NodeFactory) 
         status, _, _ = await viewer.post(f"/console/matches/{newest_id}/interest", {"message": "x"})
         assert status == 403
         assert not audit(vn, "eoi.submit")
+
+        # A match with another of vn's own listings offers no interest, and takes none.
+        own = [i for i, n in received if n["counterpart"]["owner"] == "vn"]
+        assert own, "the sample data matches some of vn's listings with each other"
+        status, detail = await editor.get(f"/console/matches/{own[0]}")
+        assert status == 200 and "Express interest" not in detail
+        status, text, _ = await editor.post(f"/console/matches/{own[0]}/interest", {"message": "x"})
+        assert status == 400 and "your own center&#39;s" in text
+        assert not audit(vn, "eoi.submit") and eoi_rows(vn) == 0
     finally:
         await viewer.close()
+        await editor.close()
 
 
 async def test_interest_accepted_with_chosen_contact_reaches_the_requester(
@@ -254,6 +286,25 @@ async def test_markup_in_a_message_is_shown_as_text(node_factory: NodeFactory) -
         assert entry.detail == "shared: nothing"
         status, _ = await owner.get("/console/eois/th-eoi-nosuchthing")
         assert status == 404
+
+        # The hub stops answering: the interest is kept as not sent, and says so.
+        for site in list(net.hub.runner.sites):
+            await site.stop()
+        assert net.hub.runner.server is not None
+        await net.hub.runner.server.shutdown(1.0)  # and the connections kept alive
+        status, _, location = await asker.post(
+            f"/console/matches/{notice_id}/interest", {"message": "Still interested."}
+        )
+        assert status == 303 and location.endswith("?done=unsent")
+        unsent = location.removeprefix("/console/eois/").split("?")[0]
+        assert eoi_row(vn, unsent).state == "submitted"  # type: ignore[union-attr]
+        [entry] = [e for e in audit(vn, "eoi.submit") if e.target == unsent]
+        assert "not sent" in entry.detail
+        status, page = await asker.get(location)
+        assert status == 200 and "the hub did not take it" in page and "Send again" in page
+        status, page, _ = await asker.post(f"/console/eois/{unsent}/send", {})
+        assert status == 502 and "The hub could not be reached." in page
+        assert eoi_row(vn, unsent).state == "submitted"  # type: ignore[union-attr]
     finally:
         await asker.close()
         await owner.close()
