@@ -328,3 +328,29 @@ async def test_a_cell_that_does_not_exist_is_a_page_saying_so(
         "/console/sharing/text", {"text": "#" * 200_001, "base": ""}
     )
     assert status == 413 and "The policy text is too long." in page
+
+
+async def test_two_applies_from_one_preview_one_wins(node_factory: NodeFactory) -> None:
+    import asyncio
+    import threading
+
+    from node.services.policy import StalePolicy
+
+    node = await _member(node_factory)
+    rt = node.runtime
+    base = rt.policy.active()
+    barrier = threading.Barrier(2)
+
+    def apply(note: str) -> str:
+        barrier.wait()
+        try:
+            rt.policy.apply(base.text + f"# {note}\n", note, expect_digest=base.digest)
+        except StalePolicy:
+            return "stale"
+        return "applied"
+
+    results = await asyncio.gather(
+        asyncio.to_thread(apply, "lan"), asyncio.to_thread(apply, "somchai")
+    )
+    assert sorted(results) == ["applied", "stale"]
+    assert rt.policy.active().version == base.version + 1
