@@ -46,7 +46,7 @@ TOP_K = 10
 MIN_SCORE = 0.2
 # Listings whose matches are found and notified per transaction: a first match of
 # thousands of listings never holds the database's write lock for long.
-REFS_PER_TXN = 10
+REFS_PER_TXN = 50
 # Bumped when scoring changes in a way that should re-match everything once.
 SCORING_VERSION = "1"
 MATCHED = frozenset({"tech_offer", "tech_request", "expert"})
@@ -222,7 +222,7 @@ class MatchEngine:
                 del done[ref]
 
     def status(self) -> dict[str, Any]:
-        done = self._load_done() if self.done is not None else {}
+        done = self._load_done()
         with self.lock:
             todo = sum(1 for ref in self.versions if done.get(ref) != self.stamp(ref))
             return {"held": len(self.versions), "pending": todo, "scoring": self.scoring}

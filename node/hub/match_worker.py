@@ -86,6 +86,7 @@ class _Worker:
         self.engine = MatchEngine(rt, encoder)
         self.parent = os.getppid()
         self.deferred: list[tuple[int, str, tuple[Any, ...], int]] = []
+        self.loaded = False
 
     def checkpoint(self) -> None:
         """Between batches: exit if the parent is gone; answer the queries waiting."""
@@ -103,6 +104,10 @@ class _Worker:
         outer = self.now.ms  # a query answered at a checkpoint leaves the re-match's clock
         self.now.ms = now
         try:
+            if not self.loaded:  # a new worker answers its first query from what is held
+                self.loaded = True
+                if method in QUERIES:
+                    self.engine.refresh(self.checkpoint)
             if method == "after_sync":
                 self.rt.keys = KeyStore.load(self.rt.data_dir / KEY_FILE)  # after a rotation
                 value: Any = self.engine.after_sync(self.checkpoint)

@@ -35,6 +35,7 @@ class MatchingService:
         self._worker: WorkerClient | None = None
         # Waits for the worker's answer to a re-match: never one of the database threads.
         self._waiter: ThreadPoolExecutor | None = None
+        self._closed = False
         if not in_worker:
             self._engine = MatchEngine(rt, encoder)
             return
@@ -84,6 +85,8 @@ class MatchingService:
         try:
             if self._waiter is None:
                 return await self.rt.run(self.after_sync)
+            if self._closed:
+                raise MatchingUnavailable("the matching worker was stopped")
             return await loop.run_in_executor(self._waiter, self.after_sync)
         except MatchingUnavailable as exc:
             logger.warning("re-match not done: %s", exc)
@@ -92,6 +95,7 @@ class MatchingService:
     def close(self) -> None:
         """Stop the worker at once (a re-match in progress is cut short: what it did not
         finish stays queued in match_stamps)."""
+        self._closed = True
         if self._worker is not None:
             self._worker.close()
         if self._waiter is not None:
