@@ -343,3 +343,37 @@ async def test_sync_page_custody_check_and_verification(node_factory: NodeFactor
     finally:
         await editor.close()
         await viewer.close()
+
+
+async def test_a_visitors_interest_shows_who_asks_and_is_answered(
+    node_factory: NodeFactory,
+) -> None:
+    from node.market.interest import VisitorForm, forward, take
+    from tests.hub.market_net import market_network, public_keys
+
+    net = await market_network(node_factory)
+    hub, th = net.hub, net.nodes["th"]
+    owner, lid = next(k for k in public_keys(net) if k[0] == "th")
+    visitor = VisitorForm("Nguyen Thi <i>Lan</i>", "lan@sme.example", "Hanoi Agritech", "Price?")
+    interest_id, state = take(hub.runtime, owner, lid, visitor, "0" * 64)
+    assert state == "queued" and forward(hub.runtime, interest_id) == "forwarded"
+    await pull_hub(th)
+
+    editor = Staff(th, "somchai", "editor")
+    try:
+        status, page = await editor.get("/console/eois")
+        assert status == 200 and "A visitor of the marketplace" in page
+        assert "Nguyen Thi &lt;i&gt;Lan&lt;/i&gt;" in page
+        status, page = await editor.get(f"/console/eois/{interest_id}")
+        assert status == 200 and "A visitor of the hub&#39;s marketplace" in page
+        for shown in ("lan@sme.example", "Hanoi Agritech", "Nguyen Thi &lt;i&gt;Lan&lt;/i&gt;"):
+            assert shown in page
+        status, _, location = await editor.post(
+            f"/console/eois/{interest_id}/answer", [("decision", "accepted"), ("share", "email")]
+        )
+        assert status == 303 and location.endswith("?done=answered")
+        hub_row = eoi_row(hub, interest_id)
+        assert hub_row is not None and hub_row.state == "introduced"  # the hub keeps it
+        assert eoi_row(th, interest_id).state == "accepted"  # type: ignore[union-attr]
+    finally:
+        await editor.close()
