@@ -13,12 +13,13 @@ page's script, or a reload link without it) and ends with the report.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, ClientError, web
 
 from node.console.import_jobs import ImportJob, ImportJobs, Preview, build_preview, run_import
 from node.runtime import NodeRuntime
@@ -32,7 +33,10 @@ from node.web.appkeys import RUNTIME
 
 IMPORT_JOBS = web.AppKey("console_import_jobs", ImportJobs)
 ENCODINGS = ("", "utf-8", "utf-16", "latin-1", "cp1252")
+FIELDS = frozenset({"csrf_token", "encoding", "file"})
+MAX_FIELD_BYTES = 200
 WRITE_CHUNK = 256 * 1024
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,7 +50,8 @@ class Upload:
 
 
 def _upload_page(request: web.Request, upload: Upload | None = None) -> web.Response:
-    context = {"encodings": ENCODINGS, "upload": upload}
+    limit = request.app[RUNTIME].config.max_body_bytes
+    context = {"encodings": ENCODINGS, "upload": upload, "max_bytes": limit}
     status = upload.status if upload is not None and upload.error else 200
     return render(request, "console/import.html", context, status=status)
 
@@ -56,65 +61,98 @@ async def import_page(request: web.Request) -> web.Response:
     return _upload_page(request)
 
 
-async def _text(part: BodyPartReader, limit: int = 200) -> str:
-    data = await part.read_chunk(limit + 1)
-    return data[:limit].decode("utf-8", "replace")
+class _Budget:
+    """The body's bytes counted against the node's limit, and each read bounded in time
+    (a stalled upload ends rather than holding its file open)."""
+
+    def __init__(self, limit: int, timeout: float) -> None:
+        self.limit = limit
+        self.timeout = timeout
+        self.received = 0
+
+    async def chunk(self, part: BodyPartReader, size: int = 64 * 1024) -> bytes | None:
+        """The part's next bytes (b"" at its end), or None past the limit."""
+        async with asyncio.timeout(self.timeout):
+            data = await part.read_chunk(size)
+        self.received += len(data)
+        return None if self.received > self.limit else data
 
 
-async def _receive(request: web.Request, target_dir: Path, limit: int) -> Upload:
-    """The multipart body: the CSRF token first, then the encoding, then the file,
-    streamed to a file in ``target_dir``."""
+async def _text(part: BodyPartReader, budget: _Budget) -> str | None:
+    """A short form field (the token, the encoding), or None if it is not short."""
+    data = b""
+    while chunk := await budget.chunk(part, MAX_FIELD_BYTES + 1):
+        data += chunk
+        if len(data) > MAX_FIELD_BYTES:
+            return None
+    return None if chunk is None else data.decode("utf-8", "replace")
+
+
+def _too_large(upload: Upload, limit: int) -> Upload:
+    upload.error, upload.status = N_("The file is larger than %(limit)s bytes."), 413
+    upload.params = {"limit": f"{limit:,}"}
+    return upload
+
+
+async def _receive(request: web.Request, upload: Upload, target_dir: Path, budget: _Budget) -> None:
+    """Read the multipart body into ``upload``: the CSRF token first, then the encoding,
+    then the file, streamed to a file in ``target_dir``. Any other part is refused."""
     session = request[STAFF_SESSION]
     reader = await request.multipart()
-    upload = Upload()
-    received = 0
     token_ok = False
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            continue
+    while True:
+        async with asyncio.timeout(budget.timeout):
+            part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader) or part.name not in FIELDS:
+            upload.error = N_("The form was not understood. Reload the page and try again.")
+            return
         if part.name == "csrf_token":
-            token_ok = session is not None and csrf_matches(session.csrf, await _text(part))
+            token = await _text(part, budget)
+            token_ok = (
+                session is not None and token is not None and csrf_matches(session.csrf, token)
+            )
         elif not token_ok:
             upload.error, upload.status = "csrf", 403
-            return upload
+            return
         elif part.name == "encoding":
-            upload.encoding = (await _text(part)).strip()
-        elif part.name == "file" and upload.path is None:
+            encoding = await _text(part, budget)
+            if encoding is None:
+                _too_large(upload, budget.limit)
+                return
+            upload.encoding = encoding.strip()
+        elif upload.path is None:
             upload.filename = Path(part.filename or "").name[:200]
             suffix = Path(upload.filename).suffix.lower()
             try:
                 check_suffix(Path(upload.filename))
             except RecordError:
                 upload.error = N_("Choose a .csv or .jsonl file.")
-                return upload
+                return
             target_dir.mkdir(parents=True, exist_ok=True)
             upload.path = target_dir / f"{secrets.token_hex(12)}{suffix}"
             with upload.path.open("wb") as fh:
                 buffered: list[bytes] = []
                 size = 0
-                while chunk := await part.read_chunk():
-                    received += len(chunk)
-                    if received > limit:
-                        upload.error, upload.status = (
-                            N_("The file is larger than %(limit)s bytes."),
-                            413,
-                        )
-                        upload.params = {"limit": f"{limit:,}"}
-                        return upload
+                while chunk := await budget.chunk(part):
                     buffered.append(chunk)
                     size += len(chunk)
                     if size >= WRITE_CHUNK:
                         await asyncio.to_thread(fh.write, b"".join(buffered))
                         buffered, size = [], 0
+                if chunk is None:
+                    _too_large(upload, budget.limit)
+                    return
                 if buffered:
                     await asyncio.to_thread(fh.write, b"".join(buffered))
         else:
-            await part.release()
+            upload.error = N_("Upload one file at a time.")
+            return
     if not token_ok:
         upload.error, upload.status = "csrf", 403
     elif upload.path is None or upload.path.stat().st_size == 0:
         upload.error = N_("Choose a file to import.")
-    return upload
 
 
 async def upload_file(request: web.Request) -> web.StreamResponse:
@@ -129,7 +167,17 @@ async def upload_file(request: web.Request) -> web.StreamResponse:
     jobs = request.app[IMPORT_JOBS]
     if not request.content_type.startswith("multipart/"):
         return forbidden(request, N_("This form has expired. Reload the page and try again."))
-    upload = await _receive(request, jobs.directory(rt), rt.config.max_body_bytes)
+    upload = Upload()
+    budget = _Budget(rt.config.max_body_bytes, rt.config.body_timeout_seconds)
+    try:
+        await _receive(request, upload, jobs.directory(rt), budget)
+    except (TimeoutError, ConnectionError, ValueError, ClientError) as exc:
+        # Cut short, stalled or not multipart at all: nothing is kept.
+        logger.info("a console upload was not received whole: %s", exc)
+        if upload.path is not None:
+            upload.path.unlink(missing_ok=True)
+        upload.error = N_("The upload did not arrive whole. Please try again.")
+        upload.status = 400
     if upload.error:
         if upload.path is not None:
             upload.path.unlink(missing_ok=True)

@@ -141,3 +141,27 @@ async def test_a_viewer_sees_no_edit_buttons(
     )
     assert response.status == 403
     assert not node.runtime.listings.get(record["id"]).withdrawn
+
+
+async def test_a_file_over_the_limit_is_refused_before_it_is_sent(
+    node_factory: NodeFactory, page: Page, tmp_path: Path
+) -> None:
+    node = await node_factory("th", max_body_bytes=2048)
+    add_staff(node, "malee", "editor")
+    await sign_in(page, node, "malee")
+    big = tmp_path / "big.jsonl"
+    big.write_text(json.dumps(sample_records("th")[0]) * 2 + "\n", encoding="utf-8")
+    assert big.stat().st_size > 2048
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+
+    await page.goto(node.url + "/console/listings/import")
+    assert "Files up to 2,048 bytes." in await page.locator("main").inner_text()
+    await page.get_by_label("File (.csv or .jsonl)").set_input_files(str(big))
+    await page.get_by_role("button", name="Upload and preview").click()
+    error = page.locator("#upload-size-error")
+    await error.wait_for(state="visible")
+    assert await error.inner_text() == "This file is too large to upload here."
+    assert await page.get_by_label("File (.csv or .jsonl)").get_attribute("aria-invalid") == "true"
+    await _check(page, tmp_path, "import-too-large")
+    assert posts == [] and page.url.endswith("/console/listings/import")

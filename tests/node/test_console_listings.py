@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from yarl import URL
 
 from node.cli.main import cli
 from node.storage.models import AuditRow
@@ -59,7 +60,7 @@ async def staff() -> AsyncIterator[Any]:
         user = create_user(rt.engine, name, PASSWORD, role, now_ms=rt.clock())
         token, session = open_session(rt.engine, user.id, now_ms=rt.clock())
         http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-        http.cookie_jar.update_cookies({COOKIE: token}, aiohttp.client.URL(node.url))
+        http.cookie_jar.update_cookies({COOKIE: token}, URL(node.url))
         clients.append(http)
         return Staff(node, http, session.csrf)
 
@@ -429,6 +430,37 @@ async def test_import_csv_and_body_limit(node_factory: NodeFactory, staff: Any) 
     ) as resp:
         assert resp.status == 413 and "larger than 4,096 bytes" in await resp.text()
     assert not list((node.data_dir / "console-imports").iterdir())
+
+
+async def test_upload_form_is_read_as_written_or_refused(
+    node_factory: NodeFactory, staff: Any
+) -> None:
+    node = await node_factory("th")
+    editor = await staff(node, "malee", "editor")
+    good = jsonl(sample_records("th")[:1])
+
+    form = upload_form(editor.csrf, good, "a.jsonl")
+    form.add_field("extra", "x")
+    status, html, _ = await editor.post("/console/listings/import", form)
+    assert status == 422 and "The form was not understood" in html
+    form = upload_form(editor.csrf, good, "a.jsonl")
+    form.add_field("file", good, filename="b.jsonl")
+    status, html, _ = await editor.post("/console/listings/import", form)
+    assert status == 422 and "Upload one file at a time." in html
+    status, _, _ = await editor.post(
+        "/console/listings/import", upload_form(editor.csrf + "x" * 300, good, "a.jsonl")
+    )
+    assert status == 403
+    status, html, _ = await editor.post(
+        "/console/listings/import", upload_form(editor.csrf, b"", "a.jsonl")
+    )
+    assert status == 422 and "Choose a file to import." in html
+    status, html, _ = await editor.post(
+        "/console/listings/import", upload_form(editor.csrf, b"\xff\xfe\x00oops", "a.jsonl")
+    )
+    assert status == 422 and "The file cannot be read" in html
+    assert not list((node.data_dir / "console-imports").iterdir())
+    assert node.runtime.listings.query()[0] == []
 
 
 async def test_export_then_import_into_a_fresh_node_gives_the_same_listings(

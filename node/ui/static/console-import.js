@@ -1,7 +1,25 @@
-// The import's progress page: polls the job's status and updates the figures; reloads
-// for the report when the import ends. Without it, the page has a refresh link.
+// The console's import pages, as a light enhancement (each works without it):
+// the upload form refuses a file over the node's limit before sending it, and the
+// progress page polls the job's status, updating the figures, then reloads for the report.
 "use strict";
 (function () {
+  var form = document.getElementById("import-form");
+  if (form) {
+    var max = Number(form.dataset.maxBytes);
+    var input = document.getElementById("import-file");
+    var message = document.getElementById("upload-size-error");
+    form.addEventListener("submit", function (event) {
+      var file = input && input.files && input.files[0];
+      if (file && max && file.size > max) {
+        event.preventDefault();
+        message.hidden = false;
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", "upload-size-error");
+        input.focus();
+      }
+    });
+  }
+
   var box = document.getElementById("import-progress");
   if (!box || box.dataset.state !== "running") { return; }
   var url = box.dataset.status;
