@@ -214,10 +214,12 @@ async def edit_member(request: web.Request) -> web.Response:
     return see_other(f"{PAGE}?done=updated")
 
 
-def _target_status(request: web.Request, value: Any) -> str:
-    if value not in ("active", "suspended"):
-        raise web.HTTPBadRequest(text="status must be active or suspended")
-    return str(value)
+def _target_status(value: Any) -> str | None:
+    return str(value) if value in ("active", "suspended") else None
+
+
+def _no_such_status(request: web.Request) -> web.Response:
+    return render(request, "hubops/missing.html", {"node_id": ""}, status=400)
 
 
 @require_role("admin")
@@ -226,7 +228,9 @@ async def status_page(request: web.Request) -> web.Response:
     member = await _member(request)
     if member is None:
         return _missing(request)
-    target = _target_status(request, request.query.get("to"))
+    target = _target_status(request.query.get("to"))
+    if target is None:
+        return _no_such_status(request)
     return render(request, "hubops/status.html", {"member": member, "target": target})
 
 
@@ -235,7 +239,9 @@ async def change_status(request: web.Request) -> web.Response:
     member = await _member(request)
     if member is None:
         return _missing(request)
-    target = _target_status(request, request[FORM].get("status"))
+    target = _target_status(request[FORM].get("status"))
+    if target is None:
+        return _no_such_status(request)
     if member.status == target:
         return see_other(f"{PAGE}?done={target}")
     rt = request.app[RUNTIME]

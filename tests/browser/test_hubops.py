@@ -44,6 +44,7 @@ async def test_operator_adds_a_member_and_watches_sync(
     await page.get_by_role("button", name="Fetch key").click()
     await page.wait_for_load_state()
     assert await page.get_by_label("Base URL").get_attribute("aria-invalid") == "true"
+    assert await page.evaluate("document.activeElement.id") == "m-base_url"  # start there
     assert "must start with http://" in await page.locator("#m-base_url-error").inner_text()
     await check(page, tmp_path, "hub-directory-error")
 

@@ -191,7 +191,9 @@ async def test_update_name_address_and_groups(
     missing = await admin.get(PAGE + "/zz/edit")
     assert missing.status == 404 and "No such member" in missing.text
     assert (await admin.post(PAGE + "/zz/status", {"status": "suspended"})).status == 404
-    assert (await admin.post(PAGE + "/th/status", {"status": "gone"})).status == 400
+    gone = await admin.post(PAGE + "/th/status", {"status": "gone"})
+    assert gone.status == 400 and "can only be suspended or reactivated" in gone.text
+    assert (await admin.get(PAGE + "/th/status?to=deleted")).status == 400
 
 
 async def test_roles_and_forms(node_factory: NodeFactory, http: aiohttp.ClientSession) -> None:

@@ -57,7 +57,7 @@ async def test_interest_queue(node_factory: NodeFactory, http: aiohttp.ClientSes
     assert page.text.index('id="interest-eoi-spam"') < page.text.index('id="interest-eoi-real"')
     assert "&lt;b&gt;WIN&lt;/b&gt;" in page.text and "<script>x" not in page.text
     assert "an@example.vn" in page.text and "Hanoi Agri Co." in page.text
-    assert "vn-req-2" in page.text
+    assert 'href="/market/listing/vn/vn-req-2"' in page.text
     assert "Drop as spam" not in page.text  # a viewer reads only
     assert "queued (2)" in page.text and "forwarded (1)" in page.text
 

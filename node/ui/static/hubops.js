@@ -6,3 +6,6 @@ document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
   });
 });
+// After a form came back with errors, start at the first field to fix.
+var firstInvalid = document.querySelector("[aria-invalid='true']");
+if (firstInvalid) { firstInvalid.focus(); }
