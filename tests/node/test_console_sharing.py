@@ -134,10 +134,12 @@ async def test_grid_shows_categories_by_audience(
 async def test_edit_preview_apply_audited(node_factory: NodeFactory, sign_in: SignIn) -> None:
     node = await _member(node_factory)
     rt = node.runtime
-    before = rt.policy.active()
+    markup = '# <script>alert("x")</script> & "quotes"\n'
+    before = rt.policy.apply(markup + rt.policy.active().text, "init")
     editor = await sign_in(node, "lan", "editor")
 
     status, page = await editor.get("/console/sharing/cell?category=tech_offer&audience=cn")
+    assert "<script>alert" not in page  # the text travels escaped in the hidden field
     assert status == 200 and 'id="field-summary"' in page
     form = [(k, v) for k, v in _cell_form(page) if (k, v) != ("field", "summary")]
     status, page, _ = await editor.post("/console/sharing/cell/save", form)
@@ -145,7 +147,7 @@ async def test_edit_preview_apply_audited(node_factory: NodeFactory, sign_in: Si
     assert "Draft, not applied yet." in page and "1 cell differs" in page
     draft = _hidden(page)
     assert "summary" not in draft["text"].split("audience: cn")[1].split("audience:")[0]
-    assert draft["text"].startswith("# Sharing policy")  # the file's comments are kept
+    assert draft["text"].startswith(markup + "# Sharing policy")  # comments are kept
     assert rt.policy.active().version == before.version  # nothing applied yet
 
     status, page, _ = await editor.post(
