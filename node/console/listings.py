@@ -32,6 +32,10 @@ from protocol.listing import CATEGORIES
 from protocol.timeutil import ms_to_date
 
 PAGE_SIZE = 50
+STALE = N_(
+    "Someone changed this listing after you opened the form, so your changes were not "
+    "saved. Open the listing again to see its current values."
+)
 STATUSES = ("live", "withdrawn", "all")
 MAX_QUERY = 200
 
@@ -166,9 +170,9 @@ def _form_page(
     errors: dict[str, Message],
     listing: dict[str, Any] | None,
     status: int = 200,
+    seen_version: str = "",
 ) -> web.Response:
     rows = listing_form.rows(category, values, errors, LANGUAGES)
-    first = {r["field"].name: r["field"].html_id for r in rows}
     summary = [
         {"field": r["field"], "label_params": r["label_params"], "error": r["error"]}
         for r in rows
@@ -181,7 +185,7 @@ def _form_page(
         "summary": summary,
         "general": errors.get(""),
         "listing": listing,
-        "first_ids": first,
+        "seen_version": seen_version or (str(listing["version"]) if listing else ""),
     }
     return render(request, "console/listing_form.html", context, status=status)
 
@@ -227,8 +231,16 @@ def _create(rt: NodeRuntime, record: dict[str, Any], actor: str) -> dict[str, An
     return wire
 
 
-def _update(rt: NodeRuntime, listing_id: str, record: dict[str, Any], actor: str) -> Any:
+class Stale(Exception):
+    """The listing changed since the form was opened."""
+
+
+def _update(
+    rt: NodeRuntime, listing_id: str, record: dict[str, Any], actor: str, seen_version: int
+) -> Any:
     before = rt.listings.get(listing_id).record["version"]
+    if before != seen_version:
+        raise Stale()
     wire = rt.listings.update(listing_id, record)
     if wire["version"] != before:
         with Session(rt.engine) as session, session.begin():
@@ -313,14 +325,20 @@ async def update_listing(request: web.Request) -> web.Response:
     record, errors = listing_form.form_to_record(category, values, stored.record)
     for name, message in listing_form.check(category, record).items():
         errors.setdefault(name, message)
+    seen = str(form.get("seen_version", ""))
     if not errors:
         try:
-            await rt.run(_update, rt, stored.id, record, _actor(request))
+            version = int(seen) if seen.isdigit() and len(seen) < 12 else 0
+            await rt.run(_update, rt, stored.id, record, _actor(request), version)
+        except Stale:
+            errors = {"": Message(STALE)}
         except (InvalidListing, Conflict) as exc:
             errors = _service_error(exc)
         else:
             return see_other(f"/console/listings/{stored.id}?done=saved")
-    return _form_page(request, category, values, errors, stored.record, status=422)
+    return _form_page(
+        request, category, values, errors, stored.record, status=422, seen_version=seen[:12]
+    )
 
 
 # -- withdraw ------------------------------------------------------------------------------

@@ -187,6 +187,15 @@ async def test_edit_keeps_what_the_form_does_not_show_and_withdraw_asks_first(
     assert after["title"]["ms"] == "Tajuk dalam bahasa Melayu"  # not in the form, kept
     assert after["id"] == lid and after["created"] != 0
 
+    # Someone else saves in between: this form's values are refused, not saved over theirs.
+    status, html, _ = await editor.get(f"/console/listings/{lid}/edit")
+    values = _form_values(html)
+    values["summary"] = ["Mine."]
+    node.runtime.listings.update(lid, {**after, "summary": "Theirs."})
+    status, html, _ = await editor.post(f"/console/listings/{lid}/edit", _post(values))
+    assert status == 422 and "Someone changed this listing" in unescape(html)
+    assert node.runtime.listings.get(lid).record["summary"] == "Theirs."
+
     status, html, _ = await editor.get(f"/console/listings/{lid}/withdraw")
     assert status == 200 and "Yes, withdraw it" in html
     assert not node.runtime.listings.get(lid).withdrawn  # asking changed nothing
