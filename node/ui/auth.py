@@ -23,6 +23,7 @@ from node.web.appkeys import RUNTIME
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+_ROLE_ATTR = "cattc_required_role"
 
 
 async def current_user(request: web.Request) -> StaffUser | None:
@@ -66,9 +67,16 @@ def require_role(role: str) -> Callable[[Handler], Handler]:
                 return forbidden(request, "Your role does not allow this.")
             return await handler(request)
 
+        setattr(guarded, _ROLE_ATTR, role)
         return guarded
 
     return wrap
+
+
+def required_role(handler: object) -> str | None:
+    """The role ``require_role`` asks of ``handler`` (None: not a guarded handler)."""
+    role = getattr(handler, _ROLE_ATTR, None)
+    return role if isinstance(role, str) else None
 
 
 async def form_of(request: web.Request) -> MultiDictProxy[Any]:

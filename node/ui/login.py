@@ -9,6 +9,7 @@ always opens a new session with a new token, ending the one the browser brought,
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
@@ -34,6 +35,7 @@ from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME
 from protocol.timeutil import ms_to_iso
 
+logger = logging.getLogger(__name__)
 LOGIN_COOKIE = "cattc_login"
 LOGIN_PATH = "/console/login"
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -41,8 +43,10 @@ _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 
 def safe_next(target: str | None, default: str = "/console") -> str:
     """A local path to go to after a form: never another site (``//host``, ``\\``, a
-    scheme)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    scheme, or one of those hidden by a tab or newline, which browsers drop)."""
+    if not target or not target.startswith("/") or "\\" in target:
+        return default
+    if any(c <= " " or c == "\x7f" for c in target) or target.startswith("//"):
         return default
     return target
 
@@ -94,6 +98,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         throttle.begin_attempt, rt.engine, name, request.remote, now_ms=rt.clock()
     )
     if not attempt.allowed:
+        logger.warning(
+            "console sign-in paused for %r from %s (too many failures)", name, request.remote
+        )
         retry = attempt.retry_at_ms
         response = render(
             request,
@@ -105,6 +112,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return response
     user = await rt.run(authenticate, rt.engine, name, password)
     if user is None:
+        logger.info("console sign-in failed for %r from %s", name, request.remote)
         return _login_form(
             request, {**context, "error": "Wrong user name or password."}, status=401
         )

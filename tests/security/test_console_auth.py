@@ -4,6 +4,7 @@ idle and absolute expiry on the node's clock, disabled users, cookie attributes.
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from sqlalchemy import func, select
@@ -11,7 +12,9 @@ from sqlalchemy.orm import Session
 
 from node.storage.models import AuditRow, LoginAttemptRow, WebSessionRow
 from node.ui import throttle
-from node.ui.accounts import create_user, find_user
+from node.ui.accounts import ROLES, create_user, find_user
+from node.ui.auth import required_role
+from node.ui.login import safe_next
 from node.ui.sessions import COOKIE, IDLE_MS, LIFETIME_MS
 from tests.federation.network import NodeFactory
 from tests.nodes import RunningNode
@@ -151,27 +154,36 @@ async def test_roles(node_factory: NodeFactory) -> None:
     assert ada is not None and not ada.disabled
 
 
-async def test_a_viewer_can_post_nothing(node_factory: NodeFactory) -> None:
-    """Every console route that changes something refuses a viewer, whoever wrote it."""
+async def test_every_console_route_is_guarded_by_role(node_factory: NodeFactory) -> None:
+    """Every console page goes through ``require_role``, and every console write asking
+    more than a user's role refuses them, whoever wrote the route. A write that guards
+    itself (a streamed upload) is taken to ask for at least an editor."""
     node = await node_factory("th")
     staff(node, "vera", "viewer")
-    posts = sorted(
-        {
-            re.sub(r"\{[^}]*\}", "1", r.resource.canonical)
-            for r in node.app.router.routes()
-            if r.method == "POST"
-            and r.resource is not None
-            and r.resource.canonical.startswith("/console/")
-            and r.resource.canonical not in ("/console/login", "/console/logout")
-        }
-    )
-    assert "/console/users" in posts
-    async with Console(node) as client:
-        await client.login("vera")
-        token = await client.csrf()
-        for path in posts:
-            answer = await client.post(path, {"csrf_token": token})
-            assert answer.status == 403, (path, answer.status, answer.text[:300])
+    staff(node, "eddie", "editor")
+    posts: dict[str, str] = {}
+    unguarded = []
+    for route in node.app.router.routes():
+        info = route.resource.canonical if route.resource is not None else ""
+        if not info.startswith("/console") or info in ("/console/login", "/console/logout"):
+            continue
+        role = required_role(route.handler)
+        if route.method == "POST":
+            posts[re.sub(r"\{[^}]*\}", "1", info)] = role or "editor"
+        elif role is None and route.method != "HEAD":
+            unguarded.append(f"{route.method} {info}")
+    assert not unguarded, f"not behind require_role: {unguarded}"
+    assert {r for p, r in posts.items() if p.startswith("/console/users")} == {"admin"}
+    for name, rank in (("vera", 0), ("eddie", 1)):
+        async with Console(node) as client:
+            await client.login(name)
+            token = await client.csrf()
+            for path, role in sorted(posts.items()):
+                if ROLES.index(role) <= rank:
+                    continue
+                answer = await client.post(path, {"csrf_token": token})
+                assert answer.status == 403, (name, path, answer.status, answer.text[:300])
+                assert "Your role does not allow this" in answer.text
 
 
 async def test_throttling_by_name(node_factory: NodeFactory) -> None:
@@ -306,3 +318,48 @@ async def test_cookie_attributes(node_factory: NodeFactory) -> None:
         assert answer.status == 303
         cookie = next(c for c in answer.cookies if c.startswith(COOKIE + "="))
         assert "secure" in {a.strip().lower() for a in cookie.split(";")[1:]}
+
+
+async def test_parallel_guesses_gain_nothing(node_factory: NodeFactory) -> None:
+    node = await node_factory("th")
+    staff(node, "somchai", "editor")
+    clients = [Console(node) for _ in range(12)]
+    try:
+        tokens = []
+        for client in clients:
+            page = await client.get("/console/login")
+            found = re.search(r'name="login_token" value="([^"]+)"', page.text)
+            assert found
+            tokens.append(found.group(1))
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/console/login",
+                    {"name": "somchai", "password": f"guess {i}", "login_token": token},
+                )
+                for i, (client, token) in enumerate(zip(clients, tokens, strict=True))
+            )
+        )
+    finally:
+        for client in clients:
+            await client.close()
+    statuses = sorted(a.status for a in answers)
+    assert statuses.count(401) <= throttle.NAME_LIMIT and set(statuses) <= {401, 429}, statuses
+    assert statuses.count(429) >= len(clients) - throttle.NAME_LIMIT
+
+
+def test_where_a_login_may_lead() -> None:
+    for target in ("/console", "/console/audit?actor=ada&page=2", "/market/listing/th/x"):
+        assert safe_next(target) == target
+    for bad in (
+        None,
+        "",
+        "https://evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        " //evil.example",
+        "javascript:alert(1)",
+    ):
+        assert safe_next(bad) == "/console", bad
