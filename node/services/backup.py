@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 from node.config import load_config
 from node.services import backup_tables as tables
 from node.services.errors import ServiceError
+from node.services.peer_lock import LOCK_DIR
 from node.storage.db import make_engine, redact
 
 FORMAT = "cattc-backup"
@@ -43,6 +44,8 @@ MANIFEST = "manifest.json"
 SQLITE_MEMBER = "db/node.db"
 MANIFEST_MAX_BYTES = 16 * 1024 * 1024
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+SERVE_LOCK = "serve.lock"  # node.web.server.LOCK_FILE (services do not import web)
+LOCKS = (SERVE_LOCK, LOCK_DIR)
 Progress = Callable[[str], None]
 
 
@@ -97,7 +100,8 @@ def create_backup(data_dir: Path, out: Path, *, progress: Progress = _quiet) -> 
     staging = Path(tempfile.mkdtemp(prefix=".cattc-backup-", dir=out.parent))
     try:
         members: list[tuple[str, Path]] = []
-        skip = {out.resolve(), staging.resolve()}
+        # Lock files belong to the processes that hold them now, not to a restored node.
+        skip = {out.resolve(), staging.resolve(), *(data_dir.resolve() / n for n in LOCKS)}
         if db_path is not None:
             skip |= {db_path, *(Path(f"{db_path}{s}") for s in SQLITE_SIDE_FILES)}
         for path in sorted(data_dir.resolve().rglob("*")):

@@ -220,11 +220,11 @@ def _write_sqlite(target: Path, fh: Any, progress: Progress) -> None:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             out.write(chunk)
             written += len(chunk)
-            if written % (256 << 20) < (1 << 20):
+            if written % (256 << 20) == 0:
                 progress(f"database: {written >> 20} MiB written")
         out.flush()
         os.fsync(out.fileno())
     for side in SQLITE_SIDE_FILES:
         Path(f"{target}{side}").unlink(missing_ok=True)
     os.replace(partial, target)
-    progress(f"database: {target} ({written >> 20} MiB)")
+    progress(f"database: {target} ({written / (1 << 20):.1f} MiB)")

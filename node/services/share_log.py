@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, case, func, insert, select, text
+from sqlalchemy import Engine, Table, case, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from node.storage.models import ListingRow, ShareLogRow
@@ -139,8 +139,10 @@ def record_page(
             rows.append(
                 {"reader": reader, "listing_id": lid, "version": version, "kind": kind, "at": now}
             )
-        if rows:
-            session.execute(insert(ShareLogRow), rows)
+        if rows:  # Core executemany: no ORM bulk bookkeeping, no ids fetched back
+            table = ShareLogRow.__table__
+            assert isinstance(table, Table)
+            session.connection().execute(insert(table), rows)
         return len(rows)
 
 

@@ -16,7 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node.config import load_config
+from node.services.backup import SERVE_LOCK
 from node.storage.models import PolicyVersionRow, ShareLogRow
+from node.web.server import LOCK_FILE
 from tests.conftest import DatabaseUrlFactory
 from tests.federation.network import NodeFactory, allowed_for, held_by
 from tests.hub.helpers import cattc, cattc_json, start_hub_network
@@ -49,6 +51,10 @@ def share_rows(node: RunningNode) -> list[tuple[str, str, int, str, int]]:
         return [(r.reader, r.listing_id, r.version, r.kind, r.at) for r in session.scalars(stmt)]
 
 
+def test_lock_file_name() -> None:
+    assert SERVE_LOCK == LOCK_FILE
+
+
 def restore_args(db_engine_name: str, database_url: DatabaseUrlFactory, name: str) -> list[str]:
     """A new, empty database for the restore: SQLite in the data directory by default,
     a new PostgreSQL schema otherwise."""
@@ -68,6 +74,9 @@ async def test_round_trip(
     await th.sync.sync_peer("cn", force=True)  # th holds the hub's summaries
     assert held_by(th, "cn"), "th received some of the hub's summaries"
 
+    (th.data_dir / LOCK_FILE).write_text("")  # as 'cattc serve' holds it
+    (th.data_dir / "locks").mkdir(exist_ok=True)
+    (th.data_dir / "locks" / "cn.lock").write_text("")
     archive = tmp_path / "th.tar.gz"
     backup = await cattc("backup", th.data_dir, "--out", archive)  # th keeps running
     assert backup.exit_code == 0, backup.stderr
@@ -77,6 +86,7 @@ async def test_round_trip(
         names = tar.getnames()
     assert names[0] == "manifest.json"
     assert "data/signing_keys.json" in names and "data/node.toml" in names
+    assert not any(n.startswith(("data/locks/", "data/serve.lock")) for n in names)
     if db_engine_name == "sqlite":
         assert "db/node.db" in names
     else:
