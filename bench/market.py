@@ -1,7 +1,9 @@
-"""The public marketplace's pages at the hub over 200,000 summaries (issue: interfaces for
-people): p50 and p99 of the search page ``GET /`` with a query and of a listing's page
-``GET /market/listing/{owner}/{id}``, rendered server-side, against a ``cattc serve`` hub
-on SQLite holding the search rows of ``bench.search``.
+"""The public marketplace's pages at the hub over 200,000 summaries: p50 and p99.
+
+The search page ``GET /`` with a query, and a listing's page
+``GET /market/listing/{owner}/{id}``, rendered server-side (issue: interfaces for
+people), against a ``cattc serve`` hub on SQLite holding the search rows of
+``bench.search``.
 
 One client first (the time one page takes), then 20 concurrent clients on the search
 page. The first view of a query computes its facets (five facet groups over every hit);

@@ -43,7 +43,14 @@ from node.storage.models import (
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
-__all__ = ["SearchIndex", "SearchQuery", "more_facets", "public_listing", "search"]
+__all__ = [
+    "SearchIndex",
+    "SearchQuery",
+    "more_facets",
+    "public_listing",
+    "rows_generation",
+    "search",
+]
 
 log = logging.getLogger(__name__)
 HELD_KEY = "search.held"  # members' summaries held before the index existed are in it
@@ -341,22 +348,18 @@ def _more_facets(session: Session, source: str, where: str, params: dict[str, An
     return 0, {"trl": dict(sorted(trl.items())), "ipc": dict(sorted(ipc.items()))}
 
 
-def more_facets(rt: NodeRuntime, index: SearchIndex, q: SearchQuery) -> dict[str, dict[str, int]]:
-    """Counts of ``q``'s hits by TRL and by IPC class (four characters), for the public
-    marketplace; cached like ``search``'s facets (blocking: run via ``rt.run``)."""
-    now = rt.clock()
-    source, where, params = _where(q, rt.engine.dialect.name, now)
-    key = ("more", q.q, q.category, q.country, q.ipc, q.trl_min, q.sector)
+def rows_generation(rt: NodeRuntime) -> tuple[Any, Any]:
+    """What changes whenever a search row is added or removed (blocking)."""
     with Session(rt.engine) as session:
-        generation = (
+        return (
             session.scalar(select(func.max(SearchDocRow.id))),
             session.scalar(select(func.max(SearchRemovalRow.id))),
         )
-        facets = index.cached_facets(key, generation, now)
-        if facets is None:
-            facets = _more_facets(session, source, where, params)
-            valid_until = session.scalar(
-                select(func.min(SearchDocRow.expires)).where(SearchDocRow.expires > now)
-            )
-            index.keep_facets(key, generation, valid_until, facets)
-    return facets[1]
+
+
+def more_facets(rt: NodeRuntime, q: SearchQuery) -> dict[str, dict[str, int]]:
+    """Counts of ``q``'s hits by TRL and by IPC class (four characters), for the public
+    marketplace, which caches them (blocking: run via ``rt.run``)."""
+    source, where, params = _where(q, rt.engine.dialect.name, rt.clock())
+    with Session(rt.engine) as session:
+        return _more_facets(session, source, where, params)[1]

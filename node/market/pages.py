@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -18,7 +18,8 @@ from multidict import MultiMapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.hub.search import SearchIndex, SearchQuery, more_facets, search
+from node.hub.search import SearchIndex, SearchQuery, search
+from node.market.facets import FacetCache
 from node.market.labels import ALL, CATEGORIES, SECTORS, label
 from node.storage.models import MemberRow, SearchDocRow, SearchShownRow
 from node.ui.i18n import N_
@@ -170,11 +171,13 @@ def _pages(f: Filters, total: int) -> dict[str, Any]:
     }
 
 
-def search_page(rt: NodeRuntime, index: SearchIndex, f: Filters) -> dict[str, Any]:
+def search_page(
+    rt: NodeRuntime, index: SearchIndex, cache: FacetCache, f: Filters
+) -> dict[str, Any]:
     """The search page's context (blocking: run via ``rt.run``)."""
     q = f.query()
     found = search(rt, index, q)
-    more = more_facets(rt, index, replace(q, offset=0))
+    more = cache.facets(rt, q)
     items = []
     for item in found["items"]:
         listing = item["listing"]

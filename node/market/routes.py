@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from node.market import guard, interest
+from node.market.facets import FacetCache
 from node.market.guard import Guard
 from node.market.pages import listing_page, listing_url, parse_filters, search_page
 from node.ui.i18n import N_
@@ -20,6 +21,7 @@ from node.web.appkeys import RUNTIME, SEARCH_INDEX
 
 logger = logging.getLogger(__name__)
 GUARD = web.AppKey("market_guard", Guard)
+FACETS = web.AppKey("market_facets", FacetCache)
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 HONEYPOT = "website"
 FORM_MAX_BYTES = 64 * 1024
@@ -28,7 +30,8 @@ FORM_MAX_BYTES = 64 * 1024
 async def home(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     filters = parse_filters(request.query)
-    context = await rt.run(search_page, rt, request.app[SEARCH_INDEX], filters)
+    index, cache = request.app[SEARCH_INDEX], request.app[FACETS]
+    context = await rt.run(search_page, rt, index, cache, filters)
     return render(request, "market/home.html", context)
 
 
@@ -171,6 +174,7 @@ async def _relay_left_over(app: web.Application) -> AsyncIterator[None]:
 
 def setup(app: web.Application) -> None:
     app[GUARD] = Guard()
+    app[FACETS] = FacetCache()
     app.cleanup_ctx.append(_relay_left_over)
     r = app.router
     r.add_get("/", home)
