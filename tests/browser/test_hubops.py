@@ -11,6 +11,7 @@ from playwright.async_api import Page
 from node.services.member_identity import key_fingerprint
 from tests.browser.helpers import add_staff, describe, serious_axe_findings, shot, sign_in
 from tests.federation.network import NodeFactory, hub_key, load_records
+from tests.hub.hubops_pages import interest
 from tests.node.sample import sample_records
 
 
@@ -80,6 +81,17 @@ async def test_operator_adds_a_member_and_watches_sync(
     await page.wait_for_url("**/console/hub/interest")
     assert "No visitor has expressed interest yet." in await page.inner_text("main")
     await check(page, tmp_path, "hub-interest-empty")
+
+    # A visitor's message, as the marketplace keeps it; the operator drops it as spam
+    # (the page's script asks first).
+    interest(hub, "cn-eoi-v1", "queued", hub.runtime.clock(), message="<b>Cheap pills</b>")
+    await page.reload()
+    assert "<b>Cheap pills</b>" in await page.locator("#interest-cn-eoi-v1").inner_text()
+    await check(page, tmp_path, "hub-interest-queue")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.locator("#interest-cn-eoi-v1").get_by_role("button").click()
+    await page.wait_for_url("**/console/hub/interest?done=dropped")
+    assert "dropped" in await page.locator("#interest-cn-eoi-v1").inner_text()
 
     # Suspending asks first, then the table says so.
     await page.get_by_role("link", name="Directory").click()

@@ -1,5 +1,6 @@
 """A staff member's browser, without the browser: a session cookie and its CSRF token
-for a user made on a node, and plain GETs and form POSTs to the console's pages."""
+for a user made on a node, and plain GETs and form POSTs to the console's pages; and
+the rows the pages read that other parts write (the audit log, visitors' interest)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import aiohttp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.storage.models import AuditRow
+from node.storage.models import AuditRow, VisitorInterestRow
 from node.ui.accounts import create_user
 from node.ui.sessions import COOKIE, open_session
 from tests.nodes import RunningNode
@@ -72,3 +73,21 @@ def audit_entries(node: RunningNode, action: str) -> list[AuditRow]:
         ).all()
         session.expunge_all()
         return list(rows)
+
+
+def interest(node: RunningNode, interest_id: str, state: str, received: int, **kw: str) -> None:
+    with Session(node.runtime.engine) as session, session.begin():
+        session.add(
+            VisitorInterestRow(
+                id=interest_id,
+                owner=kw.get("owner", "th"),
+                listing_id=kw.get("listing_id", "th-offer-1"),
+                name=kw.get("name", "Nguyen Van An"),
+                email=kw.get("email", "an@example.vn"),
+                organization=kw.get("organization", ""),
+                message=kw.get("message", "We would like to license this."),
+                address_sha256="0" * 64,
+                state=state,
+                received=received,
+            )
+        )

@@ -8,28 +8,10 @@ from sqlalchemy.orm import Session
 
 from node.storage.models import VisitorInterestRow
 from tests.federation.network import NodeFactory
-from tests.hub.hubops_pages import audit_entries, staff
+from tests.hub.hubops_pages import audit_entries, interest, staff
 from tests.nodes import RunningNode
 
 PAGE = "/console/hub/interest"
-
-
-def interest(node: RunningNode, interest_id: str, state: str, received: int, **kw: str) -> None:
-    with Session(node.runtime.engine) as session, session.begin():
-        session.add(
-            VisitorInterestRow(
-                id=interest_id,
-                owner=kw.get("owner", "th"),
-                listing_id=kw.get("listing_id", "th-offer-1"),
-                name=kw.get("name", "Nguyen Van An"),
-                email=kw.get("email", "an@example.vn"),
-                organization=kw.get("organization", ""),
-                message=kw.get("message", "We would like to license this."),
-                address_sha256="0" * 64,
-                state=state,
-                received=received,
-            )
-        )
 
 
 def state_of(node: RunningNode, interest_id: str) -> str:
