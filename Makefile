@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install the project with its test tools
 
-browser:  ## install Debian's chromium for the dashboard test, when missing
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the dashboard test"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+browser:  ## install Debian's chromium and Chinese and Thai fonts for the browser tests, when missing
+	@command -v chromium >/dev/null 2>&1 && fc-list :lang=zh | grep -q . && fc-list :lang=th | grep -q . || { \
+	  echo "installing Debian's chromium and fonts for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium fonts-wqy-microhei fonts-thai-tlwg >/dev/null; }
 
 demo: $(STAMP)  ## run a hub and the national nodes on loopback with the sample data
 	$(BIN)/python -m node.demo
