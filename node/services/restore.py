@@ -12,6 +12,7 @@ would.
 from __future__ import annotations
 
 import os
+import shutil
 import tarfile
 import tomllib
 from pathlib import Path
@@ -76,12 +77,26 @@ def restore_backup(
     try:
         sqlite_target = _check_database(engine, manifest["engine"], url, data_dir, force)
         progress(f"{archive}: {len(manifest['members'])} members match the manifest")
+        made_dir = not data_dir.exists()
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         config["database_url"] = url
-        files = _write(
-            archive, data_dir, engine, revision, manifest, config, sqlite_target, force, progress
-        )
-        migrate(engine)
+        try:
+            files = _write(
+                archive,
+                data_dir,
+                engine,
+                revision,
+                manifest,
+                config,
+                sqlite_target,
+                force,
+                progress,
+            )
+            migrate(engine)
+        except BaseException:
+            if made_dir:  # a failed restore leaves no half-made node behind
+                shutil.rmtree(data_dir, ignore_errors=True)
+            raise
     finally:
         engine.dispose()
     return Report(

@@ -220,3 +220,15 @@ async def test_engine_mismatch_refused(
     result = await cattc("restore", archive, "--data-dir", tmp_path / "r", "--database-url", other)
     assert result.exit_code == 1 and f"restore it into {db_engine_name}" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+async def test_bad_input_refused(node_factory: NodeFactory, tmp_path: Path) -> None:
+    th = await node_factory("th")
+    not_a_node = await cattc("backup", tmp_path, "--out", tmp_path / "x.tar.gz")
+    assert not_a_node.exit_code == 1
+    assert "is not a node data directory (no node.toml)" in not_a_node.stderr
+    nowhere = await cattc("backup", th.data_dir, "--out", tmp_path / "no" / "x.tar.gz")
+    assert nowhere.exit_code == 1 and "is not a directory; create it first" in nowhere.stderr
+    missing = await cattc("restore", tmp_path / "none.tar.gz", "--data-dir", tmp_path / "r")
+    assert missing.exit_code == 1 and "none.tar.gz is not a file" in missing.stderr
+    assert not (tmp_path / "r").exists()
