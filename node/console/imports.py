@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import BodyPartReader, ClientError, web
 
 from node.console.import_jobs import ImportJob, ImportJobs, Preview, build_preview, run_import
+from node.console.listings import Missing, or_missing
 from node.runtime import NodeRuntime
 from node.services.importer import FileEncodingError, RecordError, check_suffix, scan_file
 from node.ui.auth import current_user, forbidden, require_role
@@ -211,11 +212,12 @@ def _job(request: web.Request) -> ImportJob:
     user = request[STAFF_USER]
     job = request.app[IMPORT_JOBS].get(request.match_info["job_id"])
     if job is None or user is None or job.owner != user.name:
-        raise web.HTTPNotFound()
+        raise Missing("import")
     return job
 
 
 @require_role("editor")
+@or_missing
 async def job_page(request: web.Request) -> web.Response:
     job = _job(request)
     template = (
@@ -231,6 +233,7 @@ def _labels() -> dict[str, Any]:
 
 
 @require_role("editor")
+@or_missing
 async def start_job(request: web.Request) -> web.Response:
     job = _job(request)
     rt = request.app[RUNTIME]
@@ -245,6 +248,7 @@ async def _run(rt: NodeRuntime, job: ImportJob) -> None:
 
 
 @require_role("editor")
+@or_missing
 async def job_status(request: web.Request) -> web.Response:
     job = _job(request)
     response = web.json_response(job.status())

@@ -7,6 +7,7 @@ staff user's name, right after the change (the service commits its own transacti
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from node.services.errors import Conflict, InvalidListing, NotFound
 from node.services.listings import LIKE_ESCAPE, StoredListing, like_escape
 from node.storage.models import ListingRow
 from node.ui.audit import record as audit
-from node.ui.auth import require_role
+from node.ui.auth import Handler, require_role
 from node.ui.i18n import LANGUAGES, N_
 from node.ui.keys import FORM, STAFF_USER
 from node.ui.templating import render, see_other
@@ -136,15 +137,37 @@ async def listings_page(request: web.Request) -> web.Response:
     return render(request, "console/listings.html", context)
 
 
+class Missing(Exception):
+    """No such listing (or import job) here: answered with a page saying so (404)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def or_missing(handler: Handler) -> Handler:
+    """Answer ``Missing`` with the console's "not found" page, not the API's JSON."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Missing as exc:
+            return render(request, "console/listing_missing.html", {"what": exc.what}, status=404)
+
+    return wrapped
+
+
 async def _stored(request: web.Request) -> StoredListing:
     rt = request.app[RUNTIME]
     try:
         return await rt.run(rt.listings.get, request.match_info["listing_id"])
     except NotFound:
-        raise web.HTTPNotFound() from None
+        raise Missing("listing") from None
 
 
 @require_role("viewer")
+@or_missing
 async def listing_page(request: web.Request) -> web.Response:
     stored = await _stored(request)
     rec = stored.record
@@ -306,6 +329,7 @@ async def create_listing(request: web.Request) -> web.Response:
 
 
 @require_role("editor")
+@or_missing
 async def edit_listing(request: web.Request) -> web.Response:
     stored = await _stored(request)
     if stored.withdrawn:
@@ -316,6 +340,7 @@ async def edit_listing(request: web.Request) -> web.Response:
 
 
 @require_role("editor")
+@or_missing
 async def update_listing(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     stored = await _stored(request)
@@ -343,6 +368,7 @@ async def update_listing(request: web.Request) -> web.Response:
 
 # -- withdraw ------------------------------------------------------------------------------
 @require_role("editor")
+@or_missing
 async def withdraw_page(request: web.Request) -> web.Response:
     stored = await _stored(request)
     return render(
@@ -353,6 +379,7 @@ async def withdraw_page(request: web.Request) -> web.Response:
 
 
 @require_role("editor")
+@or_missing
 async def withdraw_listing(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     stored = await _stored(request)

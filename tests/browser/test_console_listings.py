@@ -28,7 +28,7 @@ async def test_create_with_a_bad_field_fix_it_and_import_a_file(
     add_staff(node, "malee", "editor")
     await sign_in(page, node, "malee")
 
-    await page.get_by_role("link", name="Listings").click()
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Listings").click()
     await page.wait_for_url("**/console/listings")
     await _check(page, tmp_path, "listings-empty")
 

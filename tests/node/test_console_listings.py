@@ -295,6 +295,9 @@ async def test_viewer_sees_no_edit_buttons_and_is_refused(
     _, html, _ = await viewer.get("/console/listings")
     assert "/console/listings/new" not in html and "/console/listings/import" not in html
 
+    status, html, _ = await viewer.get("/console/listings/no-such-listing")
+    assert status == 404 and "There is no such listing on this node." in html
+
     for path in (f"/console/listings/{lid}/edit", "/console/listings/new?category=expert"):
         status, _, _ = await viewer.get(path)
         assert status == 403
@@ -400,8 +403,8 @@ async def test_import_names_bad_lines_in_the_preview_and_stores_the_good(
 
     # Another editor cannot see this job; starting it again does nothing.
     other = await staff(node, "daeng", "editor")
-    status, _, _ = await other.get(job)
-    assert status == 404
+    status, html, _ = await other.get(job)
+    assert status == 404 and "There is no such import" in html
 
 
 async def test_import_csv_and_body_limit(node_factory: NodeFactory, staff: Any) -> None:
