@@ -25,6 +25,8 @@ async def test_console_shows_what_the_hub_received(
     net = await start_hub_network(node_factory, ["th"])
     th = net.nodes["th"]
     add_staff(th, "malee", "viewer")
+    await page.goto(th.url + "/console/shared")
+    assert "/console/login" in page.url  # signed out: the login page first
     await sign_in(page, th, "malee")
 
     await page.goto(th.url + "/console/shared")
