@@ -13,6 +13,7 @@ from aiohttp import web
 
 from node.ui.audit import Filters, search
 from node.ui.auth import require_role
+from node.ui.i18n import N_
 from node.ui.templating import render
 from node.web.appkeys import RUNTIME
 from protocol.timeutil import ms_to_iso
@@ -48,13 +49,13 @@ async def audit_page(request: web.Request) -> web.Response:
         try:
             bounds[key] = _day(values[key])
         except ValueError:
-            errors[key] = "Enter a date as YYYY-MM-DD."
+            errors[key] = N_("Enter a date as YYYY-MM-DD.")
             values[key] = ""
             bounds[key] = None
     raw_page = q.get("page", "1")
     page = int(raw_page) if raw_page.isdigit() and 0 < len(raw_page) < 7 else 0
     if page < 1:
-        errors["page"] = "There is no such page."
+        errors["page"] = N_("There is no such page.")
         page = 1
     until = bounds["until"]
     filters = Filters(
@@ -68,7 +69,7 @@ async def audit_page(request: web.Request) -> web.Response:
     )
     pages = max(1, -(-result.total // PAGE_SIZE))
     if page > pages and "page" not in errors:
-        errors["page"] = "There is no such page."
+        errors["page"] = N_("There is no such page.")
     query = {k: v for k, v in values.items() if v}
     context: dict[str, Any] = {
         "entries": [{**asdict(e), "when": ms_to_iso(e.at - e.at % 1000)} for e in result.entries],

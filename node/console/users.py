@@ -23,6 +23,7 @@ from node.ui.accounts import (
     set_role,
 )
 from node.ui.auth import form_of, require_role
+from node.ui.i18n import N_
 from node.ui.keys import STAFF_USER
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME
@@ -31,29 +32,29 @@ from protocol.timeutil import ms_to_iso
 PATH = "/console/users"
 NAME_CHARS = "._-@"
 DONE = {
-    "added": "User {who} was added.",
-    "role": "The role of {who} was changed. They need to sign in again.",
-    "disabled": "User {who} was disabled and signed out.",
-    "enabled": "User {who} can sign in again.",
+    "added": N_("User {who} was added."),
+    "role": N_("The role of {who} was changed. They need to sign in again."),
+    "disabled": N_("User {who} was disabled and signed out."),
+    "enabled": N_("User {who} can sign in again."),
 }
 """Message ids of what the page reports after a change (translated in the template)."""
 
 
 def _name_problem(name: str) -> str | None:
     if not name:
-        return "Enter a user name."
+        return N_("Enter a user name.")
     if len(name) > 64 or not all(c.isalnum() or c in NAME_CHARS for c in name):
-        return "A user name is 1 to 64 letters, digits or . _ - @ (no spaces)."
+        return N_("A user name is 1 to 64 letters, digits or . _ - @ (no spaces).")
     return None
 
 
 def _password_problem(password: str, again: str) -> str | None:
     if len(password) < 10:
-        return "A password has at least 10 characters."
+        return N_("A password has at least 10 characters.")
     if len(password) > 1024:
-        return "A password has at most 1,024 characters."
+        return N_("A password has at most 1,024 characters.")
     if password != again:
-        return "The two passwords differ. Type the same password twice."
+        return N_("The two passwords differ. Type the same password twice.")
     return None
 
 
@@ -102,7 +103,7 @@ async def add_user(request: web.Request) -> web.Response:
     if problem := _name_problem(name):
         errors["name"] = problem
     if role not in ROLES:
-        errors["role"] = "Choose a role."
+        errors["role"] = N_("Choose a role.")
     if problem := _password_problem(password, str(form.get("password_again", ""))):
         errors["password"] = problem
     if not errors:
@@ -119,7 +120,7 @@ async def add_user(request: web.Request) -> web.Response:
         except AccountError:
             if await rt.run(find_user, rt.engine, name) is None:
                 raise
-            errors["name"] = "A user with this name exists already. Choose another name."
+            errors["name"] = N_("A user with this name exists already. Choose another name.")
     if errors:
         values = {"name": name[:64], "role": role if role in ROLES else "viewer"}
         return await _page(request, {"errors": errors, "values": values}, status=400)
@@ -132,9 +133,9 @@ async def _target(request: web.Request) -> StaffUser | web.Response:
     raw = request.match_info["user_id"]
     user = await rt.run(get_user, rt.engine, int(raw)) if raw.isdigit() and len(raw) < 12 else None
     if user is None:
-        return await _page(request, {"problem": "There is no such user."}, status=404)
+        return await _page(request, {"problem": N_("There is no such user.")}, status=404)
     if user.id == _me(request).id:
-        problem = "You cannot change your own account here. Ask another admin."
+        problem = N_("You cannot change your own account here. Ask another admin.")
         return await _page(request, {"problem": problem}, status=409)
     return user
 
@@ -147,7 +148,7 @@ async def _change(request: web.Request, fn: Any, *args: Any, done: str) -> web.R
     try:
         await rt.run(fn, rt.engine, target.name, *args, actor=_me(request).name, now_ms=rt.clock())
     except LastAdminError:
-        problem = "This would leave no enabled admin. Make another user admin first."
+        problem = N_("This would leave no enabled admin. Make another user admin first.")
         return await _page(request, {"problem": problem}, status=409)
     return _done(done, target.name)
 
@@ -156,7 +157,7 @@ async def _change(request: web.Request, fn: Any, *args: Any, done: str) -> web.R
 async def change_role(request: web.Request) -> web.Response:
     role = str((await form_of(request)).get("role", ""))
     if role not in ROLES:
-        return await _page(request, {"problem": "Choose a role."}, status=400)
+        return await _page(request, {"problem": N_("Choose a role.")}, status=400)
     return await _change(request, set_role, role, done="role")
 
 

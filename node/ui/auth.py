@@ -16,6 +16,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from node.ui.accounts import StaffUser, get_user
+from node.ui.i18n import N_
 from node.ui.keys import FORM, STAFF_SESSION, STAFF_USER
 from node.ui.sessions import COOKIE, csrf_matches, find_session
 from node.ui.templating import render
@@ -60,11 +61,13 @@ def require_role(role: str) -> Callable[[Handler], Handler]:
             if user is None:
                 if request.method in SAFE_METHODS:
                     raise login_redirect(request)
-                return forbidden(request, "Your session has ended. Please sign in again.")
+                return forbidden(request, N_("Your session has ended. Please sign in again."))
             if request.method not in SAFE_METHODS and not await csrf_ok(request):
-                return forbidden(request, "This form has expired. Reload the page and try again.")
+                return forbidden(
+                    request, N_("This form has expired. Reload the page and try again.")
+                )
             if not user.may(role):
-                return forbidden(request, "Your role does not allow this.")
+                return forbidden(request, N_("Your role does not allow this."))
             return await handler(request)
 
         setattr(guarded, _ROLE_ATTR, role)

@@ -19,7 +19,7 @@ from node.ui import throttle
 from node.ui.accounts import authenticate
 from node.ui.auth import csrf_ok, current_user
 from node.ui.i18n import COOKIE as LANG_COOKIE
-from node.ui.i18n import LANGUAGES
+from node.ui.i18n import LANGUAGES, N_
 from node.ui.keys import STAFF_SESSION
 from node.ui.sessions import (
     COOKIE,
@@ -88,11 +88,11 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     target = safe_next(str(form.get("next", "")))
     context: dict[str, Any] = {"next": target, "name": name}
     if not csrf_matches(request.cookies.get(LOGIN_COOKIE, ""), str(form.get("login_token", ""))):
-        error = "This form has expired. Please sign in again."
+        error = N_("This form has expired. Please sign in again.")
         return _login_form(request, {**context, "error": error}, status=403, fresh=True)
     if not name or not password:
         return _login_form(
-            request, {**context, "error": "Enter your user name and password."}, status=400
+            request, {**context, "error": N_("Enter your user name and password.")}, status=400
         )
     attempt = await rt.run(
         throttle.begin_attempt, rt.engine, name, request.remote, now_ms=rt.clock()
@@ -114,7 +114,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if user is None:
         logger.info("console sign-in failed for %r from %s", name, request.remote)
         return _login_form(
-            request, {**context, "error": "Wrong user name or password."}, status=401
+            request, {**context, "error": N_("Wrong user name or password.")}, status=401
         )
     await rt.run(throttle.succeeded, rt.engine, name)
     await rt.run(close_session_of_token, rt.engine, request.cookies.get(COOKIE, ""))
@@ -136,7 +136,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     session = request.get(STAFF_SESSION)
     if session is not None:
         if not await csrf_ok(request):
-            message = "This form has expired. Reload the page and try again."
+            message = N_("This form has expired. Reload the page and try again.")
             return render(request, "auth/forbidden.html", {"message": message}, status=403)
         rt = request.app[RUNTIME]
         await rt.run(close_session, rt.engine, session.token_sha256)
