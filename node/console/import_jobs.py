@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session
 
+from node.console.listing_query import table_row
 from node.runtime import NodeRuntime
 from node.services.bulk_import import ImportRun
 from node.services.errors import InvalidListing
@@ -78,8 +79,6 @@ class ImportJob:
 
 
 def _table_row(wire: dict[str, Any]) -> dict[str, Any]:
-    from node.console.listings import table_row
-
     return {**table_row(StoredListing(wire, False)), "link": False}
 
 
