@@ -165,3 +165,29 @@ async def test_a_file_over_the_limit_is_refused_before_it_is_sent(
     assert await page.get_by_label("File (.csv or .jsonl)").get_attribute("aria-invalid") == "true"
     await _check(page, tmp_path, "import-too-large")
     assert posts == [] and page.url.endswith("/console/listings/import")
+
+
+async def test_the_progress_page_updates_itself_until_the_report(
+    node_factory: NodeFactory, page: Page, tmp_path: Path
+) -> None:
+    node = await node_factory("th")
+    add_staff(node, "malee", "editor")
+    await sign_in(page, node, "malee")
+    base = sample_records("th")
+    records = [{**base[i % len(base)], "id": f"th-bulk-{i:05d}"} for i in range(2500)]
+    upload = tmp_path / "bulk.jsonl"
+    upload.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    polled: list[str] = []
+    page.on("request", lambda r: polled.append(r.url) if r.url.endswith("/status") else None)
+
+    await page.goto(node.url + "/console/listings/import")
+    await page.get_by_label("File (.csv or .jsonl)").set_input_files(str(upload))
+    await page.get_by_role("button", name="Upload and preview").click()
+    await page.get_by_role("button", name="Import 2500 good records").click()
+    # 2,500 records take seconds: the page opens while the import runs, and its script
+    # polls the status and reloads for the report, with no click.
+    await page.get_by_text("The import is finished.").wait_for(timeout=60_000)
+    assert polled, "the progress page did not poll the import's status"
+    assert await page.locator('[data-figure="good"]').inner_text() == "2500"
+    await _check(page, tmp_path, "import-big-report")
+    assert len(node.runtime.listings.query(limit=3000)[0]) == 2500
