@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from node.hub import eoi as service
@@ -110,6 +111,15 @@ async def send_to_hub(request: web.Request, path: str, obj: dict[str, Any]) -> d
 
 
 # -- reading ---------------------------------------------------------------------------
+def absorb(rt: NodeRuntime) -> None:
+    """``absorb_inbox``, safe when two pages run it at once: both may find the same new
+    forward and insert its row; the one that loses finds the row on a second pass."""
+    try:
+        service.absorb_inbox(rt)
+    except IntegrityError:
+        service.absorb_inbox(rt)
+
+
 @dataclass(frozen=True)
 class EoiView:
     id: str
@@ -185,7 +195,7 @@ def _view(rt: NodeRuntime, row: EoiRow, names: dict[str, str]) -> EoiView:
 
 def inbox(rt: NodeRuntime) -> tuple[list[EoiView], list[EoiView]]:
     """Interest received (for this node's listings) and sent, newest first."""
-    service.absorb_inbox(rt)
+    absorb(rt)
     names = _names(rt)
     with Session(rt.engine) as session:
         rows = session.scalars(
@@ -195,12 +205,15 @@ def inbox(rt: NodeRuntime) -> tuple[list[EoiView], list[EoiView]]:
             .order_by(EoiRow.updated.desc(), EoiRow.id)
         ).all()
         views = [_view(rt, r, names) for r in rows]
-    return [v for v in views if v.incoming], [v for v in views if not v.incoming]
+    # On the hub, interest it issued for marketplace visitors is the operator's queue
+    # (the hub console), not interest this center sent.
+    outgoing = [v for v in views if not v.incoming and v.visitor is None]
+    return [v for v in views if v.incoming], outgoing
 
 
 def one(rt: NodeRuntime, eoi_id: str) -> tuple[EoiView, dict[str, str]] | None:
     """One interest of this node, and the listing's contact fields it may disclose."""
-    service.absorb_inbox(rt)
+    absorb(rt)
     with Session(rt.engine) as session:
         row = session.get(EoiRow, eoi_id)
         if row is None or row.state == "dropped" or rt.node_id not in (row.owner, row.requester):
@@ -290,7 +303,7 @@ async def eoi_answer(request: web.Request) -> web.Response:
     if decision == "declined":
         share = ()
     try:
-        await rt.run(service.absorb_inbox, rt)
+        await rt.run(absorb, rt)
         reply = await rt.run(service.answer, rt, eoi_id, decision, share)
     except NotFound:
         return await _detail(request, status=404)

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.async_api import Page
+from playwright.async_api import Locator, Page
 
 from tests.browser.helpers import add_staff, describe, serious_axe_findings, shot, sign_in
 from tests.federation.network import NodeFactory
 from tests.node.test_console_inbox import matched_network, notice_for_th, pull_hub
 from tests.nodes import RunningNode
+
+
+def nav(page: Page) -> Locator:
+    return page.get_by_role("navigation", name="Main")
 
 
 async def check_page(page: Page, tmp_path: Path, name: str) -> None:
@@ -34,7 +38,7 @@ async def test_accept_an_expression_of_interest(
 
     # Vietnam: the matches, one match's explanation, and interest sent from it.
     await sign_in(page, vn, "minh")
-    await page.get_by_role("link", name="Matches").click()
+    await nav(page).get_by_role("link", name="Matches", exact=True).click()
     await page.wait_for_url("**/console/matches")
     await page.get_by_role("heading", name="Matches the hub found").wait_for()
     await check_page(page, tmp_path, "1-matches")
@@ -55,7 +59,7 @@ async def test_accept_an_expression_of_interest(
     # Thailand, after one sync round: the inbox, the interest, accepted with two fields.
     await pull_hub(th)
     await sign_in(page, th, "somchai")
-    await page.get_by_role("link", name="Interest", exact=True).click()
+    await nav(page).get_by_role("link", name="Interest", exact=True).click()
     await page.wait_for_url("**/console/eois")
     await check_page(page, tmp_path, "4-inbox")
     await page.get_by_role("link", name=f"Open {eoi_id}").click()

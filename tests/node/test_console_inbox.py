@@ -375,5 +375,38 @@ async def test_a_visitors_interest_shows_who_asks_and_is_answered(
         hub_row = eoi_row(hub, interest_id)
         assert hub_row is not None and hub_row.state == "introduced"  # the hub keeps it
         assert eoi_row(th, interest_id).state == "accepted"  # type: ignore[union-attr]
+        hub_staff = Staff(hub, "wei", "viewer")
+        try:  # the hub's console does not list a visitor's interest as sent by the hub
+            status, page = await hub_staff.get("/console/eois")
+            assert status == 200 and interest_id not in page
+        finally:
+            await hub_staff.close()
     finally:
         await editor.close()
+
+
+async def test_two_answers_at_once_one_is_taken(node_factory: NodeFactory) -> None:
+    net = await matched_network(node_factory)
+    th, vn = net.nodes["th"], net.nodes["vn"]
+    asker = Staff(vn, "minh", "editor")
+    first, second = Staff(th, "somchai", "editor"), Staff(th, "nok", "editor")
+    try:
+        notice_id, _ = notice_for_th(vn)
+        eoi_id = await express(asker, notice_id, "Two colleagues answer this at once.")
+        await pull_hub(th)
+        answers = await asyncio.gather(
+            first.post(f"/console/eois/{eoi_id}/answer", [("decision", "accepted")]),
+            second.post(f"/console/eois/{eoi_id}/answer", [("decision", "declined")]),
+        )
+        statuses = sorted(a[0] for a in answers)
+        assert statuses == [303, 409], [(a[0], a[1][-600:]) for a in answers]
+        won = "accepted" if answers[0][0] == 303 else "declined"
+        refused = answers[1] if won == "accepted" else answers[0]
+        assert "This was already answered; it cannot be answered again." in refused[1]
+        hub_row = eoi_row(net.hub, eoi_id)
+        assert hub_row is not None and hub_row.state == won
+        assert eoi_row(th, eoi_id).state == won  # type: ignore[union-attr]
+        assert len(audit(th, "eoi.accept") + audit(th, "eoi.decline")) == 1
+    finally:
+        for staff in (asker, first, second):
+            await staff.close()
