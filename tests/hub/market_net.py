@@ -4,6 +4,7 @@ form as a page gives it."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -15,7 +16,7 @@ from node.market.pages import listing_url
 from node.storage.models import OutboxRow, VisitorInterestRow
 from policies import default_policy_yaml
 from tests.federation.network import Network, NodeFactory, allowed_for, held_by
-from tests.hub.test_search import PUBLIC_RULES, public_expected, start_public_network, synced
+from tests.hub.test_search import PUBLIC_RULES, public_expected, start_public_network
 from tests.nodes import RunningNode
 
 _TOKEN = re.compile(r'name="form_token" value="([0-9a-f]{64})"')
@@ -26,8 +27,23 @@ async def market_network(node_factory: NodeFactory, **kwargs: Any) -> Network:
     one sync round."""
     net = await start_public_network(node_factory, **kwargs)
     net.hub.runtime.policy.apply(default_policy_yaml("cn") + PUBLIC_RULES, author="test")
-    await synced(net)
+    await pull_members(net)
     return net
+
+
+async def pull_members(net: Network, deadline_s: float = 60.0) -> None:
+    """One pull of each member by the hub. A pull is skipped while another holds the
+    member's lock (on PostgreSQL an advisory lock, which other tests' hubs of the same
+    name share), so each is tried again until it ran, within the deadline."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + deadline_s
+    for peer in sorted(net.nodes):
+        while True:
+            run = await net.hub.sync.sync_peer(peer, force=True)
+            if run is not None:
+                assert run.error is None, run.error
+                break
+            assert loop.time() < until, f"the hub could not pull {peer}"
 
 
 def shown_expected(net: Network) -> dict[tuple[str, str], dict[str, Any]]:

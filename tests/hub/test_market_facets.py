@@ -12,9 +12,8 @@ import aiohttp
 from node.market.facets import MIN_AGE_MS
 from tests.federation.clocks import HeldClock
 from tests.federation.network import NodeFactory, load_records
-from tests.hub.market_net import market_network, page
+from tests.hub.market_net import market_network, page, pull_members
 from tests.hub.test_market import total
-from tests.hub.test_search import synced
 from tests.node.sample import sample_records
 
 NEW_CLASS = "H05H"
@@ -48,7 +47,7 @@ async def test_counts_follow_a_change_within_a_minute(
     record["id"], record["ipc"] = "th-off-plasma", [f"{NEW_CLASS} 1/00"]
     record["title"] = {"en": "Zyxplasma torch for waste"}
     load_records(th, [record])
-    await synced(net)
+    await pull_members(net)
 
     _, markup = await page(http, hub.url + "/?q=zyxplasma")
     assert total(markup) == 1  # the results at once

@@ -35,9 +35,9 @@ from tests.hub.market_net import (
     page,
     post_interest,
     public_keys,
+    pull_members,
     visitor,
 )
-from tests.hub.test_search import synced
 from tests.node.sample import sample_records
 from tests.security.eoi_net import EOI, eoi_obj, post
 
@@ -176,7 +176,7 @@ async def test_listing_text_with_markup_is_shown_as_text(node_factory: NodeFacto
     record["title"] = {"en": evil, "zh": "<i>太阳能</i>"}
     record["summary"] = "<iframe src=//evil.example></iframe> a summary"
     load_records(th, [record])
-    await synced(net)
+    await pull_members(net)
     async with visitor() as http:
         for url in ("/?q=solar+dryer", listing_url("th", "th-off-evil"), "/?lang=zh&q=dryer"):
             status, body = await page(http, hub.url + url)
