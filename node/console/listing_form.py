@@ -125,6 +125,13 @@ def _value(f: FormField, raw: Any) -> tuple[Any, Message | None]:
     return text, None
 
 
+def _keep_order(chosen: list[str], before: Any) -> list[str]:
+    """Checked boxes in the order the listing had them (the boxes' order is the form's,
+    and an unchanged form must not change the listing), new ones after."""
+    kept = [v for v in before if v in chosen] if isinstance(before, list) else []
+    return kept + [v for v in chosen if v not in kept]
+
+
 def _prune(record: dict[str, Any]) -> None:
     for key in [k for k, v in record.items() if isinstance(v, dict)]:
         _prune(record[key])
@@ -145,6 +152,8 @@ def form_to_record(
         value, error = _value(f, values.get(f.name))
         if error is not None:
             errors[f.name] = error
+        if f.kind == "choices" and value:
+            value = _keep_order(value, _get(base or {}, f.name))
         _set(record, f.name, value)
     _prune(record)
     return record, errors
