@@ -12,11 +12,10 @@ from aiohttp import web
 
 from node.ui.accounts import (
     ROLES,
-    AccountError,
     LastAdminError,
+    NameTakenError,
     StaffUser,
     create_user,
-    find_user,
     get_user,
     list_users,
     set_disabled,
@@ -117,9 +116,7 @@ async def add_user(request: web.Request) -> web.Response:
                 now_ms=rt.clock(),
                 actor=_me(request).name,
             )
-        except AccountError:
-            if await rt.run(find_user, rt.engine, name) is None:
-                raise
+        except NameTakenError:
             errors["name"] = N_("A user with this name exists already. Choose another name.")
     if errors:
         values = {"name": name[:64], "role": role if role in ROLES else "viewer"}

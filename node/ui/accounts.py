@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from node.storage.models import StaffUserRow
@@ -28,6 +29,10 @@ _DUMMY_HASH = _HASHER.hash("cattc-no-such-user")
 
 class AccountError(ValueError):
     """A user name, role or password that cannot be used; the message says why."""
+
+
+class NameTakenError(AccountError):
+    """Another user has this name (letter case aside)."""
 
 
 class LastAdminError(AccountError):
@@ -68,16 +73,21 @@ def create_user(
     """A new enabled user; ``actor`` (who added them) goes to the audit log."""
     check_new(name, password, role)
     password_hash = _HASHER.hash(password)
-    with Session(engine) as session, session.begin():
-        if session.scalar(select(StaffUserRow).where(StaffUserRow.name == name)) is not None:
-            raise AccountError(f"a user named {name} exists already")
-        row = StaffUserRow(name=name, password_hash=password_hash, role=role, created=now_ms)
-        session.add(row)
-        session.flush()
-        user = _user(row)
-        audit.record(
-            session, at=now_ms, actor=actor, action="user.create", target=name, detail=role
-        )
+    taken = NameTakenError(f"a user named {name} exists already")
+    try:
+        with Session(engine) as session, session.begin():
+            same = func.lower(StaffUserRow.name) == name.lower()  # 'Ada' is not a new 'ada'
+            if session.scalar(select(StaffUserRow.id).where(same)) is not None:
+                raise taken
+            row = StaffUserRow(name=name, password_hash=password_hash, role=role, created=now_ms)
+            session.add(row)
+            session.flush()
+            user = _user(row)
+            audit.record(
+                session, at=now_ms, actor=actor, action="user.create", target=name, detail=role
+            )
+    except IntegrityError:  # added at the same moment by someone else
+        raise taken from None
     return user
 
 
@@ -164,13 +174,12 @@ def authenticate(engine: Engine, name: str, password: str) -> StaffUser | None:
     with Session(engine) as session:
         row = session.scalar(select(StaffUserRow).where(StaffUserRow.name == name[:64]))
         stored = row.password_hash if row is not None else _DUMMY_HASH
-        try:
-            _HASHER.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return None
-        if row is None or row.disabled:
-            return None
-        return _user(row)
+        user = _user(row) if row is not None else None
+    try:  # with the database connection handed back: the hash takes a while
+        _HASHER.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return user if user is not None and not user.disabled else None
 
 
 def find_user(engine: Engine, name: str) -> StaffUser | None:

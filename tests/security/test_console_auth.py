@@ -283,6 +283,7 @@ async def test_add_user_errors_in_place(node_factory: NodeFactory) -> None:
         cases = [
             ({"name": "bad name"}, "new-name-error", "letters, digits"),
             ({"name": "ada"}, "new-name-error", "exists already"),
+            ({"name": "ADA"}, "new-name-error", "exists already"),
             ({"role": "root"}, "new-role-error", "Choose a role"),
             ({"password": "short", "password_again": "short"}, "new-password-error", "at least 10"),
             ({"password_again": "another long one"}, "new-password-error", "differ"),
