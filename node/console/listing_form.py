@@ -154,6 +154,9 @@ def form_to_record(
             errors[f.name] = error
         if f.kind == "choices" and value:
             value = _keep_order(value, _get(base or {}, f.name))
+        before = _get(base or {}, f.name)
+        if f.kind == "date" and isinstance(before, int) and value == ms_to_date(before):
+            value = before  # the same day: keep the time of day the listing had
         _set(record, f.name, value)
     _prune(record)
     return record, errors
