@@ -59,8 +59,10 @@ def add(data_dir: Path, name: str, role: str, password_stdin: bool, as_json: boo
         accounts.check_new(name, "x" * 10, role)
     except AccountError as exc:
         fail(f"{exc}; choose another name")
-    password = _password(password_stdin)
     with runtime(data_dir) as rt:
+        if accounts.find_user(rt.engine, name) is not None:
+            fail(f"a user named {name} exists already; choose another name")
+        password = _password(password_stdin)
         try:
             user = accounts.create_user(
                 rt.engine, name, password, role, now_ms=rt.clock(), actor=cli_actor()
@@ -126,8 +128,10 @@ def set_role(data_dir: Path, name: str, role: str, as_json: bool) -> None:
 @click.pass_obj
 def set_password(data_dir: Path, name: str, password_stdin: bool, as_json: bool) -> None:
     """Give NAME a new password (asked twice, or read with --password-stdin)."""
-    password = _password(password_stdin)
     with runtime(data_dir) as rt:
+        if accounts.find_user(rt.engine, name) is None:
+            fail(f"there is no user named {name}")
+        password = _password(password_stdin)
         try:
             accounts.set_password(rt.engine, name, password, actor=cli_actor(), now_ms=rt.clock())
             user = accounts.find_user(rt.engine, name)

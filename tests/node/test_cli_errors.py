@@ -49,6 +49,8 @@ VALUES = {
     "eoi_id": "eoi-1",
     "message": "interested",
     "audience": "th",
+    "name": "ada",
+    "role": "viewer",
 }
 FILE_PARAMS = {"file", "listings", "pairs"}
 # Commands that read nothing from the database: a broken database URL does not stop them.
