@@ -12,7 +12,8 @@ in order; a reader thread hands each answer to its future. While a re-match runs
 worker answers queries (``top``, ``matches_for``, ``status``) between its batches. Closing
 terminates the process at once: whatever it had not committed is simply not done, and
 the next start finds it still to do. The worker ignores SIGINT (the server decides when
-it stops) and exits by itself when its parent is gone.
+it stops), runs at a lower CPU priority than the server (``WORKER_NICE``: on a small
+machine the loop's process comes first) and exits by itself when its parent is gone.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 QUERIES = frozenset({"top", "matches_for", "status"})
 METHODS = QUERIES | {"after_sync", "refresh"}
 STOP_WAIT_S = 2.0  # after SIGTERM, before SIGKILL
+WORKER_NICE = 10
 
 
 class MatchingUnavailable(Exception):
@@ -142,6 +144,7 @@ def worker_main(
 ) -> None:
     """The worker process's entry point."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(WORKER_NICE)  # background work: the server's own process comes first
     logging.basicConfig(level=log_level, format="%(asctime)s matching %(levelname)s %(message)s")
     config = NodeConfig.model_validate_json(config_json)
     now = _Now()

@@ -7,7 +7,6 @@ stay), and SIGTERM stops it as well.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -64,11 +63,12 @@ def descendants(pid: int) -> set[int]:
 
 
 def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (an exited process waiting to be reaped does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    return Path(f"/proc/{pid}/stat").exists() and " Z " not in Path(f"/proc/{pid}/stat").read_text()
+    return state not in ("Z", "X")
 
 
 def stop_within(hub: Proc, sig: signal.Signals) -> tuple[float, int]:
