@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from node.services.setup import token_matches
+from node.ui.errors import page_error
+from node.ui.paths import is_page
 from node.web.appkeys import RUNTIME
 from protocol.errors import ErrorCode, ProtocolError, http_status
 
@@ -51,6 +53,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        if is_page(request.path):
+            limit = request.app[RUNTIME].config.max_body_bytes
+            return page_error(request, exc.status, limit_bytes=limit)
         code = _HTTP_CODES.get(exc.status, ErrorCode.BAD_REQUEST)
         message = exc.reason
         if exc.status == 413:
@@ -59,6 +64,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, code, message)
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.path)
+        if is_page(request.path):
+            return page_error(request, 500)
         return error_response(500, ErrorCode.INTERNAL, "internal error; see the node's log")
 
 
@@ -87,6 +94,8 @@ async def admin_auth_middleware(request: web.Request, handler: Handler) -> web.S
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     limit = request.app[RUNTIME].config.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
+        if is_page(request.path):
+            return page_error(request, 413, limit_bytes=limit)
         return error_response(
             413, ErrorCode.BODY_TOO_LARGE, f"request body exceeds the limit of {limit} bytes"
         )

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from node.ui.paths import is_page
 from node.web import api_models
 from node.web.appkeys import RUNTIME
 from node.web.route_specs import SPECS, Answer, Handler, RouteSpec
@@ -78,14 +79,6 @@ def spec_for(handler: Handler) -> RouteSpec:
             "node.web.route_specs.SPECS"
         )
     return spec
-
-
-PAGE_PREFIXES = ("/console", "/ui/", "/market/")
-"""Pages for people in a browser (node/ui), not the API this document describes."""
-
-
-def is_page(path: str) -> bool:
-    return path == "/" or path.startswith(PAGE_PREFIXES)
 
 
 def served_routes(router: web.UrlDispatcher) -> list[tuple[str, str, Handler]]:

@@ -1,0 +1,29 @@
+"""Errors on pages for people are pages too (in the visitor's language), never the JSON
+error shape programs get: a missing page, a body over the limit, an internal error."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.ui.i18n import N_
+from node.ui.templating import render
+
+MESSAGES = {
+    404: (N_("Page not found"), N_("There is no page at this address.")),
+    405: (N_("Not allowed"), N_("This page cannot be used this way.")),
+    413: (
+        N_("Too large"),
+        N_("What you sent is larger than this node accepts (%(limit)s MB). Send a smaller file."),
+    ),
+    500: (N_("Something went wrong"), N_("The node could not answer. Its log says why.")),
+}
+
+
+def page_error(request: web.Request, status: int, *, limit_bytes: int = 0) -> web.Response:
+    heading, message = MESSAGES.get(status, MESSAGES[500] if status >= 500 else MESSAGES[405])
+    return render(
+        request,
+        "error.html",
+        {"heading": heading, "message": message, "limit_mb": f"{limit_bytes / 2**20:.0f}"},
+        status=status,
+    )
