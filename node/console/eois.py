@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 EOI_PATH = "/federation/v1/eoi"
 REPLY_PATH = "/federation/v1/eoi/reply"
+PAGE_SIZE = 50
 ENVELOPE = frozenset(
     {"type", "v", "issuer", "ts", "audience", "id", "listing", "message", "signatures"}
 )
@@ -156,14 +157,16 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
         out.append((prefix, str(value)))
 
 
-def _title(rt: NodeRuntime, listing_id: str) -> Any:
-    try:
-        return rt.listings.get(listing_id).record.get("title")
-    except NotFound:
-        return None
+def _title(rt: NodeRuntime, listing_id: str, cache: dict[str, Any]) -> Any:
+    if listing_id not in cache:
+        try:
+            cache[listing_id] = rt.listings.get(listing_id).record.get("title")
+        except NotFound:
+            cache[listing_id] = None
+    return cache[listing_id]
 
 
-def _view(rt: NodeRuntime, row: EoiRow, names: dict[str, str]) -> EoiView:
+def _view(rt: NodeRuntime, row: EoiRow, names: dict[str, str], titles: dict[str, Any]) -> EoiView:
     req = json.loads(row.request_obj)
     reply = json.loads(row.reply_obj) if row.reply_obj else None
     visitor = req.get("visitor")
@@ -179,7 +182,7 @@ def _view(rt: NodeRuntime, row: EoiRow, names: dict[str, str]) -> EoiView:
         owner=row.owner,
         owner_name=names.get(row.owner, row.owner),
         listing_id=row.listing_id,
-        listing_title=_title(rt, row.listing_id) if incoming else None,
+        listing_title=_title(rt, row.listing_id, titles) if incoming else None,
         state=row.state,
         updated=when(row.updated),
         message=str(req.get("message", "")),
@@ -193,22 +196,47 @@ def _view(rt: NodeRuntime, row: EoiRow, names: dict[str, str]) -> EoiView:
     )
 
 
-def inbox(rt: NodeRuntime) -> tuple[list[EoiView], list[EoiView]]:
-    """Interest received (for this node's listings) and sent, newest first."""
+@dataclass(frozen=True)
+class Section:
+    """One page of one side of the inbox, newest first."""
+
+    items: list[EoiView]
+    page: int
+    pages: int
+
+
+def _section(
+    rt: NodeRuntime, session: Session, where: list[Any], page: int, cache: dict[str, Any]
+) -> Section:
+    base = select(EoiRow).where(EoiRow.state != "dropped", *where)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(page, pages)
+    rows = session.scalars(
+        base.order_by(EoiRow.updated.desc(), EoiRow.id)
+        .offset((page - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE)
+    ).all()
+    names = cache.setdefault("names", _names(rt))
+    titles = cache.setdefault("titles", {})
+    return Section([_view(rt, r, names, titles) for r in rows], page, pages)
+
+
+def inbox(rt: NodeRuntime, in_page: int = 1, out_page: int = 1) -> tuple[Section, Section]:
+    """A page of the interest received (for this node's listings), and one of the
+    interest sent, newest first."""
     absorb(rt)
-    names = _names(rt)
+    sent = [EoiRow.requester == rt.node_id, EoiRow.owner != rt.node_id]
+    if rt.config.is_hub:
+        # Interest the hub issued for marketplace visitors is the operator's queue (the
+        # hub console), not interest this center sent. Inside a JSON string a quote is
+        # escaped, so only the key itself matches.
+        sent.append(EoiRow.request_obj.not_like('%"visitor": %'))
+    cache: dict[str, Any] = {}
     with Session(rt.engine) as session:
-        rows = session.scalars(
-            select(EoiRow)
-            .where((EoiRow.owner == rt.node_id) | (EoiRow.requester == rt.node_id))
-            .where(EoiRow.state != "dropped")
-            .order_by(EoiRow.updated.desc(), EoiRow.id)
-        ).all()
-        views = [_view(rt, r, names) for r in rows]
-    # On the hub, interest it issued for marketplace visitors is the operator's queue
-    # (the hub console), not interest this center sent.
-    outgoing = [v for v in views if not v.incoming and v.visitor is None]
-    return [v for v in views if v.incoming], outgoing
+        incoming = _section(rt, session, [EoiRow.owner == rt.node_id], in_page, cache)
+        outgoing = _section(rt, session, sent, out_page, cache)
+    return incoming, outgoing
 
 
 def one(rt: NodeRuntime, eoi_id: str) -> tuple[EoiView, dict[str, str]] | None:
@@ -218,7 +246,7 @@ def one(rt: NodeRuntime, eoi_id: str) -> tuple[EoiView, dict[str, str]] | None:
         row = session.get(EoiRow, eoi_id)
         if row is None or row.state == "dropped" or rt.node_id not in (row.owner, row.requester):
             return None
-        view = _view(rt, row, _names(rt))
+        view = _view(rt, row, _names(rt), {})
     contact: dict[str, str] = {}
     if view.incoming:
         try:
@@ -262,8 +290,16 @@ def audit_only(rt: NodeRuntime, actor: str, action: str, target: str, detail: st
 @require_role("viewer")
 async def eoi_list(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    incoming, outgoing = await rt.run(inbox, rt)
-    return render(request, "console/eois.html", {"incoming": incoming, "outgoing": outgoing})
+    pages = [_page_number(request.query.get(k, "1")) for k in ("page", "sent_page")]
+    if pages[0] is None or pages[1] is None:
+        return render(request, "console/eois_bad_page.html", status=400)
+    incoming, outgoing = await rt.run(inbox, rt, pages[0], pages[1])
+    context = {"incoming": incoming, "outgoing": outgoing}
+    return render(request, "console/eois.html", context)
+
+
+def _page_number(text: str) -> int | None:
+    return int(text) if text.isdigit() and 0 < int(text) < 10**9 else None
 
 
 async def _detail(request: web.Request, *, status: int = 200, **extra: Any) -> web.Response:

@@ -254,21 +254,22 @@ def absorb_inbox(rt: NodeRuntime) -> None:
 
 def _absorb_forward(rt: NodeRuntime, session: Session, obj: Any, at: int) -> None:
     eoi = parse(EoiForward, obj, "forward").eoi
-    _verify_from(rt, obj["eoi"], eoi.issuer)
     if eoi.listing.owner != rt.node_id:
         return  # interest in someone else's listing: not ours to answer
-    if session.get(EoiRow, eoi.id) is None:
-        _save(session, obj["eoi"], "forwarded", at)
+    if session.get(EoiRow, eoi.id) is not None:
+        return  # taken in before: its signature was checked then (each view re-reads all)
+    _verify_from(rt, obj["eoi"], eoi.issuer)
+    _save(session, obj["eoi"], "forwarded", at)
 
 
 def _absorb_reply(rt: NodeRuntime, session: Session, obj: Any, at: int) -> None:
     reply = parse(EoiReplyForward, obj, "forward").reply
-    _verify_from(rt, obj["reply"], reply.issuer)
     eoi_row = session.get(EoiRow, reply.eoi_id)
     if eoi_row is None or eoi_row.state not in ("submitted", "forwarded"):
         return  # unknown, or answered already: one answer, never flipped
     if reply.issuer != eoi_row.owner or eoi_row.requester != rt.node_id:
         return  # only the listing's owner answers, and only our own interest
+    _verify_from(rt, obj["reply"], reply.issuer)
     contact = obj["reply"].get("contact") or {}
     state = "introduced" if reply.decision == "accepted" and contact else reply.decision
     eoi_row.state, eoi_row.updated = state, at

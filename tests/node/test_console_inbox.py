@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from yarl import URL
 
+from node.hub.eoi import new_eoi
 from node.storage.models import AuditRow, EoiRow, InboxRow, RemoteListingRow
 from node.ui.accounts import create_user
 from node.ui.sessions import COOKIE, open_session
@@ -286,6 +287,18 @@ async def test_markup_in_a_message_is_shown_as_text(node_factory: NodeFactory) -
         assert entry.detail == "shared: nothing"
         status, _ = await owner.get("/console/eois/th-eoi-nosuchthing")
         assert status == 404
+
+        # 50 a page: 55 more (kept locally, never sent) make a second page of 6.
+        for i in range(55):
+            new_eoi(vn.runtime, "th", "th-any", f"interest {i}")
+        status, page = await asker.get("/console/eois?sent_page=2")
+        assert status == 200 and "Page 2 of 2" in page
+        assert len(re.findall(r'href="/console/eois/vn-eoi-[^"?]+"', page)) == 6
+        status, page = await asker.get("/console/eois")
+        assert len(re.findall(r'href="/console/eois/vn-eoi-[^"?]+"', page)) == 50
+        assert 'href="/console/eois?sent_page=2&amp;page=1"' in page
+        status, page = await asker.get("/console/eois?sent_page=-1")
+        assert status == 400 and "The page number is not valid." in page
 
         # The hub stops answering: the interest is kept as not sent, and says so.
         for site in list(net.hub.runner.sites):
