@@ -156,7 +156,7 @@ def _sqlite_copy(source: Path, target: Path, progress: Progress) -> str:
     revision."""
     if not source.is_file():
         raise BackupError(f"the database {source} does not exist")
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30, isolation_level=None)
     dst = sqlite3.connect(target)
     shown = [-1]
 
@@ -167,7 +167,12 @@ def _sqlite_copy(source: Path, target: Path, progress: Progress) -> str:
             progress(f"database: {done}% of {total} pages copied")
 
     try:
+        # One read transaction for the whole copy: the steps all read its snapshot (WAL),
+        # so writes by the running node neither restart the copy nor wait for it.
+        src.execute("BEGIN")
+        src.execute("SELECT count(*) FROM sqlite_master").fetchone()
         src.backup(dst, pages=4096, progress=step)
+        src.execute("COMMIT")
         row = dst.execute("SELECT version_num FROM alembic_version").fetchone()
     except sqlite3.Error as exc:
         raise BackupError(f"cannot copy the database {source}: {exc}") from exc

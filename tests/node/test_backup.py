@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import stat
 import tarfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node.config import load_config
-from node.services.backup import SERVE_LOCK
+from node.services.backup import SERVE_LOCK, create_backup
 from node.storage.models import PolicyVersionRow, ShareLogRow
 from node.web.server import LOCK_FILE
 from tests.conftest import DatabaseUrlFactory
 from tests.federation.network import NodeFactory, allowed_for, held_by
 from tests.hub.helpers import cattc, cattc_json, start_hub_network
 from tests.node.sample import sample_records
-from tests.nodes import RunningNode, serve_node
+from tests.nodes import RunningNode, make_node_dir, serve_node
 
 
 async def listings_of(http: aiohttp.ClientSession, node: RunningNode) -> Any:
@@ -232,3 +235,42 @@ async def test_bad_input_refused(node_factory: NodeFactory, tmp_path: Path) -> N
     missing = await cattc("restore", tmp_path / "none.tar.gz", "--data-dir", tmp_path / "r")
     assert missing.exit_code == 1 and "none.tar.gz is not a file" in missing.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_sqlite_copy_while_the_node_writes(tmp_path: Path) -> None:
+    """The SQLite copy is consistent while another connection keeps writing."""
+    data_dir, _, _ = make_node_dir(tmp_path, "th", "")
+    db = data_dir / "node.db"
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:
+        conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+        while not stop.is_set():
+            conn.execute(
+                "INSERT INTO changes (listing_id, version, kind, at) VALUES ('x', 1, 'upsert', 0)"
+            )
+            written[0] += 1
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while written[0] < 200:  # the writer is under way
+            assert time.monotonic() < deadline, "the writer did not start"
+            time.sleep(0.01)
+        report = create_backup(data_dir, tmp_path / "th.tar.gz")
+    finally:
+        stop.set()
+        thread.join()
+    assert report.engine == "sqlite"
+    with tarfile.open(tmp_path / "th.tar.gz") as tar:
+        tar.extract("db/node.db", tmp_path / "out", filter="data")
+    copy = sqlite3.connect(tmp_path / "out" / "db" / "node.db")
+    try:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        copied = copy.execute("SELECT count(*) FROM changes WHERE listing_id = 'x'").fetchone()[0]
+    finally:
+        copy.close()
+    assert 200 <= copied <= written[0]
