@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 QUERIES = frozenset({"top", "matches_for", "status"})
 METHODS = QUERIES | {"after_sync", "refresh"}
 STOP_WAIT_S = 2.0  # after SIGTERM, before SIGKILL
-WORKER_NICE = 10
+WORKER_NICE = 5
 
 
 class MatchingUnavailable(Exception):
