@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
-from node.services.audiences import audience_of, membership
+from node.services import summary_cache
 from node.services.cursors import (
     CursorCodec,
     CursorExpired,
@@ -25,11 +26,10 @@ from node.services.cursors import (
     load_codec,
 )
 from node.services.errors import ServiceError
-from node.services.views import reader_envelope, signed_retraction, signed_summary
+from node.services.views import signed_retraction
 from node.storage.models import ChangeRow, FeedSentRow, ListingRow, MetaRow, OutboxRow
 from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate
-from policies.model import Audience
 from protocol.canonical import array_bytes, canonical_bytes, member_bytes
 from protocol.errors import ErrorCode
 from protocol.limits import MAX_ITEM_BYTES, PAGE_ENVELOPE_BYTES
@@ -41,12 +41,22 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 SCAN_FACTOR = 4
-# What a page reads of a listing (id, category, version, withdrawn, record) and of what
-# the reader was given of it (listing_id, consent, retracted).
-_Listing = Row[str, str, int, bool, str]
+# What a page reads of a listing (id, category, version, withdrawn, expires, content hash)
+# and of what the reader was given of it (listing_id, consent, retracted).
+_Listing = Row[str, str, int, bool, int, str]
 _Sent = Row[str, bool, bool]
 OUTBOX_PREFIX = "o:"
 _REASON = {"withdrawn": "withdrawn", "expired": "expired"}
+
+
+@dataclass(frozen=True)
+class _PageContext:
+    """What every item of one page is made with."""
+
+    view: summary_cache.ReaderView
+    compiled: CompiledPolicy
+    policy_version: int
+    now: int
 
 
 class ObjectTooLarge(ServiceError):
@@ -109,7 +119,7 @@ class FeedService:
         cursor = codec.position(reader, after) if after else None
         after_seq = cursor.seq if cursor else 0
         policy_version, compiled = self.rt.policy.compiled()
-        audience = audience_of(reader, compiled.policy, membership(self.engine))
+        view = summary_cache.reader_view(self.rt, reader, compiled, policy_version)
         with Session(self.engine) as session, session.begin():
             floor = history_floor(session)
             if cursor is not None and cursor.seq < floor and cursor.floor < floor:
@@ -141,7 +151,8 @@ class FeedService:
                         ListingRow.category,
                         ListingRow.version,
                         ListingRow.withdrawn,
-                        ListingRow.record,
+                        ListingRow.expires,
+                        ListingRow.content_sha256,
                     ).where(ListingRow.id.in_(ids))
                 )
             }
@@ -153,8 +164,17 @@ class FeedService:
                     ).where(FeedSentRow.reader == reader, FeedSentRow.listing_id.in_(ids))
                 )
             }
+            stored = summary_cache.load(session, reader, [i for i in ids if i in rows])
+            ctx = _PageContext(view=view, compiled=compiled, policy_version=policy_version, now=now)
+            fresh = [
+                lid
+                for lid, row in rows.items()
+                if self._reuse(row, sent.get(lid), stored.get(lid), ctx) is None
+            ]
+            records = self._records(session, fresh)
             outbox = self._outbox(session, reader, ids)
             items: list[tuple[dict[str, Any], bytes]] = []
+            made: list[dict[str, Any]] = []  # signed now: kept for the next pages
             remember: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
             position = after_seq
             # Bytes left for items (each with its comma): a page stops before the item
@@ -176,14 +196,7 @@ class FeedService:
                     continue
                 row = rows.get(lid)
                 produced = (
-                    self._items_for(
-                        row,
-                        sent.get(lid),
-                        audience=audience,
-                        compiled=compiled,
-                        policy_version=policy_version,
-                        now=now,
-                    )
+                    self._page_items(row, sent.get(lid), stored.get(lid), records, ctx, made)
                     if row
                     else []
                 )
@@ -197,6 +210,7 @@ class FeedService:
                 if len(items) >= limit:
                     break
             self._store_sent(session, reader, remember)
+            summary_cache.save(session, made)
             more = position < head
             mark = entry_mark(session.get(ChangeRow, position)) if position else None
         page = feed_page_head(
@@ -239,61 +253,119 @@ class FeedService:
         )
         return [(int(s), str(lid)) for s, lid in session.execute(stmt)]
 
+    @staticmethod
+    def _records(session: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The records of the listings a page must evaluate (those it cannot reuse)."""
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            stmt = select(ListingRow.id, ListingRow.record).where(
+                ListingRow.id.in_(ids[start : start + 500])
+            )
+            out.update((lid, json.loads(text)) for lid, text in session.execute(stmt))
+        return out
+
+    @staticmethod
+    def _reuse(
+        row: _Listing, sent: _Sent | None, stored: summary_cache.Stored | None, ctx: _PageContext
+    ) -> list[tuple[dict[str, Any], bytes]] | None:
+        """What ``row`` gives the reader from the stored summary, without evaluating or
+        signing; None when it must be made afresh: the listing is withdrawn or expired,
+        the store has nothing for this version and view, or a retraction comes with or
+        went before the summary (a reader's tombstone yields only to a later ``ts``)."""
+        if row.withdrawn or row.expires <= ctx.now:
+            return None
+        if not summary_cache.usable(
+            stored,
+            version=row.version,
+            content_sha256=row.content_sha256,
+            digest=ctx.view.digest,
+        ):
+            return None
+        assert stored is not None
+        if stored.body is None:
+            return []  # nothing for this reader: a retraction if it was given something
+        if sent is not None and (sent.retracted or (sent.consent and not stored.consent)):
+            return None
+        data = stored.body.encode("utf-8")
+        return [(json.loads(data), data)]
+
+    def _page_items(
+        self,
+        row: _Listing,
+        sent: _Sent | None,
+        stored: summary_cache.Stored | None,
+        records: dict[str, dict[str, Any]],
+        ctx: _PageContext,
+        made: list[dict[str, Any]],
+    ) -> list[tuple[dict[str, Any], bytes]]:
+        """What ``row`` gives this reader now: signed objects with their bytes (stored
+        ones when they hold, else made now and noted in ``made`` for the store)."""
+        reused = self._reuse(row, sent, stored, ctx)
+        if reused == [] and sent is not None:
+            assert stored is not None
+            return [self._retraction(row, ctx, _REASON.get(stored.code, "not_shared"))]
+        if reused is not None:
+            return reused
+        return self._items_for(row, sent, records[row.id], ctx, made)
+
+    def _retraction(
+        self, row: _Listing, ctx: _PageContext, reason: str
+    ) -> tuple[dict[str, Any], bytes]:
+        return signed_retraction(
+            issuer=self.rt.node_id,
+            audience=ctx.view.audience.node_id,
+            listing_id=row.id,
+            category=row.category,
+            version=row.version,
+            reason=reason,
+            key=self.rt.keys.active,
+            now_ms=ctx.now,
+        )
+
     def _items_for(
         self,
         row: _Listing,
         sent: _Sent | None,
-        *,
-        audience: Audience,
-        compiled: CompiledPolicy,
-        policy_version: int,
-        now: int,
+        record: dict[str, Any],
+        ctx: _PageContext,
+        made: list[dict[str, Any]],
     ) -> list[tuple[dict[str, Any], bytes]]:
-        """What ``row`` gives this reader now: signed objects with their bytes."""
-        record = json.loads(row.record)
-        decision = evaluate(record, audience, compiled, now, withdrawn=row.withdrawn)
-        key = self.rt.keys.active
-        node = self.rt.node_id
+        """What ``row`` gives this reader, evaluated and signed now."""
+        audience = ctx.view.audience
         out: list[tuple[dict[str, Any], bytes]] = []
+        decision = evaluate(record, audience, ctx.compiled, ctx.now, withdrawn=row.withdrawn)
+        live = not row.withdrawn and row.expires > ctx.now
 
-        def retraction(reason: str) -> tuple[dict[str, Any], bytes]:
-            return signed_retraction(
-                issuer=node,
-                audience=audience.node_id,
-                listing_id=row.id,
-                category=row.category,
-                version=row.version,
-                reason=reason,
-                key=key,
-                now_ms=now,
-            )
+        def keep(code: str, data: bytes | None = None, consent: bool = False) -> None:
+            if live:
+                made.append(
+                    summary_cache.entry(
+                        audience.node_id,
+                        row.id,
+                        version=row.version,
+                        content_sha256=row.content_sha256,
+                        digest=ctx.view.digest,
+                        ts=ctx.now,
+                        consent=consent,
+                        code=code,
+                        body=data,
+                    )
+                )
 
         if decision.view is None:
+            keep(decision.code)
             if sent is not None:
-                out.append(retraction(_REASON.get(decision.code, "not_shared")))
+                out.append(self._retraction(row, ctx, _REASON.get(decision.code, "not_shared")))
             return out
         consent = bool(decision.view["rights"].get("name_logo_consent"))
         if sent is not None and not sent.retracted and sent.consent and not consent:
-            out.append(retraction("consent_revoked"))
-        rule = compiled.policy.rules[decision.rule_index - 1] if decision.rule_index else None
-        out.append(
-            signed_summary(
-                issuer=node,
-                audience=audience.node_id,
-                view=reader_envelope(
-                    decision.view,
-                    record,
-                    reader=audience.node_id,
-                    hub_id=self.rt.config.hub_id,
-                    compiled=compiled,
-                    now_ms=now,
-                ),
-                policy_version=policy_version,
-                key=key,
-                now_ms=now,
-                relay=rule.relay.to_dict() if rule is not None and rule.relay else None,
-            )
+            out.append(self._retraction(row, ctx, "consent_revoked"))
+        obj, data, code = summary_cache.make_summary(
+            self.rt, record, audience, ctx.compiled, ctx.policy_version, ctx.now, decision
         )
+        assert obj is not None and data is not None  # the same decision as above
+        keep(code, data, consent)
+        out.append((obj, data))
         return out
 
     @staticmethod

@@ -405,3 +405,24 @@ class MatchStampRow(Base):
     owner: Mapped[str] = mapped_column(String(32), primary_key=True)
     listing_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     stamp: Mapped[str] = mapped_column(String(200))
+
+
+class SignedSummaryRow(Base):
+    """The summary a reader was last signed of one of this node's listings, as canonical
+    bytes (``node.services.summary_cache``): feed pages reuse them while the listing's
+    version and content and the reader's view digest (policy, audience, key) are the
+    same. ``body`` is NULL when that view gives the reader nothing (``code`` says why).
+    One row per reader and listing: a new signing replaces it, so the table never holds
+    more than readers x listings."""
+
+    __tablename__ = "signed_summaries"
+
+    reader: Mapped[str] = mapped_column(String(32), primary_key=True)
+    listing_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[int] = mapped_column(BigInteger)
+    consent: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    code: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
