@@ -118,9 +118,11 @@ def record_page(
         if engine.dialect.name == "postgresql":
             # Two pages for one reader at once (SQLite's write lock does this there).
             session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": reader})
+        # Found through the listing index; ``reader || ''`` keeps SQLite's planner off
+        # the reader index, whose rows (all this reader ever got) it would scan.
         newest = (
             select(func.max(ShareLogRow.id))
-            .where(ShareLogRow.reader == reader, ShareLogRow.listing_id.in_(ids))
+            .where(ShareLogRow.listing_id.in_(ids), ShareLogRow.reader.concat("") == reader)
             .group_by(ShareLogRow.listing_id)
         )
         last: dict[str, tuple[int, str]] = {
