@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from protocol.errors import ErrorCode
+from protocol.keys import VerifyKeyInfo
 from protocol.limits import MAX_PAGE_BYTES
 from sync.client import RESPONSE_TOO_LARGE, PeerClient, PeerError
 from sync.interfaces import KeySource, RunRecord, SyncStore
-from sync.verify import OpenedPage, PageError, check_items, open_page
+from sync.verify import CheckedPage, OpenedPage, PageError, check_items, open_page
+from sync.verify_pool import VerifyPool
 
 logger = logging.getLogger(__name__)
 # The peer no longer knows our cursor (history compacted, or its cursor secret changed):
@@ -45,13 +47,16 @@ class FeedReader:
         max_pages: int = 1000,
         blocking: Callable[..., Awaitable[Any]] | None = None,
         hub: str | None = None,
+        pool: VerifyPool | None = None,
     ) -> None:
         """``blocking(fn, *args, **kwargs)`` runs the database and verification work off
         the event loop: ``asyncio.to_thread`` by default; a node passes its own pool, so
         that closing the node waits for work in flight before its database goes.
         ``hub``: the hub's node id, the one peer whose feed may carry what only the hub
-        issues (``protocol.authority``)."""
+        issues (``protocol.authority``). ``pool``: worker processes that check a page's
+        items in parallel (``sync.verify_pool``); None checks them in a worker thread."""
         self.hub = hub
+        self.pool = pool
         self._blocking = blocking or asyncio.to_thread
         self.me = me
         self.client = client
@@ -102,14 +107,7 @@ class FeedReader:
                 opened = await self._open(peer, page, cursor)
                 if left > 1 and opened.page["more"]:
                     ahead = asyncio.ensure_future(self._fetch(peer, opened.page["next"]))
-                checked = await self._blocking(
-                    check_items,
-                    opened,
-                    peer=peer.node_id,
-                    me=self.me,
-                    keys=self.keys.keys(peer.node_id),
-                    hub=self.hub,
-                )
+                checked = await self._check(peer, opened)
                 result = await self._blocking(
                     self.store.apply_page,
                     peer.node_id,
@@ -132,6 +130,22 @@ class FeedReader:
             if ahead is not None:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _check(self, peer: Peer, opened: OpenedPage) -> CheckedPage:
+        """The page's items checked: in the pool when there is one (and the page is big
+        enough), else in a worker thread. The peer's keys are looked up off the loop."""
+        keys: Mapping[str, VerifyKeyInfo] = await self._blocking(self.keys.keys, peer.node_id)
+        me, hub = self.me, self.hub
+        if self.pool is not None:
+            checked = await self.pool.check_items(
+                opened, peer=peer.node_id, me=me, keys=keys, hub=hub
+            )
+            if checked is not None:
+                return checked
+        result: CheckedPage = await self._blocking(
+            check_items, opened, peer=peer.node_id, me=me, keys=keys, hub=hub
+        )
+        return result
 
     async def _fetch(self, peer: Peer, cursor: str | None) -> Any:
         """The next page: at most ``MAX_PAGE_BYTES`` (every node's pages stay within it)

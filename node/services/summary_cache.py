@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import CursorResult, and_, delete, distinct, or_, select
+from sqlalchemy import CursorResult, and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -179,7 +179,7 @@ def save(session: Session, rows: Iterable[dict[str, Any]]) -> None:
 def served_readers(session: Session, rt: NodeRuntime) -> list[str]:
     """Every reader this node serves a feed to: the hub, its configured peers, and each
     node that has read its feed."""
-    ids = set(session.scalars(select(distinct(FeedSentRow.reader))))
+    ids = set(session.scalars(select(FeedSentRow.reader).distinct()))
     if rt.config.hub_id:
         ids.add(rt.config.hub_id)
     ids.update(p.node_id for p in rt.config.peers)

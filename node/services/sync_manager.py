@@ -22,6 +22,7 @@ from node.services.directory import DirectoryRejected, keys_from_identity
 from node.services.peer_lock import peer_lock
 from node.services.peers import PeerInfo, PinnedKeys, peer_info, pinned_key, pull_targets
 from node.services.remote_store import RemoteStore
+from node.services.summary_cache import Presigner
 from protocol.b64 import b64url_encode
 from protocol.key_transition import follow_transitions
 from protocol.keys import VerifyKeyInfo
@@ -30,12 +31,15 @@ from sync.backoff import backoff_ms
 from sync.client import PeerClient, PeerError, fetch_identity
 from sync.interfaces import RunRecord
 from sync.reader import FeedReader, Peer
+from sync.verify_pool import VerifyPool
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
 logger = logging.getLogger(__name__)
 IDENTITY_REFETCH_MS = 60_000
+MAX_PULLS = 4  # peers pulled at once: the rest wait their turn
+PRESIGN_INTERVAL_S = 2.0
 DIRECTORY_REFETCH_MS = 10_000
 
 
@@ -120,10 +124,13 @@ class SyncManager:
         run_timeout_s: float = 120.0,
         lock_wait_s: float = 0.0,
         on_lock_wait: Callable[[str], None] | None = None,
+        max_pulls: int = MAX_PULLS,
+        verify_workers: int | None = None,
     ) -> None:
         """``lock_wait_s``: how long a pull waits for another process's pull of the same
         peer to end (the server skips at once; ``cattc sync now`` waits, telling
-        ``on_lock_wait(peer)`` so)."""
+        ``on_lock_wait(peer)`` so). ``max_pulls``: how many peers are pulled at once.
+        ``verify_workers``: processes checking items (None: by the machine's cores)."""
         self.rt = rt
         self.session = session
         self.store = (
@@ -133,9 +140,18 @@ class SyncManager:
         )
         self.client = PeerClient(session, rt.node_id, lambda: rt.keys.active, rt.clock)
         self.keys = NodeKeySource(rt, session)
+        self.pool = VerifyPool(verify_workers)
         self.reader = FeedReader(
-            rt.node_id, self.client, self.store, self.keys, blocking=rt.run, hub=rt.config.hub_id
+            rt.node_id,
+            self.client,
+            self.store,
+            self.keys,
+            blocking=rt.run,
+            hub=rt.config.hub_id,
+            pool=self.pool,
         )
+        self._pull_slots = asyncio.Semaphore(max_pulls)
+        self.presigner = Presigner(rt)
         self.run_timeout_s = run_timeout_s
         self.lock_wait_s = lock_wait_s
         self.on_lock_wait = on_lock_wait
@@ -181,12 +197,15 @@ class SyncManager:
                     self._run_at(peer_id, state.last_attempt + wait)  # not lost, only delayed
                     return None
             on_wait = self.on_lock_wait
-            async with peer_lock(
-                self.rt,
-                peer_id,
-                wait_s=self.lock_wait_s,
-                on_wait=None if on_wait is None else lambda: on_wait(peer_id),
-            ) as mine:
+            async with (
+                self._pull_slots,
+                peer_lock(
+                    self.rt,
+                    peer_id,
+                    wait_s=self.lock_wait_s,
+                    on_wait=None if on_wait is None else lambda: on_wait(peer_id),
+                ) as mine,
+            ):
                 if not mine:
                     return None  # another process (server, hub worker, CLI) is pulling it
                 return await self.reader.pull(
@@ -242,7 +261,31 @@ class SyncManager:
             coalesce=True,
             next_run_time=dt.datetime.now(dt.UTC),
         )
+        self.scheduler.add_job(
+            self._presign,
+            IntervalTrigger(seconds=PRESIGN_INTERVAL_S, timezone=dt.UTC),
+            id="presign",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=dt.datetime.now(dt.UTC),
+        )
         self.scheduler.start()
+
+    async def _presign(self) -> None:
+        """The scheduler's pre-signing pass (``summary_cache.Presigner``): signs what
+        changed since the last one, off the event loop, a small transaction at a time."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self.presigner.run(self.rt.run)
+        except asyncio.CancelledError:
+            logger.info("pre-signing stopped by shutdown")
+        except Exception:  # the next pass tries again; pages sign what is missing
+            logger.exception("pre-signing summaries failed")
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
 
     async def _reconcile(self) -> None:
         await self.refresh_directory()
@@ -321,3 +364,4 @@ class SyncManager:
         running = list(self._tasks)
         self.stop()
         await asyncio.gather(*running, return_exceptions=True)
+        await asyncio.to_thread(self.pool.close)

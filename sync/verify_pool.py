@@ -1,0 +1,138 @@
+"""Checking a page's items in worker processes, so that a reader on a machine with more
+than one core verifies at the speed of its cores rather than of one.
+
+The items of a page are split into chunks, each checked by ``sync.verify.check_item`` in a
+worker (a ``spawn`` process pool, so no state of the parent is inherited); the results come
+back in page order, and the page is then applied by the parent in one transaction, as
+before. Only the verdicts travel back (index, key name, or the reason for refusal): the
+parent already holds the objects and their bytes. With one core, or a small page, the items
+are checked in the calling thread (``check_items``), with the same results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import pickle
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from protocol.canonical import join_members, member_bytes
+from protocol.keys import VerifyKeyInfo
+from sync.interfaces import RejectedItem, VerifiedItem
+from sync.verify import CheckedPage, OpenedPage, PageError, check_item, check_items
+
+logger = logging.getLogger(__name__)
+MIN_ITEMS = 64  # below this a page is checked in-process: sending it costs more
+# (index, key name) for a good item; (index, code, message) for a refused one.
+Verdict = tuple[int, str] | tuple[int, str, str]
+
+
+def default_workers() -> int:
+    """Worker processes for this machine: none with one core, else up to two."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 1 else min(cores, 2)
+
+
+def check_chunk(
+    start: int,
+    objs: Sequence[Any],
+    parts: Sequence[dict[str, bytes] | None],
+    *,
+    peer: str,
+    me: str,
+    keys: Mapping[str, VerifyKeyInfo],
+    hub: str | None,
+) -> list[Verdict]:
+    """The verdicts on one chunk of items (run in a worker process)."""
+    out: list[Verdict] = []
+    for i, (obj, p) in enumerate(zip(objs, parts, strict=True), start=start):
+        try:
+            out.append((i, check_item(obj, peer=peer, me=me, keys=keys, parts=p, hub=hub).key_name))
+        except PageError as exc:
+            out.append((i, exc.code, exc.message))
+    return out
+
+
+class VerifyPool:
+    """A process pool for item checks; ``workers`` 0 checks everything in-process."""
+
+    def __init__(self, workers: int | None = None, *, min_items: int = MIN_ITEMS) -> None:
+        self.workers = default_workers() if workers is None else workers
+        self.min_items = min_items
+        self._executor: Executor | None = None
+
+    def _pool(self) -> Executor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._executor
+
+    async def check_items(
+        self,
+        opened: OpenedPage,
+        *,
+        peer: str,
+        me: str,
+        keys: Mapping[str, VerifyKeyInfo],
+        hub: str | None = None,
+    ) -> CheckedPage | None:
+        """The page's items checked in the pool, or None when it should be checked
+        in-process (no workers, or too few items to be worth sending)."""
+        objs: list[Any] = opened.page["items"]
+        if self.workers < 1 or len(objs) < self.min_items:
+            return None
+        try:  # the keys go to the workers as they are (a peer's pinned key included)
+            pickle.dumps(keys)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            logger.warning("keys of %s cannot go to worker processes: checked here", peer)
+            return None
+        loop = asyncio.get_running_loop()
+        pool = self._pool()
+        size = -(-len(objs) // (self.workers * 2))  # two chunks per worker: even finish
+        futures = [
+            loop.run_in_executor(
+                pool,
+                _check_chunk_kw,
+                (start, objs[start : start + size], opened.item_parts[start : start + size]),
+                {"peer": peer, "me": me, "keys": keys, "hub": hub},
+            )
+            for start in range(0, len(objs), size)
+        ]
+        items: list[VerifiedItem] = []
+        rejected: list[RejectedItem] = []
+        try:
+            chunks = await asyncio.gather(*futures)
+        except BrokenProcessPool:
+            logger.warning("item check workers ended unexpectedly: this page is checked here")
+            self.close(wait=False)
+            return None
+        for chunk in chunks:
+            for verdict in chunk:
+                i = verdict[0]
+                obj = objs[i]
+                if len(verdict) == 2:
+                    parts = opened.item_parts[i]
+                    canonical = join_members(parts if parts is not None else member_bytes(obj))
+                    items.append(VerifiedItem(obj, canonical, verdict[1]))
+                else:
+                    rejected.append(RejectedItem(obj, verdict[1], verdict[2]))
+        return CheckedPage(opened.page, items, rejected)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the workers (waiting for them to exit unless ``wait`` is False)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def _check_chunk_kw(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Verdict]:
+    return check_chunk(*args, **kwargs)
+
+
+__all__ = ["VerifyPool", "check_chunk", "check_items", "default_workers"]

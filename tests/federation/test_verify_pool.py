@@ -1,0 +1,86 @@
+"""The reader's item checks in worker processes (sync.verify_pool): the same verdicts as
+the in-process path, a forged item refused and quarantined alike, and the page applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sync.verify import check_items, open_page
+from sync.verify_pool import VerifyPool
+from tests.federation import test_security
+from tests.federation.test_security import (
+    BAD_ITEMS,
+    FakePeer,
+    feed_page,
+    held,
+    quarantined,
+    summary,
+)
+from tests.nodes import RunningNode
+
+# The real hub and the fake th of the reader's security tests (fixtures, by name).
+fake_th = test_security.fake_th
+hub = test_security.hub
+
+
+def mixed_items() -> tuple[list[Any], dict[int, str]]:
+    """Good items and every kind of bad one, interleaved: the page, and index -> code."""
+    items: list[Any] = []
+    codes: dict[int, str] = {}
+    for n, kind in enumerate(sorted(BAD_ITEMS)):
+        make_bad, code = BAD_ITEMS[kind]
+        items.append(summary(f"th-off-{n + 10:04d}"))
+        codes[len(items)] = code
+        items.append(make_bad())
+    return items, codes
+
+
+async def test_the_pool_gives_the_verdicts_of_the_in_process_check(hub: RunningNode) -> None:
+    items, codes = mixed_items()
+    page = feed_page(items, after=None, next_cursor="c1")
+    keys = hub.sync.keys.keys("th")
+    opened = open_page(page, peer="th", me="cn", after=None, keys=keys)
+    here = check_items(opened, peer="th", me="cn", keys=keys, hub="cn")
+    pool = VerifyPool(2, min_items=1)
+    try:
+        there = await pool.check_items(opened, peer="th", me="cn", keys=keys, hub="cn")
+    finally:
+        pool.close()
+    assert there is not None
+    assert [(i.obj, i.canonical, i.key_name) for i in there.items] == [
+        (i.obj, i.canonical, i.key_name) for i in here.items
+    ]
+    assert [(r.obj, r.code, r.message) for r in there.rejected] == [
+        (r.obj, r.code, r.message) for r in here.rejected
+    ]
+    assert [r.code for r in there.rejected] == [codes[i] for i in sorted(codes)]
+    assert len(there.items) == len(items) - len(codes)
+
+
+async def test_a_small_page_or_no_workers_is_checked_in_process(hub: RunningNode) -> None:
+    page = feed_page([summary("th-off-0001")], after=None, next_cursor="c1")
+    keys = hub.sync.keys.keys("th")
+    opened = open_page(page, peer="th", me="cn", after=None, keys=keys)
+    for pool in (VerifyPool(2, min_items=2), VerifyPool(0, min_items=1)):
+        assert await pool.check_items(opened, peer="th", me="cn", keys=keys) is None
+        pool.close()
+
+
+async def test_a_reader_with_a_pool_quarantines_bad_items_and_applies_the_rest(
+    hub: RunningNode, fake_th: FakePeer
+) -> None:
+    items, codes = mixed_items()
+    fake_th.pages[None] = feed_page(items, after=None, next_cursor="c1")
+    pool = VerifyPool(2, min_items=1)
+    hub.sync.reader.pool = pool
+    try:
+        run = await hub.sync.sync_peer("th", force=True)
+    finally:
+        pool.close()
+    assert run is not None and run.error is None, run
+    good = len(items) - len(codes)
+    assert (run.applied, run.rejected) == (good, len(codes))
+    assert len(held(hub)) == good
+    got = quarantined(hub)
+    assert [code for _, code, _, _ in got] == [codes[i] for i in sorted(codes)]
+    assert [item for _, _, _, item in got] == [items[i] for i in sorted(codes)]
