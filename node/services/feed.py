@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Row, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from node.services import summary_cache
@@ -26,10 +25,8 @@ from node.services.cursors import (
     load_codec,
 )
 from node.services.errors import ServiceError
-from node.services.views import signed_retraction
+from node.services.feed_items import ItemMaker, Listing, PageContext, Sent, load_records, reuse
 from node.storage.models import ChangeRow, FeedSentRow, ListingRow, MetaRow, OutboxRow
-from policies.compiled import CompiledPolicy
-from policies.evaluate import evaluate
 from protocol.canonical import array_bytes, canonical_bytes, member_bytes
 from protocol.errors import ErrorCode
 from protocol.limits import MAX_ITEM_BYTES, PAGE_ENVELOPE_BYTES
@@ -41,22 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 SCAN_FACTOR = 4
-# What a page reads of a listing (id, category, version, withdrawn, expires, content hash)
-# and of what the reader was given of it (listing_id, consent, retracted).
-_Listing = Row[str, str, int, bool, int, str]
-_Sent = Row[str, bool, bool]
 OUTBOX_PREFIX = "o:"
-_REASON = {"withdrawn": "withdrawn", "expired": "expired"}
-
-
-@dataclass(frozen=True)
-class _PageContext:
-    """What every item of one page is made with."""
-
-    view: summary_cache.ReaderView
-    compiled: CompiledPolicy
-    policy_version: int
-    now: int
 
 
 class ObjectTooLarge(ServiceError):
@@ -165,16 +147,15 @@ class FeedService:
                 )
             }
             stored = summary_cache.load(session, reader, [i for i in ids if i in rows])
-            ctx = _PageContext(view=view, compiled=compiled, policy_version=policy_version, now=now)
+            ctx = PageContext(view=view, compiled=compiled, policy_version=policy_version, now=now)
             fresh = [
                 lid
                 for lid, row in rows.items()
-                if self._reuse(row, sent.get(lid), stored.get(lid), ctx) is None
+                if reuse(row, sent.get(lid), stored.get(lid), ctx) == "fresh"
             ]
-            records = self._records(session, fresh)
+            maker = ItemMaker(self.rt, ctx, load_records(session, fresh))
             outbox = self._outbox(session, reader, ids)
             items: list[tuple[dict[str, Any], bytes]] = []
-            made: list[dict[str, Any]] = []  # signed now: kept for the next pages
             remember: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
             position = after_seq
             # Bytes left for items (each with its comma): a page stops before the item
@@ -195,11 +176,7 @@ class FeedService:
                     position = seq
                     continue
                 row = rows.get(lid)
-                produced = (
-                    self._page_items(row, sent.get(lid), stored.get(lid), records, ctx, made)
-                    if row
-                    else []
-                )
+                produced = maker.items(row, sent.get(lid), stored.get(lid)) if row else []
                 size = sum(len(data) + 1 for _, data in produced)
                 if items and (len(items) + len(produced) > limit or size > room):
                     break
@@ -210,7 +187,7 @@ class FeedService:
                 if len(items) >= limit:
                     break
             self._store_sent(session, reader, remember)
-            summary_cache.save(session, made)
+            summary_cache.save(session, maker.made)  # signed now: kept for the next pages
             more = position < head
             mark = entry_mark(session.get(ChangeRow, position)) if position else None
         page = feed_page_head(
@@ -254,125 +231,10 @@ class FeedService:
         return [(int(s), str(lid)) for s, lid in session.execute(stmt)]
 
     @staticmethod
-    def _records(session: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The records of the listings a page must evaluate (those it cannot reuse)."""
-        out: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), 500):
-            stmt = select(ListingRow.id, ListingRow.record).where(
-                ListingRow.id.in_(ids[start : start + 500])
-            )
-            out.update((lid, json.loads(text)) for lid, text in session.execute(stmt))
-        return out
-
-    @staticmethod
-    def _reuse(
-        row: _Listing, sent: _Sent | None, stored: summary_cache.Stored | None, ctx: _PageContext
-    ) -> list[tuple[dict[str, Any], bytes]] | None:
-        """What ``row`` gives the reader from the stored summary, without evaluating or
-        signing; None when it must be made afresh: the listing is withdrawn or expired,
-        the store has nothing for this version and view, or a retraction comes with or
-        went before the summary (a reader's tombstone yields only to a later ``ts``)."""
-        if row.withdrawn or row.expires <= ctx.now:
-            return None
-        if not summary_cache.usable(
-            stored,
-            version=row.version,
-            content_sha256=row.content_sha256,
-            digest=ctx.view.digest,
-        ):
-            return None
-        assert stored is not None
-        if stored.body is None:
-            return []  # nothing for this reader: a retraction if it was given something
-        if sent is not None and (sent.retracted or (sent.consent and not stored.consent)):
-            return None
-        data = stored.body.encode("utf-8")
-        return [(json.loads(data), data)]
-
-    def _page_items(
-        self,
-        row: _Listing,
-        sent: _Sent | None,
-        stored: summary_cache.Stored | None,
-        records: dict[str, dict[str, Any]],
-        ctx: _PageContext,
-        made: list[dict[str, Any]],
-    ) -> list[tuple[dict[str, Any], bytes]]:
-        """What ``row`` gives this reader now: signed objects with their bytes (stored
-        ones when they hold, else made now and noted in ``made`` for the store)."""
-        reused = self._reuse(row, sent, stored, ctx)
-        if reused == [] and sent is not None:
-            assert stored is not None
-            return [self._retraction(row, ctx, _REASON.get(stored.code, "not_shared"))]
-        if reused is not None:
-            return reused
-        return self._items_for(row, sent, records[row.id], ctx, made)
-
-    def _retraction(
-        self, row: _Listing, ctx: _PageContext, reason: str
-    ) -> tuple[dict[str, Any], bytes]:
-        return signed_retraction(
-            issuer=self.rt.node_id,
-            audience=ctx.view.audience.node_id,
-            listing_id=row.id,
-            category=row.category,
-            version=row.version,
-            reason=reason,
-            key=self.rt.keys.active,
-            now_ms=ctx.now,
-        )
-
-    def _items_for(
-        self,
-        row: _Listing,
-        sent: _Sent | None,
-        record: dict[str, Any],
-        ctx: _PageContext,
-        made: list[dict[str, Any]],
-    ) -> list[tuple[dict[str, Any], bytes]]:
-        """What ``row`` gives this reader, evaluated and signed now."""
-        audience = ctx.view.audience
-        out: list[tuple[dict[str, Any], bytes]] = []
-        decision = evaluate(record, audience, ctx.compiled, ctx.now, withdrawn=row.withdrawn)
-        live = not row.withdrawn and row.expires > ctx.now
-
-        def keep(code: str, data: bytes | None = None, consent: bool = False) -> None:
-            if live:
-                made.append(
-                    summary_cache.entry(
-                        audience.node_id,
-                        row.id,
-                        version=row.version,
-                        content_sha256=row.content_sha256,
-                        digest=ctx.view.digest,
-                        ts=ctx.now,
-                        consent=consent,
-                        code=code,
-                        body=data,
-                    )
-                )
-
-        if decision.view is None:
-            keep(decision.code)
-            if sent is not None:
-                out.append(self._retraction(row, ctx, _REASON.get(decision.code, "not_shared")))
-            return out
-        consent = bool(decision.view["rights"].get("name_logo_consent"))
-        if sent is not None and not sent.retracted and sent.consent and not consent:
-            out.append(self._retraction(row, ctx, "consent_revoked"))
-        obj, data, code = summary_cache.make_summary(
-            self.rt, record, audience, ctx.compiled, ctx.policy_version, ctx.now, decision
-        )
-        assert obj is not None and data is not None  # the same decision as above
-        keep(code, data, consent)
-        out.append((obj, data))
-        return out
-
-    @staticmethod
     def _remember(
         batch: tuple[list[dict[str, Any]], list[dict[str, Any]]],
-        row: _Listing | None,
-        sent: _Sent | None,
+        row: Listing | None,
+        sent: Sent | None,
         produced: list[dict[str, Any]],
     ) -> None:
         """Note what the reader now holds of ``row``: (new rows, changed rows)."""

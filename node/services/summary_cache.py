@@ -32,7 +32,7 @@ from sqlalchemy import CursorResult, and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from node.services.audiences import audience_of, membership
+from node.services.audiences import Membership, audience_of, membership
 from node.services.views import reader_envelope, signed_summary
 from node.storage.models import FeedSentRow, ListingRow, SignedSummaryRow
 from policies.compiled import CompiledPolicy
@@ -89,9 +89,16 @@ def view_digest(
     return hashlib.sha256(json.dumps(basis).encode("utf-8")).hexdigest()
 
 
-def reader_view(rt: NodeRuntime, reader: str, compiled: CompiledPolicy, version: int) -> ReaderView:
-    """The reader's audience and view digest under the active policy (reads the directory)."""
-    audience = audience_of(reader, compiled.policy, membership(rt.engine))
+def reader_view(
+    rt: NodeRuntime,
+    reader: str,
+    compiled: CompiledPolicy,
+    version: int,
+    ms: Membership | None = None,
+) -> ReaderView:
+    """The reader's audience and view digest under the active policy (``ms``: the
+    directory's groups and members, read here when not given)."""
+    audience = audience_of(reader, compiled.policy, ms or membership(rt.engine))
     active = rt.policy.active_or_none()
     return ReaderView(
         audience,
@@ -261,8 +268,9 @@ class Presigner:
         if pruned:
             logger.info("summary store: pruned %d rows", pruned)
         out = []
+        ms = membership(self.rt.engine)
         for reader in readers:
-            view = reader_view(self.rt, reader, compiled, version)
+            view = reader_view(self.rt, reader, compiled, version, ms)
             if self._done.get(reader) != (view.digest, head):
                 out.append((reader, view.digest, head))
         return out

@@ -151,6 +151,8 @@ class SyncManager:
             pool=self.pool,
         )
         self._pull_slots = asyncio.Semaphore(max_pulls)
+        self.pulling = 0  # pulls running now, and the most ever at once
+        self.peak_pulls = 0
         self.presigner = Presigner(rt)
         self.run_timeout_s = run_timeout_s
         self.lock_wait_s = lock_wait_s
@@ -208,9 +210,14 @@ class SyncManager:
             ):
                 if not mine:
                     return None  # another process (server, hub worker, CLI) is pulling it
-                return await self.reader.pull(
-                    Peer(peer_id, info.base_url), timeout_s=self.run_timeout_s
-                )
+                self.pulling += 1
+                self.peak_pulls = max(self.peak_pulls, self.pulling)
+                try:
+                    return await self.reader.pull(
+                        Peer(peer_id, info.base_url), timeout_s=self.run_timeout_s
+                    )
+                finally:
+                    self.pulling -= 1
 
     async def sync_all(self, *, force: bool = True) -> list[RunRecord]:
         await self.refresh_directory()

@@ -24,7 +24,7 @@ from tests.federation.network import (
     hub_key,
     load_records,
 )
-from tests.federation.rounds import assert_hub_holds_allowed, sync_round
+from tests.federation.rounds import assert_hub_holds_allowed, sync_round, wait_until
 from tests.node.sample import sample_records
 from tests.nodes import RunningNode
 
@@ -228,3 +228,16 @@ async def test_a_listing_retracted_to_a_reader_is_signed_afresh_when_sent_again(
     (item,) = [o for o in page["items"] if o.get("listing", {}).get("id") == lid]
     assert item["ts"] == clock.now > stored_ts
     assert stored_rows(vn)[lid].ts == clock.now  # and the store moves on with it
+
+
+async def test_a_running_node_signs_ahead_after_an_import(node_factory: NodeFactory) -> None:
+    hub = await node_factory("cn", is_hub=True)
+    vn = await node_factory(
+        OWNER, hub_url=hub.url, hub_key=hub_key(hub), hub_id="cn", run_sync=True
+    )
+    add_member(hub, vn)
+    load_records(vn, sample_records(OWNER))
+    await wait_until(lambda: count_rows(vn) == live_listings(vn) > 0)
+    assert {lid for lid, r in stored_rows(vn).items() if r.body is not None} == set(
+        allowed_for(vn, "cn")
+    )
