@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from node.hub import eoi as service
@@ -113,12 +112,9 @@ async def send_to_hub(request: web.Request, path: str, obj: dict[str, Any]) -> d
 
 # -- reading ---------------------------------------------------------------------------
 def absorb(rt: NodeRuntime) -> None:
-    """``absorb_inbox``, safe when two pages run it at once: both may find the same new
-    forward and insert its row; the one that loses finds the row on a second pass."""
-    try:
-        service.absorb_inbox(rt)
-    except IntegrityError:
-        service.absorb_inbox(rt)
+    """``absorb_inbox``: safe when two pages (or a page and ``cattc eoi list``) run it at
+    once; it reads only what arrived since the last call."""
+    service.absorb_inbox(rt)
 
 
 @dataclass(frozen=True)

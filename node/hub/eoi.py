@@ -24,16 +24,16 @@ from sqlalchemy.orm import Session
 from node.hub.eoi_gate import (
     AlreadyAnswered,
     NotListingOwner,
-    SignatureInvalid,
     check_rates,
     load_body,
     may_know,
     parse,
+    verify_from,
 )
-from node.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from node.hub.eoi_inbox import absorb_inbox
+from node.services.errors import Conflict, InvalidInput, NotFound
 from node.services.feed import post_to_outbox
-from node.services.peers import PeerInfo, PinnedKeys, peer_info
-from node.storage.models import EoiRow, InboxRow
+from node.storage.models import EoiRow
 from protocol import PROTOCOL_VERSION
 from protocol.eoi import (
     DECISIONS,
@@ -44,29 +44,15 @@ from protocol.eoi import (
     EoiReplyForward,
     ExpressionOfInterest,
 )
-from protocol.signing import SignatureError, sign_object, verify_object
+from protocol.signing import sign_object
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
 logger = logging.getLogger(__name__)
+__all__ = ["absorb_inbox", "answer", "hub_receive_eoi", "hub_receive_reply", "list_eois"]
 CONTACT_FIELDS = ("person", "email", "phone")
 ANSWERED = ("accepted", "declined", "introduced")
-
-
-def _verify_from(rt: NodeRuntime, obj: Any, issuer: str) -> None:
-    if issuer == rt.node_id:  # the hub answering for its own listings
-        info: PeerInfo | None = PeerInfo(issuer, "", rt.keys.verify_keys())
-    else:
-        info = peer_info(rt, issuer)
-    if info is None:
-        raise InvalidInput(f"{issuer} is not a known node")
-    if not isinstance(obj, dict) or obj.get("issuer") != issuer:
-        raise InvalidInput(f"object is not issued by {issuer}")
-    try:
-        verify_object(obj, issuer, PinnedKeys(info))
-    except SignatureError as exc:
-        raise SignatureInvalid(f"signature of {issuer}: {exc.message}") from exc
 
 
 def _save(session: Session, eoi: dict[str, Any], state: str, now: int, reply: Any = None) -> None:
@@ -131,7 +117,7 @@ def _check_envelope(rt: NodeRuntime, origin: str, obj: Any, issuer: str, audienc
         raise InvalidInput(f"object is issued by {issuer}, but the request comes from {origin}")
     if audience != rt.node_id:
         raise InvalidInput(f"object is addressed to {audience}, not to this hub")
-    _verify_from(rt, obj, origin)
+    verify_from(rt, obj, origin)
 
 
 def hub_receive_eoi(rt: NodeRuntime, origin: str, body: bytes | dict[str, Any]) -> dict[str, Any]:
@@ -235,45 +221,7 @@ def hub_receive_reply(rt: NodeRuntime, origin: str, body: bytes | dict[str, Any]
 
 
 # -- the owner and the requester: what arrived through the hub's feed ------------------
-def absorb_inbox(rt: NodeRuntime) -> None:
-    """Turn forwarded EOIs and replies received from the hub into EOI states."""
-    with Session(rt.engine) as session, session.begin():
-        rows = session.scalars(
-            select(InboxRow).where(InboxRow.type.in_(["eoi_forward", "eoi_reply_forward"]))
-        ).all()
-        for row in rows:
-            obj = json.loads(row.obj)
-            try:
-                if row.type == "eoi_forward":
-                    _absorb_forward(rt, session, obj, row.received_at)
-                else:
-                    _absorb_reply(rt, session, obj, row.received_at)
-            except ServiceError as exc:
-                logger.info("ignored %s %s from the hub: %s", row.type, row.id, exc.message)
-
-
-def _absorb_forward(rt: NodeRuntime, session: Session, obj: Any, at: int) -> None:
-    eoi = parse(EoiForward, obj, "forward").eoi
-    if eoi.listing.owner != rt.node_id:
-        return  # interest in someone else's listing: not ours to answer
-    if session.get(EoiRow, eoi.id) is not None:
-        return  # taken in before: its signature was checked then (each view re-reads all)
-    _verify_from(rt, obj["eoi"], eoi.issuer)
-    _save(session, obj["eoi"], "forwarded", at)
-
-
-def _absorb_reply(rt: NodeRuntime, session: Session, obj: Any, at: int) -> None:
-    reply = parse(EoiReplyForward, obj, "forward").reply
-    eoi_row = session.get(EoiRow, reply.eoi_id)
-    if eoi_row is None or eoi_row.state not in ("submitted", "forwarded"):
-        return  # unknown, or answered already: one answer, never flipped
-    if reply.issuer != eoi_row.owner or eoi_row.requester != rt.node_id:
-        return  # only the listing's owner answers, and only our own interest
-    _verify_from(rt, obj["reply"], reply.issuer)
-    contact = obj["reply"].get("contact") or {}
-    state = "introduced" if reply.decision == "accepted" and contact else reply.decision
-    eoi_row.state, eoi_row.updated = state, at
-    eoi_row.reply_obj = json.dumps(obj["reply"])
+# ``absorb_inbox`` (node.hub.eoi_inbox) turns it into EoI states, reading each row once.
 
 
 def answer(

@@ -19,14 +19,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from node.hub.notice_content import Knowable, held_knowable, own_knowable
+from node.hub.notice_index import was_named
 from node.services.audiences import audience_of, membership
-from node.services.errors import NotFound, SchemaInvalid, ServiceError
-from node.storage.models import EoiRow, NoticeSentRow, OutboxRow, RemoteListingRow
+from node.services.errors import InvalidInput, NotFound, SchemaInvalid, ServiceError
+from node.services.peers import PeerInfo, PinnedKeys, peer_info
+from node.storage.models import EoiRow, NoticeSentRow, RemoteListingRow
 from policies.compiled import CompiledPolicy
 from policies.model import Audience
 from protocol.eoi import BODY_MAX_BYTES
 from protocol.errors import ErrorCode
 from protocol.safe_json import JsonInputError, loads
+from protocol.signing import SignatureError, verify_object
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
@@ -58,6 +61,10 @@ class AlreadyAnswered(ServiceError):
     code = ErrorCode.ALREADY_ANSWERED
 
 
+class UnknownIssuer(InvalidInput):
+    """The signer is not (yet) known to this node: a member its directory lacks."""
+
+
 class RateLimited(ServiceError):
     code = ErrorCode.RATE_LIMITED
 
@@ -86,6 +93,33 @@ def parse(model: type[M], obj: Any, what: str) -> M:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "the object"
         raise SchemaInvalid(f"not a valid {what}: {where}: {err['msg']}") from exc
+
+
+def verify_from(
+    rt: NodeRuntime,
+    obj: Any,
+    issuer: str,
+    signers: dict[str, PeerInfo | None] | None = None,
+) -> None:
+    """Check that ``obj`` is issued and signed by ``issuer``, with the keys this node
+    knows of it (``signers`` keeps them, for a caller checking many objects)."""
+    if signers is not None and issuer in signers:
+        info = signers[issuer]
+    else:
+        if issuer == rt.node_id:  # the hub answering for its own listings
+            info = PeerInfo(issuer, "", rt.keys.verify_keys())
+        else:
+            info = peer_info(rt, issuer)
+        if signers is not None:
+            signers[issuer] = info
+    if info is None:
+        raise UnknownIssuer(f"{issuer} is not a known node")
+    if not isinstance(obj, dict) or obj.get("issuer") != issuer:
+        raise InvalidInput(f"object is not issued by {issuer}")
+    try:
+        verify_object(obj, issuer, PinnedKeys(info))
+    except SignatureError as exc:
+        raise SignatureInvalid(f"signature of {issuer}: {exc.message}") from exc
 
 
 # -- rate limits ---------------------------------------------------------------------
@@ -182,6 +216,9 @@ def _held_listing_known(
 
 
 def _named_in_a_notice(rt: NodeRuntime, sender: str, owner: str, listing_id: str) -> bool:
+    """A match of ``sender``'s with the listing, and a notice to it that named the
+    listing (only if the owner's rules let it): two indexed lookups, however many
+    notices the sender was sent (``node.hub.notice_index``)."""
     with Session(rt.engine) as session:
         matched = session.scalar(
             select(NoticeSentRow.at)
@@ -192,18 +229,4 @@ def _named_in_a_notice(rt: NodeRuntime, sender: str, owner: str, listing_id: str
             )
             .limit(1)
         )
-        if matched is None:
-            return False
-        # Matched, but did the notice name it? Only if the owner's rules let it.
-        texts = session.scalars(
-            select(OutboxRow.obj).where(
-                OutboxRow.reader == sender,
-                OutboxRow.type == "match_notice",
-                OutboxRow.obj.contains(json.dumps(listing_id), autoescape=True),
-            )
-        ).all()
-    for text in texts:
-        counterpart = json.loads(text).get("counterpart") or {}
-        if counterpart.get("owner") == owner and counterpart.get("listing_id") == listing_id:
-            return True
-    return False
+        return matched is not None and was_named(session, sender, owner, listing_id)

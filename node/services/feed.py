@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from node.hub.notice_index import note_queued
 from node.services import summary_cache
 from node.services.cursors import (
     CursorCodec,
@@ -326,4 +327,5 @@ def post_to_outbox(session: Session, reader: str, obj: dict[str, Any], now: int)
         insert(ChangeRow),
         [{"listing_id": f"{OUTBOX_PREFIX}{row.id}", "version": 1, "kind": "outbox", "at": now}],
     )
+    note_queued(session, row.id, reader, obj)  # a notice naming a listing: the EoI gate's index
     return row.id

@@ -426,3 +426,27 @@ class SignedSummaryRow(Base):
     consent: Mapped[bool] = mapped_column(Boolean, server_default=false())
     code: Mapped[str] = mapped_column(String(40))
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class NoticeNamedRow(Base):
+    """A match notice queued for ``reader`` that named ``cp_owner``'s ``cp_id``, one row
+    per such notice (``node.hub.notice_index``): the EoI gate asks this index whether a
+    member was named a listing, instead of reading the member's notices."""
+
+    __tablename__ = "notices_named"
+
+    outbox_id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=False)
+    reader: Mapped[str] = mapped_column(String(32))
+    cp_owner: Mapped[str] = mapped_column(String(32))
+    cp_id: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_notices_named_reader_cp", "reader", "cp_owner", "cp_id"),)
+
+
+# The EoI gate's lookup of a member's matches by counterpart (migration 0011).
+Index(
+    "ix_notices_sent_reader_cp",
+    NoticeSentRow.reader,
+    NoticeSentRow.cp_owner,
+    NoticeSentRow.cp_id,
+)

@@ -1,0 +1,264 @@
+"""Expressions of interest at scale (issue 12/10): an owner with thousands of received
+interests reads only what is new in its inbox, once, even when two readers (a page and
+``cattc eoi list``) run at once; the hub decides "was the sender named in a notice for
+this listing" by an index, however many notices that member was sent.
+
+``test_figures`` prints timings (run with ``-s``); the other tests assert behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from node.console.eois import inbox
+from node.hub import eoi as eois
+from node.hub.eoi_gate import may_know
+from node.services.feed import post_to_outbox
+from node.storage.models import EoiRow, InboxRow, NoticeSentRow
+from protocol import PROTOCOL_VERSION
+from protocol.canonical import canonical_bytes
+from protocol.signing import sign_object
+from tests.federation.network import Network, NodeFactory
+from tests.nodes import RunningNode
+from tests.security.eoi_net import eoi_network, eoi_obj, reply_obj
+
+LISTING = "th-off-0001"
+
+
+def _hub_signed(net: Network, obj: dict[str, Any]) -> dict[str, Any]:
+    rt = net.hub.runtime
+    return sign_object(obj, rt.node_id, rt.keys.active)
+
+
+def _forward(net: Network, eoi: dict[str, Any], audience: str) -> dict[str, Any]:
+    obj = {
+        "type": "eoi_forward",
+        "v": PROTOCOL_VERSION,
+        "issuer": "cn",
+        "ts": net.hub.runtime.clock(),
+        "audience": audience,
+        "eoi": eoi,
+    }
+    return _hub_signed(net, obj)
+
+
+def _reply_forward(net: Network, reply: dict[str, Any], audience: str) -> dict[str, Any]:
+    obj = {
+        "type": "eoi_reply_forward",
+        "v": PROTOCOL_VERSION,
+        "issuer": "cn",
+        "ts": net.hub.runtime.clock(),
+        "audience": audience,
+        "reply": reply,
+    }
+    return _hub_signed(net, obj)
+
+
+def _store(node: RunningNode, objs: list[dict[str, Any]]) -> None:
+    """Put ``objs`` in ``node``'s inbox as a pull of the hub's feed stores them."""
+    now = node.runtime.clock()
+    rows = [
+        {
+            "origin": "cn",
+            "type": o["type"],
+            "received_at": now,
+            "obj": canonical_bytes(o).decode("utf-8"),
+        }
+        for o in objs
+    ]
+    with Session(node.runtime.engine) as session, session.begin():
+        session.execute(insert(InboxRow), rows)
+
+
+def _forwards(net: Network, n: int, start: int = 0) -> list[dict[str, Any]]:
+    vn = net.nodes["vn"]
+    return [
+        _forward(net, eoi_obj(vn, "th", LISTING, f"Interest number {i}."), "th")
+        for i in range(start, start + n)
+    ]
+
+
+def _states(node: RunningNode) -> dict[str, tuple[str, str | None]]:
+    with Session(node.runtime.engine) as session:
+        return {r.id: (r.state, r.reply_obj) for r in session.scalars(select(EoiRow))}
+
+
+async def _owner(node_factory: NodeFactory) -> Network:
+    net = await eoi_network(node_factory)
+    await net.nodes["th"].sync.refresh_directory()  # th learns vn's key
+    await net.nodes["vn"].sync.refresh_directory()
+    return net
+
+
+async def test_two_thousand_forwards_are_read_once(node_factory: NodeFactory) -> None:
+    net = await _owner(node_factory)
+    th = net.nodes["th"]
+    _store(th, _forwards(net, 2000))
+    assert eois.absorb_inbox(th.runtime) == 2000
+    states = _states(th)
+    assert len(states) == 2000 and {s for s, _ in states.values()} == {"forwarded"}
+    assert eois.absorb_inbox(th.runtime) == 0  # nothing new: nothing read
+    [extra] = _forwards(net, 1, start=2000)
+    _store(th, [extra])
+    assert eois.absorb_inbox(th.runtime) == 1
+    assert extra["eoi"]["id"] in _states(th)
+    incoming, _ = inbox(th.runtime)
+    assert incoming.pages == 41 and len(incoming.items) == 50
+
+
+async def test_concurrent_absorbs_agree_and_apply_once(node_factory: NodeFactory) -> None:
+    """Rounds of new forwards (for th) and replies (for vn: an acceptance, then a
+    refusal of the same interest), each round absorbed by four threads at once: no error,
+    every row read exactly once, and the first answer kept."""
+    net = await _owner(node_factory)
+    th, vn = net.nodes["th"], net.nodes["vn"]
+    read = {"th": 0, "vn": 0}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    mine = []
+    for rnd in range(4):
+        _store(th, _forwards(net, 60, start=rnd * 60))
+        replies = []
+        for _ in range(15):
+            eoi = eois.new_eoi(vn.runtime, "th", LISTING, "Interested.")
+            eois.mark(vn.runtime, eoi["id"], "forwarded")
+            mine.append(eoi["id"])
+            for decision in ("accepted", "declined"):
+                replies.append(_reply_forward(net, reply_obj(th, eoi["id"], decision), "vn"))
+        _store(vn, replies)
+        barrier = threading.Barrier(8)
+
+        def run(node: RunningNode, barrier: threading.Barrier = barrier) -> None:
+            try:
+                barrier.wait(timeout=30)
+                n = eois.absorb_inbox(node.runtime)
+                with lock:
+                    read[node.node_id] += n
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in (th, vn) * 4]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors, errors
+        assert read == {"th": 60 * (rnd + 1), "vn": 30 * (rnd + 1)}
+    received = _states(th)
+    assert len(received) == 240 and {s for s, _ in received.values()} == {"forwarded"}
+    answered = _states(vn)
+    for eoi_id in mine:
+        state, reply = answered[eoi_id]
+        assert state == "accepted" and reply is not None
+        assert json.loads(reply)["decision"] == "accepted"
+
+
+async def test_a_forward_from_a_member_not_yet_known_is_taken_later(
+    node_factory: NodeFactory,
+) -> None:
+    """th has not yet learned my's key: the forward is kept for another try (not lost
+    behind the mark), and taken once th's directory knows my."""
+    net = await eoi_network(node_factory)
+    th = net.nodes["th"]
+    eoi = eoi_obj(net.nodes["my"], "th", LISTING, "From a member th does not know yet.")
+    _store(th, [_forward(net, eoi, "th")])
+    assert eois.absorb_inbox(th.runtime) == 1
+    assert eoi["id"] not in _states(th)
+    await th.sync.refresh_directory()
+    assert eois.absorb_inbox(th.runtime) == 1  # the one kept for another try
+    assert _states(th)[eoi["id"]][0] == "forwarded"
+    assert eois.absorb_inbox(th.runtime) == 0
+
+
+async def test_what_cannot_be_taken_is_not_read_again(node_factory: NodeFactory) -> None:
+    """A forward about another node's listing and one whose EoI does not fit the schema
+    are passed over for good: the next call reads nothing."""
+    net = await _owner(node_factory)
+    th, vn = net.nodes["th"], net.nodes["vn"]
+    elsewhere = _forward(net, eoi_obj(vn, "my", "my-off-0001"), "th")
+    broken = _forward(net, {**eoi_obj(vn, "th", LISTING), "listing": "th-off-0001"}, "th")
+    _store(th, [elsewhere, broken])
+    assert eois.absorb_inbox(th.runtime) == 2
+    assert _states(th) == {}
+    assert eois.absorb_inbox(th.runtime) == 0
+
+
+def _notices(net: Network, reader: str, n: int) -> None:
+    """``n`` notices to ``reader``, each naming a different listing of th, as the
+    matching engine writes them (a notices_sent row and the signed notice)."""
+    rt = net.hub.runtime
+    now = rt.clock()
+    with Session(rt.engine) as session, session.begin():
+        for i in range(n):
+            lid = f"th-off-{i + 1000:04d}"
+            session.add(
+                NoticeSentRow(
+                    reader=reader, own_id="my-req-0001", cp_owner="th", cp_id=lid, score=0.5, at=now
+                )
+            )
+            notice = {
+                "type": "match_notice",
+                "v": PROTOCOL_VERSION,
+                "issuer": rt.node_id,
+                "ts": now,
+                "audience": reader,
+                "own_listing": {"id": "my-req-0001", "role": "request"},
+                "counterpart": {
+                    "owner": "th",
+                    "listing_id": lid,
+                    "kind": "offer",
+                    "descriptor": "a listing held by the center of Thailand",
+                    "fields": {},
+                },
+                "score": 0.5,
+                "explanation": {"components": {}, "shared_terms": [], "shared_codes": []},
+            }
+            post_to_outbox(session, reader, _hub_signed(net, notice), now)
+
+
+async def test_a_member_named_in_many_notices(node_factory: NodeFactory) -> None:
+    net = await eoi_network(node_factory)
+    rt = net.hub.runtime
+    _notices(net, "my", 300)
+    assert may_know(rt, "my", "th", "th-off-1000")
+    assert may_know(rt, "my", "th", "th-off-1299")
+    assert not may_know(rt, "my", "th", "th-off-1300")  # never named to my
+    assert not may_know(rt, "vn", "th", "th-off-1000")  # named to my, not to vn
+    assert not may_know(rt, "my", "vn", "th-off-1000")  # another owner's listing
+
+
+def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - start, out
+
+
+async def test_figures(node_factory: NodeFactory, db_engine_name: str) -> None:
+    """Timings for the report: 2,000 interests at an owner (absorbing them, then a view
+    of the console's list), and the hub's check for a member sent 10,000 notices."""
+    net = await _owner(node_factory)
+    th = net.nodes["th"]
+    _store(th, _forwards(net, 2000))
+    first, _ = _timed(eois.absorb_inbox, th.runtime)
+    views = [_timed(inbox, th.runtime)[0] for _ in range(5)]
+    with Session(th.runtime.engine) as session:
+        assert session.scalar(select(func.count()).select_from(EoiRow)) == 2000
+    rt = net.hub.runtime
+    _notices(net, "my", 10_000)
+    checks = [_timed(may_know, rt, "my", "th", f"th-off-{i:04d}") for i in (1000, 5000, 10999)]
+    assert all(known for _, known in checks)
+    miss = _timed(may_know, rt, "my", "th", "th-off-0999")
+    assert miss[1] is False
+    print(
+        f"\n[{db_engine_name}] absorb 2000: {first * 1000:.0f} ms; list view: "
+        + ", ".join(f"{v * 1000:.0f}" for v in views)
+        + " ms; may_know (10,000 notices) named: "
+        + ", ".join(f"{t * 1000:.1f}" for t, _ in checks)
+        + f" ms, not named: {miss[0] * 1000:.1f} ms"
+    )
