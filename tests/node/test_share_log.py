@@ -55,7 +55,8 @@ async def test_feed_records_each_version_once(node_factory: NodeFactory) -> None
     shared_with_hub = allowed_for(th, "cn")
     assert shared_with_hub, "the sample policy shares some of th's listings with the hub"
 
-    await net.hub.sync.sync_peer("th", force=True)
+    run = await net.hub.sync.sync_peer("th", force=True)
+    assert run is not None and run.error is None, run
     rows = log_rows(th)
     assert sorted(rows) == sorted(
         ("cn", lid, view["version"], "summary") for lid, view in shared_with_hub.items()
