@@ -52,7 +52,9 @@ def overview(rt: NodeRuntime) -> Overview:
             .select_from(EoiRow)
             .where(EoiRow.owner == rt.node_id, EoiRow.state.not_in(ANSWERED))
         )
-    return Overview(listings, int(waiting or 0), peer_statuses(rt))
+    names = {m.node_id: f"{m.name} ({m.country})" for m in rt.directory.members()}
+    peers = [{**p, "name": names.get(p["peer"], p["peer"])} for p in peer_statuses(rt)]
+    return Overview(listings, int(waiting or 0), peers)
 
 
 @require_role("viewer")
