@@ -7,6 +7,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import babel
 import jinja2
 from aiohttp import web
 
@@ -33,7 +34,24 @@ def environment() -> jinja2.Environment:
     )
     env.globals["languages"] = LANGUAGES
     env.filters["localized"] = localized
+    env.filters["country_name"] = country_name
     return env
+
+
+@functools.cache
+def _territories(lang: str) -> dict[str, str]:
+    try:
+        return dict(babel.Locale.parse(lang).territories)
+    except (ValueError, babel.UnknownLocaleError):
+        return {}
+
+
+def country_name(code: object, lang: str) -> object:
+    """A two-letter country code as the country's name in ``lang`` (Babel's CLDR data,
+    so no catalog entry is needed); anything else as it is."""
+    if not isinstance(code, str) or len(code) != 2:
+        return code
+    return _territories(lang).get(code.upper(), code)
 
 
 def page_context(request: web.Request) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from node.hub import eoi as eoi_service
 from node.market.pages import listing_url
 from node.storage.models import EoiRow, MemberRow
+from node.ui.templating import country_name
 from tests.federation.network import NodeFactory
 from tests.hub.market_net import (
     express,
@@ -127,7 +128,10 @@ async def test_search_page_with_facets_pages_and_listing_links(
     with Session(hub.runtime.engine) as session:
         member = session.get(MemberRow, owner)
         assert member is not None
-        assert html.escape(member.name) in markup and f"({member.country})" in markup
+        # The owner's country by its name in the page's language, not its code.
+        shown = country_name(member.country, "en")
+        assert html.escape(member.name) in markup
+        assert shown != member.country and f"({shown})" in markup
     status, _ = await page(http, hub.url + listing_url(owner, "no-such-listing"))
     assert status == 404
 

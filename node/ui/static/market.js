@@ -10,3 +10,7 @@ document.querySelectorAll("textarea[maxlength]").forEach(function (area) {
   };
   area.addEventListener("input", update);
 });
+// On a narrow screen the results come first: the filters fold away behind their heading.
+document.querySelectorAll("details.facet-box").forEach(function (box) {
+  if (window.matchMedia("(max-width: 760px)").matches) { box.open = false; }
+});
