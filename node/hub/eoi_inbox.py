@@ -5,7 +5,8 @@ pages and ``cattc eoi list`` absorb it on each call. So ``absorb_inbox`` remembe
 one ``meta`` row, the last inbox id it read (``after``) and reads only newer rows, in
 the transaction that applies them. That row is locked first (``SELECT ... FOR UPDATE``
 on PostgreSQL; SQLite's write transactions are serial already), so two callers at once
-take turns: the second finds the mark moved and reads nothing. The writes would be
+take turns: the second finds the mark moved and reads nothing. A call that finds
+nothing new (one indexed read) takes no lock at all. The writes would be
 harmless twice anyway: new EoIs are ``INSERT ... ON CONFLICT DO NOTHING`` and a reply
 is a conditional update from an unanswered state.
 
@@ -89,9 +90,23 @@ def _lock_mark(session: Session) -> MetaRow:
     return row
 
 
+def _nothing_new(rt: NodeRuntime) -> bool:
+    """True if no row arrived since the mark and none waits for another try: checked
+    without the write lock, so a view with nothing new never waits for a writer."""
+    with Session(rt.engine) as session:
+        meta = session.get(MetaRow, MARK_KEY)
+        if meta is None:
+            return False
+        mark = Mark.of(meta.value)
+        newer = select(InboxRow.id).where(InboxRow.type.in_(TYPES), InboxRow.id > mark.after)
+        return not mark.retry and session.scalar(newer.limit(1)) is None
+
+
 def absorb_inbox(rt: NodeRuntime) -> int:
     """Turn forwarded EoIs and replies received from the hub since the last call into
     EoI states; the number of inbox rows read."""
+    if _nothing_new(rt):
+        return 0
     now = rt.clock()
     with Session(rt.engine) as session, session.begin():
         meta = _lock_mark(session)

@@ -450,3 +450,5 @@ Index(
     NoticeSentRow.cp_owner,
     NoticeSentRow.cp_id,
 )
+# What a member's EoI absorber reads: rows of its types after the last it read (0011).
+Index("ix_inbox_type_id", InboxRow.type, InboxRow.id)

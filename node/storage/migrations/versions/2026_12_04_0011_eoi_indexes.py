@@ -1,7 +1,8 @@
 """Expressions of interest at scale: the hub's index of which listings its match notices
 named to each member (``notices_named``, filled here from the notices queued so far),
 and an index of ``notices_sent`` by reader and counterpart, so the EoI gate's check is
-two indexed lookups instead of a scan of the member's notices.
+two indexed lookups instead of a scan of the member's notices; and an index of
+``inbox`` by type and id, for a member's absorber reading only the EoI rows it has not.
 
 Revision ID: 0011
 Revises: 0010
@@ -49,6 +50,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_notices_named_reader_cp", "notices_named", ["reader", "cp_owner", "cp_id"])
     op.create_index("ix_notices_sent_reader_cp", "notices_sent", ["reader", "cp_owner", "cp_id"])
+    op.create_index("ix_inbox_type_id", "inbox", ["type", "id"])
     outbox = sa.table(
         "outbox",
         sa.column("id", sa.BigInteger),
@@ -85,6 +87,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_inbox_type_id", table_name="inbox")
     op.drop_index("ix_notices_sent_reader_cp", table_name="notices_sent")
     op.drop_index("ix_notices_named_reader_cp", table_name="notices_named")
     op.drop_table("notices_named")
