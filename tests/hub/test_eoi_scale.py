@@ -13,6 +13,8 @@ import threading
 import time
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
@@ -21,10 +23,19 @@ from node.hub import eoi as eois
 from node.hub.eoi_gate import _named_in_a_notice, may_know
 from node.hub.eoi_inbox import MARK_KEY
 from node.services.feed import post_to_outbox
-from node.storage.models import EoiRow, InboxRow, MetaRow, NoticeSentRow
+from node.storage.db import MIGRATIONS, make_engine
+from node.storage.models import (
+    EoiRow,
+    InboxRow,
+    MetaRow,
+    NoticeNamedRow,
+    NoticeSentRow,
+    OutboxRow,
+)
 from protocol import PROTOCOL_VERSION
 from protocol.canonical import canonical_bytes
 from protocol.signing import sign_object
+from tests.conftest import DatabaseUrlFactory
 from tests.federation.network import Network, NodeFactory
 from tests.nodes import RunningNode
 from tests.security.eoi_net import eoi_network, eoi_obj, reply_obj
@@ -289,3 +300,39 @@ async def test_figures(node_factory: NodeFactory, db_engine_name: str) -> None:
         + f" ms, not named: {miss[0] * 1000:.1f} ms; the named check alone (median of 20):"
         + f" {named[10] * 1000:.2f} ms"
     )
+
+
+def test_the_migration_indexes_the_notices_queued_before(database_url: DatabaseUrlFactory) -> None:
+    """A hub upgraded in place: 0011 indexes the notices already in its outbox that name
+    a listing (not those that name none, nor other objects)."""
+    engine = make_engine(database_url("upgrade"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+
+    def upgrade(to: str) -> None:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, to)
+
+    def queued(reader: str, kind: str, counterpart: Any) -> dict[str, Any]:
+        obj = {"type": kind, "counterpart": counterpart}
+        return {"reader": reader, "type": kind, "created": 1, "obj": json.dumps(obj)}
+
+    try:
+        upgrade("0010")
+        rows = [
+            queued("my", "match_notice", {"owner": "th", "listing_id": "th-off-0001"}),
+            queued("my", "match_notice", {"owner": "th"}),  # named no listing
+            queued("vn", "match_notice", {"owner": "th", "listing_id": "th-off-0002"}),
+            queued("vn", "eoi_forward", {"owner": "th", "listing_id": "th-off-0003"}),
+        ]
+        with engine.begin() as conn:
+            conn.execute(insert(OutboxRow), rows)
+        upgrade("head")
+        with Session(engine) as session:
+            named = {
+                (r.reader, r.cp_owner, r.cp_id) for r in session.scalars(select(NoticeNamedRow))
+            }
+        assert named == {("my", "th", "th-off-0001"), ("vn", "th", "th-off-0002")}
+    finally:
+        engine.dispose()
