@@ -49,8 +49,18 @@ from protocol.signing import sign_object
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
+__all__ = [
+    "ANSWERED",
+    "CONTACT_FIELDS",
+    "absorb_inbox",
+    "answer",
+    "hub_receive_eoi",
+    "hub_receive_reply",
+    "list_eois",
+    "mark",
+    "new_eoi",
+]
 logger = logging.getLogger(__name__)
-__all__ = ["absorb_inbox", "answer", "hub_receive_eoi", "hub_receive_reply", "list_eois"]
 CONTACT_FIELDS = ("person", "email", "phone")
 ANSWERED = ("accepted", "declined", "introduced")
 
