@@ -44,6 +44,8 @@ async def test_accept_an_expression_of_interest(
     await check_page(page, tmp_path, "1-matches")
     await page.goto(f"{vn.url}/console/matches/{notice_id}")
     await page.get_by_role("heading", name="Why the hub proposes it").wait_for()
+    # The other listing's fields by their names, not their keys (ipc, trl).
+    assert "IPC codes" in await page.inner_text("main")
     await page.get_by_role("button", name="Express interest").click()  # empty: refused
     assert "/interest" not in page.url  # the browser's own check keeps the form
     await page.get_by_label("Message to the other center").fill(
