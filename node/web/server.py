@@ -45,7 +45,7 @@ SPARE_FILES = 256
 # After SIGINT/SIGTERM: how long requests in progress may take, and when the process
 # exits even if its clean-up has not finished.
 SHUTDOWN_S = 3.0
-STOP_DEADLINE_S = 8.0
+STOP_DEADLINE_S = 6.0
 _BUSY_BODY = b'{"error":{"code":"server_busy","message":"too many connections; retry later"}}'
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
