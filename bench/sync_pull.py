@@ -49,7 +49,6 @@ from node.services.summary_cache import Presigner
 from node.services.sync_manager import SyncManager
 from protocol.b64 import b64url_decode, b64url_encode
 from protocol.signing import signing_payload
-from sync.verify_pool import VerifyPool
 
 REPORT_NOTE = (
     "The reader checks every item's Ed25519 signature (the issue asks it to). Bare "
@@ -254,8 +253,7 @@ async def _pull(hub_dir: Path, peer: str, workers: int = 0) -> tuple[float, Any]
         async with aiohttp.ClientSession() as session:
             manager = SyncManager(rt, session, run_timeout_s=3600, verify_workers=workers)
             manager.reader.page_size = 1000
-            if workers:
-                await _warm(manager.pool)
+            await manager.pool.warm()
             start = time.perf_counter()
             run = await manager.sync_peer(peer, force=True)
             seconds = time.perf_counter() - start
@@ -263,17 +261,6 @@ async def _pull(hub_dir: Path, peer: str, workers: int = 0) -> tuple[float, Any]
             return seconds, run
     finally:
         rt.close()
-
-
-async def _warm(pool: VerifyPool) -> None:
-    """Start the pool's worker processes (each imports the checking code once)."""
-    loop = asyncio.get_running_loop()
-    executor = pool._pool()
-    await asyncio.gather(*(loop.run_in_executor(executor, _noop) for _ in range(pool.workers * 4)))
-
-
-def _noop() -> None:
-    import sync.verify  # noqa: F401, PLC0415 - what a worker imports to check items
 
 
 def _raw_insert(hub_dir: Path, work: Path) -> float:

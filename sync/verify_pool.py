@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -69,7 +70,9 @@ class VerifyPool:
     def _pool(self) -> Executor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_ignore_interrupts,
             )
         return self._executor
 
@@ -124,11 +127,29 @@ class VerifyPool:
                     rejected.append(RejectedItem(obj, verdict[1], verdict[2]))
         return CheckedPage(opened.page, items, rejected)
 
+    async def warm(self) -> None:
+        """Start the worker processes now (each imports the checking code once), rather
+        than on the first big page."""
+        if self.workers < 1:
+            return
+        loop = asyncio.get_running_loop()
+        pool = self._pool()
+        await asyncio.gather(*(loop.run_in_executor(pool, _ready) for _ in range(self.workers * 2)))
+
     def close(self, *, wait: bool = True) -> None:
         """Stop the workers (waiting for them to exit unless ``wait`` is False)."""
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def _ready() -> bool:
+    return True
+
+
+def _ignore_interrupts() -> None:
+    """A worker leaves Ctrl-C to its parent, which stops it (no traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _check_chunk_kw(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Verdict]:
