@@ -38,6 +38,15 @@ async def test_console_and_marketplace_on_a_phone(
         nav = page.get_by_role("navigation", name="Main")
         assert await nav.locator('a[aria-current="page"]').get_attribute("href") == path
 
+    # The listing form names each country in the page's language.
+    await page.goto(th.url + "/console/listings/new?category=tech_offer")
+    await fits(page)
+    country = page.locator("select[name=country]")
+    assert await country.locator('option[value="TH"]').inner_text() == "Thailand (TH)"
+    await page.goto(th.url + "/ui/lang?lang=vi&next=/console/listings/new?category=tech_offer")
+    assert await country.locator('option[value="VN"]').inner_text() == "Việt Nam (VN)"
+    await page.goto(th.url + "/ui/lang?lang=en&next=/console/listings")
+
     # The listings table is wider than the phone: its box scrolls and takes the focus.
     box = page.locator(".table-scroll").first
     assert await box.evaluate("b => b.scrollWidth > b.clientWidth")
