@@ -255,9 +255,11 @@ class FeedService:
     ) -> None:
         """Write the page's ``feed_sent`` changes in two statements, not one per item."""
         new, changed = batch
-        if new:
-            session.execute(
-                insert(FeedSentRow),
+        table = FeedSentRow.__table__
+        assert isinstance(table, Table)
+        if new:  # Core, not the ORM's bulk path (which costs more than the insert itself)
+            session.connection().execute(
+                table.insert(),
                 [
                     {
                         "reader": reader,
@@ -270,8 +272,6 @@ class FeedService:
                 ],
             )
         if changed:
-            table = FeedSentRow.__table__
-            assert isinstance(table, Table)
             session.connection().execute(
                 table.update()
                 .where(table.c.reader == reader, table.c.listing_id == bindparam("lid"))
