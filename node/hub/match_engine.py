@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,7 @@ class MatchEngine:
         self.hidden: dict[Ref, Stamp] = {}
         # What match_stamps says is done (loaded at the first re-match).
         self.done: dict[Ref, str] | None = None
+        self.left = 0  # listings still to do after the last after_sync
         model = self.matcher.semantic.model if self.matcher.semantic.enabled else "lexical"
         self.scoring = f"{SCORING_VERSION}/{model}"
         # Re-entrant: a query answered at a checkpoint of a re-match, in the same thread.
@@ -228,9 +230,16 @@ class MatchEngine:
             return {"held": len(self.versions), "pending": todo, "scoring": self.scoring}
 
     # -- notices ---------------------------------------------------------------------
-    def notify(self, changed: Iterable[Ref], checkpoint: Checkpoint = _nothing) -> int:
+    def notify(
+        self,
+        changed: Iterable[Ref],
+        checkpoint: Checkpoint = _nothing,
+        budget_s: float | None = None,
+    ) -> int:
         """Send notices for new pairs among the matches of ``changed`` listings, and mark
-        each done in the transaction that writes its notices."""
+        each done in the transaction that writes its notices; stop after the batch that
+        ends past ``budget_s`` seconds (the rest stays pending)."""
+        deadline = None if budget_s is None else time.monotonic() + budget_s
         rt = self.rt
         now = rt.clock()
         ms = membership(rt.engine)
@@ -254,6 +263,8 @@ class MatchEngine:
                             pairs.append((m.request, m.candidate, m))
             sent += self._send(pairs, done_pairs, ms, compiled, now, stamps)
             checkpoint()
+            if deadline is not None and time.monotonic() > deadline:
+                break
         return sent
 
     def _send(
@@ -365,9 +376,13 @@ class MatchEngine:
             knowable=self.knowable(reader, other, ms, compiled, now),
         )
 
-    def after_sync(self, checkpoint: Checkpoint = _nothing) -> int:
-        """Re-match what changed, and what a stop left undone, and send the new notices."""
+    def after_sync(self, checkpoint: Checkpoint = _nothing, budget_s: float | None = None) -> int:
+        """Re-match what changed, and what a stop left undone, and send the new notices;
+        with ``budget_s``, notify for about that long at most (``left`` says how many
+        listings are still to do)."""
         with self.sync_lock:
             self.refresh(checkpoint)
             self._forget_gone()
-            return self.notify(self.pending(), checkpoint)
+            sent = self.notify(self.pending(), checkpoint, budget_s)
+            self.left = len(self.pending())
+            return sent

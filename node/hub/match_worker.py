@@ -112,7 +112,8 @@ class _Worker:
                     self.engine.refresh(self.checkpoint)
             if method == "after_sync":
                 self.rt.keys = KeyStore.load(self.rt.data_dir / KEY_FILE)  # after a rotation
-                value: Any = self.engine.after_sync(self.checkpoint)
+                sent = self.engine.after_sync(self.checkpoint, *args)
+                value: Any = (sent, self.engine.left)
             elif method == "refresh":
                 value = self.engine.refresh(self.checkpoint)
             elif method in METHODS:

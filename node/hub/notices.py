@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
 logger = logging.getLogger(__name__)
+# Seconds of notifying per pass: a pull waiting for its re-match never waits much longer
+# (a first match of 50,000 listings goes on in the background, pass after pass).
+PASS_BUDGET_S = 5.0
 
 
 class MatchingService:
@@ -36,6 +39,10 @@ class MatchingService:
         # Waits for the worker's answer to a re-match: never one of the database threads.
         self._waiter: ThreadPoolExecutor | None = None
         self._closed = False
+        # One pass at a time: two pulls ending together would both see the same new pairs.
+        self._one_at_a_time = asyncio.Lock()
+        self._drain: asyncio.Task[None] | None = None
+        self.left = 0  # listings still to match after the last pass
         if not in_worker:
             self._engine = MatchEngine(rt, encoder)
             return
@@ -74,29 +81,57 @@ class MatchingService:
         return result
 
     def after_sync(self) -> int:
-        """Re-match what changed (and what a stop left undone); send the new notices."""
-        result: int = self._call("after_sync")
-        return result
+        """Re-match what changed (and what a stop left undone); send the new notices. One
+        pass notifies for about ``PASS_BUDGET_S`` at most; ``left`` says what remains."""
+        if self._engine is not None:
+            sent: int = self._engine.after_sync(budget_s=PASS_BUDGET_S)
+            self.left = self._engine.left
+            return sent
+        sent, self.left = self._call("after_sync", PASS_BUDGET_S)
+        return int(sent)
 
     async def rematch(self) -> int:
-        """``after_sync`` without blocking the event loop or a database thread; 0 (logged)
-        when the worker failed or was stopped: its work stays queued for the next one."""
+        """``after_sync`` without blocking the event loop or a database thread, one pass
+        at a time; what one pass leaves is done by later passes in the background, so a
+        pull waiting for its re-match waits for one pass at most. 0 (logged) when the
+        worker failed or was stopped: its work stays queued for the next one."""
+        async with self._one_at_a_time:
+            sent = await self._pass()
+        if self.left and not self._closed and (self._drain is None or self._drain.done()):
+            self._drain = asyncio.create_task(self._drain_rest())
+        return sent
+
+    async def _pass(self) -> int:
         loop = asyncio.get_running_loop()
         try:
-            if self._waiter is None:
-                return await self.rt.run(self.after_sync)
             if self._closed:
                 raise MatchingUnavailable("the matching worker was stopped")
+            if self._waiter is None:
+                return await self.rt.run(self.after_sync)
             return await loop.run_in_executor(self._waiter, self.after_sync)
         except MatchingUnavailable as exc:
             logger.warning("re-match not done: %s", exc)
+            self.left = 0
             return 0
+
+    async def _drain_rest(self) -> None:
+        while self.left and not self._closed:
+            async with self._one_at_a_time:
+                await self._pass()
 
     def close(self) -> None:
         """Stop the worker at once (a re-match in progress is cut short: what it did not
         finish stays queued in match_stamps)."""
         self._closed = True
+        if self._drain is not None:
+            self._drain.cancel()
         if self._worker is not None:
             self._worker.close()
         if self._waiter is not None:
             self._waiter.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """``close``, then wait until the background passes have ended."""
+        self.close()
+        if self._drain is not None:
+            await asyncio.gather(self._drain, return_exceptions=True)

@@ -73,13 +73,10 @@ def create_app(
             matching = MatchingService(rt, in_worker=True)
             app[MATCHING] = matching
 
-            one_at_a_time = asyncio.Lock()
-
             async def rematch(_peer: str) -> None:
-                # Waiting re-matches queue here, not in the database threads: parked
-                # there, they would leave none for signed requests and pulls.
-                async with one_at_a_time:
-                    await matching.rematch()
+                # Waiting re-matches queue in the loop (MatchingService.rematch), not in
+                # the database threads: parked there, they would leave none for requests.
+                await matching.rematch()
 
             manager.after_run = rematch
         notifier = Notifier(rt, manager.client)
@@ -92,7 +89,7 @@ def create_app(
             tasks.append(asyncio.create_task(notifier.run()))
         yield
         if config.is_hub:  # first: a re-match in progress ends now, its rest stays queued
-            matching.close()
+            await matching.aclose()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
