@@ -195,12 +195,7 @@ class _Absorber:
         return _Item(row.id, row.type, row.received_at, obj, model)
 
     def _load_known(self, items: list[_Item]) -> None:
-        ids = sorted(
-            {
-                i.model.eoi.id if isinstance(i.model, EoiForward) else i.model.reply.eoi_id
-                for i in items
-            }
-        )
+        ids = sorted({_eoi_id(i.model) for i in items})
         for start in range(0, len(ids), CHUNK):
             rows = self.session.execute(
                 select(EoiRow.id, EoiRow.state, EoiRow.requester, EoiRow.owner).where(
