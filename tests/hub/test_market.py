@@ -129,9 +129,9 @@ async def test_search_page_with_facets_pages_and_listing_links(
         member = session.get(MemberRow, owner)
         assert member is not None
         # The owner's country by its name in the page's language, not its code.
-        shown = country_name(member.country, "en")
+        country_shown = country_name(member.country, "en")
         assert html.escape(member.name) in markup
-        assert shown != member.country and f"({shown})" in markup
+        assert country_shown != member.country and f"({country_shown})" in markup
     status, _ = await page(http, hub.url + listing_url(owner, "no-such-listing"))
     assert status == 404
 
