@@ -13,10 +13,19 @@ MESSAGES = {
     405: (N_("Not allowed"), N_("This page cannot be used this way.")),
     413: (
         N_("Too large"),
-        N_("What you sent is larger than this node accepts (%(limit)s MB). Send a smaller file."),
+        N_("What you sent is larger than this node accepts (%(limit)s). Send a smaller file."),
     ),
     500: (N_("Something went wrong"), N_("The node could not answer. Its log says why.")),
 }
+
+
+def size_text(size: int) -> str:
+    """A byte count as people read it: ``4 MB``, ``512 KB``, ``900 bytes``."""
+    if size >= 2**20:
+        return f"{size / 2**20:.3g} MB"
+    if size >= 2**10:
+        return f"{size / 2**10:.3g} KB"
+    return f"{size} bytes"
 
 
 def page_error(request: web.Request, status: int, *, limit_bytes: int = 0) -> web.Response:
@@ -24,6 +33,6 @@ def page_error(request: web.Request, status: int, *, limit_bytes: int = 0) -> we
     return render(
         request,
         "error.html",
-        {"heading": heading, "message": message, "limit_mb": f"{limit_bytes / 2**20:.0f}"},
+        {"heading": heading, "message": message, "limit": size_text(limit_bytes)},
         status=status,
     )

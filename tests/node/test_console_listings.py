@@ -435,7 +435,7 @@ async def test_import_csv_and_body_limit(node_factory: NodeFactory, staff: Any) 
     status, text, _ = await editor.post(
         "/console/listings/import", upload_form(editor.csrf, b"x" * 8000, "big.jsonl")
     )
-    assert status == 413 and "exceeds the limit of 4096 bytes" in text
+    assert status == 413 and "larger than this node accepts (4 KB)" in text
     async with editor.http.post(
         node.url + "/console/listings/import",
         data=upload_form(editor.csrf, b"x" * 8000, "big.jsonl"),
