@@ -241,25 +241,29 @@ def main() -> None:
         states = [m["state"] for m in status["members"]]
         return status if states and all(s == "ok" for s in states) else None
 
-    status = wait_until(synced, 240, "every member to sync")
-    print_tables(nodes, status)
-    print_matches(hub)
-    print(f"\nhub dashboard: {hub['url']}/hub/dashboard#token={hub['token']}")
-    print(f"public search: {hub['url']}/api/v1/search?q=rice")
-    print(f"\nmarketplace (public, no account): {hub['url']}/")
-    print(f"consoles (user {DEMO_USER!r}, password cattc-demo-<node>):")
-    for node_id, info in nodes.items():
-        print(f"  {node_id:3} {info['url']}/console   password {demo_password(node_id)}")
-    print("admin tokens are in <data dir>/admin.token; press Ctrl-C to stop")
-
     def stop(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    failed = ""
     try:
+        # Inside the try: whatever goes wrong while showing the network (a busy machine's
+        # time-out, Ctrl-C), the nodes are stopped below, never left running.
+        status = wait_until(synced, 240, "every member to sync")
+        print_tables(nodes, status)
+        print_matches(hub)
+        print(f"\nhub dashboard: {hub['url']}/hub/dashboard#token={hub['token']}")
+        print(f"public search: {hub['url']}/api/v1/search?q=rice")
+        print(f"\nmarketplace (public, no account): {hub['url']}/")
+        print(f"consoles (user {DEMO_USER!r}, password cattc-demo-<node>):")
+        for node_id, info in nodes.items():
+            print(f"  {node_id:3} {info['url']}/console   password {demo_password(node_id)}")
+        print("admin tokens are in <data dir>/admin.token; press Ctrl-C to stop")
         signal.pause()
     except KeyboardInterrupt:
         pass
+    except (OSError, RuntimeError) as exc:  # TimeoutError is an OSError
+        failed = f"demo: {exc}"
     finally:
         # A second Ctrl-C or SIGTERM (a terminal or `timeout` signals the whole process
         # group) must not cut the shutdown short: the nodes are stopped either way.
@@ -274,6 +278,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         print(f"demo: stopped; data left in {root}")
+    if failed:
+        raise SystemExit(failed)
 
 
 if __name__ == "__main__":
