@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 # Seconds of notifying per pass: a pull waiting for its re-match never waits much longer
 # (a first match of 50,000 listings goes on in the background, pass after pass).
-PASS_BUDGET_S = 5.0
+PASS_BUDGET_S = 30.0
 
 
 class MatchingService:
