@@ -5,7 +5,9 @@ and listing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session
 from node.services import summary_cache
 from node.services.summary_cache import Presigner
 from node.storage.models import ChangeRow, FeedSentRow, ListingRow, SignedSummaryRow
+from sync.interfaces import RunRecord
 from tests.federation.clocks import HeldClock
 from tests.federation.network import (
     Network,
@@ -24,7 +27,7 @@ from tests.federation.network import (
     hub_key,
     load_records,
 )
-from tests.federation.rounds import assert_hub_holds_allowed, sync_round, wait_until
+from tests.federation.rounds import assert_hub_holds_allowed, wait_until
 from tests.node.sample import sample_records
 from tests.nodes import RunningNode
 
@@ -47,6 +50,16 @@ async def owner_network(node_factory: NodeFactory, clock: HeldClock) -> Network:
     net = Network(hub, {OWNER: vn})
     load_records(vn, sample_records(OWNER))
     return net
+
+
+async def sync_round(net: Network, owner: str = OWNER) -> RunRecord:
+    """One pull of ``owner`` by the hub; again while another process holds the peer's
+    lock (another test's hub on a shared PostgreSQL pulls a node of the same name)."""
+    deadline = time.monotonic() + 60
+    while (run := await net.hub.sync.sync_peer(owner, force=True)) is None:
+        assert time.monotonic() < deadline, f"the pull of {owner} never got its lock"
+        await asyncio.sleep(0.05)
+    return run
 
 
 def stored_rows(node: RunningNode, reader: str = "cn") -> dict[str, SignedSummaryRow]:
