@@ -296,8 +296,11 @@ class SyncManager:
 
     async def _reconcile(self) -> None:
         await self.refresh_directory()
-        assert self.scheduler is not None
-        wanted = {p.node_id for p in pull_targets(self.rt)}
+        if self.scheduler is None:  # the node began stopping while the directory came in
+            return
+        wanted = {p.node_id for p in await self.rt.run(pull_targets, self.rt)}
+        if self.scheduler is None:
+            return
         have = {
             j.id.removeprefix("pull:")
             for j in self.scheduler.get_jobs()
