@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.ui.i18n import N_
+from node.ui.labels import CATEGORIES, CHOICES
 from protocol.countries import ISO_COUNTRIES
 
 TITLE_LANGUAGES = ("en", "zh", "vi", "th")
@@ -186,54 +187,7 @@ def fields_for(category: str) -> tuple[FormField, ...]:
     return (*COMMON, *BY_CATEGORY[category], *CONTACT_AND_RIGHTS)
 
 
-CHOICE_LABELS: dict[str, str] = {
-    "agrifood": N_("Agriculture and food"),
-    "new_energy": N_("New energy"),
-    "biomedicine": N_("Biomedicine"),
-    "ict_digital": N_("ICT and digital"),
-    "advanced_manufacturing": N_("Advanced manufacturing"),
-    "environment": N_("Environment"),
-    "marine": N_("Marine"),
-    "construction_materials": N_("Construction materials"),
-    "mining": N_("Mining"),
-    "university": N_("University"),
-    "research_institute": N_("Research institute"),
-    "enterprise": N_("Enterprise"),
-    "government": N_("Government"),
-    "licensing": N_("Licensing"),
-    "joint_venture": N_("Joint venture"),
-    "technical_cooperation": N_("Technical cooperation"),
-    "commercial_with_tech_assistance": N_("Commercial, with technical assistance"),
-    "rnd_cooperation": N_("R&D cooperation"),
-    "investment": N_("Investment"),
-    "concept": N_("Concept"),
-    "under_development": N_("Under development"),
-    "lab_tested": N_("Lab tested"),
-    "demonstrated": N_("Demonstrated"),
-    "on_market": N_("On the market"),
-    "none": N_("None"),
-    "secret_know_how": N_("Secret know-how"),
-    "applied": N_("Applied for"),
-    "granted": N_("Granted"),
-    "conference": N_("Conference"),
-    "matchmaking": N_("Matchmaking"),
-    "training": N_("Training"),
-    "exhibition": N_("Exhibition"),
-    "joint_lab": N_("Joint lab"),
-    "sole": N_("Sole"),
-    "joint": N_("Joint"),
-    "public": N_("Public"),
-    "network": N_("Network"),
-    "bilateral": N_("Bilateral"),
-    "private": N_("Private"),
-}
-"""The words shown for each choice (countries are shown by their code)."""
+CHOICE_LABELS = CHOICES
+"""The words shown for each choice (node.ui.labels)."""
 
-CATEGORY_LABELS: dict[str, str] = {
-    "tech_offer": N_("Technology offer"),
-    "tech_request": N_("Technology request"),
-    "expert": N_("Expert"),
-    "organization": N_("Organization"),
-    "event": N_("Event"),
-    "agreement": N_("Agreement"),
-}
+CATEGORY_LABELS = CATEGORIES

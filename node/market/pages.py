@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from node.hub.search import SearchIndex, SearchQuery, search
 from node.market.facets import FacetCache
-from node.market.labels import ALL, CATEGORIES, SECTORS, label
 from node.storage.models import MemberRow, SearchDocRow, SearchShownRow
 from node.ui.i18n import N_
+from node.ui.labels import ALL, CATEGORIES, SECTORS, label
 from protocol.timeutil import ms_to_iso
 
 if TYPE_CHECKING:

@@ -1,5 +1,6 @@
-"""The words the marketplace shows for coded values (message ids, translated by the
-templates); a code without one is shown as it is."""
+"""The words the pages show for coded values of listings (message ids, translated by the
+templates): one list for the console and the marketplace. A code without one is shown as
+it is."""
 
 from __future__ import annotations
 
@@ -45,7 +46,28 @@ ORG_TYPES: dict[str, str] = {
     "enterprise": N_("Enterprise"),
     "government": N_("Government"),
 }
-ALL: dict[str, str] = {**CATEGORIES, **SECTORS, **STAGES, **PARTNERSHIPS, **ORG_TYPES}
+OTHER_CHOICES: dict[str, str] = {
+    "none": N_("None"),
+    "secret_know_how": N_("Secret know-how"),
+    "applied": N_("Applied for"),
+    "granted": N_("Granted"),
+    "conference": N_("Conference"),
+    "matchmaking": N_("Matchmaking"),
+    "training": N_("Training"),
+    "exhibition": N_("Exhibition"),
+    "joint_lab": N_("Joint lab"),
+    "sole": N_("Sole"),
+    "joint": N_("Joint"),
+    "public": N_("Public"),
+    "network": N_("Network"),
+    "bilateral": N_("Bilateral"),
+    "private": N_("Private"),
+}
+"""IPR status, event kinds, agreement ownership and visibility."""
+CHOICES: dict[str, str] = {**SECTORS, **ORG_TYPES, **PARTNERSHIPS, **STAGES, **OTHER_CHOICES}
+"""The words for every value a listing form offers as a choice (countries are named by
+Babel, not here)."""
+ALL: dict[str, str] = {**CATEGORIES, **CHOICES}
 
 
 def label(code: object) -> str:
