@@ -72,6 +72,9 @@ def _quiet(_line: str) -> None:
 
 
 def _sqlite_path(url: str) -> Path | None:
+    """The SQLite file of ``url``, None for PostgreSQL; ``DatabaseUnavailable`` (one
+    sentence for the operator) for a URL that is neither."""
+    make_engine(url).dispose()  # the one place that names a wrong URL for what it is
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return None

@@ -51,12 +51,14 @@ VALUES = {
     "audience": "th",
     "name": "ada",
     "role": "viewer",
+    "peer": "cn",
+    "out": "backup-never-written.tar.gz",
 }
 FILE_PARAMS = {"file", "listings", "pairs"}
 # Commands that read nothing from the database: a broken database URL does not stop them.
 NO_DATABASE = {"keys show"}
-# Commands with their own tests of broken input below (init makes the data directory).
-OWN_TESTS = {"init"}
+# Commands with their own tests of broken input (init and restore make the data directory).
+OWN_TESTS = {"init", "restore"}  # restore too: tests/node/test_backup.py
 # More options some commands need before they look at anything else.
 EXTRA = {
     "directory add": ["--base-url", "http://th.example", "--country", "TH", "--key", TH_KEY],
