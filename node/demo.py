@@ -68,11 +68,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def get_json(url: str, token: str | None = None) -> Any:
+def get_json(url: str, token: str | None = None, timeout: float = 5) -> Any:
     req = urllib.request.Request(url)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=5) as resp:
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
 
 
@@ -199,7 +199,9 @@ def print_tables(nodes: dict[str, dict[str, Any]], status: dict[str, Any]) -> No
 
 
 def print_matches(hub: dict[str, Any]) -> None:
-    found = get_json(hub["url"] + "/admin/v1/matches?k=1&limit=15", hub["token"])["matches"]
+    # The matching worker answers between its batches: on a busy machine, a while.
+    url = hub["url"] + "/admin/v1/matches?k=1&limit=15"
+    found = get_json(url, hub["token"], timeout=120)["matches"]
     print("\nbest match per request across countries (hub's matcher, top 15 by score):")
     print(f"{'request':18} {'candidate':18} {'score':>5}  shared")
     for m in found:
