@@ -254,6 +254,7 @@ class Presigner:
         # Per reader, the (view digest, change-log head) at which it was last complete:
         # a pass with nothing new costs one query per reader.
         self._done: dict[str, tuple[str, int]] = {}
+        self._pruned_at: tuple[int, list[str]] | None = None  # (head, readers) last pruned
 
     def plan(self) -> list[tuple[str, str, int]]:
         """The readers that may have work: (reader, digest, change-log head); prunes."""
@@ -261,12 +262,17 @@ class Presigner:
 
         version, compiled = self.rt.policy.compiled()
         now = self.rt.clock()
-        with Session(self.rt.engine) as session, session.begin():
+        with Session(self.rt.engine) as session:
             readers = served_readers(session, self.rt)
             head = int(session.scalar(select(ChangeRow.seq).order_by(ChangeRow.seq.desc())) or 0)
-            pruned = prune(session, readers, now)
-        if pruned:
-            logger.info("summary store: pruned %d rows", pruned)
+        # Rows die only with a change (a withdrawal, an expiry: both logged) or a reader
+        # leaving: a pass with neither takes no write lock and scans nothing.
+        if (head, readers) != self._pruned_at:
+            with Session(self.rt.engine) as session, session.begin():
+                pruned = prune(session, readers, now)
+            self._pruned_at = (head, readers)
+            if pruned:
+                logger.info("summary store: pruned %d rows", pruned)
         out = []
         ms = membership(self.rt.engine)
         for reader in readers:
