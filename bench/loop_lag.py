@@ -28,10 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BenchResult
-from bench.sync_pull import HUB_SEED, Owner, _free_port, _serve, _stop, _wait_http
+from bench.sync_pull import HUB_SEED, Owner, _free_port, _serve, _stop, _wait_http, add_owners
 from node.config import DB_FILE, NodeConfig
-from node.runtime import open_runtime
-from node.services.directory import Member, keys_from_identity
 from node.services.setup import init_node
 
 N_LISTINGS = int(os.environ.get("CATTC_BENCH_LOOP_LAG_LISTINGS", "50000"))
@@ -150,22 +148,7 @@ def _hub(root: Path, owners: list[Owner]) -> tuple[Path, str, str]:
         ),
         seed=HUB_SEED,
     )
-    rt = open_runtime(hub_dir)
-    try:
-        for owner in owners:
-            rt.directory.upsert(
-                Member(
-                    owner.node_id,
-                    "TH",
-                    owner.node_id,
-                    owner.url,
-                    keys_from_identity(owner.identity),
-                    ["mou"],
-                ),
-                create=True,
-            )
-    finally:
-        rt.close()
+    add_owners(hub_dir, owners)
     return hub_dir, url, result.admin_token
 
 

@@ -211,21 +211,8 @@ def _wait_http(url: str, deadline_s: float = 60) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
-def _new_hub(root: Path, name: str, owners: list[Owner], port: int = 0) -> Path:
-    hub_dir = root / name
-    url = f"http://127.0.0.1:{port}" if port else "http://127.0.0.1:1"
-    init_node(
-        hub_dir,
-        NodeConfig(
-            node_id="cn",
-            country="CN",
-            is_hub=True,
-            port=port or 8080,
-            base_url=url,
-            sync_interval_seconds=3600,
-        ),
-        seed=HUB_SEED,
-    )
+def add_owners(hub_dir: Path, owners: list[Owner]) -> None:
+    """Put ``owners`` in the directory of the hub in ``hub_dir`` (group ``mou``)."""
     rt = open_runtime(hub_dir)
     try:
         for owner in owners:
@@ -242,6 +229,24 @@ def _new_hub(root: Path, name: str, owners: list[Owner], port: int = 0) -> Path:
             )
     finally:
         rt.close()
+
+
+def _new_hub(root: Path, name: str, owners: list[Owner], port: int = 0) -> Path:
+    hub_dir = root / name
+    url = f"http://127.0.0.1:{port}" if port else "http://127.0.0.1:1"
+    init_node(
+        hub_dir,
+        NodeConfig(
+            node_id="cn",
+            country="CN",
+            is_hub=True,
+            port=port or 8080,
+            base_url=url,
+            sync_interval_seconds=3600,
+        ),
+        seed=HUB_SEED,
+    )
+    add_owners(hub_dir, owners)
     return hub_dir
 
 
