@@ -24,7 +24,7 @@ from node.hub.eoi_gate import AlreadyAnswered
 from node.services.errors import Conflict, NotFound, ServiceError
 from node.services.peers import peer_info
 from node.storage.models import EoiRow
-from node.ui.audit import record
+from node.ui.audit import append, record
 from node.ui.auth import require_role
 from node.ui.i18n import N_
 from node.ui.keys import FORM, STAFF_USER
@@ -278,8 +278,7 @@ def settle(
 
 
 def audit_only(rt: NodeRuntime, actor: str, action: str, target: str, detail: str) -> None:
-    with Session(rt.engine) as session, session.begin():
-        record(session, at=rt.clock(), actor=actor, action=action, target=target, detail=detail)
+    append(rt.engine, at=rt.clock(), actor=actor, action=action, target=target, detail=detail)
 
 
 # -- pages -----------------------------------------------------------------------------

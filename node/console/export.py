@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.orm import Session
 
 from node.runtime import NodeRuntime
 from node.services.listings import ListingService
-from node.ui.audit import record as audit
+from node.ui.audit import append
 from node.ui.auth import require_role
 from node.ui.keys import STAFF_USER
 from node.web.appkeys import RUNTIME
@@ -43,15 +42,14 @@ def _page(rt: NodeRuntime, after: str | None) -> tuple[bytes, str | None]:
 
 
 def _audit(rt: NodeRuntime, actor: str) -> None:
-    with Session(rt.engine) as session, session.begin():
-        audit(
-            session,
-            at=rt.clock(),
-            actor=actor,
-            action="listing.export",
-            target="listings",
-            detail="live listings as JSON Lines",
-        )
+    append(
+        rt.engine,
+        at=rt.clock(),
+        actor=actor,
+        action="listing.export",
+        target="listings",
+        detail="live listings as JSON Lines",
+    )
 
 
 @require_role("editor")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.orm import Session
 
 from node.console.listing_query import table_row
 from node.runtime import NodeRuntime
@@ -22,7 +21,7 @@ from node.services.errors import InvalidListing
 from node.services.importer import FileEncodingError, RecordError, read_records
 from node.services.listings import MAX_PROBLEMS_KEPT, ImportProblem, ImportReport, StoredListing
 from node.services.validation import validate_record
-from node.ui.audit import record as audit
+from node.ui.audit import append
 from protocol.listing import listing_to_wire
 
 logger = logging.getLogger(__name__)
@@ -144,15 +143,14 @@ def _audit(rt: NodeRuntime, job: ImportJob, report: ImportReport) -> None:
         f"{job.filename}: {report.created} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.rejected} rejected"
     )
-    with Session(rt.engine) as session, session.begin():
-        audit(
-            session,
-            at=rt.clock(),
-            actor=job.owner,
-            action="listing.import",
-            target="listings",
-            detail=detail,
-        )
+    append(
+        rt.engine,
+        at=rt.clock(),
+        actor=job.owner,
+        action="listing.import",
+        target="listings",
+        detail=detail,
+    )
 
 
 class ImportJobs:

@@ -12,7 +12,6 @@ from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from sqlalchemy.orm import Session
 
 from node.console import listing_form
 from node.console.listing_fields import CATEGORY_LABELS, CHOICE_LABELS, Message
@@ -20,7 +19,7 @@ from node.console.listing_query import STATUSES, Filters, find, table_row
 from node.runtime import NodeRuntime
 from node.services.errors import Conflict, InvalidListing, NotFound
 from node.services.listings import StoredListing
-from node.ui.audit import record as audit
+from node.ui.audit import append
 from node.ui.auth import Handler, require_role
 from node.ui.i18n import LANGUAGES, N_
 from node.ui.keys import FORM, STAFF_USER
@@ -160,15 +159,14 @@ def _service_error(exc: InvalidListing | Conflict) -> dict[str, Message]:
 
 def _create(rt: NodeRuntime, record: dict[str, Any], actor: str) -> dict[str, Any]:
     wire = rt.listings.create(record)
-    with Session(rt.engine) as session, session.begin():
-        audit(
-            session,
-            at=rt.clock(),
-            actor=actor,
-            action="listing.create",
-            target=wire["id"],
-            detail=f"version {wire['version']}",
-        )
+    append(
+        rt.engine,
+        at=rt.clock(),
+        actor=actor,
+        action="listing.create",
+        target=wire["id"],
+        detail=f"version {wire['version']}",
+    )
     return wire
 
 
@@ -184,29 +182,27 @@ def _update(
         raise Stale()
     wire = rt.listings.update(listing_id, record)
     if wire["version"] != before:
-        with Session(rt.engine) as session, session.begin():
-            audit(
-                session,
-                at=rt.clock(),
-                actor=actor,
-                action="listing.update",
-                target=listing_id,
-                detail=f"version {wire['version']}",
-            )
+        append(
+            rt.engine,
+            at=rt.clock(),
+            actor=actor,
+            action="listing.update",
+            target=listing_id,
+            detail=f"version {wire['version']}",
+        )
     return wire
 
 
 def _withdraw(rt: NodeRuntime, listing_id: str, actor: str) -> dict[str, Any]:
     result = rt.listings.withdraw(listing_id)
-    with Session(rt.engine) as session, session.begin():
-        audit(
-            session,
-            at=rt.clock(),
-            actor=actor,
-            action="listing.withdraw",
-            target=listing_id,
-            detail=f"version {result['version']}",
-        )
+    append(
+        rt.engine,
+        at=rt.clock(),
+        actor=actor,
+        action="listing.withdraw",
+        target=listing_id,
+        detail=f"version {result['version']}",
+    )
     return result
 
 
