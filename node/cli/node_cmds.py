@@ -10,15 +10,17 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from yarl import URL
 
 from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
 from node.config import POLICY_FILE, TOKEN_FILE, ConfigError, NodeConfig, load_config
 from node.services.setup import SetupError, init_node
 from node.services.status import node_status
+from node.storage.db import DatabaseUnavailable, describe_database_error
 from node.web.app import create_app
-from node.web.server import GuardedSite, ServeError, bind, lock_data_dir, run_server
+from node.web.server import GuardedSite, ServeError, bind, lock_data_dir, reserve, run_server
+from node.web.workers import MAX_WORKERS, Supervisor, log_format, migrate_database
 
 
 @click.command()
@@ -92,24 +94,41 @@ def _check_http_url(value: str, option: str) -> None:
 @data_dir_argument
 @click.option("--host", default=None, help="Address to listen on (default: from config).")
 @click.option("--port", default=None, type=int, help="Port (default: from config).")
-def serve(data_dir: Path, host: str | None, port: int | None) -> None:
-    """Run the node's HTTP server until interrupted."""
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, MAX_WORKERS),
+    help="Processes serving the one address (SO_REUSEPORT); more than 1 needs PostgreSQL.",
+)
+def serve(data_dir: Path, host: str | None, port: int | None, workers: int) -> None:
+    """Run the node's HTTP server until interrupted.
+
+    With --workers N (N > 1, PostgreSQL only) a supervisor runs N worker processes on the
+    one address and starts again any that dies; SIGINT or SIGTERM stops them all."""
     try:
         config = load_config(data_dir)
     except ConfigError as exc:
         fail(str(exc))
+    who = "supervisor" if workers > 1 else ""
     logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=config.log_level.upper(),
+        format=log_format(who) if who else "%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     host = host or config.host
     port = config.port if port is None else port
+    url = config.resolved_database_url(data_dir)
+    if workers > 1:
+        if url.startswith("sqlite"):
+            fail(
+                f"--workers {workers} needs PostgreSQL: a SQLite database is served by one "
+                "process; set database_url in node.toml, or serve with --workers 1"
+            )
+        _serve_workers(data_dir, config, host, port, workers)
+        return
     try:
         # Held until the process ends: a second server on one SQLite file would race it.
-        lock = (
-            lock_data_dir(data_dir)
-            if config.resolved_database_url(data_dir).startswith("sqlite")
-            else None
-        )
+        lock = lock_data_dir(data_dir) if url.startswith("sqlite") else None
         sock = bind(host, port)
     except ServeError as exc:
         fail(str(exc))
@@ -127,6 +146,46 @@ def serve(data_dir: Path, host: str | None, port: int | None) -> None:
         sock.close()
         if lock is not None:
             os.close(lock)
+
+
+def _serve_workers(data_dir: Path, config: NodeConfig, host: str, port: int, count: int) -> None:
+    """``serve --workers N`` (N > 1, PostgreSQL): migrate once, hold the address, run the
+    workers under a supervisor (node/web/workers.py)."""
+    url = config.resolved_database_url(data_dir)
+    try:
+        # One supervisor per data directory: a second one on the same port would join the
+        # first's SO_REUSEPORT group unnoticed.
+        lock = lock_data_dir(data_dir)
+    except ServeError as exc:
+        fail(str(exc))
+    try:
+        migrate_database(url)
+    except DatabaseUnavailable as exc:
+        os.close(lock)
+        fail(str(exc))
+    except DBAPIError as exc:
+        os.close(lock)
+        fail(describe_database_error(exc, url))
+    try:
+        held = reserve(host, port)
+    except ServeError as exc:
+        os.close(lock)
+        fail(str(exc))
+    bound_port = held.getsockname()[1]
+
+    def ready(address: str) -> None:
+        click.echo(
+            f"node {config.node_id} serving on {address} with {count} workers (Ctrl-C to stop)"
+        )
+
+    supervisor = Supervisor(data_dir, config, host, bound_port, count, on_ready=ready)
+    try:
+        supervisor.run()
+    except ServeError as exc:
+        fail(f"node {config.node_id} stopped: {exc}")
+    finally:
+        held.close()
+        os.close(lock)
 
 
 @click.command()

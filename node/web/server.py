@@ -77,17 +77,44 @@ def lock_data_dir(data_dir: Path) -> int:
     return fd
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port``; ServeError if the address is taken."""
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket on ``host:port``; ServeError if the address is taken.
+    ``reuse_port``: one of several workers' sockets on one address (``SO_REUSEPORT``: the
+    kernel spreads new connections over them)."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host, port), family=family, backlog=BACKLOG)
+        return socket.create_server(
+            (host, port), family=family, backlog=BACKLOG, reuse_port=reuse_port
+        )
     except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise ServeError(
-            f"cannot listen on {host}:{port}: {reason}; "
-            "is another server using this port? choose another with --port"
-        ) from exc
+        raise _cannot_listen(host, port, exc) from exc
+
+
+def reserve(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` with ``SO_REUSEPORT`` that does not listen: it holds
+    the address (a server without ``SO_REUSEPORT`` cannot take it) and fixes a port 0 to
+    one port for the workers' listening sockets; ServeError if the address is taken."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise _cannot_listen(host, port, exc) from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise _cannot_listen(host, port, exc) from exc
+    return sock
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> ServeError:
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return ServeError(
+        f"cannot listen on {host}:{port}: {reason}; "
+        "is another server using this port? choose another with --port"
+    )
 
 
 def fit_open_files(max_connections: int) -> int:
@@ -187,23 +214,33 @@ async def run_server(
     config: NodeConfig,
     *,
     ready: Callable[[GuardedSite], None],
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+    stop_fd: int | None = None,
 ) -> None:
-    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM; ``ready`` once it accepts."""
+    """Serve ``app`` on ``sock`` until one of ``signals`` (or until ``stop_fd`` turns
+    readable: a worker's supervisor has gone); ``ready`` once it accepts."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     received: list[int] = []
 
-    def on_signal(sig: int) -> None:
+    def on_signal(sig: int, why: str = "") -> None:
         received.append(sig)
         if len(received) == 1:
-            logger.info("%s: stopping", signal.Signals(sig).name)
+            logger.info("%s: stopping", why or signal.Signals(sig).name)
             _exit_after(STOP_DEADLINE_S, sig)
             stop.set()
         else:  # asked again: no more waiting
             _exit_now(sig, "a second signal")
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
+    if stop_fd is not None:
+
+        def orphaned() -> None:
+            loop.remove_reader(stop_fd)
+            on_signal(signal.SIGTERM, "the supervisor has gone")
+
+        loop.add_reader(stop_fd, orphaned)
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -220,9 +257,11 @@ async def run_server(
         await stop.wait()
     finally:
         await runner.cleanup()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             with contextlib.suppress(RuntimeError):
                 loop.remove_signal_handler(sig)
+        if stop_fd is not None:
+            loop.remove_reader(stop_fd)
         # What is left is freed when the process exits: the collector's passes over it at
         # interpreter shutdown took seconds at a hub holding many summaries.
         gc.freeze()
