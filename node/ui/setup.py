@@ -1,5 +1,5 @@
-"""``setup_ui(app, is_hub)``: the pages of a node. The console on every node; on the hub
-also the public marketplace at ``/`` and the operator's console."""
+"""``setup_ui(app)``: the pages of every node: the console (the hub adds the public
+marketplace at ``/`` and the operator's console in ``node.hub.app_setup.setup_hub``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from node.ui import login
 from node.ui.templating import STATIC
 
 
-def setup_ui(app: web.Application, *, is_hub: bool) -> None:
+def setup_ui(app: web.Application) -> None:
     from node.console import routes as console_routes
 
     r = app.router
@@ -19,9 +19,3 @@ def setup_ui(app: web.Application, *, is_hub: bool) -> None:
     r.add_post("/console/login", login.login_submit)
     r.add_post("/console/logout", login.logout)
     console_routes.setup(app)
-    if is_hub:
-        from node.hubops import routes as hubops_routes
-        from node.market import routes as market_routes
-
-        market_routes.setup(app)
-        hubops_routes.setup(app)

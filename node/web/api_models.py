@@ -172,6 +172,7 @@ class HubStatus(BaseModel):
     sync_interval_ms: int
     members: list[JsonObject]
     totals: HubTotals
+    leader: JsonObject  # the process running the matcher: pid, host, since, this_process
 
 
 class NotifyAnswer(BaseModel):

@@ -2,6 +2,8 @@
 
 ``create_app(data_dir)`` wires one node: its runtime (config, keys, database, services)
 starts and stops in ``cleanup_ctx``, so several nodes can live in one process (tests).
+The hub's routes, pages and state come from ``node.hub.app_setup.setup_hub``, on the hub
+only; the node's once-per-node work runs in its leader process (``node.services.leader``).
 """
 
 from __future__ import annotations
@@ -12,19 +14,16 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from node.clock import Clock, system_clock
 from node.config import NodeConfig, load_config
-from node.hub.loop_lag import LoopLagMonitor
-from node.hub.monitor import HubCollector
-from node.hub.notices import MatchingService
-from node.hub.search import SearchIndex
+from node.hub.app_setup import setup_hub
 from node.runtime import open_runtime
+from node.services.leader import LeaderPresigner, Leadership
 from node.services.notifier import Notifier
 from node.services.sync_manager import SyncManager
 from node.ui.setup import setup_ui
-from node.web.appkeys import CLOCK, LOOP_LAG, MATCHING, METRICS, RUNTIME, SEARCH_INDEX, SYNC
+from node.web.appkeys import CLOCK, LEADER, RUNTIME, SYNC
 from node.web.federation_auth import federation_auth
 from node.web.headers import REQUEST_HEAD_LIMITS, install_security_headers
 from node.web.middleware import admin_auth_middleware, body_limit_middleware, error_middleware
@@ -62,44 +61,51 @@ def create_app(
         session = http or aiohttp.ClientSession()
         manager = SyncManager(rt, session)
         app[SYNC] = manager
-        if config.is_hub:
-            app[SEARCH_INDEX] = SearchIndex()
-            lag = LoopLagMonitor()
-            app[LOOP_LAG] = lag
-            registry = CollectorRegistry(auto_describe=False)
-            registry.register(HubCollector(rt, lag))
-            app[METRICS] = registry
-            # Matching runs in a worker process: never on the loop, stopped at once.
-            matching = MatchingService(rt, in_worker=True)
-            app[MATCHING] = matching
-
-            async def rematch(_peer: str) -> None:
-                # Waiting re-matches queue in the loop (MatchingService.rematch), not in
-                # the database threads: parked there, they would leave none for requests.
-                await matching.rematch()
-
-            manager.after_run = rematch
-        notifier = Notifier(rt, manager.client)
-        tasks: list[asyncio.Task[None]] = []
-        if config.is_hub:  # index what the hub already holds, without delaying startup
-            tasks.append(asyncio.create_task(rematch("startup")))
-            tasks.append(asyncio.create_task(lag.run()))
-        if run_sync:
-            manager.start()
-            tasks.append(asyncio.create_task(notifier.run()))
+        app[LEADER] = Leadership(rt)
         yield
-        if config.is_hub:  # first: a re-match in progress ends now, its rest stays queued
-            await matching.aclose()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         await manager.aclose()
         if http is None:
             await session.close()
         rt.close()
 
+    async def leader_ctx(app: web.Application) -> AsyncIterator[None]:
+        """The node's singletons (the hub's matcher, the pre-signer, the notifier) run in
+        the process that holds the node's leader lock; the others take over when it
+        stops. After the hub's context: its start hooks are registered by then."""
+        leadership = app[LEADER]
+        manager = app[SYNC]
+        manager.presigner = LeaderPresigner(app[RUNTIME], leadership)
+        if run_sync:
+            notifier = Notifier(app[RUNTIME], manager.client)
+            running: list[asyncio.Task[None]] = []
+
+            async def start_notifier() -> None:
+                running.append(asyncio.create_task(notifier.run()))
+
+            async def stop_notifier() -> None:
+                for task in running:
+                    task.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+                running.clear()
+
+            leadership.on_gain(start_notifier)
+            leadership.on_lose(stop_notifier)
+        await leadership.start()
+        yield
+        await leadership.aclose()
+
+    async def sync_ctx(app: web.Application) -> AsyncIterator[None]:
+        if run_sync:
+            app[SYNC].start()
+        yield
+        app[SYNC].stop()
+
     app.cleanup_ctx.append(runtime_ctx)
     setup_routes(app)
-    setup_ui(app, is_hub=config.is_hub)
+    setup_ui(app)
+    if config.is_hub:
+        setup_hub(app)
+    app.cleanup_ctx.append(leader_ctx)
+    app.cleanup_ctx.append(sync_ctx)
     install_security_headers(app)
     return app

@@ -1,5 +1,5 @@
 """The hub's own endpoints: status JSON, Prometheus metrics, the operator's dashboard and
-public search."""
+public search. Only the hub registers them (``node.web.routes.setup_hub_routes``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from node.hub.monitor import hub_status
 from node.hub.search import SearchQuery, search
-from node.web.appkeys import LOOP_LAG, MATCHING, METRICS, RUNTIME, SEARCH_INDEX
+from node.services.leader import read_leader
+from node.web.appkeys import HUB_MATCHING, LEADER, LOOP_LAG, METRICS, RUNTIME, SEARCH_INDEX
 from node.web.headers import PAGE_CSP
 from node.web.middleware import ApiError
 from node.web.requests import parse_query
@@ -35,19 +36,20 @@ class SearchParams(BaseModel):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
 
 
-def _require_hub(request: web.Request) -> None:
-    if not request.app[RUNTIME].config.is_hub:
-        raise ApiError(404, ErrorCode.NOT_FOUND, "this endpoint exists on the hub only")
-
-
 async def status(request: web.Request) -> web.Response:
-    _require_hub(request)
     rt = request.app[RUNTIME]
-    return web.json_response(await rt.run(hub_status, rt, request.app[LOOP_LAG]))
+    body = await rt.run(hub_status, rt, request.app[LOOP_LAG])
+    # Which process runs the matcher (several may serve the hub): the one in the leader
+    # row, and whether it is the one answering.
+    leader = await rt.run(read_leader, rt.engine)
+    body["leader"] = {
+        **(leader.public() if leader is not None else {}),
+        "this_process": request.app[LEADER].is_leader,
+    }
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    _require_hub(request)
     rt = request.app[RUNTIME]
     body = await rt.run(generate_latest, request.app[METRICS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -55,7 +57,6 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def dashboard(request: web.Request) -> web.Response:
     """The page; its script and styles come from ``static_file`` (nothing inline)."""
-    _require_hub(request)
     return web.Response(
         text=DASHBOARD.read_text(encoding="utf-8"),
         content_type="text/html",
@@ -65,7 +66,6 @@ async def dashboard(request: web.Request) -> web.Response:
 
 async def static_file(request: web.Request) -> web.Response:
     """The dashboard's script and style sheet: a fixed list, never a path from the URL."""
-    _require_hub(request)
     name = request.match_info["name"]
     content_type = STATIC_FILES.get(name)
     if content_type is None:
@@ -79,7 +79,6 @@ async def static_file(request: web.Request) -> web.Response:
 
 
 async def public_search(request: web.Request) -> web.Response:
-    _require_hub(request)
     rt = request.app[RUNTIME]
     p = parse_query(request, SearchParams)
     index = request.app[SEARCH_INDEX]
@@ -102,29 +101,8 @@ class MatchesParams(BaseModel):
 
 
 async def matches(request: web.Request) -> web.Response:
-    """The hub operator's view of the match lists: best candidates per request."""
-    _require_hub(request)
-    rt = request.app[RUNTIME]
+    """The hub operator's view of the match lists: best candidates per request (from
+    the matcher of the node's leader process, whichever process answers)."""
     p = parse_query(request, MatchesParams)
-    service = request.app[MATCHING]
-    top = await rt.run(service.top, p.k)
-    rows = sorted(
-        (m for found in top.values() for m in found), key=lambda m: (-m.score, m.request)
-    )[: p.limit]
-    return web.json_response(
-        {
-            "matches": [
-                {
-                    "request": {"owner": m.request[0], "id": m.request[1]},
-                    "candidate": {"owner": m.candidate[0], "id": m.candidate[1]},
-                    "kind": m.kind,
-                    "score": round(m.score, 4),
-                    "components": {k: round(v, 4) for k, v in m.components.items()},
-                    "shared_terms": list(m.shared_terms),
-                    "shared_codes": list(m.shared_codes),
-                    "explanation": m.explanation(),
-                }
-                for m in rows
-            ]
-        }
-    )
+    rows = await request.app[HUB_MATCHING].match_rows(p.k, p.limit)
+    return web.json_response({"matches": rows})

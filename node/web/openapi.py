@@ -110,9 +110,8 @@ def _document(served: list[tuple[str, str, Handler]]) -> dict[str, Any]:
         "info": {
             "title": TITLE,
             "version": API_VERSION,
-            "description": "Every node serves these routes; those marked hub only answer "
-            "404 `not_found` on other nodes. Every failure is "
-            '`{"error": {"code", "message"}}`.',
+            "description": "The routes this node serves (a member node has no hub-only "
+            'route). Every failure is `{"error": {"code", "message"}}`.',
         },
         "paths": paths,
         "components": {"schemas": schemas.components, "securitySchemes": _SECURITY_SCHEMES},
@@ -154,7 +153,7 @@ def _operation(method: str, path: str, spec: RouteSpec, schemas: _Schemas) -> di
         "tags": [spec.access],
     }
     if spec.hub_only:
-        op["description"] = "Hub only: other nodes answer 404 `not_found`."
+        op["description"] = "Hub only: other nodes do not serve this route (404)."
     params = [_path_param(name, spec) for name in re.findall(r"\{(\w+)\}", path)]
     if spec.query is not None:
         params += _query_params(spec.query, schemas)

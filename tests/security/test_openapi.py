@@ -13,15 +13,17 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from node.web.openapi import UndocumentedRoute, build_document, served_routes
 from node.web.route_specs import SPECS
-from node.web.routes import setup_routes
+from node.web.routes import setup_hub_routes, setup_routes
 from tests.nodes import RunningNode
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 
 
-def node_router() -> web.UrlDispatcher:
+def node_router(*, hub: bool = True) -> web.UrlDispatcher:
     app = web.Application()
     setup_routes(app)
+    if hub:
+        setup_hub_routes(app)
     return app.router
 
 
@@ -62,6 +64,17 @@ def test_a_route_without_a_spec_cannot_be_served_undocumented() -> None:
 def test_every_spec_describes_a_served_handler() -> None:
     handlers = {handler for _, _, handler in served_routes(node_router())}
     assert set(SPECS) <= handlers
+
+
+def test_a_member_serves_no_hub_route_and_its_document_lists_none() -> None:
+    member = node_router(hub=False)
+    handlers = {handler for _, _, handler in served_routes(member)}
+    hub_only = {handler for handler, spec in SPECS.items() if spec.hub_only}
+    assert hub_only and not handlers & hub_only
+    assert set(SPECS) - hub_only <= handlers
+    paths = set(build_document(member)["paths"])
+    assert "/admin/v1/matches" not in paths and "/hub/status" not in paths
+    assert "/federation/v1/feed" in paths
 
 
 def test_query_parameters_are_the_query_models_fields_never_null() -> None:
