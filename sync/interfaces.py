@@ -27,10 +27,45 @@ class RejectedItem:
 
 @dataclass
 class ApplyResult:
+    """What applying one page did. ``added``, ``updated`` and ``removed`` name the
+    listing ids of ``origin`` whose held copy appeared, was replaced or was purged, in
+    page order: what observers work from, instead of rescanning what is held."""
+
     applied: int = 0
     retracted: int = 0
     duplicates: int = 0
     rejected: list[RejectedItem] = field(default_factory=list)
+    origin: str = ""
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Changes:
+    """What one or more pages of ``origin`` changed, merged: listing id -> "added",
+    "updated" or "removed" (the last change of each wins, except that an update of a
+    listing added earlier stays "added")."""
+
+    origin: str
+    listings: dict[str, str] = field(default_factory=dict)
+
+    def merge(self, result: ApplyResult) -> None:
+        for kind, ids in (
+            ("added", result.added),
+            ("updated", result.updated),
+            ("removed", result.removed),
+        ):
+            for lid in ids:
+                if kind == "updated" and self.listings.get(lid) == "added":
+                    continue
+                self.listings[lid] = kind
+
+    def ids(self, kind: str) -> list[str]:
+        return [lid for lid, k in self.listings.items() if k == kind]
+
+    def __bool__(self) -> bool:
+        return bool(self.listings)
 
 
 @dataclass(frozen=True)
@@ -76,6 +111,18 @@ class SyncStore(Protocol):
     def reset_cursor(self, peer: str) -> None: ...
 
     def record_run(self, run: RunRecord, *, success: bool) -> None: ...
+
+
+class SyncObserver(Protocol):
+    """Something that follows what sync changes (the hub's search and matching): told
+    once per pull of a peer that changed anything, with what it changed, after the pull
+    and outside its lock (a notify meanwhile is pulled at once). Register with
+    ``SyncManager.add_observer``. What must commit with the page (search rows, the
+    custody receipt) is written in the page's transaction instead (``RemoteStore``'s
+    page hooks); an observer is for work that may lag, and may be lost with a crash:
+    it must be able to catch up from what is stored at its start."""
+
+    async def synced(self, changes: Changes) -> None: ...
 
 
 class KeySource(Protocol):

@@ -9,6 +9,7 @@ anywhere loses nothing. Each run is recorded once, with what it applied and its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from protocol.errors import ErrorCode
 from protocol.keys import VerifyKeyInfo
 from protocol.limits import MAX_PAGE_BYTES
 from sync.client import RESPONSE_TOO_LARGE, PeerClient, PeerError
-from sync.interfaces import KeySource, RunRecord, SyncStore
+from sync.interfaces import ApplyResult, Changes, KeySource, RunRecord, SyncStore
 from sync.verify import CheckedPage, OpenedPage, PageError, check_items, open_page
 from sync.verify_pool import VerifyPool
 
@@ -65,13 +66,17 @@ class FeedReader:
         self.page_size = page_size
         self.max_pages = max_pages
 
-    async def pull(self, peer: Peer, *, timeout_s: float | None = None) -> RunRecord:
+    async def pull(
+        self, peer: Peer, *, timeout_s: float | None = None, changes: Changes | None = None
+    ) -> RunRecord:
+        """One run. ``changes``, when given, collects what each applied page changed."""
         clock = self.client.clock
+        changes = Changes(peer.node_id) if changes is None else changes
         run = RunRecord(peer=peer.node_id, started=clock())
         success = False
         try:
             async with asyncio.timeout(timeout_s):
-                await self._pull_pages(peer, run)
+                await self._pull_pages(peer, run, changes)
             success = True
         except TimeoutError:
             run.error = f"run timed out after {timeout_s:g} s"
@@ -92,49 +97,76 @@ class FeedReader:
             logger.warning("sync from %s failed: %s", peer.node_id, run.error)
         return run
 
-    async def _pull_pages(self, peer: Peer, run: RunRecord) -> None:
-        """Page after page. Once a page's own signature holds, the next page is asked
-        for while this one's items are checked and applied (in a worker thread), so the
-        peer builds it meanwhile. Nothing unverified is acted on, and a page is used only
-        after the one before it was applied: on any failure the run ends and a page
-        fetched ahead is dropped unread."""
+    async def _pull_pages(self, peer: Peer, run: RunRecord, changes: Changes) -> None:
+        """Page after page, in a pipeline: once a page's own signature holds, the next
+        page is asked for; while a page's items are checked (in the pool), the page
+        before is applied (in a worker thread), so the peer, the checking and the
+        database work at once. Nothing unverified is acted on, and a page is applied
+        only after the one before it committed: on any failure the run ends, a page
+        being applied is waited for (it holds, and it is counted), and a page fetched or
+        checked ahead is dropped unapplied."""
         cursor = (await self._blocking(self.store.peer_cursor, peer.node_id)).cursor
         ahead: asyncio.Task[Any] | None = None
+        applying: asyncio.Future[tuple[CheckedPage, ApplyResult]] | None = None
+        keys: Mapping[str, VerifyKeyInfo] | None = None
         try:
             for left in range(self.max_pages, 0, -1):
                 page = await (ahead or self._fetch(peer, cursor))
                 ahead = None
-                opened = await self._open(peer, page, cursor)
+                opened, keys = await self._open(peer, page, cursor, keys)
                 if left > 1 and opened.page["more"]:
                     ahead = asyncio.ensure_future(self._fetch(peer, opened.page["next"]))
-                checked = await self._check(peer, opened)
-                result = await self._blocking(
-                    self.store.apply_page,
-                    peer.node_id,
-                    checked.items,
-                    checked.rejected,
-                    next_cursor=checked.page["next"],
-                    head=checked.page["head"],
-                    position=checked.page.get("position"),
-                    now=self.client.clock(),
-                )
-                run.applied += result.applied
-                run.retracted += result.retracted
-                run.rejected += len(result.rejected)
-                run.head = checked.page["head"]
-                run.position = checked.page.get("position")
-                cursor = run.cursor = checked.page["next"]
+                checked = await self._check(peer, opened, keys)
+                if applying is not None:
+                    done, applying = applying, None
+                    self._count(run, changes, *(await done))
+                applying = asyncio.ensure_future(self._apply(peer, checked))
+                cursor = checked.page["next"]
                 if not checked.page["more"]:
-                    return
+                    break
+            if applying is not None:
+                done, applying = applying, None
+                self._count(run, changes, *(await done))
+        except BaseException:
+            if applying is not None:  # it holds whatever ended this run: let it finish
+                with contextlib.suppress(Exception):
+                    self._count(run, changes, *(await asyncio.shield(applying)))
+            raise
         finally:
             if ahead is not None:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
 
-    async def _check(self, peer: Peer, opened: OpenedPage) -> CheckedPage:
+    async def _apply(self, peer: Peer, checked: CheckedPage) -> tuple[CheckedPage, ApplyResult]:
+        result: ApplyResult = await self._blocking(
+            self.store.apply_page,
+            peer.node_id,
+            checked.items,
+            checked.rejected,
+            next_cursor=checked.page["next"],
+            head=checked.page["head"],
+            position=checked.page.get("position"),
+            now=self.client.clock(),
+        )
+        return checked, result
+
+    @staticmethod
+    def _count(run: RunRecord, changes: Changes, checked: CheckedPage, result: ApplyResult) -> None:
+        """Add an applied page to ``run``: its counts, where the feed stands, and what it
+        changed."""
+        run.applied += result.applied
+        run.retracted += result.retracted
+        run.rejected += len(result.rejected)
+        run.head = checked.page["head"]
+        run.position = checked.page.get("position")
+        run.cursor = checked.page["next"]
+        changes.merge(result)
+
+    async def _check(
+        self, peer: Peer, opened: OpenedPage, keys: Mapping[str, VerifyKeyInfo]
+    ) -> CheckedPage:
         """The page's items checked: in the pool when there is one (and the page is big
-        enough), else in a worker thread. The peer's keys are looked up off the loop."""
-        keys: Mapping[str, VerifyKeyInfo] = await self._blocking(self.keys.keys, peer.node_id)
+        enough), else in a worker thread."""
         me, hub = self.me, self.hub
         if self.pool is not None:
             checked = await self.pool.check_items(
@@ -171,17 +203,27 @@ class FeedReader:
             )
         return page
 
-    async def _open(self, peer: Peer, page: object, cursor: str | None) -> OpenedPage:
-        """``open_page`` in a worker thread (the event loop keeps receiving meanwhile);
-        once more after refetching the peer's keys if it signed with a key we lack."""
+    async def _open(
+        self,
+        peer: Peer,
+        page: object,
+        cursor: str | None,
+        keys: Mapping[str, VerifyKeyInfo] | None,
+    ) -> tuple[OpenedPage, Mapping[str, VerifyKeyInfo]]:
+        """``open_page`` in a worker thread (the event loop keeps receiving meanwhile),
+        with the peer's keys (looked up there, once a run, unless given); once more after
+        refetching the peer's keys if it signed with a key we lack."""
 
-        def check() -> OpenedPage:
-            keys = self.keys.keys(peer.node_id)
-            return open_page(page, peer=peer.node_id, me=self.me, after=cursor, keys=keys)
+        def check(
+            known: Mapping[str, VerifyKeyInfo] | None,
+        ) -> tuple[OpenedPage, Mapping[str, VerifyKeyInfo]]:
+            keys = self.keys.keys(peer.node_id) if known is None else known
+            opened = open_page(page, peer=peer.node_id, me=self.me, after=cursor, keys=keys)
+            return opened, keys
 
         try:
-            return await self._blocking(check)
+            return await self._blocking(check, keys)
         except PageError as exc:
             if exc.code != "key_not_valid" or not await self.keys.refresh(peer.node_id):
                 raise
-        return await self._blocking(check)
+        return await self._blocking(check, None)

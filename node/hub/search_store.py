@@ -251,15 +251,25 @@ def member_country(session: Session, origin: str) -> str:
     return member.country if member is not None else "?"
 
 
-def put_summaries(session: Session, origin: str, changed: dict[str, dict[str, Any] | None]) -> None:
+def put_summaries(
+    session: Session,
+    origin: str,
+    changed: dict[str, dict[str, Any] | None],
+    *,
+    replaced: Iterable[str] | None = None,
+) -> None:
     """Index what a page changed of ``origin``'s summaries: listing id -> the summary's
     ``listing`` now held, or None when purged. Each is shown by its owner's public view
-    only; a summary without one leaves search."""
-    remove(session, origin, changed)
-    country = member_country(session, origin)
+    only; a summary without one leaves search. ``replaced``: the ids that may be indexed
+    already (held before the page); None takes every id of ``changed`` as such. A page
+    of new listings thus costs no look-up of rows that cannot be there."""
+    remove(session, origin, changed if replaced is None else replaced)
     docs = []
+    country: str | None = None
     for listing in changed.values():
         shown = public_listing(listing) if listing and listing.get("public") else None
         if shown is not None:
+            if country is None:
+                country = member_country(session, origin)
             docs.append(SearchDoc(origin, shown, country))
     put_many(session, docs)

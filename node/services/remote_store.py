@@ -6,17 +6,24 @@ Ordering rule for one remote listing: a summary replaces the held copy only if i
 version apart when the owner's clock did not move between them); a retraction purges the
 copy (delete, not hide) and leaves a tombstone, so an older summary arriving later is
 refused as stale.
+
+A page is applied in one transaction whose work follows the page, not what is held: one
+read per table of the page's listings (their ordering columns only), the rules applied in
+memory, then one statement per table and kind of change (insert, update, delete), the
+search rows of what changed, and whatever ``page_hooks`` write in the same transaction
+(the hub's custody receipt). The result names what changed, for observers
+(``sync.interfaces.SyncObserver``) to work from instead of rescanning.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Engine, delete, func, select
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from node.hub import search_store
@@ -38,35 +45,248 @@ from sync.interfaces import (
 
 REOPENABLE = frozenset({"not_shared", "consent_revoked"})
 LISTING_TYPES = frozenset({"listing", "retraction"})
-
-
-def _drop(session: Session, row: object) -> None:
-    """Delete ``row``; one added earlier in the same page is simply never written."""
-    if sa_inspect(row).pending:
-        session.expunge(row)
-    else:
-        session.delete(row)
+CHUNK = 500  # ids per IN (...) list: within every engine's limit of bound parameters
+REMOTE = cast(Table, RemoteListingRow.__table__)
+TOMBS = cast(Table, RemoteTombstoneRow.__table__)
 
 
 def _listing_id(obj: dict[str, Any]) -> str:
     return str(obj["listing"]["id"] if obj["type"] == "listing" else obj["listing_id"])
 
 
-def _quarantine(session: Session, origin: str, now: int, item: RejectedItem) -> None:
+def _quarantined(origin: str, now: int, item: RejectedItem) -> dict[str, Any]:
     try:
         text = json.dumps(item.obj, ensure_ascii=False, sort_keys=True)[:100_000]
     except (TypeError, ValueError):
         text = repr(item.obj)[:100_000]
-    session.add(
-        QuarantineRow(
-            origin=origin, received_at=now, code=item.code, message=item.message[:2000], item=text
+    return {
+        "origin": origin,
+        "received_at": now,
+        "code": item.code,
+        "message": item.message[:2000],
+        "item": text,
+    }
+
+
+class Held(NamedTuple):
+    """What the apply rules need of a held copy."""
+
+    version: int
+    item_ts: int
+    policy_version: int
+    sha256: str
+
+
+class Tomb(NamedTuple):
+    version: int
+    reason: str
+    at: int
+
+
+@dataclass
+class AppliedPage:
+    """A page as applied, for the hooks that write in its transaction: its result, and
+    for each listing id of the page what is held of it now ((version, sha256), or None
+    when nothing is)."""
+
+    origin: str
+    result: ApplyResult
+    held: dict[str, tuple[int, str] | None]
+    position: int | None
+    now: int
+
+
+PageHook = Callable[[Session, AppliedPage], None]
+
+
+@dataclass
+class _Page:
+    """The listings one page touches: as held before it, and as its items leave them."""
+
+    origin: str
+    seq: int
+    before: dict[str, Held]
+    tombs_before: dict[str, Tomb]
+    after: dict[str, Held | None] = field(default_factory=dict)
+    tombs: dict[str, Tomb | None] = field(default_factory=dict)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    listings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, session: Session, origin: str, items: Sequence[VerifiedItem]) -> _Page:
+        """What is held of the page's listings: one query per table and 500 ids."""
+        seq = session.scalar(select(func.max(REMOTE.c.feed_seq)).where(REMOTE.c.origin == origin))
+        ids = list(
+            dict.fromkeys(_listing_id(i.obj) for i in items if i.obj["type"] in LISTING_TYPES)
         )
+        before: dict[str, Held] = {}
+        tombs: dict[str, Tomb] = {}
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            if seq is not None:  # nothing held of this origin: no copy to read
+                held = select(
+                    REMOTE.c.listing_id,
+                    REMOTE.c.version,
+                    REMOTE.c.item_ts,
+                    REMOTE.c.policy_version,
+                    REMOTE.c.bytes_sha256,
+                ).where(REMOTE.c.origin == origin, REMOTE.c.listing_id.in_(chunk))
+                for lid, *rest in session.execute(held):
+                    before[lid] = Held(*rest)
+            dead = select(TOMBS.c.listing_id, TOMBS.c.version, TOMBS.c.reason, TOMBS.c.at).where(
+                TOMBS.c.origin == origin, TOMBS.c.listing_id.in_(chunk)
+            )
+            for lid, *rest in session.execute(dead):
+                tombs[lid] = Tomb(*rest)
+        page = cls(origin, int(seq or 0), before, tombs, order=ids)
+        page.after = {lid: before.get(lid) for lid in ids}
+        page.tombs = {lid: tombs.get(lid) for lid in ids}
+        return page
+
+    def apply(self, item: VerifiedItem, now: int, result: ApplyResult) -> None:
+        """The ordering rules for one listing or retraction, in memory."""
+        obj = item.obj
+        lid = _listing_id(obj)
+        held = self.after[lid]
+        tomb = self.tombs[lid]
+        if obj["type"] == "retraction":
+            version = obj["version"]
+            if held is not None and version < held.version:
+                result.rejected.append(
+                    RejectedItem(
+                        obj, "stale_version", f"retraction v{version} < held v{held.version}"
+                    )
+                )
+                return
+            if held is not None:
+                self.after[lid] = None
+                self.rows.pop(lid, None)
+                self.listings.pop(lid, None)
+                result.retracted += 1
+            if tomb is None or (version, obj["ts"]) >= (tomb.version, tomb.at):
+                self.tombs[lid] = Tomb(version, obj["reason"], obj["ts"])
+            return
+        listing = obj["listing"]
+        version, ts, policy = listing["version"], obj["ts"], obj["policy"]["version"]
+        order = (version, ts, policy)
+        if held is not None and order <= held[:3]:
+            if order == held[:3]:
+                result.duplicates += 1
+            else:
+                result.rejected.append(
+                    RejectedItem(
+                        obj, "stale_version", f"v{version} is not newer than held v{held.version}"
+                    )
+                )
+            return
+        if tomb is not None and not (
+            version > tomb.version
+            or (version == tomb.version and tomb.reason in REOPENABLE and ts >= tomb.at)
+        ):
+            result.rejected.append(
+                RejectedItem(
+                    obj,
+                    "stale_version",
+                    f"v{version} was retracted ({tomb.reason}) at v{tomb.version}",
+                )
+            )
+            return
+        self.tombs[lid] = None
+        sha = hashlib.sha256(item.canonical).hexdigest()
+        self.after[lid] = Held(version, ts, policy, sha)
+        self.rows[lid] = {
+            "category": listing["category"],
+            "version": version,
+            "item_ts": ts,
+            "key_name": item.key_name,
+            "policy_version": policy,
+            "received_at": now,
+            "feed_seq": self.seq,
+            "expires": listing["expires"],
+            "visibility": "public" if listing.get("public") else None,
+            "signed_bytes": item.canonical.decode("utf-8"),
+            "bytes_sha256": sha,
+        }
+        self.listings[lid] = listing
+        result.applied += 1
+
+    def write(self, session: Session, result: ApplyResult) -> None:
+        """The page's net changes, one statement per table and kind (per 500 for deletes),
+        and ``result``'s lists of what changed, in page order."""
+        origin = self.origin
+        new, changed, gone = [], [], []
+        for lid in self.order:
+            was, now = self.before.get(lid), self.after[lid]
+            if was is None and now is not None:
+                new.append({"origin": origin, "listing_id": lid, **self.rows[lid]})
+                result.added.append(lid)
+            elif was is not None and now is None:
+                gone.append(lid)
+                result.removed.append(lid)
+            elif was is not None and lid in self.rows:
+                changed.append({"b_origin": origin, "b_lid": lid, **self.rows[lid]})
+                result.updated.append(lid)
+        _delete(session, REMOTE, origin, gone)
+        if changed:
+            session.execute(_UPDATE_REMOTE, changed)
+        if new:
+            session.execute(insert(REMOTE), new)
+        t_new, t_changed, t_gone = [], [], []
+        for lid in self.order:
+            was_t, now_t = self.tombs_before.get(lid), self.tombs[lid]
+            if was_t == now_t:
+                continue
+            if now_t is None:
+                t_gone.append(lid)
+            elif was_t is None:
+                t_new.append({"origin": origin, "listing_id": lid, **now_t._asdict()})
+            else:
+                t_changed.append({"b_origin": origin, "b_lid": lid, **now_t._asdict()})
+        _delete(session, TOMBS, origin, t_gone)
+        if t_changed:
+            session.execute(_UPDATE_TOMBS, t_changed)
+        if t_new:
+            session.execute(insert(TOMBS), t_new)
+
+    def searched(self, result: ApplyResult) -> dict[str, dict[str, Any] | None]:
+        """What public search must change: listing id -> the summary's ``listing`` now
+        held, or None when purged."""
+        out: dict[str, dict[str, Any] | None] = {lid: self.listings[lid] for lid in result.added}
+        out.update((lid, self.listings[lid]) for lid in result.updated)
+        out.update((lid, None) for lid in result.removed)
+        return out
+
+    def held_now(self) -> dict[str, tuple[int, str] | None]:
+        return {lid: None if h is None else (h.version, h.sha256) for lid, h in self.after.items()}
+
+
+def _keyed_update(table: Any) -> Any:
+    """``UPDATE table SET <the other keys of each row> WHERE (origin, listing_id) = the
+    row's ``b_origin``, ``b_lid``: run once with a list of rows (executemany)."""
+    return update(table).where(
+        table.c.origin == bindparam("b_origin"), table.c.listing_id == bindparam("b_lid")
     )
 
 
+_UPDATE_REMOTE = _keyed_update(REMOTE)
+_UPDATE_TOMBS = _keyed_update(TOMBS)
+
+
+def _delete(session: Session, table: Any, origin: str, ids: list[str]) -> None:
+    for start in range(0, len(ids), CHUNK):
+        session.execute(
+            delete(table).where(
+                table.c.origin == origin, table.c.listing_id.in_(ids[start : start + CHUNK])
+            )
+        )
+
+
 class RemoteStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, page_hooks: Iterable[PageHook] = ()) -> None:
+        """``page_hooks``: called with each page as applied, in its transaction."""
         self.engine = engine
+        self.page_hooks = list(page_hooks)
 
     def peer_cursor(self, peer: str) -> PeerCursor:
         with Session(self.engine) as session:
@@ -92,157 +312,49 @@ class RemoteStore:
         position: int | None,
         now: int,
     ) -> ApplyResult:
-        result = ApplyResult()
+        """One transaction: the page's listings judged against what is held, its rows,
+        search rows, inbox and quarantine written in bulk, the cursor moved, and what
+        ``page_hooks`` add. The result names the listings added, updated and removed."""
+        result = ApplyResult(origin=peer)
         with Session(self.engine) as session, session.begin():
             state = session.get(PeerStateRow, peer, with_for_update=True)
             if state is None:
                 state = PeerStateRow(peer=peer, failures=0)
                 session.add(state)
-            seq = int(
-                session.scalar(
-                    select(func.max(RemoteListingRow.feed_seq)).where(
-                        RemoteListingRow.origin == peer
-                    )
-                )
-                or 0
-            )
-            ids = [_listing_id(i.obj) for i in items if i.obj["type"] in LISTING_TYPES]
-            held: dict[str, RemoteListingRow] = {}
-            tombs: dict[str, RemoteTombstoneRow] = {}
-            for start in range(0, len(ids), 500):  # two queries per page, not two per item
-                chunk = ids[start : start + 500]
-                held.update(
-                    (r.listing_id, r)
-                    for r in session.scalars(
-                        select(RemoteListingRow).where(
-                            RemoteListingRow.origin == peer, RemoteListingRow.listing_id.in_(chunk)
-                        )
-                    )
-                )
-                tombs.update(
-                    (r.listing_id, r)
-                    for r in session.scalars(
-                        select(RemoteTombstoneRow).where(
-                            RemoteTombstoneRow.origin == peer,
-                            RemoteTombstoneRow.listing_id.in_(chunk),
-                        )
-                    )
-                )
-            searched: dict[str, dict[str, Any] | None] = {}  # public search, same transaction
+            page = _Page.read(session, peer, items)
+            inbox: list[dict[str, Any]] = []
             for item in items:
-                seq += 1
-                self._apply_one(session, peer, item, now, seq, result, held, tombs, searched)
-            search_store.put_summaries(session, peer, searched)
-            for bad in [*rejected, *result.rejected]:
-                _quarantine(session, peer, now, bad)
+                page.seq += 1
+                if item.obj["type"] in LISTING_TYPES:
+                    page.apply(item, now, result)
+                    continue
+                inbox.append(
+                    {
+                        "origin": peer,
+                        "type": item.obj["type"],
+                        "received_at": now,
+                        "obj": item.canonical.decode("utf-8"),
+                    }
+                )
+                result.applied += 1
+            page.write(session, result)
+            if inbox:
+                session.execute(insert(InboxRow), inbox)
+            search_store.put_summaries(
+                session, peer, page.searched(result), replaced=[*result.updated, *result.removed]
+            )
             result.rejected = [*rejected, *result.rejected]
+            if result.rejected:
+                session.execute(
+                    insert(QuarantineRow), [_quarantined(peer, now, r) for r in result.rejected]
+                )
+            applied = AppliedPage(peer, result, page.held_now(), position, now)
+            for hook in self.page_hooks:
+                hook(session, applied)
             state.cursor = next_cursor
             state.head = head
             state.position = position
         return result
-
-    def _apply_one(
-        self,
-        session: Session,
-        origin: str,
-        item: VerifiedItem,
-        now: int,
-        seq: int,
-        result: ApplyResult,
-        held_rows: dict[str, RemoteListingRow],
-        tombs: dict[str, RemoteTombstoneRow],
-        searched: dict[str, dict[str, Any] | None],
-    ) -> None:
-        obj = item.obj
-        if obj["type"] not in ("listing", "retraction"):
-            session.add(
-                InboxRow(
-                    origin=origin,
-                    type=obj["type"],
-                    received_at=now,
-                    obj=item.canonical.decode("utf-8"),
-                )
-            )
-            result.applied += 1
-            return
-        lid = _listing_id(obj)
-        version = obj["listing"]["version"] if obj["type"] == "listing" else obj["version"]
-        held = held_rows.get(lid)
-        tomb = tombs.get(lid)
-        if obj["type"] == "retraction":
-            if held is not None and version < held.version:
-                result.rejected.append(
-                    RejectedItem(
-                        obj, "stale_version", f"retraction v{version} < held v{held.version}"
-                    )
-                )
-                return
-            if held is not None:
-                _drop(session, held)
-                del held_rows[lid]
-                searched[lid] = None
-                result.retracted += 1
-            if tomb is None:
-                tombs[lid] = RemoteTombstoneRow(
-                    origin=origin,
-                    listing_id=lid,
-                    version=version,
-                    reason=obj["reason"],
-                    at=obj["ts"],
-                )
-                session.add(tombs[lid])
-            elif (version, obj["ts"]) >= (tomb.version, tomb.at):
-                tomb.version, tomb.reason, tomb.at = version, obj["reason"], obj["ts"]
-            return
-        ts = obj["ts"]
-        order = (version, ts, obj["policy"]["version"])
-        if held is not None and order <= (held.version, held.item_ts, held.policy_version):
-            if order == (held.version, held.item_ts, held.policy_version):
-                result.duplicates += 1
-            else:
-                result.rejected.append(
-                    RejectedItem(
-                        obj, "stale_version", f"v{version} is not newer than held v{held.version}"
-                    )
-                )
-            return
-        if tomb is not None and not (
-            version > tomb.version
-            or (version == tomb.version and tomb.reason in REOPENABLE and ts >= tomb.at)
-        ):
-            result.rejected.append(
-                RejectedItem(
-                    obj,
-                    "stale_version",
-                    f"v{version} was retracted ({tomb.reason}) at v{tomb.version}",
-                )
-            )
-            return
-        if tomb is not None:
-            _drop(session, tomb)
-            del tombs[lid]
-        text = item.canonical.decode("utf-8")
-        values: dict[str, Any] = {
-            "category": obj["listing"]["category"],
-            "version": version,
-            "item_ts": ts,
-            "key_name": item.key_name,
-            "policy_version": obj["policy"]["version"],
-            "received_at": now,
-            "feed_seq": seq,
-            "expires": obj["listing"]["expires"],
-            "visibility": "public" if obj["listing"].get("public") else None,
-            "signed_bytes": text,
-            "bytes_sha256": hashlib.sha256(item.canonical).hexdigest(),
-        }
-        if held is None:
-            held_rows[lid] = RemoteListingRow(origin=origin, listing_id=lid, **values)
-            session.add(held_rows[lid])
-        else:
-            for key, value in values.items():
-                setattr(held, key, value)
-        searched[lid] = obj["listing"]
-        result.applied += 1
 
     def record_run(self, run: RunRecord, *, success: bool) -> None:
         with Session(self.engine) as session, session.begin():

@@ -29,7 +29,7 @@ from protocol.keys import VerifyKeyInfo
 from protocol.signing import SignatureError, verify_object
 from sync.backoff import backoff_ms
 from sync.client import PeerClient, PeerError, fetch_identity
-from sync.interfaces import RunRecord
+from sync.interfaces import Changes, RunRecord, SyncObserver
 from sync.reader import FeedReader, Peer
 from sync.verify_pool import VerifyPool
 
@@ -67,7 +67,7 @@ class NodeKeySource:
             # The hub's keys never come from its self-signed document (whoever answers at
             # its URL could sign one): only from a chain of hand-overs from our pin.
             return await self.follow_hub_key(pinned) is not None
-        info = peer_info(self.rt, peer)
+        info = await self.rt.run(peer_info, self.rt, peer)
         if info is None or not info.base_url:
             return False
         try:
@@ -161,34 +161,60 @@ class SyncManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Deprecated: ``add_observer`` (kept until every caller registers an observer).
         self.after_run: Callable[[str], Awaitable[None]] | None = None
+        self._observers: list[SyncObserver] = []
         self._last_directory = -DIRECTORY_REFETCH_MS
+
+    # -- observers --------------------------------------------------------------------
+    def add_observer(self, observer: SyncObserver) -> None:
+        """Tell ``observer`` what each pull changes (``SyncObserver.synced``)."""
+        self._observers.append(observer)
+
+    def remove_observer(self, observer: SyncObserver) -> None:
+        self._observers.remove(observer)
+
+    async def _tell(self, changes: Changes, *, applied: bool) -> None:
+        """Each observer in turn when listings changed (one failing is logged; the others
+        are still told); ``after_run`` when anything was applied (inbox items too)."""
+        for observer in list(self._observers) if changes else []:
+            try:
+                await observer.synced(changes)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception(
+                    "sync observer %r failed on %s's changes", observer, changes.origin
+                )
+        if self.after_run is not None:
+            await self.after_run(changes.origin)
 
     # -- one run ----------------------------------------------------------------------
     async def sync_peer(self, peer_id: str, *, force: bool = False) -> RunRecord | None:
-        info = peer_info(self.rt, peer_id)
+        info = await self.rt.run(peer_info, self.rt, peer_id)
         if info is None or not info.base_url or info.status == "suspended":
             return None  # a suspended member is not pulled, not even on request
         lock = self._locks.setdefault(peer_id, asyncio.Lock())
         if lock.locked() and not force:
             self._pending.add(peer_id)  # a notify during a run: pull again right after it
             return None
-        run = await self._sync_locked(peer_id, info, lock, force=force)
-        changed = run is not None and bool(run.applied or run.retracted)
+        changes = Changes(peer_id)  # of every run below, merged
+        run = await self._sync_locked(peer_id, info, lock, changes, force=force)
+        applied = run is not None and bool(run.applied or run.retracted)
         while run is not None and peer_id in self._pending:  # notified during the run
-            again = await self._sync_locked(peer_id, info, lock, force=False)
+            again = await self._sync_locked(peer_id, info, lock, changes, force=False)
             if again is None:
                 break
             run = again
-            changed = changed or bool(run.applied or run.retracted)
+            applied = applied or bool(run.applied or run.retracted)
         # After the pull, outside its lock: a notify that comes while the hub re-matches
         # is pulled at once, not after the matching.
-        if changed and self.after_run is not None:
-            await self.after_run(peer_id)
+        if applied:
+            await self._tell(changes, applied=applied)
         return run
 
     async def _sync_locked(
-        self, peer_id: str, info: PeerInfo, lock: asyncio.Lock, *, force: bool
+        self, peer_id: str, info: PeerInfo, lock: asyncio.Lock, changes: Changes, *, force: bool
     ) -> RunRecord | None:
         async with lock:
             self._pending.discard(peer_id)
@@ -214,14 +240,16 @@ class SyncManager:
                 self.peak_pulls = max(self.peak_pulls, self.pulling)
                 try:
                     return await self.reader.pull(
-                        Peer(peer_id, info.base_url), timeout_s=self.run_timeout_s
+                        Peer(peer_id, info.base_url),
+                        timeout_s=self.run_timeout_s,
+                        changes=changes,
                     )
                 finally:
                     self.pulling -= 1
 
     async def sync_all(self, *, force: bool = True) -> list[RunRecord]:
         await self.refresh_directory()
-        peers = [p.node_id for p in pull_targets(self.rt)]
+        peers = [p.node_id for p in await self.rt.run(pull_targets, self.rt)]
         runs = await asyncio.gather(*(self.sync_peer(p, force=force) for p in peers))
         return [r for r in runs if r is not None]
 
