@@ -323,6 +323,12 @@ class SyncManager:
                 self._tasks.discard(task)
 
     async def _reconcile(self) -> None:
+        try:
+            await self._reconcile_peers()
+        except asyncio.CancelledError:  # the node stopped meanwhile (a stop just after start)
+            logger.info("directory reconcile stopped by shutdown")
+
+    async def _reconcile_peers(self) -> None:
         await self.refresh_directory()
         if self.scheduler is None:  # the node began stopping while the directory came in
             return
