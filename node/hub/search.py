@@ -15,20 +15,25 @@ is two SQL queries on the engine's full-text index, whatever the number of listi
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from node.hub import search_store
 from node.hub.search_store import SearchDoc, fts5_query, public_listing, query_terms, tsquery
-from node.services.sync_status import peer_statuses
+from node.services.sync_status import peer_state_name
 from node.services.views import envelope, public_view
 from node.storage.models import (
     ChangeRow,
@@ -56,7 +61,38 @@ log = logging.getLogger(__name__)
 HELD_KEY = "search.held"  # members' summaries held before the index existed are in it
 OWN_KEY = "search.own"  # "<policy version>:<change seq>" the hub's own listings are at
 FACET_CACHE = 256
+ANSWER_CACHE = 256  # pages of results kept (about 100 KB each with 20 hits, parsed)
+# While the rows change under searches that run at the same time, a page computed less
+# than STALE_S ago is answered while it is computed anew in the background, once a
+# REFRESH_S (Elasticsearch's refresh interval): the searches never wait for it. A search
+# alone computes the current page, so a search after a write sees the write.
+REFRESH_S = 1.0
+STALE_S = 2.0
+COMPUTING = 2  # searches computed at once (the others answer what is cached, or wait)
+POOL_THREADS = 4
 Facets = tuple[int, dict[str, dict[str, int]]]  # total hits, counts per facet
+Page = list[tuple[str, dict[str, Any]]]  # (owner, listing shown) of each hit (read only)
+T = TypeVar("T")
+# Whether the rows are current, in one statement: the rows' generation (a new largest
+# id or a new removal marks every write), and where the hub's own listings should be.
+_STATE = text(
+    "SELECT (SELECT max(id) FROM search_docs), (SELECT max(id) FROM search_removals), "
+    "(SELECT max(seq) FROM changes), "
+    "(SELECT max(version) FROM policy_versions WHERE active = :yes), "
+    "(SELECT value FROM meta WHERE key = :own), (SELECT value FROM meta WHERE key = :held)"
+)
+_PEERS = text(
+    "SELECT peer, head, position, last_attempt, last_success, last_error, failures FROM peer_state"
+)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    generation: Any
+    valid_until: int | None  # the first expiry among the rows when it was computed
+    made: float  # monotonic seconds
+    facets: Facets
+    page: Page
 
 
 @dataclass(frozen=True)
@@ -101,6 +137,123 @@ class SearchIndex:
         # (query) -> (rows' generation, valid until, facets): the LRU of recent facets.
         self._facets: OrderedDict[tuple[Any, ...], tuple[Any, int | None, Facets]] = OrderedDict()
         self._facets_lock = threading.Lock()
+        # (query, offset, limit) -> its last answer: the LRU of recent pages, and the
+        # pages being computed (each by one search; the others wait for it or answer
+        # the previous page, see REFRESH_S).
+        self._answers: OrderedDict[tuple[Any, ...], _Answer] = OrderedDict()
+        self._computing: dict[tuple[Any, ...], threading.Event] = {}
+        self._answers_lock = threading.Lock()
+        self._searching = 0  # searches in ``answer`` now
+        self._gate = threading.BoundedSemaphore(COMPUTING)
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="search")
+            return self._executor
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a search (blocking) on the search's own threads, so that searches never
+        wait behind sync's database work on the runtime's threads, nor it behind them."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(fn, *args, **kwargs)
+        return await loop.run_in_executor(self._pool(), call)
+
+    def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+    def generation(self, rt: NodeRuntime) -> tuple[Any, Any]:
+        """The rows' generation, once they are current: the hub's own listings are
+        indexed again first when its policy or its listings changed (one statement
+        when nothing did; blocking)."""
+        return self.state(rt, peers=False)[0]
+
+    def state(self, rt: NodeRuntime, *, peers: bool = True) -> tuple[tuple[Any, Any], list[Any]]:
+        """The rows' generation (as ``generation``) and the members' sync states (the
+        peer_state rows: one per member), read together (blocking)."""
+        params = {"yes": True, "own": OWN_KEY, "held": HELD_KEY}
+        states: list[Any] = []
+        for _ in range(2):
+            with rt.engine.connect() as conn:
+                docs, removals, head, version, own, held = conn.execute(_STATE, params).one()
+                if peers:
+                    states = list(conn.execute(_PEERS))
+            if held == "1" and own == f"{version or 0}:{head or 0}":
+                break
+            self.refresh(rt)
+        return (docs, removals), states
+
+    def answer(
+        self, q: SearchQuery, generation: Any, now: int, compute: Callable[[], _Answer]
+    ) -> _Answer:
+        """``q``'s page and facets: the cached answer while the rows are those it was
+        computed from (``generation``), else computed once for all the searches asking
+        it meanwhile (``compute``). While other searches run, a page computed less than
+        STALE_S ago is answered as it is and computed anew in the background (once a
+        REFRESH_S); a search alone always computes the current page."""
+        key = (q.q, q.category, q.country, q.ipc, q.trl_min, q.sector, q.offset, q.limit)
+        with self._answers_lock:
+            self._searching += 1
+        try:
+            while True:
+                with self._answers_lock:
+                    entry = self._answers.get(key)
+                    busy = self._computing.get(key)
+                    if entry is not None and (entry.valid_until is None or now < entry.valid_until):
+                        if entry.generation == generation:
+                            self._answers.move_to_end(key)
+                            return entry
+                        age = time.monotonic() - entry.made
+                        if age < STALE_S and (busy is not None or self._searching > 1):
+                            if busy is None and age >= REFRESH_S:
+                                self._computing[key] = threading.Event()
+                                self._background(key, compute)
+                            return entry
+                    if busy is None:
+                        mine = self._computing[key] = threading.Event()
+                        break
+                busy.wait(timeout=60)  # the same page is being computed: take it
+            return self._compute(key, compute, mine)
+        finally:
+            with self._answers_lock:
+                self._searching -= 1
+
+    def _compute(
+        self, key: tuple[Any, ...], compute: Callable[[], _Answer], done: threading.Event
+    ) -> _Answer:
+        try:
+            with self._gate:
+                made = compute()
+            with self._answers_lock:
+                self._answers[key] = made
+                self._answers.move_to_end(key)
+                while len(self._answers) > ANSWER_CACHE:
+                    self._answers.popitem(last=False)
+            return made
+        finally:
+            with self._answers_lock:
+                del self._computing[key]
+            done.set()
+
+    def _background(self, key: tuple[Any, ...], compute: Callable[[], _Answer]) -> None:
+        """Compute ``key``'s page anew on the search's threads (its Event is set)."""
+        done = self._computing[key]
+
+        def run() -> None:
+            try:
+                self._compute(key, compute, done)
+            except Exception:  # the next search computes it (and raises) itself
+                log.exception("search: computing a page in the background")
+
+        try:
+            self._pool().submit(run)
+        except RuntimeError:  # shut down: nothing more is computed
+            del self._computing[key]
+            done.set()
 
     def cached_facets(self, key: tuple[Any, ...], generation: Any, now: int) -> Facets | None:
         """Total and facets of a query while no row changed and none expired since."""
@@ -271,23 +424,19 @@ def _facets(session: Session, source: str, where: str, params: dict[str, Any]) -
     return total, {k: dict(sorted(v.items())) for k, v in facets.items()}
 
 
-def _run(
-    rt: NodeRuntime, index: SearchIndex, q: SearchQuery, now: int
-) -> tuple[Facets, list[tuple[str, str]]]:
+def _compute(
+    rt: NodeRuntime, index: SearchIndex, q: SearchQuery, now: int, generation: Any
+) -> _Answer:
     dialect = rt.engine.dialect.name
     source, where, params = _where(q, dialect, now)
     key = (q.q, q.category, q.country, q.ipc, q.trl_min, q.sector)
     with Session(rt.engine) as session:
-        generation = (
-            session.scalar(select(func.max(SearchDocRow.id))),
-            session.scalar(select(func.max(SearchRemovalRow.id))),
+        valid_until = session.scalar(
+            select(func.min(SearchDocRow.expires)).where(SearchDocRow.expires > now)
         )
         facets = index.cached_facets(key, generation, now)
         if facets is None:
             facets = _facets(session, source, where, params)
-            valid_until = session.scalar(
-                select(func.min(SearchDocRow.expires)).where(SearchDocRow.expires > now)
-            )
             index.keep_facets(key, generation, valid_until, facets)
         ids = list(
             session.execute(
@@ -305,20 +454,36 @@ def _run(
                 )
             ).all()
         )
-    return facets, [(owner, shown[doc]) for doc, owner in ids if doc in shown]
+    page = [(owner, json.loads(shown[doc])) for doc, owner in ids if doc in shown]
+    return _Answer(generation, valid_until, time.monotonic(), facets, page)
+
+
+def _stale(rt: NodeRuntime, states: list[Any], page: Page, now: int) -> dict[str, int | None]:
+    """The owners on ``page`` whose copies are stale, with their last success (the
+    sync status page's rule: a member that failed for three intervals)."""
+    owners = {owner for owner, _ in page} - {rt.node_id}
+    interval = int(rt.config.sync_interval_seconds * 1000)
+    # held=1: a member with rows in search holds summaries.
+    return {
+        row.peer: row.last_success
+        for row in states
+        if row.peer in owners and peer_state_name(row, 1, now, interval) == "stale"
+    }
 
 
 def search(rt: NodeRuntime, index: SearchIndex, q: SearchQuery) -> dict[str, Any]:
-    """One page of public search, with every hit's facets (blocking: run via ``rt.run``)."""
-    index.refresh(rt)
+    """One page of public search, with every hit's facets (blocking: run via
+    ``index.run``). Answers are cached per query while no search row changed."""
     now = rt.clock()
-    (total, facets), page = _run(rt, index, q, now)
-    stale = {p["peer"]: p for p in peer_statuses(rt) if p["state"] == "stale"} if page else {}
+    generation, states = index.state(rt)
+    found = index.answer(q, generation, now, lambda: _compute(rt, index, q, now, generation))
+    total, facets = found.facets
+    stale = _stale(rt, states, found.page, now) if states else {}
     items = []
-    for owner, shown in page:
-        item: dict[str, Any] = {"owner": owner, "listing": json.loads(shown)}
+    for owner, listing in found.page:
+        item: dict[str, Any] = {"owner": owner, "listing": listing}
         if owner in stale:
-            last = stale[owner]["last_success"]
+            last = stale[owner]
             item["stale"] = True
             item["stale_age_ms"] = None if last is None else now - last
         items.append(item)

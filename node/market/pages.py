@@ -174,7 +174,7 @@ def _pages(f: Filters, total: int) -> dict[str, Any]:
 def search_page(
     rt: NodeRuntime, index: SearchIndex, cache: FacetCache, f: Filters
 ) -> dict[str, Any]:
-    """The search page's context (blocking: run via ``rt.run``)."""
+    """The search page's context (blocking: run via ``index.run``)."""
     q = f.query()
     found = search(rt, index, q)
     more = cache.facets(rt, q)
@@ -283,8 +283,8 @@ def listing_page(
     rt: NodeRuntime, index: SearchIndex, owner: str, listing_id: str
 ) -> dict[str, Any] | None:
     """One listing as public search holds it, or None when it is not in public search
-    (blocking: run via ``rt.run``)."""
-    index.refresh(rt)
+    (blocking: run via ``index.run``)."""
+    index.generation(rt)  # the hub's own listings indexed, when they or the policy changed
     now = rt.clock()
     with Session(rt.engine) as session:
         shown = session.scalar(

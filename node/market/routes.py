@@ -31,7 +31,7 @@ async def home(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     filters = parse_filters(request.query)
     index, cache = request.app[SEARCH_INDEX], request.app[FACETS]
-    context = await rt.run(search_page, rt, index, cache, filters)
+    context = await index.run(search_page, rt, index, cache, filters)
     return render(request, "market/home.html", context)
 
 
@@ -86,7 +86,8 @@ async def listing(request: web.Request) -> web.Response:
     if ids is None:
         return _not_found(request)
     rt = request.app[RUNTIME]
-    item = await rt.run(listing_page, rt, request.app[SEARCH_INDEX], *ids)
+    index = request.app[SEARCH_INDEX]
+    item = await index.run(listing_page, rt, index, *ids)
     if item is None:
         return _not_found(request)
     return await _listing_answer(request, item, listing_url(*ids) + "/interest")
@@ -133,7 +134,8 @@ async def express_interest(request: web.Request) -> web.Response:
         return _sent()
     visitor, errors = interest.validate(form)
     if errors:
-        item = await rt.run(listing_page, rt, request.app[SEARCH_INDEX], *ids)
+        index = request.app[SEARCH_INDEX]
+        item = await index.run(listing_page, rt, index, *ids)
         values = {f: getattr(visitor, f) for f in interest.FIELDS}
         action = listing_url(*ids) + "/interest"
         return await _listing_answer(
@@ -172,10 +174,18 @@ async def _relay_left_over(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _close_search(app: web.Application) -> None:
+    """The search's threads end with the app (after the hub's context: none is busy)."""
+    index = app.get(SEARCH_INDEX)
+    if index is not None:
+        index.close()
+
+
 def setup(app: web.Application) -> None:
     app[GUARD] = Guard()
     app[FACETS] = FacetCache()
     app.cleanup_ctx.append(_relay_left_over)
+    app.on_cleanup.append(_close_search)
     r = app.router
     r.add_get("/", home)
     r.add_get("/market/listing/{owner}/{listing_id}", listing)
