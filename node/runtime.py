@@ -2,7 +2,8 @@
 
 Built once per process (or per node in tests, several per process) by ``open_runtime``;
 the web app and the CLI both work through it. Blocking database work runs on the
-runtime's own thread pool so the event loop stays free.
+runtime's own thread pool so the event loop stays free: ``rt.db.run(fn)`` runs
+``fn(session)`` there in one transaction (``node.storage.database``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from node.services.feed import FeedService
 from node.services.identity import identity_document
 from node.services.listings import ListingService
 from node.services.policy import PolicyService
+from node.storage.database import Database
 from node.storage.db import make_engine, migrate
 from protocol.b64 import b64url_encode
 from protocol.keys import KeyStore
@@ -46,6 +48,7 @@ class NodeRuntime:
     )
 
     _feed: FeedService | None = None
+    _db: Database | None = None
 
     @property
     def node_id(self) -> str:
@@ -57,8 +60,17 @@ class NodeRuntime:
             self._feed = FeedService(self)
         return self._feed
 
+    @property
+    def db(self) -> Database:
+        """The storage boundary: ``await rt.db.run(fn, ...)`` runs ``fn(session, ...)`` in
+        one transaction on this runtime's database threads."""
+        if self._db is None:
+            self._db = Database(self.engine, self.executor)
+        return self._db
+
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking (database) work off the event loop."""
+        """Run blocking work off the event loop, on the database threads (work of one
+        transaction: ``db.run``)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 

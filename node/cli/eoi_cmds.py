@@ -30,8 +30,8 @@ from sync.client import PeerClient, PeerError
 async def send_to_hub(rt: NodeRuntime, path: str, obj: dict[str, Any]) -> Any:
     if rt.config.is_hub:  # the hub itself is the requester or the owner
         receive = eois.hub_receive_eoi if path.endswith("/eoi") else eois.hub_receive_reply
-        return receive(rt, rt.node_id, obj)
-    hub = peer_info(rt, rt.config.hub_id)
+        return await rt.run(receive, rt, rt.node_id, obj)
+    hub = await rt.run(peer_info, rt, rt.config.hub_id)
     if hub is None or not hub.base_url:
         fail("no hub configured (init with --hub-url and --hub-key)")
     async with aiohttp.ClientSession() as session:

@@ -33,7 +33,7 @@ custody = data_dir_group("custody", "Check what the hub holds of this node's dat
 
 
 async def _fetch_custody(rt: NodeRuntime) -> Any:
-    hub = peer_info(rt, rt.config.hub_id)
+    hub = await rt.run(peer_info, rt, rt.config.hub_id)
     if hub is None or not hub.base_url:
         fail("no hub configured (init with --hub-url and --hub-key)")
     async with aiohttp.ClientSession() as session:
@@ -83,14 +83,8 @@ def matches(data_dir: Path, limit: int, as_json: bool) -> None:
         if rt.config.is_hub:
             _hub_matches(rt, limit, as_json)
             return
-    with runtime(data_dir) as rt, Session(rt.engine) as session:
-        rows = session.scalars(
-            select(InboxRow)
-            .where(InboxRow.type == "match_notice")
-            .order_by(InboxRow.id.desc())
-            .limit(limit)
-        )
-        notices = [json.loads(r.obj) for r in rows]
+    with runtime(data_dir) as rt:
+        notices = rt.db.run_sync(_received_notices, limit)
 
     def render(items: list[dict[str, Any]]) -> str:
         return table(
@@ -109,6 +103,16 @@ def matches(data_dir: Path, limit: int, as_json: bool) -> None:
         )
 
     emit(as_json, notices, render)
+
+
+def _received_notices(session: Session, limit: int) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(InboxRow)
+        .where(InboxRow.type == "match_notice")
+        .order_by(InboxRow.id.desc())
+        .limit(limit)
+    )
+    return [json.loads(r.obj) for r in rows]
 
 
 def _hub_matches(rt: NodeRuntime, limit: int, as_json: bool) -> None:

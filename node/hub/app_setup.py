@@ -31,7 +31,7 @@ from node.hub.monitor import HubCollector
 from node.hub.notices import MatchingService
 from node.hub.search import SearchIndex
 from node.runtime import NodeRuntime
-from node.services.leader import Leadership, read_leader
+from node.services.leader import Leadership, leader_in
 from node.web.appkeys import (
     HUB_MATCHING,
     LEADER,
@@ -211,7 +211,7 @@ class HubMatching:
         return rows
 
     async def _to_leader(self, method: str, path: str, timeout_s: float) -> Any:
-        info = await self.rt.run(read_leader, self.rt.engine)
+        info = await self.rt.db.run(leader_in)
         if info is None or not info.url:
             raise ApiError(
                 503, ErrorCode.SERVER_BUSY, "the matcher is starting (no leader process yet)"

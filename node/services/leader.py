@@ -166,24 +166,24 @@ def open_leader_lock(rt: NodeRuntime) -> LeaderLock:
 def read_leader(engine: Engine) -> LeaderInfo | None:
     """The leader as it wrote itself into the database (None: none yet, or it stopped)."""
     with Session(engine) as session:
-        row = session.get(MetaRow, LEADER_KEY)
-        if row is None:
-            return None
-        return LeaderInfo(**json.loads(row.value))
+        return leader_in(session)
 
 
-def _write_leader(engine: Engine, info: LeaderInfo) -> None:
-    with Session(engine) as session, session.begin():
-        session.merge(MetaRow(key=LEADER_KEY, value=json.dumps(asdict(info))))
+def leader_in(session: Session) -> LeaderInfo | None:
+    row = session.get(MetaRow, LEADER_KEY)
+    return None if row is None else LeaderInfo(**json.loads(row.value))
 
 
-def _clear_leader(engine: Engine, instance: str) -> None:
+def _write_leader(session: Session, info: LeaderInfo) -> None:
+    session.merge(MetaRow(key=LEADER_KEY, value=json.dumps(asdict(info))))
+
+
+def _clear_leader(session: Session, instance: str) -> None:
     """Forget the leader row if it is still this one's (a successor may have written its
     own already)."""
-    with Session(engine) as session, session.begin():
-        row = session.get(MetaRow, LEADER_KEY)
-        if row is not None and json.loads(row.value).get("instance") == instance:
-            session.delete(row)
+    row = session.get(MetaRow, LEADER_KEY)
+    if row is not None and json.loads(row.value).get("instance") == instance:
+        session.delete(row)
 
 
 class Leadership:
@@ -249,7 +249,7 @@ class Leadership:
                 await hook()
             except Exception:
                 logger.exception("a leader's start hook failed")
-        await self.rt.run(_write_leader, self.rt.engine, self.info())
+        await self.rt.db.run(_write_leader, self.info())
 
     async def _step_down(self) -> None:
         self.is_leader = False
@@ -275,7 +275,7 @@ class Leadership:
         if self.is_leader:
             await self._step_down()
             try:
-                await self.rt.run(_clear_leader, self.rt.engine, self.instance)
+                await self.rt.db.run(_clear_leader, self.instance)
             except Exception:
                 logger.exception("could not clear the leader row")
         if self._lock is not None:

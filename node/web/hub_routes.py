@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from node.hub.monitor import hub_status
 from node.hub.search import SearchQuery, search
-from node.services.leader import read_leader
+from node.services.leader import leader_in
 from node.web.appkeys import HUB_MATCHING, LEADER, LOOP_LAG, METRICS, RUNTIME, SEARCH_INDEX
 from node.web.headers import PAGE_CSP
 from node.web.middleware import ApiError
@@ -41,7 +41,7 @@ async def status(request: web.Request) -> web.Response:
     body = await rt.run(hub_status, rt, request.app[LOOP_LAG])
     # Which process runs the matcher (several may serve the hub): the one in the leader
     # row, and whether it is the one answering.
-    leader = await rt.run(read_leader, rt.engine)
+    leader = await rt.db.run(leader_in)
     body["leader"] = {
         **(leader.public() if leader is not None else {}),
         "this_process": request.app[LEADER].is_leader,
