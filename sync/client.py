@@ -137,14 +137,19 @@ class PeerClient:
             "GET", base_url, destination, path, query=query, max_bytes=max_bytes
         )
         payload = resp.json()
-        if resp.status != 200:
-            code, message = _error(resp.body)
-            raise PeerError(
-                f"{destination} answered {resp.status}: {code}: {message}",
-                status=resp.status,
-                code=code,
-            )
+        raise_for_status(resp, destination)
         return payload
+
+
+def raise_for_status(resp: PeerResponse, destination: str) -> None:
+    """PeerError naming the peer's error code and message unless ``resp`` is a 200."""
+    if resp.status != 200:
+        code, message = _error(resp.body)
+        raise PeerError(
+            f"{destination} answered {resp.status}: {code}: {message}",
+            status=resp.status,
+            code=code,
+        )
 
 
 def _error(body: bytes) -> tuple[str | None, str | None]:

@@ -18,7 +18,7 @@ from typing import Any
 from protocol.errors import ErrorCode
 from protocol.keys import VerifyKeyInfo
 from protocol.limits import MAX_PAGE_BYTES
-from sync.client import RESPONSE_TOO_LARGE, PeerClient, PeerError
+from sync.client import RESPONSE_TOO_LARGE, PeerClient, PeerError, PeerResponse, raise_for_status
 from sync.interfaces import ApplyResult, Changes, KeySource, RunRecord, SyncStore
 from sync.verify import CheckedPage, OpenedPage, PageError, check_items, open_page
 from sync.verify_pool import VerifyPool
@@ -111,9 +111,9 @@ class FeedReader:
         keys: Mapping[str, VerifyKeyInfo] | None = None
         try:
             for left in range(self.max_pages, 0, -1):
-                page = await (ahead or self._fetch(peer, cursor))
+                resp = await (ahead or self._fetch(peer, cursor))
                 ahead = None
-                opened, keys = await self._open(peer, page, cursor, keys)
+                opened, keys = await self._open(peer, resp, cursor, keys)
                 if left > 1 and opened.page["more"]:
                     ahead = asyncio.ensure_future(self._fetch(peer, opened.page["next"]))
                 checked = await self._check(peer, opened, keys)
@@ -179,13 +179,19 @@ class FeedReader:
         )
         return result
 
-    async def _fetch(self, peer: Peer, cursor: str | None) -> Any:
-        """The next page: at most ``MAX_PAGE_BYTES`` (every node's pages stay within it)
-        and ``page_size`` items, else the run ends with a PageError saying so."""
+    async def _fetch(self, peer: Peer, cursor: str | None) -> PeerResponse:
+        """The next page's answer, unparsed (``_open`` parses it off the loop): at most
+        ``MAX_PAGE_BYTES`` (every node's pages stay within it), else the run ends with a
+        PageError saying so; an error answer raises PeerError, as ``get_json`` does."""
         query = {"after": cursor, "limit": self.page_size}
         try:
-            page = await self.client.get_json(
-                peer.base_url, peer.node_id, FEED_PATH, query, max_bytes=MAX_PAGE_BYTES
+            resp = await self.client.request(
+                "GET",
+                peer.base_url,
+                peer.node_id,
+                FEED_PATH,
+                query=query,
+                max_bytes=MAX_PAGE_BYTES,
             )
         except PeerError as exc:
             if exc.code != RESPONSE_TOO_LARGE:
@@ -195,6 +201,15 @@ class FeedReader:
                 f"{peer.node_id}'s feed page is larger than the protocol's limit of "
                 f"{MAX_PAGE_BYTES} bytes: the peer must split its pages",
             ) from exc
+        if resp.status != 200:
+            resp.json()  # not JSON: says so; else the peer's error, as get_json gives it
+            raise_for_status(resp, peer.node_id)
+        return resp
+
+    def _parse(self, peer: Peer, resp: PeerResponse) -> Any:
+        """The page's JSON (run in a worker thread: a page of a thousand items is tens
+        of milliseconds of parsing), with no more than ``page_size`` items."""
+        page = resp.json()
         items = page.get("items") if isinstance(page, dict) else None
         if isinstance(items, list) and len(items) > self.page_size:
             raise PageError(
@@ -206,17 +221,22 @@ class FeedReader:
     async def _open(
         self,
         peer: Peer,
-        page: object,
+        resp: PeerResponse,
         cursor: str | None,
         keys: Mapping[str, VerifyKeyInfo] | None,
     ) -> tuple[OpenedPage, Mapping[str, VerifyKeyInfo]]:
-        """``open_page`` in a worker thread (the event loop keeps receiving meanwhile),
-        with the peer's keys (looked up there, once a run, unless given); once more after
-        refetching the peer's keys if it signed with a key we lack."""
+        """The page parsed and ``open_page`` in a worker thread (the event loop keeps
+        receiving meanwhile), with the peer's keys (looked up there, once a run, unless
+        given); once more after refetching the peer's keys if it signed with a key we
+        lack."""
+        parsed: list[Any] = []
 
         def check(
             known: Mapping[str, VerifyKeyInfo] | None,
         ) -> tuple[OpenedPage, Mapping[str, VerifyKeyInfo]]:
+            if not parsed:
+                parsed.append(self._parse(peer, resp))
+            page = parsed[0]
             keys = self.keys.keys(peer.node_id) if known is None else known
             opened = open_page(page, peer=peer.node_id, me=self.me, after=cursor, keys=keys)
             return opened, keys
