@@ -45,6 +45,7 @@ from node.web.appkeys import (
 from node.web.middleware import ApiError
 from node.web.routes import setup_hub_routes
 from protocol.errors import ErrorCode
+from sync.interfaces import Changes
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     # The first matcher, for tests and tools that hold it; it starts no worker until the
     # leader calls it (a process that never leads never starts one).
     app[MATCHING] = hub.service
-    manager.after_run = hub.changed
+    manager.add_observer(hub)
     lag_task = asyncio.create_task(lag.run())
     yield
     lag_task.cancel()
@@ -189,10 +190,11 @@ class HubMatching:
         ]
 
     # -- in every process -------------------------------------------------------------
-    async def changed(self, _peer: str) -> None:
-        """A pull of this process applied something: the leader re-matches. Waiting
-        re-matches queue in the loop (``MatchingService.rematch``), never in the database
-        threads: parked there, they would leave none for requests."""
+    async def synced(self, changes: Changes) -> None:
+        """A pull of this process changed listings (``sync.interfaces.SyncObserver``): the
+        leader re-matches. Waiting re-matches queue in the loop
+        (``MatchingService.rematch``), never in the database threads: parked there, they
+        would leave none for requests."""
         if self.leadership.is_leader:
             await self.service.rematch()
             return

@@ -27,6 +27,7 @@ from node.services.leader import (
 )
 from node.storage.models import MetaRow
 from node.web.appkeys import HUB_MATCHING, LEADER, MATCHING, SYNC
+from sync.interfaces import Changes
 from tests.federation.network import NodeFactory
 from tests.hub.helpers import get_json, start_hub_network
 from tests.nodes import RunningNode, serve_node
@@ -96,7 +97,7 @@ async def test_one_process_runs_the_matcher_and_another_takes_over(
         assert await matches(http, second) == (200, of_leader)
         assert worker_pid(second) is None  # it started no matcher of its own for that
         # A pull in the other process hands its re-match to the leader.
-        await second.app[HUB_MATCHING].changed("th")
+        await second.app[HUB_MATCHING].synced(Changes("th", {"th-off-0001": "updated"}))
         assert worker_pid(second) is None
 
         await first.stop()
@@ -136,7 +137,7 @@ async def test_without_a_leader_the_match_list_is_refused_not_hung(
         status, body = await matches(http, other)
         assert status == 503 and "no leader" in body["error"]["message"]
         # A re-match handed to no leader is not an error for the pull that asked.
-        await other.app[HUB_MATCHING].changed("th")
+        await other.app[HUB_MATCHING].synced(Changes("th", {"th-off-0001": "updated"}))
     finally:
         await other.stop()
 

@@ -26,7 +26,7 @@ from node.hub.match_worker import MatchingUnavailable
 from node.hub.notices import MatchingService
 from node.matching.match import Match
 from node.storage.models import MatchStampRow, NoticeSentRow, OutboxRow
-from node.web.appkeys import MATCHING
+from node.web.appkeys import HUB_MATCHING, MATCHING
 from tests.federation.network import Network, NodeFactory, load_records
 from tests.hub.helpers import get_json, start_hub_network
 from tests.hub.test_status_metrics import gauges, metrics_text
@@ -130,7 +130,7 @@ async def test_a_stopped_rematch_resumes_without_losing_or_repeating_a_notice(
     for node_id in MEMBERS:
         load_records(net.nodes[node_id], generated(node_id, GENERATED))
     hub = net.hub
-    hub.sync.after_run = None  # the re-match is started here, not by the pulls
+    hub.sync.remove_observer(hub.app[HUB_MATCHING])  # re-matched here, not by the pulls
     service = hub.app[MATCHING]
     await service.rematch()  # after the one at start, which found nothing to do
     base = stamped(hub)

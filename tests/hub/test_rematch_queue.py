@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from node.web.appkeys import MATCHING
+from node.web.appkeys import HUB_MATCHING, MATCHING
+from sync.interfaces import Changes
 from tests.federation.network import NodeFactory, start_network
 
 
@@ -25,10 +26,10 @@ async def test_queued_rematches_leave_threads_for_signed_requests(
         return real()
 
     matching.after_sync = slow_after_sync  # type: ignore[method-assign]
-    after_run = hub.sync.after_run
-    assert after_run is not None
+    observer = hub.app[HUB_MATCHING]  # what the sync manager tells after each pull
+    changes = Changes("th", {"th-off-0001": "updated"})
     # Six pulls end while the first re-match is still running.
-    rematches = [asyncio.ensure_future(after_run("th")) for _ in range(6)]
+    rematches = [asyncio.ensure_future(observer.synced(changes)) for _ in range(6)]
     try:
         resp = await asyncio.wait_for(
             th.sync.client.request("POST", hub.url, "cn", "/federation/v1/notify", body=b"{}"),
