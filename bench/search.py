@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -44,7 +45,7 @@ from bench.sync_pull import _free_port, _serve, _stop, _wait_http
 from node.config import DB_FILE, NodeConfig
 from node.hub import search_store
 from node.hub.search import SearchIndex
-from node.hub.search_store import SearchDoc, public_listing
+from node.hub.search_store import SearchDoc, _tsvector, public_listing
 from node.runtime import open_runtime
 from node.services.setup import init_node
 from node.storage.db import DatabaseUnavailable, check_connection, make_engine
@@ -153,40 +154,58 @@ def _fill(db: Path, docs: list[SearchDoc]) -> None:
     conn.close()
 
 
-def _fill_rows(db_url: str, docs: list[SearchDoc]) -> None:
-    """The same rows through ``search_store`` (PostgreSQL: its tsvector and GIN index)."""
-    engine = make_engine(db_url)
-    try:
-        for start in range(0, len(docs), 5000):
-            with Session(engine) as session, session.begin():
-                search_store.put_many(session, docs[start : start + 5000])
-        with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
-    finally:
-        engine.dispose()
+def _fill_pg(db_url: str, docs: list[SearchDoc]) -> None:
+    """The rows ``search_store.put`` writes, in bulk (COPY; the tsvector as it makes it)."""
+    with psycopg.connect(db_url) as conn, conn.cursor() as cur:
+        for table, columns, rows in _pg_rows(docs):
+            with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        cur.execute(
+            "SELECT setval(pg_get_serial_sequence('search_docs', 'id'), max(id)) FROM search_docs"
+        )
+        cur.execute("ANALYZE")
+
+
+def _pg_rows(docs: list[SearchDoc]) -> Iterator[tuple[str, str, Iterator[tuple[Any, ...]]]]:
+    def values() -> Iterator[tuple[Any, ...]]:
+        for number, doc in enumerate(docs, start=1):
+            v = doc.values()
+            yield (number, v["owner"], v["listing_id"], v["category"], v["country"],
+                   v["trl"], v["sectors"], v["expires"])  # fmt: skip
+
+    columns = "id, owner, listing_id, category, country, trl, sectors, expires"
+    yield "search_docs", columns, values()
+    yield "search_shown", "doc_id, shown", ((i, d.shown_json()) for i, d in enumerate(docs, 1))
+    codes = ((i, c) for i, d in enumerate(docs, 1) for c in d.codes())
+    yield "search_codes", "doc_id, code", codes
+    words = ((i, _tsvector(*d.words())) for i, d in enumerate(docs, 1))
+    yield "search_fts", "doc_id, doc", words
 
 
 def _writer(db_url: str, n_docs: int, stop: EventType, pages: Any) -> None:
     """Replace WRITER_PAGE listings' rows (new versions, new text) every WRITER_EVERY_S
-    until ``stop``, in one transaction a page, as a sync's apply does."""
+    until ``stop``, in one transaction a page, as a sync's apply does (the pages made
+    before, so that the writer's time is the database's)."""
     engine = make_engine(db_url)
     templates = _templates()
     rng = random.Random(7)
-    version = 1
+    owners = list(OWNERS)
+    made = []
+    for page in range(20):
+        owner = page % len(owners)
+        start = rng.randrange(0, max(1, n_docs - WRITER_PAGE * 4))
+        chosen = [i for i in range(start, start + WRITER_PAGE * 4) if i % 4 == owner]
+        made.append((owners[owner], [_doc(i, templates, rng, 2) for i in chosen if i < n_docs]))
     try:
         next_at = time.monotonic()
         while not stop.is_set():
-            version += 1
-            owner = rng.choice(list(OWNERS))
-            start = rng.randrange(0, max(1, n_docs - WRITER_PAGE * 4))
-            index = list(OWNERS).index(owner)
-            chosen = [i for i in range(start, start + WRITER_PAGE * 4) if i % 4 == index]
-            docs = [_doc(i, templates, rng, version) for i in chosen if i < n_docs]
+            owner, docs = made[pages.value % len(made)]
             with Session(engine) as session, session.begin():
                 search_store.remove(session, owner, [d.shown["id"] for d in docs])
                 search_store.put_many(session, docs)
             pages.value += 1
-            next_at += WRITER_EVERY_S
+            next_at = max(next_at + WRITER_EVERY_S, time.monotonic() - 1)
             stop.wait(max(0.0, next_at - time.monotonic()))
     finally:
         engine.dispose()
@@ -241,6 +260,12 @@ async def _warm(url: str) -> None:
         for params in QUERIES:
             async with http.get(url, params=params) as resp:
                 assert resp.status == 200, await resp.text()
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds ``pid`` has used (user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mb(pid: int) -> float:
@@ -299,41 +324,47 @@ def _measure(
     if db_url is None:
         _fill(hub_dir / DB_FILE, docs)
     else:
-        _fill_rows(db_url, docs)
+        _fill_pg(db_url, docs)
     fill_s = time.perf_counter() - took
     search = url + "/api/v1/search"
-    runs: dict[str, list[float]] = {}
+    runs: dict[str, tuple[list[float], float]] = {}  # phase -> (times, hub CPU ms/request)
     proc = _serve(hub_dir)
+
+    def phase(name: str, clients: int, requests: int, queries: Any = None) -> None:
+        cpu = _cpu_s(proc.pid)
+        times = asyncio.run(_clients(search, clients, requests, queries))
+        runs[name] = (times, (_cpu_s(proc.pid) - cpu) * 1000 / len(times))
+
     try:
         _wait_http(url + "/healthz")
         asyncio.run(_warm(search))
-        runs["idle, one client"] = asyncio.run(_clients(search, 1, ALONE))
-        runs[f"idle, {CLIENTS} clients"] = asyncio.run(_clients(search, CLIENTS, REQUESTS))
+        phase("idle, one client", 1, ALONE)
+        phase(f"idle, {CLIENTS} clients", CLIENTS, REQUESTS)
         distinct = _distinct()
-        runs["distinct queries, one client"] = asyncio.run(_clients(search, 1, ALONE, distinct))
-        rest = distinct[ALONE:]
-        runs[f"distinct queries, {CLIENTS} clients"] = asyncio.run(
-            _clients(search, CLIENTS, len(rest), rest)
+        phase("distinct queries, one client", 1, ALONE, distinct)
+        phase(
+            f"distinct queries, {CLIENTS} clients", CLIENTS, len(distinct) - ALONE, distinct[ALONE:]
         )
         with _writing(rows_url, len(docs)) as rate:
-            runs["writing, one client"] = asyncio.run(_clients(search, 1, ALONE))
-            runs[f"writing, {CLIENTS} clients"] = asyncio.run(_clients(search, CLIENTS, REQUESTS))
+            phase("writing, one client", 1, ALONE)
+            phase(f"writing, {CLIENTS} clients", CLIENTS, REQUESTS)
             written = rate()
         rss = _rss_mb(proc.pid)
     finally:
         _stop(proc)
     n = len(docs)
     out = []
-    for phase, times in runs.items():
+    for name, (times, cpu_ms) in runs.items():
         note = f"{engine_name}, {n:,} listings, {len(times)} requests"
-        if phase.startswith("writing"):
+        note += f", the hub's CPU {cpu_ms:.1f} ms a request"
+        if name.startswith("writing"):
             note += f", the writer at {written:,.0f} listings/s"
         for p, label in ((0.5, "p50"), (0.99, "p99")):
             value = _pct(times, p)
-            goal = p == 0.99 and phase.endswith(f"{CLIENTS} clients") and "distinct" not in phase
+            goal = p == 0.99 and name.endswith(f"{CLIENTS} clients") and "distinct" not in name
             out.append(
                 BenchResult(
-                    name=f"{engine_name}: {phase}: {label}",
+                    name=f"{engine_name}: {name}: {label}",
                     value=value,
                     unit="ms",
                     notes=note,
