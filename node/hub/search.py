@@ -146,12 +146,23 @@ class SearchIndex:
         self._searching = 0  # searches in ``answer`` now
         self._gate = threading.BoundedSemaphore(COMPUTING)
         self._executor: ThreadPoolExecutor | None = None
+        self._background_executor: ThreadPoolExecutor | None = None
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="search")
             return self._executor
+
+    def _refresher(self) -> ThreadPoolExecutor:
+        """Threads of their own for pages computed in the background: they never hold
+        the threads that answer searches."""
+        with self._lock:
+            if self._background_executor is None:
+                self._background_executor = ThreadPoolExecutor(
+                    COMPUTING, thread_name_prefix="search-refresh"
+                )
+            return self._background_executor
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a search (blocking) on the search's own threads, so that searches never
@@ -162,9 +173,11 @@ class SearchIndex:
 
     def close(self) -> None:
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False)
+            executors = (self._executor, self._background_executor)
+            self._executor = self._background_executor = None
+        for executor in executors:
+            if executor is not None:
+                executor.shutdown(wait=False)
 
     def generation(self, rt: NodeRuntime) -> tuple[Any, Any]:
         """The rows' generation, once they are current: the hub's own listings are
@@ -250,7 +263,7 @@ class SearchIndex:
                 log.exception("search: computing a page in the background")
 
         try:
-            self._pool().submit(run)
+            self._refresher().submit(run)
         except RuntimeError:  # shut down: nothing more is computed
             del self._computing[key]
             done.set()
