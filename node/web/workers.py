@@ -29,6 +29,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -91,6 +92,9 @@ class WorkerSpec:
 def run_worker(spec: WorkerSpec, conn: Connection) -> None:
     """A worker process: serve the node on the shared address until SIGTERM, telling the
     supervisor ``("ready", url)`` once it accepts, or ``("failed", reason)``."""
+    # A process group of its own, whatever it starts included (the matching worker, the
+    # verify pool): the supervisor ends what is left of it after it died.
+    os.setpgid(0, 0)
     logging.basicConfig(
         level=spec.config.log_level.upper(), format=log_format(f"worker {spec.index}")
     )
@@ -262,6 +266,7 @@ class Supervisor:
             self._receive(slot)
         slot.process.join()
         code, pid = slot.process.exitcode, slot.process.pid
+        _end_group(pid)
         if slot.conn is not None:
             slot.conn.close()
         slot.process, slot.conn, slot.ready = None, None, False
@@ -318,12 +323,21 @@ class Supervisor:
         for slot in self.slots:
             if slot.process is not None:
                 slot.process.join()
+                _end_group(slot.process.pid)
             if slot.conn is not None:
                 slot.conn.close()
             slot.process, slot.conn = None, None
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _end_group(pid: int | None) -> None:
+    """Kill what is left of a worker's process group once the worker has exited (children
+    of a worker that was killed would otherwise live on, orphaned)."""
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def _drain(wake: socket.socket) -> None:
