@@ -35,7 +35,7 @@ from protocol.objects import feed_page_head
 from protocol.signing import sign_object_bytes
 
 if TYPE_CHECKING:
-    from node.runtime import NodeRuntime
+    from node.services.parts import NodeParts
 
 logger = logging.getLogger(__name__)
 SCAN_FACTOR = 4
@@ -49,7 +49,7 @@ class ObjectTooLarge(ServiceError):
 
 
 class FeedService:
-    def __init__(self, rt: NodeRuntime) -> None:
+    def __init__(self, rt: NodeParts) -> None:
         self.rt = rt
         self._codec: CursorCodec | None = None
 

@@ -20,7 +20,7 @@ from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate
 
 if TYPE_CHECKING:
-    from node.runtime import NodeRuntime
+    from node.services.parts import NodeParts
 
 # What a page reads of a listing (id, category, version, withdrawn, expires, content hash)
 # and of what the reader was given of it (listing_id, consent, retracted).
@@ -76,9 +76,7 @@ class ItemMaker:
     """Makes one page's items for its reader; what it signs goes to ``made``, for the
     store, in the page's transaction."""
 
-    def __init__(
-        self, rt: NodeRuntime, ctx: PageContext, records: dict[str, dict[str, Any]]
-    ) -> None:
+    def __init__(self, rt: NodeParts, ctx: PageContext, records: dict[str, dict[str, Any]]) -> None:
         self.rt = rt
         self.ctx = ctx
         self.records = records

@@ -40,7 +40,7 @@ from policies.evaluate import Decision, evaluate
 from policies.model import Audience
 
 if TYPE_CHECKING:
-    from node.runtime import NodeRuntime
+    from node.services.parts import NodeParts
 
 logger = logging.getLogger(__name__)
 FORMAT = "summary/1"  # bump when what a summary carries changes: every stored row misses
@@ -90,7 +90,7 @@ def view_digest(
 
 
 def reader_view(
-    rt: NodeRuntime,
+    rt: NodeParts,
     reader: str,
     compiled: CompiledPolicy,
     version: int,
@@ -183,7 +183,7 @@ def save(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         session.execute(stmt, batch[start : start + CHUNK])
 
 
-def served_readers(session: Session, rt: NodeRuntime) -> list[str]:
+def served_readers(session: Session, rt: NodeParts) -> list[str]:
     """Every reader this node serves a feed to: the hub, its configured peers, and each
     node that has read its feed."""
     ids = set(session.scalars(select(FeedSentRow.reader).distinct()))
@@ -211,7 +211,7 @@ def prune(session: Session, readers: Sequence[str], now: int) -> int:
 
 
 def make_summary(
-    rt: NodeRuntime,
+    rt: NodeParts,
     record: dict[str, Any],
     audience: Audience,
     compiled: CompiledPolicy,
@@ -248,7 +248,7 @@ def make_summary(
 class Presigner:
     """Fills the store for every served reader, a batch at a time, off the event loop."""
 
-    def __init__(self, rt: NodeRuntime, *, batch: int = BATCH) -> None:
+    def __init__(self, rt: NodeParts, *, batch: int = BATCH) -> None:
         self.rt = rt
         self.batch = batch
         # Per reader, the (view digest, change-log head) at which it was last complete:
