@@ -4,9 +4,10 @@ The end-to-end test (PostgreSQL only: a SQLite node is served by one process) st
 real ``cattc serve --workers 2`` hub on a schema of its own and a ``cattc serve`` member
 that it pulls every second from both workers. Both workers answer on the one port
 (``X-Cattc-Worker``); the member's summaries arrive exactly once (the pulls, shared by
-the per-peer advisory lock, never overlap and together applied each item once); one
-worker alone runs the matcher; a worker killed with SIGKILL is started again; SIGTERM to
-the supervisor stops every process within 10 s.
+the per-peer advisory lock, never overlap and together applied each item once); a worker
+killed with SIGKILL is started again, its children gone with it; one worker alone runs
+the matcher, and both name it the leader in ``/hub/status``; SIGTERM to the supervisor
+stops every process within 10 s.
 
 The rest runs on any engine: what ``--workers`` refuses, and the one error line of a
 supervisor whose address, database or workers fail.
@@ -14,6 +15,7 @@ supervisor whose address, database or workers fail.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -25,6 +27,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -57,6 +60,7 @@ class Hub:
     url: str
     log: Path
     engine: Engine
+    token: str = ""
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self, *args: str) -> None:
@@ -83,6 +87,19 @@ class Hub:
         """The worker that answers a request on a new connection."""
         with urllib.request.urlopen(self.url + "/healthz", timeout=5) as resp:
             return str(resp.headers[WORKER_HEADER])
+
+    def leaders(self) -> dict[str, dict[str, Any]]:
+        """What each worker's /hub/status says of the leader (new connections until both
+        answered)."""
+        seen: dict[str, dict[str, Any]] = {}
+        for _ in range(200):
+            req = urllib.request.Request(self.url + "/hub/status")
+            req.add_header("Authorization", f"Bearer {self.token}")
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                seen[resp.headers[WORKER_HEADER]] = json.loads(resp.read())["leader"]
+            if len(seen) == 2:
+                break
+        return seen
 
 
 def matchers(pid: int) -> set[int]:
@@ -144,7 +161,7 @@ def pg_hub(tmp_path: Path, database_url: DatabaseUrlFactory) -> Iterator[tuple[H
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     db = database_url("cn")
-    init_node(
+    result = init_node(
         tmp_path / "cn",
         NodeConfig(
             node_id="cn",
@@ -161,7 +178,7 @@ def pg_hub(tmp_path: Path, database_url: DatabaseUrlFactory) -> Iterator[tuple[H
     )
     add_owners(tmp_path / "cn", [owner])
     engine = make_engine(db)
-    hub = Hub(tmp_path / "cn", url, tmp_path / "cn.log", engine)
+    hub = Hub(tmp_path / "cn", url, tmp_path / "cn.log", engine, result.admin_token)
     try:
         yield hub, owner
     finally:
@@ -210,6 +227,13 @@ def test_two_workers_share_one_port_and_the_pulls(pg_hub: tuple[Hub, Owner]) -> 
         lambda: next((i for i, pid in pids.items() if matchers(pid)), None), 30, "the matcher"
     )
     assert not matchers(pids[3 - leader]), hub.text()[-3000:]
+    # Both workers name it as the leader in /hub/status; only it says it is.
+    said = poll(lambda: hub.leaders() if len(hub.leaders()) == 2 else None, 20, "/hub/status")
+    assert {w: s["pid"] for w, s in said.items()} == {"1": pids[leader], "2": pids[leader]}
+    assert {w: s["this_process"] for w, s in said.items()} == {
+        str(leader): True,
+        str(3 - leader): False,
+    }, said
 
     # SIGTERM: the supervisor and everything under it gone within 10 s.
     everything = descendants(proc.pid)
