@@ -13,6 +13,11 @@ work stays queued in the database), and if the rest of the clean-up (a database 
 cannot be interrupted, such as a large import's transaction) is not done within
 ``STOP_DEADLINE_S`` of the signal, or a second signal comes, the process exits at once:
 a transaction it had not committed is rolled back by the database.
+
+``cattc serve --workers N`` (node/web/workers.py) runs this same server in each of N
+processes, on sockets bound with ``SO_REUSEPORT`` to one address (``bind(...,
+reuse_port=True)``), while their supervisor holds the address with ``reserve``; a worker
+obeys SIGTERM only, and stops as well when its supervisor has gone (``stop_fd``).
 """
 
 from __future__ import annotations
