@@ -23,6 +23,7 @@ from node.cli.output import (
 )
 from node.hub.custody import check_custody
 from node.runtime import NodeRuntime
+from node.services.leader import leader_in
 from node.services.peers import PinnedKeys, peer_info
 from node.storage.models import InboxRow
 from protocol.signing import SignatureError, verify_object
@@ -105,6 +106,60 @@ def matches(data_dir: Path, limit: int, as_json: bool) -> None:
     emit(as_json, notices, render)
 
 
+def _leaders_matches(rt: NodeRuntime, limit: int) -> list[dict[str, Any]] | None:
+    """The running hub's match list (its leader process's matcher), or None when no
+    hub process answers (none runs, or its leader row is from one that died)."""
+    from node.hub.app_setup import FORWARD_TIMEOUT_S, call_leader  # noqa: PLC0415
+
+    info = rt.db.run_sync(leader_in)
+    if info is None or not info.url:
+        return None
+
+    async def ask() -> Any:
+        async with aiohttp.ClientSession() as session:
+            path = f"/matches?k=3&limit={limit}"
+            return await call_leader(session, info, "GET", path, FORWARD_TIMEOUT_S)
+
+    try:
+        rows = asyncio.run(ask())["matches"]
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+    def ref(x: dict[str, str]) -> str:
+        return f"{x['owner']}/{x['id']}"
+
+    return [
+        {
+            "request": ref(r["request"]),
+            "candidate": ref(r["candidate"]),
+            "kind": r["kind"],
+            "score": r["score"],
+            "shared": [*r["shared_codes"], *r["shared_terms"]],
+        }
+        for r in rows
+    ]
+
+
+def _matches_here(rt: NodeRuntime, limit: int) -> list[dict[str, Any]]:
+    from node.hub.notices import MatchingService  # noqa: PLC0415
+
+    service = MatchingService(rt)
+    service.refresh()
+    found = sorted(
+        (m for ms in service.top(k=3).values() for m in ms), key=lambda m: (-m.score, m.request)
+    )[:limit]
+    return [
+        {
+            "request": f"{m.request[0]}/{m.request[1]}",
+            "candidate": f"{m.candidate[0]}/{m.candidate[1]}",
+            "kind": m.kind,
+            "score": round(m.score, 4),
+            "shared": [*m.shared_codes, *m.shared_terms],
+        }
+        for m in found
+    ]
+
+
 def _received_notices(session: Session, limit: int) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(InboxRow)
@@ -116,24 +171,12 @@ def _received_notices(session: Session, limit: int) -> list[dict[str, Any]]:
 
 
 def _hub_matches(rt: NodeRuntime, limit: int, as_json: bool) -> None:
-    """The hub's own view: the best candidates of each request it holds."""
-    from node.hub.notices import MatchingService
-
-    service = MatchingService(rt)
-    service.refresh()
-    found = sorted(
-        (m for ms in service.top(k=3).values() for m in ms), key=lambda m: (-m.score, m.request)
-    )[:limit]
-    data = [
-        {
-            "request": f"{m.request[0]}/{m.request[1]}",
-            "candidate": f"{m.candidate[0]}/{m.candidate[1]}",
-            "kind": m.kind,
-            "score": round(m.score, 4),
-            "shared": [*m.shared_codes, *m.shared_terms],
-        }
-        for m in found
-    ]
+    """The hub's own view: the best candidates of each request it holds. From the running
+    hub's matcher when it answers (no second matcher in memory beside it); computed here
+    when no hub is running."""
+    data = _leaders_matches(rt, limit)
+    if data is None:
+        data = _matches_here(rt, limit)
     emit(
         as_json,
         data,

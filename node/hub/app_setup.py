@@ -31,7 +31,7 @@ from node.hub.monitor import HubCollector
 from node.hub.notices import MatchingService
 from node.hub.search import SearchIndex
 from node.runtime import NodeRuntime
-from node.services.leader import Leadership, leader_in
+from node.services.leader import LeaderInfo, Leadership, leader_in
 from node.web.appkeys import (
     HUB_MATCHING,
     LEADER,
@@ -111,6 +111,7 @@ class HubMatching:
         self._stopped = False  # the matcher was closed: a new leadership makes a new one
         self._site: web.AppRunner | None = None
         self._secret = ""
+        self.answered = 0  # match lists the control endpoint gave other processes
         self._tasks: set[asyncio.Task[Any]] = set()
         leadership.on_gain(self.start)
         leadership.on_lose(self.stop)
@@ -163,6 +164,7 @@ class HubMatching:
             k, limit = int(request.query["k"]), int(request.query["limit"])
         except (KeyError, ValueError):
             raise web.HTTPBadRequest() from None
+        self.answered += 1
         return web.json_response({"matches": await self._local_rows(k, limit)})
 
     async def _control_rematch(self, request: web.Request) -> web.Response:
@@ -219,15 +221,23 @@ class HubMatching:
                 503, ErrorCode.SERVER_BUSY, "the matcher is starting (no leader process yet)"
             )
         try:
-            async with self.session.request(
-                method,
-                info.url + path,
-                headers={SECRET_HEADER: info.secret},
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as resp:
-                resp.raise_for_status()
-                return await resp.json()
+            return await call_leader(self.session, info, method, path, timeout_s)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ApiError(
                 503, ErrorCode.SERVER_BUSY, f"the matcher's process did not answer: {exc}"
             ) from exc
+
+
+async def call_leader(
+    session: aiohttp.ClientSession, info: LeaderInfo, method: str, path: str, timeout_s: float
+) -> Any:
+    """The JSON answer of the leader's control endpoint (``aiohttp.ClientError`` or
+    ``TimeoutError`` when it does not answer, or not with 2xx)."""
+    async with session.request(
+        method,
+        info.url + path,
+        headers={SECRET_HEADER: info.secret},
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+    ) as resp:
+        resp.raise_for_status()
+        return await resp.json()

@@ -29,7 +29,7 @@ from node.storage.models import MetaRow
 from node.web.appkeys import HUB_MATCHING, LEADER, MATCHING, SYNC
 from sync.interfaces import Changes
 from tests.federation.network import NodeFactory
-from tests.hub.helpers import get_json, start_hub_network
+from tests.hub.helpers import cattc_json, get_json, start_hub_network
 from tests.nodes import RunningNode, serve_node
 
 DEADLINE_S = 20.0
@@ -95,6 +95,7 @@ async def test_one_process_runs_the_matcher_and_another_takes_over(
         status, of_leader = await matches(http, first)
         assert status == 200 and of_leader["matches"]
         assert await matches(http, second) == (200, of_leader)
+        assert first.app[HUB_MATCHING].answered == 1
         assert worker_pid(second) is None  # it started no matcher of its own for that
         # A pull in the other process hands its re-match to the leader.
         await second.app[HUB_MATCHING].synced(Changes("th", {"th-off-0001": "updated"}))
@@ -140,6 +141,53 @@ async def test_without_a_leader_the_match_list_is_refused_not_hung(
         await other.app[HUB_MATCHING].synced(Changes("th", {"th-off-0001": "updated"}))
     finally:
         await other.stop()
+
+
+def as_printed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``/admin/v1/matches`` rows as ``cattc matches --json`` prints them."""
+
+    def ref(x: dict[str, str]) -> str:
+        return f"{x['owner']}/{x['id']}"
+
+    return [
+        {
+            "request": ref(r["request"]),
+            "candidate": ref(r["candidate"]),
+            "kind": r["kind"],
+            "score": r["score"],
+            "shared": [*r["shared_codes"], *r["shared_terms"]],
+        }
+        for r in rows
+    ]
+
+
+async def test_cattc_matches_asks_the_running_hub_and_works_without_one(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    net = await start_hub_network(node_factory, ["th"])
+    hub = net.hub
+    run = await hub.sync.sync_peer("th", force=True)
+    assert run is not None and run.error is None
+    service = hub.app[MATCHING]
+
+    async def matched() -> bool:
+        return bool((await hub.runtime.run(service.status))["pending"] == 0)
+
+    await until("the first re-match", matched)
+    status, body = await get_json(
+        http, hub.url + "/admin/v1/matches", token=hub.token, params={"k": 3, "limit": 50}
+    )
+    assert status == 200 and body["matches"]
+    expected = as_printed(body["matches"])
+    assert await cattc_json("matches", hub.data_dir) == expected
+    assert hub.app[HUB_MATCHING].answered == 1  # asked of the running hub
+    # A leader row left by a hub that died: the command computes the list itself.
+    with Session(hub.runtime.engine) as session, session.begin():
+        row = session.get_one(MetaRow, LEADER_KEY)
+        gone = dataclasses.replace(LeaderInfo(**json.loads(row.value)), url="http://127.0.0.1:9")
+        row.value = json.dumps(dataclasses.asdict(gone))
+    assert await cattc_json("matches", hub.data_dir) == expected
+    assert hub.app[HUB_MATCHING].answered == 1
 
 
 async def test_the_control_endpoint_wants_the_leaders_secret(
