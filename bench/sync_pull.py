@@ -8,6 +8,9 @@
     in-process (one core), and in two worker processes (goal: >= 1.6x the one-core pull).
     The owner serves pages from its stored signed summaries, which it signs ahead
     (``node.services.summary_cache``), as a running node does after an import.
+    (a3) is the hub's apply alone (the same checked pages stored again into an empty hub),
+    against the same bare verification: the part of the pull the reader cannot overlap
+    with itself in one process.
 (b) The time to pull 10 changes from a node holding 10,000 and one holding 100,000
     listings (goal < 100 ms, and not growing with the node's size).
 (c) The time from a change at a node to its presence at the hub, with notify (goal < 1 s).
@@ -42,6 +45,7 @@ from nacl.signing import SigningKey, VerifyKey
 from bench.common import DEFAULT_REPEATS, BenchResult, result_from_runs
 from bench.import_listings import load_templates, make_listing
 from node.config import DB_FILE, NodeConfig, load_config, save_config
+from node.hub.custody import HubRemoteStore
 from node.runtime import open_runtime
 from node.services.directory import Member, keys_from_identity
 from node.services.setup import init_node
@@ -250,14 +254,30 @@ def _new_hub(root: Path, name: str, owners: list[Owner], port: int = 0) -> Path:
     return hub_dir
 
 
-async def _pull(hub_dir: Path, peer: str, workers: int = 0) -> tuple[float, Any]:
+Captured = list[tuple[str, list[Any], list[Any], dict[str, Any]]]
+CAPTURE_PAGES = 20  # pages kept for (a3): 20,000 items at most, whatever the pull's size
+
+
+async def _pull(
+    hub_dir: Path, peer: str, workers: int = 0, capture: Captured | None = None
+) -> tuple[float, Any]:
     """One full pull; ``workers``: processes checking items (0: in-process). The pool's
-    workers are started before the clock starts, as in a running node."""
+    workers are started before the clock starts, as in a running node. ``capture``
+    receives the first pages as the hub applied them (its items checked), for (a3)."""
     rt = open_runtime(hub_dir)
     try:
         async with aiohttp.ClientSession() as session:
             manager = SyncManager(rt, session, run_timeout_s=3600, verify_workers=workers)
             manager.reader.page_size = 1000
+            if capture is not None:
+                apply = manager.store.apply_page
+
+                def keep(peer: str, items: Any, rejected: Any, **kw: Any) -> Any:
+                    if len(capture) < CAPTURE_PAGES:
+                        capture.append((peer, list(items), list(rejected), kw))
+                    return apply(peer, items, rejected, **kw)
+
+                manager.store.apply_page = keep  # type: ignore[method-assign]
             await manager.pool.warm()
             start = time.perf_counter()
             run = await manager.sync_peer(peer, force=True)
@@ -266,6 +286,22 @@ async def _pull(hub_dir: Path, peer: str, workers: int = 0) -> tuple[float, Any]
             return seconds, run
     finally:
         rt.close()
+
+
+def _apply_alone(hub_dir: Path, pages: Captured) -> float:
+    """Items/s of the hub's apply alone: ``pages`` (checked items, as a pull gave them to
+    the store) applied again into the empty hub in ``hub_dir``, one transaction each,
+    custody receipts included: no network, parsing or signature checks."""
+    rt = open_runtime(hub_dir)
+    try:
+        store = HubRemoteStore(rt.engine, rt.node_id, lambda: rt.keys.active, rt.clock)
+        start = time.perf_counter()
+        for peer, items, rejected, kw in pages:
+            store.apply_page(peer, items, rejected, **kw)
+        seconds = time.perf_counter() - start
+    finally:
+        rt.close()
+    return sum(len(p[1]) for p in pages) / seconds
 
 
 def _raw_insert(hub_dir: Path, work: Path) -> float:
@@ -311,14 +347,17 @@ def bench_full_pull(
     owner = Owner(root, "th", n)
     owner.start()
     try:
-        rates, raw, verify, rates2 = [], [], [], []
+        rates, raw, verify, rates2, alone = [], [], [], [], []
         for i in range(repeats):
             hub_dir = _new_hub(root, f"hub-a{i}", [owner])
-            seconds, run = asyncio.run(_pull(hub_dir, "th"))
+            pages: Captured = []
+            seconds, run = asyncio.run(_pull(hub_dir, "th", capture=pages))
             assert run is not None and run.error is None and run.applied == n, run
             rates.append(n / seconds)
             raw.append(_raw_insert(hub_dir, root))
             verify.append(_raw_verify_rate(hub_dir, owner.public_key))
+            alone.append(_apply_alone(_new_hub(root, f"hub-a{i}apply", [owner]), pages))
+            del pages
             hub2 = _new_hub(root, f"hub-a{i}w2", [owner])
             seconds, run = asyncio.run(_pull(hub2, "th", workers=2))
             assert run is not None and run.error is None and run.applied == n, run
@@ -365,6 +404,16 @@ def bench_full_pull(
             goal="compare with (a')",
             baseline_runs=verify,
             notes="baseline: as for (a')",
+        ),
+        result_from_runs(
+            "(a3) the hub's apply alone (the pull's checked pages stored again into an empty "
+            "hub) against bare verification",
+            alone,
+            "items/s",
+            goal="the ceiling of (a') for a reader that applies in one thread",
+            baseline_runs=verify,
+            notes=f"the first {CAPTURE_PAGES} pages of the pull (1,000 items each), custody "
+            "receipts included; no network, parsing or signature checks",
         ),
         result_from_runs(
             "(a'') bare Ed25519 verification of the same items against raw executemany",

@@ -219,19 +219,19 @@ class _Page:
         for lid in self.order:
             was, now = self.before.get(lid), self.after[lid]
             if was is None and now is not None:
-                new.append({"origin": origin, "listing_id": lid, **self.rows[lid]})
+                new.append({**self.rows[lid], "origin": origin, "listing_id": lid})
                 result.added.append(lid)
             elif was is not None and now is None:
                 gone.append(lid)
                 result.removed.append(lid)
             elif was is not None and lid in self.rows:
-                changed.append({"b_origin": origin, "b_lid": lid, **self.rows[lid]})
+                changed.append({**self.rows[lid], "b_origin": origin, "b_lid": lid})
                 result.updated.append(lid)
         _delete(session, REMOTE, origin, gone)
         if changed:
-            session.execute(_UPDATE_REMOTE, changed)
+            _executemany(session, _UPDATE_REMOTE_SQL, changed)
         if new:
-            session.execute(insert(REMOTE), new)
+            _executemany(session, _INSERT_REMOTE, new)
         t_new, t_changed, t_gone = [], [], []
         for lid in self.order:
             was_t, now_t = self.tombs_before.get(lid), self.tombs[lid]
@@ -269,8 +269,28 @@ def _keyed_update(table: Any) -> Any:
     )
 
 
-_UPDATE_REMOTE = _keyed_update(REMOTE)
 _UPDATE_TOMBS = _keyed_update(TOMBS)
+
+
+ROW_COLUMNS = [c.name for c in REMOTE.columns if c.name not in ("origin", "listing_id")]
+_INSERT_REMOTE = (
+    f"INSERT INTO {REMOTE.name} (origin, listing_id, {', '.join(ROW_COLUMNS)}) "
+    f"VALUES ({{origin}}, {{listing_id}}, {', '.join('{' + c + '}' for c in ROW_COLUMNS)})"
+)
+_UPDATE_REMOTE_SQL = (
+    f"UPDATE {REMOTE.name} SET {', '.join(c + ' = {' + c + '}' for c in ROW_COLUMNS)} "
+    "WHERE origin = {b_origin} AND listing_id = {b_lid}"
+)
+
+
+def _executemany(session: Session, sql: str, rows: list[dict[str, Any]]) -> None:
+    """``sql`` (its ``{name}`` marks the parameters) run once per row, handed to the
+    database driver as it is: the page's rows are already plain values, and SQLAlchemy's
+    processing of each row's parameters cost more than the driver's insert."""
+    conn = session.connection()
+    style = conn.dialect.paramstyle
+    marks = {k: (f"%({k})s" if style == "pyformat" else f":{k}") for k in rows[0]}
+    conn.exec_driver_sql(sql.format(**marks), rows)
 
 
 def _delete(session: Session, table: Any, origin: str, ids: list[str]) -> None:
