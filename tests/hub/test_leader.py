@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from node.services.leader import (
@@ -22,6 +24,8 @@ from node.services.leader import (
     FileLeaderLock,
     LeaderInfo,
     LeaderPresigner,
+    leader_in,
+    leader_key,
     open_leader_lock,
     read_leader,
 )
@@ -251,3 +255,44 @@ async def test_the_database_lock_is_one_holder_at_a_time(node_factory: NodeFacto
     finally:
         await rt.run(third.release)
     assert hub.app[LEADER].is_leader
+
+
+async def test_a_leader_that_loses_its_connection_stops_and_bids_again(
+    node_factory: NodeFactory,
+) -> None:
+    """PostgreSQL: the lock lives with the leader's session; when the database ends that
+    session, the leader stops its singletons and takes the lock again with a new one."""
+    hub = await node_factory("cn", is_hub=True)
+    rt = hub.runtime
+    if rt.engine.dialect.name != "postgresql":
+        pytest.skip("the file lock has no connection to lose")
+    leadership = hub.app[LEADER]
+    lost: list[bool] = []
+
+    async def note_loss() -> None:
+        lost.append(True)
+
+    leadership.on_lose(note_loss)
+    first_matcher = hub.app[HUB_MATCHING].service
+
+    def end_the_leaders_session() -> int:
+        with rt.engine.connect() as conn:
+            schema = str(conn.execute(text("SELECT current_schema()")).scalar())
+            key = leader_key(rt.node_id, schema) & 0xFFFFFFFFFFFFFFFF
+            pids = conn.execute(
+                text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND classid = :hi AND objid = :lo"
+                ),
+                {"hi": key >> 32, "lo": key & 0xFFFFFFFF},
+            ).scalars()
+            ended = [conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": p}) for p in pids]
+            conn.commit()
+            return len(ended)
+
+    assert await rt.run(end_the_leaders_session) == 1
+    await until("the leader to notice", lambda: bool(lost))
+    await until("the leader to lead again", lambda: leadership.is_leader)
+    assert hub.app[HUB_MATCHING].service is not first_matcher  # a fresh matcher
+    seen = await rt.db.run(leader_in)
+    assert seen is not None and seen.instance == leadership.instance
