@@ -208,12 +208,15 @@ class Supervisor:
             target=run_worker, args=(spec, writer), name=f"cattc-worker-{slot.index}"
         )
         # The worker inherits "ignore SIGINT" through exec: a Ctrl-C at the terminal reaches
-        # the whole process group, and the supervisor alone decides what it means.
+        # the whole process group, and the supervisor alone decides what it means. Blocked
+        # meanwhile, a SIGINT for the supervisor waits for its handler instead of being lost.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             process.start()
         finally:
             signal.signal(signal.SIGINT, previous)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         writer.close()
         slot.process, slot.conn, slot.ready, slot.failure = process, reader, False, ""
         slot.started = time.monotonic()
