@@ -91,7 +91,7 @@ async def public_search(request: web.Request) -> web.Response:
         offset=p.offset,
         limit=p.limit,
     )
-    return web.json_response(await rt.run(search, rt, index, query))
+    return web.json_response(await index.run(search, rt, index, query))
 
 
 class MatchesParams(BaseModel):
