@@ -26,15 +26,22 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Engine, delete, select, tuple_
 from sqlalchemy.orm import Session
 
-from node.hub.notice_content import Knowable, held_knowable, match_notice, own_knowable
+from node.hub.notice_content import (
+    Knowable,
+    held_knowable,
+    knowable_part,
+    match_notice,
+    own_knowable,
+)
 from node.services.audiences import Membership, audience_of, membership
 from node.services.feed import post_to_outbox
 from node.storage.models import ListingRow, MatchStampRow, NoticeSentRow, RemoteListingRow
 from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate
+from policies.model import Audience
 from protocol.countries import COUNTRY_NAMES
 from protocol.signing import sign_object
 
@@ -47,7 +54,7 @@ TOP_K = 10
 MIN_SCORE = 0.2
 # Listings whose matches are found and notified per transaction: a first match of
 # thousands of listings never holds the database's write lock for long.
-REFS_PER_TXN = 50
+REFS_PER_TXN = 100
 # Bumped when scoring changes in a way that should re-match everything once.
 SCORING_VERSION = "1"
 MATCHED = frozenset({"tech_offer", "tech_request", "expert"})
@@ -56,6 +63,9 @@ Ref = tuple[str, str]
 Stamp = tuple[int, ...]
 Holding = tuple[Stamp, dict[str, Any]]  # the view is {} when unchanged since last time
 Checkpoint = Callable[[], None]
+# Summaries whose notice-relevant part one pass keeps (a counterpart in many top lists is
+# read once per pass, not once per batch).
+KNOWABLE_CACHE = 50_000
 
 
 def _nothing() -> None:
@@ -242,8 +252,8 @@ class MatchEngine:
         deadline = None if budget_s is None else time.monotonic() + budget_s
         rt = self.rt
         now = rt.clock()
-        ms = membership(rt.engine)
         _, compiled = rt.policy.compiled()
+        ctx = _Context(rt, membership(rt.engine), compiled, now)
         done_pairs: set[tuple[str, str, str, str]] = set()  # a pair found from both sides
         refs = list(changed)
         sent = 0
@@ -252,16 +262,15 @@ class MatchEngine:
         for start in range(0, len(refs), REFS_PER_TXN):
             chunk = refs[start : start + REFS_PER_TXN]
             pairs: list[tuple[Ref, Ref, Match]] = []
-            stamps: dict[Ref, str] = {}
             with self.lock:
-                for ref in chunk:
-                    if ref not in self.versions:
-                        continue
-                    stamps[ref] = self.stamp(ref)
-                    for m in self.matcher.matches_for(ref[0], ref[1], k=TOP_K):
-                        if m.score >= MIN_SCORE:
-                            pairs.append((m.request, m.candidate, m))
-            sent += self._send(pairs, done_pairs, ms, compiled, now, stamps)
+                live = [ref for ref in chunk if ref in self.versions]
+                stamps = {ref: self.stamp(ref) for ref in live}
+                found = self.matcher.matches_for_many(live, k=TOP_K)
+            for ref in live:
+                pairs.extend(
+                    (m.request, m.candidate, m) for m in found[ref] if m.score >= MIN_SCORE
+                )
+            sent += self._send(pairs, done_pairs, ctx, stamps)
             checkpoint()
             if deadline is not None and time.monotonic() > deadline:
                 break
@@ -271,9 +280,7 @@ class MatchEngine:
         self,
         pairs: list[tuple[Ref, Ref, Match]],
         done: set[tuple[str, str, str, str]],
-        ms: Membership,
-        compiled: CompiledPolicy,
-        now: int,
+        ctx: _Context,
         stamps: dict[Ref, str],
     ) -> int:
         """Notices for ``pairs`` not notified before: built and signed first, then
@@ -287,14 +294,15 @@ class MatchEngine:
                 if key not in done:
                     done.add(key)
                     todo.append((key, own, other, match))
-        with Session(rt.engine) as session:
-            todo = [t for t in todo if session.get(NoticeSentRow, t[0]) is None]
+        sent_before = _already_sent(rt.engine, [t[0] for t in todo])
+        todo = [t for t in todo if t[0] not in sent_before]
+        ctx.load([other for key, _, other, _ in todo if key[0] != rt.node_id])
         rows: list[NoticeSentRow] = []
         signed: list[tuple[str, dict[str, Any]]] = []
         for (reader, own_id, cp_owner, cp_id), own, other, match in todo:
             notice = None
             if reader != rt.node_id:  # the hub's own listings: 'cattc matches' on the hub
-                notice = self.notice(reader, own, other, match, ms, compiled, now)
+                notice = self.notice(reader, own, other, match, ctx)
                 if notice is None:
                     continue  # the reader may not know of the counterpart: nothing is sent
                 signed.append((reader, sign_object(notice, rt.node_id, rt.keys.active)))
@@ -305,14 +313,14 @@ class MatchEngine:
                     cp_owner=cp_owner,
                     cp_id=cp_id,
                     score=float(match.score),
-                    at=now,
+                    at=ctx.now,
                 )
             )
         if rows or stamps:
             with Session(rt.engine) as session, session.begin():
                 session.add_all(rows)
                 for reader, obj in signed:
-                    post_to_outbox(session, reader, obj, now)
+                    post_to_outbox(session, reader, obj, ctx.now)
                 if stamps:
                     session.execute(
                         delete(MatchStampRow).where(
@@ -326,43 +334,34 @@ class MatchEngine:
             self._load_done().update(stamps)
         return len(rows)
 
-    def knowable(
-        self, reader: str, other: Ref, ms: Membership, compiled: CompiledPolicy, now: int
-    ) -> Knowable:
+    def knowable(self, reader: str, other: Ref, ctx: _Context) -> Knowable:
         """What ``reader`` may know of the listing ``other``: the views its owner gives it
         or the public, and what the owner's relay rule lets the hub pass on to it."""
-        rt = self.rt
-        recipient = audience_of(reader, compiled.policy, ms)
-        if other[0] == rt.node_id:
-            me = audience_of(rt.node_id, compiled.policy, ms)
-            record = rt.listings.get(other[1]).record
-            return own_knowable(record, recipient, me, compiled, now)
-        with Session(rt.engine) as session:
-            row = session.get(RemoteListingRow, other)
-            if row is None:
+        recipient = ctx.audience(reader)
+        if other[0] == self.rt.node_id:
+            record = ctx.own_record(other[1])
+            if record is None:
                 return Knowable()
-            return held_knowable(json.loads(row.signed_bytes), recipient)
+            return own_knowable(
+                record, recipient, ctx.audience(self.rt.node_id), ctx.compiled, ctx.now
+            )
+        summary = ctx.summary(other)
+        if summary is None:
+            return Knowable()
+        return held_knowable(summary, recipient)
 
     def notice(
-        self,
-        reader: str,
-        own: Ref,
-        other: Ref,
-        match: Match,
-        ms: Membership,
-        compiled: CompiledPolicy,
-        now: int,
+        self, reader: str, own: Ref, other: Ref, match: Match, ctx: _Context
     ) -> dict[str, Any] | None:
         """The unsigned notice to ``reader`` about ``other``, or None if it may not know of
         ``other`` at all."""
-        members = {m.node_id: m for m in self.rt.directory.members()}
-        country = members[other[0]].country if other[0] in members else None
+        country = ctx.countries.get(other[0])
         where = (
             COUNTRY_NAMES.get(country or "", other[0]) if other[0] != self.rt.node_id else "China"
         )
         return match_notice(
             issuer=self.rt.node_id,
-            now_ms=now,
+            now_ms=ctx.now,
             reader=reader,
             own_id=own[1],
             role="request" if own == match.request else "candidate",
@@ -373,7 +372,7 @@ class MatchEngine:
             components=match.components,
             shared_terms=match.shared_terms,
             shared_codes=match.shared_codes,
-            knowable=self.knowable(reader, other, ms, compiled, now),
+            knowable=self.knowable(reader, other, ctx),
         )
 
     def after_sync(self, checkpoint: Checkpoint = _nothing, budget_s: float | None = None) -> int:
@@ -386,3 +385,80 @@ class MatchEngine:
             sent = self.notify(self.pending(), checkpoint, budget_s)
             self.left = len(self.pending())
             return sent
+
+
+def _already_sent(engine: Engine, keys: list[tuple[str, str, str, str]]) -> set[tuple[str, ...]]:
+    """Which of ``keys`` (reader, own id, counterpart owner, counterpart id) have a
+    ``notices_sent`` row: one query per few hundred, by (reader, own id)."""
+    out: set[tuple[str, ...]] = set()
+    owns = sorted({(k[0], k[1]) for k in keys})
+    for start in range(0, len(owns), LOAD_BATCH):
+        chunk = owns[start : start + LOAD_BATCH]
+        with Session(engine) as session:
+            rows = session.execute(
+                select(
+                    NoticeSentRow.reader,
+                    NoticeSentRow.own_id,
+                    NoticeSentRow.cp_owner,
+                    NoticeSentRow.cp_id,
+                ).where(tuple_(NoticeSentRow.reader, NoticeSentRow.own_id).in_(chunk))
+            ).all()
+        out.update(tuple(row) for row in rows)
+    return out
+
+
+class _Context:
+    """What one ``notify`` reads once rather than per notice: the directory's countries,
+    the membership and the audiences built from it, and (per batch) the summaries and
+    own records that notices are about."""
+
+    def __init__(self, rt: NodeRuntime, ms: Membership, compiled: CompiledPolicy, now: int) -> None:
+        self.rt = rt
+        self.ms = ms
+        self.compiled = compiled
+        self.now = now
+        self.countries = {m.node_id: m.country for m in rt.directory.members()}
+        self._audiences: dict[str, Audience] = {}
+        self._summaries: dict[Ref, dict[str, Any] | None] = {}
+        self._records: dict[str, dict[str, Any] | None] = {}
+
+    def audience(self, node_id: str) -> Audience:
+        if node_id not in self._audiences:
+            self._audiences[node_id] = audience_of(node_id, self.compiled.policy, self.ms)
+        return self._audiences[node_id]
+
+    def load(self, refs: Iterable[Ref]) -> None:
+        """Read what notices may tell of the held summaries ``refs`` (``knowable_part``)
+        that this pass has not read yet, in one query per few hundred; at most
+        ``KNOWABLE_CACHE`` are kept."""
+        remote = sorted({r for r in refs if r[0] != self.rt.node_id} - self._summaries.keys())
+        if len(self._summaries) + len(remote) > KNOWABLE_CACHE:
+            self._summaries.clear()
+        for start in range(0, len(remote), LOAD_BATCH):
+            chunk = remote[start : start + LOAD_BATCH]
+            with Session(self.rt.engine) as session:
+                rows = session.execute(
+                    select(
+                        RemoteListingRow.origin,
+                        RemoteListingRow.listing_id,
+                        RemoteListingRow.signed_bytes,
+                    ).where(tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(chunk))
+                ).all()
+            for ref in chunk:
+                self._summaries[ref] = None
+            for origin, lid, text in rows:
+                self._summaries[(origin, lid)] = knowable_part(json.loads(text))
+
+    def summary(self, ref: Ref) -> dict[str, Any] | None:
+        if ref not in self._summaries:
+            self.load([ref])
+        return self._summaries[ref]
+
+    def own_record(self, listing_id: str) -> dict[str, Any] | None:
+        if listing_id not in self._records:
+            if len(self._records) >= KNOWABLE_CACHE:
+                self._records.clear()
+            with Session(self.rt.engine) as session:
+                text = session.scalar(select(ListingRow.record).where(ListingRow.id == listing_id))
+            self._records[listing_id] = None if text is None else json.loads(text)
+        return self._records[listing_id]

@@ -67,6 +67,19 @@ class Knowable:
         return [*self.views, *([self.relayed] if self.relayed is not None else [])]
 
 
+def knowable_part(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a held summary that ``held_knowable`` reads (its public view, its
+    relay rule, and the fields only when a relay may pass some on): what a re-match
+    keeps of the summaries its notices are about."""
+    listing = summary["listing"]
+    relay = summary.get("policy", {}).get("relay")
+    part: dict[str, Any] = {"listing": {"public_view": listing.get("public_view")}}
+    if relay:
+        part["listing"]["fields"] = listing["fields"]
+        part["policy"] = {"relay": relay}
+    return part
+
+
 def held_knowable(summary: Mapping[str, Any], recipient: Audience) -> Knowable:
     """What ``recipient`` may know of a member's listing, from the summary the hub holds:
     its public view and its relay. The hub does not hold the owner's rules for other

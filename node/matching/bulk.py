@@ -19,8 +19,8 @@ import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from node.matching.features import Features
-from node.matching.index import rowwise_dots
-from node.matching.scoring import Scored, score_bounds, score_pairs, violations
+from node.matching.index import SparseRows, csr_rows, rowwise_dots
+from node.matching.scoring import Scored, grid_scores, score_bounds, score_pairs, violations
 from node.matching.store import SPACES, KindStore
 
 Floats = npt.NDArray[np.float32]
@@ -178,3 +178,95 @@ def top_indices(score: Floats, k: int) -> Ints:
     take = min(k, len(finite))
     part = finite[np.argpartition(-score[finite], take - 1)[:take]]
     return part[np.argsort(-score[part], kind="stable")].astype(np.int64)
+
+
+# Pairs scored at once by ``many_vs_all`` (listings x the other side): bounds memory.
+MANY_PAIRS = 1_000_000
+RESCORE_MARGIN = 5
+DENSE_ROWS = 65_536  # embeddings widened to float32 at a time
+
+
+def queries(rows: SparseRows, slots: Ints) -> sp.csr_matrix:
+    """The idf-weighted, L2-normalised rows of ``slots`` (as ``Vocabulary.query`` weighs
+    one listing's terms), on the current idf snapshot."""
+    idf = rows.vocab.idf()
+    picked = [rows.rows[int(s)] for s in slots]
+    tf = csr_rows(picked, len(idf))
+    weighted = tf.multiply(idf.astype(np.float64)).tocsr()
+    sq = np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel()
+    norms = np.sqrt(sq)
+    norms[norms == 0] = 1.0
+    out = sp.diags(1.0 / norms) @ weighted
+    return out.astype(np.float32).tocsr()
+
+
+def _fit(q: sp.csr_matrix, width: int) -> sp.csr_matrix:
+    """``q`` with ``width`` columns (terms past a piece's width are dropped)."""
+    if q.shape[1] > width:
+        return q[:, :width].tocsr()
+    if q.shape[1] < width:
+        return sp.csr_matrix((q.data, q.indices, q.indptr), shape=(q.shape[0], width))
+    return q
+
+
+def many_vs_all(
+    own: KindStore, own_slots: Ints, other: KindStore, now_ms: int, k: int
+) -> tuple[list[tuple[Ints, Floats, Ints]], Scored | None]:
+    """``one_vs_all(..., k=k)`` for several listings of ``own`` at once (one sparse
+    product per space for all of them, bounds and constraints as arrays of pairs).
+
+    Returns, per listing of ``own_slots``, its best ``k`` (other slots, scores, indices
+    into the returned ``Scored``), best first, and the ``Scored`` of the pairs kept."""
+    slots = other.live_slots()
+    b, n = len(own_slots), len(slots)
+    empty = (np.empty(0, np.int64), np.empty(0, np.float32), np.empty(0, np.int64))
+    if not b or not n:
+        return [empty] * b, None
+    sims: dict[str, Floats] = {}
+    for space in SPACES:
+        q = queries(own.sparse[space], own_slots)
+        full = np.zeros((b, len(other.features)), dtype=np.float32)
+        for first, piece in other.sparse[space].pieces():
+            block = piece @ _fit(q, piece.shape[1]).T
+            full[:, first : first + piece.shape[0]] = np.asarray(
+                block.toarray(), dtype=np.float32
+            ).T
+        sims[space] = full[:, slots]
+    semantic = None
+    if own.dense is not None and other.dense is not None:
+        mine32 = own.dense.view[own_slots].astype(np.float32)
+        semantic = np.empty((b, n), dtype=np.float32)
+        for start in range(0, n, DENSE_ROWS):
+            theirs32 = other.dense.view[slots[start : start + DENSE_ROWS]].astype(np.float32)
+            semantic[:, start : start + DENSE_ROWS] = mine32 @ theirs32.T
+    # Every pair of the block scored at once (without components), one row per listing.
+    if own.kind == "request":
+        grid = grid_scores(own, own_slots, other, slots, sims, semantic, now_ms)
+    else:
+        flipped = {space: values.T for space, values in sims.items()}
+        sem_t = semantic.T if semantic is not None else None
+        grid = grid_scores(other, slots, own, own_slots, flipped, sem_t, now_ms).T
+    # The best few by the grid's scores, scored again with their components (the grid
+    # and score_pairs may differ in the last bit: a margin keeps near-ties in).
+    take = min(k + RESCORE_MARGIN, n)
+    part = np.argpartition(-grid, take - 1, axis=1)[:, :take]
+    rows = np.repeat(np.arange(b), take)
+    cols = part.ravel()
+    good = np.isfinite(grid[rows, cols])
+    rows, cols = rows[good], cols[good]
+    sub = {space: values[rows, cols] for space, values in sims.items()}
+    sem = semantic[rows, cols] if semantic is not None else None
+    mine, theirs = own_slots[rows].astype(np.int64), slots[cols]
+    req, ri, cand, ci = (
+        (own, mine, other, theirs) if own.kind == "request" else (other, theirs, own, mine)
+    )
+    scored = score_pairs(req, ri, cand, ci, sub, now_ms, sem)
+    score = np.where(scored.allowed, scored.score, -np.inf).astype(np.float32)
+    order = np.lexsort((theirs, -score, rows))  # by listing, best first (ties: slot order)
+    sorted_rows, finite = rows[order], np.isfinite(score[order])
+    out: list[tuple[Ints, Floats, Ints]] = []
+    bounds = np.searchsorted(sorted_rows, np.arange(b + 1))
+    for i in range(b):
+        idx = order[bounds[i] : bounds[i + 1]][finite[bounds[i] : bounds[i + 1]]][:k]
+        out.append((theirs[idx], score[idx], idx))
+    return out, scored

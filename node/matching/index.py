@@ -117,7 +117,7 @@ class SparseRows:
         have = 0 if self._tf is None else self._tf.shape[0]
         if self._tf is None or have < len(self.rows):
             tail = self.rows[have:] if self._tf is not None else self.rows
-            block = _csr(tail, n_cols)
+            block = csr_rows(tail, n_cols)
             if self._tf is not None and have:
                 old = self._tf
                 if old.shape[1] != n_cols:
@@ -149,7 +149,7 @@ class SparseRows:
         if not tail:
             return [(0, self._csc)]
         if self._tail is None or self._tail_key != (len(self.rows), self.vocab.epoch):
-            self._tail = _weigh(_csr(self.rows[have:], len(idf)), idf)
+            self._tail = _weigh(csr_rows(self.rows[have:], len(idf)), idf)
             self._tail_key = (len(self.rows), self.vocab.epoch)
         return [(0, self._csc), (have, self._tail)]
 
@@ -165,7 +165,7 @@ def _weigh(tf: sp.csr_matrix, idf: npt.NDArray[np.float64]) -> sp.csr_matrix:
     return out.astype(np.float32).tocsr()
 
 
-def _csr(rows: list[tuple[npt.NDArray[np.int32], FloatArray]], n_cols: int) -> sp.csr_matrix:
+def csr_rows(rows: list[tuple[npt.NDArray[np.int32], FloatArray]], n_cols: int) -> sp.csr_matrix:
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     if rows:
         indptr[1:] = np.cumsum([len(c) for c, _ in rows])

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from node.matching.bulk import exact_top, one_vs_all, rescore, top_indices
+from node.matching.bulk import MANY_PAIRS, exact_top, many_vs_all, one_vs_all, rescore, top_indices
 from node.matching.concepts import ConceptLexicon, default_lexicon
 from node.matching.embedding import Embedder, resolve
 from node.matching.features import CANDIDATE_KINDS, Features, Ref, extract
@@ -233,35 +233,66 @@ class Matcher:
     ) -> list[Match]:
         """For a request: its best candidates. For an offer or expert: the requests it
         matches best. Empty when the listing is unknown or expired."""
-        ref = (owner, listing_id)
-        kind = self._kind_of.get(ref)
-        if kind is None:
-            return []
+        return self.matches_for_many([(owner, listing_id)], k, kinds)[(owner, listing_id)]
+
+    def matches_for_many(
+        self, refs: Iterable[Ref], k: int = 10, kinds: Collection[str] = CANDIDATE_KINDS
+    ) -> dict[Ref, list[Match]]:
+        """``matches_for`` of each of ``refs``, found together: one sparse product per
+        block of listings instead of one per listing (the re-match's notify path)."""
+        now = self.now()
+        out: dict[Ref, list[Match]] = {}
+        by_kind: dict[str, list[Ref]] = {}
+        for ref in refs:
+            kind = self._kind_of.get(ref)
+            out[ref] = []
+            if kind is None or ref in by_kind.get(kind, ()):
+                continue
+            own = self.stores[kind]
+            if own.expires.view[own.slot_of[ref]] > now:
+                by_kind.setdefault(kind, []).append(ref)
+        for kind, mine in by_kind.items():
+            own = self.stores[kind]
+            own_slots = np.array([own.slot_of[ref] for ref in mine], dtype=np.int64)
+            found: list[list[tuple[float, str, int, int, Scored]]] = [[] for _ in mine]
+            others = (
+                [k_ for k_ in kinds if k_ in CANDIDATE_KINDS] if kind == "request" else ["request"]
+            )
+            for other_kind in others:
+                other = self.stores[other_kind]
+                block = max(1, MANY_PAIRS // max(1, len(other)))
+                for start in range(0, len(mine), block):
+                    rows, scored = many_vs_all(
+                        own, own_slots[start : start + block], other, now, k
+                    )
+                    if scored is None:
+                        continue
+                    for i, (slots, scores, idx) in enumerate(rows):
+                        found[start + i].extend(
+                            (float(v), other_kind, int(s), int(j), scored)
+                            for s, v, j in zip(slots, scores, idx, strict=True)
+                        )
+            for ref, slot, entries in zip(mine, own_slots, found, strict=True):
+                out[ref] = self._explained(kind, int(slot), entries, k)
+        return out
+
+    def _explained(
+        self, kind: str, slot: int, found: list[tuple[float, str, int, int, Scored]], k: int
+    ) -> list[Match]:
+        """The best ``k`` of ``found`` (score, other kind, other slot, index into its
+        Scored) for the listing at ``slot``, as explained matches."""
         own = self.stores[kind]
-        slot = own.slot_of[ref]
         feats = own.features[slot]
         assert feats is not None
-        if own.expires.view[slot] <= self.now():
-            return []
-        vector = (
-            own.dense.view[slot] if own.dense is not None and own.has_dense.view[slot] else None
-        )
-        found: list[tuple[float, str, int, int, Scored, int]] = []
-        others = [k_ for k_ in kinds if k_ in CANDIDATE_KINDS] if kind == "request" else ["request"]
-        for other_kind in others:
-            other = self.stores[other_kind]
-            slots, scored = one_vs_all(feats, vector, own, slot, other, self.now(), k=k)
-            score = np.where(scored.allowed, scored.score, -np.inf)
-            for idx in top_indices(score, k):
-                found.append((float(score[idx]), other_kind, int(slots[idx]), int(idx), scored, 0))
         found.sort(key=lambda f: -f[0])
         out: list[Match] = []
-        for value, other_kind, other_slot, idx, scored, _ in found[:k]:
+        for value, other_kind, other_slot, idx, scored in found[:k]:
             if kind == "request":
                 out.append(self._match(slot, other_kind, other_slot, value, scored, idx))
             else:
                 out.append(self._match(other_slot, kind, slot, value, scored, idx))
-        if vector is not None and out:
+        has_vector = own.dense is not None and own.has_dense.view[slot]
+        if has_vector and out:
             counterparts = [
                 self._vector(m.candidate if kind == "request" else m.request) for m in out
             ]

@@ -128,7 +128,7 @@ def score_bounds(
     a weighted mean only rises when a component valued 1 joins it."""
     w = RELEVANCE_WEIGHTS
     known = w["text"] * sims["text"] + w["ngrams"] * sims["ngrams"]
-    total = np.full(len(known), w["text"] + w["ngrams"], dtype=np.float32)
+    total = np.full(known.shape, w["text"] + w["ngrams"], dtype=np.float32)
     known = known + np.where(concepts_present, w["concepts"] * sims["concepts"], 0.0)
     total = total + np.where(concepts_present, w["concepts"], 0.0)
     if semantic is not None and dense_present is not None:
@@ -139,6 +139,103 @@ def score_bounds(
     lower: Floats = (FIT_FLOOR * known / (total + codes)).astype(np.float32)
     upper: Floats = ((known + codes) / (total + codes) + 1e-5).astype(np.float32)
     return lower, upper
+
+
+def grid_scores(
+    rs: KindStore,
+    r_slots: Ints,
+    cs: KindStore,
+    c_slots: Ints,
+    sims: dict[str, Floats],
+    semantic: Floats | None,
+    now_ms: int,
+) -> Floats:
+    """``score_pairs``'s scores of every request of ``r_slots`` with every candidate of
+    ``c_slots`` (``sims`` and ``semantic``: one row per request), -inf where a hard
+    constraint excludes the pair, without components.
+
+    Everything but the text and embedding similarities depends on a few coded columns
+    of each side (codes, sectors, TRL, partnership and country masks, expiry), and few
+    listings differ in all of them: those parts are computed once per pair of distinct
+    column sets, in a small table, and read from it for every pair."""
+    w = RELEVANCE_WEIGHTS
+    r_inv, r_rep = _distinct(rs, r_slots, now_ms)
+    c_inv, c_rep = _distinct(cs, c_slots, now_ms)
+    ri, ci = np.repeat(r_rep, len(c_rep)), np.tile(c_rep, len(r_rep))
+    comps: dict[str, tuple[Floats, Bools]] = {}
+    r_ipc, c_ipc = rs.ipc.view[ri], cs.ipc.view[ci]
+    comps["ipc"] = (ipc_similarity(r_ipc, c_ipc), (r_ipc[:, 0] > 0) & (c_ipc[:, 0] > 0))
+    r_isic, c_isic = rs.isic.view[ri], cs.isic.view[ci]
+    comps["isic"] = (isic_similarity(r_isic, c_isic), (r_isic[:, 0] > 0) & (c_isic[:, 0] > 0))
+    r_sec, c_sec = rs.smask.view[ri], cs.smask.view[ci]
+    comps["sector"] = (((r_sec & c_sec) != 0).astype(np.float32), (r_sec != 0) & (c_sec != 0))
+    coded = np.zeros(len(ri), dtype=np.float32)
+    total = np.full(len(ri), w["text"] + w["ngrams"], dtype=np.float32)
+    total += np.where(rs.has_concepts.view[ri], w["concepts"], 0.0).astype(np.float32)
+    if semantic is not None:
+        dense = rs.has_dense.view[ri] & cs.has_dense.view[ci]
+        total += np.where(dense, w["semantic"], 0.0).astype(np.float32)
+    for name in ("ipc", "isic", "sector"):
+        value, present = comps[name]
+        coded += np.where(present, w[name] * value, 0.0).astype(np.float32)
+        total += np.where(present, w[name], 0.0).astype(np.float32)
+    factor = FIT_FLOOR + (1.0 - FIT_FLOOR) * combine_fit(fit_components(rs, ri, cs, ci))
+    blocked = np.zeros(len(ri), dtype=np.bool_)
+    for mask in violations(rs, ri, cs, ci, now_ms).values():
+        blocked |= mask
+    shape = (len(r_rep), len(c_rep))
+    inv_total = (1.0 / np.maximum(total, 1e-9)).astype(np.float32).reshape(shape)
+    coded_share = (coded * inv_total.ravel()).reshape(shape)
+    factor = np.where(blocked, -np.inf, factor).astype(np.float32).reshape(shape)
+
+    def table(values: Floats) -> Floats:
+        out: Floats = values[r_inv[:, None], c_inv[None, :]]
+        return out
+
+    known = w["text"] * sims["text"] + w["ngrams"] * sims["ngrams"]
+    concepts = rs.has_concepts.view[r_slots][:, None]
+    known += np.where(concepts, w["concepts"] * sims["concepts"], 0.0).astype(np.float32)
+    if semantic is not None:
+        dense = rs.has_dense.view[r_slots][:, None] & cs.has_dense.view[c_slots][None, :]
+        value = semantic_value(semantic, rs.sem_scale)
+        known += np.where(dense, w["semantic"] * value, 0.0).astype(np.float32)
+    known *= table(inv_total)
+    known += table(coded_share)
+    np.clip(known, 0.0, 1.0, out=known)
+    with np.errstate(invalid="ignore"):
+        known *= table(factor)
+    np.nan_to_num(known, copy=False, nan=-np.inf)  # 0 x -inf: excluded all the same
+    return known.astype(np.float32, copy=False)
+
+
+def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
+    """For ``slots``: the index of each one's set of coded columns among the distinct
+    sets, and a slot having each distinct set. Worked out for the whole store and kept
+    until a listing is added or removed or one more expires."""
+    expired = store.expires.view <= now_ms
+    key = (len(store.features), store.dead, int(expired.sum()))
+    if store.distinct is None or store.distinct[0] != key:
+        cols = np.column_stack(
+            [
+                store.ipc.view,
+                store.isic.view,
+                store.smask.view,
+                store.trl.view,
+                store.trl_min.view,
+                store.pmask.view,
+                store.tmask.view,
+                store.obit.view,
+                expired,
+                store.alive.view,
+                store.has_concepts.view,
+                store.has_dense.view,
+            ]
+        ).astype(np.int64)
+        _, first, inverse = np.unique(cols, axis=0, return_index=True, return_inverse=True)
+        store.distinct = (key, inverse.reshape(-1).astype(np.int64), first.astype(np.int64))
+    _, inverse, first = store.distinct
+    used, local = np.unique(inverse[slots], return_inverse=True)
+    return local.reshape(-1).astype(np.int64), first[used]
 
 
 def semantic_value(cosine: Floats, scale: tuple[float, float]) -> Floats:
@@ -168,9 +265,9 @@ def fit_components(
 
 def combine_fit(comps: dict[str, tuple[Floats, Bools]]) -> Floats:
     """Mean of the fit components present; FIT_NEUTRAL where none is."""
-    first = comps[FIT_COMPONENTS[0]][0]
-    fit_sum = np.zeros(len(first), dtype=np.float32)
-    fit_n = np.zeros(len(first), dtype=np.float32)
+    shape = np.broadcast_shapes(*(a.shape for name in FIT_COMPONENTS for a in comps[name]))
+    fit_sum = np.zeros(shape, dtype=np.float32)
+    fit_n = np.zeros(shape, dtype=np.float32)
     for name in FIT_COMPONENTS:
         value, present = comps[name]
         fit_sum += np.where(present, value, 0.0).astype(np.float32)

@@ -74,6 +74,10 @@ class KindStore:
         self.has_dense = Growable(np.bool_)
         self.has_concepts = Growable(np.bool_)
         self.dead = 0
+        # (key, distinct-set index per slot, a slot per set): ``scoring.grid_scores``'s.
+        self.distinct: (
+            tuple[tuple[int, int, int], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None
+        ) = None
 
     def __len__(self) -> int:
         return len(self.slot_of)
