@@ -207,13 +207,16 @@ def _results(
                 f"PostgreSQL, {n_docs:,} listings, {len(rows)} rounds, the hub's CPU "
                 f"{median([r[3] for r in rows]):.1f} ms a request"
             )
+            if w > 1:  # each round's two measurements were taken one after the other
+                paired = ", ".join(f"{r[0] / b:.2f}" for r, b in zip(rows, one, strict=True))
+                note += f"; ratio to one worker, the medians' (each round's: {paired})"
             out.append(
                 result_from_runs(
                     f"{name}: requests/s",
                     [r[0] for r in rows],
                     "requests/s",
                     baseline_runs=one if w > 1 else None,
-                    notes=note + (" (ratio: to one worker, same rounds)" if w > 1 else ""),
+                    notes=note,
                 )
             )
             for i, p in ((1, "p50"), (2, "p99")):
