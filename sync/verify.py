@@ -45,10 +45,12 @@ class CheckedPage:
 
 @dataclass(frozen=True)
 class OpenedPage:
-    """A page whose own signature holds; its items are not judged yet."""
+    """A page whose own signature holds; its items are not judged yet. ``canonical``:
+    the page's canonical bytes (what its owner sends, when the page is as parsed)."""
 
     page: dict[str, Any]
     item_parts: list[dict[str, bytes] | None]
+    canonical: bytes = b""
 
 
 def open_page(
@@ -96,7 +98,7 @@ def open_page(
         verify_object(page, peer, keys, parts=page_parts)
     except SignatureError as exc:
         raise PageError(exc.code, f"page signature: {exc.message}") from exc
-    return OpenedPage(page, item_parts)
+    return OpenedPage(page, item_parts, join_members(page_parts))
 
 
 def check_items(
