@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 RUNTIME = web.AppKey("runtime", NodeRuntime)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SYNC = web.AppKey("sync", SyncManager)
+# The hub's first matcher (HUB_MATCHING has the current one): it starts its worker only
+# in the leader process.
 MATCHING = web.AppKey("matching", MatchingService)
 # The hub's public search cache and Prometheus registry: made at startup, before the app
 # is frozen (state added to a running app is deprecated in aiohttp, an error under pytest).
