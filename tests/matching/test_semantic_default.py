@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from node.matching import Matcher
-from node.matching.semantic import CachedEncoder, EncoderUnavailable, load_default, load_encoder
+from node.matching.semantic import (
+    DEFAULT_MODEL,
+    CachedEncoder,
+    EncoderUnavailable,
+    load_default,
+    load_encoder,
+)
 from tests.matching.helpers import NOW, offer, request
 
 OFFERS = [
@@ -97,8 +103,8 @@ def test_each_text_is_encoded_once_per_process(e5: CachedEncoder) -> None:
 def test_the_default_matcher_uses_the_installed_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CATTC_SEMANTIC", raising=False)
     m = Matcher(NOW, encoder="default")
-    assert m.semantic.enabled and m.semantic.model == "e5" and m.semantic.reason is None
-    assert m.encoder is load_encoder("e5")
+    assert m.semantic.enabled and m.semantic.model == DEFAULT_MODEL and m.semantic.reason is None
+    assert m.encoder is load_encoder(DEFAULT_MODEL)
 
 
 def test_switched_off_the_matcher_is_lexical_and_says_why(
