@@ -244,8 +244,10 @@ async def test_custody_receipts_are_what_build_would_make(node_factory: NodeFact
 
 
 async def test_a_pull_does_no_database_work_on_the_event_loop(node_factory: NodeFactory) -> None:
-    """Every statement the hub's database runs during a pull runs off the loop's thread."""
-    net = await start_network(node_factory, [ORIGIN])
+    """Every statement a node's database runs during its pulls (the hub's of a member; a
+    member's of the hub's directory, the hub and other members) runs off the loop's
+    thread."""
+    net = await start_network(node_factory, [ORIGIN, "th"])
     net.hub.sync.reader.page_size = 4
     loop_thread = threading.get_ident()
     on_loop: list[str] = []
@@ -254,12 +256,17 @@ async def test_a_pull_does_no_database_work_on_the_event_loop(node_factory: Node
         if threading.get_ident() == loop_thread:
             on_loop.append(statement)
 
-    engine = net.hub.runtime.engine
-    event.listen(engine, "before_cursor_execute", check)
+    engines = [net.hub.runtime.engine, net.nodes[ORIGIN].runtime.engine]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", check)
     try:
         runs = await net.hub.sync.sync_all()
-        assert runs and all(r.error is None and r.applied for r in runs)
+        assert len(runs) == 2 and all(r.error is None and r.applied for r in runs)
         await net.hub.sync.sync_peer(ORIGIN, force=False)
+        member_runs = await net.nodes[ORIGIN].sync.sync_all()
+        assert {r.peer for r in member_runs} == {"cn", "th"}
+        assert all(r.error is None for r in member_runs), member_runs
     finally:
-        event.remove(engine, "before_cursor_execute", check)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", check)
     assert on_loop == []
