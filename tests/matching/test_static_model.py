@@ -1,5 +1,5 @@
-"""e5-static, the hub's default model: shipped files loaded offline, deterministic,
-cross-lingual, array-based, and robust to odd input."""
+"""e5-static, the static model distilled from e5: shipped files loaded offline,
+deterministic, cross-lingual, array-based, and robust to odd input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from node.matching import static_model
 from node.matching.semantic import (
-    DEFAULT_MODEL,
+    HUB_MODEL,
     CachedEncoder,
     EncoderUnavailable,
     hub_encoder_name,
@@ -91,9 +91,9 @@ def test_missing_or_mismatched_files_are_reported(tmp_path: Path) -> None:
         StaticModel(tmp_path)
 
 
-def test_it_is_the_hubs_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CATTC_SEMANTIC", raising=False)
-    assert DEFAULT_MODEL == "e5-static" and hub_encoder_name() == "e5-static"
+def test_the_hub_loads_it_when_cattc_semantic_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATTC_SEMANTIC", "e5-static")
+    assert hub_encoder_name() == "e5-static"
     encoder, status = load_default()
     assert encoder is load_encoder("e5-static") and status.enabled
     assert encoder.batch_size > 32 and not encoder.asymmetric
@@ -101,7 +101,14 @@ def test_it_is_the_hubs_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("off", None), ("none", None), (" Lexical ", None), ("e5", "e5"), ("", "e5-static")],
+    [
+        ("off", None),
+        ("none", None),
+        (" Lexical ", None),
+        ("e5", "e5"),
+        (" E5-Static", "e5-static"),
+        ("", HUB_MODEL),
+    ],
 )
 def test_hub_encoder_name_follows_cattc_semantic(
     monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None
