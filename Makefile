@@ -41,16 +41,23 @@ test: lint unit  ## lint, then every test
 bench: $(STAMP)  ## run the benchmarks and write docs/benchmarks.md
 	$(BIN)/python -m bench.run
 
-eval: $(STAMP)  ## matching quality: the dev split (tuned on), then the frozen test split
-	@echo "dev split (weights and model chosen on it)"
-	$(BIN)/cattc eval ../shared/data/listings.jsonl ../shared/data/match_pairs.csv \
-	  --extra bench/eval/hard_listings.jsonl bench/eval/hard_pairs.csv \
-	  --extra bench/eval/dev_problem.jsonl bench/eval/dev_problem_pairs.csv \
-	  --extra bench/eval/dev_local.jsonl bench/eval/dev_local_pairs.csv --ablate-lexicon
-	@echo "test split (frozen; never tuned on)"
-	$(BIN)/cattc eval bench/eval/test_problem.jsonl bench/eval/test_problem_pairs.csv \
-	  --extra bench/eval/test_local.jsonl bench/eval/test_local_pairs.csv \
-	  --base ../shared/data/listings.jsonl --ablate-lexicon
+EVAL_MODELS ?= e5 e5-static
+
+eval: $(STAMP)  ## matching quality: the dev split (tuned on), then the frozen test split, per model
+	@for model in $(EVAL_MODELS); do \
+	  echo "dev split (weights and model chosen on it), model $$model"; \
+	  $(BIN)/cattc eval ../shared/data/listings.jsonl ../shared/data/match_pairs.csv \
+	    --extra bench/eval/hard_listings.jsonl bench/eval/hard_pairs.csv \
+	    --extra bench/eval/dev_problem.jsonl bench/eval/dev_problem_pairs.csv \
+	    --extra bench/eval/dev_local.jsonl bench/eval/dev_local_pairs.csv \
+	    --ablate-lexicon --semantic $$model || exit 1; \
+	done
+	@for model in $(EVAL_MODELS); do \
+	  echo "test split (frozen; never tuned on), model $$model"; \
+	  $(BIN)/cattc eval bench/eval/test_problem.jsonl bench/eval/test_problem_pairs.csv \
+	    --extra bench/eval/test_local.jsonl bench/eval/test_local_pairs.csv \
+	    --base ../shared/data/listings.jsonl --ablate-lexicon --semantic $$model || exit 1; \
+	done
 
 messages: $(STAMP)  ## extract the pages' messages into each language's catalog (node/ui/locales)
 	$(BIN)/python -m node.ui.catalogs
