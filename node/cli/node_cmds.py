@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -149,43 +150,32 @@ def serve(data_dir: Path, host: str | None, port: int | None, workers: int) -> N
 
 
 def _serve_workers(data_dir: Path, config: NodeConfig, host: str, port: int, count: int) -> None:
-    """``serve --workers N`` (N > 1, PostgreSQL): migrate once, hold the address, run the
+    """``serve --workers N`` (N > 1, PostgreSQL): hold the address, migrate once, run the
     workers under a supervisor (node/web/workers.py)."""
     url = config.resolved_database_url(data_dir)
-    try:
-        # One supervisor per data directory: a second one on the same port would join the
-        # first's SO_REUSEPORT group unnoticed.
-        lock = lock_data_dir(data_dir)
-    except ServeError as exc:
-        fail(str(exc))
-    try:
-        migrate_database(url)
-    except DatabaseUnavailable as exc:
-        os.close(lock)
-        fail(str(exc))
-    except DBAPIError as exc:
-        os.close(lock)
-        fail(describe_database_error(exc, url))
-    try:
-        held = reserve(host, port)
-    except ServeError as exc:
-        os.close(lock)
-        fail(str(exc))
-    bound_port = held.getsockname()[1]
+    with contextlib.ExitStack() as held:
+        try:
+            # One supervisor per data directory: a second one on the same port would join
+            # the first's SO_REUSEPORT group unnoticed.
+            held.callback(os.close, lock_data_dir(data_dir))
+            address = held.enter_context(reserve(host, port))
+            migrate_database(url)
+        except (ServeError, DatabaseUnavailable) as exc:
+            fail(str(exc))
+        except DBAPIError as exc:
+            fail(describe_database_error(exc, url))
 
-    def ready(address: str) -> None:
-        click.echo(
-            f"node {config.node_id} serving on {address} with {count} workers (Ctrl-C to stop)"
-        )
+        def ready(name: str) -> None:
+            click.echo(
+                f"node {config.node_id} serving on {name} with {count} workers (Ctrl-C to stop)"
+            )
 
-    supervisor = Supervisor(data_dir, config, host, bound_port, count, on_ready=ready)
-    try:
-        supervisor.run()
-    except ServeError as exc:
-        fail(f"node {config.node_id} stopped: {exc}")
-    finally:
-        held.close()
-        os.close(lock)
+        bound_port = address.getsockname()[1]
+        supervisor = Supervisor(data_dir, config, host, bound_port, count, on_ready=ready)
+        try:
+            supervisor.run()
+        except ServeError as exc:
+            fail(f"node {config.node_id} stopped: {exc}")
 
 
 @click.command()
