@@ -64,8 +64,8 @@ def _render(reports: list[dict[str, Any]]) -> str:
     default="default",
     show_default=True,
     metavar="MODEL",
-    help="Sentence-embedding model for the semantic rows: e5, use, minilm, 'none', or "
-    "'default' (the hub's, as CATTC_SEMANTIC chooses).",
+    help="Sentence-embedding model for the semantic rows: e5, e5-static, use, minilm, "
+    "'none', or 'default' (e5, or the model CATTC_SEMANTIC names).",
 )
 @click.option(
     "--ablate-lexicon",
