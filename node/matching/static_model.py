@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp  # type: ignore[import-untyped]
 
 MODEL_DIR = Path(__file__).parent / "models" / "e5-static"
 SIF_A = 1e-4  # SIF weight a / (a + p) of a piece of unigram probability p
@@ -93,17 +94,21 @@ class StaticModel:
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        ids_per_text = [ids or [0] for ids in self.token_ids(texts)]
+        ids_per_text = self.token_ids(texts)
         lengths = np.fromiter((len(ids) for ids in ids_per_text), dtype=np.int64)
         ids = np.fromiter(
             (i for row in ids_per_text for i in row), dtype=np.int64, count=int(lengths.sum())
         )
-        rows = self._vectors[ids].astype(np.float32)
-        rows *= self._scales[ids][:, None]
-        starts = np.zeros(len(lengths), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
-        sums = np.add.reduceat(rows, starts, axis=0)
+        # Only the rows of the pieces these texts use are read and scaled (once each), and
+        # each text's sum is a sparse product: no float row per token is ever made.
+        used, column = np.unique(ids, return_inverse=True)
+        table = self._vectors[used].astype(np.float32) * self._scales[used][:, None]
+        row = np.repeat(np.arange(len(texts)), lengths)
+        counts = sp.csr_matrix(
+            (np.ones(len(ids), dtype=np.float32), (row, column)), shape=(len(texts), len(used))
+        )
+        sums = np.asarray(counts @ table, dtype=np.float32)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        out: npt.NDArray[np.float32] = (sums / norms).astype(np.float32)
+        out: npt.NDArray[np.float32] = sums / norms
         return out
