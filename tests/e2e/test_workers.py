@@ -190,6 +190,8 @@ def pg_hub(tmp_path: Path, database_url: DatabaseUrlFactory) -> Iterator[tuple[H
             hub.popen.wait()
         engine.dispose()
         owner.stop()
+        if hub.log.exists():  # shown with a failure (pytest's captured output)
+            print(hub.text()[-6000:])
 
 
 @pytest.mark.slow
