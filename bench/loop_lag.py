@@ -33,7 +33,8 @@ from node.config import DB_FILE, NodeConfig
 from node.services.setup import init_node
 
 N_LISTINGS = int(os.environ.get("CATTC_BENCH_LOOP_LAG_LISTINGS", "50000"))
-WINDOW_S = 60.0
+# Seconds of re-matching measured after the pull (longer to time a whole first match).
+WINDOW_S = float(os.environ.get("CATTC_BENCH_LOOP_LAG_WINDOW", "60"))
 LAG_GOAL_MS = 50.0
 STOP_GOAL_S = 10.0
 PROBE_EVERY_S = 0.1
@@ -111,16 +112,48 @@ def _tree(pid: int) -> set[int]:
     return tree
 
 
+def _status_mb(pid: int, field: str) -> float:
+    """``VmRSS`` or ``VmHWM`` (peak RSS) of ``pid`` in MB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def _tree_rss_mb(tree: set[int]) -> float:
-    total = 0
-    for p in tree:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+    return sum(_status_mb(p, "VmRSS") for p in tree)
+
+
+class Rematch:
+    """Samples of the re-match after the pull: (seconds, listings done) and the largest
+    RSS and peak RSS of one process under the hub (its matching worker)."""
+
+    def __init__(self, hub_dir: Path, hub_pid: int, start: float) -> None:
+        self.hub_dir = hub_dir
+        self.hub_pid = hub_pid
+        self.start = start
+        self.samples: list[tuple[float, int]] = []
+        self.worker_rss = 0.0
+        self.worker_peak = 0.0
+
+    def sample(self) -> tuple[int, int]:
+        _, matched, done = _matched(self.hub_dir)
+        self.samples.append((time.monotonic() - self.start, done))
+        for pid in _tree(self.hub_pid) - {self.hub_pid}:
+            self.worker_rss = max(self.worker_rss, _status_mb(pid, "VmRSS"))
+            self.worker_peak = max(self.worker_peak, _status_mb(pid, "VmHWM"))
+        return matched, done
+
+    def rate(self) -> tuple[float, float, int]:
+        """(seconds until the first listing was done, listings/s from then on, done)."""
+        started = [(t, d) for t, d in self.samples if d > 0]
+        if len(started) < 2:
+            return float("nan"), float("nan"), self.samples[-1][1] if self.samples else 0
+        (t0, d0), (t1, d1) = started[0], started[-1]
+        return t0, (d1 - d0) / max(t1 - t0, 1e-9), d1
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -197,11 +230,13 @@ def measure(n: int = N_LISTINGS) -> dict[str, Any]:
                 pulled = time.monotonic()
                 pull_lag = _get(url + "/hub/status", token)["event_loop_lag"]
                 end = pulled + WINDOW_S
+                rematch = Rematch(hub_dir, proc.pid, pulled)
                 while time.monotonic() < end:
-                    _, matched, done = _matched(hub_dir)
+                    matched, done = rematch.sample()
                     if done >= matched:
                         break
                     time.sleep(0.5)
+                rematch.sample()
                 status = _get(url + "/hub/status", token)
                 measured_until = time.monotonic()
                 _, held, done = _matched(hub_dir)
@@ -230,6 +265,9 @@ def measure(n: int = N_LISTINGS) -> dict[str, Any]:
             "rss_mb": rss,
             "rss_others_mb": rss_others,
             "stop_s": stop_s,
+            "rematch_rate": rematch.rate(),
+            "worker_rss_mb": rematch.worker_rss,
+            "worker_peak_mb": rematch.worker_peak,
         }
 
 
@@ -279,6 +317,21 @@ def results(m: dict[str, Any]) -> list[BenchResult]:
             _pct(m["healthz_pull"], 0.99),
             "ms",
             notes=f"{len(m['healthz_pull'])} probes",
+        ),
+        BenchResult(
+            "re-match throughput (listings matched and notified)",
+            m["rematch_rate"][1],
+            "listings/s",
+            notes=(
+                f"from the first listing done, {m['rematch_rate'][0]:.0f} s after the pull "
+                f"(the worker loads the matcher first), to {m['rematch_rate'][2]:,} done"
+            ),
+        ),
+        BenchResult(
+            "matching worker RSS during the re-match: largest / peak",
+            m["worker_rss_mb"],
+            "MB",
+            notes=f"peak (VmHWM) {m['worker_peak_mb']:,.0f} MB",
         ),
         BenchResult("hub process RSS during the re-match", m["rss_mb"], "MB"),
         BenchResult(

@@ -96,43 +96,6 @@ class MatchEngine:
         self.sync_lock = threading.Lock()
 
     # -- keeping the matcher current -------------------------------------------------
-    def _holdings(self, checkpoint: Checkpoint) -> dict[Ref, Holding]:
-        rt = self.rt
-        now = rt.clock()
-        out: dict[Ref, Holding] = {}
-        with Session(rt.engine) as session:
-            rows = session.execute(
-                select(
-                    RemoteListingRow.origin,
-                    RemoteListingRow.listing_id,
-                    RemoteListingRow.version,
-                    RemoteListingRow.item_ts,
-                ).where(RemoteListingRow.expires > now, RemoteListingRow.category.in_(MATCHED))
-            ).all()
-        fetch: list[Ref] = []
-        for origin, lid, version, ts in rows:
-            key = (origin, lid)
-            if self.versions.get(key) == (version, ts):
-                out[key] = ((version, ts), {})
-            else:
-                fetch.append(key)
-        for start in range(0, len(fetch), LOAD_BATCH):
-            chunk = fetch[start : start + LOAD_BATCH]
-            with Session(rt.engine) as session:
-                for row in session.scalars(
-                    select(RemoteListingRow).where(
-                        tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(chunk)
-                    )
-                ):
-                    stamp = (row.version, row.item_ts)
-                    out[(row.origin, row.listing_id)] = (
-                        stamp,
-                        json.loads(row.signed_bytes)["listing"],
-                    )
-            checkpoint()
-        out.update(self._own_holdings(now))
-        return out
-
     def _own_holdings(self, now: int) -> dict[Ref, Holding]:
         """The hub's own listings as its policy shows them to itself (the hub's view, as a
         member's listing reaches the matcher as its view for the hub). A record is parsed
@@ -174,22 +137,63 @@ class MatchEngine:
         return out
 
     def refresh(self, checkpoint: Checkpoint = _nothing) -> list[Ref]:
-        """Bring the matcher up to date; return the listings added or changed."""
-        holdings = self._holdings(checkpoint)
+        """Bring the matcher up to date; return the listings added or changed. Summaries
+        are read and added ``LOAD_BATCH`` at a time: what is held in memory at once is
+        one batch of parsed views, not every view the hub holds."""
+        rt = self.rt
+        now = rt.clock()
+        with Session(rt.engine) as session:
+            rows = session.execute(
+                select(
+                    RemoteListingRow.origin,
+                    RemoteListingRow.listing_id,
+                    RemoteListingRow.version,
+                    RemoteListingRow.item_ts,
+                ).where(RemoteListingRow.expires > now, RemoteListingRow.category.in_(MATCHED))
+            ).all()
+        held: dict[Ref, Stamp] = {(o, lid): (v, ts) for o, lid, v, ts in rows}
+        del rows
+        own = self._own_holdings(now)
+        held.update((key, stamp) for key, (stamp, _) in own.items())
+        changed: list[Ref] = []
         with self.lock:
-            for key in [k for k in self.versions if k not in holdings]:
+            for key in [k for k in self.versions if k not in held]:
                 self.matcher.remove(*key)
                 del self.versions[key]
-            changed = []
-            for key, (stamp, view) in holdings.items():
-                if self.versions.get(key) == stamp:
-                    continue
-                self.matcher.upsert(key[0], view)
-                self.versions[key] = stamp
-                changed.append(key)
-                if len(changed) % LOAD_BATCH == 0:
-                    checkpoint()
-            return changed
+            for key, (stamp, view) in own.items():
+                if self.versions.get(key) != stamp:
+                    self.matcher.upsert(key[0], view)
+                    self.versions[key] = stamp
+                    changed.append(key)
+        fetch = [k for k, st in held.items() if k not in own and self.versions.get(k) != st]
+        del held, own
+        for start in range(0, len(fetch), LOAD_BATCH):
+            chunk = fetch[start : start + LOAD_BATCH]
+            batch: list[tuple[Ref, Stamp, dict[str, Any]]] = []
+            with Session(rt.engine) as session:
+                for row in session.execute(
+                    select(
+                        RemoteListingRow.origin,
+                        RemoteListingRow.listing_id,
+                        RemoteListingRow.version,
+                        RemoteListingRow.item_ts,
+                        RemoteListingRow.signed_bytes,
+                    ).where(tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(chunk))
+                ):
+                    view = json.loads(row.signed_bytes)["listing"]
+                    batch.append(((row.origin, row.listing_id), (row.version, row.item_ts), view))
+            with self.lock:
+                self.matcher.upsert_many((key[0], view) for key, _, view in batch)
+                for key, stamp, _ in batch:
+                    self.versions[key] = stamp
+                    changed.append(key)
+                found = {key for key, _, _ in batch}
+                for key in chunk:  # gone since the first query (retracted meanwhile)
+                    if key not in found and key in self.versions:
+                        self.matcher.remove(*key)
+                        del self.versions[key]
+            checkpoint()
+        return changed
 
     def matches_for(self, ref: Ref, k: int = TOP_K) -> list[Match]:
         with self.lock:

@@ -19,17 +19,13 @@ import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from node.matching.features import Features
-from node.matching.index import SparseRows, csr_rows, rowwise_dots
+from node.matching.index import SparseRows, rowwise_dots
 from node.matching.scoring import Scored, grid_scores, score_bounds, score_pairs, violations
 from node.matching.store import SPACES, KindStore
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
 BLOCK_PAIRS = 2_000_000
-
-
-def _weights(feats: Features, space: str) -> dict[str, float]:
-    return feats.words if space == "text" else getattr(feats, space)
 
 
 def one_vs_all(
@@ -54,7 +50,8 @@ def one_vs_all(
     slots = other.live_slots()
     sims: dict[str, Floats] = {}
     for space in SPACES:
-        cols, vals = other.vocabs[space].query(_weights(feats, space))
+        query = queries(own.sparse[space], np.array([own_slot], dtype=np.int64))
+        cols, vals = query.indices, query.data
         full = np.zeros(len(other.features), dtype=np.float32)
         for first, piece in other.sparse[space].pieces():
             usable = cols < piece.shape[1]
@@ -190,8 +187,7 @@ def queries(rows: SparseRows, slots: Ints) -> sp.csr_matrix:
     """The idf-weighted, L2-normalised rows of ``slots`` (as ``Vocabulary.query`` weighs
     one listing's terms), on the current idf snapshot."""
     idf = rows.vocab.idf()
-    picked = [rows.rows[int(s)] for s in slots]
-    tf = csr_rows(picked, len(idf))
+    tf = rows.csr(0, len(idf), slots)
     weighted = tf.multiply(idf.astype(np.float64)).tocsr()
     sq = np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel()
     norms = np.sqrt(sq)

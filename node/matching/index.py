@@ -97,12 +97,18 @@ class Vocabulary:
 
 
 class SparseRows:
-    """One kind's rows in one space; ``matrix()`` is the idf-weighted, L2-normalised CSR."""
+    """One kind's rows in one space; ``matrix()`` is the idf-weighted, L2-normalised CSR.
+
+    The rows themselves are three growing arrays (CSR's column ids, values and row
+    starts), not a numpy object per listing: a million listings' terms take their bytes
+    and no more."""
 
     def __init__(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
-        self.rows: list[tuple[npt.NDArray[np.int32], FloatArray]] = []
-        self._tf: sp.csr_matrix | None = None
+        self._indices = Growable(np.int32)
+        self._data = Growable(np.float32)
+        self._indptr = Growable(np.int64)
+        self._indptr.append(0)
         self._built: sp.csr_matrix | None = None
         self._built_key: tuple[int, int] = (-1, -1)
         self._csc: sp.csc_matrix | None = None
@@ -110,27 +116,37 @@ class SparseRows:
         self._tail: sp.csr_matrix | None = None
         self._tail_key: tuple[int, int] = (-1, -1)
 
-    def append(self, cols: npt.NDArray[np.int32], vals: FloatArray) -> None:
-        self.rows.append((cols, vals))
+    def __len__(self) -> int:
+        return self._indptr.n - 1
 
-    def _tf_matrix(self, n_cols: int) -> sp.csr_matrix:
-        have = 0 if self._tf is None else self._tf.shape[0]
-        if self._tf is None or have < len(self.rows):
-            tail = self.rows[have:] if self._tf is not None else self.rows
-            block = csr_rows(tail, n_cols)
-            if self._tf is not None and have:
-                old = self._tf
-                if old.shape[1] != n_cols:
-                    old = sp.csr_matrix((old.data, old.indices, old.indptr), (old.shape[0], n_cols))
-                block = sp.vstack([old, block], format="csr")
-            self._tf = block
-        return self._tf
+    def append(self, cols: npt.NDArray[np.int32], vals: FloatArray) -> None:
+        self._indices.extend(cols)
+        self._data.extend(vals)
+        self._indptr.append(self._indices.n)
+
+    def row(self, slot: int) -> tuple[npt.NDArray[np.int32], FloatArray]:
+        """Column ids (sorted) and raw weights of one row (views: do not keep)."""
+        start, stop = self._indptr.view[slot], self._indptr.view[slot + 1]
+        return self._indices.view[start:stop], self._data.view[start:stop]
+
+    def csr(
+        self, first: int, n_cols: int, slots: npt.NDArray[np.int64] | None = None
+    ) -> sp.csr_matrix:
+        """Raw tf rows from ``first`` on (or the rows ``slots``) as a CSR of ``n_cols``."""
+        if slots is not None:
+            return csr_rows([self.row(int(s)) for s in slots], n_cols)
+        indptr = self._indptr.view[first:] - self._indptr.view[first]
+        start = int(self._indptr.view[first])
+        return sp.csr_matrix(
+            (self._data.view[start:], self._indices.view[start:], indptr),
+            shape=(len(indptr) - 1, n_cols),
+        )
 
     def matrix(self) -> sp.csr_matrix:
         idf = self.vocab.idf()
-        key = (len(self.rows), self.vocab.epoch)
+        key = (len(self), self.vocab.epoch)
         if self._built is None or key != self._built_key:
-            self._built = _weigh(self._tf_matrix(len(idf)), idf)
+            self._built = _weigh(self.csr(0, len(idf)), idf)
             self._built_key = key
         return self._built
 
@@ -140,17 +156,19 @@ class SparseRows:
         apart so that one new listing does not rebuild a matrix of a million rows."""
         idf = self.vocab.idf()
         have = self._csc_key[0]
-        tail = len(self.rows) - have
+        tail = len(self) - have
         small_tail = 0 <= tail <= max(TAIL_ROWS, TAIL_SHARE * have)
         if self._csc is None or self._csc_key[1] != self.vocab.epoch or not small_tail:
             self._csc = self.matrix().tocsc()
             self._csc_key = self._built_key
+            self._built = None  # the CSC serves from now on: one copy, not two
+            self._built_key = (-1, -1)
             return [(0, self._csc)]
         if not tail:
             return [(0, self._csc)]
-        if self._tail is None or self._tail_key != (len(self.rows), self.vocab.epoch):
-            self._tail = _weigh(csr_rows(self.rows[have:], len(idf)), idf)
-            self._tail_key = (len(self.rows), self.vocab.epoch)
+        if self._tail is None or self._tail_key != (len(self), self.vocab.epoch):
+            self._tail = _weigh(self.csr(have, len(idf)), idf)
+            self._tail_key = (len(self), self.vocab.epoch)
         return [(0, self._csc), (have, self._tail)]
 
 
@@ -194,6 +212,17 @@ class Growable:
             self._data = grown
         self._data[self.n] = value
         self.n += 1
+
+    def extend(self, values: npt.NDArray[Any]) -> None:
+        """Append many rows at once."""
+        need = self.n + len(values)
+        if need > len(self._data):
+            size = max(need, 2 * len(self._data))
+            grown = np.full((size, *self._data.shape[1:]), self._fill, self._data.dtype)
+            grown[: self.n] = self._data[: self.n]
+            self._data = grown
+        self._data[self.n : need] = values
+        self.n = need
 
     @property
     def view(self) -> npt.NDArray[Any]:

@@ -11,7 +11,11 @@ It quotes that side's own text: whoever relays a match applies that side's relay
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 from node.matching.codes import ipc_symbol
 from node.matching.concepts import label
@@ -104,30 +108,37 @@ class Match:
 _FIT_KEYS = frozenset({"relevance", "fit", "trl", "partnership", "target"})
 
 
-def shared_terms(req: Features, cand: Features, vocab: Vocabulary) -> tuple[str, ...]:
-    """The common stems that weigh most in both listings, as the request spells them."""
+Row = tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]
+
+
+def shared_terms(
+    req: Row, cand: Row, vocab: Vocabulary, surface: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """The common stems that weigh most in both listings (their rows in the text
+    space), as the request spells them (``surface``: one spelling per column of its row,
+    "" for the stem itself)."""
     idf = vocab.idf()
-    common = set(req.words) & set(cand.words)
+    common, ri, ci = np.intersect1d(req[0], cand[0], assume_unique=True, return_indices=True)
+    if not len(common):
+        return ()
+    w = idf[common]
+    weights = (req[1][ri].astype(np.float64) * cand[1][ci] * w * w).tolist()
+    terms = [vocab.terms[c] for c in common.tolist()]
+    ranked = sorted(range(len(terms)), key=lambda i: (-weights[i], terms[i]))
+    out = []
+    for i in ranked[:MAX_SHARED_TERMS]:
+        spelled = surface[ri[i]] if ri[i] < len(surface) else ""
+        out.append(spelled or terms[i])
+    return tuple(out)
 
-    def weight(term: str) -> float:
-        col = vocab.ids.get(term)
-        w = float(idf[col]) if col is not None and col < len(idf) else 1.0
-        return req.words[term] * cand.words[term] * w * w
 
-    ranked = sorted(common, key=lambda t: (-weight(t), t))[:MAX_SHARED_TERMS]
-    return tuple(req.surface.get(t, t) for t in ranked)
-
-
-def shared_concepts(req: Features, cand: Features, vocab: Vocabulary) -> tuple[str, ...]:
+def shared_concepts(req: Row, cand: Row, vocab: Vocabulary) -> tuple[str, ...]:
     idf = vocab.idf()
-    common = set(req.concepts) & set(cand.concepts)
-
-    def weight(concept: str) -> float:
-        col = vocab.ids.get(concept)
-        return float(idf[col]) if col is not None and col < len(idf) else 1.0
-
-    ranked = sorted(common, key=lambda c: (-weight(c), c))[:MAX_SHARED_CONCEPTS]
-    return tuple(label(c) for c in ranked)
+    common = np.intersect1d(req[0], cand[0], assume_unique=True)
+    weights = idf[common].tolist()
+    concepts = [vocab.terms[c] for c in common.tolist()]
+    ranked = sorted(range(len(concepts)), key=lambda i: (-weights[i], concepts[i]))
+    return tuple(label(concepts[i]) for i in ranked[:MAX_SHARED_CONCEPTS])
 
 
 def shared_codes(req: Features, cand: Features) -> tuple[str, ...]:

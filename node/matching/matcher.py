@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,7 @@ class Matcher:
     def _store(self, kind: str) -> KindStore:
         store = KindStore(kind, self.vocabs, self._nodes)
         store.sem_scale = self._sem_scale
+        store.keep_text = self._embedder is not None
         return store
 
     # --- time and size -------------------------------------------------------------------
@@ -224,7 +226,7 @@ class Matcher:
                 vector = None
                 if store.dense is not None and store.has_dense.view[slot]:
                     vector = store.dense.view[slot].copy()
-                self.stores[kind].add(feats, vector)
+                self.stores[kind].add(_unpacked(store, slot, feats), vector)
         self._tables.clear()
 
     # --- queries ----------------------------------------------------------------------------
@@ -262,9 +264,7 @@ class Matcher:
                 other = self.stores[other_kind]
                 block = max(1, MANY_PAIRS // max(1, len(other)))
                 for start in range(0, len(mine), block):
-                    rows, scored = many_vs_all(
-                        own, own_slots[start : start + block], other, now, k
-                    )
+                    rows, scored = many_vs_all(own, own_slots[start : start + block], other, now, k)
                     if scored is None:
                         continue
                     for i, (slots, scores, idx) in enumerate(rows):
@@ -418,8 +418,8 @@ class Matcher:
     def _match(
         self, req_slot: int, kind: str, cand_slot: int, score: float, scored: Scored, idx: int
     ) -> Match:
-        req = self.stores["request"].features[req_slot]
-        cand = self.stores[kind].features[cand_slot]
+        requests, cands = self.stores["request"], self.stores[kind]
+        req, cand = requests.features[req_slot], cands.features[cand_slot]
         assert req is not None and cand is not None
         components = {
             name: round(float(value[idx]), 4)
@@ -432,8 +432,42 @@ class Matcher:
             kind=kind,
             score=round(score, 4),
             components=components,
-            shared_terms=shared_terms(req, cand, self.vocabs["text"]),
-            shared_concepts=shared_concepts(req, cand, self.vocabs["concepts"]),
+            shared_terms=shared_terms(
+                requests.sparse["text"].row(req_slot),
+                cands.sparse["text"].row(cand_slot),
+                self.vocabs["text"],
+                requests.surface[req_slot],
+            ),
+            shared_concepts=shared_concepts(
+                requests.sparse["concepts"].row(req_slot),
+                cands.sparse["concepts"].row(cand_slot),
+                self.vocabs["concepts"],
+            ),
             shared_codes=shared_codes(req, cand),
             candidate_title=cand.title,
         )
+
+
+def _unpacked(store: KindStore, slot: int, feats: Features) -> Features:
+    """The features of ``slot`` with its terms back from the store's rows (compaction)."""
+    weights: dict[str, dict[str, float]] = {}
+    for space in SPACES:
+        cols, vals = store.sparse[space].row(slot)
+        terms = store.vocabs[space].terms
+        weights[space] = {
+            terms[c]: float(v) for c, v in zip(cols.tolist(), vals.tolist(), strict=True)
+        }
+    text_cols = store.sparse["text"].row(slot)[0].tolist()
+    terms = store.vocabs["text"].terms
+    surface = {
+        terms[c]: spelled
+        for c, spelled in zip(text_cols, store.surface[slot], strict=True)
+        if spelled
+    }
+    return replace(
+        feats,
+        words=weights["text"],
+        concepts=weights["concepts"],
+        ngrams=weights["ngrams"],
+        surface=surface,
+    )

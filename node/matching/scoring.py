@@ -204,7 +204,7 @@ def grid_scores(
     np.clip(known, 0.0, 1.0, out=known)
     with np.errstate(invalid="ignore"):
         known *= table(factor)
-    np.nan_to_num(known, copy=False, nan=-np.inf)  # 0 x -inf: excluded all the same
+    np.nan_to_num(known, copy=False, nan=-np.inf, neginf=-np.inf)  # 0 x -inf: excluded too
     return known.astype(np.float32, copy=False)
 
 

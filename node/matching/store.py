@@ -8,6 +8,9 @@ numpy expressions over candidate arrays rather than Python loops over listings.
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
+
 import numpy as np
 import numpy.typing as npt
 
@@ -39,6 +42,14 @@ class NodeBits:
         return 0 if not nodes else int(np.bitwise_or.reduce([self.bit(n) for n in sorted(nodes)]))
 
 
+_EMPTY: dict[str, float] = {}  # shared by every slimmed listing: never written to
+
+
+def _intern(text: str) -> str:
+    """One string object for equal strings (a spelling, a title used by many listings)."""
+    return sys.intern(text) if len(text) < 64 else text
+
+
 def _mask(values: frozenset[str] | None, bits: dict[str, int]) -> int:
     return sum(bits[v] for v in values or () if v in bits)
 
@@ -57,7 +68,8 @@ class KindStore:
         self.slot_of: dict[Ref, int] = {}
         self.features: list[Features | None] = []
         self.sparse = {space: SparseRows(vocabs[space]) for space in SPACES}
-        self._cols: list[dict[str, npt.NDArray[np.int32]]] = []
+        self.surface: list[tuple[str, ...]] = []
+        self.keep_text = False  # the listing's text, for semantic evidence (with a model)
         self.alive = Growable(np.bool_)
         self.expires = Growable(np.int64, fill=NEVER)
         self.trl = Growable(np.int8, fill=-1)
@@ -86,14 +98,29 @@ class KindStore:
         """Append ``feats`` (the caller removed any older version first); return its slot."""
         slot = len(self.features)
         self.slot_of[feats.ref] = slot
-        self.features.append(feats)
-        cols: dict[str, npt.NDArray[np.int32]] = {}
         for space in SPACES:
             weights = getattr(feats, "words" if space == "text" else space)
             c, v = self.vocabs[space].add(weights)
             self.sparse[space].append(c, v)
-            cols[space] = c
-        self._cols.append(cols)
+            if space == "text":
+                # The request's spelling of each stem, in the row's column order ("" when
+                # it is the stem itself); strings shared with every listing using them.
+                terms = self.vocabs[space].terms
+                self.surface.append(
+                    tuple(_intern(feats.surface.get(terms[col], "")) for col in c.tolist())
+                )
+        # What stays per listing is small: its terms live in the sparse rows above.
+        self.features.append(
+            replace(
+                feats,
+                words=_EMPTY,
+                concepts=_EMPTY,
+                ngrams=_EMPTY,
+                surface={},
+                text=feats.text if self.keep_text else "",
+                title=_intern(feats.title),
+            )
+        )
         self.alive.append(True)
         self.expires.append(NEVER if feats.expires is None else feats.expires)
         self.trl.append(-1 if feats.trl is None else max(-1, min(feats.trl, 100)))
@@ -122,9 +149,9 @@ class KindStore:
         feats = self.features[slot]
         self.features[slot] = None
         self.alive.set(slot, False)
-        for space, cols in self._cols[slot].items():
-            self.vocabs[space].remove(cols)
-        self._cols[slot] = {}
+        for space in SPACES:
+            self.vocabs[space].remove(self.sparse[space].row(slot)[0])
+        self.surface[slot] = ()
         self.dead += 1
         return feats
 

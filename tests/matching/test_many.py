@@ -1,0 +1,118 @@
+"""Many listings matched at once (the hub's re-match): the same answers as one at a time
+and as scoring every pair, in whatever blocks they are cut into."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from node.matching import Matcher
+from node.matching import matcher as matcher_module
+from node.matching.bulk import pair_sims
+from node.matching.scoring import Ints, Scored, grid_scores, score_pairs
+from node.matching.store import KindStore
+from tests.matching.helpers import NOW, offer, request, sample_views
+
+
+def _sample() -> Matcher:
+    m = Matcher(NOW)
+    m.upsert_many(sample_views())
+    return m
+
+
+def _brute(m: Matcher, k: int = 10) -> dict[tuple[str, str], list[tuple[tuple[str, str], float]]]:
+    """Every listing's best ``k``, from the scores of every (request, candidate) pair."""
+    rs = m.stores["request"]
+    found: dict[tuple[str, str], list[tuple[float, tuple[str, str]]]] = {}
+    for other in ("offer", "expert"):
+        cs = m.stores[other]
+        r_slots, c_slots = rs.live_slots(), cs.live_slots()
+        ri, ci = np.repeat(r_slots, len(c_slots)), np.tile(c_slots, len(r_slots))
+        scored = _score(rs, ri, cs, ci)
+        for j in np.flatnonzero(scored.allowed):
+            req, cand = rs.features[ri[j]].ref, cs.features[ci[j]].ref
+            score = round(float(scored.score[j]), 4)
+            found.setdefault(req, []).append((score, cand))
+            found.setdefault(cand, []).append((score, req))
+    out = {}
+    for ref, entries in found.items():
+        entries.sort(key=lambda f: -f[0])
+        out[ref] = [(r, s) for s, r in entries[:k]]
+    return out
+
+
+def _score(rs: KindStore, ri: Ints, cs: KindStore, ci: Ints) -> Scored:
+    sims, semantic = pair_sims(rs, ri, cs, ci)
+    return score_pairs(rs, ri, cs, ci, sims, NOW, semantic)
+
+
+@pytest.mark.parametrize("pairs_per_block", [500, 1_000_000])
+def test_many_at_once_equals_scoring_every_pair(
+    monkeypatch: pytest.MonkeyPatch, pairs_per_block: int
+) -> None:
+    monkeypatch.setattr(matcher_module, "MANY_PAIRS", pairs_per_block)
+    m = _sample()
+    refs = [ref for store in m.stores.values() for ref in store.slot_of]
+    got = m.matches_for_many(refs)
+    assert set(got) == set(refs)
+    brute = _brute(m)
+    for ref in refs:
+        mine = [(x.candidate if ref == x.request else x.request, x.score) for x in got[ref]]
+        expect = brute.get(ref, [])
+        if not expect:
+            assert mine == [], ref
+            continue
+        assert [s for _, s in mine] == [s for _, s in expect], ref
+        assert {r for r, s in mine if s > expect[-1][1]} == {
+            r for r, s in expect if s > expect[-1][1]
+        }, ref
+
+
+def test_many_at_once_equals_one_at_a_time_with_explanations() -> None:
+    m = _sample()
+    refs = [ref for store in m.stores.values() for ref in list(store.slot_of)[:5]]
+    together = m.matches_for_many(refs)
+    for ref in refs:
+        assert together[ref] == m.matches_for(*ref)
+
+
+def test_unknown_expired_and_repeated_listings() -> None:
+    m = Matcher(NOW)
+    m.upsert("cn", offer("o1", "Solar dryer for cassava chips"))
+    m.upsert("la", request("r1", "Dry cassava chips"))
+    m.upsert("la", request("old", "Dry cassava chips", expires=NOW - 1))
+    got = m.matches_for_many([("la", "r1"), ("la", "r1"), ("xx", "nope"), ("la", "old")])
+    assert [x.candidate for x in got[("la", "r1")]] == [("cn", "o1")]
+    assert got[("xx", "nope")] == [] and got[("la", "old")] == []
+    assert m.matches_for_many([]) == {}
+
+
+def test_the_grid_scores_every_pair_as_score_pairs_does() -> None:
+    m = _sample()
+    rs, cs = m.stores["request"], m.stores["offer"]
+    r_slots, c_slots = rs.live_slots(), cs.live_slots()
+    ri, ci = np.repeat(r_slots, len(c_slots)), np.tile(c_slots, len(r_slots))
+    sims, semantic = pair_sims(rs, ri, cs, ci)
+    scored = score_pairs(rs, ri, cs, ci, sims, NOW, semantic)
+    expect = np.where(scored.allowed, scored.score, -np.inf).reshape(len(r_slots), -1)
+    grid = grid_scores(
+        rs,
+        r_slots,
+        cs,
+        c_slots,
+        {space: v.reshape(len(r_slots), -1) for space, v in sims.items()},
+        None,
+        NOW,
+    )
+    assert (np.isinf(grid) == np.isinf(expect)).all()
+    assert np.isinf(expect).any(), "the sample has excluded pairs"
+    finite = np.isfinite(expect)
+    assert np.allclose(grid[finite], expect[finite], atol=1e-5)
+
+
+def test_compaction_keeps_the_explanations() -> None:
+    m = _sample()
+    refs = list(m.stores["request"].slot_of)[:20]
+    before = m.matches_for_many(refs)
+    m.compact()
+    assert m.matches_for_many(refs) == before
