@@ -14,6 +14,7 @@ encoder the hub uses, with its progress reports; and one text alone.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -32,6 +33,7 @@ REPORT_NOTE = (
     "hub's static model."
 )
 LISTINGS = 200_000
+logger = logging.getLogger("bench.match_semantic")
 
 
 def listing_texts(n: int, seed: int = 7) -> list[str]:
@@ -57,8 +59,14 @@ def encode_listings(n: int = LISTINGS, model: str = "e5-static") -> list[dict[st
     texts = listing_texts(n)
     encoder = CachedEncoder(load_encoder(model).inner)  # a cold cache of its own
     reports: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        if not reports or done * 10 // total > reports[-1][0] * 10 // total:
+            logger.info("%d of %d listings encoded", done, total)
+        reports.append((done, total))
+
     started = time.perf_counter()
-    vectors = encoder.encode(texts, progress=lambda d, t: reports.append((d, t)))
+    vectors = encoder.encode(texts, progress=progress)
     seconds = time.perf_counter() - started
     singles = []
     for text in texts[:50]:
@@ -91,5 +99,6 @@ def run() -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for row in encode_listings():
         print(row)

@@ -12,8 +12,9 @@ development split (docs/benchmarks.md):
   among which Thai and Chinese but not Lao, Khmer, Burmese, Vietnamese or Malay);
 - ``minilm``: English all-MiniLM-L6-v2 (``semantic`` extra: sentence-transformers, torch);
 - ``e5-static``: e5 distilled into a static table of piece vectors (``static_model``),
-  thousands of texts a second where e5 encodes about a hundred, but on the frozen test
-  split no better than the lexical matcher (0.822 against 0.825 nDCG@10).
+  hundreds of texts a second even on a loaded machine (e5: about a hundred when quiet),
+  but on the frozen test split no better than the lexical matcher (0.822 against 0.825
+  nDCG@10).
 
 The hub matches with ``hub_encoder_name()``: ``HUB_MODEL`` (None: lexical, because e5 is
 too slow for a hub's catalogue and e5-static does not beat the lexical matcher on the test
@@ -135,8 +136,9 @@ class E5Encoder:
 class StaticE5Encoder:
     """``e5-static``: multilingual-e5-small distilled into a static table of piece vectors
     (``node.matching.static_model``; the files ship in the repository, MIT like e5).
-    Symmetric: requests and offers are encoded alike. Tens of thousands of texts per
-    second on one core, where the full model manages about a hundred."""
+    Symmetric: requests and offers are encoded alike. 826 listing texts a second on 2
+    cores shared at load ~20 (bench.match_semantic), where e5 manages about a hundred
+    when the machine is quiet."""
 
     name = "e5-static"
     scale = (0.35, 0.30)  # chosen on the dev split: a 3 x 3 grid and its neighbours
