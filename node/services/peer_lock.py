@@ -32,12 +32,15 @@ LOCK_DIR = "locks"
 POLL_S = 0.05
 
 
-def lock_key(puller: str, peer: str) -> int:
-    """A stable signed 64-bit key for ``puller`` pulling ``peer``. The puller is part of it:
-    advisory locks are database-wide, and other nodes may keep their schemas in the same
-    database; their pulls of the same peer must not make ours skip."""
+def lock_key(puller: str, peer: str, schema: str = "public") -> int:
+    """A stable signed 64-bit key for ``puller`` pulling ``peer`` in ``schema``. The puller
+    and the schema are part of it: advisory locks are database-wide, and other nodes
+    (even of the same name: test runs side by side) may keep their schemas in the same
+    database; their pulls of the same peer must not make ours skip. The processes of one
+    node share its schema, hence the key."""
+    name = f"{puller}:{peer}" if schema == "public" else f"{schema}:{puller}:{peer}"
     return int.from_bytes(
-        hashlib.sha256(f"cattc-pull:{puller}:{peer}".encode()).digest()[:8], "big", signed=True
+        hashlib.sha256(f"cattc-pull:{name}".encode()).digest()[:8], "big", signed=True
     )
 
 
@@ -61,10 +64,16 @@ class _AdvisoryLock:
     """A PostgreSQL session-level advisory lock, on a connection held while it is tried
     and while it is held."""
 
-    def __init__(self, engine: Engine, key: int) -> None:
-        self.key = key
+    def __init__(self, engine: Engine, puller: str, peer: str) -> None:
         self.got = False
         self.conn: Connection = engine.connect()
+        try:
+            schema = self.conn.execute(text("SELECT current_schema()")).scalar()
+            self.conn.commit()
+        except BaseException:
+            self.conn.close()
+            raise
+        self.key = lock_key(puller, peer, str(schema or "public"))
 
     def try_acquire(self) -> bool:
         got = self.conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
@@ -101,7 +110,7 @@ class _FileLock:
 
 def _open(rt: NodeRuntime, peer: str) -> _Lock:
     if rt.engine.dialect.name == "postgresql":
-        return _AdvisoryLock(rt.engine, lock_key(rt.node_id, peer))
+        return _AdvisoryLock(rt.engine, rt.node_id, peer)
     return _FileLock(lock_path(rt.data_dir, peer))
 
 
