@@ -234,7 +234,8 @@ def many_vs_all(
         semantic = np.empty((b, n), dtype=np.float32)
         for start in range(0, n, DENSE_ROWS):
             theirs32 = other.dense.view[slots[start : start + DENSE_ROWS]].astype(np.float32)
-            semantic[:, start : start + DENSE_ROWS] = mine32 @ theirs32.T
+            # Rounded as a float16 product is, so that every route gives the same score.
+            semantic[:, start : start + DENSE_ROWS] = (mine32 @ theirs32.T).astype(np.float16)
     # Every pair of the block scored at once (without components), one row per listing.
     if own.kind == "request":
         grid = grid_scores(own, own_slots, other, slots, sims, semantic, now_ms)

@@ -10,12 +10,13 @@ from node.matching import Matcher
 from node.matching import matcher as matcher_module
 from node.matching.bulk import pair_sims
 from node.matching.scoring import Ints, Scored, grid_scores, score_pairs
+from node.matching.semantic import CachedEncoder
 from node.matching.store import KindStore
 from tests.matching.helpers import NOW, offer, request, sample_views
 
 
-def _sample() -> Matcher:
-    m = Matcher(NOW)
+def _sample(encoder: CachedEncoder | None = None) -> Matcher:
+    m = Matcher(NOW, encoder=encoder)
     m.upsert_many(sample_views())
     return m
 
@@ -66,6 +67,20 @@ def test_many_at_once_equals_scoring_every_pair(
         assert {r for r, s in mine if s > expect[-1][1]} == {
             r for r, s in expect if s > expect[-1][1]
         }, ref
+
+
+def test_with_embeddings_many_at_once_equals_scoring_every_pair(
+    e5_static: CachedEncoder,
+) -> None:
+    m = _sample(e5_static)
+    assert m.stores["request"].dense is not None
+    refs = [ref for store in m.stores.values() for ref in store.slot_of]
+    got = m.matches_for_many(refs)
+    brute = _brute(m)
+    for ref in refs:
+        mine = [x.score for x in got[ref]]
+        assert mine == [s for _, s in brute.get(ref, [])], ref
+        assert all("semantic" in x.components for x in got[ref])
 
 
 def test_many_at_once_equals_one_at_a_time_with_explanations() -> None:
