@@ -269,7 +269,8 @@ class MatchEngine:
             with self.lock:
                 live = [ref for ref in chunk if ref in self.versions]
                 stamps = {ref: self.stamp(ref) for ref in live}
-                found = self.matcher.matches_for_many(live, k=TOP_K)
+                # Shared terms and codes only for the notices that tell them (_send).
+                found = self.matcher.matches_for_many(live, k=TOP_K, explain=False)
             for ref in live:
                 pairs.extend(
                     (m.request, m.candidate, m) for m in found[ref] if m.score >= MIN_SCORE
@@ -359,6 +360,11 @@ class MatchEngine:
     ) -> dict[str, Any] | None:
         """The unsigned notice to ``reader`` about ``other``, or None if it may not know of
         ``other`` at all."""
+        knowable = self.knowable(reader, other, ctx)
+        if not knowable.named:
+            return None
+        with self.lock:
+            match = self.matcher.explain(match)
         country = ctx.countries.get(other[0])
         where = (
             COUNTRY_NAMES.get(country or "", other[0]) if other[0] != self.rt.node_id else "China"
@@ -376,7 +382,7 @@ class MatchEngine:
             components=match.components,
             shared_terms=match.shared_terms,
             shared_codes=match.shared_codes,
-            knowable=self.knowable(reader, other, ctx),
+            knowable=knowable,
         )
 
     def after_sync(self, checkpoint: Checkpoint = _nothing, budget_s: float | None = None) -> int:

@@ -238,10 +238,17 @@ class Matcher:
         return self.matches_for_many([(owner, listing_id)], k, kinds)[(owner, listing_id)]
 
     def matches_for_many(
-        self, refs: Iterable[Ref], k: int = 10, kinds: Collection[str] = CANDIDATE_KINDS
+        self,
+        refs: Iterable[Ref],
+        k: int = 10,
+        kinds: Collection[str] = CANDIDATE_KINDS,
+        *,
+        explain: bool = True,
     ) -> dict[Ref, list[Match]]:
         """``matches_for`` of each of ``refs``, found together: one sparse product per
-        block of listings instead of one per listing (the re-match's notify path)."""
+        block of listings instead of one per listing (the re-match's notify path). With
+        ``explain=False`` the shared terms, concepts and codes are left out (``explain``
+        adds them to the matches that need them)."""
         now = self.now()
         out: dict[Ref, list[Match]] = {}
         by_kind: dict[str, list[Ref]] = {}
@@ -273,11 +280,16 @@ class Matcher:
                             for s, v, j in zip(slots, scores, idx, strict=True)
                         )
             for ref, slot, entries in zip(mine, own_slots, found, strict=True):
-                out[ref] = self._explained(kind, int(slot), entries, k)
+                out[ref] = self._explained(kind, int(slot), entries, k, explain)
         return out
 
     def _explained(
-        self, kind: str, slot: int, found: list[tuple[float, str, int, int, Scored]], k: int
+        self,
+        kind: str,
+        slot: int,
+        found: list[tuple[float, str, int, int, Scored]],
+        k: int,
+        explain: bool = True,
     ) -> list[Match]:
         """The best ``k`` of ``found`` (score, other kind, other slot, index into its
         Scored) for the listing at ``slot``, as explained matches."""
@@ -288,9 +300,9 @@ class Matcher:
         out: list[Match] = []
         for value, other_kind, other_slot, idx, scored in found[:k]:
             if kind == "request":
-                out.append(self._match(slot, other_kind, other_slot, value, scored, idx))
+                out.append(self._match(slot, other_kind, other_slot, value, scored, idx, explain))
             else:
-                out.append(self._match(other_slot, kind, slot, value, scored, idx))
+                out.append(self._match(other_slot, kind, slot, value, scored, idx, explain))
         has_vector = own.dense is not None and own.has_dense.view[slot]
         if has_vector and out:
             counterparts = [
@@ -416,7 +428,14 @@ class Matcher:
         table.scores[row, : len(best)] = score[best]
 
     def _match(
-        self, req_slot: int, kind: str, cand_slot: int, score: float, scored: Scored, idx: int
+        self,
+        req_slot: int,
+        kind: str,
+        cand_slot: int,
+        score: float,
+        scored: Scored,
+        idx: int,
+        explain: bool = True,
     ) -> Match:
         requests, cands = self.stores["request"], self.stores[kind]
         req, cand = requests.features[req_slot], cands.features[cand_slot]
@@ -426,12 +445,31 @@ class Matcher:
             for name, (value, present) in scored.components.items()
             if present[idx]
         }
-        return Match(
+        match = Match(
             request=req.ref,
             candidate=cand.ref,
             kind=kind,
             score=round(score, 4),
             components=components,
+            candidate_title=cand.title,
+        )
+        return self._shared(match, req_slot, kind, cand_slot) if explain else match
+
+    def explain(self, match: Match) -> Match:
+        """``match`` with what its two listings share (terms, concepts, codes), for a
+        match found with ``explain=False``; unchanged if either listing is gone."""
+        kind = self._kind_of.get(match.candidate)
+        if kind is None or match.request not in self._kind_of:
+            return match
+        req_slot = self.stores["request"].slot_of[match.request]
+        return self._shared(match, req_slot, kind, self.stores[kind].slot_of[match.candidate])
+
+    def _shared(self, match: Match, req_slot: int, kind: str, cand_slot: int) -> Match:
+        requests, cands = self.stores["request"], self.stores[kind]
+        req, cand = requests.features[req_slot], cands.features[cand_slot]
+        assert req is not None and cand is not None
+        return replace(
+            match,
             shared_terms=shared_terms(
                 requests.sparse["text"].row(req_slot),
                 cands.sparse["text"].row(cand_slot),
@@ -444,7 +482,6 @@ class Matcher:
                 self.vocabs["concepts"],
             ),
             shared_codes=shared_codes(req, cand),
-            candidate_title=cand.title,
         )
 
 

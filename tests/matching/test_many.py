@@ -131,3 +131,16 @@ def test_compaction_keeps_the_explanations() -> None:
     before = m.matches_for_many(refs)
     m.compact()
     assert m.matches_for_many(refs) == before
+
+
+def test_matches_found_without_explanations_are_explained_later() -> None:
+    m = _sample()
+    refs = list(m.stores["request"].slot_of)[:10] + list(m.stores["offer"].slot_of)[:10]
+    bare = m.matches_for_many(refs, explain=False)
+    full = m.matches_for_many(refs)
+    assert any(x.shared_terms for ms in full.values() for x in ms), "the sample shares terms"
+    assert all(not x.shared_terms and not x.shared_codes for ms in bare.values() for x in ms)
+    assert {ref: [m.explain(x) for x in ms] for ref, ms in bare.items()} == full
+    gone = next(x for ms in bare.values() for x in ms)
+    m.remove(*gone.candidate)
+    assert m.explain(gone) == gone  # a listing gone meanwhile: left as it was
