@@ -17,6 +17,8 @@ import multiprocessing
 import os
 import pickle
 import signal
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,6 +30,7 @@ from sync.interfaces import RejectedItem, VerifiedItem
 from sync.verify import CheckedPage, OpenedPage, PageError, check_item, check_items
 
 logger = logging.getLogger(__name__)
+ORPHAN_CHECK_S = 1.0  # how often a worker looks whether its parent is still there
 MIN_ITEMS = 64  # below this a page is checked in-process: sending it costs more
 # (index, key name) for a good item; (index, code, message) for a refused one.
 Verdict = tuple[int, str] | tuple[int, str, str]
@@ -73,6 +76,7 @@ class VerifyPool:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_ignore_interrupts,
+                initargs=(os.getpid(),),
             )
         return self._executor
 
@@ -147,9 +151,20 @@ def _ready() -> bool:
     return True
 
 
-def _ignore_interrupts() -> None:
-    """A worker leaves Ctrl-C to its parent, which stops it (no traceback per worker)."""
+def _ignore_interrupts(parent: int) -> None:
+    """A worker leaves Ctrl-C to its parent, which stops it (no traceback per worker), and
+    exits by itself when the parent is gone (killed, or ended by ``os._exit``: nobody is
+    left to shut the pool down, and an orphan would hold its memory for ever)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent's pid comes from the parent: a worker still starting when its parent
+    # died would read the pid of whoever adopted it.
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="orphan").start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_S)
+    os._exit(0)
 
 
 def _check_chunk_kw(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Verdict]:

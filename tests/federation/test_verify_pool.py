@@ -84,3 +84,49 @@ async def test_a_reader_with_a_pool_quarantines_bad_items_and_applies_the_rest(
     got = quarantined(hub)
     assert [code for _, code, _, _ in got] == [codes[i] for i in sorted(codes)]
     assert [item for _, _, _, item in got] == [items[i] for i in sorted(codes)]
+
+
+ORPHAN_SCRIPT = """
+import asyncio, multiprocessing, os, sys
+from sync.verify_pool import VerifyPool
+
+async def main() -> None:
+    pool = VerifyPool(2)
+    await pool.warm()
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    os._exit(0)  # as a hub killed mid-pull: nobody shuts the pool down
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_the_pools_workers_exit_when_their_parent_is_gone() -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = subprocess.run(
+        [sys.executable, "-c", ORPHAN_SCRIPT],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    pids = [int(p) for p in out.stdout.split()]
+    assert pids, "the pool started no worker"
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if alive(p)], "orphaned verify workers still run"
+    assert os.getpid() not in pids
