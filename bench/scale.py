@@ -28,22 +28,19 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import text
 
 from bench.common import BenchResult
+from bench.harness import postgres_schema
 from bench.sync_pull import HUB_KEY, HUB_SEED, SHARE_ALL, _free_port, _records, _serve, _stop
 from node.config import NodeConfig
 from node.demo import PUBLIC_RULES
 from node.runtime import open_runtime
 from node.services.directory import Member, keys_from_identity
 from node.services.setup import init_node
-from node.storage.db import make_engine
 
 MEMBERS = int(os.environ.get("CATTC_SCALE_MEMBERS", "50"))
 LISTINGS = int(os.environ.get("CATTC_SCALE_LISTINGS", "20000"))
@@ -152,22 +149,8 @@ def _member(root: Path, index: int, hub_url: str) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _hub_database() -> Iterator[str | None]:
-    if not DATABASE:
-        yield None
-        return
-    schema = f"bench_scale_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(DATABASE)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in DATABASE else "?"
-    try:
-        yield f"{DATABASE}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+def _hub_database() -> contextlib.AbstractContextManager[str | None]:
+    return postgres_schema(DATABASE, "bench_scale", required=True)
 
 
 def _hub(

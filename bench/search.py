@@ -28,7 +28,6 @@ import random
 import sqlite3
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
@@ -36,10 +35,10 @@ from typing import Any
 
 import aiohttp
 import psycopg
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from bench.common import BenchResult
+from bench.harness import postgres_schema, search_clients
 from bench.import_listings import load_templates, make_listing
 from bench.sync_pull import _free_port, _serve, _stop, _wait_http
 from node.config import DB_FILE, NodeConfig
@@ -48,7 +47,7 @@ from node.hub.search import SearchIndex
 from node.hub.search_store import SearchDoc, _tsvector, public_listing
 from node.runtime import open_runtime
 from node.services.setup import init_node
-from node.storage.db import DatabaseUnavailable, check_connection, make_engine
+from node.storage.db import make_engine
 
 N_DOCS = int(os.environ.get("CATTC_BENCH_SEARCH_DOCS", "200000"))
 POSTGRES = os.environ.get("CATTC_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -234,24 +233,10 @@ async def _clients(
     url: str, clients: int, requests: int, queries: list[dict[str, Any]] | None = None
 ) -> list[float]:
     """Times of ``requests`` searches by ``clients`` clients (sorted, ms)."""
-    queries = QUERIES if queries is None else queries
-    times: list[float] = []
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    for i in range(requests):
-        queue.put_nowait(queries[i % len(queries)])
-
-    async def client(http: aiohttp.ClientSession) -> None:
-        while not queue.empty():
-            params = queue.get_nowait()
-            started = time.perf_counter()
-            async with http.get(url, params=params) as resp:
-                body = await resp.json()
-                assert resp.status == 200, body
-            times.append((time.perf_counter() - started) * 1000)
-
-    async with aiohttp.ClientSession() as http:
-        await asyncio.gather(*(client(http) for _ in range(clients)))
-    return sorted(times)
+    times, _wall = await search_clients(
+        url, clients, QUERIES if queries is None else queries, requests
+    )
+    return times
 
 
 async def _warm(url: str) -> None:
@@ -279,29 +264,9 @@ def _pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
 
 
-@contextlib.contextmanager
-def _postgres_schema() -> Iterator[str | None]:
+def _postgres_schema() -> contextlib.AbstractContextManager[str | None]:
     """A URL to a schema of its own on the bench's PostgreSQL, or None without one."""
-    if not POSTGRES:
-        yield None
-        return
-    admin = make_engine(POSTGRES)
-    try:
-        check_connection(admin)
-    except DatabaseUnavailable:
-        admin.dispose()
-        yield None
-        return
-    schema = f"bench_search_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES else "?"
-    try:
-        yield f"{POSTGRES}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    return postgres_schema(POSTGRES, "bench_search")
 
 
 def _measure(

@@ -32,9 +32,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from bench.common import PROJECT_ROOT, BenchResult, median, result_from_runs
+from bench.harness import search_clients
 from bench.search import (
     CLIENTS,
     QUERIES,
@@ -119,26 +118,9 @@ def _tree_cpu_s(pid: int) -> float:
 async def _load(
     url: str, queries: list[dict[str, Any]], requests: int
 ) -> tuple[list[float], float]:
-    """``requests`` searches by CLIENTS clients (each sends its next when the last is
-    answered): the sorted times (ms) and the wall seconds of them all."""
-    times: list[float] = []
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    for i in range(requests):
-        queue.put_nowait(queries[i % len(queries)])
-
-    async def client(http: aiohttp.ClientSession) -> None:
-        while not queue.empty():
-            params = queue.get_nowait()
-            started = time.perf_counter()
-            async with http.get(url, params=params) as resp:
-                body = await resp.json()
-                assert resp.status == 200, body
-            times.append((time.perf_counter() - started) * 1000)
-
-    started = time.perf_counter()
-    async with aiohttp.ClientSession() as http:
-        await asyncio.gather(*(client(http) for _ in range(CLIENTS)))
-    return sorted(times), time.perf_counter() - started
+    """``requests`` searches by CLIENTS clients: the sorted times (ms) and the wall
+    seconds of them all."""
+    return await search_clients(url, CLIENTS, queries, requests)
 
 
 def _hub(tmp: Path, db_url: str, n_docs: int) -> Path:
