@@ -57,7 +57,12 @@ def _env(compose: dict[str, Any], node: str) -> dict[str, str]:
 def test_parse_cattc_reaches_the_command_that_would_run() -> None:
     contexts = parse_cattc(SERVE)
     assert [c.info_name for c in contexts] == ["cattc", "serve"]
-    assert contexts[-1].params == {"data_dir": Path("/data"), "host": "0.0.0.0", "port": 8080}
+    assert contexts[-1].params == {
+        "data_dir": Path("/data"),
+        "host": "0.0.0.0",
+        "port": 8080,
+        "workers": 1,
+    }
     nested = parse_cattc(["cattc", "listings", "/data", "list", "--limit", "5"])
     assert [c.info_name for c in nested] == ["cattc", "listings", "list"]
 

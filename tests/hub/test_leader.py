@@ -32,6 +32,7 @@ from node.services.leader import (
 from node.storage.models import MetaRow
 from node.web.appkeys import HUB_MATCHING, LEADER, MATCHING, SYNC
 from sync.interfaces import Changes
+from tests.conftest import POSTGRES_URL
 from tests.federation.network import NodeFactory
 from tests.hub.helpers import cattc_json, get_json, start_hub_network
 from tests.nodes import RunningNode, serve_node
@@ -257,6 +258,8 @@ async def test_the_database_lock_is_one_holder_at_a_time(node_factory: NodeFacto
     assert hub.app[LEADER].is_leader
 
 
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL only: set CATTC_TEST_POSTGRES_URL")
+@pytest.mark.parametrize("db_engine_name", ["postgresql"], indirect=True)
 async def test_a_leader_that_loses_its_connection_stops_and_bids_again(
     node_factory: NodeFactory,
 ) -> None:
@@ -264,8 +267,7 @@ async def test_a_leader_that_loses_its_connection_stops_and_bids_again(
     session, the leader stops its singletons and takes the lock again with a new one."""
     hub = await node_factory("cn", is_hub=True)
     rt = hub.runtime
-    if rt.engine.dialect.name != "postgresql":
-        pytest.skip("the file lock has no connection to lose")
+    assert rt.engine.dialect.name == "postgresql"  # a file lock has no connection to lose
     leadership = hub.app[LEADER]
     lost: list[bool] = []
 
