@@ -14,9 +14,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ from tests.federation.network import (
 from tests.node.sample import sample_records
 from tests.nodes import COUNTRY, RunningNode, seed_for
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FEED = "/federation/v1/feed"
 NOTIFY = "/federation/v1/notify"
 DAY_MS = 24 * 3600 * 1000
@@ -364,18 +366,27 @@ class FakePeer:
         return web.json_response(self.pages[after])
 
 
-@pytest.fixture
-async def fake_th() -> AsyncIterator[FakePeer]:
-    peer = FakePeer()
+@contextlib.asynccontextmanager
+async def feed_server(handler: Handler) -> AsyncIterator[str]:
+    """A loopback server answering the feed path with ``handler``: its base URL."""
     app = web.Application()
-    app.router.add_get(FEED, peer.feed)
+    app.router.add_get(FEED, handler)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    peer.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield peer
-    await runner.cleanup()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def fake_th() -> AsyncIterator[FakePeer]:
+    peer = FakePeer()
+    async with feed_server(peer.feed) as url:
+        peer.url = url
+        yield peer
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from aiohttp import web
 from protocol.canonical import canonical_bytes
 from tests.federation.network import NodeFactory
 from tests.federation.test_security import (
-    FEED,
     cursor,
     feed_page,
+    feed_server,
     held,
     member,
     node_key,
@@ -38,15 +38,9 @@ class RawPeer:
 @pytest.fixture
 async def raw_th() -> AsyncIterator[RawPeer]:
     peer = RawPeer()
-    app = web.Application()
-    app.router.add_get(FEED, peer.feed)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    peer.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield peer
-    await runner.cleanup()
+    async with feed_server(peer.feed) as url:
+        peer.url = url
+        yield peer
 
 
 @pytest.fixture
