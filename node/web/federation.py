@@ -50,32 +50,24 @@ async def notify(request: web.Request) -> web.Response:
 
 async def directory(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    if not rt.config.is_hub:
-        raise ApiError(404, ErrorCode.NOT_FOUND, "only the hub serves the member directory")
     doc = await rt.run(rt.directory_document)
     return web.json_response(doc)
 
 
 async def custody(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    if not rt.config.is_hub:
-        raise ApiError(404, ErrorCode.NOT_FOUND, "only the hub answers custody questions")
     doc = await rt.run(custody_document, rt, request[ORIGIN])
     return web.json_response(doc)
 
 
 async def eoi(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    if not rt.config.is_hub:
-        raise ApiError(404, ErrorCode.NOT_FOUND, "expressions of interest go through the hub")
     body = await _eoi_body(request)
     return await _eoi_answer(rt.run(hub_receive_eoi, rt, request[ORIGIN], body))
 
 
 async def eoi_reply(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    if not rt.config.is_hub:
-        raise ApiError(404, ErrorCode.NOT_FOUND, "replies go through the hub")
     body = await _eoi_body(request)
     return await _eoi_answer(rt.run(hub_receive_reply, rt, request[ORIGIN], body))
 
