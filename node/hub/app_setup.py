@@ -36,7 +36,6 @@ from node.web.appkeys import (
     HUB_MATCHING,
     LEADER,
     LOOP_LAG,
-    MATCHING,
     METRICS,
     RUNTIME,
     SEARCH_INDEX,
@@ -79,10 +78,10 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     app[METRICS] = registry
     manager = app[SYNC]
     hub = HubMatching(rt, app[LEADER], manager.session)
+    # The matcher is ``hub.service``, made again at each gained leadership: held only
+    # there (one source of truth), it starts no worker until the leader calls it (a
+    # process that never leads never starts one).
     app[HUB_MATCHING] = hub
-    # The first matcher, for tests and tools that hold it; it starts no worker until the
-    # leader calls it (a process that never leads never starts one).
-    app[MATCHING] = hub.service
     manager.add_observer(hub)
     lag_task = asyncio.create_task(lag.run())
     yield

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from node.clock import Clock
+from node.hub.match_queue import queue_changes
 from node.services.errors import SchemaInvalid
 from node.services.feed import post_to_outbox
 from node.services.remote_store import AppliedPage, PageHook, RemoteStore
@@ -80,7 +81,8 @@ class CustodyReceipts:
 
 
 class HubRemoteStore(RemoteStore):
-    """The hub's sync storage: each page's custody receipt to the owner with it."""
+    """The hub's sync storage: each page's custody receipt to the owner with it, and its
+    changes queued for the matcher (``node.hub.match_queue``)."""
 
     def __init__(
         self,
@@ -90,7 +92,8 @@ class HubRemoteStore(RemoteStore):
         clock: Clock,
         page_hooks: Iterable[PageHook] = (),
     ) -> None:
-        super().__init__(engine, [CustodyReceipts(hub_id, key, clock), *page_hooks])
+        hooks: list[PageHook] = [CustodyReceipts(hub_id, key, clock), queue_changes, *page_hooks]
+        super().__init__(engine, hooks)
         self.hub_id = hub_id
 
 

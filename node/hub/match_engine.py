@@ -26,9 +26,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, select, tuple_
+from sqlalchemy import Engine, delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from node.hub import match_queue
 from node.hub.notice_content import (
     Knowable,
     held_knowable,
@@ -38,7 +39,13 @@ from node.hub.notice_content import (
 )
 from node.services.audiences import Membership, audience_of, membership
 from node.services.feed import post_to_outbox
-from node.storage.models import ListingRow, MatchStampRow, NoticeSentRow, RemoteListingRow
+from node.storage.models import (
+    ChangeRow,
+    ListingRow,
+    MatchStampRow,
+    NoticeSentRow,
+    RemoteListingRow,
+)
 from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate
 from policies.model import Audience
@@ -59,6 +66,9 @@ REFS_PER_TXN = 100
 SCORING_VERSION = "1"
 MATCHED = frozenset({"tech_offer", "tech_request", "expert"})
 LOAD_BATCH = 500  # summaries parsed and added to the matcher between two checkpoints
+# Seconds after which the hub's own listings are read again though their change log and
+# policy did not move (a change of the directory's groups changes what the hub may see).
+OWN_RESCAN_S = 300.0
 Ref = tuple[str, str]
 Stamp = tuple[int, ...]
 Holding = tuple[Stamp, dict[str, Any]]  # the view is {} when unchanged since last time
@@ -76,24 +86,50 @@ class MatchEngine:
     """The matcher over what the hub holds, kept current by ``after_sync``. ``checkpoint``
     arguments are called between batches (the worker answers queries there)."""
 
-    def __init__(self, rt: NodeRuntime, encoder: Any = None) -> None:
+    def __init__(
+        self, rt: NodeRuntime, encoder: Any = None, *, consumes_queue: bool = False
+    ) -> None:
+        """``consumes_queue``: this engine is the hub's one matcher (its worker), which
+        takes in changes from ``match_queue`` and deletes what it took; any other (a CLI
+        command's, a test's) reads everything held at each refresh and leaves the queue."""
         from node.matching.matcher import Matcher
 
         self.rt = rt
+        self.consumes_queue = consumes_queue
         self.matcher: Matcher = Matcher(encoder=encoder)
         self.versions: dict[Ref, Stamp] = {}
-        # The hub's own listings its policy keeps from itself, at the stamp last evaluated.
+        # The hub's own listings held, and those its policy keeps from itself, at the
+        # stamp last evaluated.
+        self.own: set[Ref] = set()
         self.hidden: dict[Ref, Stamp] = {}
-        # What match_stamps says is done (loaded at the first re-match).
-        self.done: dict[Ref, str] | None = None
+        # Held listings whose matches are not yet found at their current stamp, and
+        # listings no longer held whose stamps are still to be deleted.
+        self.todo: set[Ref] = set()
+        self.forget: set[Ref] = set()
+        self.loaded = False  # the first refresh loads everything held; later ones, changes
+        self.seen_until = 0  # the clock at the last refresh: what expired since is looked up
+        self.own_mark: tuple[int, int] | None = None  # (change log head, policy) last scanned
+        self.own_scanned = 0.0  # time.monotonic() of the last scan of the own listings
+        self.reads = 0  # held summaries read (a pass reads what changed, not what is held)
         self.left = 0  # listings still to do after the last after_sync
         model = self.matcher.semantic.model if self.matcher.semantic.enabled else "lexical"
-        self.scoring = f"{SCORING_VERSION}/{model}"
+        self._scoring = f"{SCORING_VERSION}/{model}"
         # Re-entrant: a query answered at a checkpoint of a re-match, in the same thread.
         self.lock = threading.RLock()
         # One re-match at a time: two pulls ending together would both see the same new
         # pairs and insert the same notices_sent rows (unique violation, or deadlock).
         self.sync_lock = threading.Lock()
+
+    @property
+    def scoring(self) -> str:
+        return self._scoring
+
+    @scoring.setter
+    def scoring(self, value: str) -> None:
+        """A new scoring (or model): every listing whose stamp says otherwise is to do."""
+        self._scoring = value
+        if self.loaded:
+            self._recount()
 
     # -- keeping the matcher current -------------------------------------------------
     def _own_holdings(self, now: int) -> dict[Ref, Holding]:
@@ -106,6 +142,8 @@ class MatchEngine:
         out: dict[Ref, Holding] = {}
         seen: set[Ref] = set()
         with Session(rt.engine) as session:
+            self.own_mark = (_change_head(session), policy_version)
+            self.own_scanned = time.monotonic()
             own = session.execute(
                 select(ListingRow.id, ListingRow.version, ListingRow.updated).where(
                     ListingRow.withdrawn.is_(False),
@@ -136,64 +174,195 @@ class MatchEngine:
             del self.hidden[key]
         return out
 
-    def refresh(self, checkpoint: Checkpoint = _nothing) -> list[Ref]:
-        """Bring the matcher up to date; return the listings added or changed. Summaries
-        are read and added ``LOAD_BATCH`` at a time: what is held in memory at once is
-        one batch of parsed views, not every view the hub holds."""
-        rt = self.rt
-        now = rt.clock()
-        with Session(rt.engine) as session:
-            rows = session.execute(
-                select(
-                    RemoteListingRow.origin,
-                    RemoteListingRow.listing_id,
-                    RemoteListingRow.version,
-                    RemoteListingRow.item_ts,
-                ).where(RemoteListingRow.expires > now, RemoteListingRow.category.in_(MATCHED))
-            ).all()
-        held: dict[Ref, Stamp] = {(o, lid): (v, ts) for o, lid, v, ts in rows}
-        del rows
+    def _own_due(self, now: int) -> bool:
+        """Whether the own listings are to be read again: the change log or the policy
+        moved, one of them expired since the last pass, or ``OWN_RESCAN_S`` passed (a
+        change in the directory's groups, or a change logged out of order)."""
+        if self.own_mark is None or time.monotonic() - self.own_scanned > OWN_RESCAN_S:
+            return True
+        policy_version, _ = self.rt.policy.compiled()
+        with Session(self.rt.engine) as session:
+            if (_change_head(session), policy_version) != self.own_mark:
+                return True
+            expired = session.scalar(
+                select(ListingRow.id)
+                .where(ListingRow.expires > self.seen_until, ListingRow.expires <= now)
+                .limit(1)
+            )
+        return expired is not None
+
+    def _take_own(self, now: int) -> list[Ref]:
+        """Bring the hub's own listings up to date; the keys added or changed."""
         own = self._own_holdings(now)
-        held.update((key, stamp) for key, (stamp, _) in own.items())
         changed: list[Ref] = []
         with self.lock:
-            for key in [k for k in self.versions if k not in held]:
-                self.matcher.remove(*key)
-                del self.versions[key]
+            for key in [k for k in self.own if k not in own]:
+                self._drop(key)
             for key, (stamp, view) in own.items():
                 if self.versions.get(key) != stamp:
                     self.matcher.upsert(key[0], view)
-                    self.versions[key] = stamp
+                    self._held(key, stamp)
                     changed.append(key)
-        fetch = [k for k, st in held.items() if k not in own and self.versions.get(k) != st]
-        del held, own
-        for start in range(0, len(fetch), LOAD_BATCH):
-            chunk = fetch[start : start + LOAD_BATCH]
-            batch: list[tuple[Ref, Stamp, dict[str, Any]]] = []
+        return changed
+
+    def _held(self, key: Ref, stamp: Stamp) -> None:
+        """Under ``lock``: ``key`` is in the matcher at ``stamp``, its matches to find."""
+        self.versions[key] = stamp
+        if self.loaded:  # at the first scan, match_stamps tells what is to do (_recount)
+            self.todo.add(key)
+        self.forget.discard(key)
+        if key[0] == self.rt.node_id:
+            self.own.add(key)
+
+    def _drop(self, key: Ref) -> None:
+        """Under ``lock``: ``key`` leaves the matcher (retracted, expired, hidden)."""
+        if key in self.versions:
+            self.matcher.remove(*key)
+            del self.versions[key]
+            self.forget.add(key)
+        self.todo.discard(key)
+        self.own.discard(key)
+
+    def refresh(self, checkpoint: Checkpoint = _nothing) -> list[Ref]:
+        """Bring the matcher up to date; return the listings added or changed. The first
+        refresh reads everything held; later ones of the queue's consumer take in only
+        what the pages applied since have queued (``node.hub.match_queue``), what expired
+        since, and the hub's own listings when they changed."""
+        if not (self.loaded and self.consumes_queue):
+            return self._scan(checkpoint)
+        rt = self.rt
+        now = rt.clock()
+        changed: list[Ref] = []
+        for batch in match_queue.batches(rt.engine):
+            keys = list(dict.fromkeys(ref for _, ref in batch if ref[0] != rt.node_id))
+            changed.extend(self._take(keys, now, checkpoint))
+            match_queue.drop(rt.engine, [i for i, _ in batch])
+        if now > self.seen_until:
             with Session(rt.engine) as session:
-                for row in session.execute(
+                expired = session.execute(
+                    select(RemoteListingRow.origin, RemoteListingRow.listing_id).where(
+                        RemoteListingRow.expires > self.seen_until,
+                        RemoteListingRow.expires <= now,
+                    )
+                ).all()
+            with self.lock:
+                for origin, lid in expired:
+                    self._drop((origin, lid))
+        if self._own_due(now):
+            changed.extend(self._take_own(now))
+        self.seen_until = now
+        return changed
+
+    def _take(self, keys: list[Ref], now: int, checkpoint: Checkpoint) -> list[Ref]:
+        """The held summaries ``keys`` as they are now, into the matcher (or out of it:
+        purged, expired, not matched), ``LOAD_BATCH`` at a time."""
+        changed: list[Ref] = []
+        for start in range(0, len(keys), LOAD_BATCH):
+            chunk = keys[start : start + LOAD_BATCH]
+            with Session(self.rt.engine) as session:
+                rows = session.execute(
+                    select(
+                        RemoteListingRow.origin,
+                        RemoteListingRow.listing_id,
+                        RemoteListingRow.version,
+                        RemoteListingRow.item_ts,
+                        RemoteListingRow.expires,
+                        RemoteListingRow.category,
+                        RemoteListingRow.signed_bytes,
+                    ).where(tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(chunk))
+                ).all()
+            self.reads += len(rows)
+            found = {(row.origin, row.listing_id): row for row in rows}
+            batch: list[tuple[Ref, Stamp, dict[str, Any]]] = []
+            with self.lock:
+                for key in chunk:
+                    row = found.get(key)
+                    if row is None or row.expires <= now or row.category not in MATCHED:
+                        self._drop(key)
+                        continue
+                    stamp: Stamp = (row.version, row.item_ts)
+                    if self.versions.get(key) != stamp:
+                        batch.append((key, stamp, _listing_view(row.signed_bytes)))
+                self.matcher.upsert_many((key[0], view) for key, _, view in batch)
+                for key, stamped, _ in batch:
+                    self._held(key, stamped)
+                    changed.append(key)
+            checkpoint()
+        return changed
+
+    def _scan(self, checkpoint: Checkpoint) -> list[Ref]:
+        """Everything held, into the matcher: summaries read in key order ``LOAD_BATCH``
+        at a time (short queries; one batch of parsed views in memory at once), those
+        whose stamp differs from the matcher's added, those no longer held removed. At the
+        first scan, what is left to do comes from ``match_stamps``, and the queued changes
+        seen before it began are covered by it and dropped (those queued meanwhile are
+        taken at the next refresh)."""
+        rt = self.rt
+        now = rt.clock()
+        first = not self.loaded
+        covered = match_queue.ids(rt.engine) if first and self.consumes_queue else []
+        changed = self._take_own(now)
+        seen: set[Ref] = set()
+        after: Ref = ("", "")
+        while True:
+            with Session(rt.engine) as session:
+                rows = session.execute(
                     select(
                         RemoteListingRow.origin,
                         RemoteListingRow.listing_id,
                         RemoteListingRow.version,
                         RemoteListingRow.item_ts,
                         RemoteListingRow.signed_bytes,
-                    ).where(tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(chunk))
-                ):
-                    view = json.loads(row.signed_bytes)["listing"]
-                    batch.append(((row.origin, row.listing_id), (row.version, row.item_ts), view))
+                    )
+                    .where(
+                        tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id) > after,
+                        RemoteListingRow.expires > now,
+                        RemoteListingRow.category.in_(MATCHED),
+                    )
+                    .order_by(RemoteListingRow.origin, RemoteListingRow.listing_id)
+                    .limit(LOAD_BATCH)
+                ).all()
+            if not rows:
+                break
+            self.reads += len(rows)
+            after = (rows[-1].origin, rows[-1].listing_id)
+            batch: list[tuple[Ref, Stamp, dict[str, Any]]] = []
+            for r in rows:
+                key: Ref = (r.origin, r.listing_id)
+                stamp: Stamp = (r.version, r.item_ts)
+                seen.add(key)
+                if self.versions.get(key) != stamp:
+                    batch.append((key, stamp, _listing_view(r.signed_bytes)))
+            del rows
             with self.lock:
                 self.matcher.upsert_many((key[0], view) for key, _, view in batch)
-                for key, stamp, _ in batch:
-                    self.versions[key] = stamp
-                    changed.append(key)
-                found = {key for key, _, _ in batch}
-                for key in chunk:  # gone since the first query (retracted meanwhile)
-                    if key not in found and key in self.versions:
-                        self.matcher.remove(*key)
-                        del self.versions[key]
+                for ref, held, _ in batch:
+                    self._held(ref, held)
+                    changed.append(ref)
+            del batch
             checkpoint()
+        with self.lock:
+            for key in [k for k in self.versions if k not in seen and k not in self.own]:
+                self._drop(key)
+        self.loaded = True
+        self.seen_until = now
+        if first:
+            self._recount()
+            match_queue.drop(rt.engine, covered)
         return changed
+
+    def _recount(self) -> None:
+        """What is left to do and to forget, from ``match_stamps`` (at load, and when the
+        scoring changes)."""
+        with Session(self.rt.engine) as session:
+            rows = session.execute(
+                select(MatchStampRow.owner, MatchStampRow.listing_id, MatchStampRow.stamp)
+            ).all()
+        done = {(owner, lid): stamp for owner, lid, stamp in rows}
+        del rows
+        with self.lock:
+            self.todo = {ref for ref in self.versions if done.get(ref) != self.stamp(ref)}
+            self.forget = {ref for ref in done if ref not in self.versions}
 
     def matches_for(self, ref: Ref, k: int = TOP_K) -> list[Match]:
         with self.lock:
@@ -207,25 +376,15 @@ class MatchEngine:
     def stamp(self, ref: Ref) -> str:
         return ":".join([self.scoring, *(str(part) for part in self.versions[ref])])
 
-    def _load_done(self) -> dict[Ref, str]:
-        if self.done is None:
-            with Session(self.rt.engine) as session:
-                rows = session.execute(
-                    select(MatchStampRow.owner, MatchStampRow.listing_id, MatchStampRow.stamp)
-                ).all()
-            self.done = {(owner, lid): stamp for owner, lid, stamp in rows}
-        return self.done
-
     def pending(self) -> list[Ref]:
         """Held listings whose matches were not yet found at their current stamp."""
-        done = self._load_done()
         with self.lock:
-            return sorted(ref for ref in self.versions if done.get(ref) != self.stamp(ref))
+            return sorted(self.todo)
 
     def _forget_gone(self) -> None:
         """Stamps of listings no longer held (retracted, expired, hidden) are dropped."""
-        done = self._load_done()
-        gone = [ref for ref in done if ref not in self.versions]
+        with self.lock:
+            gone = sorted(self.forget)
         for start in range(0, len(gone), LOAD_BATCH):
             chunk = gone[start : start + LOAD_BATCH]
             with Session(self.rt.engine) as session, session.begin():
@@ -234,14 +393,12 @@ class MatchEngine:
                         tuple_(MatchStampRow.owner, MatchStampRow.listing_id).in_(chunk)
                     )
                 )
-            for ref in chunk:
-                del done[ref]
+            with self.lock:
+                self.forget.difference_update(chunk)
 
     def status(self) -> dict[str, Any]:
-        done = self._load_done()
         with self.lock:
-            todo = sum(1 for ref in self.versions if done.get(ref) != self.stamp(ref))
-            return {"held": len(self.versions), "pending": todo, "scoring": self.scoring}
+            return {"held": len(self.versions), "pending": len(self.todo), "scoring": self.scoring}
 
     # -- notices ---------------------------------------------------------------------
     def notify(
@@ -336,7 +493,8 @@ class MatchEngine:
                         MatchStampRow(owner=o, listing_id=lid, stamp=s)
                         for (o, lid), s in stamps.items()
                     )
-            self._load_done().update(stamps)
+            with self.lock:
+                self.todo.difference_update(stamps)
         return len(rows)
 
     def knowable(self, reader: str, other: Ref, ctx: _Context) -> Knowable:
@@ -393,8 +551,18 @@ class MatchEngine:
             self.refresh(checkpoint)
             self._forget_gone()
             sent = self.notify(self.pending(), checkpoint, budget_s)
-            self.left = len(self.pending())
+            self.left = len(self.todo)
             return sent
+
+
+def _listing_view(signed_bytes: str) -> dict[str, Any]:
+    view: dict[str, Any] = json.loads(signed_bytes)["listing"]
+    return view
+
+
+def _change_head(session: Session) -> int:
+    """The last position of the hub's own change log (0 when empty)."""
+    return int(session.scalar(select(func.max(ChangeRow.seq))) or 0)
 
 
 def _already_sent(engine: Engine, keys: list[tuple[str, str, str, str]]) -> set[tuple[str, ...]]:

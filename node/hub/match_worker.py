@@ -85,7 +85,7 @@ class _Worker:
         self.conn = conn
         self.rt = rt
         self.now = now
-        self.engine = MatchEngine(rt, encoder)
+        self.engine = MatchEngine(rt, encoder, consumes_queue=True)
         self.parent = os.getppid()
         self.deferred: list[tuple[int, str, tuple[Any, ...], int]] = []
         self.loaded = False

@@ -407,6 +407,19 @@ class MatchStampRow(Base):
     stamp: Mapped[str] = mapped_column(String(200))
 
 
+class MatchQueueRow(Base):
+    """A held summary the hub's matcher has not yet taken in: one row per listing a page
+    added, replaced or purged, written in the page's transaction (``node.hub.match_queue``)
+    and deleted by id once the matching worker has read it. Only what is not yet taken in
+    is here, so a pass reads the changes, not everything held."""
+
+    __tablename__ = "match_queue"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(32))
+    listing_id: Mapped[str] = mapped_column(String(64))
+
+
 class SignedSummaryRow(Base):
     """The summary a reader was last signed of one of this node's listings, as canonical
     bytes (``node.services.summary_cache``): feed pages reuse them while the listing's

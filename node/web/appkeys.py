@@ -9,7 +9,6 @@ from prometheus_client import CollectorRegistry
 
 from node.clock import Clock
 from node.hub.loop_lag import LoopLagMonitor
-from node.hub.notices import MatchingService
 from node.hub.search import SearchIndex
 from node.runtime import NodeRuntime
 from node.services.leader import Leadership
@@ -21,9 +20,6 @@ if TYPE_CHECKING:
 RUNTIME = web.AppKey("runtime", NodeRuntime)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SYNC = web.AppKey("sync", SyncManager)
-# The hub's first matcher (HUB_MATCHING has the current one): it starts its worker only
-# in the leader process.
-MATCHING = web.AppKey("matching", MatchingService)
 # The hub's public search cache and Prometheus registry: made at startup, before the app
 # is frozen (state added to a running app is deprecated in aiohttp, an error under pytest).
 SEARCH_INDEX = web.AppKey("search_index", SearchIndex)

@@ -30,7 +30,7 @@ from node.services.leader import (
     read_leader,
 )
 from node.storage.models import MetaRow
-from node.web.appkeys import HUB_MATCHING, LEADER, MATCHING, SYNC
+from node.web.appkeys import HUB_MATCHING, LEADER, SYNC
 from sync.interfaces import Changes
 from tests.conftest import POSTGRES_URL
 from tests.federation.network import NodeFactory
@@ -83,7 +83,7 @@ async def test_one_process_runs_the_matcher_and_another_takes_over(
         assert first.app[LEADER].is_leader and not second.app[LEADER].is_leader
         assert second.app[SYNC].presigner.__class__ is LeaderPresigner
         await until("the leader's matcher started", lambda: worker_pid(first) is not None)
-        service = first.app[MATCHING]
+        service = first.app[HUB_MATCHING].service
 
         async def matched() -> bool:
             return bool((await first.runtime.run(service.status))["pending"] == 0)
@@ -173,7 +173,7 @@ async def test_cattc_matches_asks_the_running_hub_and_works_without_one(
     hub = net.hub
     run = await hub.sync.sync_peer("th", force=True)
     assert run is not None and run.error is None
-    service = hub.app[MATCHING]
+    service = hub.app[HUB_MATCHING].service
 
     async def matched() -> bool:
         return bool((await hub.runtime.run(service.status))["pending"] == 0)

@@ -26,7 +26,7 @@ from node.hub.match_worker import MatchingUnavailable
 from node.hub.notices import MatchingService
 from node.matching.match import Match
 from node.storage.models import MatchStampRow, NoticeSentRow, OutboxRow
-from node.web.appkeys import HUB_MATCHING, MATCHING
+from node.web.appkeys import HUB_MATCHING
 from tests.federation.network import Network, NodeFactory, load_records
 from tests.hub.helpers import get_json, start_hub_network
 from tests.hub.test_status_metrics import gauges, metrics_text
@@ -98,7 +98,7 @@ async def test_the_worker_finds_what_the_matcher_in_process_finds(
 ) -> None:
     net = await start_hub_network(node_factory, MEMBERS)
     await pull_all(net)
-    service = net.hub.app[MATCHING]
+    service = net.hub.app[HUB_MATCHING].service
     assert service.worker is not None and service.worker.pid not in (None, os.getpid())
     in_worker = service.top(k=5)
     assert in_worker, "the sample data has matches"
@@ -131,7 +131,7 @@ async def test_a_stopped_rematch_resumes_without_losing_or_repeating_a_notice(
         load_records(net.nodes[node_id], generated(node_id, GENERATED))
     hub = net.hub
     hub.sync.remove_observer(hub.app[HUB_MATCHING])  # re-matched here, not by the pulls
-    service = hub.app[MATCHING]
+    service = hub.app[HUB_MATCHING].service
     await service.rematch()  # after the one at start, which found nothing to do
     base = stamped(hub)
     await pull_all(net)
@@ -172,7 +172,7 @@ async def test_a_stopped_rematch_resumes_without_losing_or_repeating_a_notice(
 async def test_a_dead_worker_is_started_again(node_factory: NodeFactory) -> None:
     net = await start_hub_network(node_factory, ["th"])
     await pull_all_of(net, "th")
-    service = net.hub.app[MATCHING]
+    service = net.hub.app[HUB_MATCHING].service
     worker = service.worker
     assert worker is not None and worker.pid is not None
     held = service.status()["held"]
@@ -189,7 +189,7 @@ async def pull_all_of(net: Network, peer: str) -> None:
 
 async def test_bad_calls_are_refused(node_factory: NodeFactory) -> None:
     hub = await node_factory("cn", is_hub=True)
-    service = hub.app[MATCHING]
+    service = hub.app[HUB_MATCHING].service
     assert service.worker is not None
     with pytest.raises(ValueError, match="unknown method"):
         service.worker.submit("drop_everything", (), now=0)

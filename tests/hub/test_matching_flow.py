@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from node.hub.notices import MatchingService
 from node.storage.models import InboxRow, RemoteListingRow
-from node.web.appkeys import MATCHING
+from node.web.appkeys import HUB_MATCHING
 from tests.federation.network import MOU, NodeFactory, start_network
 
 
@@ -43,7 +43,7 @@ async def test_notices_carry_only_relayed_fields(node_factory: NodeFactory) -> N
     net = await start_network(node_factory, ["th", "vn", "my", "ph"])
     hub_runs = await net.hub.sync.sync_all()
     assert all(r.error is None for r in hub_runs)
-    service = net.hub.app[MATCHING]
+    service = net.hub.app[HUB_MATCHING].service
     assert service.top(), "the hub found no matches at all"
     for node in net.nodes.values():
         runs = await node.sync.sync_all()
@@ -79,7 +79,7 @@ async def test_notices_carry_only_relayed_fields(node_factory: NodeFactory) -> N
 async def test_a_retraction_leaves_every_match_list_in_one_sync(node_factory: NodeFactory) -> None:
     net = await start_network(node_factory, ["th", "vn", "my"])
     await net.hub.sync.sync_all()
-    service = net.hub.app[MATCHING]
+    service = net.hub.app[HUB_MATCHING].service
     member_refs = {
         ref
         for found in service.top(k=10).values()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from node.web.appkeys import HUB_MATCHING, MATCHING
+from node.web.appkeys import HUB_MATCHING
 from sync.interfaces import Changes
 from tests.federation.network import NodeFactory, start_network
 
@@ -17,7 +17,7 @@ async def test_queued_rematches_leave_threads_for_signed_requests(
 ) -> None:
     net = await start_network(node_factory, ["th"], load_sample=False)
     hub, th = net.hub, net.nodes["th"]
-    matching = hub.app[MATCHING]
+    matching = hub.app[HUB_MATCHING].service
     release = threading.Event()
     real = matching.after_sync
 
