@@ -10,7 +10,9 @@
     (``node.services.summary_cache``), as a running node does after an import.
     (a3) is the hub's apply alone (the same checked pages stored again into an empty hub),
     against the same bare verification: the part of the pull the reader cannot overlap
-    with itself in one process.
+    with itself in one process. (a4) and (a5) are the one-core pull in CPU time, which
+    other work on a shared machine moves little: items per CPU-second of the owner's
+    serving process and of the reader's, against bare verification per CPU-second.
 (b) The time to pull 10 changes from a node holding 10,000 and one holding 100,000
     listings (goal < 100 ms, and not growing with the node's size).
 (c) The time from a change at a node to its presence at the hub, with notify (goal < 1 s).
@@ -144,6 +146,11 @@ class Owner:
         self.proc = _serve(self.dir)
         _wait_http(self.url + "/healthz")
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the serving process has spent so far."""
+        assert self.proc is not None
+        return _cpu_seconds(self.proc.pid)
+
     def stop(self) -> None:
         if self.proc is not None:
             _stop(self.proc)
@@ -180,6 +187,13 @@ class Owner:
             if len(changed) == count:
                 break
         return changed
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``): what a
+    process spent, whatever else the machine was doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _serve(data_dir: Path) -> subprocess.Popen[bytes]:
@@ -259,11 +273,16 @@ CAPTURE_PAGES = 20  # pages kept for (a3): 20,000 items at most, whatever the pu
 
 
 async def _pull(
-    hub_dir: Path, peer: str, workers: int = 0, capture: Captured | None = None
+    hub_dir: Path,
+    peer: str,
+    workers: int = 0,
+    capture: Captured | None = None,
+    cpu_out: list[float] | None = None,
 ) -> tuple[float, Any]:
     """One full pull; ``workers``: processes checking items (0: in-process). The pool's
     workers are started before the clock starts, as in a running node. ``capture``
-    receives the first pages as the hub applied them (its items checked), for (a3)."""
+    receives the first pages as the hub applied them (its items checked), for (a3);
+    ``cpu_out`` the CPU seconds this process (the reader, all its threads) spent."""
     rt = open_runtime(hub_dir)
     try:
         async with aiohttp.ClientSession() as session:
@@ -280,8 +299,11 @@ async def _pull(
                 manager.store.apply_page = keep  # type: ignore[method-assign]
             await manager.pool.warm()
             start = time.perf_counter()
+            cpu = time.process_time()
             run = await manager.sync_peer(peer, force=True)
             seconds = time.perf_counter() - start
+            if cpu_out is not None:
+                cpu_out.append(time.process_time() - cpu)
             await manager.aclose()
             return seconds, run
     finally:
@@ -323,8 +345,11 @@ def _raw_insert(hub_dir: Path, work: Path) -> float:
     return len(rows) / seconds
 
 
-def _raw_verify_rate(hub_dir: Path, public_key: bytes, sample: int = 5000) -> float:
-    """Items/s of bare Ed25519 verification of the payloads the hub stored."""
+def _raw_verify_rate(
+    hub_dir: Path, public_key: bytes, sample: int = 5000, cpu_out: list[float] | None = None
+) -> float:
+    """Items/s of bare Ed25519 verification of the payloads the hub stored; ``cpu_out``
+    receives the items per CPU-second."""
     con = sqlite3.connect(hub_dir / DB_FILE)
     rows = con.execute(f"SELECT signed_bytes FROM remote_listings LIMIT {sample}").fetchall()
     con.close()
@@ -335,8 +360,11 @@ def _raw_verify_rate(hub_dir: Path, public_key: bytes, sample: int = 5000) -> fl
         prepared.append((signing_payload(obj), b64url_decode(sig)))
     key = VerifyKey(public_key)
     start = time.perf_counter()
+    cpu = time.process_time()
     for payload, sig in prepared:
         key.verify(payload, sig)
+    if cpu_out is not None:
+        cpu_out.append(len(prepared) / (time.process_time() - cpu))
     return len(prepared) / (time.perf_counter() - start)
 
 
@@ -348,14 +376,20 @@ def bench_full_pull(
     owner.start()
     try:
         rates, raw, verify, rates2, alone = [], [], [], [], []
+        verify_cpu: list[float] = []
+        owner_cpu: list[float] = []  # items per CPU-second of the serving process
+        reader_cpu: list[float] = []  # CPU seconds of the pulling process, then per item
         for i in range(repeats):
             hub_dir = _new_hub(root, f"hub-a{i}", [owner])
             pages: Captured = []
-            seconds, run = asyncio.run(_pull(hub_dir, "th", capture=pages))
+            served = owner.cpu_seconds()
+            seconds, run = asyncio.run(_pull(hub_dir, "th", capture=pages, cpu_out=reader_cpu))
+            owner_cpu.append(n / (owner.cpu_seconds() - served))
+            reader_cpu[-1] = n / reader_cpu[-1]
             assert run is not None and run.error is None and run.applied == n, run
             rates.append(n / seconds)
             raw.append(_raw_insert(hub_dir, root))
-            verify.append(_raw_verify_rate(hub_dir, owner.public_key))
+            verify.append(_raw_verify_rate(hub_dir, owner.public_key, cpu_out=verify_cpu))
             alone.append(_apply_alone(_new_hub(root, f"hub-a{i}apply", [owner]), pages))
             del pages
             hub2 = _new_hub(root, f"hub-a{i}w2", [owner])
@@ -414,6 +448,25 @@ def bench_full_pull(
             baseline_runs=verify,
             notes=f"the first {CAPTURE_PAGES} pages of the pull (1,000 items each), custody "
             "receipts included; no network, parsing or signature checks",
+        ),
+        result_from_runs(
+            "(a4) the owner serving the one-core pull: items per CPU-second of its "
+            "cattc serve process, against bare verification per CPU-second",
+            owner_cpu,
+            "items/CPU-s",
+            goal="well above 1: serving is not the pull's limit",
+            baseline_runs=verify_cpu,
+            notes="CPU time (/proc), so other work on the machine moves it little; the "
+            "serving process: HTTP, signed requests, pages assembled from stored summaries",
+        ),
+        result_from_runs(
+            "(a5) the reader of the one-core pull: items per CPU-second of the pulling "
+            "process (all its threads), against bare verification per CPU-second",
+            reader_cpu,
+            "items/CPU-s",
+            goal="the one-core ceiling of (a') in CPU terms",
+            baseline_runs=verify_cpu,
+            notes="parsing, checking each item (signature included) and applying",
         ),
         result_from_runs(
             "(a'') bare Ed25519 verification of the same items against raw executemany",

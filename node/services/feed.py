@@ -5,19 +5,40 @@ of each listing, and turns it into what this reader may know: the current view (
 summary), a signed retraction when a listing it was given is withdrawn, expired, no longer
 shared with it or lost its name consent, or nothing at all. ``feed_sent`` remembers what
 each reader was given, so a reader never hears of a listing it never received.
+
+A page is assembled from bytes: the log is read in the cursor's order by one range query
+joined to each entry's listing, the reader's stored summary (``summary_cache``: per
+listing version and view digest, so a change of policy, audience or key never serves a
+stale one) and its ``feed_sent`` row; a stored summary goes into the page as the bytes it
+was stored as. Only what no stored summary answers is evaluated and signed now. The page's
+``feed_sent`` changes and its ``share_log`` rows (told new from ``feed_sent``) are written
+in the page's transaction.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from node.hub.notice_index import note_queued
-from node.services import summary_cache
+from node.services import share_log, summary_cache
 from node.services.cursors import (
     CursorCodec,
     CursorExpired,
@@ -26,8 +47,23 @@ from node.services.cursors import (
     load_codec,
 )
 from node.services.errors import ServiceError
-from node.services.feed_items import ItemMaker, Listing, PageContext, Sent, load_records, reuse
-from node.storage.models import ChangeRow, FeedSentRow, ListingRow, MetaRow, OutboxRow
+from node.services.feed_items import (
+    Item,
+    ItemMaker,
+    Listing,
+    PageContext,
+    Sent,
+    load_records,
+    reuse,
+)
+from node.storage.models import (
+    ChangeRow,
+    FeedSentRow,
+    ListingRow,
+    MetaRow,
+    OutboxRow,
+    SignedSummaryRow,
+)
 from protocol.canonical import array_bytes, canonical_bytes, member_bytes
 from protocol.errors import ErrorCode
 from protocol.limits import MAX_ITEM_BYTES, PAGE_ENVELOPE_BYTES
@@ -93,9 +129,18 @@ class FeedService:
     def signed_page(
         self, reader: str, after: str | None, limit: int
     ) -> tuple[dict[str, Any], bytes]:
-        """The next page for ``reader`` and its canonical bytes, which are what the
-        feed endpoint sends: each item is serialised once, for its own signature, the
-        page's and the response."""
+        """The next page for ``reader``, parsed, and its canonical bytes (``page_bytes``;
+        for callers that look into the page: the feed endpoint sends the bytes alone)."""
+        body = self.page_bytes(reader, after, limit)
+        page: dict[str, Any] = json.loads(body)
+        return page, body
+
+    def page_bytes(self, reader: str, after: str | None, limit: int) -> bytes:
+        """The canonical bytes of the next signed page for ``reader``, which are what
+        the feed endpoint sends, assembled from the items' own bytes (a stored summary is
+        never parsed or serialised again). What the page gives the reader is remembered
+        (``feed_sent``) and logged (``share_log``) in the page's transaction, before any
+        of it is sent: a page the reader never got is served again."""
         now = self.rt.clock()
         self.sweep_expired(now)
         codec = self.codec()
@@ -103,7 +148,15 @@ class FeedService:
         after_seq = cursor.seq if cursor else 0
         policy_version, compiled = self.rt.policy.compiled()
         view = summary_cache.reader_view(self.rt, reader, compiled, policy_version)
+        ctx = PageContext(view=view, compiled=compiled, policy_version=policy_version, now=now)
         with Session(self.engine) as session, session.begin():
+            if self.engine.dialect.name == "postgresql":
+                # Two pages for one reader at once wait for each other (SQLite's write
+                # lock does this there): both would record the same listings.
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || :k))"),
+                    {"k": f":feed:{reader}"},
+                )
             floor = history_floor(session)
             if cursor is not None and cursor.seq < floor and cursor.floor < floor:
                 raise CursorExpired(
@@ -123,72 +176,9 @@ class FeedService:
                     f"cursor does not match this node's change log (now at {head}): "
                     "restored from a backup? resynchronise from the start (after=null)"
                 )
-            entries = self._latest_entries(session, after_seq, limit * SCAN_FACTOR)
-            ids = [lid for _, lid in entries]
-            # Plain rows (Core), not ORM objects: a page reads up to 4 * limit of each.
-            rows = {
-                r.id: r
-                for r in session.execute(
-                    select(
-                        ListingRow.id,
-                        ListingRow.category,
-                        ListingRow.version,
-                        ListingRow.withdrawn,
-                        ListingRow.expires,
-                        ListingRow.content_sha256,
-                    ).where(ListingRow.id.in_(ids))
-                )
-            }
-            sent = {
-                r.listing_id: r
-                for r in session.execute(
-                    select(
-                        FeedSentRow.listing_id, FeedSentRow.consent, FeedSentRow.retracted
-                    ).where(FeedSentRow.reader == reader, FeedSentRow.listing_id.in_(ids))
-                )
-            }
-            stored = summary_cache.load(session, reader, [i for i in ids if i in rows])
-            ctx = PageContext(view=view, compiled=compiled, policy_version=policy_version, now=now)
-            fresh = [
-                lid
-                for lid, row in rows.items()
-                if reuse(row, sent.get(lid), stored.get(lid), ctx) == "fresh"
-            ]
-            maker = ItemMaker(self.rt, ctx, load_records(session, fresh))
-            outbox = self._outbox(session, reader, ids)
-            items: list[tuple[dict[str, Any], bytes]] = []
-            remember: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
-            position = after_seq
-            # Bytes left for items (each with its comma): a page stops before the item
-            # that would take it over, but always carries at least one.
-            room = self.rt.config.max_page_bytes - PAGE_ENVELOPE_BYTES
-            for seq, lid in entries:
-                if lid.startswith(OUTBOX_PREFIX):
-                    obj = outbox.get(lid)
-                    data = canonical_bytes(obj) if obj is not None else b""
-                    if len(data) > MAX_ITEM_BYTES:
-                        # Queued before queues refused such objects: no reader could take it.
-                        logger.warning("feed for %s: dropped %s (%d bytes)", reader, lid, len(data))
-                    elif obj is not None:
-                        if items and (len(items) >= limit or len(data) + 1 > room):
-                            break
-                        items.append((obj, data))
-                        room -= len(data) + 1
-                    position = seq
-                    continue
-                row = rows.get(lid)
-                produced = maker.items(row, sent.get(lid), stored.get(lid)) if row else []
-                size = sum(len(data) + 1 for _, data in produced)
-                if items and (len(items) + len(produced) > limit or size > room):
-                    break
-                items.extend(produced)
-                room -= size
-                self._remember(remember, row, sent.get(lid), [obj for obj, _ in produced])
-                position = seq
-                if len(items) >= limit:
-                    break
-            self._store_sent(session, reader, remember)
-            summary_cache.save(session, maker.made)  # signed now: kept for the next pages
+            items, position, book = self._assemble(session, reader, ctx, after_seq, limit)
+            self._store_sent(session, reader, book)
+            share_log.insert_rows(session, reader, book.shared, now)
             more = position < head
             mark = entry_mark(session.get(ChangeRow, position)) if position else None
         page = feed_page_head(
@@ -202,75 +192,115 @@ class FeedService:
             more=more,
         )
         parts = member_bytes(page)
-        parts["items"] = b'"items":' + array_bytes(data for _, data in items)
-        page["items"] = [obj for obj, _ in items]
-        return sign_object_bytes(page, self.rt.node_id, self.rt.keys.active, parts=parts)
+        parts["items"] = b'"items":' + array_bytes(items)
+        return sign_object_bytes(page, self.rt.node_id, self.rt.keys.active, parts=parts)[1]
+
+    def _assemble(
+        self, session: Session, reader: str, ctx: PageContext, after_seq: int, limit: int
+    ) -> tuple[list[bytes], int, Bookkeeping]:
+        """The items of the page after ``after_seq`` (their bytes), the position it ends
+        at, and what the reader now holds. The change log is read in order of the cursor,
+        ``limit`` entries at a time, each with its listing, stored summary and what the
+        reader was given in the same query; at most ``SCAN_FACTOR * limit`` entries
+        (listings that give this reader nothing make no items)."""
+        maker = ItemMaker(self.rt, ctx, {})
+        book = Bookkeeping()
+        items: list[bytes] = []
+        position = scan_from = after_seq
+        budget = limit * SCAN_FACTOR
+        # Bytes left for items (each with its comma): a page stops before the item
+        # that would take it over, but always carries at least one.
+        room = self.rt.config.max_page_bytes - PAGE_ENVELOPE_BYTES
+        end = False  # the end of the log reached
+        while budget > 0 and not end:
+            chunk = min(limit, budget)
+            entries = _scan(session, reader, ctx, scan_from, chunk)
+            end = len(entries) < chunk
+            if not entries:
+                break
+            budget -= len(entries)
+            scan_from = entries[-1].seq
+            outbox = self._outbox(session, reader, [e.listing_id for e in entries])
+            missing = [  # rare: a usable summary that must be signed afresh (a retraction
+                # went before it, or the reader held a consent it no longer carries)
+                e.row.id
+                for e in entries
+                if e.row is not None
+                and e.record is None
+                and reuse(e.row, book.current(e.row.id, e.sent), e.stored, ctx) == "fresh"
+            ]
+            maker.records.update(load_records(session, missing))
+            full = False
+            for e in entries:
+                if e.listing_id.startswith(OUTBOX_PREFIX):
+                    data = outbox.get(e.listing_id, b"")
+                    if len(data) > MAX_ITEM_BYTES:
+                        # Queued before queues refused such objects: no reader could take it.
+                        logger.warning(
+                            "feed for %s: dropped %s (%d bytes)", reader, e.listing_id, len(data)
+                        )
+                    elif data:
+                        if items and (len(items) >= limit or len(data) + 1 > room):
+                            full = True
+                            break
+                        items.append(data)
+                        room -= len(data) + 1
+                    position = e.seq
+                    continue
+                if e.row is None:  # a listing gone from the table: nothing to say of it
+                    position = e.seq
+                    continue
+                if e.record is not None:  # parsed only for an item made now
+                    maker.records[e.row.id] = json.loads(e.record)
+                sent = book.current(e.row.id, e.sent)
+                produced = maker.items(e.row, sent, e.stored)
+                size = sum(len(item.data) + 1 for item in produced)
+                if items and (len(items) + len(produced) > limit or size > room):
+                    full = True
+                    break
+                items.extend(item.data for item in produced)
+                room -= size
+                book.note(e.row, sent, produced)
+                position = e.seq
+                if len(items) >= limit:
+                    full = True
+                    break
+            if full:
+                break
+        # Signed now: kept for the next pages (the last signing of a listing, should it
+        # have come twice).
+        made = {(r["reader"], r["listing_id"]): r for r in maker.made}
+        summary_cache.save(session, made.values())
+        return items, position, book
 
     @staticmethod
-    def _outbox(session: Session, reader: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """This reader's outbox objects among the scanned entries."""
+    def _outbox(session: Session, reader: str, ids: list[str]) -> dict[str, bytes]:
+        """The canonical bytes of this reader's outbox objects among the scanned entries."""
         wanted = [int(i.removeprefix(OUTBOX_PREFIX)) for i in ids if i.startswith(OUTBOX_PREFIX)]
         if not wanted:
             return {}
-        stmt = select(OutboxRow).where(OutboxRow.id.in_(wanted), OutboxRow.reader == reader)
-        return {f"{OUTBOX_PREFIX}{r.id}": json.loads(r.obj) for r in session.scalars(stmt)}
-
-    @staticmethod
-    def _latest_entries(session: Session, after_seq: int, scan: int) -> list[tuple[int, str]]:
-        newer = aliased(ChangeRow)
-        latest = (
-            select(func.max(newer.seq))
-            .where(newer.listing_id == ChangeRow.listing_id)
-            .scalar_subquery()
+        stmt = select(OutboxRow.id, OutboxRow.obj).where(
+            OutboxRow.id.in_(wanted), OutboxRow.reader == reader
         )
-        stmt = (
-            select(ChangeRow.seq, ChangeRow.listing_id)
-            .where(ChangeRow.seq > after_seq, ChangeRow.seq == latest)
-            .order_by(ChangeRow.seq)
-            .limit(scan)
-        )
-        return [(int(s), str(lid)) for s, lid in session.execute(stmt)]
+        return {
+            f"{OUTBOX_PREFIX}{oid}": canonical_bytes(json.loads(obj))
+            for oid, obj in session.execute(stmt)
+        }
 
     @staticmethod
-    def _remember(
-        batch: tuple[list[dict[str, Any]], list[dict[str, Any]]],
-        row: Listing | None,
-        sent: Sent | None,
-        produced: list[dict[str, Any]],
-    ) -> None:
-        """Note what the reader now holds of ``row``: (new rows, changed rows)."""
-        if row is None or not produced:
-            return
-        last = produced[-1]
-        if last["type"] == "listing":
-            consent = bool(last["listing"]["rights"].get("name_logo_consent"))
-            values = {"version": row.version, "consent": consent, "retracted": False}
-        else:
-            values = {"version": row.version, "consent": False, "retracted": True}
-        batch[0 if sent is None else 1].append({"lid": row.id, **values})
-
-    @staticmethod
-    def _store_sent(
-        session: Session, reader: str, batch: tuple[list[dict[str, Any]], list[dict[str, Any]]]
-    ) -> None:
+    def _store_sent(session: Session, reader: str, book: Bookkeeping) -> None:
         """Write the page's ``feed_sent`` changes in two statements, not one per item."""
-        new, changed = batch
         table = FeedSentRow.__table__
         assert isinstance(table, Table)
+        new, changed = [], []
+        for is_new, sent in book.sent.values():
+            values = {"version": sent.version, "consent": sent.consent, "retracted": sent.retracted}
+            if is_new:
+                new.append({"reader": reader, "listing_id": sent.listing_id, **values})
+            else:
+                changed.append({"lid": sent.listing_id, **values})
         if new:  # Core, not the ORM's bulk path (which costs more than the insert itself)
-            session.connection().execute(
-                table.insert(),
-                [
-                    {
-                        "reader": reader,
-                        "listing_id": v["lid"],
-                        "version": v["version"],
-                        "consent": v["consent"],
-                        "retracted": v["retracted"],
-                    }
-                    for v in new
-                ],
-            )
+            session.connection().execute(table.insert(), new)
         if changed:
             session.connection().execute(
                 table.update()
@@ -307,6 +337,140 @@ class FeedService:
             else:
                 floor.value = str(max(int(floor.value), before_seq))
             return len(seqs)
+
+
+class Entry(NamedTuple):
+    """One change-log entry of a page, with what the page needs to answer it: the listing
+    (None for an outbox entry), what the reader was given of it, its stored summary when
+    that still holds (``usable``), and the listing's record when it may have to be
+    evaluated now (None when the stored summary answers)."""
+
+    seq: int
+    listing_id: str
+    row: Listing | None
+    sent: Sent | None
+    stored: summary_cache.Stored | None
+    record: str | None
+
+
+def _scan(
+    session: Session, reader: str, ctx: PageContext, after_seq: int, count: int
+) -> list[Entry]:
+    """The next ``count`` entries after ``after_seq``, the newest of each listing only,
+    in one range query over the change log's key (the feed cursor) joined to the
+    listing, the reader's stored summary and its ``feed_sent`` row by primary keys. A
+    stored body comes back only when it is usable, and a record only when no usable
+    stored summary answers for a live listing: nothing is read that the page will not use."""
+    c, lst, s, f = ChangeRow, ListingRow, SignedSummaryRow, FeedSentRow
+    newer = aliased(ChangeRow)
+    latest = select(func.max(newer.seq)).where(newer.listing_id == c.listing_id).scalar_subquery()
+    usable = and_(
+        s.version == lst.version,
+        s.content_sha256 == lst.content_sha256,
+        s.digest == ctx.view.digest,
+    )
+    answers = and_(usable, lst.withdrawn.is_(False), lst.expires > ctx.now)
+    stmt = (
+        select(
+            c.seq,
+            c.listing_id,
+            lst.id,
+            lst.category,
+            lst.version,
+            lst.withdrawn,
+            lst.expires,
+            lst.content_sha256,
+            f.listing_id,
+            f.version,
+            f.consent,
+            f.retracted,
+            case((usable, True), else_=False),
+            s.consent,
+            s.code,
+            case((usable, s.body), else_=None),
+            case((answers, None), else_=lst.record),
+        )
+        .select_from(c)
+        .outerjoin(lst, lst.id == c.listing_id)
+        .outerjoin(s, and_(s.reader == reader, s.listing_id == c.listing_id))
+        .outerjoin(f, and_(f.reader == reader, f.listing_id == c.listing_id))
+        .where(c.seq > after_seq, c.seq == latest)
+        .order_by(c.seq)
+        .limit(count)
+    )
+    out: list[Entry] = []
+    digest = ctx.view.digest
+    for (
+        seq,
+        lid,
+        row_id,
+        category,
+        version,
+        withdrawn,
+        expires,
+        sha,
+        sent_id,
+        sent_version,
+        sent_consent,
+        sent_retracted,
+        is_usable,
+        s_consent,
+        s_code,
+        body,
+        record,
+    ) in session.connection().execute(stmt):  # Core: no ORM row loading
+        row = (
+            Listing(row_id, category, int(version), bool(withdrawn), int(expires), sha)
+            if row_id is not None
+            else None
+        )
+        sent = (
+            Sent(sent_id, int(sent_version), bool(sent_consent), bool(sent_retracted))
+            if sent_id is not None
+            else None
+        )
+        stored = (
+            summary_cache.Stored(int(version), sha, digest, bool(s_consent), s_code, body)
+            if is_usable
+            else None
+        )
+        out.append(Entry(int(seq), str(lid), row, sent, stored, record))
+    return out
+
+
+@dataclass
+class Bookkeeping:
+    """What one page gives its reader, for ``feed_sent`` and ``share_log``: per listing,
+    (whether the reader had no row, the row's new values), and the share-log entries
+    (listing, version, kind) that say something new: what the reader last held of a
+    listing is its ``feed_sent`` row, so nothing else is read to tell what is new."""
+
+    sent: dict[str, tuple[bool, Sent]] = field(default_factory=dict)
+    shared: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def current(self, lid: str, sent: Sent | None) -> Sent | None:
+        """What the reader holds of ``lid``, with what this page gave it already (on
+        PostgreSQL a listing changed during the page can come back in a later scan)."""
+        noted = self.sent.get(lid)
+        return sent if noted is None else noted[1]
+
+    def note(self, row: Listing, sent: Sent | None, produced: list[Item]) -> None:
+        """Note what the reader now holds of ``row`` (``sent``: what it held before)."""
+        if not produced:
+            return
+        held = share_log.held(sent.version, sent.retracted) if sent is not None else None
+        for item in produced:
+            assert item.kind is not None
+            if (row.version, item.kind) != held:
+                self.shared.append((row.id, row.version, item.kind))
+                held = (row.version, item.kind)
+        last = produced[-1]
+        retracted = last.kind != share_log.SUMMARY
+        now = Sent(row.id, row.version, last.consent and not retracted, retracted)
+        first = self.sent.get(row.id)
+        if first is None and sent == now:
+            return  # the reader's row says this already (a page served again)
+        self.sent[row.id] = (first[0] if first is not None else sent is None, now)
 
 
 def post_to_outbox(session: Session, reader: str, obj: dict[str, Any], now: int) -> int:

@@ -2,18 +2,23 @@
 still holds (``summary_cache``), else the policy's decision made and signed now (and kept
 for the next pages), with the retractions the reader is owed. ``feed`` walks the change
 log and assembles pages; this module decides each item.
+
+An item is its canonical bytes and what the page's bookkeeping needs of it (its kind and
+the name consent it carries): a stored summary goes out as the bytes it was stored as,
+never parsed or serialised again.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from sqlalchemy import Row, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node.services import summary_cache
+from node.services.share_log import SUMMARY, WITHDRAWAL
 from node.services.views import signed_retraction
 from node.storage.models import ListingRow
 from policies.compiled import CompiledPolicy
@@ -22,11 +27,36 @@ from policies.evaluate import evaluate
 if TYPE_CHECKING:
     from node.services.parts import NodeParts
 
-# What a page reads of a listing (id, category, version, withdrawn, expires, content hash)
-# and of what the reader was given of it (listing_id, consent, retracted).
-Listing = Row[str, str, int, bool, int, str]
-Sent = Row[str, bool, bool]
-Item = tuple[dict[str, Any], bytes]
+
+class Listing(NamedTuple):
+    """What a page reads of a listing."""
+
+    id: str
+    category: str
+    version: int
+    withdrawn: bool
+    expires: int
+    content_sha256: str
+
+
+class Sent(NamedTuple):
+    """What the reader was last given of a listing (its ``feed_sent`` row)."""
+
+    listing_id: str
+    version: int
+    consent: bool
+    retracted: bool
+
+
+class Item(NamedTuple):
+    """One item of a page: its canonical bytes, ``kind`` (``share_log.SUMMARY`` or
+    ``WITHDRAWAL``; None for an outbox object) and, for a summary, its name consent."""
+
+    data: bytes
+    kind: str | None
+    consent: bool = False
+
+
 REASON = {"withdrawn": "withdrawn", "expired": "expired"}
 
 
@@ -85,12 +115,11 @@ class ItemMaker:
     def items(
         self, row: Listing, sent: Sent | None, stored: summary_cache.Stored | None
     ) -> list[Item]:
-        """What ``row`` gives this reader now: signed objects with their bytes."""
+        """What ``row`` gives this reader now: signed items, as bytes."""
         state = reuse(row, sent, stored, self.ctx)
         if state == "stored":
             assert stored is not None and stored.body is not None
-            data = stored.body.encode("utf-8")
-            return [(json.loads(data), data)]
+            return [Item(stored.body.encode("utf-8"), SUMMARY, stored.consent)]
         if state == "nothing":
             assert stored is not None
             if sent is None:
@@ -99,7 +128,7 @@ class ItemMaker:
         return self.fresh(row, sent, self.records[row.id])
 
     def retraction(self, row: Listing, reason: str) -> Item:
-        return signed_retraction(
+        _, data = signed_retraction(
             issuer=self.rt.node_id,
             audience=self.ctx.view.audience.node_id,
             listing_id=row.id,
@@ -109,6 +138,7 @@ class ItemMaker:
             key=self.rt.keys.active,
             now_ms=self.ctx.now,
         )
+        return Item(data, WITHDRAWAL)
 
     def fresh(self, row: Listing, sent: Sent | None, record: dict[str, Any]) -> list[Item]:
         """What ``row`` gives this reader, evaluated and signed now."""
@@ -129,7 +159,8 @@ class ItemMaker:
         )
         assert obj is not None and data is not None  # the same decision as above
         self._keep(row, code, data, consent)
-        out.append((obj, data))
+        # The consent the reader holds is the one the signed summary carries.
+        out.append(Item(data, SUMMARY, bool(obj["listing"]["rights"].get("name_logo_consent"))))
         return out
 
     def _keep(

@@ -1,11 +1,14 @@
 """What was shared with whom: which peer received which version of which listing, when.
 
-The feed endpoint records each page it serves (``record_page``): every summary and every
-retraction of this node's own listings, in one INSERT per page. A row is written only
-when it says something new for that reader: when the reader's latest row for the listing
-is not already the same version and kind. A reader that pulls from the start again
-(cursor 0) therefore adds nothing, however often it does so, while a listing withdrawn
-from a reader and shared again later is recorded each time it changes hands.
+The feed records each page it serves, in the page's own transaction, before the page is
+sent (``node.services.feed``; ``insert_rows``): every summary and every retraction of this
+node's own listings, in one INSERT per page. A row is written only when it says something
+new for that reader: when what the reader last held of the listing (its ``feed_sent`` row,
+which the page reads anyway, standing for the reader's latest row here: ``held``) is not
+already the same version and kind. A reader that pulls from the start again (cursor 0)
+therefore adds nothing, however often it does so, while a listing withdrawn from a reader
+and shared again later is recorded each time it changes hands. ``record_page`` does the
+same for a page's items from the log itself (one read, one INSERT).
 
 The console and ``cattc shared`` read it per listing, per peer, and as peer totals.
 """
@@ -99,6 +102,30 @@ def entries_of(issuer: str, items: Iterable[dict[str, Any]]) -> list[tuple[str, 
         else:
             out.append((str(item["listing_id"]), int(item["version"]), kind))
     return out
+
+
+def held(version: int, retracted: bool) -> tuple[int, str]:
+    """The (version, kind) of the last row a reader's ``feed_sent`` row stands for."""
+    return version, WITHDRAWAL if retracted else SUMMARY
+
+
+def insert_rows(
+    session: Session, reader: str, entries: Sequence[tuple[str, int, str]], now: int
+) -> int:
+    """Write rows the caller knows to be new for ``reader`` (the feed page, which tells
+    that from ``feed_sent``), in its transaction: one executemany, nothing read."""
+    if not entries:
+        return 0
+    table = ShareLogRow.__table__
+    assert isinstance(table, Table)
+    session.connection().execute(
+        insert(table),
+        [
+            {"reader": reader, "listing_id": lid, "version": version, "kind": kind, "at": now}
+            for lid, version, kind in entries
+        ],
+    )
+    return len(entries)
 
 
 def record_served(engine: Engine, issuer: str, reader: str, page: dict[str, Any]) -> int:

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.hub.custody import custody_document
 from node.hub.eoi import hub_receive_eoi, hub_receive_reply
 from node.hub.eoi_gate import RateLimited
-from node.services import share_log
 from node.web.appkeys import RUNTIME, SYNC
 from node.web.federation_auth import ORIGIN
 from node.web.middleware import ApiError, error_response
@@ -34,11 +33,10 @@ async def feed(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     q = parse_query(request, FeedQuery)
     limit = min(q.limit, rt.config.max_page_size)
-    page, body = await rt.run(rt.feed.signed_page, request[ORIGIN], q.after, limit)
-    # What was shared with whom: this page's summaries and retractions, one INSERT,
-    # written before the page is sent (a page the reader never got is served again).
-    await rt.run(share_log.record_served, rt.engine, rt.node_id, request[ORIGIN], page)
-    # The page's canonical bytes, as signed: valid JSON, no second serialisation.
+    # The page's canonical bytes, as signed: valid JSON, no second serialisation. What
+    # was shared with whom (``share_log``) is written in the page's transaction, before
+    # the page is sent (a page the reader never got is served again).
+    body = await rt.run(rt.feed.page_bytes, request[ORIGIN], q.after, limit)
     return web.Response(body=body, content_type="application/json")
 
 
