@@ -19,14 +19,18 @@ import asyncio
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from node.hub.held_now import held_now
 from node.hub.loop_lag import LoopLagMonitor
+from node.hub.match_engine import Ref
 from node.hub.monitor import HubCollector
 from node.hub.notices import MatchingService
 from node.hub.search import SearchIndex
@@ -46,11 +50,21 @@ from node.web.routes import setup_hub_routes
 from protocol.errors import ErrorCode
 from sync.interfaces import Changes
 
+if TYPE_CHECKING:
+    from node.matching.match import Match
+
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Cattc-Leader"
 FORWARD_TIMEOUT_S = 120.0  # a top list of a large hub takes the worker a while
 REMATCH_HINT_TIMEOUT_S = 5.0
+# Retracted listings a re-match hint names at most (more: the re-match alone takes them out).
+DROP_MAX = 100_000
+HELD_CHECK = 1000  # pairs of a match list checked against what is held per query
+# Pairs of the match lists kept between queries: the most a query shows (1,000), with
+# room for those that left the hub since.
+LIST_ROWS = 2000
+LIST_MAX_AGE_S = 60.0
 
 
 def setup_hub(app: web.Application) -> None:
@@ -96,6 +110,17 @@ async def _stop_matching(app: web.Application) -> None:
         hub.service.close()
 
 
+@dataclass(frozen=True)
+class _Lists:
+    """The best pairs of the top lists as the matcher ``service`` gave them, at ``at``
+    (``time.monotonic()``), when pulls and passes stood at ``mark``."""
+
+    matches: list[Match]
+    mark: tuple[int, int]
+    at: float
+    service: MatchingService
+
+
 class HubMatching:
     """The hub's matcher as each of its processes sees it: the leader runs it (and its
     control endpoint); the others hand it re-matches and ask it for match lists."""
@@ -112,6 +137,10 @@ class HubMatching:
         self._secret = ""
         self.answered = 0  # match lists the control endpoint gave other processes
         self._tasks: set[asyncio.Task[Any]] = set()
+        # The best pairs of the last top lists asked of the matcher, per k (``_lists``).
+        self._lists: dict[int, _Lists] = {}
+        self._fetching: dict[int, asyncio.Task[list[Match]]] = {}
+        self._added = 0  # pulls that added or changed listings: the lists may have grown
         leadership.on_gain(self.start)
         leadership.on_lose(self.stop)
 
@@ -167,15 +196,35 @@ class HubMatching:
         return web.json_response({"matches": await self._local_rows(k, limit)})
 
     async def _control_rematch(self, request: web.Request) -> web.Response:
+        """Another process pulled: take what it retracted out of the lists now, then
+        re-match (in the background)."""
         self._check(request)
-        self._background(self.service.rematch())
+        try:
+            removed = _refs(await request.json()) if request.can_read_body else []
+        except ValueError:
+            removed = []
+        self._background(self._drop_and_rematch(removed))
         return web.json_response({"scheduled": True}, status=202)
 
+    async def _drop_and_rematch(self, removed: list[Ref]) -> None:
+        """Retracted listings leave every match list at once (the matching worker drops
+        them between two batches of a re-match in progress); the re-match after."""
+        await self.service.drop(removed)
+        await self.service.rematch()
+
     async def _local_rows(self, k: int, limit: int) -> list[dict[str, Any]]:
-        top = await self.rt.run(self.service.top, k)
-        rows = sorted(
-            (m for found in top.values() for m in found), key=lambda m: (-m.score, m.request)
-        )[:limit]
+        """The best ``limit`` pairs of the matcher's top lists that name only listings
+        held now (``node.hub.held_now``: a withdrawal applied a moment ago is not shown,
+        though the worker may still be in the middle of a batch)."""
+        ordered = await self._lists_for(k)
+        rows: list[Match] = []
+        for start in range(0, len(ordered), HELD_CHECK):
+            chunk = ordered[start : start + HELD_CHECK]
+            refs = {ref for m in chunk for ref in (m.request, m.candidate)}
+            held = await self.rt.run(held_now, self.rt, refs)
+            rows.extend(m for m in chunk if m.request in held and m.candidate in held)
+            if len(rows) >= limit:
+                break
         return [
             {
                 "request": {"owner": m.request[0], "id": m.request[1]},
@@ -187,8 +236,54 @@ class HubMatching:
                 "shared_codes": list(m.shared_codes),
                 "explanation": m.explanation(),
             }
-            for m in rows
+            for m in rows[:limit]
         ]
+
+    def _mark(self) -> tuple[int, int]:
+        return self._added, self.service.passes
+
+    async def _lists_for(self, k: int) -> list[Match]:
+        """The best ``LIST_ROWS`` pairs of the top ``k`` lists, best first. Asking the
+        matcher takes seconds on a large hub (the worker answers between the batches of a
+        re-match, and ranks every request's candidates), so the last answer is kept: it
+        is given again, and asked anew in the background once a pull added or changed
+        listings, a re-match pass ended, or ``LIST_MAX_AGE_S`` passed. What left the hub
+        meanwhile is filtered out by the caller; only a first list is waited for."""
+        cached = self._lists.get(k)
+        if cached is None or cached.service is not self.service:
+            return await asyncio.shield(self._fetch(k))
+        stale = time.monotonic() - cached.at > LIST_MAX_AGE_S
+        if (stale or cached.mark != self._mark()) and k not in self._fetching:
+            self._fetch(k)
+        return cached.matches
+
+    def _fetch(self, k: int) -> asyncio.Task[list[Match]]:
+        """The task asking the matcher for the top ``k`` lists (one at a time per k)."""
+        task = self._fetching.get(k)
+        if task is None:
+            task = asyncio.create_task(self._fetch_now(k))
+            self._fetching[k] = task
+            self._tasks.add(task)
+
+            def done(t: asyncio.Task[list[Match]]) -> None:
+                self._tasks.discard(t)
+                if self._fetching.get(k) is t:
+                    del self._fetching[k]
+                if not t.cancelled() and t.exception() is not None:
+                    logger.warning("match lists not refreshed: %s", t.exception())
+
+            task.add_done_callback(done)
+        return task
+
+    async def _fetch_now(self, k: int) -> list[Match]:
+        service, mark = self.service, self._mark()  # before: a change meanwhile asks again
+        top = await self.rt.run(service.top, k)
+        ordered = sorted(
+            (m for found in top.values() for m in found), key=lambda m: (-m.score, m.request)
+        )[:LIST_ROWS]
+        del top
+        self._lists[k] = _Lists(ordered, mark, time.monotonic(), service)
+        return ordered
 
     # -- in every process -------------------------------------------------------------
     async def synced(self, changes: Changes) -> None:
@@ -196,11 +291,15 @@ class HubMatching:
         leader re-matches. Waiting re-matches queue in the loop
         (``MatchingService.rematch``), never in the database threads: parked there, they
         would leave none for requests."""
+        removed = [(changes.origin, lid) for lid in changes.ids("removed")]
+        if len(removed) < len(changes.listings):
+            self._added += 1
         if self.leadership.is_leader:
-            await self.service.rematch()
+            await self._drop_and_rematch(removed)
             return
+        hint = {"removed": removed} if len(removed) <= DROP_MAX else None
         try:
-            await self._to_leader("POST", "/rematch", REMATCH_HINT_TIMEOUT_S)
+            await self._to_leader("POST", "/rematch", REMATCH_HINT_TIMEOUT_S, hint)
         except ApiError as exc:  # the new leader re-matches what is pending when it starts
             logger.info("re-match not handed over: %s", exc.message)
 
@@ -213,14 +312,14 @@ class HubMatching:
         rows: list[dict[str, Any]] = body["matches"]
         return rows
 
-    async def _to_leader(self, method: str, path: str, timeout_s: float) -> Any:
+    async def _to_leader(self, method: str, path: str, timeout_s: float, body: Any = None) -> Any:
         info = await self.rt.db.run(leader_in)
         if info is None or not info.url:
             raise ApiError(
                 503, ErrorCode.SERVER_BUSY, "the matcher is starting (no leader process yet)"
             )
         try:
-            return await call_leader(self.session, info, method, path, timeout_s)
+            return await call_leader(self.session, info, method, path, timeout_s, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ApiError(
                 503, ErrorCode.SERVER_BUSY, f"the matcher's process did not answer: {exc}"
@@ -228,15 +327,39 @@ class HubMatching:
 
 
 async def call_leader(
-    session: aiohttp.ClientSession, info: LeaderInfo, method: str, path: str, timeout_s: float
+    session: aiohttp.ClientSession,
+    info: LeaderInfo,
+    method: str,
+    path: str,
+    timeout_s: float,
+    body: Any = None,
 ) -> Any:
     """The JSON answer of the leader's control endpoint (``aiohttp.ClientError`` or
-    ``TimeoutError`` when it does not answer, or not with 2xx)."""
+    ``TimeoutError`` when it does not answer, or not with 2xx); ``body`` is sent as JSON."""
     async with session.request(
         method,
         info.url + path,
         headers={SECRET_HEADER: info.secret},
+        json=body,
         timeout=aiohttp.ClientTimeout(total=timeout_s),
     ) as resp:
         resp.raise_for_status()
         return await resp.json()
+
+
+def _refs(body: Any) -> list[Ref]:
+    """The (owner, listing id) pairs of a re-match hint's ``removed`` ([] if malformed:
+    the re-match takes them out anyway)."""
+    removed = body.get("removed") if isinstance(body, dict) else None
+    if not isinstance(removed, list) or len(removed) > DROP_MAX:
+        return []
+    refs: list[Ref] = []
+    for pair in removed:
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(part, str) for part in pair)
+        ):
+            return []
+        refs.append((pair[0], pair[1]))
+    return refs

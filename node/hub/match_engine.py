@@ -364,6 +364,16 @@ class MatchEngine:
             self.todo = {ref for ref in self.versions if done.get(ref) != self.stamp(ref)}
             self.forget = {ref for ref in done if ref not in self.versions}
 
+    def drop(self, refs: Iterable[Ref]) -> int:
+        """Take ``refs`` (retracted, as a pull just applied) out of the matcher and every
+        match list now, without waiting for the pass that takes in the queue; how many
+        were held. Their stamps are deleted by the next pass."""
+        with self.lock:
+            gone = [ref for ref in dict.fromkeys(refs) if ref in self.versions]
+            for ref in gone:
+                self._drop(ref)
+        return len(gone)
+
     def matches_for(self, ref: Ref, k: int = TOP_K) -> list[Match]:
         with self.lock:
             return list(self.matcher.matches_for(ref[0], ref[1], k=k))

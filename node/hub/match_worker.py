@@ -41,8 +41,11 @@ from protocol.keys import KeyStore
 
 logger = logging.getLogger(__name__)
 
-QUERIES = frozenset({"top", "matches_for", "status"})
+# Answered between the batches of a re-match: ``drop`` takes retracted listings out of
+# every match list at once, not after the pass in progress.
+QUERIES = frozenset({"top", "matches_for", "status", "drop"})
 METHODS = QUERIES | {"after_sync", "refresh"}
+Request = tuple[int, str, tuple[Any, ...], int]  # call id, method, arguments, clock (ms)
 STOP_WAIT_S = 2.0  # after SIGTERM, before SIGKILL
 WORKER_NICE = 5
 
@@ -87,21 +90,24 @@ class _Worker:
         self.now = now
         self.engine = MatchEngine(rt, encoder, consumes_queue=True)
         self.parent = os.getppid()
-        self.deferred: list[tuple[int, str, tuple[Any, ...], int]] = []
+        self.deferred: list[Request] = []
         self.loaded = False
 
     def checkpoint(self) -> None:
-        """Between batches: exit if the parent is gone; answer the queries waiting."""
+        """Between batches: exit if the parent is gone; answer the queries waiting, drops
+        first (a withdrawal leaves the lists before a long query ahead of it is answered)."""
         if os.getppid() != self.parent:
             os._exit(0)
-        while self.conn.poll(0):
-            request = self.conn.recv()
-            if request[1] in QUERIES:
-                self.answer(request)
-            else:
-                self.deferred.append(request)
+        waiting: list[Request] = []
+        while True:
+            while self.conn.poll(0):
+                request = self.conn.recv()
+                (waiting if request[1] in QUERIES else self.deferred).append(request)
+            if not waiting:
+                return
+            self.answer(_next(waiting))
 
-    def answer(self, request: tuple[int, str, tuple[Any, ...], int]) -> None:
+    def answer(self, request: Request) -> None:
         call_id, method, args, now = request
         outer = self.now.ms  # a query answered at a checkpoint leaves the re-match's clock
         self.now.ms = now
@@ -130,14 +136,22 @@ class _Worker:
 
     def serve(self) -> None:
         while True:
-            if self.deferred:
-                request = self.deferred.pop(0)
-            else:
-                try:
-                    request = self.conn.recv()
-                except (EOFError, OSError):
-                    return  # the parent closed its end or is gone
-            self.answer(request)
+            try:
+                if not self.deferred:
+                    self.deferred.append(self.conn.recv())
+                while self.conn.poll(0):
+                    self.deferred.append(self.conn.recv())
+            except (EOFError, OSError):
+                return  # the parent closed its end or is gone
+            self.answer(_next(self.deferred))
+
+
+def _next(requests: list[Request]) -> Request:
+    """The first ``drop`` waiting, else the first request (the others keep their order)."""
+    for i, request in enumerate(requests):
+        if request[1] == "drop":
+            return requests.pop(i)
+    return requests.pop(0)
 
 
 def worker_main(

@@ -43,6 +43,7 @@ class MatchingService:
         self._one_at_a_time = asyncio.Lock()
         self._drain: asyncio.Task[None] | None = None
         self.left = 0  # listings still to match after the last pass
+        self.passes = 0  # re-match passes started and ended (the top lists may differ)
         if not in_worker:
             self._engine = MatchEngine(rt, encoder)
             return
@@ -80,6 +81,27 @@ class MatchingService:
         result: dict[str, Any] = self._call("status")
         return result
 
+    async def drop(self, refs: list[Ref]) -> int:
+        """Take retracted listings out of every match list now (``MatchEngine.drop``):
+        the worker does it between two batches of a re-match in progress, so they leave
+        the lists within a batch, not after the pass. How many were held; 0 when there
+        is no worker yet (a worker that starts loads only what is held) or it stopped."""
+        if not refs or self._closed:
+            return 0
+        try:
+            if self._worker is None:
+                return int(await self.rt.run(self._call, "drop", refs))
+            if self._worker.pid is None:
+                return 0
+            # The send is quick, but may start a worker that died: off the loop.
+            future = await asyncio.to_thread(
+                self._worker.submit, "drop", (refs,), now=self.rt.clock()
+            )
+            return int(await asyncio.wrap_future(future))
+        except MatchingUnavailable as exc:
+            logger.warning("retracted listings not dropped now: %s", exc)
+            return 0
+
     def after_sync(self) -> int:
         """Re-match what changed (and what a stop left undone); send the new notices. One
         pass notifies for about ``PASS_BUDGET_S`` at most; ``left`` says what remains."""
@@ -103,6 +125,7 @@ class MatchingService:
 
     async def _pass(self) -> int:
         loop = asyncio.get_running_loop()
+        self.passes += 1  # at its start and at its end: the lists change as it goes
         try:
             if self._closed:
                 raise MatchingUnavailable("the matching worker was stopped")
@@ -113,6 +136,8 @@ class MatchingService:
             logger.warning("re-match not done: %s", exc)
             self.left = 0
             return 0
+        finally:
+            self.passes += 1
 
     async def _drain_rest(self) -> None:
         while self.left and not self._closed:

@@ -161,6 +161,7 @@ class SyncManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pulls: set[asyncio.Task[None]] = set()  # scheduled or asked-for pulls running
         # Deprecated: ``add_observer`` (kept until every caller registers an observer).
         self.after_run: Callable[[str], Awaitable[None]] | None = None
         self._observers: list[SyncObserver] = []
@@ -365,6 +366,7 @@ class SyncManager:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)  # so that closing the node stops it and waits for it
+            self._pulls.add(task)
         try:
             await self.sync_peer(peer_id)
         except asyncio.CancelledError:
@@ -372,6 +374,12 @@ class SyncManager:
         finally:
             if task is not None:
                 self._tasks.discard(task)
+                self._pulls.discard(task)
+
+    def busy(self) -> bool:
+        """Whether a scheduled or asked-for pull (with what its observers do after it)
+        is running now."""
+        return bool(self._pulls) or self.pulling > 0
 
     def _run_at(self, peer_id: str, when_ms: int) -> None:
         """Bring ``peer_id``'s next scheduled pull forward to ``when_ms`` (never later)."""
