@@ -277,11 +277,7 @@ class HubMatching:
 
     async def _fetch_now(self, k: int) -> list[Match]:
         service, mark = self.service, self._mark()  # before: a change meanwhile asks again
-        top = await self.rt.run(service.top, k)
-        ordered = sorted(
-            (m for found in top.values() for m in found), key=lambda m: (-m.score, m.request)
-        )[:LIST_ROWS]
-        del top
+        ordered = await self.rt.run(_best_pairs, service, k)  # a big sort: off the loop
         self._lists[k] = _Lists(ordered, mark, time.monotonic(), service)
         return ordered
 
@@ -345,6 +341,14 @@ async def call_leader(
     ) as resp:
         resp.raise_for_status()
         return await resp.json()
+
+
+def _best_pairs(service: MatchingService, k: int) -> list[Match]:
+    """The best ``LIST_ROWS`` pairs of the matcher's top ``k`` lists, best first."""
+    top = service.top(k)
+    return sorted(
+        (m for found in top.values() for m in found), key=lambda m: (-m.score, m.request)
+    )[:LIST_ROWS]
 
 
 def _refs(body: Any) -> list[Ref]:
