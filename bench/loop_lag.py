@@ -27,14 +27,37 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
+
 from bench.common import BenchResult
-from bench.sync_pull import HUB_SEED, Owner, _free_port, _serve, _stop, _wait_http, add_owners
+from bench.sync_pull import (
+    HUB_SEED,
+    Owner,
+    _free_port,
+    _records,
+    _serve,
+    _stop,
+    _wait_http,
+    add_owners,
+)
 from node.config import DB_FILE, NodeConfig
+from node.hub import match_snapshot
+from node.runtime import NodeRuntime, open_runtime
+from node.services.audiences import audience_of, membership
 from node.services.setup import init_node
+from node.services.validation import validate_record
+from node.storage.models import MatchQueueRow, MatchStampRow, RemoteListingRow
+from policies.evaluate import evaluate
+from protocol.listing import listing_to_wire
 
 N_LISTINGS = int(os.environ.get("CATTC_BENCH_LOOP_LAG_LISTINGS", "50000"))
 # Seconds of re-matching measured after the pull (longer to time a whole first match).
 WINDOW_S = float(os.environ.get("CATTC_BENCH_LOOP_LAG_WINDOW", "60"))
+# The matcher alone (--engine): summaries changed before each measured pass, and passes.
+ENGINE_CHANGES = 10
+ENGINE_PASSES = 3
+EXPIRES_MS = 1_893_456_000_000  # 2030-01-01
 LAG_GOAL_MS = 50.0
 STOP_GOAL_S = 10.0
 PROBE_EVERY_S = 0.1
@@ -271,6 +294,130 @@ def measure(n: int = N_LISTINGS) -> dict[str, Any]:
         }
 
 
+def _held_summaries(rt: NodeRuntime, n: int) -> list[dict[str, Any]]:
+    """``n`` remote_listings rows, half from th and half from vn: the generated listings
+    as the hub's policy shows them (a view like a member's summary for the hub)."""
+    _, compiled = rt.policy.compiled()
+    me = audience_of(rt.node_id, compiled.policy, membership(rt.engine))
+    now = rt.clock()
+    rows = []
+    for origin in ("th", "vn"):
+        for seq, raw in _records(n // 2, origin):
+            record = {"country": origin.upper(), "created": now, "updated": now, **raw}
+            record = listing_to_wire(validate_record({"version": 1, **record}))
+            view = evaluate(record, me, compiled, now).view
+            if view is None:  # a category the hub's own rules do not show it
+                continue
+            rows.append(
+                {
+                    "origin": origin,
+                    "listing_id": record["id"],
+                    "category": record["category"],
+                    "version": 1,
+                    "item_ts": now,
+                    "key_name": "bench",
+                    "policy_version": 1,
+                    "received_at": now,
+                    "feed_seq": seq,
+                    "expires": EXPIRES_MS,
+                    "visibility": "public",
+                    "signed_bytes": json.dumps({"type": "listing", "listing": view}),
+                    "bytes_sha256": "",
+                }
+            )
+    return rows
+
+
+def engine_figures(
+    n: int = N_LISTINGS, make_engine: Any = None, changes: int = ENGINE_CHANGES
+) -> dict[str, Any]:
+    """The hub's matcher alone, in this process, at ``n`` held summaries all matched
+    already (their ``match_stamps`` written): the seconds of its first pass (a worker's
+    start: loading the matcher), of each pass after ``changes`` summaries changed (new
+    versions, queued as their page would queue them), and of the first pass of a new
+    engine after those (a worker's start again, from the matcher's snapshot).
+    ``make_engine(rt)`` makes the engine (another version of it, to compare)."""
+    if make_engine is None:
+        from node.hub.match_engine import MatchEngine  # noqa: PLC0415 - the worker's
+
+        def make_engine(rt: NodeRuntime) -> Any:
+            return MatchEngine(rt, consumes_queue=True)
+
+    with tempfile.TemporaryDirectory(prefix="cattc-bench-engine-") as tmp:
+        hub_dir = Path(tmp) / "cn"
+        init_node(hub_dir, NodeConfig(node_id="cn", country="CN", is_hub=True), seed=HUB_SEED)
+        rt = open_runtime(hub_dir)
+        try:
+            rows = _held_summaries(rt, n)
+            engine = make_engine(rt)
+            with Session(rt.engine) as session, session.begin():
+                for start in range(0, len(rows), 5000):
+                    session.execute(insert(RemoteListingRow), rows[start : start + 5000])
+                stamps = [
+                    {
+                        "owner": r["origin"],
+                        "listing_id": r["listing_id"],
+                        "stamp": f"{engine.scoring}:{r['version']}:{r['item_ts']}",
+                    }
+                    for r in rows
+                    if r["category"] in ("tech_offer", "tech_request", "expert")
+                ]
+                session.execute(insert(MatchStampRow), stamps)
+            start_s = time.monotonic()
+            engine.after_sync()
+            load_s = time.monotonic() - start_s
+            held = engine.status()
+            passes = []
+            matched = [r for r in rows if r["category"] == "tech_offer"]
+            for i in range(ENGINE_PASSES):
+                _change(rt, matched[i * changes : (i + 1) * changes])
+                start_s = time.monotonic()
+                engine.after_sync()
+                passes.append(time.monotonic() - start_s)
+            # A pass with nothing changed: the bookkeeping alone.
+            start_s = time.monotonic()
+            engine.after_sync()
+            idle_s = time.monotonic() - start_s
+            # A restart: a new engine (as a new worker) loads what the last one left.
+            again = make_engine(rt)
+            start_s = time.monotonic()
+            again.after_sync()
+            restart_s = time.monotonic() - start_s
+            assert again.status() == engine.status(), (again.status(), engine.status())
+            snapshot = match_snapshot.path_in(hub_dir)
+            return {
+                "n": n,
+                "held": held,
+                "load_s": load_s,
+                "pass_s": passes,
+                "idle_s": idle_s,
+                "restart_s": restart_s,
+                "snapshot_mb": snapshot.stat().st_size / 1e6 if snapshot.exists() else 0.0,
+            }
+        finally:
+            rt.engine.dispose()
+
+
+def _change(rt: NodeRuntime, rows: list[dict[str, Any]]) -> None:
+    """New versions of ``rows``, queued for the matcher as a page queues them."""
+    with Session(rt.engine) as session, session.begin():
+        for row in rows:
+            summary = json.loads(row["signed_bytes"])
+            row["version"] += 1
+            summary["listing"]["version"] = row["version"]
+            session.execute(
+                update(RemoteListingRow)
+                .where(
+                    RemoteListingRow.origin == row["origin"],
+                    RemoteListingRow.listing_id == row["listing_id"],
+                )
+                .values(version=row["version"], signed_bytes=json.dumps(summary))
+            )
+            session.execute(
+                insert(MatchQueueRow).values(owner=row["origin"], listing_id=row["listing_id"])
+            )
+
+
 def results(m: dict[str, Any]) -> list[BenchResult]:
     lag_goal = f"p99 < {LAG_GOAL_MS:g} ms"
     rematch = (
@@ -358,7 +505,25 @@ def run(n: int = N_LISTINGS) -> list[BenchResult]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=N_LISTINGS)
+    parser.add_argument(
+        "--engine",
+        action="store_true",
+        help="the matcher alone: its load, and a pass after a few changes",
+    )
     args = parser.parse_args()
+    if args.engine:
+        m = engine_figures(args.n)
+        print(f"matcher load at {m['n']:,} held summaries: {m['load_s']:.1f} s ({m['held']})")
+        print(
+            f"matcher load at a restart: {m['restart_s']:.1f} s"
+            f" (snapshot {m['snapshot_mb']:,.0f} MB)"
+        )
+        print(
+            f"pass after {ENGINE_CHANGES} changes: "
+            + ", ".join(f"{s * 1000:,.0f} ms" for s in m["pass_s"])
+            + f"; with nothing changed: {m['idle_s'] * 1000:,.0f} ms"
+        )
+        return
     for r in run(args.n):
         print(f"{r.name}: {r.value:,.1f} {r.unit}  [{r.goal}] {r.notes}")
 

@@ -14,6 +14,11 @@ What is done survives a stop: ``match_stamps`` holds, per listing, the stamp (ve
 scoring and model) at which its matches were found, written in the same transaction as
 their notices. A held listing whose stamp differs is still to do, so a re-match cut short
 resumes at the next start, and only a change of scoring or model re-matches everything.
+
+What a pass reads follows what changed: each applied page queues its changed listings
+(``node.hub.match_queue``) and the worker's engine takes in those alone; its first
+refresh restores the matcher from its last snapshot (``node.hub.match_snapshot``) and
+parses only the summaries that changed since, instead of every summary held.
 ``MatchEngine`` is synchronous and lives in one process: the hub's matching worker
 (``node.hub.match_worker``) or a CLI command.
 """
@@ -21,15 +26,16 @@ resumes at the next start, and only a change of scoring or model re-matches ever
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from node.hub import match_queue
+from node.hub import match_queue, match_snapshot
 from node.hub.notice_content import (
     Knowable,
     held_knowable,
@@ -57,6 +63,8 @@ if TYPE_CHECKING:
     from node.matching.matcher import Matcher
     from node.runtime import NodeRuntime
 
+logger = logging.getLogger(__name__)
+
 TOP_K = 10
 MIN_SCORE = 0.2
 # Listings whose matches are found and notified per transaction: a first match of
@@ -66,6 +74,8 @@ REFS_PER_TXN = 100
 SCORING_VERSION = "1"
 MATCHED = frozenset({"tech_offer", "tech_request", "expert"})
 LOAD_BATCH = 500  # summaries parsed and added to the matcher between two checkpoints
+# Seconds between two snapshots of the matcher (the first right after a load).
+SNAPSHOT_EVERY_S = 600.0
 # Seconds after which the hub's own listings are read again though their change log and
 # policy did not move (a change of the directory's groups changes what the hub may see).
 OWN_RESCAN_S = 300.0
@@ -111,6 +121,8 @@ class MatchEngine:
         self.own_mark: tuple[int, int] | None = None  # (change log head, policy) last scanned
         self.own_scanned = 0.0  # time.monotonic() of the last scan of the own listings
         self.reads = 0  # held summaries read (a pass reads what changed, not what is held)
+        self.unsaved = 0  # changes to the matcher since its last snapshot
+        self.saved_at: float | None = None  # time.monotonic() of the last snapshot
         self.left = 0  # listings still to do after the last after_sync
         model = self.matcher.semantic.model if self.matcher.semantic.enabled else "lexical"
         self._scoring = f"{SCORING_VERSION}/{model}"
@@ -208,6 +220,7 @@ class MatchEngine:
     def _held(self, key: Ref, stamp: Stamp) -> None:
         """Under ``lock``: ``key`` is in the matcher at ``stamp``, its matches to find."""
         self.versions[key] = stamp
+        self.unsaved += 1
         if self.loaded:  # at the first scan, match_stamps tells what is to do (_recount)
             self.todo.add(key)
         self.forget.discard(key)
@@ -220,6 +233,7 @@ class MatchEngine:
             self.matcher.remove(*key)
             del self.versions[key]
             self.forget.add(key)
+            self.unsaved += 1
         self.todo.discard(key)
         self.own.discard(key)
 
@@ -291,29 +305,37 @@ class MatchEngine:
         return changed
 
     def _scan(self, checkpoint: Checkpoint) -> list[Ref]:
-        """Everything held, into the matcher: summaries read in key order ``LOAD_BATCH``
-        at a time (short queries; one batch of parsed views in memory at once), those
-        whose stamp differs from the matcher's added, those no longer held removed. At the
-        first scan, what is left to do comes from ``match_stamps``, and the queued changes
-        seen before it began are covered by it and dropped (those queued meanwhile are
-        taken at the next refresh)."""
+        """Everything held, into the matcher: keys and versions read in key order
+        ``LOAD_BATCH`` at a time (short queries), the summaries whose version differs
+        from the matcher's parsed and added (one batch of parsed views in memory at once),
+        those no longer held removed. The queue's consumer starts from its last snapshot
+        (``node.hub.match_snapshot``) when there is one, so that only what changed since
+        is parsed. At the first scan, what is left to do comes from ``match_stamps``, and
+        the queued changes seen before it began are covered by it and dropped (those
+        queued meanwhile are taken at the next refresh)."""
         rt = self.rt
         now = rt.clock()
         first = not self.loaded
-        covered = match_queue.ids(rt.engine) if first and self.consumes_queue else []
+        covered: list[int] = []
+        if first and self.consumes_queue:
+            covered = match_queue.ids(rt.engine)
+            self._restore()
         changed = self._take_own(now)
         seen: set[Ref] = set()
         after: Ref = ("", "")
         while True:
+            # Nothing in the matcher yet: every summary is parsed, read with its key.
+            columns = [
+                RemoteListingRow.origin,
+                RemoteListingRow.listing_id,
+                RemoteListingRow.version,
+                RemoteListingRow.item_ts,
+            ]
+            if not self.versions:
+                columns.append(RemoteListingRow.signed_bytes)
             with Session(rt.engine) as session:
-                rows = session.execute(
-                    select(
-                        RemoteListingRow.origin,
-                        RemoteListingRow.listing_id,
-                        RemoteListingRow.version,
-                        RemoteListingRow.item_ts,
-                        RemoteListingRow.signed_bytes,
-                    )
+                rows: Sequence[Any] = session.execute(
+                    select(*columns)
                     .where(
                         tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id) > after,
                         RemoteListingRow.expires > now,
@@ -324,16 +346,23 @@ class MatchEngine:
                 ).all()
             if not rows:
                 break
-            self.reads += len(rows)
-            after = (rows[-1].origin, rows[-1].listing_id)
-            batch: list[tuple[Ref, Stamp, dict[str, Any]]] = []
-            for r in rows:
-                key: Ref = (r.origin, r.listing_id)
-                stamp: Stamp = (r.version, r.item_ts)
+            after = (rows[-1][0], rows[-1][1])
+            texts: dict[Ref, str] = {}
+            stamps: dict[Ref, Stamp] = {}
+            for row in rows:
+                key: Ref = (row[0], row[1])
                 seen.add(key)
+                stamp: Stamp = (row[2], row[3])
                 if self.versions.get(key) != stamp:
-                    batch.append((key, stamp, _listing_view(r.signed_bytes)))
+                    stamps[key] = stamp
+                    if len(row) > 4:
+                        texts[key] = row[4]
             del rows
+            if stamps and not texts:
+                texts = self._texts(list(stamps))
+            self.reads += len(texts)
+            batch = [(key, stamps[key], _listing_view(text)) for key, text in texts.items()]
+            del texts
             with self.lock:
                 self.matcher.upsert_many((key[0], view) for key, _, view in batch)
                 for ref, held, _ in batch:
@@ -350,6 +379,56 @@ class MatchEngine:
             self._recount()
             match_queue.drop(rt.engine, covered)
         return changed
+
+    def _texts(self, keys: list[Ref]) -> dict[Ref, str]:
+        """The signed bytes of the held summaries ``keys`` (those still held)."""
+        with Session(self.rt.engine) as session:
+            rows = session.execute(
+                select(
+                    RemoteListingRow.origin,
+                    RemoteListingRow.listing_id,
+                    RemoteListingRow.signed_bytes,
+                ).where(tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(keys))
+            ).all()
+        return {(origin, lid): text for origin, lid, text in rows}
+
+    # -- the snapshot ------------------------------------------------------------------
+    def _restore(self) -> None:
+        """The matcher and what it holds as the last snapshot left them, if it fits."""
+        head = match_snapshot.header(self.rt.node_id, self.scoring)
+        state = match_snapshot.load(self.rt.data_dir, head)
+        if state is None:
+            return
+        with self.lock:
+            match_snapshot.restore_matcher(self.matcher, state["matcher"])
+            self.versions = state["versions"]
+            self.own = state["own"]
+            self.hidden = state["hidden"]
+        self.saved_at = time.monotonic()
+        logger.info("matcher restored from its snapshot: %d listings", len(self.versions))
+
+    def save(self, *, force: bool = False) -> bool:
+        """Write the snapshot when the matcher changed since the last one: at once after
+        a load from the database, else at most every ``SNAPSHOT_EVERY_S`` (a stop in
+        between loses nothing: the next start takes in what changed since)."""
+        if not self.consumes_queue or not self.loaded or not self.unsaved:
+            return False
+        if not force and self.saved_at is not None:
+            if time.monotonic() - self.saved_at < SNAPSHOT_EVERY_S:
+                return False
+        head = match_snapshot.header(self.rt.node_id, self.scoring)
+        with self.lock:
+            state = {
+                "matcher": match_snapshot.matcher_state(self.matcher),
+                "versions": self.versions,
+                "own": self.own,
+                "hidden": self.hidden,
+            }
+            ok = match_snapshot.save(self.rt.data_dir, head, state)
+        self.saved_at = time.monotonic()
+        if ok:
+            self.unsaved = 0
+        return ok
 
     def _recount(self) -> None:
         """What is left to do and to forget, from ``match_stamps`` (at load, and when the
@@ -562,6 +641,7 @@ class MatchEngine:
             self._forget_gone()
             sent = self.notify(self.pending(), checkpoint, budget_s)
             self.left = len(self.todo)
+            self.save()
             return sent
 
 

@@ -18,9 +18,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.hub import match_queue
+from node.hub import match_queue, match_snapshot
 from node.hub.match_engine import MatchEngine
 from node.hub.match_worker import MatchingUnavailable
+from node.matching.match import Match
 from node.storage.models import MatchStampRow, RemoteListingRow
 from node.web.appkeys import HUB_MATCHING, LEADER
 from tests.federation.network import NodeFactory, load_records
@@ -64,10 +65,14 @@ def held_version(hub: RunningNode, ref: tuple[str, str]) -> int | None:
 def matched_listing(member: RunningNode) -> str:
     """One of ``member``'s listings that the matcher takes (an offer)."""
     return next(
-        rec["id"]
+        str(rec["id"])
         for rec in generated(member.runtime.node_id, 40)
         if rec["category"] == "tech_offer"
     )
+
+
+def scores(top: dict[tuple[str, str], list[Match]]) -> dict[tuple[str, str], list[float]]:
+    return {ref: [m.score for m in found] for ref, found in top.items()}
 
 
 def touch(member: RunningNode, listing_id: str) -> None:
@@ -131,6 +136,42 @@ async def test_a_pass_reads_what_changed_not_what_is_held(node_factory: NodeFact
     await hub.runtime.run(tool.after_sync)
     assert queued(hub) == 1
     assert await hub.runtime.run(engine.refresh) == [("th", changed)]
+
+
+async def test_a_new_worker_starts_from_the_snapshot_and_takes_in_what_changed_since(
+    node_factory: NodeFactory,
+) -> None:
+    hub, members = await quiet_hub(node_factory)
+    rt = hub.runtime
+    first = MatchEngine(rt, consumes_queue=True)
+    await rt.run(first.after_sync)  # loaded from the database: a snapshot at once
+    held = first.status()["held"]
+    assert match_snapshot.path_in(rt.data_dir).exists() and first.unsaved == 0
+    th = members["th"]
+    changed = matched_listing(th)
+    touch(th, changed)
+    await hub.sync.sync_peer("th", force=True)
+
+    again = MatchEngine(rt, consumes_queue=True)  # a new worker's engine
+    assert await rt.run(again.refresh) == [("th", changed)]
+    assert again.reads == 1  # the changed summary alone is parsed
+    assert again.pending() == [("th", changed)] and queued(hub) == 0
+    fresh = MatchEngine(rt)  # everything parsed from the database
+    await rt.run(fresh.refresh)
+    assert again.versions == fresh.versions and len(again.versions) == held
+    # The same top lists (a tie may be broken the other way: their scores are compared).
+    assert scores(again.top(k=5)) == scores(fresh.top(k=5))
+    await rt.run(again.after_sync)
+    assert again.status()["pending"] == 0
+
+    # A snapshot of another scoring (or matching code) is not used.
+    head = match_snapshot.header(rt.node_id, again.scoring)
+    assert match_snapshot.load(rt.data_dir, head) is not None
+    assert match_snapshot.load(rt.data_dir, {**head, "code": "other"}) is None
+    other = MatchEngine(rt, consumes_queue=True)
+    other.scoring = "2/lexical"
+    await rt.run(other.refresh)
+    assert other.reads == held and other.status()["pending"] == held
 
 
 async def test_a_change_whose_rematch_never_ran_is_matched_at_the_next_start(
