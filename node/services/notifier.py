@@ -126,6 +126,10 @@ class Notifier:
             logger.info("notify %s answered %s", node_id, resp.status)
         return resp.status == 202
 
+    def in_flight(self) -> int:
+        """Readers whose notify has not ended yet."""
+        return sum(1 for task in self._inflight.values() if not task.done())
+
     async def aclose(self) -> None:
         """Cancel the notifies in flight and wait for them to end."""
         tasks = list(self._inflight.values())
