@@ -264,3 +264,30 @@ async def test_a_regained_leadership_serves_the_new_matcher(
     )
     assert status == 200 and isinstance(body["matches"], list)
     await hub.app[HUB_MATCHING].stop()
+
+
+async def test_the_hubs_own_listings_are_read_again_only_when_they_changed(
+    node_factory: NodeFactory,
+) -> None:
+    net = await start_hub_network(node_factory, [])
+    hub = net.hub
+    rt = hub.runtime
+    await hub.app[HUB_MATCHING].service.aclose()
+    engine = MatchEngine(rt, consumes_queue=True)
+    await rt.run(engine.after_sync)
+    own = sorted(engine.own)
+    assert len(own) >= 2 and engine.status()["pending"] == 0
+    scanned = engine.own_scanned
+    await rt.run(engine.after_sync)
+    assert engine.own_scanned == scanned  # neither the change log nor the policy moved
+
+    record = rt.listings.get(own[0][1]).record
+    title = {"en": f"Renamed {record['version'] + 1}"}
+    rt.listings.update(own[0][1], {**record, "title": title})
+    assert await rt.run(engine.refresh) == [own[0]]
+    assert engine.pending() == [own[0]]
+    rt.listings.withdraw(own[1][1])
+    assert await rt.run(engine.refresh) == []
+    assert own[1] not in engine.versions and own[1] not in engine.own
+    await rt.run(engine.after_sync)
+    assert engine.status()["pending"] == 0 and stamp_of(hub, own[1]) is None
