@@ -44,7 +44,7 @@ from bench.sync_pull import _free_port, _serve, _stop, _wait_http
 from node.config import DB_FILE, NodeConfig
 from node.hub import search_store
 from node.hub.search import SearchIndex
-from node.hub.search_store import SearchDoc, _tsvector, public_listing
+from node.hub.search_store import RECOUNT, SearchDoc, _tsvector, public_listing
 from node.runtime import open_runtime
 from node.services.setup import init_node
 from node.storage.db import make_engine
@@ -150,6 +150,7 @@ def _fill(db: Path, docs: list[SearchDoc]) -> None:
             conn.executemany("INSERT INTO search_shown VALUES (?,?)", shown)
             conn.executemany("INSERT INTO search_codes VALUES (?,?)", codes)
             conn.executemany("INSERT INTO search_fts (rowid, title, body) VALUES (?,?,?)", words)
+        conn.execute(RECOUNT)
     conn.close()
 
 
@@ -163,6 +164,7 @@ def _fill_pg(db_url: str, docs: list[SearchDoc]) -> None:
         cur.execute(
             "SELECT setval(pg_get_serial_sequence('search_docs', 'id'), max(id)) FROM search_docs"
         )
+        cur.execute(RECOUNT)
         cur.execute("ANALYZE")
 
 

@@ -10,7 +10,10 @@ until they expire.
 
 The index is rows in the database (``search_store``): members' summaries are indexed as
 they are stored, the hub's own listings once per policy version and change, so a search
-is two SQL queries on the engine's full-text index, whatever the number of listings.
+is a few SQL queries on the engine's full-text index, whatever the number of listings;
+and their cost does not grow with the number of hits: counts without words are sums of
+a small table, with words they stop at COUNT_CAP, and hits are ranked in windows of the
+RANK_WINDOW newest (see ``_page``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import json
 import logging
 import threading
 import time
+from array import array
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -71,6 +75,14 @@ STALE_S = 2.0
 COMPUTING = 2  # searches computed at once (the others answer what is cached, or wait)
 POOL_THREADS = 6  # answering searches (a computing one holds one; the others answer from cache)
 Facets = tuple[int, dict[str, dict[str, int]]]  # total hits, counts per facet
+Counted = tuple[Facets, bool]  # and whether the total is exact
+Window = Sequence[int]  # document ids of hits, ranked
+WINDOW_CACHE = 256  # ranked windows kept (16 KB each: the pages of a query rank once)
+# A search's cost does not grow with its hits: with words or an IPC filter, hits are
+# counted (total and facets) up to COUNT_CAP, and ranked by relevance in windows of the
+# RANK_WINDOW newest; without either, counts are sums of search_counts.
+COUNT_CAP = 2_000
+RANK_WINDOW = 1_000
 Page = list[tuple[str, dict[str, Any]]]  # (owner, listing shown) of each hit (read only)
 T = TypeVar("T")
 # Whether the rows are current, in one statement: the rows' generation (a new largest
@@ -93,6 +105,8 @@ class _Answer:
     made: float  # monotonic seconds
     facets: Facets
     page: Page
+    exact: bool = True  # whether facets' total is exact (else: at least that many)
+    more: bool | None = None  # whether a page follows (None: as the total tells)
 
 
 @dataclass(frozen=True)
@@ -135,8 +149,9 @@ class SearchIndex:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # (query) -> (rows' generation, valid until, facets): the LRU of recent facets.
-        self._facets: OrderedDict[tuple[Any, ...], tuple[Any, int | None, Facets]] = OrderedDict()
+        self._facets: OrderedDict[tuple[Any, ...], tuple[Any, int | None, Counted]] = OrderedDict()
         self._facets_lock = threading.Lock()
+        self._windows: OrderedDict[tuple[Any, ...], tuple[Any, int | None, Window]] = OrderedDict()
         # (query, offset, limit) -> its last answer: the LRU of recent pages, and the
         # pages being computed (each by one search; the others wait for it or answer
         # the previous page, see REFRESH_S).
@@ -268,7 +283,34 @@ class SearchIndex:
             del self._computing[key]
             done.set()
 
-    def cached_facets(self, key: tuple[Any, ...], generation: Any, now: int) -> Facets | None:
+    def window(
+        self,
+        key: tuple[Any, ...],
+        generation: Any,
+        valid_until: int | None,
+        now: int,
+        make: Callable[[], Window],
+    ) -> Window:
+        """A ranked window of hits (``key``: the query and the window's start), kept while
+        no row changed or expired, so that the pages of a query rank their hits once."""
+        with self._facets_lock:
+            entry = self._windows.get(key)
+            if (
+                entry is not None
+                and entry[0] == generation
+                and (entry[1] is None or now < entry[1])
+            ):
+                self._windows.move_to_end(key)
+                return entry[2]
+        made = make()
+        with self._facets_lock:
+            self._windows[key] = (generation, valid_until, made)
+            self._windows.move_to_end(key)
+            while len(self._windows) > WINDOW_CACHE:
+                self._windows.popitem(last=False)
+        return made
+
+    def cached_facets(self, key: tuple[Any, ...], generation: Any, now: int) -> Counted | None:
         """Total and facets of a query while no row changed and none expired since."""
         with self._facets_lock:
             entry = self._facets.get(key)
@@ -280,7 +322,7 @@ class SearchIndex:
             return entry[2]
 
     def keep_facets(
-        self, key: tuple[Any, ...], generation: Any, valid_until: int | None, facets: Facets
+        self, key: tuple[Any, ...], generation: Any, valid_until: int | None, facets: Counted
     ) -> None:
         with self._facets_lock:
             self._facets[key] = (generation, valid_until, facets)
@@ -365,8 +407,30 @@ class SearchIndex:
             search_store.put_many(session, docs)
 
 
+def _filters(q: SearchQuery, dialect: str, d: str) -> tuple[list[str], dict[str, Any]]:
+    """The conditions of ``q``'s filters but IPC on the rows named ``d`` (search_docs or
+    search_counts: the columns they share), with their parameters."""
+    conds: list[str] = []
+    params: dict[str, Any] = {}
+    if q.category:
+        conds.append(f"{d}.category = :category")
+        params["category"] = q.category
+    if q.country:
+        conds.append(f"{d}.country = :country")
+        params["country"] = q.country.upper()
+    if q.trl_min is not None:
+        conds.append(f"{d}.trl >= :trl")
+        params["trl"] = q.trl_min
+    if q.sector:
+        conds.append(f"(:nl || {d}.sectors || :nl) LIKE :sector ESCAPE '!'")
+        params["nl"] = "\n"
+        escaped = q.sector.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        params["sector"] = f"%\n{escaped}\n%"
+    return conds, params
+
+
 def _where(q: SearchQuery, dialect: str, now: int) -> tuple[str, str, dict[str, Any]]:
-    """(FROM clause, WHERE clause, parameters) of the hits, and the rank to order by."""
+    """(FROM clause, WHERE clause, parameters) of the hits."""
     params: dict[str, Any] = {"now": now}
     terms = query_terms(q.q)
     # Without words, SQLite walks ix_search_docs_order in the page's order, testing the
@@ -385,20 +449,11 @@ def _where(q: SearchQuery, dialect: str, now: int) -> tuple[str, str, dict[str, 
         source = "search_fts f JOIN search_docs d ON d.id = f.doc_id"
         conds.append("f.doc @@ CAST(:m AS tsquery)")
         params["m"] = tsquery(terms)
-    if q.category:
-        conds.append(f"{d}.category = :category")
-        params["category"] = q.category
-    if q.country:
-        conds.append(f"{d}.country = :country")
-        params["country"] = q.country.upper()
-    if q.trl_min is not None:
-        conds.append(f"{d}.trl >= :trl")
-        params["trl"] = q.trl_min
-    if q.sector:
-        conds.append(f"(:nl || {d}.sectors || :nl) LIKE :sector ESCAPE '!'")
-        params["nl"] = "\n"
-        escaped = q.sector.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-        params["sector"] = f"%\n{escaped}\n%"
+    more, values = _filters(q, dialect, d)
+    if q.country and d == "+d":  # ix_search_docs_country_order: that country's rows, in order
+        more = [c.replace("+d.country", "d.country") for c in more]
+    conds.extend(more)
+    params.update(values)
     if q.ipc:
         params["ipc"] = q.ipc.upper()
         if dialect == "sqlite":  # binary collation: a range on the index
@@ -410,65 +465,190 @@ def _where(q: SearchQuery, dialect: str, now: int) -> tuple[str, str, dict[str, 
     return source, " AND ".join(conds), params
 
 
-def _order(q: SearchQuery, dialect: str) -> str:
-    if not query_terms(q.q):
-        return "d.owner, d.listing_id"
-    if dialect == "sqlite":  # bm25 is lower for better hits; a title word weighs three
-        return "bm25(search_fts, 3.0, 1.0), d.owner, d.listing_id"
-    return "ts_rank(f.doc, CAST(:m AS tsquery)) DESC, d.owner, d.listing_id"
-
-
-def _facets(session: Session, source: str, where: str, params: dict[str, Any]) -> Facets:
+def _tally(rows: Any) -> tuple[int, dict[str, dict[str, int]]]:
+    """Total and facets from (category, country, sectors, count) rows."""
     facets: dict[str, dict[str, int]] = {"category": {}, "country": {}, "sector": {}}
     total = 0
-    grouped = session.execute(
-        text(  # noqa: S608 - fixed fragments, values bound
-            f"SELECT d.category, d.country, d.sectors, count(*) FROM {source} "
-            f"WHERE {where} GROUP BY d.category, d.country, d.sectors"
-        ),
-        params,
-    )
-    for category, country, sectors, n in grouped:
+    for category, country, sectors, count in rows:
+        n = int(count)
+        if not n:
+            continue
         total += n
         for name, value in (("category", category), ("country", country)):
             facets[name][value] = facets[name].get(value, 0) + n
         for sector in sectors.split("\n") if sectors else []:
             facets["sector"][sector] = facets["sector"].get(sector, 0) + n
-    return total, {k: dict(sorted(v.items())) for k, v in facets.items()}
+    return total, {k: dict(sorted((v, n) for v, n in f.items() if n)) for k, f in facets.items()}
+
+
+def _summed(q: SearchQuery) -> bool:
+    """Whether ``q``'s counts come from search_counts (no words, no IPC filter)."""
+    return not query_terms(q.q) and not q.ipc
+
+
+def _by_value(
+    session: Session, q: SearchQuery, dialect: str, now: int, columns: str
+) -> list[tuple[Any, ...]]:
+    """Documents by ``columns`` (of search_counts and search_docs) for a query without
+    words or IPC: the sums of search_counts, less the documents that expired (which
+    are in it until their summaries go: a range of ix_search_docs_expires)."""
+    conds, params = _filters(q, dialect, "c")
+    where = " AND ".join(conds) or "1 = 1"
+    counted: dict[tuple[Any, ...], int] = {}
+    for *key, n in session.execute(
+        text(  # noqa: S608 - fixed fragments, values bound
+            f"SELECT {columns}, sum(c.n) FROM search_counts c WHERE {where} GROUP BY {columns}"
+        ),
+        params,
+    ):
+        counted[tuple(key)] = counted.get(tuple(key), 0) + int(n)
+    conds, params = _filters(q, dialect, "d")
+    expired = " AND ".join(["d.expires <= :now", *conds])
+    cols = columns.replace("c.", "d.")
+    # The expiry's index drives (not a covering index in the GROUP BY's order).
+    docs = (
+        "search_docs d INDEXED BY ix_search_docs_expires"
+        if dialect == "sqlite"
+        else "search_docs d"
+    )
+    for *key, n in session.execute(
+        text(  # noqa: S608 - fixed fragments, values bound
+            f"SELECT {cols}, count(*) FROM {docs} WHERE {expired} GROUP BY {cols}"
+        ),
+        {**params, "now": now},
+    ):
+        counted[tuple(key)] = counted.get(tuple(key), 0) - int(n)
+    return [(*key, n) for key, n in counted.items() if n > 0]
+
+
+def _facets(session: Session, q: SearchQuery, dialect: str, now: int) -> tuple[Facets, bool]:
+    """Total and facets of ``q``'s hits, and whether the total is exact: summed from
+    search_counts without words or IPC filter, else counted over COUNT_CAP hits at most
+    (a total of COUNT_CAP: at least that many)."""
+    if _summed(q):
+        rows = _by_value(session, q, dialect, now, "c.category, c.country, c.sectors")
+        return _tally(rows), True
+    source, where, params = _where(q, dialect, now)
+    grouped = session.execute(
+        text(  # noqa: S608 - fixed fragments, values bound
+            "SELECT category, country, sectors, count(*) FROM ("
+            f"SELECT d.category AS category, d.country AS country, d.sectors AS sectors "
+            f"FROM {source} WHERE {where} LIMIT :cap) hits GROUP BY category, country, sectors"
+        ),
+        {**params, "cap": COUNT_CAP},
+    )
+    total, facets = _tally(grouped)
+    return (total, facets), total < COUNT_CAP
+
+
+def _page(
+    session: Session,
+    q: SearchQuery,
+    dialect: str,
+    now: int,
+    windows: Callable[[tuple[Any, ...], Callable[[], Window]], Window] = lambda _k, make: make(),
+) -> list[int]:
+    """Document ids of ``q``'s hits from its offset, one more than its limit (to
+    tell whether a page follows). Without words, in owner and id order (a walk of
+    ix_search_docs_order); with words, the hits taken newest first in windows of
+    RANK_WINDOW, each ranked by relevance (bm25 / ts_rank over that window only, so a
+    page costs the same whether a word is in 100 or 100,000 listings). ``windows``
+    gives a ranked window (by its key) as kept, or as made by the function it is given."""
+    source, where, params = _where(q, dialect, now)
+    end = q.offset + q.limit + 1
+    if not query_terms(q.q):
+        return [
+            int(i)
+            for (i,) in session.execute(
+                text(  # noqa: S608 - fixed fragments, values bound
+                    f"SELECT d.id FROM {source} WHERE {where} "
+                    "ORDER BY d.owner, d.listing_id LIMIT :limit OFFSET :offset"
+                ),
+                {**params, "limit": end - q.offset, "offset": q.offset},
+            )
+        ]
+    if dialect == "sqlite":  # bm25 is lower for better hits; a title word weighs three
+        ranked = (
+            "SELECT id FROM ("
+            "SELECT d.id AS id, d.owner AS owner, d.listing_id AS lid, "
+            f"bm25(search_fts, 3.0, 1.0) AS r FROM {source} WHERE {where} "
+            "ORDER BY f.rowid DESC LIMIT :window OFFSET :start"
+            ") hits ORDER BY r, owner, lid"
+        )
+    else:
+        ranked = (
+            "SELECT hits.id FROM ("
+            f"SELECT d.id, d.owner, d.listing_id FROM {source} WHERE {where} "
+            "ORDER BY d.id DESC LIMIT :window OFFSET :start"
+            ") hits JOIN search_fts r ON r.doc_id = hits.id "
+            "ORDER BY ts_rank(r.doc, CAST(:m AS tsquery)) DESC, hits.owner, hits.listing_id"
+        )
+
+    def window(start: int) -> Callable[[], Window]:
+        def make() -> Window:
+            got = session.execute(text(ranked), {**params, "window": RANK_WINDOW, "start": start})
+            return array("q", (int(i) for (i,) in got))
+
+        return make
+
+    out: list[int] = []
+    pos = q.offset
+    while pos < end:
+        start = pos - pos % RANK_WINDOW
+        key = (q.q, q.category, q.country, q.ipc, q.trl_min, q.sector, start)
+        ranked_hits = windows(key, window(start))
+        out.extend(ranked_hits[pos - start : end - start])
+        if len(ranked_hits) < RANK_WINDOW:
+            break
+        pos = start + RANK_WINDOW
+    return out
+
+
+def _reading(session: Session) -> None:
+    """``session`` set for a search. On PostgreSQL: the hits' rows are reached by their
+    ids (nested loops: a hash or merge join reads every document, as the planner takes
+    a word's hits for more than the window they are cut to), and in the process that
+    asks (parallel workers only add to the load of many searches at once)."""
+    if session.get_bind().dialect.name == "postgresql":
+        for setting in ("enable_hashjoin", "enable_mergejoin"):
+            session.execute(text(f"SET LOCAL {setting} = off"))
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
 def _compute(
     rt: NodeRuntime, index: SearchIndex, q: SearchQuery, now: int, generation: Any
 ) -> _Answer:
     dialect = rt.engine.dialect.name
-    source, where, params = _where(q, dialect, now)
     key = (q.q, q.category, q.country, q.ipc, q.trl_min, q.sector)
     with Session(rt.engine) as session:
+        _reading(session)
         valid_until = session.scalar(
             select(func.min(SearchDocRow.expires)).where(SearchDocRow.expires > now)
         )
-        facets = index.cached_facets(key, generation, now)
-        if facets is None:
-            facets = _facets(session, source, where, params)
-            index.keep_facets(key, generation, valid_until, facets)
-        ids = list(
-            session.execute(
-                text(  # noqa: S608 - fixed fragments, values bound
-                    f"SELECT d.id, d.owner FROM {source} WHERE {where} "
-                    f"ORDER BY {_order(q, dialect)} LIMIT :limit OFFSET :offset"
-                ),
-                {**params, "limit": q.limit, "offset": q.offset},
+        cached = index.cached_facets(key, generation, now)
+        if cached is None:
+            cached = _facets(session, q, dialect, now)
+            index.keep_facets(key, generation, valid_until, cached)
+        facets, exact = cached
+        ids = _page(
+            session,
+            q,
+            dialect,
+            now,
+            lambda k, make: index.window(k, generation, valid_until, now, make),
+        )
+        more = len(ids) > q.limit
+        ids = ids[: q.limit]
+        shown = {
+            doc: (owner, view)
+            for doc, owner, view in session.execute(
+                select(SearchShownRow.doc_id, SearchDocRow.owner, SearchShownRow.shown)
+                .join(SearchDocRow, SearchDocRow.id == SearchShownRow.doc_id)
+                .where(SearchShownRow.doc_id.in_(ids))
             )
-        )
-        shown = dict(
-            session.execute(
-                select(SearchShownRow.doc_id, SearchShownRow.shown).where(
-                    SearchShownRow.doc_id.in_([i for i, _ in ids])
-                )
-            ).all()
-        )
-    page = [(owner, json.loads(shown[doc])) for doc, owner in ids if doc in shown]
-    return _Answer(generation, valid_until, time.monotonic(), facets, page)
+        }
+    page = [(shown[doc][0], json.loads(shown[doc][1])) for doc in ids if doc in shown]
+    return _Answer(generation, valid_until, time.monotonic(), facets, page, exact, more)
 
 
 def _stale(rt: NodeRuntime, states: list[Any], page: Page, now: int) -> dict[str, int | None]:
@@ -500,25 +680,39 @@ def search(rt: NodeRuntime, index: SearchIndex, q: SearchQuery) -> dict[str, Any
             item["stale"] = True
             item["stale_age_ms"] = None if last is None else now - last
         items.append(item)
-    nxt = q.offset + q.limit if q.offset + q.limit < total else None
-    return {"total": total, "items": items, "next_offset": nxt, "facets": facets}
+    more = found.more if found.more is not None else q.offset + q.limit < total
+    nxt = q.offset + q.limit if more else None
+    return {
+        "total": total,
+        "total_exact": found.exact,
+        "items": items,
+        "next_offset": nxt,
+        "facets": facets,
+    }
 
 
-def _more_facets(session: Session, source: str, where: str, params: dict[str, Any]) -> Facets:
+def _more_facets(session: Session, q: SearchQuery, dialect: str, now: int) -> Facets:
+    """Counts by TRL (summed from search_counts without words or IPC filter, else over
+    COUNT_CAP hits at most) and by IPC class (over COUNT_CAP hits at most)."""
     trl: dict[str, int] = {}
-    for level, n in session.execute(
-        text(  # noqa: S608 - fixed fragments, values bound
-            f"SELECT d.trl, count(*) FROM {source} WHERE {where} AND d.trl IS NOT NULL "
-            "GROUP BY d.trl"
-        ),
-        params,
-    ):
-        trl[str(level)] = int(n)
+    source, where, params = _where(q, dialect, now)
+    capped = f"SELECT d.id AS id, d.trl AS trl FROM {source} WHERE {where} LIMIT :cap"
+    params = {**params, "cap": COUNT_CAP}
+    if _summed(q):
+        levels: Any = _by_value(session, q, dialect, now, "c.trl")
+    else:
+        levels = session.execute(
+            text(f"SELECT trl, count(*) FROM ({capped}) hits GROUP BY trl"),  # noqa: S608
+            params,
+        )
+    for level, n in levels:
+        if level is not None:
+            trl[str(level)] = int(n)
     ipc: dict[str, int] = {}
     for cls, n in session.execute(
         text(  # noqa: S608 - fixed fragments, values bound
-            f"SELECT substr(c.code, 1, 4), count(DISTINCT d.id) FROM {source} "
-            f"JOIN search_codes c ON c.doc_id = d.id WHERE {where} GROUP BY substr(c.code, 1, 4)"
+            f"SELECT substr(c.code, 1, 4), count(DISTINCT hits.id) FROM ({capped}) hits "
+            "JOIN search_codes c ON c.doc_id = hits.id GROUP BY substr(c.code, 1, 4)"
         ),
         params,
     ):
@@ -538,6 +732,6 @@ def rows_generation(rt: NodeRuntime) -> tuple[Any, Any]:
 def more_facets(rt: NodeRuntime, q: SearchQuery) -> dict[str, dict[str, int]]:
     """Counts of ``q``'s hits by TRL and by IPC class (four characters), for the public
     marketplace, which caches them (blocking: run via ``rt.run``)."""
-    source, where, params = _where(q, rt.engine.dialect.name, rt.clock())
     with Session(rt.engine) as session:
-        return _more_facets(session, source, where, params)[1]
+        _reading(session)
+        return _more_facets(session, q, rt.engine.dialect.name, rt.clock())[1]

@@ -12,8 +12,10 @@ words it begins; a term in those scripts finds any text containing it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 from node.storage.models import (
     MemberRow,
     SearchCodeRow,
+    SearchCountRow,
     SearchDocRow,
     SearchRemovalRow,
     SearchShownRow,
@@ -39,6 +42,17 @@ _NO_SPACES = re.compile(
     r"\uf900-\ufaff\U00020000-\U0002ffff]+"
 )
 MAX_TOKEN = 64
+# search_counts is folded (one row per facet value) when its row ids pass a multiple of
+# this: a search without words sums at most this many rows more than there are values.
+FOLD_EVERY = 4096
+_FOLD_LOCK = int.from_bytes(hashlib.sha256(b"cattc-search-counts").digest()[:8], "big", signed=True)
+FacetKey = tuple[str, str, str, int | None]  # category, country, sectors, trl
+# search_counts made from the documents (the migration's, and the bench's after its bulk rows)
+RECOUNT = (
+    "INSERT INTO search_counts (category, country, sectors, trl, n) "
+    "SELECT category, country, sectors, trl, count(*) FROM search_docs "
+    "GROUP BY category, country, sectors, trl"
+)
 
 
 def _pieces(word: str) -> list[tuple[bool, str]]:
@@ -200,7 +214,14 @@ def _remove_ids(session: Session, doc_ids: list[int]) -> None:
     session.flush()
     session.execute(delete(SearchCodeRow).where(SearchCodeRow.doc_id.in_(doc_ids)))
     session.execute(delete(SearchShownRow).where(SearchShownRow.doc_id.in_(doc_ids)))
-    session.execute(delete(SearchDocRow).where(SearchDocRow.id.in_(doc_ids)))
+    gone = session.execute(
+        delete(SearchDocRow)
+        .where(SearchDocRow.id.in_(doc_ids))
+        .returning(
+            SearchDocRow.category, SearchDocRow.country, SearchDocRow.sectors, SearchDocRow.trl
+        )
+    )
+    _count(session, Counter(tuple(row) for row in gone), -1)
     mark = session.scalars(insert(SearchRemovalRow).returning(SearchRemovalRow.id), [{}]).one()
     session.execute(delete(SearchRemovalRow).where(SearchRemovalRow.id < mark - 100))
     key = "rowid" if session.get_bind().dialect.name == "sqlite" else "doc_id"
@@ -230,6 +251,7 @@ def put_many(session: Session, docs: list[SearchDoc]) -> None:
         insert(SearchShownRow),
         [{"doc_id": i, "shown": d.shown_json()} for i, d in zip(ids, docs, strict=True)],
     )
+    _count(session, Counter(_facet_key(d.values()) for d in docs), 1)
     codes = [{"doc_id": i, "code": c} for i, d in zip(ids, docs, strict=True) for c in d.codes()]
     if codes:
         session.execute(insert(SearchCodeRow), codes)
@@ -244,6 +266,58 @@ def put_many(session: Session, docs: list[SearchDoc]) -> None:
             text(f"INSERT INTO {FTS_TABLE} (doc_id, doc) VALUES (:id, CAST(:v AS tsvector))"),
             [{"id": i, "v": _tsvector(t, b)} for i, t, b in words],
         )
+
+
+def _facet_key(values: dict[str, Any]) -> FacetKey:
+    return (values["category"], values["country"], values["sectors"], values["trl"])
+
+
+def _count(session: Session, counted: Counter[Any], sign: int) -> None:
+    """Add ``counted`` documents (by facet value) to search_counts, as new rows."""
+    if not counted:
+        return
+    rows = [
+        {"category": c, "country": k, "sectors": s, "trl": t, "n": sign * n}
+        for (c, k, s, t), n in counted.items()
+    ]
+    ids = session.scalars(
+        insert(SearchCountRow).returning(SearchCountRow.id, sort_by_parameter_order=True), rows
+    ).all()
+    last = max(ids)
+    if last // FOLD_EVERY != (last - len(ids)) // FOLD_EVERY:
+        fold_counts(session, last)
+
+
+def fold_counts(session: Session, upto: int | None = None) -> None:
+    """Fold search_counts' rows (up to id ``upto``) into one row per facet value. Only the
+    rows this transaction deletes are summed, so two writers folding at once (PostgreSQL)
+    never count a row twice; there one folds and the others skip it."""
+    if session.get_bind().dialect.name == "postgresql":
+        got = session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _FOLD_LOCK})
+        if not got:
+            return
+    stmt = delete(SearchCountRow)
+    if upto is not None:
+        stmt = stmt.where(SearchCountRow.id <= upto)
+    gone = session.execute(
+        stmt.returning(
+            SearchCountRow.category,
+            SearchCountRow.country,
+            SearchCountRow.sectors,
+            SearchCountRow.trl,
+            SearchCountRow.n,
+        )
+    )
+    sums: Counter[FacetKey] = Counter()
+    for category, country, sectors, trl, n in gone:
+        sums[(category, country, sectors, trl)] += n
+    rows = [
+        {"category": c, "country": k, "sectors": s, "trl": t, "n": n}
+        for (c, k, s, t), n in sums.items()
+        if n
+    ]
+    if rows:
+        session.execute(insert(SearchCountRow), rows)
 
 
 def member_country(session: Session, origin: str) -> str:

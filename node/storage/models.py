@@ -271,6 +271,15 @@ class SearchDocRow(Base):
         Index(
             "ix_search_docs_order", "owner", "listing_id", "category", "country", "trl", "expires"
         ),
+        Index(
+            "ix_search_docs_country_order",
+            "country",
+            "owner",
+            "listing_id",
+            "category",
+            "trl",
+            "expires",
+        ),
         {"sqlite_autoincrement": True},
     )
 
@@ -305,6 +314,24 @@ class SearchCodeRow(Base):
     code: Mapped[str] = mapped_column(String(40), primary_key=True)
 
     __table_args__ = (Index("ix_search_codes_code", "code", "doc_id"),)
+
+
+class SearchCountRow(Base):
+    """Search documents counted by their facet values, as changes: each write of search
+    rows adds one row per (category, country, sectors, trl) it added (``n`` > 0) or removed
+    (``n`` < 0), never updating one, so that pulls writing at the same time never wait on
+    each other here; the writers fold the rows into one per value now and then
+    (``search_store.fold_counts``). A search without words sums this small table instead
+    of counting the documents."""
+
+    __tablename__ = "search_counts"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    category: Mapped[str] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(2))
+    sectors: Mapped[str] = mapped_column(Text)
+    trl: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    n: Mapped[int] = mapped_column(Integer)
 
 
 class StaffUserRow(Base):

@@ -132,7 +132,11 @@ class SearchHit(BaseModel):
 
 
 class SearchResult(BaseModel):
-    total: int
+    total: int = Field(description="hits (with words or an IPC filter, counted up to a cap)")
+    total_exact: bool = Field(
+        description="false when the count stopped at its cap: at least ``total`` hits, "
+        "and the facets count those"
+    )
     items: list[SearchHit]
     next_offset: int | None
     facets: dict[str, dict[str, int]]

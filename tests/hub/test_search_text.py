@@ -153,7 +153,8 @@ async def test_summaries_held_before_the_index_are_indexed_at_the_first_search(
     assert before
     # As after an upgrade: the summaries are held, the index is empty and never filled.
     with Session(net.hub.runtime.engine) as session, session.begin():
-        for table in ("search_fts", "search_codes", "search_shown", "search_docs"):
+        for table in ("search_fts", "search_codes", "search_shown", "search_docs", "search_counts"):
             session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
         session.execute(delete(MetaRow).where(MetaRow.key.like("search.%")))
     assert keyed(await search_all(http, net.hub)) == before
+    assert (await _search(http, net.hub, ""))["total"] == len(before)  # counted once
