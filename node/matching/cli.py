@@ -73,6 +73,14 @@ def _render(reports: list[dict[str, Any]]) -> str:
     help="Also run the semantic matcher without the concept lexicon.",
 )
 @click.option("--now", default=None, metavar="DATE", help="Judge expiry at this date (YYYY-MM-DD).")
+@click.option(
+    "--without",
+    "drop",
+    multiple=True,
+    type=click.Choice(["sector", "ipc", "isic"]),
+    help="Leave this field out of every request (repeatable): the matcher then infers "
+    "the codes from the request's text.",
+)
 @json_option
 def eval_cmd(
     listings: Path,
@@ -82,6 +90,7 @@ def eval_cmd(
     model: str,
     ablate_lexicon: bool,
     now: str | None,
+    drop: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Matching quality on LISTINGS (JSONL) with the ground truth PAIRS (CSV).
@@ -119,6 +128,7 @@ def eval_cmd(
         "encoder": encoder,
         "now_ms": now_ms,
         "ablate_lexicon": ablate_lexicon,
+        "drop_request_fields": tuple(drop) + (("sectors",) if "sector" in drop else ()),
     }
     try:
         reused = load_records(base or listings)

@@ -60,6 +60,7 @@ class Match:
     shared_codes: tuple[str, ...] = ()
     candidate_title: str = ""
     semantic_evidence: SemanticEvidence | None = None
+    inferred_codes: tuple[str, ...] = ()
 
     def explanation(self) -> str:
         """One paragraph: the score, how it is made up, and what the two sides share."""
@@ -80,6 +81,8 @@ class Match:
             parts.append("shared concepts: " + ", ".join(self.shared_concepts))
         if self.shared_codes:
             parts.append("shared codes: " + ", ".join(self.shared_codes))
+        if self.inferred_codes:
+            parts.append("inferred from the request's text: " + ", ".join(self.inferred_codes))
         if self.semantic_evidence is not None:
             ev = self.semantic_evidence
             parts.append(
@@ -99,6 +102,7 @@ class Match:
             "shared_concepts": list(self.shared_concepts),
             "shared_codes": list(self.shared_codes),
             "candidate_title": self.candidate_title,
+            "inferred_codes": list(self.inferred_codes),
             "semantic_evidence": (
                 None if self.semantic_evidence is None else self.semantic_evidence.to_json()
             ),

@@ -25,6 +25,7 @@ from node.matching.concepts import ConceptLexicon, default_lexicon
 from node.matching.embedding import Embedder, resolve
 from node.matching.features import CANDIDATE_KINDS, Features, Ref, extract
 from node.matching.index import FloatArray, IntArray, Vocabulary
+from node.matching.infer import CodeModel, candidate_codes, code_label
 from node.matching.ivf import shortlist_top
 from node.matching.match import (
     Match,
@@ -32,13 +33,15 @@ from node.matching.match import (
     shared_concepts,
     shared_terms,
 )
-from node.matching.scoring import Scored
+from node.matching.scoring import Scored, inferred_kinds
 from node.matching.semantic import Encoder
 from node.matching.store import SEMANTIC_SCALE, SPACES, KindStore, NodeBits
 
 logger = logging.getLogger(__name__)
 
 EXACT_PAIRS = 4_000_000
+INFER_BLOCK = 20_000  # requests whose codes are inferred at once
+REFIT_SHARE = 0.02  # share of the candidates changed after which the code model is refitted
 TABLE_MARGIN = 10
 COMPACT_DEAD = 0.3
 
@@ -93,6 +96,8 @@ class Matcher:
         self.stores = {kind: self._store(kind) for kind in ("request", *CANDIDATE_KINDS)}
         self._kind_of: dict[Ref, str] = {}
         self._tables: dict[str, _Table] = {}
+        self._codes: CodeModel | None = None  # infers the codes of requests without any
+        self._candidate_changes = 0  # candidates added or removed since it was fitted
 
     def _store(self, kind: str) -> KindStore:
         store = KindStore(kind, self.vocabs, self._nodes)
@@ -150,6 +155,10 @@ class Matcher:
             store = self.stores[feats.kind]
             slot = store.add(feats, vector)
             self._kind_of[feats.ref] = feats.kind
+            if feats.kind != "request":
+                self._candidate_changes += 1
+            elif self._codes is not None:
+                self._infer(np.array([slot], dtype=np.int64))
             self._after_add(feats, vector, slot)
         self._maybe_compact()
         return len(batch)
@@ -168,6 +177,8 @@ class Matcher:
         store = self.stores[kind]
         slot = store.slot_of[ref]
         store.kill(ref)
+        if kind != "request":
+            self._candidate_changes += 1
         if kind == "request":
             for table in self._tables.values():
                 if slot < len(table.slots):
@@ -228,6 +239,27 @@ class Matcher:
                     vector = store.dense.view[slot].copy()
                 self.stores[kind].add(_unpacked(store, slot, feats), vector)
         self._tables.clear()
+        self._codes = None
+
+    # --- inferred codes ---------------------------------------------------------------------
+    def code_model(self) -> CodeModel:
+        """The model that infers the codes of requests without any (``infer``), fitted on
+        the candidates held; fitted again, and every request inferred again, once more
+        than ``REFIT_SHARE`` of the candidates it learnt from were added or removed."""
+        held = self._codes
+        if held is None or self._candidate_changes > REFIT_SHARE * held.size:
+            stores = [self.stores[kind] for kind in CANDIDATE_KINDS]
+            held = self._codes = CodeModel(stores, inferred_kinds())
+            self._candidate_changes = 0
+            self._infer(self.stores["request"].live_slots())
+        return held
+
+    def _infer(self, slots: IntArray) -> None:
+        assert self._codes is not None
+        requests = self.stores["request"]
+        for start in range(0, len(slots), INFER_BLOCK):
+            part = slots[start : start + INFER_BLOCK]
+            requests.set_inferred(part, self._codes.infer(requests, part))
 
     # --- queries ----------------------------------------------------------------------------
     def matches_for(
@@ -250,6 +282,7 @@ class Matcher:
         ``explain=False`` the shared terms, concepts and codes are left out (``explain``
         adds them to the matches that need them)."""
         now = self.now()
+        self.code_model()
         out: dict[Ref, list[Match]] = {}
         by_kind: dict[str, list[Ref]] = {}
         for ref in refs:
@@ -352,6 +385,7 @@ class Matcher:
         """The bulk result without explanations: for each live request (in slot order),
         candidate slots, scores (-inf past the end) and candidate kinds."""
         now = self.now()
+        self.code_model()
         live = self._live_requests()
         per_kind: list[tuple[str, IntArray, FloatArray]] = []
         for kind in (k_ for k_ in CANDIDATE_KINDS if k_ in kinds):
@@ -482,7 +516,23 @@ class Matcher:
                 self.vocabs["concepts"],
             ),
             shared_codes=shared_codes(req, cand),
+            inferred_codes=self._inferred_codes(req_slot, kind, cand_slot),
         )
+
+    def _inferred_codes(self, req_slot: int, kind: str, cand_slot: int) -> tuple[str, ...]:
+        """The codes inferred for the request that the candidate carries, with their
+        probabilities (what its inferred_* components are made of)."""
+        requests, cands = self.stores["request"], self.stores[kind]
+        out = []
+        one = np.array([cand_slot], dtype=np.int64)
+        for code_kind in inferred_kinds():
+            theirs = set(candidate_codes(cands, code_kind, one)[0].tolist()) - {0}
+            inferred = requests.inferred(code_kind, np.array([req_slot], dtype=np.int64))
+            codes, probs = inferred[0][0].tolist(), inferred[1][0].tolist()
+            for code, prob in zip(codes, probs, strict=True):
+                if code and code in theirs:
+                    out.append(f"{code_label(code_kind, code)} ({prob:.2f})")
+        return tuple(out)
 
 
 def _unpacked(store: KindStore, slot: int, feats: Features) -> Features:

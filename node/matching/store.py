@@ -19,6 +19,10 @@ from node.matching.features import PARTNERSHIPS, SECTORS, Features, Ref
 from node.matching.index import Growable, SparseRows, Vocabulary
 
 SPACES = ("text", "concepts", "ngrams")
+# Codes a request may get inferred from its text when it names none (``infer``), and how
+# many of each kind are kept per request.
+INFER_KINDS = ("sector", "ipc", "isic")
+INFER_TOP = 3
 NEVER = np.iinfo(np.int64).max
 # Cosine -> semantic component: clip((cos - zero) / span, 0, 1). Each encoder carries its
 # own (``scale``); this default suits models whose unrelated pairs sit near 0.1.
@@ -85,6 +89,11 @@ class KindStore:
         self.sem_scale = SEMANTIC_SCALE
         self.has_dense = Growable(np.bool_)
         self.has_concepts = Growable(np.bool_)
+        # Codes inferred from the text (requests without codes of a kind), per kind: codes
+        # and probabilities, INFER_TOP a slot; made for a kind when first inferred.
+        self._inferred: dict[str, tuple[Growable, Growable]] = {}
+        # Per kind of code: (slots when made, each slot's set, the distinct sets): ``infer``'s.
+        self.code_sets: dict[str, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
         self.dead = 0
         # (key, distinct-set index per slot, a slot per set): ``scoring.grid_scores``'s.
         self.distinct: (
@@ -139,7 +148,52 @@ class KindStore:
             self.dense.append(0.0 if vector is None else vector)
         self.has_dense.append(vector is not None)
         self.has_concepts.append(bool(feats.concepts))
+        for codes, probs in self._inferred.values():
+            codes.append(0)
+            probs.append(0.0)
         return slot
+
+    def set_inferred(
+        self,
+        slots: npt.NDArray[np.int64],
+        inferred: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]],
+    ) -> None:
+        """Store the codes inferred for ``slots`` (``infer.CodeModel.infer``), each kind only
+        where the listing names no code of that kind itself."""
+        for kind, (codes, probs) in inferred.items():
+            if kind == "sector":
+                own = self.smask.view[slots] != 0
+            else:
+                column = self.ipc if kind == "ipc" else self.isic
+                own = column.view[slots, 0] > 0
+            if kind not in self._inferred:
+                size = len(self.features)
+                held = (Growable(np.int32, width=INFER_TOP), Growable(np.float32, width=INFER_TOP))
+                held[0].extend(np.zeros((size, INFER_TOP), dtype=np.int32))
+                held[1].extend(np.zeros((size, INFER_TOP), dtype=np.float32))
+                self._inferred[kind] = held
+            column_codes, column_probs = self._inferred[kind]
+            column_codes.view[slots] = np.where(own[:, None], 0, codes)
+            column_probs.view[slots] = np.where(own[:, None], 0.0, probs)
+        self.distinct = None
+
+    def has_inferred(self, kind: str) -> npt.NDArray[np.bool_]:
+        """Per slot: whether codes of ``kind`` were inferred for it."""
+        held = self._inferred.get(kind)
+        if held is None:
+            return np.zeros(len(self.features), dtype=np.bool_)
+        out: npt.NDArray[np.bool_] = held[1].view[:, 0] > 0
+        return out
+
+    def inferred(
+        self, kind: str, slots: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The codes of ``kind`` inferred for ``slots`` and their probabilities (0 pads)."""
+        held = self._inferred.get(kind)
+        if held is None:
+            shape = (len(slots), INFER_TOP)
+            return np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.float32)
+        return held[0].view[slots].astype(np.int64), held[1].view[slots]
 
     def kill(self, ref: Ref) -> Features | None:
         """Remove ``ref`` from every later score at once; its df leaves the vocabularies."""
