@@ -83,6 +83,7 @@ WINDOW_CACHE = 256  # ranked windows kept (16 KB each: the pages of a query rank
 # RANK_WINDOW newest; without either, counts are sums of search_counts.
 COUNT_CAP = 2_000
 RANK_WINDOW = 1_000
+RARE_CODES = 5_000  # an IPC prefix with fewer codes drives a search (SQLite; see _rare_ipc)
 Page = list[tuple[str, dict[str, Any]]]  # (owner, listing shown) of each hit (read only)
 T = TypeVar("T")
 # Whether the rows are current, in one statement: the rows' generation (a new largest
@@ -429,8 +430,11 @@ def _filters(q: SearchQuery, dialect: str, d: str) -> tuple[list[str], dict[str,
     return conds, params
 
 
-def _where(q: SearchQuery, dialect: str, now: int) -> tuple[str, str, dict[str, Any]]:
-    """(FROM clause, WHERE clause, parameters) of the hits."""
+def _where(
+    q: SearchQuery, dialect: str, now: int, *, rare_ipc: bool = False
+) -> tuple[str, str, dict[str, Any]]:
+    """(FROM clause, WHERE clause, parameters) of the hits. ``rare_ipc``: the IPC prefix
+    has fewer than RARE_CODES codes (``_rare_ipc``), which then drive on SQLite."""
     params: dict[str, Any] = {"now": now}
     terms = query_terms(q.q)
     # Without words, SQLite walks ix_search_docs_order in the page's order, testing the
@@ -461,8 +465,33 @@ def _where(q: SearchQuery, dialect: str, now: int) -> tuple[str, str, dict[str, 
             codes = "code >= :ipc AND code < :ipc_end"
         else:
             codes = "starts_with(code, :ipc)"
-        conds.append(f"{d}.id IN (SELECT doc_id FROM search_codes WHERE {codes})")
+        if dialect == "sqlite" and not rare_ipc:  # a probe of the codes' key per row
+            conds.append(
+                f"EXISTS (SELECT 1 FROM search_codes c WHERE c.doc_id = d.id AND c.{codes})"
+            )
+        elif dialect == "sqlite" and not terms:  # the few documents with such codes drive
+            conds.append(f"d.id IN (SELECT doc_id FROM search_codes WHERE {codes})")
+        else:
+            conds.append(f"{d}.id IN (SELECT doc_id FROM search_codes WHERE {codes})")
     return source, " AND ".join(conds), params
+
+
+def _rare_ipc(session: Session, q: SearchQuery, dialect: str) -> bool:
+    """Whether ``q``'s IPC prefix has fewer than RARE_CODES codes (one index range, cut
+    there): then its documents drive a search, else documents are walked and their codes
+    probed (a rare prefix walked so would visit every document, a common one driven so
+    would collect all of its documents)."""
+    if not q.ipc or dialect != "sqlite":
+        return False
+    ipc = q.ipc.upper()
+    n = session.scalar(
+        text(
+            "SELECT count(*) FROM (SELECT 1 FROM search_codes "
+            "WHERE code >= :ipc AND code < :ipc_end LIMIT :n) codes"
+        ),
+        {"ipc": ipc, "ipc_end": ipc + "\U0010ffff", "n": RARE_CODES},
+    )
+    return int(n or 0) < RARE_CODES
 
 
 def _tally(rows: Any) -> tuple[int, dict[str, dict[str, int]]]:
@@ -528,7 +557,7 @@ def _facets(session: Session, q: SearchQuery, dialect: str, now: int) -> tuple[F
     if _summed(q):
         rows = _by_value(session, q, dialect, now, "c.category, c.country, c.sectors")
         return _tally(rows), True
-    source, where, params = _where(q, dialect, now)
+    source, where, params = _where(q, dialect, now, rare_ipc=_rare_ipc(session, q, dialect))
     grouped = session.execute(
         text(  # noqa: S608 - fixed fragments, values bound
             "SELECT category, country, sectors, count(*) FROM ("
@@ -554,7 +583,7 @@ def _page(
     RANK_WINDOW, each ranked by relevance (bm25 / ts_rank over that window only, so a
     page costs the same whether a word is in 100 or 100,000 listings). ``windows``
     gives a ranked window (by its key) as kept, or as made by the function it is given."""
-    source, where, params = _where(q, dialect, now)
+    source, where, params = _where(q, dialect, now, rare_ipc=_rare_ipc(session, q, dialect))
     end = q.offset + q.limit + 1
     if not query_terms(q.q):
         return [
@@ -695,7 +724,7 @@ def _more_facets(session: Session, q: SearchQuery, dialect: str, now: int) -> Fa
     """Counts by TRL (summed from search_counts without words or IPC filter, else over
     COUNT_CAP hits at most) and by IPC class (over COUNT_CAP hits at most)."""
     trl: dict[str, int] = {}
-    source, where, params = _where(q, dialect, now)
+    source, where, params = _where(q, dialect, now, rare_ipc=_rare_ipc(session, q, dialect))
     capped = f"SELECT d.id AS id, d.trl AS trl FROM {source} WHERE {where} LIMIT :cap"
     params = {**params, "cap": COUNT_CAP}
     if _summed(q):

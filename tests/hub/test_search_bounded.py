@@ -186,3 +186,43 @@ def _listing(session: Session, doc_id: int) -> int:
     row = session.get(SearchDocRow, doc_id)
     assert row is not None
     return int(row.listing_id[1:])
+
+
+@pytest.mark.parametrize("rare_codes", [1, 10_000])
+def test_an_ipc_prefix_finds_the_same_whether_its_codes_or_the_documents_drive(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, rare_codes: int
+) -> None:
+    """An IPC prefix with fewer than RARE_CODES codes drives the search from its codes,
+    a common one walks the documents and probes their codes: the same hits either way."""
+    monkeypatch.setattr(search, "RARE_CODES", rare_codes)
+    dialect = engine.dialect.name
+    docs = []
+    for i in range(1, 31):
+        doc = _doc(i)
+        codes = (["A01B 1/00"] if i % 3 == 0 else []) + (
+            ["A01C 3/00", "H02S"] if i % 5 == 0 else []
+        )
+        doc.shown["fields"]["ipc"] = codes
+        docs.append(doc)
+    with Session(engine) as session, session.begin():
+        search_store.put_many(session, docs)
+    for prefix in ("A01", "a01c", "H02S", "B99"):
+        expected = {
+            f"L{i}"
+            for i, d in enumerate(docs, 1)
+            if i % 7 and any(c.startswith(prefix.upper()) for c in d.codes())
+        }
+        for words in ("", "pump"):
+            q = SearchQuery(q=words, ipc=prefix, limit=4)
+            with Session(engine) as session:
+                (total, _), exact = _facets(session, q, dialect, NOW)
+                assert (total, exact) == (len(expected), True), (prefix, words)
+                found: list[int] = []
+                while True:
+                    got = _page(session, q, dialect, NOW)
+                    found.extend(got[:4])
+                    if len(got) <= 4:
+                        break
+                    q = SearchQuery(q=words, ipc=prefix, limit=4, offset=q.offset + 4)
+                assert {f"L{_listing(session, i)}" for i in found} == expected, (prefix, words)
+                assert len(found) == len(set(found))
