@@ -28,6 +28,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from node.hub import match_queue
 from node.hub.held_now import held_now
 from node.hub.loop_lag import LoopLagMonitor
 from node.hub.match_engine import Ref
@@ -58,6 +59,10 @@ logger = logging.getLogger(__name__)
 SECRET_HEADER = "X-Cattc-Leader"
 FORWARD_TIMEOUT_S = 120.0  # a top list of a large hub takes the worker a while
 REMATCH_HINT_TIMEOUT_S = 5.0
+# Seconds between two looks of the leader at the matcher's queue: changes queued with no
+# re-match asked of it (another process's hint lost, ``cattc sync`` meanwhile) are
+# matched within this time.
+CATCH_UP_S = 30.0
 # Retracted listings a re-match hint names at most (more: the re-match alone takes them out).
 DROP_MAX = 100_000
 HELD_CHECK = 1000  # pairs of a match list checked against what is held per query
@@ -164,6 +169,20 @@ class HubMatching:
         host, port = runner.addresses[0][:2]
         self.leadership.address = (f"http://{host}:{port}", secret)
         self._background(self.service.rematch())
+        self._background(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        """As the leader: a re-match whenever changes wait in the matcher's queue though
+        no pull asked for one (``node.hub.match_queue``)."""
+        while True:
+            await asyncio.sleep(CATCH_UP_S)
+            try:
+                if await self.rt.db.run(match_queue.waiting):
+                    await self.service.rematch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is away: look again next time
+                logger.exception("matcher queue check failed")
 
     async def stop(self) -> None:
         """No longer leading (or stopping): the matcher and its endpoint end now."""

@@ -75,6 +75,11 @@ def drop(engine: Engine, taken: list[int]) -> None:
             session.execute(delete(QUEUE).where(QUEUE.c.id.in_(chunk)))
 
 
+def waiting(session: Session) -> bool:
+    """Whether any change waits (one indexed row read)."""
+    return session.scalar(select(QUEUE.c.id).limit(1)) is not None
+
+
 def size(engine: Engine) -> int:
     """How many changes wait (for status and tests)."""
     with Session(engine) as session:

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.hub import match_queue, match_snapshot
+from node.hub import app_setup, match_queue, match_snapshot
 from node.hub.match_engine import MatchEngine
 from node.hub.match_worker import MatchingUnavailable
 from node.matching.match import Match
@@ -175,10 +175,11 @@ async def test_a_new_worker_starts_from_the_snapshot_and_takes_in_what_changed_s
 
 
 async def test_a_change_whose_rematch_never_ran_is_matched_at_the_next_start(
-    node_factory: NodeFactory,
+    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The page is stored, then the worker dies before it is told (a crash between the
     apply and the re-match): the next start finds the change; none is lost."""
+    monkeypatch.setattr(app_setup, "CATCH_UP_S", 3600.0)  # no look at the queue meanwhile
     net = await start_hub_network(node_factory, MEMBERS, load_hub_sample=False)
     for node_id in MEMBERS:
         load_records(net.nodes[node_id], generated(node_id, 40))
@@ -214,10 +215,11 @@ async def test_a_change_whose_rematch_never_ran_is_matched_at_the_next_start(
 
 
 async def test_a_change_not_told_to_a_running_matcher_is_taken_at_its_next_pass(
-    node_factory: NodeFactory,
+    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pull whose observer was not told (another process's, lost with it): the queue
     has the change, and the leader's next pass, for whatever reason, takes it."""
+    monkeypatch.setattr(app_setup, "CATCH_UP_S", 3600.0)  # no look at the queue meanwhile
     net = await start_hub_network(node_factory, MEMBERS, load_hub_sample=False)
     for node_id in MEMBERS:
         load_records(net.nodes[node_id], generated(node_id, 40))
@@ -238,6 +240,29 @@ async def test_a_change_not_told_to_a_running_matcher_is_taken_at_its_next_pass(
     assert queued(hub) == 1
     await service.rematch()
     assert queued(hub) == 0 and stamp_of(hub, ("th", changed)) != before
+
+
+async def test_queued_changes_no_pull_asked_for_are_matched_at_the_leaders_next_look(
+    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cattc sync`` meanwhile, or a hint from another process lost: the leader looks
+    at the queue every ``CATCH_UP_S`` and re-matches what waits there."""
+    monkeypatch.setattr(app_setup, "CATCH_UP_S", 0.2)
+    net = await start_hub_network(node_factory, ["th"], load_hub_sample=False)
+    load_records(net.nodes["th"], generated("th", 40))
+    hub = net.hub
+    matching = hub.app[HUB_MATCHING]
+    hub.sync.remove_observer(matching)  # no pull asks for a re-match
+    th = net.nodes["th"]
+    changed = matched_listing(th)
+    await hub.sync.sync_peer("th", force=True)
+    await until("the first match", lambda: stamp_of(hub, ("th", changed)) is not None)
+    before = stamp_of(hub, ("th", changed))
+    touch(th, changed)
+    await hub.sync.sync_peer("th", force=True)
+    await until(
+        "the change matched", lambda: queued(hub) == 0 and stamp_of(hub, ("th", changed)) != before
+    )
 
 
 async def test_a_regained_leadership_serves_the_new_matcher(
