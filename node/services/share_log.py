@@ -128,11 +128,6 @@ def insert_rows(
     return len(entries)
 
 
-def record_served(engine: Engine, issuer: str, reader: str, page: dict[str, Any]) -> int:
-    """Record what the feed page ``page`` (as ``issuer`` signed it) gives ``reader``."""
-    return record_page(engine, reader, entries_of(issuer, page["items"]), int(page["ts"]))
-
-
 def record_page(
     engine: Engine, reader: str, entries: Sequence[tuple[str, int, str]], now: int
 ) -> int:
