@@ -63,8 +63,9 @@ REMATCH_HINT_TIMEOUT_S = 5.0
 # re-match asked of it (another process's hint lost, ``cattc sync`` meanwhile) are
 # matched within this time.
 CATCH_UP_S = 30.0
-# Retracted listings a re-match hint names at most (more: the re-match alone takes them out).
-DROP_MAX = 100_000
+# Retracted listings a re-match hint names at most (more: the re-match alone takes them
+# out): at most about 100 bytes each, a hint stays under the 1 MiB a body may have.
+DROP_MAX = 5_000
 HELD_CHECK = 1000  # pairs of a match list checked against what is held per query
 # Pairs of the match lists kept between queries: the most a query shows (1,000), with
 # room for those that left the hub since.

@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from node.clock import system_clock
 from node.demo import PUBLIC_RULES
+from node.hub.app_setup import DROP_MAX
 from node.storage.models import RemoteListingRow, SyncRunRow
-from node.web.appkeys import HUB_MATCHING
+from node.web.appkeys import HUB_MATCHING, LEADER
 from protocol.keys import KeyStore
 from protocol.request_sig import sign_request
+from sync.interfaces import Changes
 from tests.federation.network import NodeFactory, add_member, hub_key, load_records
+from tests.hub.helpers import start_hub_network
+from tests.hub.test_leader import second_process
 from tests.hub.test_match_worker import generated as generated_records
 from tests.node.sample import sample_records
 from tests.nodes import RunningNode
@@ -278,3 +284,46 @@ async def _purged(hub: RunningNode, listing_id: str) -> bool:
     with Session(hub.runtime.engine) as session:
         row = session.get(RemoteListingRow, ("th", listing_id))
     return row is None and not hub.sync.busy()
+
+
+async def test_a_pull_in_another_hub_process_hands_its_withdrawals_to_the_leader(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two processes serve one hub; the one that does not lead pulls th's withdrawal and
+    hands it to the leader's matcher with its re-match hint (which may name ``DROP_MAX``
+    listings of the longest ids)."""
+    net = await start_hub_network(node_factory, ["th"])
+    first = net.hub
+    run = await first.sync.sync_peer("th", force=True)
+    assert run is not None and run.error is None
+    second = await second_process(first)
+    try:
+        assert first.app[LEADER].is_leader and not second.app[LEADER].is_leader
+        service = first.app[HUB_MATCHING].service
+
+        async def candidates() -> set[tuple[str, str]]:
+            top = await first.runtime.run(service.top, 10)
+            return {m.candidate for found in top.values() for m in found}
+
+        async def of_th() -> set[tuple[str, str]]:
+            return {ref for ref in await candidates() if ref[0] == "th"}
+
+        target = sorted(await poll(of_th, 60, "a listing of th in the leader's lists"))[0]
+        code, _ = await net.nodes["th"].admin(
+            http, "POST", f"/admin/v1/listings/{target[1]}/withdraw"
+        )
+        assert code == 200
+        run = await second.sync.sync_peer("th", force=True)  # the pull, in the other process
+        assert run is not None and run.retracted == 1
+
+        async def dropped() -> bool:
+            return target not in await candidates()
+
+        await poll(dropped, GONE_WITHIN_S, "the leader to drop what the other process pulled")
+        with caplog.at_level(logging.INFO, logger="node.hub.app_setup"):
+            long_id = "th-gone-" + "x" * 50  # 64 characters: the longest a listing id is
+            many = {f"{long_id}{i:06d}"[-64:]: "removed" for i in range(DROP_MAX)}
+            await second.app[HUB_MATCHING].synced(Changes("th", many))
+        assert "not handed over" not in caplog.text
+    finally:
+        await second.stop()
