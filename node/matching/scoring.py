@@ -246,32 +246,56 @@ def grid_scores(
     return known.astype(np.float32, copy=False)
 
 
+def _coded_columns(store: KindStore, expired: Bools, lo: int, hi: int) -> Ints:
+    """Rows ``lo:hi`` of the columns that decide a pair's coded parts, side by side."""
+    views = [
+        store.ipc.view[lo:hi],
+        store.isic.view[lo:hi],
+        store.smask.view[lo:hi],
+        store.trl.view[lo:hi],
+        store.trl_min.view[lo:hi],
+        store.pmask.view[lo:hi],
+        store.tmask.view[lo:hi],
+        store.obit.view[lo:hi],
+        expired[lo:hi],
+        store.alive.view[lo:hi],
+        store.has_concepts.view[lo:hi],
+        store.has_dense.view[lo:hi],
+        *(store.has_inferred(kind)[lo:hi] for kind in inferred_kinds()),
+    ]
+    out: Ints = np.column_stack(views).astype(np.int64)
+    return out
+
+
 def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
     """For ``slots``: the index of each one's set of coded columns among the distinct
-    sets, and a slot having each distinct set. Worked out for the whole store and kept
-    until a listing is added or removed or one more expires."""
+    sets, and a slot having each distinct set. Worked out for the whole store once, then
+    extended row by row as listings are added (one new listing costs a dictionary look-up,
+    not a sort of the store), and worked out again when one is removed or expires."""
     expired = store.expires.view <= now_ms
-    key = (len(store.features), store.dead, int(expired.sum()))
-    if store.distinct is None or store.distinct[0] != key:
-        cols = np.column_stack(
-            [
-                store.ipc.view,
-                store.isic.view,
-                store.smask.view,
-                store.trl.view,
-                store.trl_min.view,
-                store.pmask.view,
-                store.tmask.view,
-                store.obit.view,
-                expired,
-                store.alive.view,
-                store.has_concepts.view,
-                store.has_dense.view,
-                *(store.has_inferred(kind) for kind in inferred_kinds()),
-            ]
-        ).astype(np.int64)
+    size = len(store.features)
+    key = (store.dead, int(expired.sum()))
+    held = store.distinct
+    if held is None or held[0][1:] != key or held[0][0] > size:
+        cols = _coded_columns(store, expired, 0, size)
         _, first, inverse = np.unique(cols, axis=0, return_index=True, return_inverse=True)
-        store.distinct = (key, inverse.reshape(-1).astype(np.int64), first.astype(np.int64))
+        inverse = inverse.reshape(-1).astype(np.int64)
+        first = first.astype(np.int64)
+        store.distinct_ids = {cols[f].tobytes(): i for i, f in enumerate(first.tolist())}
+        store.distinct = ((size, *key), inverse, first)
+    elif held[0][0] < size:
+        done = held[0][0]
+        ids = store.distinct_ids
+        extra = np.empty(size - done, dtype=np.int64)
+        firsts = held[2].tolist()
+        for i, row in enumerate(_coded_columns(store, expired, done, size)):
+            found = ids.setdefault(row.tobytes(), len(firsts))
+            if found == len(firsts):
+                firsts.append(done + i)
+            extra[i] = found
+        inverse = np.concatenate([held[1], extra])
+        store.distinct = ((size, *key), inverse, np.asarray(firsts, dtype=np.int64))
+    assert store.distinct is not None
     _, inverse, first = store.distinct
     used, local = np.unique(inverse[slots], return_inverse=True)
     return local.reshape(-1).astype(np.int64), first[used]

@@ -96,9 +96,11 @@ class KindStore:
         self.code_sets: dict[str, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
         self.dead = 0
         # (key, distinct-set index per slot, a slot per set): ``scoring.grid_scores``'s.
+        # The key is (slots covered, removed, expired); the ids map a set's bytes to it.
         self.distinct: (
             tuple[tuple[int, int, int], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None
         ) = None
+        self.distinct_ids: dict[bytes, int] = {}
 
     def __len__(self) -> int:
         return len(self.slot_of)
@@ -175,7 +177,9 @@ class KindStore:
             column_codes, column_probs = self._inferred[kind]
             column_codes.view[slots] = np.where(own[:, None], 0, codes)
             column_probs.view[slots] = np.where(own[:, None], 0.0, probs)
-        self.distinct = None
+        covered = self.distinct[0][0] if self.distinct is not None else 0
+        if len(slots) and int(slots.min()) < covered:  # new slots only: extended later
+            self.distinct = None
 
     def has_inferred(self, kind: str) -> npt.NDArray[np.bool_]:
         """Per slot: whether codes of ``kind`` were inferred for it."""

@@ -144,3 +144,38 @@ def test_matches_found_without_explanations_are_explained_later() -> None:
     gone = next(x for ms in bare.values() for x in ms)
     m.remove(*gone.candidate)
     assert m.explain(gone) == gone  # a listing gone meanwhile: left as it was
+
+
+def test_code_set_table_extended_one_listing_at_a_time_equals_a_fresh_one() -> None:
+    """The table of distinct coded columns grows with each added listing instead of being
+    sorted again; it must group the slots exactly as one worked out from scratch."""
+    views = sample_views()
+    m = Matcher(NOW)
+    m.upsert_many(views[: len(views) // 2])
+    for store in m.stores.values():  # the tables exist before the rest arrive one by one
+        _groups(store, np.arange(len(store.features), dtype=np.int64))
+    for owner, view in views[len(views) // 2 :]:
+        m.upsert(owner, view)
+    for owner, view in views:  # same codes again under other ids: sets already seen
+        m.upsert(owner, {**view, "id": f"{view['id']}-again"})
+    extended = 0
+    for store in m.stores.values():
+        slots = np.arange(len(store.features), dtype=np.int64)
+        if store.distinct is not None and store.distinct[0][0] < len(slots):
+            extended += 1
+        grown = _groups(store, slots)
+        store.distinct = None
+        assert grown == _groups(store, slots)
+    # The offers' and experts' tables were extended (the requests' may be made again when
+    # the sector model is fitted again and every request re-inferred).
+    assert extended >= 2
+
+
+def _groups(store: KindStore, slots: Ints) -> set[frozenset[int]]:
+    from node.matching.scoring import _distinct
+
+    inverse, reps = _distinct(store, slots, NOW)
+    groups: dict[int, set[int]] = {}
+    for slot, index in zip(slots.tolist(), inverse.tolist(), strict=True):
+        groups.setdefault(index, set()).add(slot)
+    return {frozenset(g) for g in groups.values()}
