@@ -71,7 +71,7 @@ MIN_SCORE = 0.2
 # thousands of listings never holds the database's write lock for long.
 REFS_PER_TXN = 100
 # Bumped when scoring changes in a way that should re-match everything once.
-SCORING_VERSION = "1"
+SCORING_VERSION = "2"  # 2: inferred sectors (node.matching.infer)
 MATCHED = frozenset({"tech_offer", "tech_request", "expert"})
 LOAD_BATCH = 500  # summaries parsed and added to the matcher between two checkpoints
 # Seconds between two snapshots of the matcher (the first right after a load).
