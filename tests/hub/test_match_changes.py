@@ -169,7 +169,7 @@ async def test_a_new_worker_starts_from_the_snapshot_and_takes_in_what_changed_s
     assert match_snapshot.load(rt.data_dir, head) is not None
     assert match_snapshot.load(rt.data_dir, {**head, "code": "other"}) is None
     other = MatchEngine(rt, consumes_queue=True)
-    other.scoring = "2/lexical"
+    other.scoring = "0/lexical"  # not this code's scoring version
     await rt.run(other.refresh)
     assert other.reads == held and other.status()["pending"] == held
 
