@@ -21,6 +21,8 @@ __all__ = [
     "join_members",
     "member_bytes",
     "parse_json",
+    "parse_plain",
+    "plain_bytes",
 ]
 
 
@@ -128,6 +130,62 @@ def join_members(parts: Mapping[str, bytes], *, omit: str | None = None) -> byte
 def array_bytes(elements: Iterable[bytes]) -> bytes:
     """The canonical bytes of an array whose elements' canonical bytes are given."""
     return b"[" + b",".join(elements) + b"]"
+
+
+# No check for cycles: parsed JSON has none.
+_PLAIN_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), check_circular=False
+)
+# In JSON text, what a character beyond the Basic Multilingual Plane may be written
+# with: the UTF-8 lead bytes of one, or an escaped surrogate (``\ud800``-``\udfff``);
+# and a NUL byte, which no UTF-8 JSON text holds (``json.loads`` reads UTF-16 too).
+_NOT_PLAIN_MARKS = (b"\x00", b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4", b"\\ud", b"\\uD")
+
+
+class _NotPlain(Exception):
+    """Raised inside ``parse_plain`` by a float literal."""
+
+
+def _refuse_float(text: str) -> Any:
+    raise _NotPlain(text)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_plain(data: bytes) -> tuple[Any, bool]:
+    """``data`` parsed as ``json.loads`` does (NaN and Infinity refused; a duplicate key
+    is not: the caller compares bytes), and whether what was parsed is *plain* for sure
+    (``_plain``), so that :func:`plain_bytes` gives its canonical bytes without a walk:
+    no float literal, no integer of 16 digits or more, and no character beyond the Basic
+    Multilingual Plane, neither as such nor escaped (``\\ud800``-``\\udfff``; a lone
+    surrogate too). Any doubt says not plain (a backslash before ``ud`` in a string)."""
+    big_int = False
+
+    def parse_int(text: str) -> int:
+        nonlocal big_int
+        if len(text) > 15:
+            big_int = True
+        return int(text)
+
+    try:
+        value = json.loads(
+            data, parse_constant=_no_constant, parse_float=_refuse_float, parse_int=parse_int
+        )
+    except _NotPlain:
+        return json.loads(data, parse_constant=_no_constant), False
+    plain = not big_int and not any(mark in data for mark in _NOT_PLAIN_MARKS)
+    return value, plain
+
+
+def plain_bytes(value: Any) -> bytes:
+    """The canonical bytes of a value known to be plain (from :func:`parse_plain`), in
+    one ``json.dumps`` without the walk ``canonical_bytes`` makes to find out."""
+    try:
+        return _PLAIN_ENCODER.encode(value).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: not valid Unicode text
+        raise CanonicalizationError("input contains non-UTF-8 codepoints") from exc
 
 
 def canonical_sha256(value: Any) -> str:

@@ -81,12 +81,14 @@ def verify_object(
     *,
     at: int | None = None,
     parts: Mapping[str, bytes] | None = None,
+    payload: bytes | None = None,
 ) -> str:
     """Check that ``issuer`` signed ``obj`` with a key valid at the object's ``ts``.
 
     ``keys`` maps full key names (``ed25519:1``) to their public keys and validity.
     ``parts``: ``member_bytes(obj)`` when the caller has it (it needs the object's own
-    canonical bytes too). Returns the key name that verified. Raises
+    canonical bytes too); ``payload``: the signing payload itself, when the caller has it
+    (the one its signatures must cover). Returns the key name that verified. Raises
     :class:`SignatureError` otherwise.
     """
     sigs = obj.get("signatures")
@@ -96,7 +98,7 @@ def verify_object(
     if not isinstance(ts, int) or isinstance(ts, bool):
         raise SignatureError("schema_invalid", "signed object has no integer ts")
     try:
-        payload = signing_payload(obj, parts)
+        payload = signing_payload(obj, parts) if payload is None else payload
     except CanonicalizationError as exc:
         raise SignatureError("schema_invalid", f"not canonicalisable: {exc}") from exc
     # Judge every signature of the issuer, so the answer never depends on their order:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from protocol.canonical import parse_plain
 from protocol.errors import ErrorCode
 from protocol.keys import VerifyKeyInfo
 from protocol.limits import MAX_PAGE_BYTES
@@ -35,10 +35,6 @@ FEED_PATH = "/federation/v1/feed"
 class Peer:
     node_id: str
     base_url: str
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 class FeedReader:
@@ -211,13 +207,15 @@ class FeedReader:
             raise_for_status(resp, peer.node_id)
         return resp
 
-    def _parse(self, peer: Peer, resp: PeerResponse) -> Any:
+    def _parse(self, peer: Peer, resp: PeerResponse) -> tuple[Any, bool]:
         """The page's JSON (run in a worker thread: a page of a thousand items is tens
-        of milliseconds of parsing), with no more than ``page_size`` items. Parsed by
-        ``json.loads`` itself; ``_open`` then makes sure no duplicate key went unseen
-        (the strict parser, ``PeerResponse.json``, costs three times as much)."""
+        of milliseconds of parsing), with no more than ``page_size`` items, and whether
+        it is plain (``parse_plain``: its items' bytes are then one ``json.dumps`` each).
+        Parsed by ``json.loads`` itself; ``_open`` then makes sure no duplicate key went
+        unseen (the strict parser, ``PeerResponse.json``, costs three times as much)."""
+        plain = False
         try:
-            page = json.loads(resp.body, parse_constant=_no_constant)
+            page, plain = parse_plain(resp.body)
         except (ValueError, RecursionError):
             page = resp.json()  # the strict parser's verdict, in its words
         items = page.get("items") if isinstance(page, dict) else None
@@ -226,7 +224,7 @@ class FeedReader:
                 ErrorCode.PAGE_TOO_LARGE,
                 f"{peer.node_id}'s feed page has {len(items)} items; {self.page_size} were asked",
             )
-        return page
+        return page, plain
 
     async def _open(
         self,
@@ -239,17 +237,19 @@ class FeedReader:
         receiving meanwhile), with the peer's keys (looked up there, once a run, unless
         given); once more after refetching the peer's keys if it signed with a key we
         lack."""
-        parsed: list[Any] = []
+        parsed: list[tuple[Any, bool]] = []
 
         def check(
             known: Mapping[str, VerifyKeyInfo] | None,
         ) -> tuple[OpenedPage, Mapping[str, VerifyKeyInfo]]:
             if not parsed:
                 parsed.append(self._parse(peer, resp))
-            page = parsed[0]
+            page, plain = parsed[0]
             keys = self.keys.keys(peer.node_id) if known is None else known
             try:
-                opened = open_page(page, peer=peer.node_id, me=self.me, after=cursor, keys=keys)
+                opened = open_page(
+                    page, peer=peer.node_id, me=self.me, after=cursor, keys=keys, plain=plain
+                )
             except PageError:
                 resp.json()  # a body with a duplicate key is refused as such, first
                 raise

@@ -24,6 +24,7 @@ from protocol.canonical import (
     canonical_bytes,
     join_members,
     member_bytes,
+    plain_bytes,
 )
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.keys import VerifyKeyInfo
@@ -43,14 +44,72 @@ class CheckedPage:
     rejected: list[RejectedItem]
 
 
+# An item's signing payload (its canonical bytes without ``signatures``) and its own
+# canonical bytes (what the store keeps).
+ItemBytes = tuple[bytes, bytes]
+
+
 @dataclass(frozen=True)
 class OpenedPage:
-    """A page whose own signature holds; its items are not judged yet. ``canonical``:
-    the page's canonical bytes (what its owner sends, when the page is as parsed)."""
+    """A page whose own signature holds; its items are not judged yet. ``item_bytes``:
+    each object item's ``ItemBytes`` (None for an item that is no object).
+    ``canonical``: the page's canonical bytes (what its owner sends, when the page is as
+    parsed)."""
 
     page: dict[str, Any]
-    item_parts: list[dict[str, bytes] | None]
+    item_bytes: list[ItemBytes | None]
     canonical: bytes = b""
+
+
+def _item_bytes(obj: dict[str, Any]) -> ItemBytes:
+    parts = member_bytes(obj)
+    return join_members(parts, omit="signatures"), join_members(parts)
+
+
+_SIGNATURES = b'"signatures":'
+
+
+def _plain_item_bytes(obj: dict[str, Any]) -> ItemBytes:
+    """``_item_bytes`` of a plain item, in one ``json.dumps`` of it: its signing payload
+    is its canonical bytes less the ``signatures`` member, cut out at the place where the
+    sizes of that member and of the members after it (both small, serialised apart)
+    put it, since ``plain_bytes`` joins the sorted members as they are."""
+    canonical = plain_bytes(obj)
+    if "signatures" not in obj:
+        return canonical, canonical
+    after = {k: v for k, v in obj.items() if k > "signatures"}  # the order sort_keys uses
+    rest = plain_bytes(after)  # b"{...}": the members after ``signatures``
+    tail = _SIGNATURES + plain_bytes(obj["signatures"]) + (b"," + rest[1:] if after else b"}")
+    cut = len(canonical) - len(tail)
+    if cut < 1 or canonical[cut:] != tail:  # pragma: no cover - plain_bytes sorts members
+        return _item_bytes(obj)
+    head = canonical[:cut]  # b"{", or b"{" and the members before, and a comma
+    if head == b"{":
+        return rest, canonical
+    return head[:-1] + (b"," + rest[1:] if after else b"}"), canonical
+
+
+def _all_item_bytes(
+    page_items: list[Any], plain: bool
+) -> tuple[list[ItemBytes | None], list[bytes]]:
+    """Each item's ``ItemBytes``, and each item's canonical bytes (an item that is no
+    object has only these)."""
+    if plain:
+        try:
+            signed = [_plain_item_bytes(o) if isinstance(o, dict) else None for o in page_items]
+            whole = [
+                b[1] if b is not None else plain_bytes(o)
+                for b, o in zip(signed, page_items, strict=True)
+            ]
+            return signed, whole
+        except CanonicalizationError:  # a lone surrogate: refused below, in the same words
+            pass
+    signed = [_item_bytes(o) if isinstance(o, dict) else None for o in page_items]
+    whole = [
+        b[1] if b is not None else canonical_bytes(o)
+        for b, o in zip(signed, page_items, strict=True)
+    ]
+    return signed, whole
 
 
 def open_page(
@@ -60,8 +119,11 @@ def open_page(
     me: str,
     after: str | None,
     keys: Mapping[str, VerifyKeyInfo],
+    plain: bool = False,
 ) -> OpenedPage:
-    """The page's own checks: shape, issuer, audience, cursor, signature."""
+    """The page's own checks: shape, issuer, audience, cursor, signature. ``plain``: the
+    page was parsed by ``protocol.canonical.parse_plain``, which found it plain: its
+    items' bytes are then made by one ``json.dumps`` each (``plain_bytes``)."""
     if not isinstance(page, dict):
         raise PageError(ErrorCode.SCHEMA_INVALID, "feed page is not a JSON object")
     page_items = page.get("items")
@@ -86,19 +148,16 @@ def open_page(
     # Each item is serialised once: its bytes make up the page's signed bytes, give its
     # own signing payload, and are what the store keeps.
     try:
-        item_parts = [member_bytes(obj) if isinstance(obj, dict) else None for obj in page_items]
         page_parts = member_bytes({k: v for k, v in page.items() if k != "items"})
+        item_bytes, whole = _all_item_bytes(page_items, plain)
     except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these
         raise PageError(ErrorCode.SCHEMA_INVALID, f"feed page: {exc}") from exc
-    page_parts["items"] = b'"items":' + array_bytes(
-        join_members(p) if p is not None else canonical_bytes(obj)
-        for p, obj in zip(item_parts, page_items, strict=True)
-    )
+    page_parts["items"] = b'"items":' + array_bytes(whole)
     try:
         verify_object(page, peer, keys, parts=page_parts)
     except SignatureError as exc:
         raise PageError(exc.code, f"page signature: {exc.message}") from exc
-    return OpenedPage(page, item_parts, join_members(page_parts))
+    return OpenedPage(page, item_bytes, join_members(page_parts))
 
 
 def check_items(
@@ -113,9 +172,9 @@ def check_items(
     ``hub``: the hub's node id as this reader knows it (None: no node is)."""
     items: list[VerifiedItem] = []
     rejected: list[RejectedItem] = []
-    for obj, parts in zip(opened.page["items"], opened.item_parts, strict=True):
+    for obj, signed in zip(opened.page["items"], opened.item_bytes, strict=True):
         try:
-            items.append(check_item(obj, peer=peer, me=me, keys=keys, parts=parts, hub=hub))
+            items.append(check_item(obj, peer=peer, me=me, keys=keys, signed=signed, hub=hub))
         except PageError as exc:
             rejected.append(RejectedItem(obj, exc.code, exc.message))
     return CheckedPage(opened.page, items, rejected)
@@ -127,11 +186,12 @@ def check_item(
     peer: str,
     me: str,
     keys: Mapping[str, VerifyKeyInfo],
-    parts: dict[str, bytes] | None = None,
+    signed: ItemBytes | None = None,
     hub: str | None = None,
 ) -> VerifiedItem:
     """One item: who may say it (``protocol.authority``), schema, issuer, audience,
-    signature. ``parts``: its ``member_bytes``; ``hub``: as for ``check_items``."""
+    signature. ``signed``: its ``ItemBytes`` (from ``open_page``); ``hub``: as for
+    ``check_items``."""
     kind = obj.get("type") if isinstance(obj, dict) else None
     rule = feed_item_rule(kind)
     if rule is None:
@@ -154,9 +214,8 @@ def check_item(
     if obj["audience"] != me:
         raise PageError(ErrorCode.AUDIENCE_MISMATCH, f"item is for {obj['audience']!r}")
     try:
-        parts = parts if parts is not None else member_bytes(obj)
-        key_name = verify_object(obj, peer, keys, parts=parts)
-        canonical = join_members(parts)
+        payload, canonical = signed if signed is not None else _item_bytes(obj)
+        key_name = verify_object(obj, peer, keys, payload=payload)
     except SignatureError as exc:
         raise PageError(exc.code, exc.message) from exc
     except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these

@@ -24,10 +24,17 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from protocol.canonical import join_members, member_bytes
+from protocol.canonical import canonical_bytes
 from protocol.keys import VerifyKeyInfo
 from sync.interfaces import RejectedItem, VerifiedItem
-from sync.verify import CheckedPage, OpenedPage, PageError, check_item, check_items
+from sync.verify import (
+    CheckedPage,
+    ItemBytes,
+    OpenedPage,
+    PageError,
+    check_item,
+    check_items,
+)
 
 logger = logging.getLogger(__name__)
 ORPHAN_CHECK_S = 1.0  # how often a worker looks whether its parent is still there
@@ -45,7 +52,7 @@ def default_workers() -> int:
 def check_chunk(
     start: int,
     objs: Sequence[Any],
-    parts: Sequence[dict[str, bytes] | None],
+    signed: Sequence[ItemBytes | None],
     *,
     peer: str,
     me: str,
@@ -54,9 +61,11 @@ def check_chunk(
 ) -> list[Verdict]:
     """The verdicts on one chunk of items (run in a worker process)."""
     out: list[Verdict] = []
-    for i, (obj, p) in enumerate(zip(objs, parts, strict=True), start=start):
+    for i, (obj, b) in enumerate(zip(objs, signed, strict=True), start=start):
         try:
-            out.append((i, check_item(obj, peer=peer, me=me, keys=keys, parts=p, hub=hub).key_name))
+            out.append(
+                (i, check_item(obj, peer=peer, me=me, keys=keys, signed=b, hub=hub).key_name)
+            )
         except PageError as exc:
             out.append((i, exc.code, exc.message))
     return out
@@ -106,7 +115,7 @@ class VerifyPool:
             loop.run_in_executor(
                 pool,
                 _check_chunk_kw,
-                (start, objs[start : start + size], opened.item_parts[start : start + size]),
+                (start, objs[start : start + size], opened.item_bytes[start : start + size]),
                 {"peer": peer, "me": me, "keys": keys, "hub": hub},
             )
             for start in range(0, len(objs), size)
@@ -124,8 +133,8 @@ class VerifyPool:
                 i = verdict[0]
                 obj = objs[i]
                 if len(verdict) == 2:
-                    parts = opened.item_parts[i]
-                    canonical = join_members(parts if parts is not None else member_bytes(obj))
+                    signed = opened.item_bytes[i]
+                    canonical = signed[1] if signed is not None else canonical_bytes(obj)
                     items.append(VerifiedItem(obj, canonical, verdict[1]))
                 else:
                     rejected.append(RejectedItem(obj, verdict[1], verdict[2]))
