@@ -155,8 +155,12 @@ def _trl_facet(f: Filters, exact: dict[str, int]) -> dict[str, Any]:
     return {"name": "trl", "options": options, "clear": f.url(trl="") if f.trl else None}
 
 
-def _pages(f: Filters, total: int) -> dict[str, Any]:
+def _pages(f: Filters, total: int, more: bool = False) -> dict[str, Any]:
+    """The pager; ``more``: the total is a lower bound and there are results after this
+    page, so the pager reaches at least one page beyond it."""
     last = max(1, min(MAX_PAGE, -(-total // PAGE_SIZE)))
+    if more:
+        last = max(last, min(MAX_PAGE, f.page + 1))
     around = sorted({1, last, *range(max(1, f.page - 2), min(last, f.page + 2) + 1)})
     links: list[dict[str, Any]] = []
     for number in around:
@@ -196,13 +200,17 @@ def search_page(
         )
     facets = found["facets"]
     total = int(found["total"])
+    # Past the search's counting cap the total is a lower bound ("more than 2,000").
+    exact = bool(found.get("total_exact", True))
+    beyond = not exact and found.get("next_offset") is not None
     return {
         "filters": f,
         "total": total,
+        "total_exact": exact,
         "items": items,
         "first": q.offset + 1,
         "shown_to": q.offset + len(items),
-        "pages": _pages(f, total),
+        "pages": _pages(f, total, beyond),
         "facets": [
             {**_facet(f, "category", facets["category"], CATEGORIES), "title": N_("Category")},
             {**_facet(f, "country", facets["country"], {}), "title": N_("Country")},

@@ -12,9 +12,12 @@ import re
 from collections import Counter
 
 import aiohttp
+import pytest
 from sqlalchemy.orm import Session
 
 from node.hub import eoi as eoi_service
+from node.hub import search as hub_search
+from node.market import pages as market_pages
 from node.market.pages import listing_url
 from node.storage.models import EoiRow, MemberRow
 from node.ui.templating import country_name
@@ -30,7 +33,7 @@ from tests.hub.market_net import (
     visitor,
 )
 from tests.hub.test_eoi import pull_hub
-from tests.hub.test_search import search
+from tests.hub.test_search import search, search_all
 
 _HIT = re.compile(r'<h3><a href="(/market/listing/[^"]+)">')
 _COUNT = re.compile(r"(\d+) listings? found")
@@ -176,3 +179,33 @@ async def test_a_visitors_interest_reaches_the_owner_after_a_sync_round(
     took = eoi_service.hub_receive_reply(hub.runtime, "th", reply)
     assert took["state"] == "introduced"
     assert forwards_to(hub, "vn") == []
+
+
+async def test_search_page_past_the_counting_cap_says_more_than_and_pages_on(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Public search counts the hits of a word up to a cap; past it the page says "more
+    than" that, and its pager still reaches every hit (the API's next_offset is exact)."""
+    monkeypatch.setattr(hub_search, "COUNT_CAP", 5)
+    monkeypatch.setattr(market_pages, "PAGE_SIZE", 3)
+    net = await market_network(node_factory)
+    hub = net.hub
+    for word in ("water", "system", "farmers", "production", "rice", "cost"):
+        want = [
+            listing_url(i["owner"], i["listing"]["id"]) for i in await search_all(http, hub, q=word)
+        ]
+        if len(want) > 8:
+            break
+    else:
+        pytest.fail("no word of the sample data has more than 8 hits")
+    assert (await search(http, hub, q=word))["total_exact"] is False
+    url: str | None = f"/?q={word}"
+    seen: list[str] = []
+    while url is not None:
+        status, markup = await page(http, hub.url + url)
+        assert status == 200
+        assert "More than 5 listings found" in markup
+        seen.extend(hits(markup))
+        link = re.search(r'<a href="([^"]+)" rel="next">', markup)
+        url = html.unescape(link.group(1)) if link else None
+    assert seen == want
