@@ -39,6 +39,9 @@ from sync.verify import (
 logger = logging.getLogger(__name__)
 ORPHAN_CHECK_S = 1.0  # how often a worker looks whether its parent is still there
 MIN_ITEMS = 64  # below this a page is checked in-process: sending it costs more
+# Seconds without a page after which the workers are stopped (started again by the next
+# big page): a node that pulls a few small pages a day keeps no idle processes.
+IDLE_S = 120.0
 # (index, key name) for a good item; (index, code, message) for a refused one.
 Verdict = tuple[int, str] | tuple[int, str, str]
 
@@ -74,10 +77,25 @@ def check_chunk(
 class VerifyPool:
     """A process pool for item checks; ``workers`` 0 checks everything in-process."""
 
-    def __init__(self, workers: int | None = None, *, min_items: int = MIN_ITEMS) -> None:
+    def __init__(
+        self, workers: int | None = None, *, min_items: int = MIN_ITEMS, idle_s: float = IDLE_S
+    ) -> None:
         self.workers = default_workers() if workers is None else workers
         self.min_items = min_items
+        self.idle_s = idle_s
         self._executor: Executor | None = None
+        self._busy = 0
+        self._idle: asyncio.TimerHandle | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker processes are started."""
+        return self._executor is not None
+
+    def _stop_if_idle(self) -> None:
+        self._idle = None
+        if self._busy == 0:
+            self.close(wait=False)  # the workers exit on their own: nothing waits here
 
     def _pool(self) -> Executor:
         if self._executor is None:
@@ -109,6 +127,28 @@ class VerifyPool:
             logger.warning("keys of %s cannot go to worker processes: checked here", peer)
             return None
         loop = asyncio.get_running_loop()
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        self._busy += 1
+        try:
+            return await self._check(loop, opened, objs, peer=peer, me=me, keys=keys, hub=hub)
+        finally:
+            self._busy -= 1
+            if self._busy == 0 and self._executor is not None:
+                self._idle = loop.call_later(self.idle_s, self._stop_if_idle)
+
+    async def _check(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        opened: OpenedPage,
+        objs: list[Any],
+        *,
+        peer: str,
+        me: str,
+        keys: Mapping[str, VerifyKeyInfo],
+        hub: str | None,
+    ) -> CheckedPage | None:
         pool = self._pool()
         size = -(-len(objs) // (self.workers * 2))  # two chunks per worker: even finish
         futures = [

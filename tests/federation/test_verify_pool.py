@@ -3,6 +3,9 @@ the in-process path, a forged item refused and quarantined alike, and the page a
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import time
 from typing import Any
 
 from sync.verify import check_items, open_page
@@ -55,6 +58,35 @@ async def test_the_pool_gives_the_verdicts_of_the_in_process_check(hub: RunningN
     ]
     assert [r.code for r in there.rejected] == [codes[i] for i in sorted(codes)]
     assert len(there.items) == len(items) - len(codes)
+
+
+async def test_idle_workers_stop_and_the_next_big_page_starts_them_again(
+    hub: RunningNode,
+) -> None:
+    """A node that pulls a big page now and then keeps no processes between them."""
+    items, codes = mixed_items()
+    page = feed_page(items, after=None, next_cursor="c1")
+    keys = hub.sync.keys.keys("th")
+    opened = open_page(page, peer="th", me="cn", after=None, keys=keys)
+    pool = VerifyPool(2, min_items=1, idle_s=0.3)
+    before = {p.pid for p in multiprocessing.active_children()}
+    try:
+        first = await pool.check_items(opened, peer="th", me="cn", keys=keys, hub="cn")
+        assert first is not None and pool.running
+        workers = [p for p in multiprocessing.active_children() if p.pid not in before]
+        assert workers
+        deadline = time.monotonic() + 30
+        while (pool.running or any(p.is_alive() for p in workers)) and (
+            time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.05)
+        assert not pool.running
+        assert not [p for p in workers if p.is_alive()], "idle verify workers still run"
+        again = await pool.check_items(opened, peer="th", me="cn", keys=keys, hub="cn")
+        assert again is not None and pool.running
+        assert [r.code for r in again.rejected] == [codes[i] for i in sorted(codes)]
+    finally:
+        pool.close()
 
 
 async def test_a_small_page_or_no_workers_is_checked_in_process(hub: RunningNode) -> None:
