@@ -5,6 +5,7 @@ and its items still verify and are stored as their canonical bytes."""
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -72,3 +73,22 @@ async def test_a_plain_page_altered_in_one_item_refuses_that_item(
     run = await hub.sync.sync_peer("th", force=True)
     assert run is not None and run.error is None and run.applied == 1 and run.rejected == 1, run
     assert sorted(held(hub)) == ["th-off-0001"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_the_collector_is_as_it_was_after_a_pull(
+    hub: RunningNode, raw_th: RawPeer, enabled: bool
+) -> None:
+    raw_th.bodies[None] = canonical_bytes(
+        feed_page([summary("th-off-0001", {})], after=None, next_cursor="c1")
+    )
+    was = gc.isenabled()
+    if not enabled:
+        gc.disable()
+    try:
+        run = await hub.sync.sync_peer("th", force=True)
+        assert run is not None and run.error is None and run.applied == 1, run
+        assert gc.isenabled() is enabled
+    finally:
+        if was:
+            gc.enable()
