@@ -36,6 +36,8 @@ CONCEPT_WEIGHT = 0.7
 RESCORE_CHUNK = 100_000
 PREFILTER = 4
 THREADS = 2
+# (request, candidate) sketch similarities of one probe at a time (x4 bytes, per thread).
+PROBE_PAIRS = 1_000_000
 
 
 def _pad(m: sp.csr_matrix, width: int) -> sp.csr_matrix:
@@ -113,11 +115,25 @@ _Context = tuple[KindStore, Ints, Floats, KindStore, Ints, Floats, int, int]
 
 def _probe(job: tuple[Ints, Ints], context: _Context) -> tuple[Ints, Ints, Floats]:
     """One cluster against the requests that probe it: the best candidates of each row by
-    sketch similarity, then by sketch x fit among those that break no hard constraint."""
+    sketch similarity, then by sketch x fit among those that break no hard constraint.
+    Rows are taken ``PROBE_PAIRS`` (rows x members) at a time: a big cluster probed by
+    many requests (listings alike) made a matrix of gigabytes at once."""
     rows, mem = job
-    rs, req_slots, req_x, cs, cand, cand_x, keep, now_ms = context
     if not len(rows) or not len(mem):
         return rows[:0], mem[:0].reshape(0, 0), np.zeros((0, 0), dtype=np.float32)
+    step = max(1, PROBE_PAIRS // len(mem))
+    if len(rows) <= step:
+        return _probe_rows(rows, mem, context)
+    parts = [_probe_rows(rows[i : i + step], mem, context) for i in range(0, len(rows), step)]
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.vstack([p[1] for p in parts]),
+        np.vstack([p[2] for p in parts]),
+    )
+
+
+def _probe_rows(rows: Ints, mem: Ints, context: _Context) -> tuple[Ints, Ints, Floats]:
+    rs, req_slots, req_x, cs, cand, cand_x, keep, now_ms = context
     sims = req_x[rows] @ cand_x[mem].T
     wide = min(PREFILTER * keep, len(mem))
     if wide < len(mem):

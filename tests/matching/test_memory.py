@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import tracemalloc
 
-from node.matching import Matcher, bulk
-from tests.matching.helpers import NOW, offer, request
+import numpy as np
+import pytest
+
+from node.matching import Matcher, bulk, ivf
+from tests.matching.helpers import NOW, offer, request, sample_views
 
 WORDS = ["solar", "pump", "rice", "drying", "water", "filter", "cassava", "biogas", "kiln", "mill"]
 
@@ -37,3 +40,36 @@ def test_exact_top_peak_is_bounded_by_its_block() -> None:
     # ~220 bytes per pair of a block; one block of all 1,000,000 pairs traced ~200 MB.
     assert bulk.BLOCK_PAIRS * 220 < 40_000_000
     assert peak < 60_000_000, f"re-match peak {peak / 1e6:.0f} MB"
+
+
+def test_shortlist_probes_cut_in_rows_give_the_same_tops(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = Matcher(NOW)
+    m.upsert_many(sample_views())
+    rs, cs = m.stores["request"], m.stores["offer"]
+    live = rs.live_slots()
+    whole_slots, whole_scores = ivf.shortlist_top(rs, live, cs, 10, NOW)
+    assert np.isfinite(whole_scores).sum() > 100
+    monkeypatch.setattr(ivf, "PROBE_PAIRS", 7)  # a row or two per piece
+    cut_slots, cut_scores = ivf.shortlist_top(rs, live, cs, 10, NOW)
+    np.testing.assert_allclose(cut_scores, whole_scores, rtol=1e-5)
+    assert (cut_slots == whole_slots).mean() > 0.99  # ties may swap places
+
+
+def test_shortlist_peak_with_listings_alike_is_bounded() -> None:
+    """Listings alike fall in one cluster that every request probes: 2,500 x 2,500 pairs
+    were one matrix (~100 MB traced with its negation and partition indices)."""
+    m = Matcher(NOW)
+    m.upsert_many(
+        [("aa", request(f"r{i}", "solar rice dryer", "a solar rice dryer")) for i in range(2_500)]
+        + [("bb", offer(f"o{i}", "solar rice dryer", "solar dryer for rice")) for i in range(2_500)]
+    )
+    rs, cs = m.stores["request"], m.stores["offer"]
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        slots, _ = ivf.shortlist_top(rs, rs.live_slots(), cs, 10, NOW)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (slots >= 0).all()
+    assert peak < 60_000_000, f"shortlist peak {peak / 1e6:.0f} MB"
