@@ -73,3 +73,18 @@ def test_shortlist_peak_with_listings_alike_is_bounded() -> None:
         tracemalloc.stop()
     assert (slots >= 0).all()
     assert peak < 60_000_000, f"shortlist peak {peak / 1e6:.0f} MB"
+
+
+def test_release_memory_gives_freed_heap_back() -> None:
+    from node.hub.match_worker import release_memory
+
+    def rss_kb() -> int:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+    chunks = [bytearray(100_000) for _ in range(2_000)]  # 200 MB under the mmap threshold
+    keep = chunks[-1]  # the top of the heap stays in use: only a trim frees below it
+    del chunks
+    before = rss_kb()
+    assert release_memory()
+    assert len(keep) == 100_000 and rss_kb() < before - 100_000
