@@ -92,6 +92,19 @@ def _nothing() -> None:
     return None
 
 
+def signed_texts(engine: Engine, keys: list[Ref]) -> dict[Ref, str]:
+    """The signed bytes of the held summaries ``keys`` (those still held), by key."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                RemoteListingRow.origin,
+                RemoteListingRow.listing_id,
+                RemoteListingRow.signed_bytes,
+            ).where(tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(keys))
+        ).all()
+    return {(origin, lid): text for origin, lid, text in rows}
+
+
 class MatchEngine:
     """The matcher over what the hub holds, kept current by ``after_sync``. ``checkpoint``
     arguments are called between batches (the worker answers queries there)."""
@@ -382,15 +395,7 @@ class MatchEngine:
 
     def _texts(self, keys: list[Ref]) -> dict[Ref, str]:
         """The signed bytes of the held summaries ``keys`` (those still held)."""
-        with Session(self.rt.engine) as session:
-            rows = session.execute(
-                select(
-                    RemoteListingRow.origin,
-                    RemoteListingRow.listing_id,
-                    RemoteListingRow.signed_bytes,
-                ).where(tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(keys))
-            ).all()
-        return {(origin, lid): text for origin, lid, text in rows}
+        return signed_texts(self.rt.engine, keys)
 
     # -- the snapshot ------------------------------------------------------------------
     def _restore(self) -> None:
@@ -704,18 +709,11 @@ class _Context:
             self._summaries.clear()
         for start in range(0, len(remote), LOAD_BATCH):
             chunk = remote[start : start + LOAD_BATCH]
-            with Session(self.rt.engine) as session:
-                rows = session.execute(
-                    select(
-                        RemoteListingRow.origin,
-                        RemoteListingRow.listing_id,
-                        RemoteListingRow.signed_bytes,
-                    ).where(tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(chunk))
-                ).all()
+            texts = signed_texts(self.rt.engine, chunk)
             for ref in chunk:
                 self._summaries[ref] = None
-            for origin, lid, text in rows:
-                self._summaries[(origin, lid)] = knowable_part(json.loads(text))
+            for ref, text in texts.items():
+                self._summaries[ref] = knowable_part(json.loads(text))
 
     def summary(self, ref: Ref) -> dict[str, Any] | None:
         if ref not in self._summaries:

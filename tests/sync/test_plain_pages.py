@@ -7,33 +7,21 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from protocol.canonical import canonical_bytes
 from protocol.signing import sign_object
-from tests.federation.network import NodeFactory
-from tests.federation.test_security import cursor, feed_page, feed_server, held, member, node_key
+from tests.federation.test_security import cursor, feed_page, held, node_key
 from tests.federation.test_security import summary as make_summary
 from tests.nodes import RunningNode
+from tests.sync import test_page_bytes
 from tests.sync.test_page_bytes import RawPeer
 
-
-@pytest.fixture
-async def raw_th() -> AsyncIterator[RawPeer]:
-    peer = RawPeer()
-    async with feed_server(peer.feed) as url:
-        peer.url = url
-        yield peer
-
-
-@pytest.fixture
-async def hub(node_factory: NodeFactory, raw_th: RawPeer) -> RunningNode:
-    hub = await node_factory("cn", is_hub=True)
-    hub.runtime.directory.upsert(member("th", raw_th.url, node_key("th")), create=True)
-    return hub
+# The raw fake th and the hub that reads it, as in the page-bytes tests (fixtures, by name).
+raw_th = test_page_bytes.raw_th
+hub = test_page_bytes.hub
 
 
 def summary(listing_id: str, fields: dict[str, Any]) -> dict[str, Any]:
