@@ -6,6 +6,7 @@ the hub's own listings are indexed once per policy version and change, not per r
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import aiohttp
@@ -93,6 +94,9 @@ async def test_any_query_is_answered_and_text_in_any_script_is_found(
     )
     offers = [r for r in offers if r["category"] == "tech_offer" and r["visibility"] == "public"]
     thai, chinese = offers[0], offers[1]
+    # The sample's expiry dates are real dates: one that passes would leave search.
+    later = (dt.date.today() + dt.timedelta(days=180)).isoformat()
+    thai["expires"] = chinese["expires"] = later
     thai["title"] = {"en": "Photovoltaic drying", "th": "เครื่องอบแห้งพลังงานแสงอาทิตย์"}
     chinese["title"] = {"en": "Landslide radar", "zh": "山体滑坡雷达监测系统"}
     rt.listings.update(thai["id"], thai)
