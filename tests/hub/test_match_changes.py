@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -174,12 +175,9 @@ async def test_a_new_worker_starts_from_the_snapshot_and_takes_in_what_changed_s
     assert other.reads == held and other.status()["pending"] == held
 
 
-async def test_a_change_whose_rematch_never_ran_is_matched_at_the_next_start(
-    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The page is stored, then the worker dies before it is told (a crash between the
-    apply and the re-match): the next start finds the change; none is lost."""
-    monkeypatch.setattr(app_setup, "CATCH_UP_S", 3600.0)  # no look at the queue meanwhile
+async def _first_matched(node_factory: NodeFactory) -> tuple[Any, Any]:
+    """The hub and its members with 40 generated listings each, pulled and matched once:
+    the network and the hub's matching."""
     net = await start_hub_network(node_factory, MEMBERS, load_hub_sample=False)
     for node_id in MEMBERS:
         load_records(net.nodes[node_id], generated(node_id, 40))
@@ -188,6 +186,17 @@ async def test_a_change_whose_rematch_never_ran_is_matched_at_the_next_start(
     await pull_all(net)
     service = matching.service
     await until("the first match", lambda: service.left == 0 and queued(hub) == 0)
+    return net, matching
+
+
+async def test_a_change_whose_rematch_never_ran_is_matched_at_the_next_start(
+    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page is stored, then the worker dies before it is told (a crash between the
+    apply and the re-match): the next start finds the change; none is lost."""
+    monkeypatch.setattr(app_setup, "CATCH_UP_S", 3600.0)  # no look at the queue meanwhile
+    net, matching = await _first_matched(node_factory)
+    hub, service = net.hub, matching.service
     assert service.status()["pending"] == 0
     held = service.status()["held"]
 
@@ -220,14 +229,8 @@ async def test_a_change_not_told_to_a_running_matcher_is_taken_at_its_next_pass(
     """A pull whose observer was not told (another process's, lost with it): the queue
     has the change, and the leader's next pass, for whatever reason, takes it."""
     monkeypatch.setattr(app_setup, "CATCH_UP_S", 3600.0)  # no look at the queue meanwhile
-    net = await start_hub_network(node_factory, MEMBERS, load_hub_sample=False)
-    for node_id in MEMBERS:
-        load_records(net.nodes[node_id], generated(node_id, 40))
-    hub = net.hub
-    matching = hub.app[HUB_MATCHING]
-    await pull_all(net)
-    service = matching.service
-    await until("the first match", lambda: service.left == 0 and queued(hub) == 0)
+    net, matching = await _first_matched(node_factory)
+    hub, service = net.hub, matching.service
     hub.sync.remove_observer(matching)
     th = net.nodes["th"]
     changed = matched_listing(th)
