@@ -21,18 +21,10 @@ from node.services.summary_cache import Presigner
 from node.storage.models import FeedSentRow, ShareLogRow
 from tests.federation.clocks import HeldClock
 from tests.federation.network import NodeFactory, allowed_for, load_records
+from tests.federation.test_summary_cache import NARROW
 from tests.node.sample import sample_records
 from tests.nodes import RunningNode
 
-NARROW = """\
-groups:
-  mou: [cn, th, la, kh, mm, vn, bn, id]
-rules:
-  - audience: cn
-    category: tech_offer
-    visibility: [public, network]
-    fields: [title, keywords, expires, country]
-"""
 WIDE = (
     NARROW
     + """\
