@@ -22,6 +22,7 @@ from typing import Any
 
 from node.config import NodeConfig
 from node.runtime import open_runtime
+from node.sample_dates import days_since_reference, shift_record
 from node.services.directory import Member, keys_from_identity
 from node.services.importer import read_records
 from node.services.setup import init_node
@@ -91,8 +92,9 @@ def wait_until(check: Any, deadline_s: float, what: str) -> Any:
 
 def setup(root: Path) -> dict[str, dict[str, Any]]:
     records: dict[str, list[tuple[int, Any]]] = {}
+    days = days_since_reference()
     for line, rec in read_records(SAMPLE):
-        records.setdefault(rec["owner"], []).append((line, rec))
+        records.setdefault(rec["owner"], []).append((line, shift_record(rec, days)))
     nodes: dict[str, dict[str, Any]] = {}
     for node_id in CENTERS:
         port = free_port()

@@ -1,4 +1,8 @@
-"""The sample listings of ../shared/data, read once per test session."""
+"""The sample listings of ../shared/data, read once per test session.
+
+Their dates are moved by the days since the data's reference date (node.sample_dates),
+so a listing that expires in December 2026 is still live in a test run next year.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import functools
 import json
 from typing import Any
 
+from node.sample_dates import days_since_reference, shift_record
 from tests.paths import DATA, require
 
 
@@ -14,7 +19,8 @@ from tests.paths import DATA, require
 def _all() -> tuple[dict[str, Any], ...]:
     path = require(DATA / "listings.jsonl")
     with path.open(encoding="utf-8") as fh:
-        return tuple(json.loads(line) for line in fh if line.strip())
+        days = days_since_reference()
+        return tuple(shift_record(json.loads(line), days) for line in fh if line.strip())
 
 
 def sample_records(owner: str | None = None) -> list[dict[str, Any]]:
