@@ -22,6 +22,7 @@ EXACT_IDF_BELOW = 5_000
 IDF_DRIFT = 0.02
 TAIL_ROWS = 2_000
 TAIL_SHARE = 0.02
+VALUE_CODES = 65_535  # distinct raw weights a row store codes (uint16) before float32
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -101,12 +102,17 @@ class SparseRows:
 
     The rows themselves are three growing arrays (CSR's column ids, values and row
     starts), not a numpy object per listing: a million listings' terms take their bytes
-    and no more."""
+    and no more. A value is kept as a 2-byte code into a table of the distinct values
+    (sublinear counts of a few field weights: a few dozen of them), which gives back the
+    same float32 numbers in half the bytes; past ``VALUE_CODES`` distinct values the rows
+    keep their float32 values themselves."""
 
     def __init__(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
         self._indices = Growable(np.int32)
-        self._data = Growable(np.float32)
+        self._data = Growable(np.uint16)  # codes into _values (float32 once too many)
+        self._values = np.zeros(0, dtype=np.float32)
+        self._value_codes: dict[float, int] = {}
         self._indptr = Growable(np.int64)
         self._indptr.append(0)
         self._built: sp.csr_matrix | None = None
@@ -121,13 +127,36 @@ class SparseRows:
 
     def append(self, cols: npt.NDArray[np.int32], vals: FloatArray) -> None:
         self._indices.extend(cols)
-        self._data.extend(vals)
+        self._data.extend(self._encode(vals.astype(np.float32, copy=False)))
         self._indptr.append(self._indices.n)
 
+    def _encode(self, vals: FloatArray) -> npt.NDArray[Any]:
+        """``vals`` as this row store keeps them: codes, or themselves once codes ran out."""
+        if self._data.dtype == np.float32:
+            return vals
+        codes = self._value_codes
+        out = np.empty(len(vals), dtype=np.uint16)
+        for i, value in enumerate(vals.tolist()):
+            code = codes.get(value)
+            if code is None:
+                if len(codes) >= VALUE_CODES:
+                    self._data.cast(np.float32, self._values)
+                    return vals
+                code = codes[value] = len(codes)
+                self._values = np.append(self._values, np.float32(value))
+            out[i] = code
+        return out
+
+    def _decode(self, stored: npt.NDArray[Any]) -> FloatArray:
+        if stored.dtype == np.float32:
+            return stored
+        out: FloatArray = self._values[stored]
+        return out
+
     def row(self, slot: int) -> tuple[npt.NDArray[np.int32], FloatArray]:
-        """Column ids (sorted) and raw weights of one row (views: do not keep)."""
+        """Column ids (sorted) and raw weights of one row (the ids a view: do not keep)."""
         start, stop = self._indptr.view[slot], self._indptr.view[slot + 1]
-        return self._indices.view[start:stop], self._data.view[start:stop]
+        return self._indices.view[start:stop], self._decode(self._data.view[start:stop])
 
     def csr(
         self, first: int, n_cols: int, slots: npt.NDArray[np.int64] | None = None
@@ -138,7 +167,7 @@ class SparseRows:
         indptr = self._indptr.view[first:] - self._indptr.view[first]
         start = int(self._indptr.view[first])
         return sp.csr_matrix(
-            (self._data.view[start:], self._indices.view[start:], indptr),
+            (self._decode(self._data.view[start:]), self._indices.view[start:], indptr),
             shape=(len(indptr) - 1, n_cols),
         )
 
@@ -173,14 +202,22 @@ class SparseRows:
 
 
 def _weigh(tf: sp.csr_matrix, idf: npt.NDArray[np.float64]) -> sp.csr_matrix:
-    """Rows times idf, each scaled to unit length."""
-    weighted = tf.multiply(idf[: tf.shape[1]].astype(np.float32)).tocsr()
-    sq = np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel()
+    """Rows times idf, each scaled to unit length (float32). Worked on one copy of the
+    values in place: the same numbers as multiplying by the idf row and a diagonal of
+    inverse norms, without the four whole-matrix temporaries those made (at 200,000
+    listings the n-gram matrix alone is ~100 MB)."""
+    indptr = np.asarray(tf.indptr)
+    data = tf.data.astype(np.float32)  # a copy: the rows' own values stay raw
+    data *= idf[: tf.shape[1]].astype(np.float32)[tf.indices]
+    squares = sp.csr_matrix((data * data, tf.indices, indptr), shape=tf.shape)
+    sq = np.asarray(squares.sum(axis=1)).ravel()
+    del squares
     norms = np.sqrt(sq, dtype=np.float64)
     norms[norms == 0] = 1.0
-    out = sp.diags((1.0 / norms).astype(np.float32)) @ weighted
+    data *= np.repeat((1.0 / norms).astype(np.float32), np.diff(indptr))
+    out = sp.csr_matrix((data, tf.indices.copy(), indptr - indptr[0]), shape=tf.shape)
     out.sort_indices()
-    return out.astype(np.float32).tocsr()
+    return out
 
 
 def csr_rows(rows: list[tuple[npt.NDArray[np.int32], FloatArray]], n_cols: int) -> sp.csr_matrix:
@@ -194,6 +231,12 @@ def csr_rows(rows: list[tuple[npt.NDArray[np.int32], FloatArray]], n_cols: int) 
     return sp.csr_matrix((data, indices, indptr), shape=(len(rows), n_cols))
 
 
+def _grown(size: int) -> int:
+    """The next capacity: by half again (a doubling left up to half of each array unused:
+    the n-gram rows are the matcher's largest)."""
+    return size + max(size // 2, 256)
+
+
 class Growable:
     """A numpy array that grows by doubling along its first axis."""
 
@@ -203,10 +246,22 @@ class Growable:
         self._fill = fill
         self.n = 0
 
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self._data.dtype
+
+    def cast(self, dtype: type, table: npt.NDArray[Any] | None = None) -> None:
+        """Hold ``dtype`` from now on: the values held converted, or looked up in
+        ``table`` when they are codes into it."""
+        held = self._data[: self.n]
+        data = table[held] if table is not None else held
+        self._data = np.full(self._data.shape, self._fill, dtype=dtype)
+        self._data[: self.n] = data
+
     def append(self, value: object) -> None:
         if self.n == len(self._data):
             grown = np.full(
-                (2 * len(self._data), *self._data.shape[1:]), self._fill, self._data.dtype
+                (_grown(len(self._data)), *self._data.shape[1:]), self._fill, self._data.dtype
             )
             grown[: self.n] = self._data
             self._data = grown
@@ -217,7 +272,7 @@ class Growable:
         """Append many rows at once."""
         need = self.n + len(values)
         if need > len(self._data):
-            size = max(need, 2 * len(self._data))
+            size = max(need, _grown(len(self._data)))
             grown = np.full((size, *self._data.shape[1:]), self._fill, self._data.dtype)
             grown[: self.n] = self._data[: self.n]
             self._data = grown

@@ -94,7 +94,6 @@ class Matcher:
         self.vocabs = {space: Vocabulary() for space in SPACES}
         self._nodes = NodeBits()
         self.stores = {kind: self._store(kind) for kind in ("request", *CANDIDATE_KINDS)}
-        self._kind_of: dict[Ref, str] = {}
         self._tables: dict[str, _Table] = {}
         self._codes: CodeModel | None = None  # infers the codes of requests without any
         self._candidate_changes = 0  # candidates added or removed since it was fitted
@@ -110,13 +109,21 @@ class Matcher:
         return self._now_ms if self._now_ms is not None else int(time.time() * 1000)
 
     def __len__(self) -> int:
-        return len(self._kind_of)
+        return sum(len(store) for store in self.stores.values())
 
     def __contains__(self, ref: object) -> bool:
-        return ref in self._kind_of
+        return self._kind(ref) is not None
+
+    def _kind(self, ref: object) -> str | None:
+        """The kind of the store that holds ``ref`` (a listing is in one store at most:
+        no map of its own, which cost ~150 bytes a listing)."""
+        for kind, store in self.stores.items():
+            if ref in store.slot_of:
+                return kind
+        return None
 
     def features(self, owner: str, listing_id: str) -> Features | None:
-        kind = self._kind_of.get((owner, listing_id))
+        kind = self._kind((owner, listing_id))
         if kind is None:
             return None
         store = self.stores[kind]
@@ -154,7 +161,6 @@ class Matcher:
             self._remove(feats.ref)
             store = self.stores[feats.kind]
             slot = store.add(feats, vector)
-            self._kind_of[feats.ref] = feats.kind
             if feats.kind != "request":
                 self._candidate_changes += 1
             elif self._codes is not None:
@@ -171,7 +177,7 @@ class Matcher:
         return removed
 
     def _remove(self, ref: Ref) -> bool:
-        kind = self._kind_of.pop(ref, None)
+        kind = self._kind(ref)
         if kind is None:
             return False
         store = self.stores[kind]
@@ -286,7 +292,7 @@ class Matcher:
         out: dict[Ref, list[Match]] = {}
         by_kind: dict[str, list[Ref]] = {}
         for ref in refs:
-            kind = self._kind_of.get(ref)
+            kind = self._kind(ref)
             out[ref] = []
             if kind is None or ref in by_kind.get(kind, ()):
                 continue
@@ -346,7 +352,9 @@ class Matcher:
         return out
 
     def _vector(self, ref: Ref) -> FloatArray | None:
-        store = self.stores[self._kind_of[ref]]
+        kind = self._kind(ref)
+        assert kind is not None
+        store = self.stores[kind]
         slot = store.slot_of[ref]
         if store.dense is None or not store.has_dense.view[slot]:
             return None
@@ -492,8 +500,8 @@ class Matcher:
     def explain(self, match: Match) -> Match:
         """``match`` with what its two listings share (terms, concepts, codes), for a
         match found with ``explain=False``; unchanged if either listing is gone."""
-        kind = self._kind_of.get(match.candidate)
-        if kind is None or match.request not in self._kind_of:
+        kind = self._kind(match.candidate)
+        if kind is None or match.request not in self:
             return match
         req_slot = self.stores["request"].slot_of[match.request]
         return self._shared(match, req_slot, kind, self.stores[kind].slot_of[match.candidate])
@@ -546,9 +554,10 @@ def _unpacked(store: KindStore, slot: int, feats: Features) -> Features:
         }
     text_cols = store.sparse["text"].row(slot)[0].tolist()
     terms = store.vocabs["text"].terms
+    spellings = store.surface[slot]  # () where the kind keeps none
     surface = {
         terms[c]: spelled
-        for c, spelled in zip(text_cols, store.surface[slot], strict=True)
+        for c, spelled in zip(text_cols, spellings or [""] * len(text_cols), strict=True)
         if spelled
     }
     return replace(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -54,12 +55,23 @@ def _intern(text: str) -> str:
     return sys.intern(text) if len(text) < 64 else text
 
 
+def _shared(held: dict[object, object], value: object) -> Any:
+    """One object for equal small values (frozensets of partnership types and countries,
+    tuples of codes, owner ids): a listing's own copies cost ~200 bytes each."""
+    return held.setdefault(value, value)
+
+
 def _mask(values: frozenset[str] | None, bits: dict[str, int]) -> int:
     return sum(bits[v] for v in values or () if v in bits)
 
 
 def _codes(values: tuple[int, ...], width: int) -> list[int]:
     return list(values[:width]) + [0] * (width - len(values[:width]))
+
+
+def kind_has_surface(kind: str) -> bool:
+    """Whether a kind's stores keep the spelling of each term (requests only)."""
+    return kind == "request"
 
 
 class KindStore:
@@ -72,7 +84,10 @@ class KindStore:
         self.slot_of: dict[Ref, int] = {}
         self.features: list[Features | None] = []
         self.sparse = {space: SparseRows(vocabs[space]) for space in SPACES}
+        # Requests only: what ``match.shared_terms`` shows (a candidate's spelling is never
+        # shown); () for the other kinds.
         self.surface: list[tuple[str, ...]] = []
+        self._values: dict[object, object] = {}  # ``_shared``'s
         self.keep_text = False  # the listing's text, for semantic evidence (with a model)
         self.alive = Growable(np.bool_)
         self.expires = Growable(np.int64, fill=NEVER)
@@ -108,30 +123,39 @@ class KindStore:
     def add(self, feats: Features, vector: npt.NDArray[np.float32] | None) -> int:
         """Append ``feats`` (the caller removed any older version first); return its slot."""
         slot = len(self.features)
-        self.slot_of[feats.ref] = slot
         for space in SPACES:
             weights = getattr(feats, "words" if space == "text" else space)
             c, v = self.vocabs[space].add(weights)
             self.sparse[space].append(c, v)
-            if space == "text":
+            if space == "text" and kind_has_surface(self.kind):
                 # The request's spelling of each stem, in the row's column order ("" when
                 # it is the stem itself); strings shared with every listing using them.
                 terms = self.vocabs[space].terms
                 self.surface.append(
                     tuple(_intern(feats.surface.get(terms[col], "")) for col in c.tolist())
                 )
-        # What stays per listing is small: its terms live in the sparse rows above.
-        self.features.append(
-            replace(
-                feats,
-                words=_EMPTY,
-                concepts=_EMPTY,
-                ngrams=_EMPTY,
-                surface={},
-                text=feats.text if self.keep_text else "",
-                title=_intern(feats.title),
-            )
+            elif space == "text":
+                self.surface.append(())
+        # What stays per listing is small: its terms live in the sparse rows above, and
+        # values that many listings have are one object.
+        held = self._values
+        slim = replace(
+            feats,
+            ref=(_shared(held, feats.ref[0]), feats.ref[1]),
+            ipc=_shared(held, feats.ipc),
+            isic=_shared(held, feats.isic),
+            sectors=_shared(held, feats.sectors),
+            partnership=_shared(held, feats.partnership),
+            targets=_shared(held, feats.targets),
+            words=_EMPTY,
+            concepts=_EMPTY,
+            ngrams=_EMPTY,
+            surface={},
+            text=feats.text if self.keep_text else "",
+            title=_intern(feats.title),
         )
+        self.features.append(slim)
+        self.slot_of[slim.ref] = slot  # the same tuple as the key: one object
         self.alive.append(True)
         self.expires.append(NEVER if feats.expires is None else feats.expires)
         self.trl.append(-1 if feats.trl is None else max(-1, min(feats.trl, 100)))

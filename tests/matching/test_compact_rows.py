@@ -1,0 +1,68 @@
+"""The matcher's per-listing memory: row values kept as codes give back the same float32
+numbers (and the same once there are too many distinct values for codes), and values
+many listings share are one object."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from node.matching import Matcher, index
+from node.matching.index import SparseRows, Vocabulary
+from tests.matching.helpers import NOW, sample_views
+
+
+def _rows(values: list[list[float]]) -> tuple[SparseRows, list[np.ndarray]]:
+    vocab = Vocabulary()
+    rows = SparseRows(vocab)
+    given = []
+    for i, vals in enumerate(values):
+        weights = {f"t{i}-{j}": v for j, v in enumerate(vals)}
+        cols, raw = vocab.add(weights)
+        rows.append(cols, raw)
+        given.append(raw.copy())
+    return rows, given
+
+
+def test_row_values_are_kept_exactly_as_codes_and_past_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(3)
+    values = [[float(v) for v in rng.random(5)] for _ in range(6)]
+    coded, given = _rows([[1.0, 1.6931472, 2.0986123], [1.0, 1.0]])
+    assert coded._data.dtype == np.uint16
+    assert all(np.array_equal(coded.row(i)[1], v) for i, v in enumerate(given))
+    monkeypatch.setattr(index, "VALUE_CODES", 7)  # 30 distinct values: codes run out
+    wide, given = _rows(values)
+    assert wide._data.dtype == np.float32
+    for i, v in enumerate(given):
+        assert wide.row(i)[1].dtype == np.float32
+        assert np.array_equal(wide.row(i)[1], v)
+    built = wide.csr(0, 30)
+    assert np.array_equal(built.data, np.concatenate(given))
+
+
+def test_matches_do_not_depend_on_how_row_values_are_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    coded = Matcher(NOW)
+    coded.upsert_many(sample_views())
+    monkeypatch.setattr(index, "VALUE_CODES", 1)
+    plain = Matcher(NOW)
+    plain.upsert_many(sample_views())
+    assert plain.stores["request"].sparse["text"]._data.dtype == np.float32
+    assert coded.stores["request"].sparse["text"]._data.dtype == np.uint16
+    assert coded.top_matches(10) == plain.top_matches(10)
+
+
+def test_listings_share_their_owner_and_code_values() -> None:
+    m = Matcher(NOW)
+    m.upsert_many(sample_views())
+    offers = m.stores["offer"].live_features()
+    by_owner: dict[str, set[int]] = {}
+    for feats in offers:
+        by_owner.setdefault(feats.ref[0], set()).add(id(feats.ref[0]))
+        assert m.stores["offer"].slot_of[feats.ref] >= 0
+    assert all(len(ids) == 1 for ids in by_owner.values())
+    partnerships = [f.partnership for f in offers if f.partnership]
+    assert len({id(p) for p in partnerships}) == len(set(partnerships)) < len(partnerships)
