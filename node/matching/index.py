@@ -153,6 +153,10 @@ class SparseRows:
         out: FloatArray = self._values[stored]
         return out
 
+    def span(self, slot: int) -> tuple[int, int]:
+        """Where the row of ``slot`` starts and stops among the entries of every row."""
+        return int(self._indptr.view[slot]), int(self._indptr.view[slot + 1])
+
     def row(self, slot: int) -> tuple[npt.NDArray[np.int32], FloatArray]:
         """Column ids (sorted) and raw weights of one row (the ids a view: do not keep)."""
         start, stop = self._indptr.view[slot], self._indptr.view[slot + 1]

@@ -516,7 +516,7 @@ class Matcher:
                 requests.sparse["text"].row(req_slot),
                 cands.sparse["text"].row(cand_slot),
                 self.vocabs["text"],
-                requests.surface[req_slot],
+                requests.surface(req_slot),
             ),
             shared_concepts=shared_concepts(
                 requests.sparse["concepts"].row(req_slot),
@@ -554,7 +554,7 @@ def _unpacked(store: KindStore, slot: int, feats: Features) -> Features:
         }
     text_cols = store.sparse["text"].row(slot)[0].tolist()
     terms = store.vocabs["text"].terms
-    spellings = store.surface[slot]  # () where the kind keeps none
+    spellings = store.surface(slot)  # [] where the kind keeps none
     surface = {
         terms[c]: spelled
         for c, spelled in zip(text_cols, spellings or [""] * len(text_cols), strict=True)

@@ -84,9 +84,13 @@ class KindStore:
         self.slot_of: dict[Ref, int] = {}
         self.features: list[Features | None] = []
         self.sparse = {space: SparseRows(vocabs[space]) for space in SPACES}
-        # Requests only: what ``match.shared_terms`` shows (a candidate's spelling is never
-        # shown); () for the other kinds.
-        self.surface: list[tuple[str, ...]] = []
+        # Requests only: the spelling of each term of a text row, what
+        # ``match.shared_terms`` shows (a candidate's spelling is never shown): an id per
+        # entry of the row (0: the stem itself) into ``spellings``, 4 bytes a term instead
+        # of a tuple of strings a listing.
+        self.spelled = Growable(np.int32)
+        self.spellings: list[str] = [""]
+        self._spelling_ids: dict[str, int] = {"": 0}
         self._values: dict[object, object] = {}  # ``_shared``'s
         self.keep_text = False  # the listing's text, for semantic evidence (with a model)
         self.alive = Growable(np.bool_)
@@ -131,11 +135,16 @@ class KindStore:
                 # The request's spelling of each stem, in the row's column order ("" when
                 # it is the stem itself); strings shared with every listing using them.
                 terms = self.vocabs[space].terms
-                self.surface.append(
-                    tuple(_intern(feats.surface.get(terms[col], "")) for col in c.tolist())
-                )
-            elif space == "text":
-                self.surface.append(())
+                ids = self._spelling_ids
+                spelled = np.empty(len(c), dtype=np.int32)
+                for i, col in enumerate(c.tolist()):
+                    spelling = feats.surface.get(terms[col], "")
+                    found = ids.get(spelling)
+                    if found is None:
+                        found = ids[spelling] = len(self.spellings)
+                        self.spellings.append(spelling)
+                    spelled[i] = found
+                self.spelled.extend(spelled)
         # What stays per listing is small: its terms live in the sparse rows above, and
         # values that many listings have are one object.
         held = self._values
@@ -233,9 +242,17 @@ class KindStore:
         self.alive.set(slot, False)
         for space in SPACES:
             self.vocabs[space].remove(self.sparse[space].row(slot)[0])
-        self.surface[slot] = ()
         self.dead += 1
         return feats
+
+    def surface(self, slot: int) -> list[str]:
+        """The spelling of each term of the text row of ``slot``, in the row's order ("" when
+        it is the stem itself); [] for a kind that keeps none."""
+        if not kind_has_surface(self.kind):
+            return []
+        start, stop = self.sparse["text"].span(slot)
+        spellings = self.spellings
+        return [spellings[i] for i in self.spelled.view[start:stop].tolist()]
 
     def live_features(self) -> list[Features]:
         return [f for f in self.features if f is not None]

@@ -66,3 +66,16 @@ def test_listings_share_their_owner_and_code_values() -> None:
     assert all(len(ids) == 1 for ids in by_owner.values())
     partnerships = [f.partnership for f in offers if f.partnership]
     assert len({id(p) for p in partnerships}) == len(set(partnerships)) < len(partnerships)
+
+
+def test_spellings_survive_compaction() -> None:
+    m = Matcher(NOW)
+    m.upsert_many(sample_views())
+    refs = list(m.stores["request"].slot_of)[:30]
+    before = m.matches_for_many(refs)
+    shown = [term for found in before.values() for x in found for term in x.shared_terms]
+    stems = set(m.vocabs["text"].terms)
+    assert any(term not in stems for term in shown)  # spelled as the request spells it
+    assert m.stores["offer"].surface(0) == []  # candidates keep no spellings
+    m.compact()
+    assert m.matches_for_many(refs) == before
