@@ -236,9 +236,10 @@ def csr_rows(rows: list[tuple[npt.NDArray[np.int32], FloatArray]], n_cols: int) 
 
 
 def _grown(size: int) -> int:
-    """The next capacity: by half again (a doubling left up to half of each array unused:
-    the n-gram rows are the matcher's largest)."""
-    return size + max(size // 2, 256)
+    """The next capacity: by a quarter (a doubling left up to half of each array unused,
+    and the n-gram rows are the matcher's largest; the copies stay a few times the final
+    size in all)."""
+    return size + max(size // 4, 256)
 
 
 class Growable:
