@@ -15,8 +15,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from node.config import PeerConfig
-from node.services.notifier import Notifier
+from node.services.notifier import Notifier, change_state
 from tests.federation.network import NodeFactory, add_member, hub_key, load_records
+from tests.federation.rows_read import rows_read
 from tests.node.sample import sample_records
 from tests.nodes import RunningNode
 
@@ -117,3 +118,24 @@ async def test_a_reader_that_never_answers_delays_no_other(
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_the_state_polled_is_the_head_and_policy_version_in_one_row(
+    node_factory: NodeFactory,
+) -> None:
+    """Read ten times a second for ever: one statement, one row, and what it says moves
+    with a listing's change and with a policy applied."""
+    _hub, th = await member_of_a_hub(node_factory)
+    rt = th.runtime
+    policy = rt.policy.active()
+    assert change_state(rt.engine) == (rt.listings.head(), policy.version) != (0, 0)
+    with rows_read(rt.engine) as reads:
+        before = change_state(rt.engine)
+    assert [n for n, _ in reads.per_statement()] == [1]
+    load_records(th, sample_records("th")[4:5])
+    moved = change_state(rt.engine)
+    assert moved[0] > before[0] and moved[1] == before[1]
+    rt.policy.apply(policy.text + "\n# again\n", "test")
+    after = change_state(rt.engine)
+    assert after == (rt.listings.head(), rt.policy.active().version)
+    assert after[0] >= moved[0] and after[1] > before[1]
