@@ -22,7 +22,7 @@ from typing import Any
 
 from node.config import NodeConfig
 from node.runtime import open_runtime
-from node.sample_dates import days_since_reference, shift_record
+from node.sample_dates import REFERENCE, days_since_reference, shift_record
 from node.services.directory import Member, keys_from_identity
 from node.services.importer import read_records
 from node.services.setup import init_node
@@ -235,6 +235,12 @@ def main() -> None:
         raise SystemExit(f"demo: sample data not found at {SAMPLE}")
     root = Path(tempfile.mkdtemp(prefix="cattc-demo-"))
     print(f"demo: creating the hub and 9 national nodes in {root}")
+    days = days_since_reference()
+    if days:
+        print(
+            f"demo: the sample was frozen on {REFERENCE.isoformat()}; its dates are moved "
+            f"{days} days forward, so each listing keeps its age and the time it has left"
+        )
     nodes = setup(root)
     procs = start(nodes, root)
     hub = nodes["cn"]
