@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from node.matching.codes import ipc_similarity, isic_similarity
+from node.matching.codes import MAX_IPC, MAX_ISIC, ipc_similarity, isic_similarity
 from node.matching.infer import candidate_codes, code_sets, inferred_value, value_table
 from node.matching.store import INFER_KINDS, KindStore
 
@@ -267,6 +267,25 @@ def _coded_columns(store: KindStore, expired: Bools, lo: int, hi: int) -> Ints:
     return out
 
 
+def _keys(cols: Ints) -> list[bytes]:
+    """Each row of ``_coded_columns`` as bytes, each column in the fewest bytes that hold
+    it exactly (IPC and ISIC codes int32, the sector mask 9 bits, TRLs -1..100, the
+    partnership mask 6 bits, country and owner masks int64, flags a byte): ~50 bytes
+    a distinct set instead of ~150, and one set per listing where listings differ."""
+    if not len(cols):
+        return []
+    n_codes = MAX_IPC + MAX_ISIC
+    blocks = [
+        cols[:, :n_codes].astype(np.int32),
+        cols[:, n_codes : n_codes + 1].astype(np.int16),  # sectors
+        cols[:, n_codes + 1 : n_codes + 4].astype(np.int8),  # trl, trl_min, partnership
+        cols[:, n_codes + 4 : n_codes + 6],  # target countries, owner
+        cols[:, n_codes + 6 :].astype(np.uint8),  # expired, alive and the other flags
+    ]
+    raw = np.hstack([np.ascontiguousarray(b).view(np.uint8).reshape(len(cols), -1) for b in blocks])
+    return [row.tobytes() for row in raw]
+
+
 def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
     """For ``slots``: the index of each one's set of coded columns among the distinct
     sets, and a slot having each distinct set. Worked out for the whole store once, then
@@ -281,15 +300,15 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
         _, first, inverse = np.unique(cols, axis=0, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1).astype(np.int64)
         first = first.astype(np.int64)
-        store.distinct_ids = {cols[f].tobytes(): i for i, f in enumerate(first.tolist())}
+        store.distinct_ids = {row_key: i for i, row_key in enumerate(_keys(cols[first]))}
         store.distinct = ((size, *key), inverse, first)
     elif held[0][0] < size:
         done = held[0][0]
         ids = store.distinct_ids
         extra = np.empty(size - done, dtype=np.int64)
         firsts = held[2].tolist()
-        for i, row in enumerate(_coded_columns(store, expired, done, size)):
-            found = ids.setdefault(row.tobytes(), len(firsts))
+        for i, row_key in enumerate(_keys(_coded_columns(store, expired, done, size))):
+            found = ids.setdefault(row_key, len(firsts))
             if found == len(firsts):
                 firsts.append(done + i)
             extra[i] = found
