@@ -275,7 +275,8 @@ class FeedService:
 
     @staticmethod
     def _outbox(session: Session, reader: str, ids: list[str]) -> dict[str, bytes]:
-        """The canonical bytes of this reader's outbox objects among the scanned entries."""
+        """The canonical bytes of this reader's outbox objects among the scanned entries
+        (``_outbox_bytes``)."""
         wanted = [int(i.removeprefix(OUTBOX_PREFIX)) for i in ids if i.startswith(OUTBOX_PREFIX)]
         if not wanted:
             return {}
@@ -283,8 +284,8 @@ class FeedService:
             OutboxRow.id.in_(wanted), OutboxRow.reader == reader
         )
         return {
-            f"{OUTBOX_PREFIX}{oid}": canonical_bytes(json.loads(obj))
-            for oid, obj in session.execute(stmt)
+            f"{OUTBOX_PREFIX}{oid}": _outbox_bytes(obj)
+            for oid, obj in session.connection().execute(stmt)
         }
 
     @staticmethod
@@ -473,18 +474,32 @@ class Bookkeeping:
         self.sent[row.id] = (first[0] if first is not None else sent is None, now)
 
 
+def _outbox_bytes(text: str) -> bytes:
+    """An outbox row's canonical bytes: its text as stored, which ``post_to_outbox``
+    writes in canonical JSON, so a page carries it without parsing and serialising it
+    again (a match notice's scores are floats, off ``canonical_bytes``'s fast path).
+    A row queued by an older version holds ``json.dumps`` text, which puts ``": `` after
+    every member name; canonical JSON has that only inside a string. Such text is made
+    canonical here (so is, needlessly, a canonical one with it in a string: slower, not
+    wrong)."""
+    if '": ' in text:
+        return canonical_bytes(json.loads(text))
+    return text.encode("utf-8")
+
+
 def post_to_outbox(session: Session, reader: str, obj: dict[str, Any], now: int) -> int:
     """Queue a signed object for ``reader``; it goes out in order with the feed.
 
     ObjectTooLarge if it is larger than a feed item may be (``MAX_ITEM_BYTES``): the
     caller's transaction then fails, and nothing of it is queued."""
-    size = len(canonical_bytes(obj))
-    if size > MAX_ITEM_BYTES:
+    data = canonical_bytes(obj)
+    if len(data) > MAX_ITEM_BYTES:
         raise ObjectTooLarge(
-            f"{obj.get('type', 'object')} for {reader} is {size} bytes; a feed item may be "
-            f"at most {MAX_ITEM_BYTES} bytes"
+            f"{obj.get('type', 'object')} for {reader} is {len(data)} bytes; a feed item may "
+            f"be at most {MAX_ITEM_BYTES} bytes"
         )
-    row = OutboxRow(reader=reader, type=str(obj["type"]), created=now, obj=json.dumps(obj))
+    # Stored as the bytes the feed sends (canonical JSON is JSON: readers parse it alike).
+    row = OutboxRow(reader=reader, type=str(obj["type"]), created=now, obj=data.decode("utf-8"))
     session.add(row)
     session.flush()
     session.execute(
