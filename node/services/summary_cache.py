@@ -95,17 +95,21 @@ def reader_view(
     compiled: CompiledPolicy,
     version: int,
     ms: Membership | None = None,
+    policy_text: str | None = None,
 ) -> ReaderView:
     """The reader's audience and view digest under the active policy (``ms``: the
-    directory's groups and members, read here when not given)."""
+    directory's groups and members, ``policy_text``: the active policy's text, read here
+    when not given)."""
     audience = audience_of(reader, compiled.policy, ms or membership(rt.engine))
-    active = rt.policy.active_or_none()
+    if policy_text is None:
+        active = rt.policy.active_or_none()
+        policy_text = active.text if active is not None else ""
     return ReaderView(
         audience,
         view_digest(
             audience=audience,
             policy_version=version,
-            policy_text=active.text if active is not None else "",
+            policy_text=policy_text,
             hub_id=rt.config.hub_id,
             issuer=rt.node_id,
             key_name=rt.keys.active.name,
@@ -276,8 +280,10 @@ class Presigner:
                 logger.info("summary store: pruned %d rows", pruned)
         out = []
         ms = membership(self.rt.engine)
+        active = self.rt.policy.active_or_none()  # once, not once per reader
+        text = active.text if active is not None else ""
         for reader in readers:
-            view = reader_view(self.rt, reader, compiled, version, ms)
+            view = reader_view(self.rt, reader, compiled, version, ms, text)
             if self._done.get(reader) != (view.digest, head):
                 out.append((reader, view.digest, head))
         return out

@@ -283,3 +283,19 @@ async def test_a_pass_with_nothing_new_reads_a_few_rows_however_long_the_log(
     per_statement = reads.per_statement()
     assert per_statement, "no SELECT recorded"
     assert sum(n for n, _ in per_statement) < 50, per_statement
+    # Nor does a pass read more statements with more readers (the policy once, not once
+    # per reader: a hub serves every member).
+    with rows_read(vn.runtime.engine) as one_reader:
+        presigner.plan()
+    with Session(vn.runtime.engine) as session, session.begin():
+        session.execute(
+            insert(FeedSentRow),
+            [
+                {"reader": f"r{i:02d}", "listing_id": "none", "version": 1, "consent": False}
+                for i in range(10)
+            ],
+        )
+    presigner.run_sync()
+    with rows_read(vn.runtime.engine) as eleven:
+        assert presigner.plan() == []
+    assert len(eleven.statements) == len(one_reader.statements)
