@@ -33,6 +33,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session, aliased
@@ -176,7 +177,7 @@ class FeedService:
                     f"cursor does not match this node's change log (now at {head}): "
                     "restored from a backup? resynchronise from the start (after=null)"
                 )
-            items, position, book = self._assemble(session, reader, ctx, after_seq, limit)
+            items, position, book = self._assemble(session, reader, ctx, after_seq, limit, head)
             self._store_sent(session, reader, book)
             share_log.insert_rows(session, reader, book.shared, now)
             more = position < head
@@ -196,13 +197,22 @@ class FeedService:
         return sign_object_bytes(page, self.rt.node_id, self.rt.keys.active, parts=parts)[1]
 
     def _assemble(
-        self, session: Session, reader: str, ctx: PageContext, after_seq: int, limit: int
+        self,
+        session: Session,
+        reader: str,
+        ctx: PageContext,
+        after_seq: int,
+        limit: int,
+        head: int,
     ) -> tuple[list[bytes], int, Bookkeeping]:
         """The items of the page after ``after_seq`` (their bytes), the position it ends
         at, and what the reader now holds. The change log is read in order of the cursor,
         ``limit`` entries at a time, each with its listing, stored summary and what the
         reader was given in the same query; at most ``SCAN_FACTOR * limit`` entries
-        (listings that give this reader nothing make no items)."""
+        (listings that give this reader nothing make no items). Only the entries this
+        reader may get are read (``_scan``): another member's outbox entries are passed
+        over by the index, and a page that reaches the end of the log ends at its head
+        (``head``), past them, as it did when it read them."""
         maker = ItemMaker(self.rt, ctx, {})
         book = Bookkeeping()
         items: list[bytes] = []
@@ -212,6 +222,7 @@ class FeedService:
         # that would take it over, but always carries at least one.
         room = self.rt.config.max_page_bytes - PAGE_ENVELOPE_BYTES
         end = False  # the end of the log reached
+        full = False  # the page took all it may
         while budget > 0 and not end:
             chunk = min(limit, budget)
             entries = _scan(session, reader, ctx, scan_from, chunk)
@@ -230,7 +241,6 @@ class FeedService:
                 and reuse(e.row, book.current(e.row.id, e.sent), e.stored, ctx) == "fresh"
             ]
             maker.records.update(load_records(session, missing))
-            full = False
             for e in entries:
                 if e.listing_id.startswith(OUTBOX_PREFIX):
                     data = outbox.get(e.listing_id, b"")
@@ -267,6 +277,10 @@ class FeedService:
                     break
             if full:
                 break
+        if end and not full:
+            # Every entry up to the head that this reader may get is in the page; what is
+            # left below the head is other members' (or superseded entries).
+            position = max(position, head)
         # Signed now: kept for the next pages (the last signing of a listing, should it
         # have come twice).
         made = {(r["reader"], r["listing_id"]): r for r in maker.made}
@@ -354,17 +368,42 @@ class Entry(NamedTuple):
     record: str | None
 
 
+def _picked(reader: str, after_seq: int, count: int) -> Any:
+    """The seqs of the next ``count`` entries after ``after_seq`` that ``reader`` may get:
+    the next ``count`` listings' entries (``reader`` NULL) and the next ``count`` of its
+    own outbox entries, each a range of the index (reader, seq), the newest entry of each
+    id only (an outbox id can come again: SQLite gives a deleted last row's id to the next
+    row). Other members' outbox entries are never read, however many there are."""
+    c, newer = aliased(ChangeRow), aliased(ChangeRow)
+    latest = select(func.max(newer.seq)).where(newer.listing_id == c.listing_id).scalar_subquery()
+    listings = (
+        select(c.seq)
+        .where(c.reader.is_(None), c.seq > after_seq, c.seq == latest)
+        .order_by(c.seq)
+        .limit(count)
+        .subquery()
+    )
+    own = (
+        select(c.seq)
+        .where(c.reader == reader, c.seq > after_seq, c.seq == latest)
+        .order_by(c.seq)
+        .limit(count)
+        .subquery()
+    )
+    return union_all(select(listings.c.seq), select(own.c.seq)).subquery()
+
+
 def _scan(
     session: Session, reader: str, ctx: PageContext, after_seq: int, count: int
 ) -> list[Entry]:
-    """The next ``count`` entries after ``after_seq``, the newest of each listing only,
-    in one range query over the change log's key (the feed cursor) joined to the
-    listing, the reader's stored summary and its ``feed_sent`` row by primary keys. A
-    stored body comes back only when it is usable, and a record only when no usable
-    stored summary answers for a live listing: nothing is read that the page will not use."""
+    """The next ``count`` entries after ``after_seq`` that ``reader`` may get
+    (``_picked``: the newest of each listing, and its own outbox entries), in the order
+    of the change log's key (the feed cursor), joined to the listing, the reader's stored
+    summary and its ``feed_sent`` row by primary keys. A stored body comes back only when
+    it is usable, and a record only when no usable stored summary answers for a live
+    listing: nothing is read that the page will not use."""
     c, lst, s, f = ChangeRow, ListingRow, SignedSummaryRow, FeedSentRow
-    newer = aliased(ChangeRow)
-    latest = select(func.max(newer.seq)).where(newer.listing_id == c.listing_id).scalar_subquery()
+    picked = _picked(reader, after_seq, count)
     usable = and_(
         s.version == lst.version,
         s.content_sha256 == lst.content_sha256,
@@ -391,11 +430,11 @@ def _scan(
             case((usable, s.body), else_=None),
             case((answers, None), else_=lst.record),
         )
-        .select_from(c)
+        .select_from(picked)
+        .join(c, c.seq == picked.c.seq)
         .outerjoin(lst, lst.id == c.listing_id)
         .outerjoin(s, and_(s.reader == reader, s.listing_id == c.listing_id))
         .outerjoin(f, and_(f.reader == reader, f.listing_id == c.listing_id))
-        .where(c.seq > after_seq, c.seq == latest)
         .order_by(c.seq)
         .limit(count)
     )
@@ -504,7 +543,15 @@ def post_to_outbox(session: Session, reader: str, obj: dict[str, Any], now: int)
     session.flush()
     session.execute(
         insert(ChangeRow),
-        [{"listing_id": f"{OUTBOX_PREFIX}{row.id}", "version": 1, "kind": "outbox", "at": now}],
+        [
+            {
+                "listing_id": f"{OUTBOX_PREFIX}{row.id}",
+                "version": 1,
+                "kind": "outbox",
+                "at": now,
+                "reader": reader,
+            }
+        ],
     )
     note_queued(session, row.id, reader, obj)  # a notice naming a listing: the EoI gate's index
     return row.id

@@ -41,7 +41,8 @@ class ListingRow(Base):
 
 
 class ChangeRow(Base):
-    """One entry of the change log: a listing created, updated or withdrawn."""
+    """One entry of the change log: a listing created, updated or withdrawn, or an
+    outbox object queued (``reader``: the member it is for; NULL for a listing's entry)."""
 
     __tablename__ = "changes"
 
@@ -50,8 +51,12 @@ class ChangeRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
     at: Mapped[int] = mapped_column(BigInteger)
+    reader: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
 
-    __table_args__ = (Index("ix_changes_listing", "listing_id", "seq"),)
+    __table_args__ = (
+        Index("ix_changes_listing", "listing_id", "seq"),
+        Index("ix_changes_reader", "reader", "seq"),
+    )
 
 
 class PolicyVersionRow(Base):
