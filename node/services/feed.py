@@ -17,6 +17,7 @@ in the page's transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
     Engine,
+    String,
     Table,
     and_,
     bindparam,
@@ -368,7 +370,7 @@ class Entry(NamedTuple):
     record: str | None
 
 
-def _picked(reader: str, after_seq: int, count: int) -> Any:
+def _picked(reader: Any, after_seq: Any, count: Any) -> Any:
     """The seqs of the next ``count`` entries after ``after_seq`` that ``reader`` may get:
     the next ``count`` listings' entries (``reader`` NULL) and the next ``count`` of its
     own outbox entries, each a range of the index (reader, seq), the newest entry of each
@@ -393,24 +395,20 @@ def _picked(reader: str, after_seq: int, count: int) -> Any:
     return union_all(select(listings.c.seq), select(own.c.seq)).subquery()
 
 
-def _scan(
-    session: Session, reader: str, ctx: PageContext, after_seq: int, count: int
-) -> list[Entry]:
-    """The next ``count`` entries after ``after_seq`` that ``reader`` may get
-    (``_picked``: the newest of each listing, and its own outbox entries), in the order
-    of the change log's key (the feed cursor), joined to the listing, the reader's stored
-    summary and its ``feed_sent`` row by primary keys. A stored body comes back only when
-    it is usable, and a record only when no usable stored summary answers for a live
-    listing: nothing is read that the page will not use."""
+@functools.cache
+def _scan_statement() -> Any:
+    """``_scan``'s statement, built once (its values are bound parameters: reader,
+    after_seq, count, digest, now): building it is most of an idle page's scan."""
     c, lst, s, f = ChangeRow, ListingRow, SignedSummaryRow, FeedSentRow
-    picked = _picked(reader, after_seq, count)
+    reader: Any = bindparam("reader", type_=String(32))
+    picked = _picked(reader, bindparam("after_seq"), bindparam("count"))
     usable = and_(
         s.version == lst.version,
         s.content_sha256 == lst.content_sha256,
-        s.digest == ctx.view.digest,
+        s.digest == bindparam("digest"),
     )
-    answers = and_(usable, lst.withdrawn.is_(False), lst.expires > ctx.now)
-    stmt = (
+    answers = and_(usable, lst.withdrawn.is_(False), lst.expires > bindparam("now"))
+    return (
         select(
             c.seq,
             c.listing_id,
@@ -436,8 +434,26 @@ def _scan(
         .outerjoin(s, and_(s.reader == reader, s.listing_id == c.listing_id))
         .outerjoin(f, and_(f.reader == reader, f.listing_id == c.listing_id))
         .order_by(c.seq)
-        .limit(count)
+        .limit(bindparam("count"))
     )
+
+
+def _scan(
+    session: Session, reader: str, ctx: PageContext, after_seq: int, count: int
+) -> list[Entry]:
+    """The next ``count`` entries after ``after_seq`` that ``reader`` may get
+    (``_picked``: the newest of each listing, and its own outbox entries), in the order
+    of the change log's key (the feed cursor), joined to the listing, the reader's stored
+    summary and its ``feed_sent`` row by primary keys. A stored body comes back only when
+    it is usable, and a record only when no usable stored summary answers for a live
+    listing: nothing is read that the page will not use."""
+    params = {
+        "reader": reader,
+        "after_seq": after_seq,
+        "count": count,
+        "digest": ctx.view.digest,
+        "now": ctx.now,
+    }
     out: list[Entry] = []
     digest = ctx.view.digest
     for (
@@ -458,7 +474,7 @@ def _scan(
         s_code,
         body,
         record,
-    ) in session.connection().execute(stmt):  # Core: no ORM row loading
+    ) in session.connection().execute(_scan_statement(), params):  # Core: no ORM rows
         row = (
             Listing(row_id, category, int(version), bool(withdrawn), int(expires), sha)
             if row_id is not None
