@@ -269,10 +269,20 @@ async def test_a_match_list_shows_only_what_the_hub_holds_now(
         return status["pending"] == 0 and not service.left
 
     async def of_th() -> str | None:
-        """A candidate of th in the lists (the first lists may hold vn's pairs alone: th's
-        first pull can end after vn's has been matched)."""
+        """A candidate of th both in the lists shown and in the matcher's top 10 (the first
+        lists may hold vn's pairs alone: th's first pull can end after vn's has been
+        matched; and the lists shown may go past a request's top 10)."""
         rows = await api_rows(http, hub)
-        return next((r["candidate"]["id"] for r in rows if r["candidate"]["owner"] == "th"), None)
+        top = await hub.runtime.run(service.top, 10)
+        in_top = {m.candidate for found in top.values() for m in found}
+        return next(
+            (
+                r["candidate"]["id"]
+                for r in rows
+                if r["candidate"]["owner"] == "th" and ("th", r["candidate"]["id"]) in in_top
+            ),
+            None,
+        )
 
     await poll(matched_all, 120, "the first re-match to end")
     target = await poll(of_th, 120, "a candidate of th in the match lists")
