@@ -268,8 +268,13 @@ class Presigner:
         now = self.rt.clock()
         with Session(self.rt.engine) as session:
             readers = served_readers(session, self.rt)
-            # max(), one index probe: an ORM select of the column read the whole log.
-            head = int(session.scalar(select(func.max(ChangeRow.seq))) or 0)
+            # The head of the listings' entries (one probe of the index (reader, seq); an
+            # ORM select of the column once read the whole log): a hub's outbox entries,
+            # one per match notice queued, change no summary and start no pass.
+            head = int(
+                session.scalar(select(func.max(ChangeRow.seq)).where(ChangeRow.reader.is_(None)))
+                or 0
+            )
         # Rows die only with a change (a withdrawal, an expiry: both logged) or a reader
         # leaving: a pass with neither takes no write lock and scans nothing.
         if (head, readers) != self._pruned_at:
