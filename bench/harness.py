@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,18 @@ import aiohttp
 from sqlalchemy import text
 
 from node.storage.db import DatabaseUnavailable, check_connection, make_engine
+
+
+def serve_env() -> dict[str, str]:
+    """The environment of a bench's ``cattc serve`` processes: logs at WARNING, and the
+    hub matching lexically (``CATTC_BENCH_SEMANTIC``, default ``off``): with its default
+    model a hub encodes in the background for hours at these sizes (docs/hub-guide.md),
+    which these benches do not measure (bench.match_semantic does)."""
+    return {
+        **os.environ,
+        "CATTC_LOG_LEVEL": os.environ.get("CATTC_BENCH_LOG_LEVEL", "WARNING"),
+        "CATTC_SEMANTIC": os.environ.get("CATTC_BENCH_SEMANTIC", "off"),
+    }
 
 
 @contextlib.contextmanager

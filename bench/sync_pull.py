@@ -45,6 +45,7 @@ import aiohttp
 from nacl.signing import SigningKey, VerifyKey
 
 from bench.common import DEFAULT_REPEATS, BenchResult, result_from_runs
+from bench.harness import serve_env
 from bench.import_listings import load_templates, make_listing
 from node.config import DB_FILE, NodeConfig, load_config, save_config
 from node.hub.custody import HubRemoteStore
@@ -198,7 +199,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _serve(data_dir: Path) -> subprocess.Popen[bytes]:
     """``cattc serve DATA_DIR`` as a process; its log goes to ``DATA_DIR/serve.log``."""
-    env = {**os.environ, "CATTC_LOG_LEVEL": os.environ.get("CATTC_BENCH_LOG_LEVEL", "WARNING")}
+    env = serve_env()
     with (data_dir / "serve.log").open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "node.cli.main", "serve", str(data_dir)],

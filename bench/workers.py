@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import PROJECT_ROOT, BenchResult, median, result_from_runs
-from bench.harness import search_clients
+from bench.harness import search_clients, serve_env
 from bench.search import (
     CLIENTS,
     QUERIES,
@@ -65,7 +65,7 @@ REPORT_NOTE = (
 
 def _serve(hub_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     """``cattc serve DATA_DIR --port PORT --workers N``; its log in ``DATA_DIR``."""
-    env = {**os.environ, "CATTC_LOG_LEVEL": os.environ.get("CATTC_BENCH_LOG_LEVEL", "WARNING")}
+    env = serve_env()
     args = ["serve", str(hub_dir), "--port", str(port), "--workers", str(workers)]
     with (hub_dir / f"serve-{workers}.log").open("ab") as log:
         return subprocess.Popen(

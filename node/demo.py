@@ -230,6 +230,23 @@ def print_matches(hub: dict[str, Any]) -> None:
     print(f"match notices sent to members: {sent or 'none yet'}")
 
 
+def print_matching(hub: dict[str, Any]) -> None:
+    """How the hub matches: its model, and the listings it has still to encode."""
+    part = get_json(hub["url"] + "/hub/status", hub["token"]).get("matching", {})
+    sem = part.get("semantic")
+    if not sem:
+        print(f"hub matching: {part.get('model')}, starting")
+    elif not sem["enabled"]:
+        print(f"hub matching: lexical only ({sem['reason']})")
+    elif sem["to_encode"]:
+        print(
+            f"hub matching: semantic ({sem['model']}); {sem['to_encode']} listings still to "
+            "encode in the background (matched lexically until then; see the dashboard)"
+        )
+    else:
+        print(f"hub matching: semantic ({sem['model']}), every listing encoded")
+
+
 def main() -> None:
     if not SAMPLE.exists():
         raise SystemExit(f"demo: sample data not found at {SAMPLE}")
@@ -262,6 +279,7 @@ def main() -> None:
         status = wait_until(synced, 240, "every member to sync")
         print_tables(nodes, status)
         print_matches(hub)
+        print_matching(hub)
         print(f"\nhub dashboard: {hub['url']}/hub/dashboard#token={hub['token']}")
         print(f"public search: {hub['url']}/api/v1/search?q=rice")
         print(f"\nmarketplace (public, no account): {hub['url']}/")

@@ -17,6 +17,11 @@ from node.storage.db import make_engine
 from tests.nodes import RunningNode, start_node
 
 POSTGRES_URL = os.environ.get("CATTC_TEST_POSTGRES_URL", "")
+# The hubs the tests start match lexically (a hub's default, e5 in the background, would
+# encode every listing of every test hub: minutes of CPU over the suite, and match lists
+# that change while a test reads them). tests/hub/test_semantic_hub.py starts hubs with
+# the default; the matcher's tests pass their encoders explicitly.
+os.environ.setdefault("CATTC_SEMANTIC", "off")
 ENGINES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 
 DatabaseUrlFactory = Callable[[str], str]

@@ -35,6 +35,7 @@ from node.hub.match_engine import Ref
 from node.hub.monitor import HubCollector
 from node.hub.notices import MatchingService
 from node.hub.search import SearchIndex
+from node.matching.semantic import ENV_MODEL, hub_encoder_name
 from node.runtime import NodeRuntime
 from node.services.leader import LeaderInfo, Leadership, leader_in
 from node.web.appkeys import (
@@ -137,7 +138,8 @@ class HubMatching:
         self.rt = rt
         self.leadership = leadership
         self.session = session
-        self.service = MatchingService(rt, in_worker=True)
+        self.model = hub_encoder_name()  # e5 unless CATTC_SEMANTIC says otherwise
+        self.service = MatchingService(rt, self.model, in_worker=True)
         self._stopped = False  # the matcher was closed: a new leadership makes a new one
         self._site: web.AppRunner | None = None
         self._secret = ""
@@ -150,12 +152,27 @@ class HubMatching:
         leadership.on_gain(self.start)
         leadership.on_lose(self.stop)
 
+    def status(self) -> dict[str, Any]:
+        """What ``/hub/status`` tells of matching: the model asked for, and (in the leader,
+        after its first pass) what the matcher holds, has still to do and to encode, and
+        whether its model loaded (the reason when it did not: it then matches lexically)."""
+        out: dict[str, Any] = {"model": self.model or "lexical", "this_process": False}
+        last = self.service.last_status
+        if self.leadership.is_leader and not self._stopped:
+            out["this_process"] = True
+            out["left"] = self.service.left
+            if last is not None:
+                out.update(last)
+                if self.model is None:
+                    out["semantic"] = {**last["semantic"], "reason": f"switched off by {ENV_MODEL}"}
+        return out
+
     # -- as the leader ----------------------------------------------------------------
     async def start(self) -> None:
         """Leading now: a fresh matcher if the last one was stopped, the control
         endpoint, and a re-match of what the hub already holds (without delaying)."""
         if self._stopped:
-            self.service = MatchingService(self.rt, in_worker=True)
+            self.service = MatchingService(self.rt, self.model, in_worker=True)
             self._stopped = False
         secret = secrets.token_urlsafe(32)
         self._secret = secret

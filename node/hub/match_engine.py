@@ -86,6 +86,10 @@ Checkpoint = Callable[[], None]
 # Summaries whose notice-relevant part one pass keeps (a counterpart in many top lists is
 # read once per pass, not once per batch).
 KNOWABLE_CACHE = 50_000
+# Seconds of encoding per pass, and listings encoded between two checkpoints: new pages
+# wait for at most one such stretch before their re-match begins.
+ENCODE_BUDGET_S = 5.0
+ENCODE_BATCH = 16
 
 
 def _nothing() -> None:
@@ -119,7 +123,9 @@ class MatchEngine:
 
         self.rt = rt
         self.consumes_queue = consumes_queue
-        self.matcher: Matcher = Matcher(encoder=encoder)
+        # The hub's worker encodes in the background: a listing is matched lexically at
+        # once and with its vector when ``encode`` has reached it.
+        self.matcher: Matcher = Matcher(encoder=encoder, defer_encoding=consumes_queue)
         self.versions: dict[Ref, Stamp] = {}
         # The hub's own listings held, and those its policy keeps from itself, at the
         # stamp last evaluated.
@@ -491,8 +497,34 @@ class MatchEngine:
                 self.forget.difference_update(chunk)
 
     def status(self) -> dict[str, Any]:
+        semantic = self.matcher.semantic
         with self.lock:
-            return {"held": len(self.versions), "pending": len(self.todo), "scoring": self.scoring}
+            return {
+                "held": len(self.versions),
+                "pending": len(self.todo),
+                "scoring": self.scoring,
+                "semantic": {
+                    "enabled": semantic.enabled,
+                    "model": semantic.model,
+                    "reason": semantic.reason,
+                    "to_encode": len(self.matcher.unencoded),
+                },
+            }
+
+    # -- vectors -----------------------------------------------------------------------
+    def encode(self, checkpoint: Checkpoint = _nothing, budget_s: float = ENCODE_BUDGET_S) -> int:
+        """Give listings held without their vector theirs, ``ENCODE_BATCH`` at a time, for
+        about ``budget_s`` seconds; each is then to do (its matches change). How many."""
+        deadline = time.monotonic() + budget_s
+        done = 0
+        while self.matcher.unencoded and time.monotonic() < deadline:
+            with self.lock:
+                refs = self.matcher.encode_pending(ENCODE_BATCH)
+                self.todo.update(ref for ref in refs if ref in self.versions)
+                self.unsaved += len(refs)
+            done += len(refs)
+            checkpoint()
+        return done
 
     # -- notices ---------------------------------------------------------------------
     def notify(
@@ -639,13 +671,15 @@ class MatchEngine:
 
     def after_sync(self, checkpoint: Checkpoint = _nothing, budget_s: float | None = None) -> int:
         """Re-match what changed, and what a stop left undone, and send the new notices;
-        with ``budget_s``, notify for about that long at most (``left`` says how many
-        listings are still to do)."""
+        with ``budget_s``, notify for about that long at most; then encode for a while
+        (``encode``). ``left`` says how many listings are still to match or encode."""
         with self.sync_lock:
             self.refresh(checkpoint)
             self._forget_gone()
             sent = self.notify(self.pending(), checkpoint, budget_s)
-            self.left = len(self.todo)
+            if self.consumes_queue:
+                self.encode(checkpoint)
+            self.left = len(self.todo) + len(self.matcher.unencoded)
             self.save()
             return sent
 

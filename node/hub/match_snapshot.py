@@ -34,7 +34,16 @@ FILE = "matcher.snapshot"
 # The matcher's attributes that are settings, models or caches, not what it holds: made
 # by the constructor (or again on demand), never written.
 NOT_STATE = frozenset(
-    {"encoder", "_embedder", "lexicon", "semantic", "_sem_scale", "_now_ms", "exact_pairs"}
+    {
+        "encoder",
+        "_embedder",
+        "lexicon",
+        "semantic",
+        "_sem_scale",
+        "_now_ms",
+        "exact_pairs",
+        "defer_encoding",
+    }
 )
 CACHES = frozenset({"_tables", "_codes"})
 

@@ -137,7 +137,7 @@ class _Worker:
             if method == "after_sync":
                 self.rt.keys = KeyStore.load(self.rt.data_dir / KEY_FILE)  # after a rotation
                 sent = self.engine.after_sync(self.checkpoint, *args)
-                value: Any = (sent, self.engine.left)
+                value: Any = (sent, self.engine.left, self.engine.status())
             elif method == "refresh":
                 value = self.engine.refresh(self.checkpoint)
             elif method in METHODS:

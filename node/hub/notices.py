@@ -42,7 +42,10 @@ class MatchingService:
         # One pass at a time: two pulls ending together would both see the same new pairs.
         self._one_at_a_time = asyncio.Lock()
         self._drain: asyncio.Task[None] | None = None
-        self.left = 0  # listings still to match after the last pass
+        self.left = 0  # listings still to match (or encode) after the last pass
+        # The matcher's ``status`` at the end of the last pass (held, pending, model and
+        # listings still to encode); None before the first.
+        self.last_status: dict[str, Any] | None = None
         self.passes = 0  # re-match passes started and ended (the top lists may differ)
         if not in_worker:
             self._engine = MatchEngine(rt, encoder)
@@ -108,8 +111,9 @@ class MatchingService:
         if self._engine is not None:
             sent: int = self._engine.after_sync(budget_s=PASS_BUDGET_S)
             self.left = self._engine.left
+            self.last_status = self._engine.status()
             return sent
-        sent, self.left = self._call("after_sync", PASS_BUDGET_S)
+        sent, self.left, self.last_status = self._call("after_sync", PASS_BUDGET_S)
         return int(sent)
 
     async def rematch(self) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 from node.matching.features import Features
 from node.matching.index import FloatArray
 from node.matching.match import Match, SemanticEvidence
-from node.matching.semantic import Encoder, SemanticStatus, load_default
+from node.matching.semantic import Encoder, SemanticStatus, load_default, load_named
 from node.matching.store import SEMANTIC_SCALE
 from node.matching.text import sentences
 
@@ -29,12 +29,13 @@ DEFAULT = "default"
 
 
 def resolve(encoder: Encoder | str | None) -> tuple[Encoder | None, SemanticStatus]:
-    """The matcher's ``encoder`` argument: ``"default"`` loads the installed model (or
-    None with the reason), an Encoder is used as given, None means lexical only."""
+    """The matcher's ``encoder`` argument: ``"default"`` loads the installed model and a
+    model's name that model (or None with the reason), an Encoder is used as given, None
+    means lexical only."""
     if encoder == DEFAULT:
         return load_default()
     if isinstance(encoder, str):
-        raise ValueError(f"encoder {encoder!r}: pass an Encoder, None or {DEFAULT!r}")
+        return load_named(encoder)  # an unknown name: lexical, with the reason
     if encoder is None:
         return None, SemanticStatus(False, None, "no sentence-embedding model configured")
     return encoder, SemanticStatus(True, encoder.name, None)

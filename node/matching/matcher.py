@@ -12,6 +12,7 @@ a removed one leaves them, and a list left short is refilled from scratch when r
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Collection, Iterable, Mapping
@@ -75,6 +76,12 @@ class Matcher:
     (enabled, model, and the reason when it is off: /hub/status shows it). Top lists are
     computed exactly while requests x candidates stays under ``exact_pairs``, and by a
     shortlist beyond (``ivf``).
+
+    ``defer_encoding``: listings are added without their embedding, matched lexically at
+    once, and ``encode_pending`` gives them their vectors later, a batch at a time (the
+    hub's worker does it between passes: a sentence encoder takes tens of milliseconds a
+    listing, lexical analysis well under one). A pair is scored with the semantic
+    component only once both listings have their vector.
     """
 
     def __init__(
@@ -84,10 +91,14 @@ class Matcher:
         encoder: Encoder | str | None = None,
         lexicon: ConceptLexicon | None = None,
         exact_pairs: int = EXACT_PAIRS,
+        defer_encoding: bool = False,
     ) -> None:
         self._now_ms = now_ms
         self.encoder, self.semantic = resolve(encoder)
         self._embedder = Embedder(self.encoder) if self.encoder is not None else None
+        self.defer_encoding = defer_encoding and self._embedder is not None
+        # Listings held without their vector yet (``defer_encoding``), oldest first.
+        self.unencoded: dict[Ref, None] = {}
         self._sem_scale = self._embedder.scale if self._embedder else SEMANTIC_SCALE
         self.lexicon = lexicon or default_lexicon()
         self.exact_pairs = exact_pairs
@@ -149,7 +160,7 @@ class Matcher:
             newest[feats.ref] = feats
         batch = list(newest.values())
         vectors: list[FloatArray | None] = [None] * len(batch)
-        embedder = self._embedder
+        embedder = None if self.defer_encoding else self._embedder
         if embedder is not None and batch:
             for is_request in (True, False):
                 rows = [i for i, f in enumerate(batch) if (f.kind == "request") == is_request]
@@ -166,8 +177,55 @@ class Matcher:
             elif self._codes is not None:
                 self._infer(np.array([slot], dtype=np.int64))
             self._after_add(feats, vector, slot)
+            if self.defer_encoding:
+                self.unencoded[feats.ref] = None
         self._maybe_compact()
         return len(batch)
+
+    def encode_pending(self, limit: int) -> list[Ref]:
+        """Encode up to ``limit`` of the listings held without their vector (the oldest
+        first) and re-rank them with it; the listings that got their vector."""
+        embedder = self._embedder
+        if embedder is None or not self.unencoded:
+            return []
+        refs = list(itertools.islice(self.unencoded, limit))
+        for ref in refs:
+            del self.unencoded[ref]
+        held = [(ref, kind) for ref in refs if (kind := self._kind(ref)) is not None]
+        for is_request in (True, False):
+            part = [(ref, kind) for ref, kind in held if (kind == "request") == is_request]
+            if not part:
+                continue
+            texts = []
+            for ref, kind in part:
+                feats = self.stores[kind].features[self.stores[kind].slot_of[ref]]
+                assert feats is not None
+                texts.append(feats.text)
+            vectors = embedder.encode(texts, is_request)
+            for (ref, kind), vector in zip(part, vectors, strict=True):
+                self._set_vector(ref, kind, vector)
+        return [ref for ref, _ in held]
+
+    def _set_vector(self, ref: Ref, kind: str, vector: FloatArray) -> None:
+        """``ref`` (held in the store of ``kind``) gets its vector: its places in the
+        cached top lists are found again with it, and its inferred codes too."""
+        store = self.stores[kind]
+        slot = store.slot_of[ref]
+        store.set_vector(slot, vector)
+        if kind == "request":
+            if self._codes is not None:
+                self._infer(np.array([slot], dtype=np.int64))
+            now = self.now()
+            for cand_kind, table in self._tables.items():
+                if slot < len(table.slots):  # every score of its row changed: refilled now
+                    self._refill(table, cand_kind, slot, now)
+                    table.dirty.discard(slot)
+            return
+        self._candidate_changes += 1
+        self._unlist(kind, slot)
+        feats = store.features[slot]
+        assert feats is not None
+        self._after_add(feats, vector, slot)
 
     def remove(self, owner: str, listing_id: str) -> bool:
         """Take a listing out (retracted, expired, no longer shared); it leaves every match
@@ -183,6 +241,7 @@ class Matcher:
         store = self.stores[kind]
         slot = store.slot_of[ref]
         store.kill(ref)
+        self.unencoded.pop(ref, None)
         if kind != "request":
             self._candidate_changes += 1
         if kind == "request":
@@ -191,14 +250,21 @@ class Matcher:
                     table.slots[slot] = -1
                     table.scores[slot] = -np.inf
                 table.dirty.discard(slot)
-        elif kind in self._tables:
-            table = self._tables[kind]
-            hit = table.slots == slot
-            rows = np.flatnonzero(hit.any(axis=1))
-            table.scores[hit] = -np.inf
-            table.slots[hit] = -1
-            table.dirty.update(int(r) for r in rows)
+        else:
+            self._unlist(kind, slot)
         return True
+
+    def _unlist(self, kind: str, slot: int) -> None:
+        """The candidate at ``slot`` leaves the cached top lists; the lists it left are
+        refilled when read."""
+        table = self._tables.get(kind)
+        if table is None:
+            return
+        hit = table.slots == slot
+        rows = np.flatnonzero(hit.any(axis=1))
+        table.scores[hit] = -np.inf
+        table.slots[hit] = -1
+        table.dirty.update(int(r) for r in rows)
 
     def _after_add(self, feats: Features, vector: FloatArray | None, slot: int) -> None:
         if not self._tables:
@@ -398,7 +464,17 @@ class Matcher:
         per_kind: list[tuple[str, IntArray, FloatArray]] = []
         for kind in (k_ for k_ in CANDIDATE_KINDS if k_ in kinds):
             table = self._table(kind, k, now)
-            per_kind.append((kind, table.slots[live, :k], table.scores[live, :k]))
+            # A row's best k may be anywhere in it: a candidate added since the row was
+            # filled took the place of the row's worst entry (``_after_add``).
+            scores = table.scores[live]
+            best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            per_kind.append(
+                (
+                    kind,
+                    np.take_along_axis(table.slots[live], best, axis=1),
+                    np.take_along_axis(scores, best, axis=1),
+                )
+            )
         if not per_kind:
             empty = np.zeros((len(live), 0))
             return empty.astype(np.int64), empty.astype(np.float32), [[] for _ in live]

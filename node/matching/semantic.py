@@ -16,9 +16,11 @@ development split (docs/benchmarks.md):
   but on the frozen test split no better than the lexical matcher (0.822 against 0.825
   nDCG@10).
 
-The hub matches with ``hub_encoder_name()``: ``HUB_MODEL`` (None: lexical, because e5 is
-too slow for a hub's catalogue and e5-static does not beat the lexical matcher on the test
-split) unless ``CATTC_SEMANTIC`` names a model.
+The hub matches with ``hub_encoder_name()``: ``HUB_MODEL`` (e5) unless ``CATTC_SEMANTIC``
+names another model or ``off``. Its matching worker adds each listing at once, matched
+lexically, and encodes it in the background (``Matcher.defer_encoding``): e5 takes about a
+tenth of a second a listing, so a hub's first encoding of a large catalogue takes hours
+(docs/benchmarks.md), during which its listings gain the semantic component one by one.
 
 ``load_default`` returns the default encoder, or None with the reason when it cannot be
 loaded (the matcher then runs lexically and says so). ``CATTC_SEMANTIC`` chooses another
@@ -45,7 +47,7 @@ import numpy.typing as npt
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "e5"
-HUB_MODEL: str | None = None
+HUB_MODEL: str | None = DEFAULT_MODEL
 ENV_MODEL = "CATTC_SEMANTIC"
 MAX_CHARS = 600  # what is encoded of a listing: its title, keywords and opening sentences
 CACHE_SIZE = 50_000
@@ -283,11 +285,17 @@ def hub_encoder_name() -> str | None:
 
 
 def load_default() -> tuple[CachedEncoder | None, SemanticStatus]:
-    """The hub's encoder (``CATTC_SEMANTIC`` or ``DEFAULT_MODEL``) and its status; None
+    """The matcher's encoder (``CATTC_SEMANTIC`` or ``DEFAULT_MODEL``) and its status; None
     with the reason when it is switched off or cannot be loaded."""
     name = os.environ.get(ENV_MODEL, "").strip().lower() or DEFAULT_MODEL
     if name in OFF:
         return None, SemanticStatus(False, None, f"switched off by {ENV_MODEL}={name}")
+    return load_named(name)
+
+
+def load_named(name: str) -> tuple[CachedEncoder | None, SemanticStatus]:
+    """The encoder ``name`` and its status; None with the reason when it cannot be
+    loaded (the matcher is then lexical only, and says why)."""
     try:
         encoder = load_encoder(name)
     except EncoderUnavailable as exc:

@@ -190,6 +190,15 @@ class KindStore:
             probs.append(0.0)
         return slot
 
+    def set_vector(self, slot: int, vector: npt.NDArray[np.float32]) -> None:
+        """Give the listing at ``slot`` its embedding (one encoded after it was added)."""
+        if self.dense is None:
+            self.dense = Growable(np.float16, width=len(vector))
+            for _ in range(len(self.features)):
+                self.dense.append(0.0)
+        self.dense.set(slot, vector)
+        self.has_dense.set(slot, True)
+
     def set_inferred(
         self,
         slots: npt.NDArray[np.int64],

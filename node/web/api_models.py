@@ -177,6 +177,9 @@ class HubStatus(BaseModel):
     members: list[JsonObject]
     totals: HubTotals
     leader: JsonObject  # the process running the matcher: pid, host, since, this_process
+    # The matcher: model asked for, held, pending, left, scoring, and semantic (enabled,
+    # model, reason when off, to_encode): the leader's own figures (this_process).
+    matching: JsonObject
 
 
 class NotifyAnswer(BaseModel):

@@ -46,6 +46,7 @@ async def status(request: web.Request) -> web.Response:
         **(leader.public() if leader is not None else {}),
         "this_process": request.app[LEADER].is_leader,
     }
+    body["matching"] = request.app[HUB_MATCHING].status()
     return web.json_response(body)
 
 

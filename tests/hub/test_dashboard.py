@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from node.services.directory import Member
+from node.web.appkeys import HUB_MATCHING
 from tests.conftest import DatabaseUrlFactory
 from tests.federation.network import add_member, hub_key
 from tests.nodes import RunningNode, start_node
@@ -24,8 +26,6 @@ INTERVAL_S = 60.0
 
 class Clock:
     def __init__(self) -> None:
-        import time
-
         self.now = time.time_ns() // 1_000_000
 
     def __call__(self) -> int:
@@ -110,12 +110,22 @@ async def test_dashboard_shows_failing_and_stale_members(
         await hub.sync.sync_peer("th", force=True)
         await hub.sync.sync_peer("vn", force=True)
 
+        # The matcher's first pass has ended: the page can say how it matches.
+        matching = hub.app[HUB_MATCHING]
+        deadline = time.monotonic() + 60
+        while matching.service.last_status is None:
+            assert time.monotonic() < deadline, "the hub's matcher never ended a pass"
+            await asyncio.sleep(0.1)
+
         url = f"{hub.url}/hub/dashboard#token={hub.token}"
         dom = await _chromium(["--dump-dom", url])
         assert 'data-loaded="yes"' in dom, dom[:2000]
         assert 'data-member="th"' in dom and 'data-state="stale"' in dom
         assert 'data-member="vn"' in dom and 'data-state="failing"' in dom
         assert "db down" in dom  # the failing member's error is shown
+        # The suite's hubs match lexically (tests/conftest.py), and the page says why.
+        assert 'data-matching="lexical"' in dom
+        assert "lexical only (switched off by CATTC_SEMANTIC)" in dom
 
         shot = tmp_path / "dashboard.png"
         await _chromium([f"--screenshot={shot}", "--window-size=1366,800", url])

@@ -138,6 +138,10 @@ def test_load_encoder_rejects_unknown_names() -> None:
         load_encoder("nope")
 
 
-def test_a_string_other_than_default_is_refused() -> None:
-    with pytest.raises(ValueError, match="default"):
-        Matcher(NOW, encoder="e5")
+def test_a_model_named_is_loaded_and_an_unknown_name_is_lexical_with_the_reason() -> None:
+    m = Matcher(NOW, encoder=DEFAULT_MODEL)  # what the hub's worker is given
+    assert m.semantic.enabled and m.encoder is load_encoder(DEFAULT_MODEL)
+    unknown = Matcher(NOW, encoder="nope")
+    assert unknown.encoder is None and not unknown.semantic.enabled
+    assert unknown.semantic.model == "nope"
+    assert "unknown model 'nope'" in (unknown.semantic.reason or "")

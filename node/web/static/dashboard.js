@@ -33,6 +33,17 @@ function row(m) {
     <td class="runs">${runs || "-"}</td>
   </tr>`;
 }
+function matching(m) {
+  // The hub's matcher: semantic with its model (and listings still to encode), or lexical
+  // only with the reason. Only the process that runs the matcher knows its state.
+  if (!m) return "";
+  if (!m.this_process) return `<span data-matching="elsewhere">matching: ${esc(m.model)} (in the leader process)</span>`;
+  const sem = m.semantic;
+  if (!sem) return `<span data-matching="starting">matching: ${esc(m.model)}, starting</span>`;
+  if (!sem.enabled) return `<span class="err" data-matching="lexical">matching: lexical only (${esc(sem.reason || "no model")})</span>`;
+  const todo = sem.to_encode ? `, ${sem.to_encode} listings still to encode` : "";
+  return `<span data-matching="semantic">matching: semantic (${esc(sem.model)})${todo}</span>`;
+}
 async function refresh() {
   try {
     const resp = await fetch("/hub/status", { headers: { Authorization: "Bearer " + token } });
@@ -43,7 +54,7 @@ async function refresh() {
     document.getElementById("updated").textContent = new Date(s.now).toISOString().replace("T", " ").slice(0, 19) + " UTC";
     document.getElementById("totals").innerHTML =
       `<span>${s.totals.members} members</span><span>${s.totals.items_held} summaries held</span>` +
-      `<span>${s.totals.rejected} rejected</span><span>${s.totals.matches} matches notified</span>`;
+      `<span>${s.totals.rejected} rejected</span><span>${s.totals.matches} matches notified</span>` + matching(s.matching);
     document.getElementById("members").innerHTML = s.members.map(row).join("") || '<tr><td colspan="10">no members yet</td></tr>';
     document.getElementById("error").textContent = "";
     document.body.dataset.loaded = "yes";

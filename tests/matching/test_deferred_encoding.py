@@ -1,0 +1,108 @@
+"""Encoding in the background (``Matcher(defer_encoding=True)``): listings are matched
+lexically at once, and once ``encode_pending`` has given every listing its vector, the
+matcher answers exactly as one that encoded each listing on arrival."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from node.matching import Matcher
+from node.matching.features import Ref
+from node.matching.match import Match
+from tests.matching.helpers import NOW, sample_views
+from tests.matching.test_cli_semantic import HashingEncoder
+
+
+def _lists(m: Matcher, refs: list[Ref]) -> dict[Ref, list[tuple[Ref, Ref, float]]]:
+    def row(match: Match) -> tuple[Ref, Ref, float]:
+        return (match.request, match.candidate, round(float(match.score), 5))
+
+    return {ref: [row(x) for x in m.matches_for(*ref, k=10)] for ref in refs}
+
+
+def _top(m: Matcher) -> dict[Ref, list[tuple[Ref, float]]]:
+    return {
+        ref: [(x.candidate, round(float(x.score), 5)) for x in found]
+        for ref, found in m.top_matches(k=10).items()
+    }
+
+
+def _views() -> list[tuple[str, dict[str, Any]]]:
+    return sample_views()
+
+
+def _same(a: dict[Ref, list[tuple[Ref, float]]], b: dict[Ref, list[tuple[Ref, float]]]) -> bool:
+    """The same top lists, but for float32 rounding: a list kept incrementally and one
+    computed afresh may differ in the last digit, and so swap near-ties."""
+    if a.keys() != b.keys():
+        return False
+    for ref, found in a.items():
+        other = b[ref]
+        if len(found) != len(other):
+            return False
+        for (c1, s1), (c2, s2) in zip(found, other, strict=True):
+            if abs(s1 - s2) > 2e-4:
+                return False
+            if c1 != c2 and not any(c == c1 and abs(s - s1) <= 2e-4 for c, s in other):
+                return False
+    return True
+
+
+def test_before_encoding_the_matcher_is_lexical_and_after_it_as_if_encoded_on_arrival() -> None:
+    views = _views()
+    lexical = Matcher(NOW)
+    eager = Matcher(NOW, encoder=HashingEncoder())
+    deferred = Matcher(NOW, encoder=HashingEncoder(), defer_encoding=True)
+    for m in (lexical, eager, deferred):
+        assert m.upsert_many(views) > 100
+    refs = sorted(deferred.unencoded)
+    assert len(refs) == len(deferred)  # every listing waits for its vector
+    assert _lists(deferred, refs) == _lists(lexical, refs)
+    assert _top(deferred) == _top(lexical)  # cached top lists, filled before the vectors
+
+    got: list[Ref] = []
+    while deferred.unencoded:
+        got.extend(deferred.encode_pending(7))
+    assert sorted(got) == refs
+    # The cached lists were brought up to date: a candidate that gets its vector takes
+    # the place of a row's worst entry, wherever it stands (top lists once read only a
+    # row's first k places, and missed it).
+    assert _same(_top(deferred), _top(eager))
+    assert _lists(deferred, refs) == _lists(eager, refs)
+    assert not _same(_top(deferred), _top(lexical))  # the vectors changed something
+
+
+def test_a_listing_changed_or_removed_before_its_turn_is_encoded_as_it_is_now() -> None:
+    views = _views()
+    encoder = HashingEncoder()
+    m = Matcher(NOW, encoder=encoder, defer_encoding=True)
+    m.upsert_many(views)
+    owner, first = views[0]
+    m.remove(owner, first["id"])
+    assert (owner, first["id"]) not in m.unencoded
+    owner2, second = views[1]
+    changed = {**second, "version": second["version"] + 1, "fields": {**second["fields"]}}
+    changed["fields"]["title"] = "Solar dryers for cassava chips"
+    m.upsert(owner2, changed)
+    refs = list(m.unencoded)
+    assert refs[-1] == (owner2, second["id"])  # queued again, at the end
+    while m.unencoded:
+        m.encode_pending(50)
+    kind = m._kind((owner2, second["id"]))
+    assert kind is not None
+    store = m.stores[kind]
+    slot = store.slot_of[(owner2, second["id"])]
+    assert store.dense is not None and bool(store.has_dense.view[slot])
+    vector = store.dense.view[slot].astype(np.float32)
+    text = store.features[slot].text  # type: ignore[union-attr]
+    assert "Solar dryers" in text
+    expected = HashingEncoder().encode([text])[0]
+    assert np.allclose(vector, expected, atol=1e-2)
+
+
+def test_without_an_encoder_nothing_waits_to_be_encoded() -> None:
+    m = Matcher(NOW, defer_encoding=True)
+    m.upsert_many(_views())
+    assert not m.unencoded and m.encode_pending(10) == []
