@@ -77,6 +77,9 @@ async def test_the_hub_encodes_in_the_background_and_matches_with_the_model(
     best = found[0]
     assert "semantic" in best.components  # both have their vector now
     assert best.semantic_evidence is not None and best.semantic_evidence.model == DEFAULT_MODEL
+    # The top lists (the operator's /admin/v1/matches) were brought up to date too.
+    tops = await asyncio.to_thread(service.top, 10)
+    assert tops and all("semantic" in m.components for found in tops.values() for m in found)
 
 
 async def test_switched_off_the_hub_matches_lexically_and_says_so(
