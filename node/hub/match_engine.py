@@ -86,10 +86,11 @@ Checkpoint = Callable[[], None]
 # Summaries whose notice-relevant part one pass keeps (a counterpart in many top lists is
 # read once per pass, not once per batch).
 KNOWABLE_CACHE = 50_000
-# Seconds of encoding per pass, and listings encoded between two checkpoints: new pages
-# wait for at most one such stretch before their re-match begins.
+# Seconds of encoding per pass (new pages wait for at most one such stretch before their
+# re-match begins), and listings encoded between two checkpoints (e5 takes ~0.13 s a
+# listing: a withdrawal's drop waits for half a second of it at most).
 ENCODE_BUDGET_S = 5.0
-ENCODE_BATCH = 16
+ENCODE_BATCH = 4
 
 
 def _nothing() -> None:

@@ -108,10 +108,11 @@ def eval_cmd(
     )
 
     encoder: CachedEncoder | None = None
+    skipped = ""  # said once the sets are read: a bad file is one error line alone
     if model == "default":
         encoder, status = load_default()
         if encoder is None:
-            click.echo(f"semantic rows skipped: {status.reason}", err=True)
+            skipped = f"semantic rows skipped: {status.reason}"
     elif model.lower() != "none":
         try:
             encoder = load_encoder(model)
@@ -140,4 +141,6 @@ def eval_cmd(
         fail(f"cannot evaluate: {exc}; check the listings and pairs files")
     if len(reports) > 1:
         reports.append(combine(reports))
+    if skipped:
+        click.echo(skipped, err=True)
     emit(as_json, [r.to_json() for r in reports], _render)
