@@ -88,3 +88,36 @@ def test_release_memory_gives_freed_heap_back() -> None:
     before = rss_kb()
     assert release_memory()
     assert len(keep) == 100_000 and rss_kb() < before - 100_000
+
+
+FRAGMENTS = """
+import sys
+import numpy as np
+from node.hub.match_worker import fix_mmap_threshold
+if sys.argv[1] == "fixed":
+    assert fix_mmap_threshold()
+def rss_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+big = np.ones(20_000_000 // 8)  # mapped, then freed: glibc raises its threshold past it
+del big
+parts, kept = [], []
+for _ in range(150):  # 150 MB of 1 MB temporaries, each with a small block kept after it
+    parts.append(np.ones(1_000_000 // 8))
+    kept.append(np.ones(100))
+before = rss_kb()
+del parts
+print(before - rss_kb())
+"""
+
+
+def test_a_pass_s_large_temporaries_go_back_to_the_system_when_freed() -> None:
+    """The worker fixes glibc's mmap threshold (``fix_mmap_threshold``): blocks of 1 MB
+    freed after a bigger one was are given back at once, without a trim."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", FRAGMENTS, "fixed"], capture_output=True, text=True, check=True
+    )
+    assert int(out.stdout) > 140_000, out.stdout  # kB given back
