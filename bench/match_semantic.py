@@ -6,10 +6,11 @@ embeddings stored for every listing, and one new listing matched with its encodi
 included. ``CATTC_BENCH_SEMANTIC_N`` sets the number of offers and of requests (default
 100,000; smaller when the machine is shared, as the report then says).
 
-Then ``encode_listings``: the hub's model (e5-static, fast enough for it) encodes 200,000
-listing texts for real, made from the sample's listings with words dropped and swapped
-(so that no text repeats and the encoder's cache does not help), through the same cached
-encoder the hub uses, with its progress reports; and one text alone.
+Then ``encode_listings``: e5-static (the model a hub too large for e5's background
+encoding can choose, ``CATTC_SEMANTIC=e5-static``) encodes 200,000 listing texts for
+real, made from the sample's listings with words dropped and swapped (so that no text
+repeats and the encoder's cache does not help), through the same cached encoder the hub
+uses, with its progress reports; and one text alone.
 """
 
 from __future__ import annotations
