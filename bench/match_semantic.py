@@ -31,7 +31,7 @@ REPORT_NOTE = (
     "Encoding is measured on 64 of the sample's own listings; the bulk figure gives each "
     "scaled copy a real vector of one of them plus noise: encoding every copy would take "
     "hours with the full model. The 200,000-listing encoding is measured for real with the "
-    "hub's static model."
+    "static model (e5-static)."
 )
 LISTINGS = 200_000
 logger = logging.getLogger("bench.match_semantic")
