@@ -77,16 +77,21 @@ M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 MMAP_THRESHOLD = 128 * 1024
 
 
+def _libc(name: str) -> Any:
+    """The C library's function ``name``, or None where it has none (musl, macOS)."""
+    try:
+        return getattr(ctypes.CDLL(None), name, None)
+    except OSError:
+        return None
+
+
 def fix_mmap_threshold() -> bool:
     """Blocks of 128 KiB and more always get their own mapping, given back when freed.
     glibc raises its threshold after each big free (up to 32 MiB), after which a pass's
     large numpy temporaries came from the heap and stayed there, fragmented: a hub of
     8,500 listings kept 17 MB more after its top lists were read. Setting the threshold
     turns the raising off. False where the C library has no ``mallopt``."""
-    try:
-        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    except OSError:
-        return False
+    mallopt = _libc("mallopt")
     return mallopt is not None and bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
@@ -96,10 +101,7 @@ def release_memory() -> bool:
     worker stayed at its pass's size (2 x 20,000 listings: 381 -> 285 MB RSS after a
     trim). False where the C library has no ``malloc_trim`` (musl, macOS)."""
     gc.collect()
-    try:
-        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    except OSError:
-        return False
+    trim = _libc("malloc_trim")
     if trim is None:
         return False
     trim(0)

@@ -194,8 +194,7 @@ class KindStore:
         """Give the listing at ``slot`` its embedding (one encoded after it was added)."""
         if self.dense is None:
             self.dense = Growable(np.float16, width=len(vector))
-            for _ in range(len(self.features)):
-                self.dense.append(0.0)
+            self.dense.extend(np.zeros((len(self.features), len(vector)), np.float16))
         self.dense.set(slot, vector)
         self.has_dense.set(slot, True)
 
