@@ -35,7 +35,7 @@ from node.hub.match_engine import Ref
 from node.hub.monitor import HubCollector
 from node.hub.notices import MatchingService
 from node.hub.search import SearchIndex
-from node.matching.semantic import ENV_MODEL, hub_encoder_name
+from node.matching.semantic import hub_encoder_name
 from node.runtime import NodeRuntime
 from node.services.leader import LeaderInfo, Leadership, leader_in
 from node.web.appkeys import (
@@ -139,7 +139,7 @@ class HubMatching:
         self.leadership = leadership
         self.session = session
         self.model = hub_encoder_name()  # e5 unless CATTC_SEMANTIC says otherwise
-        self.service = MatchingService(rt, self.model, in_worker=True)
+        self.service = MatchingService(rt, self._encoder(), in_worker=True)
         self._stopped = False  # the matcher was closed: a new leadership makes a new one
         self._site: web.AppRunner | None = None
         self._secret = ""
@@ -163,16 +163,19 @@ class HubMatching:
             out["left"] = self.service.left
             if last is not None:
                 out.update(last)
-                if self.model is None:
-                    out["semantic"] = {**last["semantic"], "reason": f"switched off by {ENV_MODEL}"}
         return out
+
+    def _encoder(self) -> str:
+        """What the worker is told to load: the model, or ``off`` (it then says why it
+        matches lexically)."""
+        return self.model or "off"
 
     # -- as the leader ----------------------------------------------------------------
     async def start(self) -> None:
         """Leading now: a fresh matcher if the last one was stopped, the control
         endpoint, and a re-match of what the hub already holds (without delaying)."""
         if self._stopped:
-            self.service = MatchingService(self.rt, self.model, in_worker=True)
+            self.service = MatchingService(self.rt, self._encoder(), in_worker=True)
             self._stopped = False
         secret = secrets.token_urlsafe(32)
         self._secret = secret

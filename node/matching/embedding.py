@@ -17,7 +17,14 @@ import numpy as np
 from node.matching.features import Features
 from node.matching.index import FloatArray
 from node.matching.match import Match, SemanticEvidence
-from node.matching.semantic import Encoder, SemanticStatus, load_default, load_named
+from node.matching.semantic import (
+    ENV_MODEL,
+    OFF,
+    Encoder,
+    SemanticStatus,
+    load_default,
+    load_named,
+)
 from node.matching.store import SEMANTIC_SCALE
 from node.matching.text import sentences
 
@@ -29,11 +36,13 @@ DEFAULT = "default"
 
 
 def resolve(encoder: Encoder | str | None) -> tuple[Encoder | None, SemanticStatus]:
-    """The matcher's ``encoder`` argument: ``"default"`` loads the installed model and a
-    model's name that model (or None with the reason), an Encoder is used as given, None
-    means lexical only."""
+    """The matcher's ``encoder`` argument: ``"default"`` loads the installed model, ``"off"``
+    (as ``CATTC_SEMANTIC`` spells it) means switched off, and a model's name that model (or
+    None with the reason); an Encoder is used as given, None means lexical only."""
     if encoder == DEFAULT:
         return load_default()
+    if isinstance(encoder, str) and encoder in OFF:
+        return None, SemanticStatus(False, None, f"switched off by {ENV_MODEL}")
     if isinstance(encoder, str):
         return load_named(encoder)  # an unknown name: lexical, with the reason
     if encoder is None:

@@ -192,18 +192,28 @@ class Matcher:
         for ref in refs:
             del self.unencoded[ref]
         held = [(ref, kind) for ref in refs if (kind := self._kind(ref)) is not None]
-        for is_request in (True, False):
-            part = [(ref, kind) for ref, kind in held if (kind == "request") == is_request]
-            if not part:
-                continue
-            texts = []
-            for ref, kind in part:
-                feats = self.stores[kind].features[self.stores[kind].slot_of[ref]]
-                assert feats is not None
-                texts.append(feats.text)
-            vectors = embedder.encode(texts, is_request)
-            for (ref, kind), vector in zip(part, vectors, strict=True):
-                self._set_vector(ref, kind, vector)
+        done: set[Ref] = set()
+        try:
+            for is_request in (True, False):
+                part = [(ref, kind) for ref, kind in held if (kind == "request") == is_request]
+                if not part:
+                    continue
+                texts = []
+                for ref, kind in part:
+                    feats = self.stores[kind].features[self.stores[kind].slot_of[ref]]
+                    assert feats is not None
+                    texts.append(feats.text)
+                vectors = embedder.encode(texts, is_request)
+                for (ref, kind), vector in zip(part, vectors, strict=True):
+                    self._set_vector(ref, kind, vector)
+                    done.add(ref)
+        except BaseException:
+            # The encoder failed (or the worker is stopping): what did not get its vector
+            # stays queued, so the next pass tries again instead of leaving it lexical.
+            for ref, _ in held:
+                if ref not in done:
+                    self.unencoded[ref] = None
+            raise
         return [ref for ref, _ in held]
 
     def _set_vector(self, ref: Ref, kind: str, vector: FloatArray) -> None:

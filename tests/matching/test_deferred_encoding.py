@@ -4,9 +4,12 @@ matcher answers exactly as one that encoded each listing on arrival."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+import pytest
 
 from node.matching import Matcher
 from node.matching.features import Ref
@@ -106,3 +109,26 @@ def test_without_an_encoder_nothing_waits_to_be_encoded() -> None:
     m = Matcher(NOW, defer_encoding=True)
     m.upsert_many(_views())
     assert not m.unencoded and m.encode_pending(10) == []
+
+
+class _FailingOnce(HashingEncoder):
+    """Raises on its first call, as a model that ran out of memory would."""
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        if self.calls == 0:
+            self.calls += 1
+            raise MemoryError("no room for the batch")
+        return super().encode(texts)
+
+
+def test_a_failed_encoding_leaves_its_listings_queued_for_the_next_pass() -> None:
+    m = Matcher(NOW, encoder=_FailingOnce(), defer_encoding=True)
+    m.upsert_many(_views())
+    queued = list(m.unencoded)
+    with pytest.raises(MemoryError):
+        m.encode_pending(5)
+    assert sorted(m.unencoded) == sorted(queued)  # none lost
+    got: list[Ref] = []
+    while m.unencoded:
+        got.extend(m.encode_pending(50))
+    assert sorted(got) == sorted(queued)
