@@ -80,7 +80,9 @@ def run_module(name: str) -> Section | None:
     started = time.perf_counter()
     try:
         module = importlib.import_module(f"bench.{name}")
-        section.title = _title(module) or name
+        # ``TITLE``: a benchmark whose configuration is chosen by the environment (the
+        # scale run's members, listings and database) names each its own section.
+        section.title = str(getattr(module, "TITLE", "")) or _title(module) or name
         section.note = str(getattr(module, "REPORT_NOTE", ""))
         run = getattr(module, "run", None)
         if not callable(run):

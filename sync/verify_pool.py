@@ -12,6 +12,7 @@ are checked in the calling thread (``check_items``), with the same results.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -42,6 +43,9 @@ MIN_ITEMS = 64  # below this a page is checked in-process: sending it costs more
 # Seconds without a page after which the workers are stopped (started again by the next
 # big page): a node that pulls a few small pages a day keeps no idle processes.
 IDLE_S = 120.0
+# The workers' CPU priority below the node's own process (``os.nice``): on a small
+# server the checking of a long sync takes the cores it can, but requests come first.
+WORKER_NICE = 5
 # (index, key name) for a good item; (index, code, message) for a refused one.
 Verdict = tuple[int, str] | tuple[int, str, str]
 
@@ -205,6 +209,8 @@ def _ignore_interrupts(parent: int) -> None:
     exits by itself when the parent is gone (killed, or ended by ``os._exit``: nobody is
     left to shut the pool down, and an orphan would hold its memory for ever)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
     # The parent's pid comes from the parent: a worker still starting when its parent
     # died would read the pid of whoever adopted it.
     threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="orphan").start()

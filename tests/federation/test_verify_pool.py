@@ -169,3 +169,26 @@ def test_the_pools_workers_exit_when_their_parent_is_gone() -> None:
         time.sleep(0.1)
     assert not [p for p in pids if alive(p)], "orphaned verify workers still run"
     assert os.getpid() not in pids
+
+
+def _niceness() -> int:
+    import os
+
+    return os.nice(0)
+
+
+async def test_the_workers_run_at_a_lower_cpu_priority_than_the_node() -> None:
+    """A long sync's checking takes the cores it can, but the node's own process (its
+    requests) comes first."""
+    import os
+
+    from sync.verify_pool import WORKER_NICE
+
+    pool = VerifyPool(1)
+    try:
+        await pool.warm()
+        loop = asyncio.get_running_loop()
+        got = await loop.run_in_executor(pool._pool(), _niceness)
+    finally:
+        pool.close()
+    assert got == min(os.nice(0) + WORKER_NICE, 19)
