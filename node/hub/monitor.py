@@ -39,20 +39,18 @@ def hub_status(rt: NodeRuntime, loop_lag: LoopLagMonitor | None = None) -> dict[
                 select(QuarantineRow.origin, func.count()).group_by(QuarantineRow.origin)
             ).all()
         )
-        policy_versions = dict(
-            session.execute(
-                select(RemoteListingRow.origin, func.max(RemoteListingRow.policy_version)).group_by(
-                    RemoteListingRow.origin
-                )
-            ).all()
-        )
-        oldest = dict(
-            session.execute(
-                select(RemoteListingRow.origin, func.min(RemoteListingRow.received_at)).group_by(
-                    RemoteListingRow.origin
-                )
-            ).all()
-        )
+        # One pass over the held summaries for both (it is the status's largest cost).
+        policy_versions: dict[str, int] = {}
+        oldest: dict[str, int] = {}
+        for origin, version, first in session.execute(
+            select(
+                RemoteListingRow.origin,
+                func.max(RemoteListingRow.policy_version),
+                func.min(RemoteListingRow.received_at),
+            ).group_by(RemoteListingRow.origin)
+        ):
+            policy_versions[origin] = version
+            oldest[origin] = first
         notices = dict(
             session.execute(
                 select(NoticeSentRow.reader, func.count()).group_by(NoticeSentRow.reader)

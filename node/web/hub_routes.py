@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.hub.monitor import hub_status
-from node.hub.search import SearchQuery, search
+from node.hub.search import SearchQuery, search_body
 from node.services.leader import leader_in
 from node.web.appkeys import HUB_MATCHING, LEADER, LOOP_LAG, METRICS, RUNTIME, SEARCH_INDEX
 from node.web.headers import PAGE_CSP
@@ -92,7 +92,8 @@ async def public_search(request: web.Request) -> web.Response:
         offset=p.offset,
         limit=p.limit,
     )
-    return web.json_response(await index.run(search, rt, index, query))
+    body = await index.run(search_body, rt, index, query)
+    return web.Response(body=body, content_type="application/json")
 
 
 class MatchesParams(BaseModel):
