@@ -87,6 +87,11 @@ class RunRecord:
     head: int | None = None
     position: int | None = None
     cursor: str | None = None
+    # When the run's last page was applied (``time.monotonic()``), and whether the run
+    # ended by its time or page budget with pages still coming and more to pull: not a
+    # failure, and pulled on at once.
+    last_page_s: float | None = None
+    more: bool = False
 
 
 class SyncStore(Protocol):

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,11 @@ logger = logging.getLogger(__name__)
 # start again from the beginning; the apply rules make the replay harmless.
 RESYNC_CODES = frozenset({"cursor_expired_resync", "bad_cursor"})
 FEED_PATH = "/federation/v1/feed"
+# A run that runs out of time while its pages still come (the last one applied at most
+# this long ago, and within the second half of the run) ends without error, to be
+# pulled on at once: a first sync of many listings takes several runs. A peer that stalls
+# mid-feed still fails the run.
+PROGRESS_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,16 @@ class FeedReader:
                 await self._pull_pages(peer, run, changes)
             success = True
         except TimeoutError:
-            run.error = f"run timed out after {timeout_s:g} s"
+            if self._progressing(run, timeout_s):
+                run.more = success = True
+                logger.info(
+                    "sync from %s: the run's %g s are up with pages still coming; "
+                    "pulling on at once",
+                    peer.node_id,
+                    timeout_s,
+                )
+            else:
+                run.error = f"run timed out after {timeout_s:g} s"
         except PeerError as exc:
             run.error = str(exc)
             if exc.code in RESYNC_CODES:
@@ -115,6 +130,13 @@ class FeedReader:
             logger.warning("sync from %s failed: %s", peer.node_id, run.error)
         return run
 
+    def _progressing(self, run: RunRecord, timeout_s: float | None) -> bool:
+        """Whether the run's pages were still coming when its time ran out."""
+        if run.last_page_s is None or timeout_s is None:
+            return False
+        recent = min(PROGRESS_MS / 1000, timeout_s / 2)
+        return time.monotonic() - run.last_page_s <= recent
+
     async def _pull_pages(self, peer: Peer, run: RunRecord, changes: Changes) -> None:
         """Page after page, in a pipeline: once a page's own signature holds, the next
         page is asked for; while a page's items are checked (in the pool), the page
@@ -125,7 +147,7 @@ class FeedReader:
         checked ahead is dropped unapplied."""
         cursor = (await self._blocking(self.store.peer_cursor, peer.node_id)).cursor
         ahead: asyncio.Task[Any] | None = None
-        applying: asyncio.Future[tuple[CheckedPage, ApplyResult]] | None = None
+        applying: asyncio.Future[tuple[CheckedPage, ApplyResult, float]] | None = None
         keys: Mapping[str, VerifyKeyInfo] | None = None
         try:
             for left in range(self.max_pages, 0, -1):
@@ -142,6 +164,8 @@ class FeedReader:
                 cursor = checked.page["next"]
                 if not checked.page["more"]:
                     break
+            else:
+                run.more = self.max_pages > 0  # the page budget is spent, the feed goes on
             if applying is not None:
                 done, applying = applying, None
                 self._count(run, changes, *(await done))
@@ -155,7 +179,9 @@ class FeedReader:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
 
-    async def _apply(self, peer: Peer, checked: CheckedPage) -> tuple[CheckedPage, ApplyResult]:
+    async def _apply(
+        self, peer: Peer, checked: CheckedPage
+    ) -> tuple[CheckedPage, ApplyResult, float]:
         result: ApplyResult = await self._blocking(
             self.store.apply_page,
             peer.node_id,
@@ -166,12 +192,15 @@ class FeedReader:
             position=checked.page.get("position"),
             now=self.client.clock(),
         )
-        return checked, result
+        return checked, result, time.monotonic()
 
     @staticmethod
-    def _count(run: RunRecord, changes: Changes, checked: CheckedPage, result: ApplyResult) -> None:
-        """Add an applied page to ``run``: its counts, where the feed stands, and what it
-        changed."""
+    def _count(
+        run: RunRecord, changes: Changes, checked: CheckedPage, result: ApplyResult, at: float
+    ) -> None:
+        """Add a page applied at ``at`` (``time.monotonic()``) to ``run``: its counts,
+        where the feed stands, and what it changed."""
+        run.last_page_s = at
         run.applied += result.applied
         run.retracted += result.retracted
         run.rejected += len(result.rejected)

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 IDENTITY_REFETCH_MS = 60_000
 MAX_PULLS = 4  # peers pulled at once: the rest wait their turn
+# Runs that follow a run cut short by its time or page budget, before the peer waits for
+# its next interval: at 120 s a run, 20 minutes of one peer's first sync at a stretch.
+MAX_CONTINUED = 10
 PRESIGN_INTERVAL_S = 2.0
 DIRECTORY_REFETCH_MS = 10_000
 
@@ -202,7 +205,14 @@ class SyncManager:
         changes = Changes(peer_id)  # of every run below, merged
         run = await self._sync_locked(peer_id, info, lock, changes, force=force)
         applied = run is not None and bool(run.applied or run.retracted)
-        while run is not None and peer_id in self._pending:  # notified during the run
+        continued = 0
+        # Again at once when notified during the run, or when the run's time or pages ran
+        # out with the feed still going (a long first sync), up to MAX_CONTINUED times.
+        while run is not None and (
+            peer_id in self._pending or (run.more and continued < MAX_CONTINUED)
+        ):
+            if peer_id not in self._pending:
+                continued += 1
             again = await self._sync_locked(peer_id, info, lock, changes, force=False)
             if again is None:
                 break

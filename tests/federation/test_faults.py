@@ -173,6 +173,38 @@ async def test_delay_beyond_the_run_timeout(net: Network, proxy: FaultProxy) -> 
     assert_hub_holds_allowed(net)
 
 
+async def test_a_run_out_of_pages_is_pulled_on_at_once_and_is_no_failure(net: Network) -> None:
+    """A first sync longer than one run's page budget: the hub pulls on at once, run
+    after run, rather than waiting for the next interval, and counts no failure."""
+    net.hub.sync.reader.max_pages = 2
+    run = await sync_round(net)
+    assert run.error is None and not run.more  # the last run reached the end of the feed
+    runs = sync_runs(net.hub)
+    assert len(runs) > 1 and all(r.error is None for r in runs)
+    assert [r.applied for r in runs[:-1]] == [2 * PAGE] * (len(runs) - 1)
+    assert net.hub.sync.store.peer_cursor(OWNER).failures == 0
+    assert_hub_holds_allowed(net)
+
+
+async def test_a_run_out_of_time_while_pages_still_come_is_pulled_on_at_once(
+    net: Network, proxy: FaultProxy
+) -> None:
+    """Every page slowed a little, and a run's time shorter than the whole feed: the run
+    ends with its pages still coming, which is no failure; the next runs follow at once
+    until the hub holds everything. (A peer that stalls still fails the run, as in
+    ``test_delay_beyond_the_run_timeout``.)"""
+    net.hub.sync.reader.page_size = 2
+    net.hub.sync.run_timeout_s = 1.5
+    proxy.inject(Fault.DELAY, delay_s=0.3, times=10_000)
+    run = await sync_round(net)
+    assert run.error is None and not run.more
+    runs = sync_runs(net.hub)
+    assert len(runs) > 1, "the feed fitted in one run: slow the pages more"
+    assert all(r.error is None for r in runs)
+    assert net.hub.sync.store.peer_cursor(OWNER).failures == 0
+    assert_hub_holds_allowed(net)
+
+
 # -- a node out of reach ---------------------------------------------------------------
 async def test_withdrawal_while_unreachable_reaches_the_hub_after(
     net: Network, proxy: FaultProxy
