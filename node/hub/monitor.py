@@ -3,12 +3,14 @@ keys, policy version, recent runs and matches (``/hub/status``, ``/metrics``, da
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from node.hub.eoi_gate import dropped_by_sender
@@ -28,6 +30,43 @@ RECENT_RUNS = 5
 RECENT_REJECTS = 5
 
 
+# Each member's policy version and oldest copy are one pass over every held summary: at a
+# hub holding many (a pass of more than SLOW_PASS_S), a pass is reused for REUSE_S, so a
+# dashboard or a monitor polling the status every few seconds does not rescan them each
+# time. A small hub reads them afresh at every call.
+SLOW_PASS_S = 0.05
+REUSE_S = 10.0
+_Aggregates = tuple[dict[str, int], dict[str, int]]
+_last_pass: weakref.WeakKeyDictionary[Engine, tuple[float, _Aggregates]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _held_aggregates(rt: NodeRuntime, session: Session) -> _Aggregates:
+    """Each member's highest policy version and oldest copy (``received_at``) held."""
+    reused = _last_pass.get(rt.engine)
+    if reused is not None and time.monotonic() < reused[0] + REUSE_S:
+        return reused[1]
+    started = time.monotonic()
+    versions: dict[str, int] = {}
+    oldest: dict[str, int] = {}
+    for origin, version, first in session.execute(
+        select(
+            RemoteListingRow.origin,
+            func.max(RemoteListingRow.policy_version),
+            func.min(RemoteListingRow.received_at),
+        ).group_by(RemoteListingRow.origin)
+    ):
+        versions[origin] = version
+        oldest[origin] = first
+    done = time.monotonic()
+    if done - started > SLOW_PASS_S:
+        _last_pass[rt.engine] = (done, (versions, oldest))
+    else:
+        _last_pass.pop(rt.engine, None)
+    return versions, oldest
+
+
 def hub_status(rt: NodeRuntime, loop_lag: LoopLagMonitor | None = None) -> dict[str, Any]:
     now = rt.clock()
     peers = {p["peer"]: p for p in peer_statuses(rt)}
@@ -39,18 +78,7 @@ def hub_status(rt: NodeRuntime, loop_lag: LoopLagMonitor | None = None) -> dict[
                 select(QuarantineRow.origin, func.count()).group_by(QuarantineRow.origin)
             ).all()
         )
-        # One pass over the held summaries for both (it is the status's largest cost).
-        policy_versions: dict[str, int] = {}
-        oldest: dict[str, int] = {}
-        for origin, version, first in session.execute(
-            select(
-                RemoteListingRow.origin,
-                func.max(RemoteListingRow.policy_version),
-                func.min(RemoteListingRow.received_at),
-            ).group_by(RemoteListingRow.origin)
-        ):
-            policy_versions[origin] = version
-            oldest[origin] = first
+        policy_versions, oldest = _held_aggregates(rt, session)
         notices = dict(
             session.execute(
                 select(NoticeSentRow.reader, func.count()).group_by(NoticeSentRow.reader)

@@ -5,9 +5,13 @@ items counted with their reasons, and no hub endpoints on a national node."""
 from __future__ import annotations
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from node.hub import monitor
+from node.hub.monitor import hub_status
 from node.storage.models import RemoteListingRow
 from tests.federation.network import NodeFactory, held_by, start_network
 from tests.federation.rounds import quarantined, retitle
@@ -124,3 +128,37 @@ async def test_hub_endpoints_do_not_exist_on_a_national_node(
     # and on the hub, the dashboard page is served (its script asks for the token)
     async with http.get(net.hub.url + "/hub/dashboard") as resp:
         assert resp.status == 200 and resp.content_type == "text/html"
+
+
+async def test_a_slow_pass_over_the_held_summaries_is_reused_for_a_while(
+    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The members' policy versions and oldest copies come from one pass over every held
+    summary: at a hub where that pass is slow, a status asked again within REUSE_S reuses
+    it; where it is quick, each status reads them afresh."""
+    net = await start_network(node_factory, ["th"], load_sample=True)
+    hub = net.hub
+    assert all(r.error is None for r in await hub.sync.sync_all())
+
+    def oldest() -> int:
+        [member] = [m for m in hub_status(hub.runtime)["members"] if m["node_id"] == "th"]
+        return int(member["oldest_copy_age_ms"])
+
+    def age_rows(ms: int) -> None:
+        with Session(hub.runtime.engine) as session, session.begin():
+            session.execute(
+                update(RemoteListingRow)
+                .where(RemoteListingRow.origin == "th")
+                .values(received_at=RemoteListingRow.received_at - ms)
+            )
+
+    first = oldest()
+    age_rows(1_000)
+    assert oldest() >= first + 1_000  # a quick pass: read afresh
+
+    monkeypatch.setattr(monitor, "SLOW_PASS_S", 0.0)  # every pass counts as slow
+    before = oldest()
+    age_rows(5_000)
+    assert oldest() < before + 5_000  # the pass before is reused
+    monkeypatch.setattr(monitor, "REUSE_S", 0.0)  # ... until REUSE_S has passed
+    assert oldest() >= before + 5_000
