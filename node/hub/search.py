@@ -88,10 +88,12 @@ RARE_CODES = 5_000  # an IPC prefix with fewer codes drives a search (SQLite; se
 Page = list[tuple[str, dict[str, Any]]]  # (owner, listing shown) of each hit (read only)
 T = TypeVar("T")
 # Whether the rows are current, in one statement: the rows' generation (a new largest
-# id or a new removal marks every write), and where the hub's own listings should be.
+# id or a new removal marks every write), and where the hub's own listings should be:
+# the last entry of their change log (``reader`` NULL: the outbox's entries for members,
+# written as notices go out, are not the hub's listings).
 _STATE = text(
     "SELECT (SELECT max(id) FROM search_docs), (SELECT max(id) FROM search_removals), "
-    "(SELECT max(seq) FROM changes), "
+    "(SELECT max(seq) FROM changes WHERE reader IS NULL), "
     "(SELECT max(version) FROM policy_versions WHERE active = :yes), "
     "(SELECT value FROM meta WHERE key = :own), (SELECT value FROM meta WHERE key = :held)"
 )
@@ -152,7 +154,10 @@ class SearchIndex:
     policy's version or the change log moved, never per request)."""
 
     def __init__(self) -> None:
+        # Held while the hub's own listings are indexed (database work: never taken on
+        # the event loop); the executors have their own, taken for a moment on the loop.
         self._lock = threading.Lock()
+        self._executors_lock = threading.Lock()
         # (query) -> (rows' generation, valid until, facets): the LRU of recent facets.
         self._facets: OrderedDict[tuple[Any, ...], tuple[Any, int | None, Counted]] = OrderedDict()
         self._facets_lock = threading.Lock()
@@ -169,7 +174,7 @@ class SearchIndex:
         self._background_executor: ThreadPoolExecutor | None = None
 
     def _pool(self) -> ThreadPoolExecutor:
-        with self._lock:
+        with self._executors_lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="search")
             return self._executor
@@ -177,7 +182,7 @@ class SearchIndex:
     def _refresher(self) -> ThreadPoolExecutor:
         """Threads of their own for pages computed in the background: they never hold
         the threads that answer searches."""
-        with self._lock:
+        with self._executors_lock:
             if self._background_executor is None:
                 self._background_executor = ThreadPoolExecutor(
                     COMPUTING, thread_name_prefix="search-refresh"
@@ -192,7 +197,7 @@ class SearchIndex:
         return await loop.run_in_executor(self._pool(), call)
 
     def close(self) -> None:
-        with self._lock:
+        with self._executors_lock:
             executors = (self._executor, self._background_executor)
             self._executor = self._background_executor = None
         for executor in executors:
@@ -337,12 +342,27 @@ class SearchIndex:
 
     def refresh(self, rt: NodeRuntime) -> None:
         version, compiled = rt.policy.compiled()
-        head = rt.listings.head()
-        want = f"{version}:{head}"
-        with Session(rt.engine) as session:
-            if _meta(session, HELD_KEY) == "1" and _meta(session, OWN_KEY) == want:
-                return
-        with self._lock, Session(rt.engine) as session, session.begin():
+
+        def current() -> tuple[str, bool]:
+            with Session(rt.engine) as session:
+                head = session.scalar(
+                    select(func.max(ChangeRow.seq)).where(ChangeRow.reader.is_(None))
+                )
+                want = f"{version}:{head or 0}"
+                done = _meta(session, HELD_KEY) == "1" and _meta(session, OWN_KEY) == want
+                return want, done
+
+        want, done = current()
+        if done:
+            return
+        with self._lock:  # the searches that found the rows behind wait for the first
+            want, done = current()
+            if not done:
+                self._refresh(rt, version, compiled, want)
+
+    def _refresh(self, rt: NodeRuntime, version: int, compiled: Any, want: str) -> None:
+        head = int(want.partition(":")[2])
+        with Session(rt.engine) as session, session.begin():
             if session.get_bind().dialect.name == "postgresql":  # one hub worker at a time
                 key = _refresh_lock(rt.node_id)
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
@@ -357,7 +377,7 @@ class SearchIndex:
                 ids: list[str] = list(
                     session.scalars(
                         select(ChangeRow.listing_id)
-                        .where(ChangeRow.seq > int(old_head))
+                        .where(ChangeRow.reader.is_(None), ChangeRow.seq > int(old_head))
                         .group_by(ChangeRow.listing_id)
                     )
                 )

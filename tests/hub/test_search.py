@@ -15,9 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import pytest
+from sqlalchemy.orm import Session
 
 from node.hub.search import SearchQuery, search_body
 from node.hub.search import search as search_api
+from node.storage.models import ChangeRow
 from node.web.appkeys import SEARCH_INDEX
 from policies import default_policy_yaml
 from tests.federation.clocks import HeldClock
@@ -293,3 +296,40 @@ async def test_a_cached_page_is_sent_as_encoded_once_and_as_search_gives_it(
     assert json.loads(first) == await index.run(search_api, hub.runtime, index, query)
     assert json.loads(first) == await search(http, hub, q="solar", limit=5)
     assert json.loads(first)["items"]  # the sample has solar offers: not an empty answer
+
+
+async def test_outbox_entries_do_not_make_searches_index_the_hubs_own_listings_again(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's own listings are indexed again when their change log moves; notices
+    queued for members (outbox entries of the same log, written all through a sync) are
+    not their changes. Indexing them again at every notice held searches (and, through a
+    lock, the event loop) behind the sync's writes for seconds."""
+    net = await start_hub_network(node_factory, [])
+    hub = net.hub
+    rt = hub.runtime
+    rt.policy.apply(default_policy_yaml("cn") + ANYONE_RULE, author="test")
+    before = keyed(await search_all(http, hub))
+    assert before
+    index = hub.app[SEARCH_INDEX]
+    calls: list[str] = []
+    indexing = index._refresh
+
+    def counted(*args: Any) -> None:
+        calls.append(args[-1])
+        indexing(*args)
+
+    monkeypatch.setattr(index, "_refresh", counted)
+    with Session(rt.engine) as session, session.begin():
+        for n in range(3):
+            session.add(
+                ChangeRow(listing_id=f"outbox:{n}", version=1, kind="outbox", at=1, reader="th")
+            )
+    assert keyed(await search_all(http, hub)) == before
+    assert calls == []  # nothing of the hub's own changed
+
+    (_, gone) = sorted(before)[0]
+    rt.listings.withdraw(gone)
+    after = keyed(await search_all(http, hub))
+    assert set(after) == set(before) - {("cn", gone)}
+    assert len(calls) == 1  # its own change: indexed once, for every search after it
