@@ -9,7 +9,6 @@ here add ``*`` rules for offers and requests to the default policy (which has no
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -18,8 +17,6 @@ import aiohttp
 import pytest
 from sqlalchemy.orm import Session
 
-from node.hub.search import SearchQuery, search_body
-from node.hub.search import search as search_api
 from node.storage.models import ChangeRow
 from node.web.appkeys import SEARCH_INDEX
 from policies import default_policy_yaml
@@ -280,22 +277,6 @@ async def test_unreachable_member_stays_searchable_marked_stale(
         k for k in before if k not in gone and before[k]["listing"]["expires"] > first
     }
     assert all(i["stale"] for k, i in items.items() if k[0] == "th")
-
-
-async def test_a_cached_page_is_sent_as_encoded_once_and_as_search_gives_it(
-    node_factory: NodeFactory, http: aiohttp.ClientSession
-) -> None:
-    net = await start_public_network(node_factory, load_hub_sample=False)
-    await synced(net)
-    hub = net.hub
-    index = hub.app[SEARCH_INDEX]
-    query = SearchQuery(q="solar", limit=5)
-    first = await index.run(search_body, hub.runtime, index, query)
-    again = await index.run(search_body, hub.runtime, index, query)
-    assert again is first  # the cached page's JSON, not encoded anew
-    assert json.loads(first) == await index.run(search_api, hub.runtime, index, query)
-    assert json.loads(first) == await search(http, hub, q="solar", limit=5)
-    assert json.loads(first)["items"]  # the sample has solar offers: not an empty answer
 
 
 async def test_outbox_entries_do_not_make_searches_index_the_hubs_own_listings_again(

@@ -6,6 +6,7 @@ nothing being computed, a search after a write sees the write."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,9 @@ import aiohttp
 import pytest
 from sqlalchemy import event
 
-from node.hub.search import REFRESH_S, STALE_S, SearchIndex, SearchQuery, _Answer
+from node.hub.search import REFRESH_S, STALE_S, SearchIndex, SearchQuery, _Answer, search_body
+from node.hub.search import search as search_api
+from node.web.appkeys import SEARCH_INDEX
 from tests.federation.network import NodeFactory
 from tests.hub.test_search import search, start_public_network, synced
 
@@ -216,3 +219,19 @@ async def test_a_repeated_search_reads_one_statement_and_a_write_is_seen_at_once
     after = await search(http, hub, limit=100)
     assert after["total"] == first["total"] - 1
     assert ("th", gone) not in {(i["owner"], i["listing"]["id"]) for i in after["items"]}
+
+
+async def test_a_cached_page_is_sent_as_encoded_once_and_as_search_gives_it(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    net = await start_public_network(node_factory, load_hub_sample=False)
+    await synced(net)
+    hub = net.hub
+    index = hub.app[SEARCH_INDEX]
+    query = SearchQuery(q="solar", limit=5)
+    first = await index.run(search_body, hub.runtime, index, query)
+    again = await index.run(search_body, hub.runtime, index, query)
+    assert again is first  # the cached page's JSON, not encoded anew
+    assert json.loads(first) == await index.run(search_api, hub.runtime, index, query)
+    assert json.loads(first) == await search(http, hub, q="solar", limit=5)
+    assert json.loads(first)["items"]  # the sample has solar offers: not an empty answer
