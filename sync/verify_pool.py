@@ -125,6 +125,11 @@ class VerifyPool:
         objs: list[Any] = opened.page["items"]
         if self.workers < 1 or len(objs) < self.min_items:
             return None
+        if self._executor is None and not opened.page.get("more"):
+            # A pull of one page (a node reading the hub's feed now and then): starting the
+            # processes (each imports the checking code, ~130 MB) costs more than checking
+            # it here. They start for a pull with pages to follow, and stay while in use.
+            return None
         try:  # the keys go to the workers as they are (a peer's pinned key included)
             pickle.dumps(keys)
         except (pickle.PicklingError, TypeError, AttributeError):

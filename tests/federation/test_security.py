@@ -428,7 +428,12 @@ def summary(
 
 
 def feed_page(
-    items: list[dict[str, Any]], *, after: str | None, next_cursor: str, key: NodeKey | None = None
+    items: list[dict[str, Any]],
+    *,
+    after: str | None,
+    next_cursor: str,
+    key: NodeKey | None = None,
+    more: bool = False,
 ) -> dict[str, Any]:
     page = {
         "type": "feed_page",
@@ -440,7 +445,7 @@ def feed_page(
         "next": next_cursor,
         "head": 10,
         "position": 10,
-        "more": False,
+        "more": more,
         "items": items,
     }
     return sign_object(page, "th", key or node_key("th"))

@@ -41,7 +41,7 @@ def mixed_items() -> tuple[list[Any], dict[int, str]]:
 
 async def test_the_pool_gives_the_verdicts_of_the_in_process_check(hub: RunningNode) -> None:
     items, codes = mixed_items()
-    page = feed_page(items, after=None, next_cursor="c1")
+    page = feed_page(items, after=None, next_cursor="c1", more=True)
     keys = hub.sync.keys.keys("th")
     opened = open_page(page, peer="th", me="cn", after=None, keys=keys)
     here = check_items(opened, peer="th", me="cn", keys=keys, hub="cn")
@@ -64,9 +64,9 @@ async def test_the_pool_gives_the_verdicts_of_the_in_process_check(hub: RunningN
 async def test_idle_workers_stop_and_the_next_big_page_starts_them_again(
     hub: RunningNode,
 ) -> None:
-    """A node that pulls a big page now and then keeps no processes between them."""
+    """A node that pulls a long feed now and then keeps no processes between pulls."""
     items, codes = mixed_items()
-    page = feed_page(items, after=None, next_cursor="c1")
+    page = feed_page(items, after=None, next_cursor="c1", more=True)
     keys = hub.sync.keys.keys("th")
     opened = open_page(page, peer="th", me="cn", after=None, keys=keys)
     pool = VerifyPool(2, min_items=1, idle_s=0.3)
@@ -97,7 +97,7 @@ async def test_idle_workers_stop_and_the_next_big_page_starts_them_again(
 
 
 async def test_a_small_page_or_no_workers_is_checked_in_process(hub: RunningNode) -> None:
-    page = feed_page([summary("th-off-0001")], after=None, next_cursor="c1")
+    page = feed_page([summary("th-off-0001")], after=None, next_cursor="c1", more=True)
     keys = hub.sync.keys.keys("th")
     opened = open_page(page, peer="th", me="cn", after=None, keys=keys)
     for pool in (VerifyPool(2, min_items=2), VerifyPool(0, min_items=1)):
@@ -105,11 +105,39 @@ async def test_a_small_page_or_no_workers_is_checked_in_process(hub: RunningNode
         pool.close()
 
 
+async def test_a_pull_of_one_page_starts_no_process(hub: RunningNode) -> None:
+    """A node reading a feed of one page (a member pulling the hub's own listings) checks
+    it here, however big: the processes start for a pull with pages to follow."""
+    items, _ = mixed_items()
+    keys = hub.sync.keys.keys("th")
+    last = open_page(
+        feed_page(items, after=None, next_cursor="c1"), peer="th", me="cn", after=None, keys=keys
+    )
+    pool = VerifyPool(2, min_items=1)
+    try:
+        assert await pool.check_items(last, peer="th", me="cn", keys=keys) is None
+        assert not pool.running
+        first = open_page(
+            feed_page(items, after=None, next_cursor="c1", more=True),
+            peer="th",
+            me="cn",
+            after=None,
+            keys=keys,
+        )
+        assert await pool.check_items(first, peer="th", me="cn", keys=keys) is not None
+        assert pool.running
+        # Running: the last page of that pull is checked there too.
+        assert await pool.check_items(last, peer="th", me="cn", keys=keys) is not None
+    finally:
+        pool.close()
+
+
 async def test_a_reader_with_a_pool_quarantines_bad_items_and_applies_the_rest(
     hub: RunningNode, fake_th: FakePeer
 ) -> None:
     items, codes = mixed_items()
-    fake_th.pages[None] = feed_page(items, after=None, next_cursor="c1")
+    fake_th.pages[None] = feed_page(items, after=None, next_cursor="c1", more=True)
+    fake_th.pages["c1"] = feed_page([], after="c1", next_cursor="c2")
     pool = VerifyPool(2, min_items=1)
     hub.sync.reader.pool = pool
     try:
