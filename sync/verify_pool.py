@@ -46,6 +46,9 @@ IDLE_S = 120.0
 # The workers' CPU priority below the node's own process (``os.nice``): on a small
 # server the checking of a long sync takes the cores it can, but requests come first.
 WORKER_NICE = 5
+# Feed entries still to read for which a pull starts the processes: below it, checking in
+# the node's own process is done before they would be ready.
+MIN_BACKLOG = 10_000
 # (index, key name) for a good item; (index, code, message) for a refused one.
 Verdict = tuple[int, str] | tuple[int, str, str]
 
@@ -82,10 +85,19 @@ class VerifyPool:
     """A process pool for item checks; ``workers`` 0 checks everything in-process."""
 
     def __init__(
-        self, workers: int | None = None, *, min_items: int = MIN_ITEMS, idle_s: float = IDLE_S
+        self,
+        workers: int | None = None,
+        *,
+        min_items: int = MIN_ITEMS,
+        idle_s: float = IDLE_S,
+        min_backlog: int = MIN_BACKLOG,
     ) -> None:
+        """``min_backlog``: feed entries still to read (the page's ``head`` less its
+        ``position``) for which the processes are started; once started, every page of
+        ``min_items`` or more is checked there."""
         self.workers = default_workers() if workers is None else workers
         self.min_items = min_items
+        self.min_backlog = min_backlog
         self.idle_s = idle_s
         self._executor: Executor | None = None
         self._busy = 0
@@ -125,10 +137,10 @@ class VerifyPool:
         objs: list[Any] = opened.page["items"]
         if self.workers < 1 or len(objs) < self.min_items:
             return None
-        if self._executor is None and not opened.page.get("more"):
-            # A pull of one page (a node reading the hub's feed now and then): starting the
-            # processes (each imports the checking code, ~130 MB) costs more than checking
-            # it here. They start for a pull with pages to follow, and stay while in use.
+        if self._executor is None and _backlog(opened.page) < self.min_backlog:
+            # A short pull (a member reading the hub's feed now and then): starting the
+            # processes (each imports the checking code, ~130 MB and a second of CPU) costs
+            # more than checking it here. They start for a long one, and stay while in use.
             return None
         try:  # the keys go to the workers as they are (a peer's pinned key included)
             pickle.dumps(keys)
@@ -203,6 +215,17 @@ class VerifyPool:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def _backlog(page: Mapping[str, Any]) -> int:
+    """Feed entries after this page (``head`` less ``position``), 0 when it is the last;
+    a page with more to come but no numbers counts as a long feed."""
+    if not page.get("more"):
+        return 0
+    head, position = page.get("head"), page.get("position")
+    if isinstance(head, int) and isinstance(position, int):
+        return max(0, head - position)
+    return MIN_BACKLOG
 
 
 def _ready() -> bool:

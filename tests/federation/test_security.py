@@ -434,6 +434,7 @@ def feed_page(
     next_cursor: str,
     key: NodeKey | None = None,
     more: bool = False,
+    head: int = 10,
 ) -> dict[str, Any]:
     page = {
         "type": "feed_page",
@@ -443,7 +444,7 @@ def feed_page(
         "audience": "cn",
         "after": after,
         "next": next_cursor,
-        "head": 10,
+        "head": head,
         "position": 10,
         "more": more,
         "items": items,

@@ -45,7 +45,7 @@ async def test_the_pool_gives_the_verdicts_of_the_in_process_check(hub: RunningN
     keys = hub.sync.keys.keys("th")
     opened = open_page(page, peer="th", me="cn", after=None, keys=keys)
     here = check_items(opened, peer="th", me="cn", keys=keys, hub="cn")
-    pool = VerifyPool(2, min_items=1)
+    pool = VerifyPool(2, min_items=1, min_backlog=0)
     try:
         there = await pool.check_items(opened, peer="th", me="cn", keys=keys, hub="cn")
     finally:
@@ -69,7 +69,7 @@ async def test_idle_workers_stop_and_the_next_big_page_starts_them_again(
     page = feed_page(items, after=None, next_cursor="c1", more=True)
     keys = hub.sync.keys.keys("th")
     opened = open_page(page, peer="th", me="cn", after=None, keys=keys)
-    pool = VerifyPool(2, min_items=1, idle_s=0.3)
+    pool = VerifyPool(2, min_items=1, idle_s=0.3, min_backlog=0)
     before = {p.pid for p in multiprocessing.active_children()}
     try:
         first = await pool.check_items(opened, peer="th", me="cn", keys=keys, hub="cn")
@@ -105,28 +105,26 @@ async def test_a_small_page_or_no_workers_is_checked_in_process(hub: RunningNode
         pool.close()
 
 
-async def test_a_pull_of_one_page_starts_no_process(hub: RunningNode) -> None:
-    """A node reading a feed of one page (a member pulling the hub's own listings) checks
-    it here, however big: the processes start for a pull with pages to follow."""
+async def test_a_short_pull_starts_no_process(hub: RunningNode) -> None:
+    """A pull with few feed entries left (a member reading the hub's own listings) is
+    checked here, however big its page: the processes start for a long pull, and once
+    running check its every page, its last included."""
     items, _ = mixed_items()
     keys = hub.sync.keys.keys("th")
-    last = open_page(
-        feed_page(items, after=None, next_cursor="c1"), peer="th", me="cn", after=None, keys=keys
-    )
-    pool = VerifyPool(2, min_items=1)
+
+    def opened(**kwargs: Any) -> Any:
+        page = feed_page(items, after=None, next_cursor="c1", **kwargs)
+        return open_page(page, peer="th", me="cn", after=None, keys=keys)
+
+    pool = VerifyPool(2, min_items=1, min_backlog=100)
     try:
-        assert await pool.check_items(last, peer="th", me="cn", keys=keys) is None
-        assert not pool.running
-        first = open_page(
-            feed_page(items, after=None, next_cursor="c1", more=True),
-            peer="th",
-            me="cn",
-            after=None,
-            keys=keys,
-        )
-        assert await pool.check_items(first, peer="th", me="cn", keys=keys) is not None
+        for short in (opened(), opened(more=True, head=109)):  # last page; 99 left
+            assert await pool.check_items(short, peer="th", me="cn", keys=keys) is None
+            assert not pool.running
+        long = opened(more=True, head=110)  # 100 entries left
+        assert await pool.check_items(long, peer="th", me="cn", keys=keys) is not None
         assert pool.running
-        # Running: the last page of that pull is checked there too.
+        last = opened()
         assert await pool.check_items(last, peer="th", me="cn", keys=keys) is not None
     finally:
         pool.close()
@@ -138,7 +136,7 @@ async def test_a_reader_with_a_pool_quarantines_bad_items_and_applies_the_rest(
     items, codes = mixed_items()
     fake_th.pages[None] = feed_page(items, after=None, next_cursor="c1", more=True)
     fake_th.pages["c1"] = feed_page([], after="c1", next_cursor="c2")
-    pool = VerifyPool(2, min_items=1)
+    pool = VerifyPool(2, min_items=1, min_backlog=0)
     hub.sync.reader.pool = pool
     try:
         run = await hub.sync.sync_peer("th", force=True)
