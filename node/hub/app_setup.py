@@ -139,7 +139,7 @@ class HubMatching:
         self.leadership = leadership
         self.session = session
         self.model = hub_encoder_name()  # e5 unless CATTC_SEMANTIC says otherwise
-        self.service = MatchingService(rt, self._encoder(), in_worker=True)
+        self.service = MatchingService(rt, self.worker_model(), in_worker=True)
         self._stopped = False  # the matcher was closed: a new leadership makes a new one
         self._site: web.AppRunner | None = None
         self._secret = ""
@@ -165,7 +165,7 @@ class HubMatching:
                 out.update(last)
         return out
 
-    def _encoder(self) -> str:
+    def worker_model(self) -> str:
         """What the worker is told to load: the model, or ``off`` (it then says why it
         matches lexically)."""
         return self.model or "off"
@@ -175,7 +175,7 @@ class HubMatching:
         """Leading now: a fresh matcher if the last one was stopped, the control
         endpoint, and a re-match of what the hub already holds (without delaying)."""
         if self._stopped:
-            self.service = MatchingService(self.rt, self._encoder(), in_worker=True)
+            self.service = MatchingService(self.rt, self.worker_model(), in_worker=True)
             self._stopped = False
         secret = secrets.token_urlsafe(32)
         self._secret = secret

@@ -149,7 +149,8 @@ async def test_a_stopped_rematch_resumes_without_losing_or_repeating_a_notice(
     assert base + REFS_PER_TXN <= done_at_stop < held, (base, done_at_stop, held)
     sent_at_stop, _ = notices_queued(hub)
 
-    again = MatchingService(hub.runtime, in_worker=True)
+    # A new service as the hub makes one (the same model, or "off" as the suite sets it).
+    again = MatchingService(hub.runtime, hub.app[HUB_MATCHING].worker_model(), in_worker=True)
     try:
         assert again.status()["pending"] == held - done_at_stop
         await again.rematch()
