@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from node.hub import search_store
 from node.hub.search_store import SearchDoc, fts5_query, public_listing, query_terms, tsquery
+from node.services.listings import listing_head
 from node.services.sync_status import peer_state_name
 from node.services.views import envelope, public_view
 from node.storage.models import (
@@ -343,25 +344,24 @@ class SearchIndex:
     def refresh(self, rt: NodeRuntime) -> None:
         version, compiled = rt.policy.compiled()
 
-        def current() -> tuple[str, bool]:
+        def behind() -> int | None:
+            """The listings' head when the rows are behind it (or the policy), else None."""
             with Session(rt.engine) as session:
-                head = session.scalar(
-                    select(func.max(ChangeRow.seq)).where(ChangeRow.reader.is_(None))
+                head = listing_head(session)
+                current = _meta(session, HELD_KEY) == "1" and _meta(session, OWN_KEY) == (
+                    f"{version}:{head}"
                 )
-                want = f"{version}:{head or 0}"
-                done = _meta(session, HELD_KEY) == "1" and _meta(session, OWN_KEY) == want
-                return want, done
+                return None if current else head
 
-        want, done = current()
-        if done:
+        if behind() is None:
             return
         with self._lock:  # the searches that found the rows behind wait for the first
-            want, done = current()
-            if not done:
-                self._refresh(rt, version, compiled, want)
+            head = behind()
+            if head is not None:
+                self._refresh(rt, version, compiled, head)
 
-    def _refresh(self, rt: NodeRuntime, version: int, compiled: Any, want: str) -> None:
-        head = int(want.partition(":")[2])
+    def _refresh(self, rt: NodeRuntime, version: int, compiled: Any, head: int) -> None:
+        want = f"{version}:{head}"
         with Session(rt.engine) as session, session.begin():
             if session.get_bind().dialect.name == "postgresql":  # one hub worker at a time
                 key = _refresh_lock(rt.node_id)

@@ -41,6 +41,15 @@ CHANGES = cast(Table, ChangeRow.__table__)
 LIKE_ESCAPE = "\\"
 
 
+def listing_head(session: Session) -> int:
+    """The last entry of the listings' own change log, 0 for none: one probe of the
+    index (reader, seq). The outbox's entries (``reader`` set: notices queued for a
+    member, one per match at a hub) change no listing and are left out."""
+    return int(
+        session.scalar(select(func.max(ChangeRow.seq)).where(ChangeRow.reader.is_(None))) or 0
+    )
+
+
 def like_escape(text: str) -> str:
     """``text`` for a LIKE pattern that matches it literally: ``%`` and ``_`` (and the
     escape character itself) escaped with ``LIKE_ESCAPE``."""

@@ -28,11 +28,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import CursorResult, and_, delete, func, or_, select
+from sqlalchemy import CursorResult, and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from node.services.audiences import Membership, audience_of, membership
+from node.services.listings import listing_head
 from node.services.views import reader_envelope, signed_summary
 from node.storage.models import FeedSentRow, ListingRow, SignedSummaryRow
 from policies.compiled import CompiledPolicy
@@ -262,19 +263,13 @@ class Presigner:
 
     def plan(self) -> list[tuple[str, str, int]]:
         """The readers that may have work: (reader, digest, change-log head); prunes."""
-        from node.storage.models import ChangeRow  # noqa: PLC0415 - one use
-
         version, compiled = self.rt.policy.compiled()
         now = self.rt.clock()
         with Session(self.rt.engine) as session:
             readers = served_readers(session, self.rt)
-            # The head of the listings' entries (one probe of the index (reader, seq); an
-            # ORM select of the column once read the whole log): a hub's outbox entries,
-            # one per match notice queued, change no summary and start no pass.
-            head = int(
-                session.scalar(select(func.max(ChangeRow.seq)).where(ChangeRow.reader.is_(None)))
-                or 0
-            )
+            # A hub's outbox entries, one per match notice queued, change no summary and
+            # start no pass.
+            head = listing_head(session)
         # Rows die only with a change (a withdrawal, an expiry: both logged) or a reader
         # leaving: a pass with neither takes no write lock and scans nothing.
         if (head, readers) != self._pruned_at:
