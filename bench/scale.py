@@ -5,8 +5,9 @@ It reports: the time to the first full sync (the hub holds every member's summar
 the hub's RSS, steady and peak, of its whole process tree (the server, its matching
 worker, verify pool and forkserver: their RSS summed) and of the server process alone
 (sampled from /proc every 0.5 s); public search p50/p99 with 20 concurrent clients during
-the sync and after it (while the hub re-matches); the hub's event-loop lag p99 when the
-hub reports it (``/hub/status`` ``loop_lag``); the hub's CPU share in steady state with 10
+the sync and after it (while the hub re-matches); the hub's event-loop lag p99 as the hub
+reports it (``/hub/status`` ``event_loop_lag``, over its last minute: during the sync, the
+worst of the minutes polled every 2 s); the hub's CPU share in steady state with 10
 changes per member per sync interval; and the seconds from a withdrawal at a member to the
 listing's absence from public search, and from search and the match lists. Each member
 has the hub as its reader (``hub_url``), so its notifier tells the hub of the withdrawal
@@ -297,14 +298,24 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _held(hub: dict[str, Any]) -> int:
+def _held(hub: dict[str, Any], lags: list[float] | None = None) -> int:
+    """Summaries the hub holds; ``lags`` gets the event-loop lag p99 it reports (over its
+    last minute), so that polling through a sync samples every minute of it."""
     status = _get(hub["url"] + "/hub/status", hub["token"])
+    if lags is not None:
+        lags.extend(_lag_of(status))
     return sum(int(m.get("items_held") or 0) for m in status["members"])
 
 
+def _lag_of(status: dict[str, Any]) -> list[float]:
+    lag = status.get("event_loop_lag")
+    return [float(lag["p99_ms"])] if isinstance(lag, dict) and lag.get("samples") else []
+
+
 def _lag_p99(hub: dict[str, Any]) -> float | None:
-    lag = _get(hub["url"] + "/hub/status", hub["token"]).get("loop_lag")
-    return float(lag["p99_ms"]) if isinstance(lag, dict) and "p99_ms" in lag else None
+    """The hub's event-loop lag p99 over its last minute, if it reports it."""
+    found = _lag_of(_get(hub["url"] + "/hub/status", hub["token"]))
+    return found[0] if found else None
 
 
 def _searching(hub_url: str) -> tuple[asyncio.AbstractEventLoop, asyncio.Event, Any]:
@@ -391,9 +402,10 @@ def run() -> list[BenchResult]:
             sampler = Sampler(hub_proc.pid)
             sampler.start()
             _loop, _stop_event, finish = _searching(hub["url"])
-            sync_s = _wait(lambda: _held(hub) >= total, SYNC_DEADLINE_S, every_s=2)
+            lags: list[float] = []  # the lag p99 of the minute before each poll
+            sync_s = _wait(lambda: _held(hub, lags) >= total, SYNC_DEADLINE_S, every_s=2)
             during_sync = finish()
-            lag_sync = _lag_p99(hub)
+            lag_sync = max(lags) if lags else None  # the sync's worst minute
             # After the sync: the hub re-matches; searches go on.
             after_start = time.monotonic()
             _loop, _stop_event, finish = _searching(hub["url"])
@@ -478,7 +490,7 @@ def run() -> list[BenchResult]:
             goal_max=2,
         ),
     ]
-    for name, lag in (("during sync", lag_sync), ("after sync", lag_after)):
+    for name, lag in (("during sync (its worst minute)", lag_sync), ("after sync", lag_after)):
         if lag is not None:
             results.append(
                 BenchResult(

@@ -153,10 +153,13 @@ class FeedReader:
             for left in range(self.max_pages, 0, -1):
                 resp = await (ahead or self._fetch(peer, cursor))
                 ahead = None
-                opened, keys = await self._open(peer, resp, cursor, keys)
-                if left > 1 and opened.page["more"]:
-                    ahead = asyncio.ensure_future(self._fetch(peer, opened.page["next"]))
-                checked = await self._check(peer, opened, keys)
+
+                def fetch_next(page: Mapping[str, Any], left: int = left) -> None:
+                    nonlocal ahead
+                    if ahead is None and left > 1 and page["more"]:
+                        ahead = asyncio.ensure_future(self._fetch(peer, page["next"]))
+
+                checked, keys = await self._read(peer, resp, cursor, keys, fetch_next)
                 if applying is not None:
                     done, applying = applying, None
                     self._count(run, changes, *(await done))
@@ -178,6 +181,36 @@ class FeedReader:
             if ahead is not None:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _read(
+        self,
+        peer: Peer,
+        resp: PeerResponse,
+        cursor: str | None,
+        keys: Mapping[str, VerifyKeyInfo] | None,
+        opened: Callable[[Mapping[str, Any]], None],
+    ) -> tuple[CheckedPage, Mapping[str, VerifyKeyInfo]]:
+        """The page in ``resp`` opened and its items checked, with the keys used;
+        ``opened`` is called with the page once it holds. In the pool's workers, whole,
+        when they run and the page is big (the peer's keys known from an earlier page of
+        the run); otherwise, or when they cannot vouch for it, here."""
+        pool = self.pool
+        if pool is not None and keys is not None and pool.reads_pages(len(resp.body)):
+            checked = await pool.read_page(
+                resp.body,
+                peer=peer.node_id,
+                me=self.me,
+                after=cursor,
+                keys=keys,
+                hub=self.hub,
+                page_size=self.page_size,
+                opened=opened,
+            )
+            if checked is not None:
+                return checked, keys
+        page, keys = await self._open(peer, resp, cursor, keys)
+        opened(page.page)
+        return await self._check(peer, page, keys), keys
 
     async def _apply(
         self, peer: Peer, checked: CheckedPage

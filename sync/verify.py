@@ -89,7 +89,7 @@ def _plain_item_bytes(obj: dict[str, Any]) -> ItemBytes:
     return head[:-1] + (b"," + rest[1:] if after else b"}"), canonical
 
 
-def _all_item_bytes(
+def all_item_bytes(
     page_items: list[Any], plain: bool
 ) -> tuple[list[ItemBytes | None], list[bytes]]:
     """Each item's ``ItemBytes``, and each item's canonical bytes (an item that is no
@@ -149,7 +149,7 @@ def open_page(
     # own signing payload, and are what the store keeps.
     try:
         page_parts = member_bytes({k: v for k, v in page.items() if k != "items"})
-        item_bytes, whole = _all_item_bytes(page_items, plain)
+        item_bytes, whole = all_item_bytes(page_items, plain)
     except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these
         raise PageError(ErrorCode.SCHEMA_INVALID, f"feed page: {exc}") from exc
     page_parts["items"] = b'"items":' + array_bytes(whole)

@@ -7,6 +7,10 @@ back in page order, and the page is then applied by the parent in one transactio
 before. Only the verdicts travel back (index, key name, or the reason for refusal): the
 parent already holds the objects and their bytes. With one core, or a small page, the items
 are checked in the calling thread (``check_items``), with the same results.
+
+Once a long pull has started the workers, its later pages go to them as bytes
+(``read_page``, ``sync.page_jobs``): parsed, opened and checked there, so that the node's
+own process, which also answers requests, keeps only the applying.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pickle
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -28,6 +32,7 @@ from typing import Any
 from protocol.canonical import canonical_bytes
 from protocol.keys import VerifyKeyInfo
 from sync.interfaces import RejectedItem, VerifiedItem
+from sync.page_jobs import Judged, check_body_kw, open_body_kw
 from sync.verify import (
     CheckedPage,
     ItemBytes,
@@ -49,6 +54,9 @@ WORKER_NICE = 5
 # Feed entries still to read for which a pull starts the processes: below it, checking in
 # the node's own process is done before they would be ready.
 MIN_BACKLOG = 10_000
+# A page's size in bytes from which, the workers running, it is read there whole
+# (``read_page``); a smaller one costs more to send than to read here.
+MIN_PAGE_BYTES = 64 * 1024
 # (index, key name) for a good item; (index, code, message) for a refused one.
 Verdict = tuple[int, str] | tuple[int, str, str]
 
@@ -142,18 +150,72 @@ class VerifyPool:
             # processes (each imports the checking code, ~130 MB and a second of CPU) costs
             # more than checking it here. They start for a long one, and stay while in use.
             return None
-        try:  # the keys go to the workers as they are (a peer's pinned key included)
-            pickle.dumps(keys)
-        except (pickle.PicklingError, TypeError, AttributeError):
-            logger.warning("keys of %s cannot go to worker processes: checked here", peer)
+        if not _can_send(keys, peer):
             return None
         loop = asyncio.get_running_loop()
+        with self._in_use(loop):
+            return await self._check(loop, opened, objs, peer=peer, me=me, keys=keys, hub=hub)
+
+    def reads_pages(self, size: int) -> bool:
+        """Whether a page of ``size`` bytes is read in the workers (``read_page``): while
+        they run (a long pull started them), for a page big enough to be worth sending."""
+        return self.workers >= 1 and self._executor is not None and size >= MIN_PAGE_BYTES
+
+    async def read_page(
+        self,
+        body: bytes,
+        *,
+        peer: str,
+        me: str,
+        after: str | None,
+        keys: Mapping[str, VerifyKeyInfo],
+        hub: str | None,
+        page_size: int,
+        opened: Callable[[Mapping[str, Any]], None],
+    ) -> CheckedPage | None:
+        """The page in ``body`` read in the workers: one opens it while the others check a
+        share of its items each. ``opened`` is called with the page's own members as soon
+        as the page holds (the reader asks for the next page meanwhile). None when the
+        workers cannot vouch for the page (it is then read in-process, which says why)."""
+        if not _can_send(keys, peer):
+            return None
+        loop = asyncio.get_running_loop()
+        with self._in_use(loop):
+            pool = self._pool()
+            common: dict[str, Any] = {"peer": peer, "me": me, "keys": keys}
+            page_kw = {**common, "after": after, "page_size": page_size}
+            head = loop.run_in_executor(pool, open_body_kw, body, page_kw)
+            parts = [
+                loop.run_in_executor(
+                    pool, check_body_kw, body, part, self.workers, {**common, "hub": hub}
+                )
+                for part in range(self.workers)
+            ]
+            try:
+                meta = await head
+                if meta is None:
+                    return None
+                opened(meta)
+                chunks = await asyncio.gather(*parts)
+            except BrokenProcessPool:
+                logger.warning("page reading workers ended unexpectedly: this page is read here")
+                self.close(wait=False)
+                return None
+            finally:
+                for part_future in parts:
+                    part_future.cancel()
+                await asyncio.gather(*parts, return_exceptions=True)
+        return _assembled(meta, chunks)
+
+    @contextlib.contextmanager
+    def _in_use(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+        """The workers busy: not stopped for idleness until ``idle_s`` after the last use."""
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
         self._busy += 1
         try:
-            return await self._check(loop, opened, objs, peer=peer, me=me, keys=keys, hub=hub)
+            yield
         finally:
             self._busy -= 1
             if self._busy == 0 and self._executor is not None:
@@ -215,6 +277,35 @@ class VerifyPool:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def _can_send(keys: Mapping[str, VerifyKeyInfo], peer: str) -> bool:
+    """Whether the keys can go to the workers as they are (a peer's pinned key included)."""
+    try:
+        pickle.dumps(keys)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        logger.warning("keys of %s cannot go to worker processes: checked here", peer)
+        return False
+    return True
+
+
+def _assembled(
+    meta: Mapping[str, Any], chunks: Sequence[list[Judged] | None]
+) -> CheckedPage | None:
+    """The page the workers read: its members, its items in order, checked or refused."""
+    objs: list[Any] = []
+    items: list[VerifiedItem] = []
+    rejected: list[RejectedItem] = []
+    for chunk in chunks:
+        if chunk is None:
+            return None
+        for _, obj, good, first, second in chunk:
+            objs.append(obj)
+            if good:
+                items.append(VerifiedItem(obj, first, second))
+            else:
+                rejected.append(RejectedItem(obj, first, second))
+    return CheckedPage({**meta, "items": objs}, items, rejected)
 
 
 def _backlog(page: Mapping[str, Any]) -> int:

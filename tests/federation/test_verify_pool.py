@@ -1,15 +1,23 @@
 """The reader's item checks in worker processes (sync.verify_pool): the same verdicts as
-the in-process path, a forged item refused and quarantined alike, and the page applied."""
+the in-process path, a forged item refused and quarantined alike, and the page applied;
+whole pages read there from their bytes (sync.page_jobs) once a long pull runs, with
+the same result, and any page the workers cannot vouch for read in-process instead."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import multiprocessing
 import time
 from multiprocessing.context import SpawnProcess
 from typing import Any
 
-from sync.verify import check_items, open_page
+import pytest
+
+from protocol.canonical import canonical_bytes
+from sync import verify_pool
+from sync.verify import CheckedPage, check_items, open_page
 from sync.verify_pool import VerifyPool
 from tests.federation import test_security
 from tests.federation.test_security import (
@@ -149,6 +157,146 @@ async def test_a_reader_with_a_pool_quarantines_bad_items_and_applies_the_rest(
     got = quarantined(hub)
     assert [code for _, code, _, _ in got] == [codes[i] for i in sorted(codes)]
     assert [item for _, _, _, item in got] == [items[i] for i in sorted(codes)]
+
+
+def _outcome(checked: CheckedPage) -> tuple[list[Any], list[Any], list[Any]]:
+    return (
+        checked.page["items"],
+        [(i.obj, i.canonical, i.key_name) for i in checked.items],
+        [(r.obj, r.code, r.message) for r in checked.rejected],
+    )
+
+
+@pytest.mark.parametrize("encoding", ["canonical", "as_json_dumps_sends_it"])
+async def test_a_page_read_whole_by_the_workers_gives_the_in_process_result(
+    hub: RunningNode, encoding: str
+) -> None:
+    """From the page's bytes alone (its owner's canonical bytes, or another node's
+    spacing, parsed strictly there too): the same items, bytes, keys and refusals."""
+    items, codes = mixed_items()
+    page = feed_page(items, after="c0", next_cursor="c1", more=True)
+    body = canonical_bytes(page) if encoding == "canonical" else json.dumps(page).encode()
+    keys = hub.sync.keys.keys("th")
+    here = check_items(
+        open_page(json.loads(body), peer="th", me="cn", after="c0", keys=keys),
+        peer="th",
+        me="cn",
+        keys=keys,
+        hub="cn",
+    )
+    told: list[Any] = []
+    pool = VerifyPool(2, min_backlog=0)
+    try:
+        there = await pool.read_page(
+            body,
+            peer="th",
+            me="cn",
+            after="c0",
+            keys=keys,
+            hub="cn",
+            page_size=500,
+            opened=told.append,
+        )
+    finally:
+        pool.close()
+    assert there is not None
+    assert _outcome(there) == _outcome(here)
+    assert [r.code for r in there.rejected] == [codes[i] for i in sorted(codes)]
+    assert told == [{k: v for k, v in page.items() if k != "items"}]
+    assert (there.page["next"], there.page["more"]) == ("c1", True)
+
+
+def _bodies() -> dict[str, tuple[bytes, str | None]]:
+    """Pages the workers must not vouch for: (bytes, the cursor the reader sent)."""
+    page = feed_page([summary("th-off-0001")], after="c0", next_cursor="c1", more=True)
+    altered = copy.deepcopy(page)
+    altered["head"] = 11  # after signing
+    plain = canonical_bytes(page)
+    return {
+        "page signature broken": (canonical_bytes(altered), "c0"),
+        "another cursor than the one sent": (plain, "c9"),
+        "more items than asked": (
+            canonical_bytes(
+                feed_page(
+                    [summary(f"th-off-{n:04d}") for n in range(3)], after="c0", next_cursor="c1"
+                )
+            ),
+            "c0",
+        ),
+        "a duplicate key": (plain[:-1] + b',"more":false}', "c0"),
+        "not JSON": (plain[:-2], "c0"),
+        "items not a list": (canonical_bytes({**page, "items": {}}), "c0"),
+        "not an object": (b"[1, 2]", "c0"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_bodies()))
+async def test_the_workers_vouch_for_no_page_that_does_not_hold(
+    hub: RunningNode, case: str
+) -> None:
+    body, after = _bodies()[case]
+    keys = hub.sync.keys.keys("th")
+    told: list[Any] = []
+    pool = VerifyPool(2, min_backlog=0)
+    try:
+        got = await pool.read_page(
+            body,
+            peer="th",
+            me="cn",
+            after=after,
+            keys=keys,
+            hub="cn",
+            page_size=2,
+            opened=told.append,
+        )
+    finally:
+        pool.close()
+    assert got is None
+    assert told == []
+
+
+async def test_a_long_pull_reads_its_later_pages_in_the_workers_with_the_same_outcome(
+    hub: RunningNode, fake_th: FakePeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first page starts the workers; the next ones go to them whole: everything
+    good is held, every bad item quarantined with its reason, and a page whose own
+    signature does not hold ends the run as it does in-process, its cursor kept."""
+    monkeypatch.setattr(verify_pool, "MIN_PAGE_BYTES", 0)
+    items, codes = mixed_items()
+    second = [summary(f"th-off-{n:04d}") for n in range(200, 230)]
+    broken = feed_page([summary("th-off-0300")], after="c3", next_cursor="c4")
+    broken["head"] = 11  # after signing
+    fake_th.pages[None] = feed_page(items, after=None, next_cursor="c1", more=True)
+    fake_th.pages["c1"] = feed_page(items[::-1], after="c1", next_cursor="c2", more=True)
+    fake_th.pages["c2"] = feed_page(second, after="c2", next_cursor="c3", more=True)
+    fake_th.pages["c3"] = broken
+    pool = VerifyPool(2, min_items=1, min_backlog=0)
+    whole: list[bool] = []
+    read_page = pool.read_page
+
+    async def counted(*args: Any, **kwargs: Any) -> CheckedPage | None:
+        got = await read_page(*args, **kwargs)
+        whole.append(got is not None)
+        return got
+
+    monkeypatch.setattr(pool, "read_page", counted)
+    hub.sync.reader.pool = pool
+    try:
+        run = await hub.sync.sync_peer("th", force=True)
+    finally:
+        pool.close()
+    assert run is not None
+    assert whole == [True, True, False], "pages 2 and 3 in the workers; 4 refused there"
+    assert run.error is not None and run.error.startswith("signature_invalid"), run.error
+    good = len(items) - len(codes)
+    # The second page repeats the first's items: held already, so not applied again.
+    assert (run.applied, run.rejected) == (good + len(second), 2 * len(codes))
+    assert len(held(hub)) == good + len(second)
+    got = quarantined(hub)
+    bad = [items[i] for i in sorted(codes)]
+    assert [item for _, _, _, item in got] == bad + bad[::-1]
+    assert fake_th.asked[-1] == "c3"
+    assert hub.sync.reader.store.peer_cursor("th").cursor == "c3"
 
 
 ORPHAN_SCRIPT = """
