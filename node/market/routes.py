@@ -15,9 +15,11 @@ from node.market import guard, interest
 from node.market.facets import FacetCache
 from node.market.guard import Guard
 from node.market.pages import listing_page, listing_url, parse_filters, search_page
+from node.ui.errors import page_error
 from node.ui.i18n import N_
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME, SEARCH_INDEX
+from node.web.requests import FormRefused, read_small_form
 
 logger = logging.getLogger(__name__)
 GUARD = web.AppKey("market_guard", Guard)
@@ -113,9 +115,12 @@ async def express_interest(request: web.Request) -> web.Response:
         return _sent()  # nothing could be about such ids; nothing is kept
     rt = request.app[RUNTIME]
     g = request.app[GUARD]
-    if request.content_length is not None and request.content_length > FORM_MAX_BYTES:
-        return _message(request, 413, N_("Message too long"), N_("The form is too large."))
-    form = await request.post()
+    try:
+        form = await read_small_form(request, FORM_MAX_BYTES)
+    except FormRefused as exc:
+        if exc.status == 413:
+            return _message(request, 413, N_("Message too long"), N_("The form is too large."))
+        return page_error(request, exc.status)
     secret = await rt.run(g.secret, rt.engine)
     token = form.get("form_token")
     if not g.token_ok(

@@ -43,6 +43,9 @@ MAX_PULLS = 4  # peers pulled at once: the rest wait their turn
 # its next interval: at 120 s a run, 20 minutes of one peer's first sync at a stretch.
 MAX_CONTINUED = 10
 PRESIGN_INTERVAL_S = 2.0
+# Pulls asked for by a peer's notifies start at least this far apart (a first one at
+# once): a member that sends notifies without pause gets a pull a second, not one each.
+NOTIFY_SPACING_S = 1.0
 DIRECTORY_REFETCH_MS = 10_000
 
 
@@ -165,6 +168,8 @@ class SyncManager:
         self._pending: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._pulls: set[asyncio.Task[None]] = set()  # scheduled or asked-for pulls running
+        self._asked: dict[str, asyncio.Task[None]] = {}  # per peer, a notify's pull to come
+        self._asked_at: dict[str, float] = {}  # per peer, when the last such pull started
         # Deprecated: ``add_observer`` (kept until every caller registers an observer).
         self.after_run: Callable[[str], Awaitable[None]] | None = None
         self._observers: list[SyncObserver] = []
@@ -404,13 +409,34 @@ class SyncManager:
         Not through the peer's scheduled job: the scheduler skips a job whose previous
         run is still going (a pull, or the hub's re-matching after it). A pull of its
         own either starts at once or, if one is in flight, makes that one pull again
-        as soon as it ends."""
+        as soon as it ends. Notifies come to one pull a ``NOTIFY_SPACING_S`` at most: one
+        that comes sooner after the last is folded into a pull at the end of the spacing
+        (and every further one into that)."""
         if self.scheduler is None or self.scheduler.get_job(f"pull:{peer_id}") is None:
             return False
-        task = asyncio.get_running_loop().create_task(self._scheduled_pull(peer_id))
+        if peer_id in self._asked:
+            return True
+        loop = asyncio.get_running_loop()
+        wait = self._asked_at.get(peer_id, -NOTIFY_SPACING_S) + NOTIFY_SPACING_S - loop.time()
+        task = loop.create_task(self._asked_pull(peer_id, max(0.0, wait)))
+        self._asked[peer_id] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda t: self._forget_asked(peer_id, t))
         return True
+
+    def _forget_asked(self, peer_id: str, task: asyncio.Task[None]) -> None:
+        if self._asked.get(peer_id) is task:
+            del self._asked[peer_id]
+
+    async def _asked_pull(self, peer_id: str, wait_s: float) -> None:
+        if wait_s:
+            await asyncio.sleep(wait_s)
+        task = asyncio.current_task()
+        if task is not None:
+            self._forget_asked(peer_id, task)  # a notify from now on asks for the next pull
+        self._asked_at[peer_id] = asyncio.get_running_loop().time()
+        await self._scheduled_pull(peer_id)
 
     def stop(self) -> None:
         """Stop scheduling, and cancel the pulls in flight (see :meth:`aclose`)."""

@@ -9,8 +9,13 @@ from node.ui.i18n import N_
 from node.ui.templating import render
 
 MESSAGES = {
+    400: (N_("Not understood"), N_("The node could not read what was sent. Please try again.")),
     404: (N_("Page not found"), N_("There is no page at this address.")),
     405: (N_("Not allowed"), N_("This page cannot be used this way.")),
+    408: (
+        N_("Too slow"),
+        N_("What you sent did not arrive in time. Please check your connection and try again."),
+    ),
     413: (
         N_("Too large"),
         N_("What you sent is larger than this node accepts (%(limit)s). Send a smaller file."),

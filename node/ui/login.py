@@ -18,6 +18,7 @@ from aiohttp import web
 from node.ui import throttle
 from node.ui.accounts import authenticate
 from node.ui.auth import csrf_ok, current_user
+from node.ui.errors import page_error
 from node.ui.i18n import COOKIE as LANG_COOKIE
 from node.ui.i18n import LANGUAGES, N_
 from node.ui.keys import STAFF_SESSION
@@ -33,11 +34,13 @@ from node.ui.sessions import (
 )
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME
+from node.web.requests import FormRefused, read_small_form
 from protocol.timeutil import ms_to_iso
 
 logger = logging.getLogger(__name__)
 LOGIN_COOKIE = "cattc_login"
 LOGIN_PATH = "/console/login"
+LOGIN_FORM_MAX_BYTES = 8 * 1024  # a name, a password, a token and where to go next
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -82,7 +85,10 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    form = await request.post()
+    try:
+        form = await read_small_form(request, LOGIN_FORM_MAX_BYTES)
+    except FormRefused as exc:
+        return page_error(request, exc.status, limit_bytes=LOGIN_FORM_MAX_BYTES)
     name = str(form.get("name", ""))[:64]
     password = str(form.get("password", ""))[:1024]
     target = safe_next(str(form.get("next", "")))

@@ -25,7 +25,7 @@ from node.services.sync_manager import SyncManager
 from node.ui.setup import setup_ui
 from node.web.appkeys import CLOCK, LEADER, RUNTIME, SYNC
 from node.web.federation_auth import federation_auth
-from node.web.headers import REQUEST_HEAD_LIMITS, install_security_headers
+from node.web.headers import REQUEST_HEAD_LIMITS, install_security_headers, quiet_refused_heads
 from node.web.middleware import admin_auth_middleware, body_limit_middleware, error_middleware
 from node.web.routes import setup_routes
 
@@ -51,9 +51,11 @@ def create_app(
             federation_auth(config),
         ],
         client_max_size=config.max_body_bytes,
-        handler_args=REQUEST_HEAD_LIMITS,
+        # Compressed bodies are refused (``body_limit_middleware``), never inflated.
+        handler_args={**REQUEST_HEAD_LIMITS, "auto_decompress": False},
     )
     app[CLOCK] = clock
+    quiet_refused_heads()
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         rt = open_runtime(data_dir, config=config, clock=clock)

@@ -4,9 +4,13 @@ A stranger must cost this node next to nothing. So the ``CATTC-Sig`` header is c
 first, as far as it can be without the body (well-formed, for this node, within the time
 window, a known and active origin, a key valid then); only a caller that passes may send
 a body, and only if the bytes of all bodies being read or held across requests stay
-within ``max_bytes_in_flight`` (else 503 ``server_busy`` at once). The body is read in
-bounded chunks under ``body_timeout_seconds`` (else 408), and then the signature over it
-is verified and the nonce recorded. Handlers read the body as usual (``request.read()``
+within ``max_bytes_in_flight`` (else 503 ``server_busy`` at once). What a body may
+reserve is what its route takes (``ROUTE_BODY_BYTES``: an expression of interest is a few
+kilobytes, a notify nothing), not the node's general body limit: a caller that passes
+the header check with a forged signature (member ids and key names are public) holds
+little. The body is read in bounded chunks within a time that grows with its size
+(``body_deadline_s``, at most ``body_timeout_seconds``; else 408), and then the signature
+over it is verified and the nonce recorded. Handlers read the body as usual (``request.read()``
 returns the bytes read here). Connections and request heads are bounded by the server
 (``node.web.server``).
 """
@@ -25,12 +29,23 @@ from node.services.fed_auth import UnknownKey, caller_key, check_body, check_hea
 from node.services.sync_manager import SyncManager
 from node.web.appkeys import RUNTIME, SYNC
 from node.web.middleware import Handler, error_response
+from protocol.eoi import BODY_MAX_BYTES as EOI_BODY_MAX_BYTES
 from protocol.errors import ErrorCode, http_status
 from protocol.request_sig import RequestSignature, RequestSignatureError, parse_header
 
 logger = logging.getLogger(__name__)
 ORIGIN = web.RequestKey("origin", str)
 CHUNK_BYTES = 64 * 1024
+# The most a body may hold, per federation route; a route not named takes no body
+# worth the name (its handlers read none).
+ROUTE_BODY_BYTES: dict[str, int] = {
+    "/federation/v1/eoi": EOI_BODY_MAX_BYTES,
+    "/federation/v1/eoi/reply": EOI_BODY_MAX_BYTES,
+}
+OTHER_BODY_BYTES = 1024
+# A body's time to arrive: this much, plus its size at this slowest rate.
+BODY_GRACE_S = 5.0
+MIN_BODY_RATE = 16 * 1024  # bytes a second
 # A flood of refusals is logged once in this many seconds, with how many there were.
 LOG_EVERY_S = 10.0
 
@@ -78,7 +93,6 @@ class _TooLarge(Exception):
 def federation_auth(config: NodeConfig) -> Middleware:
     """The federation middleware of one app, with its own body budget."""
     budget = BodyBudget(config.max_bytes_in_flight)
-    limit = config.max_body_bytes
     body_timeout = config.body_timeout_seconds
 
     @web.middleware
@@ -95,10 +109,11 @@ def federation_auth(config: NodeConfig) -> Middleware:
         except RequestSignatureError as exc:
             return _refuse(exc.code, exc.message)
         announced = request.content_length
+        limit = min(config.max_body_bytes, ROUTE_BODY_BYTES.get(request.path, OTHER_BODY_BYTES))
         if not request.body_exists:
             size = 0
         elif announced is not None and announced > limit:
-            return _too_large(limit)
+            return _too_large(request.path, limit)
         else:
             size = limit if announced is None else announced
         if not budget.reserve(size):
@@ -109,14 +124,15 @@ def federation_auth(config: NodeConfig) -> Middleware:
             resp.headers["Retry-After"] = "1"
             return resp
         try:
+            deadline = body_deadline_s(size, body_timeout)
             try:
-                body = await _read_body(request, size, body_timeout) if size else b""
+                body = await _read_body(request, size, deadline) if size else b""
             except TimeoutError:
                 return _refuse(
-                    ErrorCode.BODY_TIMEOUT, f"request body not received within {body_timeout:g} s"
+                    ErrorCode.BODY_TIMEOUT, f"request body not received within {deadline:g} s"
                 )
             except _TooLarge:
-                return _too_large(limit)
+                return _too_large(request.path, limit)
             except ConnectionError:  # the caller went away mid-body: nobody to answer
                 logger.info("a body from %s was cut short by the caller", sig.origin)
                 return _refuse(ErrorCode.BAD_REQUEST, "the body was cut short")
@@ -163,6 +179,12 @@ async def _learn(manager: SyncManager, exc: RequestSignatureError, header: str |
     return False
 
 
+def body_deadline_s(size: int, timeout_s: float) -> float:
+    """The time a body of ``size`` bytes has to arrive: ``BODY_GRACE_S`` and its size at
+    ``MIN_BODY_RATE``, at most ``timeout_s``."""
+    return round(min(timeout_s, BODY_GRACE_S + size / MIN_BODY_RATE), 1)
+
+
 async def _read_body(request: web.Request, cap: int, timeout_s: float) -> bytes:
     """At most ``cap`` bytes, chunk by chunk, all within ``timeout_s``."""
     body = bytearray()
@@ -179,5 +201,5 @@ def _refuse(code: str, message: str) -> web.Response:
     return error_response(http_status(code), code, message)
 
 
-def _too_large(limit: int) -> web.Response:
-    return _refuse(ErrorCode.BODY_TOO_LARGE, f"request body exceeds the limit of {limit} bytes")
+def _too_large(path: str, limit: int) -> web.Response:
+    return _refuse(ErrorCode.BODY_TOO_LARGE, f"a body sent to {path} is at most {limit} bytes")

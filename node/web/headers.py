@@ -1,4 +1,5 @@
-"""Security headers on every response a node sends, and the limits on a request's head.
+"""Security headers on every response a node sends, and the limits on a request's head
+(and how a head refused for them is logged).
 
 A node answers JSON to programs and, on the hub, one HTML page to people (the operator's
 dashboard). Browsers still load both, so every response says: run no inline script or
@@ -11,7 +12,10 @@ out, on error answers as much as on success.
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 """For JSON and text: nothing to load, run or frame."""
@@ -32,6 +36,7 @@ aiohttp's defaults, pinned here (the app's ``handler_args``) so that an upgrade 
 runner's arguments cannot loosen them."""
 
 SECURITY_HEADERS: dict[str, str] = {
+    "Server": "cattc",  # not aiohttp's name and version
     "Content-Security-Policy": API_CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -48,3 +53,27 @@ async def add_security_headers(_request: web.BaseRequest, response: web.StreamRe
 def install_security_headers(app: web.Application) -> None:
     """Add the headers to every response of ``app``."""
     app.on_response_prepare.append(add_security_headers)
+
+
+class RefusedHeads(logging.Filter):
+    """aiohttp logs each request head its parser refuses (over the limits, not HTTP) at
+    ERROR with a traceback: a stranger could fill the log with them. Here each is one
+    line at INFO, shown when the log level shows INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg = "refused a malformed request from %s (%s: %s)"
+        record.args = (remote, exc.code, exc.message.strip().replace("\n", " ")[:200])
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info = record.exc_text = None
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+def quiet_refused_heads() -> None:
+    """Install ``RefusedHeads`` on aiohttp's server logger (once)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, RefusedHeads) for f in server_log.filters):
+        server_log.addFilter(RefusedHeads())

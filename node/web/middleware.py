@@ -62,6 +62,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             limit = request.app[RUNTIME].config.max_body_bytes
             message = f"request body exceeds the limit of {limit} bytes"
         return error_response(exc.status, code, message)
+    except ConnectionError:  # the client went away mid-request: nobody to answer
+        logger.info("%s %s: the client went away before the answer", request.method, request.path)
+        raise
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.path)
         if is_page(request.path):
@@ -92,6 +95,15 @@ async def admin_auth_middleware(request: web.Request, handler: Handler) -> web.S
 
 @web.middleware
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bodies over the limit by their announced size (413), and compressed bodies (400:
+    a few kilobytes of gzip inflate to megabytes; no client of a node compresses)."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if request.body_exists and encoding != "identity":
+        if is_page(request.path):
+            return page_error(request, 400)
+        return error_response(
+            400, ErrorCode.BAD_REQUEST, f"compressed request bodies ({encoding}) are not accepted"
+        )
     limit = request.app[RUNTIME].config.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         if is_page(request.path):

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from node.storage.models import ChangeRow
+from node.services.sync_manager import NOTIFY_SPACING_S
+from node.storage.models import ChangeRow, SyncRunRow
 from sync.client import PeerError
 from sync.verify import check_item
 from tests.conftest import DatabaseUrlFactory
@@ -466,6 +467,33 @@ async def test_notify_while_the_hub_rematches_is_pulled_at_once(net: Network) ->
         release.set()
         await net.hub.sync.aclose()
     assert_hub_holds_allowed(net)
+
+
+async def test_a_flood_of_notifies_makes_one_pull_a_second(net: Network) -> None:
+    """A member that sends notifies without pause (or anyone replaying its notify path)
+    gets the first pulled at once and the rest folded into one pull a spacing later,
+    not a pull and a recorded run each."""
+    manager = net.hub.sync
+
+    def runs() -> list[int]:
+        with Session(net.hub.runtime.engine) as session:
+            rows = session.scalars(
+                select(SyncRunRow.started).where(SyncRunRow.peer == OWNER).order_by(SyncRunRow.id)
+            )
+            return list(rows)
+
+    manager.start()
+    try:
+        await wait_until(lambda: len(runs()) == 1 and not manager.busy(), 20)
+        assert all([manager.trigger(OWNER) for _ in range(50)])
+        await wait_until(lambda: len(runs()) == 2 and not manager.busy(), 10)
+        assert all([manager.trigger(OWNER) for _ in range(50)])  # within the spacing
+        await wait_until(lambda: len(runs()) == 3 and not manager.busy(), 10)
+    finally:
+        await manager.aclose()
+    started = runs()
+    assert len(started) == 3, started
+    assert started[2] - started[1] >= NOTIFY_SPACING_S * 1000 - 20, started
 
 
 # -- cursors ---------------------------------------------------------------------------

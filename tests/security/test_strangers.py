@@ -1,11 +1,13 @@
 """Strangers cost a hub nothing: 1,000 connections to a real ``cattc serve`` hub, each
-announcing a 4 MiB body to ``POST /federation/v1/notify``, sending its first 128 KiB and
-stalling, raise the hub's memory by < 100 MB while ``/healthz`` answers in < 100 ms.
+announcing an expression of interest of the largest size the route takes (32 KiB),
+sending half of it and stalling, raise the hub's memory by < 100 MB while ``/healthz``
+answers in < 100 ms.
 
 A third of them sends no signature, a third a well-formed one from an unknown origin
 (both refused before a byte of body is read), a third a forged one that names a member
 and its key (its signature can only fail once the body is in: these may read within the
-bytes-in-flight cap, the rest get 503 at once, and the ones admitted time out).
+bytes-in-flight cap, set to 4 MiB here, the rest get 503 at once, and the ones admitted
+time out). A body larger than its route takes is refused at once, signature or not.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from node.runtime import open_runtime
 from node.services.directory import Member, keys_from_identity
 from node.web.server import GuardedSite, bind
 from protocol.b64 import b64url_encode
+from protocol.eoi import BODY_MAX_BYTES as EOI_BODY_MAX_BYTES
 from protocol.request_sig import RequestSignature
 from tests.e2e.test_processes import Proc, serve, stop
 from tests.federation.network import NodeFactory, add_member, hub_key
@@ -37,9 +40,9 @@ from tests.security.procs import make_node
 
 pytestmark = pytest.mark.slow
 CONNECTIONS = 1000
-ANNOUNCED = 4 * 1024 * 1024
-SENT = 128 * 1024
-IN_FLIGHT = 32 * 1024 * 1024  # the hub's default max_bytes_in_flight
+ANNOUNCED = EOI_BODY_MAX_BYTES
+SENT = ANNOUNCED // 2
+IN_FLIGHT = 4 * 1024 * 1024  # the hub's max_bytes_in_flight here (32 MiB by default)
 BODY_TIMEOUT_S = 3.0
 
 
@@ -97,11 +100,12 @@ async def answer(flood: Flood, reader: asyncio.StreamReader) -> str:
 
 
 async def stall(flood: Flood, auth: str | None) -> None:
-    """Connect, announce 4 MiB, send 128 KiB, then stall (reading what the hub answers)."""
+    """Connect, announce an EoI of ``ANNOUNCED`` bytes, send ``SENT``, then stall
+    (reading what the hub answers)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", flood.port)
     flood.writers.append(writer)
     head = (
-        "POST /federation/v1/notify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "POST /federation/v1/eoi HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: application/json\r\nContent-Length: {ANNOUNCED}\r\n"
         + (f"Authorization: {auth}\r\n" if auth else "")
         + "\r\n"
@@ -168,7 +172,11 @@ def hub_with_member(root: Path) -> tuple[Proc, str]:
 async def test_a_thousand_stalled_bodies_cost_the_hub_nothing(tmp_path: Path) -> None:
     raise_open_files(CONNECTIONS + 256)
     hub, key = hub_with_member(tmp_path)
-    serve([hub], CATTC_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT_S))
+    serve(
+        [hub],
+        CATTC_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT_S),
+        CATTC_MAX_BYTES_IN_FLIGHT=str(IN_FLIGHT),
+    )
     try:
         await flood_and_measure(hub, key)
     finally:
@@ -220,7 +228,8 @@ async def flood_and_measure(hub: Proc, key: str) -> None:
     stalled = [lat for when, lat in latencies if when >= calm]
     burst = [lat for when, lat in latencies if when < calm]
     print(
-        f"\n{CONNECTIONS} stalled 4 MiB bodies: hub RSS {base >> 20} -> {peak[0] >> 20} MiB "
+        f"\n{CONNECTIONS} stalled {ANNOUNCED >> 10} KiB bodies: "
+        f"hub RSS {base >> 20} -> {peak[0] >> 20} MiB "
         f"(+{rise >> 20}); hub dropped the strangers in {calm - started:.1f} s; /healthz max "
         f"{max(burst, default=0) * 1000:.0f} ms meanwhile ({len(burst)} probes), "
         f"{max(stalled, default=0) * 1000:.0f} ms while they stall ({len(stalled)}); {by_kind}"
