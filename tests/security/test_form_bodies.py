@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -36,8 +37,8 @@ def port_of(node: RunningNode) -> int:
 async def exchange(
     node: RunningNode,
     head: str,
-    parts: list[bytes] = (),
-    gap_s: float = 0.0,  # type: ignore[assignment]
+    parts: Sequence[bytes] = (),
+    gap_s: float = 0.0,
 ) -> tuple[int, bytes, float]:
     """Send ``head`` (its lines, without the blank line) and then ``parts`` (``gap_s``
     apart, as a slow client would, stopping once an answer has come): the status
