@@ -78,12 +78,22 @@ for _cat in ("tech_offer", "tech_request", "expert", "organization", "event", "a
     )
 
 
+_GIVEN: set[int] = set()
+
+
 def _free_port() -> int:
+    """A loopback port nothing listens on now, never one handed out before by this
+    process (the kernel may give a just-closed socket's port again: fifty members must
+    not be told the same port)."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def _records(n: int, node_id: str) -> list[tuple[int, dict[str, Any]]]:

@@ -1,5 +1,6 @@
 """Rendering a page: one Jinja environment (autoescaped: listing text is always shown as
-text), the request's language, its signed-in user and the form token in every page."""
+text, and without the Unicode controls that would reorder the text around it), the
+request's language, its signed-in user and the form token in every page."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import babel
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from node.ui.i18n import LANGUAGES, localized, request_language, translations
 from node.ui.keys import STAFF_SESSION, STAFF_USER
@@ -23,11 +25,28 @@ CONSOLE_CSP = (
 """Like the dashboard's policy, but forms may post back to the node itself."""
 
 
+# Bidirectional embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069):
+# a title carrying them could show its text, and what follows it, in another order
+# (a listing dressed as another's). None of the federation's languages needs them.
+BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def without_bidi_controls(value: object) -> object:
+    """What a page shows of ``value``: a string without ``BIDI_CONTROLS`` (Jinja's
+    ``finalize``, so every expression a template prints), anything else as it is."""
+    if isinstance(value, Markup):
+        return Markup(str(value).translate(BIDI_CONTROLS))
+    if isinstance(value, str):
+        return value.translate(BIDI_CONTROLS)
+    return value
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
+        finalize=without_bidi_controls,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
