@@ -1,11 +1,12 @@
 """Sync history over time from ``sync_runs``: per member and time bucket, the runs, items
 applied and rejected, the largest lag and the failed runs.
 
-Bounded however long the hub has run (the table is never pruned: 72,000 rows a day with
-50 members pulled every minute): the first run of the window is found by a binary search
-on the primary key (a run is recorded when it ends, so start times grow with ids, give or
-take one run's duration; ``SLACK_MS`` covers that), at most ``MAX_RUNS`` rows from there
-are read in id order, and they are aggregated in SQL into a fixed number of buckets.
+Bounded however long the hub has run (the table keeps 8 days, ``remote_store.
+RUN_RETENTION_MS``: 576,000 rows with 50 members pulled every minute): the first run of
+the window is found by a binary search on the primary key (a run is recorded when it
+ends, so start times grow with ids, give or take one run's duration; ``SLACK_MS`` covers
+that), at most ``MAX_RUNS`` rows from there are read in id order, and they are
+aggregated in SQL into a fixed number of buckets.
 """
 
 from __future__ import annotations

@@ -46,6 +46,11 @@ from sync.interfaces import (
 REOPENABLE = frozenset({"not_shared", "consent_revoked"})
 LISTING_TYPES = frozenset({"listing", "retraction"})
 CHUNK = 500  # ids per IN (...) list: within every engine's limit of bound parameters
+# Run records are kept this long (the longest history the dashboard shows is 7 days), and
+# the older ones deleted once in this many runs: 50 members pulled every minute, or a
+# member notifying without pause (a pull a second), no longer grow the table for ever.
+RUN_RETENTION_MS = 8 * 24 * 3600 * 1000
+PRUNE_RUNS_EVERY = 1000
 REMOTE = cast(Table, RemoteListingRow.__table__)
 TOMBS = cast(Table, RemoteTombstoneRow.__table__)
 
@@ -377,24 +382,29 @@ class RemoteStore:
         return result
 
     def record_run(self, run: RunRecord, *, success: bool) -> None:
+        """Record ``run`` and the peer's state after it; once in ``PRUNE_RUNS_EVERY``
+        runs, delete the runs that started over ``RUN_RETENTION_MS`` before it ended."""
         with Session(self.engine) as session, session.begin():
             lag = None
             if run.head is not None and run.position is not None:
                 lag = max(0, run.head - run.position)
-            session.add(
-                SyncRunRow(
-                    peer=run.peer,
-                    started=run.started,
-                    finished=run.finished,
-                    applied=run.applied,
-                    retracted=run.retracted,
-                    rejected=run.rejected,
-                    error=run.error,
-                    head=run.head,
-                    cursor=run.cursor,
-                    lag=lag,
-                )
+            row = SyncRunRow(
+                peer=run.peer,
+                started=run.started,
+                finished=run.finished,
+                applied=run.applied,
+                retracted=run.retracted,
+                rejected=run.rejected,
+                error=run.error,
+                head=run.head,
+                cursor=run.cursor,
+                lag=lag,
             )
+            session.add(row)
+            session.flush()
+            if row.id % PRUNE_RUNS_EVERY == 0:
+                cutoff = (run.finished or run.started) - RUN_RETENTION_MS
+                session.execute(delete(SyncRunRow).where(SyncRunRow.started < cutoff))
             state = session.get(PeerStateRow, run.peer)
             if state is None:
                 state = PeerStateRow(peer=run.peer, failures=0)

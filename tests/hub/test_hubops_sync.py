@@ -6,11 +6,15 @@ from __future__ import annotations
 import re
 
 import aiohttp
+import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node.hubops.charts import sparkline
 from node.hubops.history import HOUR_MS, sync_history, window_bounds
+from node.services import remote_store
 from node.storage.models import SyncRunRow
+from sync.interfaces import RunRecord
 from tests.federation.network import NodeFactory
 from tests.hub.helpers import start_hub_network
 from tests.hub.hubops_pages import staff
@@ -120,3 +124,28 @@ def test_sparkline_gaps_and_escaping() -> None:
     assert "Lag &lt;of&gt; &#34;th&#34;" in svg and "style=" not in svg
     empty = sparkline([None, None], label="x", kind="rate")
     assert "<polyline" not in empty and "<circle" not in empty
+
+
+async def test_run_records_older_than_the_retention_are_deleted_now_and_then(
+    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table of runs does not grow for ever: a run whose id is a multiple of
+    ``PRUNE_RUNS_EVERY`` deletes those that started more than ``RUN_RETENTION_MS``
+    before it ended; the others stay, and the other runs delete nothing."""
+    hub = await node_factory("cn", is_hub=True)
+    store = remote_store.RemoteStore(hub.runtime.engine)
+    now = hub.runtime.clock()
+    old = now - remote_store.RUN_RETENTION_MS - HOUR_MS
+
+    def starts() -> list[int]:
+        with Session(hub.runtime.engine) as session:
+            return list(session.scalars(select(SyncRunRow.started).order_by(SyncRunRow.id)))
+
+    monkeypatch.setattr(remote_store, "PRUNE_RUNS_EVERY", 10**9)
+    store.record_run(RunRecord("th", started=old, finished=old + 1), success=True)
+    store.record_run(RunRecord("vn", started=now - HOUR_MS, finished=now), success=True)
+    assert old in starts()  # no run of these ids prunes
+    monkeypatch.setattr(remote_store, "PRUNE_RUNS_EVERY", 1)
+    store.record_run(RunRecord("th", started=now, finished=now + 1), success=True)
+    assert old not in starts()
+    assert {now - HOUR_MS, now} <= set(starts())
