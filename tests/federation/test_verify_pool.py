@@ -167,6 +167,29 @@ def _outcome(checked: CheckedPage) -> tuple[list[Any], list[Any], list[Any]]:
     )
 
 
+async def read_in_workers(
+    body: bytes, after: str | None, keys: Any, *, page_size: int
+) -> tuple[CheckedPage | None, list[Any]]:
+    """th's page ``body`` read by a pool of two workers for cn: the result, and what the
+    pool told as opened."""
+    told: list[Any] = []
+    pool = VerifyPool(2, min_backlog=0)
+    try:
+        got = await pool.read_page(
+            body,
+            peer="th",
+            me="cn",
+            after=after,
+            keys=keys,
+            hub="cn",
+            page_size=page_size,
+            opened=told.append,
+        )
+    finally:
+        pool.close()
+    return got, told
+
+
 @pytest.mark.parametrize("encoding", ["canonical", "as_json_dumps_sends_it"])
 async def test_a_page_read_whole_by_the_workers_gives_the_in_process_result(
     hub: RunningNode, encoding: str
@@ -184,21 +207,7 @@ async def test_a_page_read_whole_by_the_workers_gives_the_in_process_result(
         keys=keys,
         hub="cn",
     )
-    told: list[Any] = []
-    pool = VerifyPool(2, min_backlog=0)
-    try:
-        there = await pool.read_page(
-            body,
-            peer="th",
-            me="cn",
-            after="c0",
-            keys=keys,
-            hub="cn",
-            page_size=500,
-            opened=told.append,
-        )
-    finally:
-        pool.close()
+    there, told = await read_in_workers(body, "c0", keys, page_size=500)
     assert there is not None
     assert _outcome(there) == _outcome(here)
     assert [r.code for r in there.rejected] == [codes[i] for i in sorted(codes)]
@@ -236,21 +245,7 @@ async def test_the_workers_vouch_for_no_page_that_does_not_hold(
 ) -> None:
     body, after = _bodies()[case]
     keys = hub.sync.keys.keys("th")
-    told: list[Any] = []
-    pool = VerifyPool(2, min_backlog=0)
-    try:
-        got = await pool.read_page(
-            body,
-            peer="th",
-            me="cn",
-            after=after,
-            keys=keys,
-            hub="cn",
-            page_size=2,
-            opened=told.append,
-        )
-    finally:
-        pool.close()
+    got, told = await read_in_workers(body, after, keys, page_size=2)
     assert got is None
     assert told == []
 
