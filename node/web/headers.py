@@ -35,8 +35,10 @@ REQUEST_HEAD_LIMITS: dict[str, int] = {
 aiohttp's defaults, pinned here (the app's ``handler_args``) so that an upgrade or a
 runner's arguments cannot loosen them."""
 
+SERVER_NAME = "cattc"
+"""What the ``Server`` header says: not the Python and aiohttp versions a node runs."""
+
 SECURITY_HEADERS: dict[str, str] = {
-    "Server": "cattc",  # not aiohttp's name and version
     "Content-Security-Policy": API_CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -48,6 +50,7 @@ async def add_security_headers(_request: web.BaseRequest, response: web.StreamRe
     """``on_response_prepare`` hook: runs for every response, streamed ones included."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    response.headers["Server"] = SERVER_NAME  # aiohttp set its own name and version first
 
 
 def install_security_headers(app: web.Application) -> None:

@@ -20,6 +20,7 @@ def assert_secure(headers: CIMultiDictProxy[str], what: str) -> None:
     csp = headers.get("Content-Security-Policy", "")
     assert "frame-ancestors 'none'" in csp, (what, csp)
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, (what, csp)
+    assert headers.get("Server") == "cattc", (what, headers.get("Server"))  # no versions
 
 
 async def test_every_response_carries_the_security_headers(
