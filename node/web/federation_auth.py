@@ -17,7 +17,6 @@ returns the bytes read here). Connections and request heads are bounded by the s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -29,13 +28,13 @@ from node.services.fed_auth import UnknownKey, caller_key, check_body, check_hea
 from node.services.sync_manager import SyncManager
 from node.web.appkeys import RUNTIME, SYNC
 from node.web.middleware import Handler, error_response
+from node.web.requests import BodyTooLarge, read_bounded
 from protocol.eoi import BODY_MAX_BYTES as EOI_BODY_MAX_BYTES
 from protocol.errors import ErrorCode, http_status
 from protocol.request_sig import RequestSignature, RequestSignatureError, parse_header
 
 logger = logging.getLogger(__name__)
 ORIGIN = web.RequestKey("origin", str)
-CHUNK_BYTES = 64 * 1024
 # The most a body may hold, per federation route; a route not named takes no body
 # worth the name (its handlers read none).
 ROUTE_BODY_BYTES: dict[str, int] = {
@@ -86,10 +85,6 @@ class BodyBudget:
             self._logged = now
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def federation_auth(config: NodeConfig) -> Middleware:
     """The federation middleware of one app, with its own body budget."""
     budget = BodyBudget(config.max_bytes_in_flight)
@@ -126,12 +121,12 @@ def federation_auth(config: NodeConfig) -> Middleware:
         try:
             deadline = body_deadline_s(size, body_timeout)
             try:
-                body = await _read_body(request, size, deadline) if size else b""
+                body = await read_bounded(request, size, deadline) if size else b""
             except TimeoutError:
                 return _refuse(
                     ErrorCode.BODY_TIMEOUT, f"request body not received within {deadline:g} s"
                 )
-            except _TooLarge:
+            except BodyTooLarge:
                 return _too_large(request.path, limit)
             except ConnectionError:  # the caller went away mid-body: nobody to answer
                 logger.info("a body from %s was cut short by the caller", sig.origin)
@@ -183,17 +178,6 @@ def body_deadline_s(size: int, timeout_s: float) -> float:
     """The time a body of ``size`` bytes has to arrive: ``BODY_GRACE_S`` and its size at
     ``MIN_BODY_RATE``, at most ``timeout_s``."""
     return round(min(timeout_s, BODY_GRACE_S + size / MIN_BODY_RATE), 1)
-
-
-async def _read_body(request: web.Request, cap: int, timeout_s: float) -> bytes:
-    """At most ``cap`` bytes, chunk by chunk, all within ``timeout_s``."""
-    body = bytearray()
-    async with asyncio.timeout(timeout_s):
-        while chunk := await request.content.read(CHUNK_BYTES):
-            if len(body) + len(chunk) > cap:
-                raise _TooLarge
-            body += chunk
-    return bytes(body)
 
 
 def _refuse(code: str, message: str) -> web.Response:

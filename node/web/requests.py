@@ -26,43 +26,52 @@ INLINE_PARSE_BYTES = 64 * 1024
 # The longest a form a visitor posts (sign-in, the marketplace's interest form) may take
 # to arrive: a few kilobytes take well under a second on a slow mobile link.
 FORM_TIMEOUT_S = 10.0
-FORM_CHUNK_BYTES = 8 * 1024
 URLENCODED = frozenset({"", "application/x-www-form-urlencoded"})
+CHUNK_BYTES = 64 * 1024
+
+
+class BodyTooLarge(Exception):
+    """A body that went past its cap as it came (``read_bounded``)."""
+
+
+async def read_bounded(request: web.Request, cap: int, timeout_s: float) -> bytes:
+    """The body, at most ``cap`` bytes counted as they come (a chunked body announces no
+    size; else ``BodyTooLarge``), all of it within ``timeout_s`` (else ``TimeoutError``):
+    a body trickled a byte at a time holds the connection no longer than that."""
+    body = bytearray()
+    async with asyncio.timeout(timeout_s):
+        while chunk := await request.content.read(CHUNK_BYTES):
+            if len(body) + len(chunk) > cap:
+                raise BodyTooLarge
+            body += chunk
+    return bytes(body)
 
 
 class FormRefused(Exception):
-    """A form body refused before it is parsed: ``status`` 400 (compressed), 408 (too
-    slow) or 413 (too large)."""
+    """A form body refused before it is parsed: ``status`` 400 (not a plain form), 408
+    (too slow) or 413 (too large). A compressed body never gets here
+    (``body_limit_middleware``)."""
 
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
 
 
-async def read_small_form(
-    request: web.Request, max_bytes: int, timeout_s: float | None = None
-) -> MultiDictProxy[Any]:
+async def read_small_form(request: web.Request, max_bytes: int) -> MultiDictProxy[Any]:
     """The form a stranger may post, read whole before it is parsed: at most
-    ``max_bytes`` whatever the request announces (a chunked body is counted as it
-    comes), uncompressed, and all of it within ``timeout_s`` (``FORM_TIMEOUT_S``). A
-    body trickled a byte at a time, or inflated from a small compressed one, holds
-    neither a connection nor memory for long (``FormRefused``)."""
-    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
-        raise FormRefused(400)
+    ``max_bytes`` whatever the request announces, all of it within ``FORM_TIMEOUT_S``
+    (``read_bounded``), so that it holds neither a connection nor memory for long."""
     if request.content_type not in URLENCODED:  # these forms are never multipart
         raise FormRefused(400)
     if request.content_length is not None and request.content_length > max_bytes:
         raise FormRefused(413)
-    body = bytearray()
     try:
-        async with asyncio.timeout(FORM_TIMEOUT_S if timeout_s is None else timeout_s):
-            while chunk := await request.content.read(FORM_CHUNK_BYTES):
-                body += chunk
-                if len(body) > max_bytes:
-                    raise FormRefused(413)
+        body = await read_bounded(request, max_bytes, FORM_TIMEOUT_S)
+    except BodyTooLarge as exc:
+        raise FormRefused(413) from exc
     except TimeoutError as exc:
         raise FormRefused(408) from exc
-    request._read_bytes = bytes(body)  # what request.post() parses
+    request._read_bytes = body  # what request.post() parses
     return await request.post()
 
 
