@@ -17,7 +17,9 @@ The full run is 50 x 20,000 (1M summaries); ``CATTC_SCALE_MEMBERS=4
 CATTC_SCALE_LISTINGS=50000`` is the quicker comparison. ``CATTC_SCALE_DATABASE`` set to a
 PostgreSQL URL puts the hub on PostgreSQL (a schema of its own); members stay on SQLite.
 Everything runs on this machine's cores: members, hub and clients share them, so the
-figures carry that load.
+figures carry that load. ``CATTC_SCALE_MEMBER_NICE=10`` starts the members at that lower
+CPU priority, nearer a deployment where they run on servers of their own; the clients and
+the hub keep theirs.
 """
 
 from __future__ import annotations
@@ -52,11 +54,17 @@ LISTINGS = int(os.environ.get("CATTC_SCALE_LISTINGS", "20000"))
 DATABASE = os.environ.get("CATTC_SCALE_DATABASE", "")
 INTERVAL_S = float(os.environ.get("CATTC_SCALE_INTERVAL", "30"))
 SYNC_DEADLINE_S = float(os.environ.get("CATTC_SCALE_DEADLINE", "7200"))
+# The members at a lower CPU priority (``nice``): in a deployment they run on their own
+# servers, so that the hub's figures here carry less of their load.
+MEMBER_NICE = int(os.environ.get("CATTC_SCALE_MEMBER_NICE", "0"))
 CLIENTS = 20
 # Each configuration its own section of docs/benchmarks.md: the quick run, the full one
 # and the hub on PostgreSQL stand side by side.
 TITLE = "Fifty members, for real (issue: the hub at 100x): {} x {:,} listings{}".format(
-    MEMBERS, LISTINGS, ", the hub on PostgreSQL" if DATABASE else ""
+    MEMBERS,
+    LISTINGS,
+    (", the hub on PostgreSQL" if DATABASE else "")
+    + (f", members at nice {MEMBER_NICE}" if MEMBER_NICE else ""),
 )
 QUERIES = ["solar", "rice", "water treatment", "sensor", "", "drying", "vaccine", "battery"]
 
@@ -382,6 +390,7 @@ def _changes(members: list[dict[str, Any]], per_member: int, tag: str) -> None:
 def run() -> list[BenchResult]:
     total = MEMBERS * LISTINGS
     label = f"{MEMBERS} x {LISTINGS:,}" + (" (hub on PostgreSQL)" if DATABASE else "")
+    label += f" (members at nice {MEMBER_NICE})" if MEMBER_NICE else ""
     with tempfile.TemporaryDirectory(prefix="cattc-bench-scale-") as tmp, _hub_database() as db:
         root = Path(tmp)
         started = time.monotonic()
@@ -393,7 +402,7 @@ def run() -> list[BenchResult]:
         procs = []
         try:
             for m in members:
-                procs.append(_serve(m["dir"]))
+                procs.append(_serve(m["dir"], nice=MEMBER_NICE))
             for m in members:
                 _wait(lambda m=m: _get(m["url"] + "/healthz"), 120)
             hub_proc = _serve(hub["dir"])

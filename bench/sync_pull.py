@@ -207,12 +207,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _serve(data_dir: Path) -> subprocess.Popen[bytes]:
-    """``cattc serve DATA_DIR`` as a process; its log goes to ``DATA_DIR/serve.log``."""
+def _serve(data_dir: Path, *, nice: int = 0) -> subprocess.Popen[bytes]:
+    """``cattc serve DATA_DIR`` as a process; its log goes to ``DATA_DIR/serve.log``.
+    ``nice`` > 0 runs it (and the processes it starts) at that lower CPU priority."""
     env = serve_env()
+    command = [sys.executable, "-m", "node.cli.main", "serve", str(data_dir)]
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
     with (data_dir / "serve.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "node.cli.main", "serve", str(data_dir)],
+            command,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
