@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, func, select, tuple_
+from sqlalchemy import Engine, delete, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from node.hub import match_queue, match_snapshot
@@ -44,7 +44,7 @@ from node.hub.notice_content import (
     own_knowable,
 )
 from node.services.audiences import Membership, audience_of, membership
-from node.services.feed import post_to_outbox
+from node.services.feed import post_many_to_outbox
 from node.storage.models import (
     ChangeRow,
     ListingRow,
@@ -84,8 +84,9 @@ Stamp = tuple[int, ...]
 Holding = tuple[Stamp, dict[str, Any]]  # the view is {} when unchanged since last time
 Checkpoint = Callable[[], None]
 # Summaries whose notice-relevant part one pass keeps (a counterpart in many top lists is
-# read once per pass, not once per batch).
-KNOWABLE_CACHE = 50_000
+# read once per pass, not once per batch). Each is a parsed dict of a few KB: 50,000 of
+# them made 150 MB of the worker's memory; 5,000 cost the first re-match 6% more time.
+KNOWABLE_CACHE = 5_000
 # Seconds of encoding per pass (new pages wait for at most one such stretch before their
 # re-match begins), and listings encoded between two checkpoints (e5 takes ~0.13 s a
 # listing: a withdrawal's drop waits for half a second of it at most).
@@ -542,7 +543,6 @@ class MatchEngine:
         now = rt.clock()
         _, compiled = rt.policy.compiled()
         ctx = _Context(rt, membership(rt.engine), compiled, now)
-        done_pairs: set[tuple[str, str, str, str]] = set()  # a pair found from both sides
         refs = list(changed)
         sent = 0
         # Short transactions: a pull waiting to store its page is never kept waiting long.
@@ -559,7 +559,7 @@ class MatchEngine:
                 pairs.extend(
                     (m.request, m.candidate, m) for m in found[ref] if m.score >= MIN_SCORE
                 )
-            sent += self._send(pairs, done_pairs, ctx, stamps)
+            sent += self._send(pairs, ctx, stamps)
             checkpoint()
             if deadline is not None and time.monotonic() > deadline:
                 break
@@ -568,57 +568,57 @@ class MatchEngine:
     def _send(
         self,
         pairs: list[tuple[Ref, Ref, Match]],
-        done: set[tuple[str, str, str, str]],
         ctx: _Context,
         stamps: dict[Ref, str],
     ) -> int:
         """Notices for ``pairs`` not notified before: built and signed first, then
         written with ``stamps`` in one short transaction (a pull or a signed request
-        waiting to write is never kept waiting by the signing)."""
+        waiting to write is never kept waiting by the signing). A pair found from both
+        sides in this batch is sent once; one found by an earlier batch has its
+        ``notices_sent`` row by now, so memory stays that of one batch."""
         rt = self.rt
-        todo: list[tuple[tuple[str, str, str, str], Ref, Ref, Match]] = []
+        todo: dict[tuple[str, str, str, str], tuple[Ref, Ref, Match]] = {}
         for request, candidate, match in pairs:
             for own, other in ((request, candidate), (candidate, request)):
-                key = (own[0], own[1], other[0], other[1])
-                if key not in done:
-                    done.add(key)
-                    todo.append((key, own, other, match))
-        sent_before = _already_sent(rt.engine, [t[0] for t in todo])
-        todo = [t for t in todo if t[0] not in sent_before]
-        ctx.load([other for key, _, other, _ in todo if key[0] != rt.node_id])
-        rows: list[NoticeSentRow] = []
+                todo.setdefault((own[0], own[1], other[0], other[1]), (own, other, match))
+        sent_before = _already_sent(rt.engine, list(todo))
+        todo = {key: found for key, found in todo.items() if key not in sent_before}
+        ctx.load([other for key, (_, other, _) in todo.items() if key[0] != rt.node_id])
+        rows: list[dict[str, Any]] = []
         signed: list[tuple[str, dict[str, Any]]] = []
-        for (reader, own_id, cp_owner, cp_id), own, other, match in todo:
-            notice = None
+        for (reader, own_id, cp_owner, cp_id), (own, other, match) in todo.items():
             if reader != rt.node_id:  # the hub's own listings: 'cattc matches' on the hub
                 notice = self.notice(reader, own, other, match, ctx)
                 if notice is None:
                     continue  # the reader may not know of the counterpart: nothing is sent
                 signed.append((reader, sign_object(notice, rt.node_id, rt.keys.active)))
             rows.append(
-                NoticeSentRow(
-                    reader=reader,
-                    own_id=own_id,
-                    cp_owner=cp_owner,
-                    cp_id=cp_id,
-                    score=float(match.score),
-                    at=ctx.now,
-                )
+                {
+                    "reader": reader,
+                    "own_id": own_id,
+                    "cp_owner": cp_owner,
+                    "cp_id": cp_id,
+                    "score": float(match.score),
+                    "at": ctx.now,
+                }
             )
         if rows or stamps:
             with Session(rt.engine) as session, session.begin():
-                session.add_all(rows)
-                for reader, obj in signed:
-                    post_to_outbox(session, reader, obj, ctx.now)
+                if rows:
+                    session.execute(insert(NoticeSentRow), rows)
+                post_many_to_outbox(session, signed, ctx.now)
                 if stamps:
                     session.execute(
                         delete(MatchStampRow).where(
                             tuple_(MatchStampRow.owner, MatchStampRow.listing_id).in_(list(stamps))
                         )
                     )
-                    session.add_all(
-                        MatchStampRow(owner=o, listing_id=lid, stamp=s)
-                        for (o, lid), s in stamps.items()
+                    session.execute(
+                        insert(MatchStampRow),
+                        [
+                            {"owner": o, "listing_id": lid, "stamp": st}
+                            for (o, lid), st in stamps.items()
+                        ],
                     )
             with self.lock:
                 self.todo.difference_update(stamps)
@@ -695,10 +695,12 @@ def _change_head(session: Session) -> int:
     return int(session.scalar(select(func.max(ChangeRow.seq))) or 0)
 
 
-def _already_sent(engine: Engine, keys: list[tuple[str, str, str, str]]) -> set[tuple[str, ...]]:
+def _already_sent(
+    engine: Engine, keys: list[tuple[str, str, str, str]]
+) -> set[tuple[str, str, str, str]]:
     """Which of ``keys`` (reader, own id, counterpart owner, counterpart id) have a
     ``notices_sent`` row: one query per few hundred, by (reader, own id)."""
-    out: set[tuple[str, ...]] = set()
+    out: set[tuple[str, str, str, str]] = set()
     owns = sorted({(k[0], k[1]) for k in keys})
     for start in range(0, len(owns), LOAD_BATCH):
         chunk = owns[start : start + LOAD_BATCH]
@@ -711,7 +713,7 @@ def _already_sent(engine: Engine, keys: list[tuple[str, str, str, str]]) -> set[
                     NoticeSentRow.cp_id,
                 ).where(tuple_(NoticeSentRow.reader, NoticeSentRow.own_id).in_(chunk))
             ).all()
-        out.update(tuple(row) for row in rows)
+        out.update((row[0], row[1], row[2], row[3]) for row in rows)
     return out
 
 

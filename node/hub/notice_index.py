@@ -10,9 +10,10 @@ the gate asks the index. Migration 0011 filled it from the notices queued before
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from node.storage.models import NoticeNamedRow
@@ -31,13 +32,16 @@ def named_counterpart(obj: Any) -> tuple[str, str] | None:
     return None
 
 
-def note_queued(session: Session, outbox_id: int, reader: str, obj: dict[str, Any]) -> None:
-    """Index the object just queued for ``reader`` if it is a notice naming a listing."""
-    named = named_counterpart(obj)
-    if named is not None:
-        session.add(
-            NoticeNamedRow(outbox_id=outbox_id, reader=reader, cp_owner=named[0], cp_id=named[1])
-        )
+def note_queued(session: Session, queued: Iterable[tuple[int, str, dict[str, Any]]]) -> None:
+    """Index the objects just queued, each (outbox id, reader, object), that are notices
+    naming a listing: one insert for them all."""
+    rows = [
+        {"outbox_id": outbox_id, "reader": reader, "cp_owner": named[0], "cp_id": named[1]}
+        for outbox_id, reader, obj in queued
+        if (named := named_counterpart(obj)) is not None
+    ]
+    if rows:
+        session.execute(insert(NoticeNamedRow), rows)
 
 
 def was_named(session: Session, reader: str, owner: str, listing_id: str) -> bool:

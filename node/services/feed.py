@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -547,27 +548,48 @@ def post_to_outbox(session: Session, reader: str, obj: dict[str, Any], now: int)
 
     ObjectTooLarge if it is larger than a feed item may be (``MAX_ITEM_BYTES``): the
     caller's transaction then fails, and nothing of it is queued."""
-    data = canonical_bytes(obj)
-    if len(data) > MAX_ITEM_BYTES:
-        raise ObjectTooLarge(
-            f"{obj.get('type', 'object')} for {reader} is {len(data)} bytes; a feed item may "
-            f"be at most {MAX_ITEM_BYTES} bytes"
+    return post_many_to_outbox(session, [(reader, obj)], now)[0]
+
+
+def post_many_to_outbox(
+    session: Session, items: Sequence[tuple[str, dict[str, Any]]], now: int
+) -> list[int]:
+    """Queue signed objects, each (reader, object), in this order; their outbox ids.
+    One insert each for the outbox rows, their change log entries and the notice index,
+    whatever their number (a re-match queues thousands). ObjectTooLarge as
+    ``post_to_outbox``, before anything is written."""
+    rows: list[dict[str, Any]] = []
+    for reader, obj in items:
+        data = canonical_bytes(obj)
+        if len(data) > MAX_ITEM_BYTES:
+            raise ObjectTooLarge(
+                f"{obj.get('type', 'object')} for {reader} is {len(data)} bytes; a feed item "
+                f"may be at most {MAX_ITEM_BYTES} bytes"
+            )
+        # Stored as the bytes the feed sends (canonical JSON is JSON: readers parse it alike).
+        rows.append(
+            {"reader": reader, "type": str(obj["type"]), "created": now, "obj": data.decode()}
         )
-    # Stored as the bytes the feed sends (canonical JSON is JSON: readers parse it alike).
-    row = OutboxRow(reader=reader, type=str(obj["type"]), created=now, obj=data.decode("utf-8"))
-    session.add(row)
-    session.flush()
+    if not rows:
+        return []
+    ids = list(
+        session.scalars(
+            insert(OutboxRow).returning(OutboxRow.id, sort_by_parameter_order=True), rows
+        )
+    )
     session.execute(
         insert(ChangeRow),
         [
             {
-                "listing_id": f"{OUTBOX_PREFIX}{row.id}",
+                "listing_id": f"{OUTBOX_PREFIX}{outbox_id}",
                 "version": 1,
                 "kind": "outbox",
                 "at": now,
                 "reader": reader,
             }
+            for outbox_id, (reader, _) in zip(ids, items, strict=True)
         ],
     )
-    note_queued(session, row.id, reader, obj)  # a notice naming a listing: the EoI gate's index
-    return row.id
+    # A notice naming a listing: the EoI gate's index.
+    note_queued(session, ((i, reader, obj) for i, (reader, obj) in zip(ids, items, strict=True)))
+    return ids

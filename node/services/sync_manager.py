@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from node.runtime import NodeRuntime
 
 logger = logging.getLogger(__name__)
+SKIPPED_RUN = "maximum number of running instances reached"
 IDENTITY_REFETCH_MS = 60_000
 MAX_PULLS = 4  # peers pulled at once: the rest wait their turn
 # Runs that follow a run cut short by its time or page budget, before the peer waits for
@@ -48,6 +49,26 @@ PRESIGN_INTERVAL_S = 2.0
 NOTIFY_SPACING_S = 1.0
 DIRECTORY_REFETCH_MS = 10_000
 
+
+
+class SkippedRuns(logging.Filter):
+    """APScheduler logs a WARNING when a job's time comes while its last run is still
+    going. For the node's jobs that is the design: a long pull (a first sync) outlasts
+    its interval and the next waits for it, as a pre-signing pass may. Such a line is
+    logged as INFO, and only where INFO is logged at all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and SKIPPED_RUN in str(record.msg):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
+def quiet_skipped_runs() -> None:
+    """Install ``SkippedRuns`` on APScheduler's scheduler logger (once)."""
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, SkippedRuns) for f in scheduler_log.filters):
+        scheduler_log.addFilter(SkippedRuns())
 
 class NodeKeySource:
     def __init__(self, rt: NodeRuntime, session: aiohttp.ClientSession) -> None:
@@ -302,6 +323,7 @@ class SyncManager:
 
     # -- schedule ---------------------------------------------------------------------
     def start(self) -> None:
+        quiet_skipped_runs()
         cfg = self.rt.config
         self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self.scheduler.add_job(

@@ -1,0 +1,84 @@
+"""A job whose time comes while its last run still goes (a long first sync outlasting its
+interval) is the scheduler's design here, not a warning: ``SkippedRuns`` logs it as INFO."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from node.services.sync_manager import SKIPPED_RUN, quiet_skipped_runs
+
+SCHEDULER_LOG = "apscheduler.scheduler"
+
+
+async def _skip_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A real scheduler whose 50 ms job runs for 2 s: its next times are skipped."""
+    release = asyncio.Event()
+
+    async def long_pull() -> None:
+        await release.wait()
+
+    scheduler = AsyncIOScheduler(timezone=dt.UTC)
+    scheduler.add_job(
+        long_pull,
+        IntervalTrigger(seconds=0.05, timezone=dt.UTC),
+        max_instances=1,
+        next_run_time=dt.datetime.now(dt.UTC),
+    )
+    scheduler.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not any(SKIPPED_RUN in r.getMessage() for r in caplog.records):
+            assert asyncio.get_running_loop().time() < deadline, "no run was skipped"
+            await asyncio.sleep(0.02)
+    finally:
+        release.set()
+        scheduler.shutdown(wait=False)
+
+
+async def test_a_skipped_run_is_info_not_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    quiet_skipped_runs()
+    quiet_skipped_runs()  # installed once however often the node starts its scheduler
+    assert len(logging.getLogger(SCHEDULER_LOG).filters) == 1
+    caplog.set_level(logging.INFO, logger=SCHEDULER_LOG)
+    await _skip_once(caplog)
+    skipped = [r for r in caplog.records if SKIPPED_RUN in r.getMessage()]
+    assert {r.levelname for r in skipped} == {"INFO"}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_skipped_run_is_not_logged_where_info_is_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    quiet_skipped_runs()
+    caplog.set_level(logging.DEBUG, logger=SCHEDULER_LOG)
+    await _skip_once(caplog)  # at DEBUG, the skip is seen (as INFO)
+    caplog.clear()
+    caplog.set_level(logging.WARNING, logger=SCHEDULER_LOG)
+    record = logging.LogRecord(
+        SCHEDULER_LOG,
+        logging.WARNING,
+        __file__,
+        1,
+        f'Execution of job "x" skipped: {SKIPPED_RUN} (1)',
+        None,
+        None,
+    )
+    logging.getLogger(SCHEDULER_LOG).handle(record)
+    assert not caplog.records
+    other = logging.LogRecord(
+        SCHEDULER_LOG,
+        logging.WARNING,
+        __file__,
+        1,
+        "Run time of job was missed by 0:00:01",
+        None,
+        None,
+    )
+    logging.getLogger(SCHEDULER_LOG).handle(other)
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
