@@ -50,7 +50,6 @@ NOTIFY_SPACING_S = 1.0
 DIRECTORY_REFETCH_MS = 10_000
 
 
-
 class SkippedRuns(logging.Filter):
     """APScheduler logs a WARNING when a job's time comes while its last run is still
     going. For the node's jobs that is the design: a long pull (a first sync) outlasts
@@ -69,6 +68,7 @@ def quiet_skipped_runs() -> None:
     scheduler_log = logging.getLogger("apscheduler.scheduler")
     if not any(isinstance(f, SkippedRuns) for f in scheduler_log.filters):
         scheduler_log.addFilter(SkippedRuns())
+
 
 class NodeKeySource:
     def __init__(self, rt: NodeRuntime, session: aiohttp.ClientSession) -> None:
