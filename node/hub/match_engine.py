@@ -29,6 +29,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -729,7 +730,7 @@ class _Context:
         self.now = now
         self.countries = {m.node_id: m.country for m in rt.directory.members()}
         self._audiences: dict[str, Audience] = {}
-        self._summaries: dict[Ref, dict[str, Any] | None] = {}
+        self._summaries: OrderedDict[Ref, dict[str, Any] | None] = OrderedDict()
         self._records: dict[str, dict[str, Any] | None] = {}
 
     def audience(self, node_id: str) -> Audience:
@@ -740,10 +741,13 @@ class _Context:
     def load(self, refs: Iterable[Ref]) -> None:
         """Read what notices may tell of the held summaries ``refs`` (``knowable_part``)
         that this pass has not read yet, in one query per few hundred; at most
-        ``KNOWABLE_CACHE`` are kept."""
-        remote = sorted({r for r in refs if r[0] != self.rt.node_id} - self._summaries.keys())
-        if len(self._summaries) + len(remote) > KNOWABLE_CACHE:
-            self._summaries.clear()
+        ``KNOWABLE_CACHE`` are kept, those wanted least recently dropped first."""
+        wanted = {r for r in refs if r[0] != self.rt.node_id}
+        for ref in wanted & self._summaries.keys():
+            self._summaries.move_to_end(ref)  # the least recently wanted leave first
+        remote = sorted(wanted - self._summaries.keys())
+        while self._summaries and len(self._summaries) + len(remote) > KNOWABLE_CACHE:
+            self._summaries.popitem(last=False)
         for start in range(0, len(remote), LOAD_BATCH):
             chunk = remote[start : start + LOAD_BATCH]
             texts = signed_texts(self.rt.engine, chunk)

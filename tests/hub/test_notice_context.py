@@ -1,0 +1,44 @@
+"""What a re-match pass keeps of the counterparts its notices tell of is bounded
+(``KNOWABLE_CACHE``), whatever the hub holds: the least recently wanted leave first, and
+one read again is read as it is held."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from node.hub import match_engine
+from node.hub.match_engine import _Context
+from node.services.audiences import membership
+from node.storage.models import RemoteListingRow
+from tests.federation.network import NodeFactory
+from tests.hub.helpers import start_hub_network
+
+
+async def test_the_pass_keeps_a_bounded_number_of_counterparts(
+    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = await start_hub_network(node_factory, ("th",))
+    run = await net.hub.sync.sync_peer("th", force=True)
+    assert run is not None and run.error is None, run
+    rt = net.hub.runtime
+    with Session(rt.engine) as session:
+        rows = session.execute(select(RemoteListingRow.origin, RemoteListingRow.listing_id))
+        held = sorted((origin, lid) for origin, lid in rows)
+    assert len(held) >= 5, "the sample holds listings"
+    a, b, c, d, e = held[:5]
+    fresh = _Context(rt, membership(rt.engine), rt.policy.compiled()[1], rt.clock())
+    told = {ref: fresh.summary(ref) for ref in (a, b, c, d, e)}
+    assert all(told.values()), "each held summary has something a notice may tell"
+
+    monkeypatch.setattr(match_engine, "KNOWABLE_CACHE", 3)
+    ctx = _Context(rt, membership(rt.engine), rt.policy.compiled()[1], rt.clock())
+    ctx.load([a, b, c])
+    ctx.load([a, d])  # a is wanted again: b, wanted least recently, leaves
+    assert list(ctx._summaries) == [c, a, d]
+    ctx.load([e, e])
+    assert list(ctx._summaries) == [a, d, e]
+    assert ctx.summary(b) == told[b]  # read again, as held
+    assert len(ctx._summaries) == 3
+    assert {ref: ctx.summary(ref) for ref in (a, b, c, d, e)} == told
