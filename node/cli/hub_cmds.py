@@ -145,9 +145,7 @@ def _matches_here(rt: NodeRuntime, limit: int) -> list[dict[str, Any]]:
 
     service = MatchingService(rt)
     service.refresh()
-    found = sorted(
-        (m for ms in service.top(k=3).values() for m in ms), key=lambda m: (-m.score, m.request)
-    )[:limit]
+    found = service.best(limit, k=3)
     return [
         {
             "request": f"{m.request[0]}/{m.request[1]}",

@@ -317,7 +317,8 @@ class HubMatching:
 
     async def _fetch_now(self, k: int) -> list[Match]:
         service, mark = self.service, self._mark()  # before: a change meanwhile asks again
-        ordered = await self.rt.run(_best_pairs, service, k)  # a big sort: off the loop
+        # Waited for in a thread: the worker answers between the batches of a re-match.
+        ordered = await self.rt.run(service.best, LIST_ROWS, k)
         self._lists[k] = _Lists(ordered, mark, time.monotonic(), service)
         return ordered
 
@@ -381,14 +382,6 @@ async def call_leader(
     ) as resp:
         resp.raise_for_status()
         return await resp.json()
-
-
-def _best_pairs(service: MatchingService, k: int) -> list[Match]:
-    """The best ``LIST_ROWS`` pairs of the matcher's top ``k`` lists, best first."""
-    top = service.top(k)
-    return sorted(
-        (m for found in top.values() for m in found), key=lambda m: (-m.score, m.request)
-    )[:LIST_ROWS]
 
 
 def _refs(body: Any) -> list[Ref]:

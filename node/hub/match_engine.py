@@ -475,6 +475,11 @@ class MatchEngine:
         with self.lock:
             return dict(self.matcher.top_matches(k=k))
 
+    def best(self, limit: int, k: int = TOP_K) -> list[Match]:
+        """The best ``limit`` pairs of the top ``k`` lists, best first (``best_matches``)."""
+        with self.lock:
+            return self.matcher.best_matches(limit, k=k)
+
     # -- what is left to do ------------------------------------------------------------
     def stamp(self, ref: Ref) -> str:
         return ":".join([self.scoring, *(str(part) for part in self.versions[ref])])

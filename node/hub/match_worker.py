@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 # Answered between the batches of a re-match: ``drop`` takes retracted listings out of
 # every match list at once, not after the pass in progress.
-QUERIES = frozenset({"top", "matches_for", "status", "drop"})
+QUERIES = frozenset({"top", "best", "matches_for", "status", "drop"})
 METHODS = QUERIES | {"after_sync", "refresh"}
 Request = tuple[int, str, tuple[Any, ...], int]  # call id, method, arguments, clock (ms)
 STOP_WAIT_S = 2.0  # after SIGTERM, before SIGKILL

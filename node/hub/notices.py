@@ -79,6 +79,12 @@ class MatchingService:
         result: dict[Ref, list[Match]] = self._call("top", k)
         return result
 
+    def best(self, limit: int, k: int = TOP_K) -> list[Match]:
+        """The best ``limit`` pairs of the top ``k`` lists, best first: the matcher
+        explains and sends those alone, however many requests it holds."""
+        result: list[Match] = self._call("best", limit, k)
+        return result
+
     def status(self) -> dict[str, Any]:
         """Listings held and still to match, and the scoring they are matched with."""
         result: dict[str, Any] = self._call("status")

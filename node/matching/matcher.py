@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from node.matching.bulk import MANY_PAIRS, exact_top, many_vs_all, one_vs_all, rescore, top_indices
 from node.matching.concepts import ConceptLexicon, default_lexicon
@@ -442,14 +443,45 @@ class Matcher:
     ) -> dict[Ref, list[Match]]:
         """The best ``k`` candidates of every live, unexpired request that has any."""
         slots, scores, cand_kinds = self.top_pairs(k, kinds)
+        rows = self._as_matches(slots, scores, cand_kinds, np.isfinite(scores))
+        out: dict[Ref, list[Match]] = {}
+        for row in sorted(rows):
+            out[rows[row][0].request] = sorted(rows[row], key=lambda m: -m.score)
+        return out
+
+    def best_matches(
+        self, limit: int, k: int = 10, kinds: Collection[str] = CANDIDATE_KINDS
+    ) -> list[Match]:
+        """The best ``limit`` pairs of all the top ``k`` lists (``top_matches``), best
+        first, ties by request: only those pairs (and the ties at the cut) are explained,
+        so that memory follows ``limit``, not the number of requests held."""
+        slots, scores, cand_kinds = self.top_pairs(k, kinds)
+        keep = np.isfinite(scores)
+        finite = scores[keep]
+        if len(finite) > limit > 0:
+            cut = np.partition(finite, len(finite) - limit)[len(finite) - limit]
+            # Match scores are rounded to 4 places: keep whatever may round to the cut.
+            keep &= scores >= cut - 1e-4
+        elif limit <= 0:
+            keep[:] = False
+        rows = self._as_matches(slots, scores, cand_kinds, keep)
+        found = [m for matches in rows.values() for m in matches]
+        return sorted(found, key=lambda m: (-m.score, m.request))[: max(limit, 0)]
+
+    def _as_matches(
+        self,
+        slots: IntArray,
+        scores: FloatArray,
+        cand_kinds: list[list[str]],
+        keep: npt.NDArray[np.bool_],
+    ) -> dict[int, list[Match]]:
+        """The pairs of ``top_pairs`` where ``keep`` holds, as matches, by request row."""
         requests = self.stores["request"]
         live = self._live_requests()
         picked: dict[str, list[tuple[int, int, int, float]]] = {}
-        for row, req_slot in enumerate(live):
-            for j, score in enumerate(scores[row]):
-                if np.isfinite(score):
-                    entry = (row, int(req_slot), int(slots[row, j]), float(score))
-                    picked.setdefault(cand_kinds[row][j], []).append(entry)
+        for row, j in zip(*np.nonzero(keep), strict=True):
+            entry = (int(row), int(live[row]), int(slots[row, j]), float(scores[row, j]))
+            picked.setdefault(cand_kinds[row][j], []).append(entry)
         rows: dict[int, list[Match]] = {}
         for kind, entries in picked.items():
             ri = np.array([e[1] for e in entries], dtype=np.int64)
@@ -458,10 +490,7 @@ class Matcher:
             for idx, (row, req_slot, cand_slot, score) in enumerate(entries):
                 match = self._match(req_slot, kind, cand_slot, score, scored, idx)
                 rows.setdefault(row, []).append(match)
-        out: dict[Ref, list[Match]] = {}
-        for row in sorted(rows):
-            out[rows[row][0].request] = sorted(rows[row], key=lambda m: -m.score)
-        return out
+        return rows
 
     def top_pairs(
         self, k: int = 10, kinds: Collection[str] = CANDIDATE_KINDS

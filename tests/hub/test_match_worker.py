@@ -105,6 +105,11 @@ async def test_the_worker_finds_what_the_matcher_in_process_finds(
     local = MatchingService(net.hub.runtime)
     local.refresh()
     assert pairs(local.top(k=5)) == pairs(in_worker)
+    # The best pairs of all lists: the worker explains and sends those alone.
+    every = sorted(
+        (m for ms in in_worker.values() for m in ms), key=lambda m: (-m.score, m.request)
+    )
+    assert service.best(20, k=5) == local.best(20, k=5) == every[:20]
     ref = next(iter(in_worker))
     assert service.matches_for(ref) == local.matches_for(ref)
     status = service.status()
