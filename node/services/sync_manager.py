@@ -244,6 +244,16 @@ class SyncManager:
                 break
             run = again
             applied = applied or bool(run.applied or run.retracted)
+        # Caught up, and no other pull running: the verify workers are not kept waiting
+        # for the next long pull (a first sync is over; what follows is small pages).
+        caught_up = run is not None and not run.more and run.error is None
+        pool = self.reader.pool
+        if (
+            caught_up
+            and pool is not None
+            and not any(other.locked() for other in self._locks.values())
+        ):
+            pool.release()
         # After the pull, outside its lock: a notify that comes while the hub re-matches
         # is pulled at once, not after the matching.
         if applied:

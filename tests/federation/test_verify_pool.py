@@ -138,6 +138,30 @@ async def test_a_short_pull_starts_no_process(hub: RunningNode) -> None:
         pool.close()
 
 
+async def test_a_pull_that_caught_up_stops_the_workers_unless_another_pull_runs(
+    hub: RunningNode, fake_th: FakePeer
+) -> None:
+    """The workers of a long pull are not kept ``idle_s`` once every pull has caught up:
+    what follows a first sync is small pages, checked in-process."""
+    items, _ = mixed_items()
+    fake_th.pages[None] = feed_page(items, after=None, next_cursor="c1", more=True)
+    fake_th.pages["c1"] = feed_page([], after="c1", next_cursor="c2")
+    fake_th.pages["c2"] = feed_page([], after="c2", next_cursor="c2")  # nothing new since
+    pool = VerifyPool(2, min_items=1, min_backlog=0, idle_s=3600)
+    hub.sync.reader.pool = pool
+    other = hub.sync._locks.setdefault("vn", asyncio.Lock())
+    try:
+        async with other:  # vn's pull still going: the workers stay
+            run = await hub.sync.sync_peer("th", force=True)
+            assert run is not None and run.error is None and not run.more, run
+            assert pool.running
+        run = await hub.sync.sync_peer("th", force=True)  # caught up, alone: they stop
+        assert run is not None and run.error is None, run
+        assert not pool.running
+    finally:
+        pool.close()
+
+
 async def test_a_reader_with_a_pool_quarantines_bad_items_and_applies_the_rest(
     hub: RunningNode, fake_th: FakePeer
 ) -> None:
