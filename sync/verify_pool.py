@@ -124,10 +124,9 @@ class VerifyPool:
     def release(self) -> None:
         """Stop the workers now, not ``idle_s`` later, unless a page is being checked:
         the pulls that needed them have caught up (their 130 MB each are back at once)."""
-        if self._busy == 0 and self._executor is not None:
-            if self._idle is not None:
-                self._idle.cancel()
-            self._stop_if_idle()
+        if self._idle is not None:  # set only while nothing is checked
+            self._idle.cancel()
+        self._stop_if_idle()
 
     def _pool(self) -> Executor:
         if self._executor is None:

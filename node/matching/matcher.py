@@ -455,18 +455,18 @@ class Matcher:
         """The best ``limit`` pairs of all the top ``k`` lists (``top_matches``), best
         first, ties by request: only those pairs (and the ties at the cut) are explained,
         so that memory follows ``limit``, not the number of requests held."""
+        if limit <= 0:
+            return []
         slots, scores, cand_kinds = self.top_pairs(k, kinds)
         keep = np.isfinite(scores)
         finite = scores[keep]
-        if len(finite) > limit > 0:
+        if len(finite) > limit:
             cut = np.partition(finite, len(finite) - limit)[len(finite) - limit]
             # Match scores are rounded to 4 places: keep whatever may round to the cut.
             keep &= scores >= cut - 1e-4
-        elif limit <= 0:
-            keep[:] = False
         rows = self._as_matches(slots, scores, cand_kinds, keep)
         found = [m for matches in rows.values() for m in matches]
-        return sorted(found, key=lambda m: (-m.score, m.request))[: max(limit, 0)]
+        return sorted(found, key=lambda m: (-m.score, m.request))[:limit]
 
     def _as_matches(
         self,
