@@ -105,22 +105,46 @@ def _bounded_top(lower: Floats, upper: Floats, k: int) -> Ints:
 def pair_sims(
     rs: KindStore, ri: Ints, cs: KindStore, ci: Ints
 ) -> tuple[dict[str, Floats], Floats | None]:
-    """Sparse cosines (and the embedding cosine) of arbitrary pairs."""
-    sims = {
-        space: rowwise_dots(rs.sparse[space].matrix(), ri, cs.sparse[space].matrix(), ci)
-        for space in SPACES
-    }
+    """Sparse cosines (and the embedding cosine) of arbitrary pairs. From the whole-store
+    matrices when a bulk ranking has built them, else from the rows the pairs name alone:
+    a few thousand pairs do not build (and keep) a matrix of every listing."""
+    sims = {}
+    for space in SPACES:
+        a, a_i = _rows_of(rs.sparse[space], ri)
+        b, b_i = _rows_of(cs.sparse[space], ci)
+        sims[space] = rowwise_dots(a, a_i, b, b_i)
     semantic = None
     if rs.dense is not None and cs.dense is not None:
         semantic = np.einsum("ij,ij->i", rs.dense.view[ri], cs.dense.view[ci]).astype(np.float32)
     return sims, semantic
 
 
+def _rows_of(rows: SparseRows, slots: Ints) -> tuple[sp.csr_matrix, Ints]:
+    """A weighed matrix holding the rows ``slots`` and each slot's row in it."""
+    built = rows.built()
+    if built is not None:
+        return built, slots
+    wanted, where = np.unique(slots, return_inverse=True)
+    return rows.weighed(wanted), where.reshape(-1).astype(np.int64)
+
+
 def exact_top(
     rs: KindStore, req_slots: Ints, cs: KindStore, k: int, now_ms: int
 ) -> tuple[Ints, Floats]:
     """Top ``k`` candidate slots (-1 where fewer) and scores (-inf) for each request slot,
-    scoring every pair exactly, in blocks of requests."""
+    scoring every pair exactly, in blocks of requests; the whole-store matrices it
+    builds are dropped when it is done, as ``ivf.shortlist_top``'s are."""
+    try:
+        return _exact_top(rs, req_slots, cs, k, now_ms)
+    finally:
+        for space in SPACES:
+            rs.sparse[space].release()
+            cs.sparse[space].release()
+
+
+def _exact_top(
+    rs: KindStore, req_slots: Ints, cs: KindStore, k: int, now_ms: int
+) -> tuple[Ints, Floats]:
     cand = cs.live_slots()
     out_slots = np.full((len(req_slots), k), -1, dtype=np.int64)
     out_scores = np.full((len(req_slots), k), -np.inf, dtype=np.float32)

@@ -24,7 +24,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from node.matching.bulk import rescore
 from node.matching.scoring import FIT_FLOOR, combine_fit, fit_components, violations
-from node.matching.store import KindStore
+from node.matching.store import SPACES, KindStore
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -165,7 +165,28 @@ def shortlist_top(
     shortlist: int = 40,
     seed: int = 0,
 ) -> tuple[Ints, Floats]:
-    """Top ``k`` candidate slots and exact scores per request, via a sketch shortlist."""
+    """Top ``k`` candidate slots and exact scores per request, via a sketch shortlist.
+    The whole-store matrices it builds are dropped when it is done: held after, they were
+    a second copy of every listing's terms (~80 MB at 68,000 listings) in the worker."""
+    try:
+        return _shortlist_top(rs, req_slots, cs, k, now_ms, dims, probes, shortlist, seed)
+    finally:
+        for space in SPACES:
+            rs.sparse[space].release()
+            cs.sparse[space].release()
+
+
+def _shortlist_top(
+    rs: KindStore,
+    req_slots: Ints,
+    cs: KindStore,
+    k: int,
+    now_ms: int,
+    dims: int,
+    probes: int,
+    shortlist: int,
+    seed: int,
+) -> tuple[Ints, Floats]:
     cand = cs.live_slots()
     n_r = len(req_slots)
     out_slots = np.full((n_r, k), -1, dtype=np.int64)
@@ -214,7 +235,7 @@ def shortlist_top(
         if len(sel):
             exact[sel], _ = rescore(rs, req_slots[ri[sel]], cs, cand[ci[sel]], now_ms)
 
-    for space in ("text", "concepts", "ngrams"):  # build once, before the threads share them
+    for space in SPACES:  # build once, before the threads share them
         rs.sparse[space].matrix()
         cs.sparse[space].matrix()
     with ThreadPoolExecutor(max_workers=THREADS) as pool:  # sparsetools drop the GIL

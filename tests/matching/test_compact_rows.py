@@ -79,3 +79,35 @@ def test_spellings_survive_compaction() -> None:
     assert m.stores["offer"].surface(0) == []  # candidates keep no spellings
     m.compact()
     assert m.matches_for_many(refs) == before
+
+
+def test_weighing_the_rows_a_few_pairs_name_gives_the_whole_matrix_numbers() -> None:
+    """Pairs scored without the whole-store matrix (``pair_sims`` after a bulk ranking
+    dropped it) get bit for bit the cosines they get from it."""
+    from node.matching.bulk import pair_sims
+
+    m = Matcher(NOW)
+    m.upsert_many(sample_views())
+    rs, cs = m.stores["request"], m.stores["offer"]
+    rng = np.random.default_rng(7)
+    ri = rng.choice(rs.live_slots(), 300)
+    ci = rng.choice(cs.live_slots(), 300)
+    for space in ("text", "concepts", "ngrams"):
+        rows = rs.sparse[space]
+        rows.release()
+        assert rows.built() is None
+        picked = np.unique(ri)
+        whole = rows.matrix()
+        kept = rows.built()
+        assert kept is not None and kept.nnz == whole.nnz
+        part = rows.weighed(picked)
+        assert np.array_equal(part.toarray(), whole[picked].toarray())
+    built, _ = pair_sims(rs, ri, cs, ci)
+    for space in ("text", "concepts", "ngrams"):
+        rs.sparse[space].release()
+        cs.sparse[space].release()
+    compact, _ = pair_sims(rs, ri, cs, ci)
+    assert all(rs.sparse[s].built() is None for s in ("text", "concepts", "ngrams"))
+    for space in ("text", "concepts", "ngrams"):
+        assert (built[space] > 0).sum() > 10
+        assert np.array_equal(compact[space], built[space]), space

@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from node.matching import Matcher, bulk, ivf
+from node.matching import Matcher, bulk, index, ivf
 from tests.matching.helpers import NOW, offer, request, sample_views
 
 WORDS = ["solar", "pump", "rice", "drying", "water", "filter", "cassava", "biogas", "kiln", "mill"]
@@ -73,6 +73,33 @@ def test_shortlist_peak_with_listings_alike_is_bounded() -> None:
         tracemalloc.stop()
     assert (slots >= 0).all()
     assert peak < 60_000_000, f"shortlist peak {peak / 1e6:.0f} MB"
+
+
+def test_a_shortlist_ranking_keeps_no_whole_store_matrix() -> None:
+    """The bulk ranking builds each side's weighed matrix for its threads and drops it
+    when done: kept, it was a second copy of every listing's terms in the worker."""
+    m = Matcher(NOW)
+    m.upsert_many(_listings(300))
+    rs, cs = m.stores["request"], m.stores["offer"]
+    slots, _ = ivf.shortlist_top(rs, rs.live_slots(), cs, 10, NOW)
+    assert (slots >= 0).all()
+    for space in ("text", "concepts", "ngrams"):
+        assert rs.sparse[space].built() is None and cs.sparse[space].built() is None
+    # Explaining a few pairs afterwards weighs their rows alone.
+    assert len(m.best_matches(5)) == 5
+    assert all(rs.sparse[s].built() is None for s in ("text", "concepts", "ngrams"))
+
+
+def test_rowwise_dots_cut_in_small_chunks_gives_the_same_numbers() -> None:
+    m = Matcher(NOW)
+    m.upsert_many(_listings(200))
+    a = m.stores["request"].sparse["ngrams"].matrix()
+    b = m.stores["offer"].sparse["ngrams"].matrix()
+    rng = np.random.default_rng(5)
+    ai, bi = rng.integers(0, a.shape[0], 1_000), rng.integers(0, b.shape[0], 1_000)
+    whole = index.rowwise_dots(a, ai, b, bi, chunk=1_000)
+    assert (whole > 0).sum() > 100
+    assert np.array_equal(index.rowwise_dots(a, ai, b, bi, chunk=7), whole)
 
 
 def test_release_memory_gives_freed_heap_back() -> None:
