@@ -113,10 +113,15 @@ def pair_sims(
         a, a_i = _rows_of(rs.sparse[space], ri)
         b, b_i = _rows_of(cs.sparse[space], ci)
         sims[space] = rowwise_dots(a, a_i, b, b_i)
-    semantic = None
-    if rs.dense is not None and cs.dense is not None:
-        semantic = np.einsum("ij,ij->i", rs.dense.view[ri], cs.dense.view[ci]).astype(np.float32)
-    return sims, semantic
+    return sims, dense_sims(rs, ri, cs, ci)
+
+
+def dense_sims(rs: KindStore, ri: Ints, cs: KindStore, ci: Ints) -> Floats | None:
+    """The embedding cosine of arbitrary pairs; None without embeddings on both sides."""
+    if rs.dense is None or cs.dense is None:
+        return None
+    out: Floats = np.einsum("ij,ij->i", rs.dense.view[ri], cs.dense.view[ci]).astype(np.float32)
+    return out
 
 
 def _rows_of(rows: SparseRows, slots: Ints) -> tuple[sp.csr_matrix, Ints]:
@@ -178,9 +183,20 @@ def _exact_top(
     return out_slots, out_scores
 
 
-def rescore(rs: KindStore, ri: Ints, cs: KindStore, ci: Ints, now_ms: int) -> tuple[Floats, Scored]:
-    """Exact scores of a shortlist of pairs; excluded pairs get -inf."""
-    sims, semantic = pair_sims(rs, ri, cs, ci)
+def rescore(
+    rs: KindStore,
+    ri: Ints,
+    cs: KindStore,
+    ci: Ints,
+    now_ms: int,
+    sims: dict[str, Floats] | None = None,
+) -> tuple[Floats, Scored]:
+    """Exact scores of a shortlist of pairs; excluded pairs get -inf. ``sims``: the pairs'
+    sparse cosines when the caller has them (``pair_sims``' first part)."""
+    if sims is None:
+        sims, semantic = pair_sims(rs, ri, cs, ci)
+    else:
+        semantic = dense_sims(rs, ri, cs, ci)
     scored = score_pairs(rs, ri, cs, ci, sims, now_ms, semantic)
     return np.where(scored.allowed, scored.score, -np.inf).astype(np.float32), scored
 

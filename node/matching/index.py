@@ -167,7 +167,15 @@ class SparseRows:
     ) -> sp.csr_matrix:
         """Raw tf rows from ``first`` on (or the rows ``slots``) as a CSR of ``n_cols``."""
         if slots is not None:
-            return csr_rows([self.row(int(s)) for s in slots], n_cols)
+            starts = self._indptr.view[slots]
+            lengths = self._indptr.view[slots + 1] - starts
+            indptr = np.zeros(len(slots) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=indptr[1:])
+            take = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+            return sp.csr_matrix(
+                (self._decode(self._data.view[take]), self._indices.view[take], indptr),
+                shape=(len(slots), n_cols),
+            )
         indptr = self._indptr.view[first:] - self._indptr.view[first]
         start = int(self._indptr.view[first])
         return sp.csr_matrix(
@@ -240,17 +248,6 @@ def _weigh(tf: sp.csr_matrix, idf: npt.NDArray[np.float64]) -> sp.csr_matrix:
     out = sp.csr_matrix((data, tf.indices.copy(), indptr - indptr[0]), shape=tf.shape)
     out.sort_indices()
     return out
-
-
-def csr_rows(rows: list[tuple[npt.NDArray[np.int32], FloatArray]], n_cols: int) -> sp.csr_matrix:
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    if rows:
-        indptr[1:] = np.cumsum([len(c) for c, _ in rows])
-        indices = np.concatenate([c for c, _ in rows]) if indptr[-1] else np.empty(0, np.int32)
-        data = np.concatenate([v for _, v in rows]) if indptr[-1] else np.empty(0, np.float32)
-    else:
-        indices, data = np.empty(0, np.int32), np.empty(0, np.float32)
-    return sp.csr_matrix((data, indices, indptr), shape=(len(rows), n_cols))
 
 
 def _grown(size: int) -> int:

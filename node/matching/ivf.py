@@ -16,6 +16,8 @@ for exact scores. Two stages instead:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,6 +25,7 @@ import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from node.matching.bulk import rescore
+from node.matching.index import rowwise_dots
 from node.matching.scoring import FIT_FLOOR, combine_fit, fit_components, violations
 from node.matching.store import SPACES, KindStore
 
@@ -31,6 +34,7 @@ Ints = npt.NDArray[np.int64]
 
 SKETCH_DIMS = 64
 SAMPLE_ROWS = 20_000
+SKETCH_ROWS = 20_000  # listings projected onto the sketch basis at a time
 KMEANS_ITERATIONS = 6
 CONCEPT_WEIGHT = 0.7
 RESCORE_CHUNK = 100_000
@@ -47,9 +51,20 @@ def _pad(m: sp.csr_matrix, width: int) -> sp.csr_matrix:
 
 
 def _sparse_side(store: KindStore, slots: Ints, widths: tuple[int, int]) -> sp.csr_matrix:
-    text = _pad(store.sparse["text"].matrix(), widths[0])[slots]
-    concepts = _pad(store.sparse["concepts"].matrix(), widths[1])[slots]
+    """The weighed text and concept rows of ``slots`` side by side (rows weighed alone:
+    no matrix of every listing is built)."""
+    text = _pad(store.sparse["text"].weighed(slots), widths[0])
+    concepts = _pad(store.sparse["concepts"].weighed(slots), widths[1])
     return sp.hstack([text, CONCEPT_WEIGHT * concepts], format="csr")
+
+
+def _project(store: KindStore, slots: Ints, widths: tuple[int, int], basis: Floats) -> Floats:
+    """``_sparse_side(slots) @ basis.T``, ``SKETCH_ROWS`` rows at a time."""
+    out = np.empty((len(slots), basis.shape[0]), dtype=np.float32)
+    for start in range(0, len(slots), SKETCH_ROWS):
+        block = _sparse_side(store, slots[start : start + SKETCH_ROWS], widths)
+        out[start : start + SKETCH_ROWS] = np.asarray(block @ basis.T, dtype=np.float32)
+    return out
 
 
 def _basis(sample: sp.csr_matrix, dims: int, rng: np.random.Generator) -> Floats:
@@ -77,15 +92,13 @@ def sketches(
     """Dense, normalised sketches of the requests and the candidates."""
     rng = np.random.default_rng(seed)
     widths = (
-        max(rs.sparse["text"].matrix().shape[1], cs.sparse["text"].matrix().shape[1]),
-        max(rs.sparse["concepts"].matrix().shape[1], cs.sparse["concepts"].matrix().shape[1]),
+        max(len(rs.sparse["text"].vocab.idf()), len(cs.sparse["text"].vocab.idf())),
+        max(len(rs.sparse["concepts"].vocab.idf()), len(cs.sparse["concepts"].vocab.idf())),
     )
-    cand_m = _sparse_side(cs, cand, widths)
-    req_m = _sparse_side(rs, req_slots, widths)
     pick = rng.choice(len(cand), size=min(SAMPLE_ROWS, len(cand)), replace=False)
-    basis = _basis(cand_m[np.sort(pick)], dims, rng)
-    parts_c = [np.asarray(cand_m @ basis.T, dtype=np.float32)]
-    parts_r = [np.asarray(req_m @ basis.T, dtype=np.float32)]
+    basis = _basis(_sparse_side(cs, cand[np.sort(pick)], widths), dims, rng)
+    parts_c = [_project(cs, cand, widths, basis)]
+    parts_r = [_project(rs, req_slots, widths, basis)]
     if rs.dense is not None and cs.dense is not None:
         parts_c.append(cs.dense.view[cand])
         parts_r.append(rs.dense.view[req_slots])
@@ -176,6 +189,30 @@ def shortlist_top(
             cs.sparse[space].release()
 
 
+def _shortlist_sims(
+    rs: KindStore, cs: KindStore, pairs: Callable[[slice], tuple[Ints, Ints]], n: int
+) -> dict[str, Floats]:
+    """The sparse cosines of the ``n`` shortlisted pairs (``pairs(sel)``: their request
+    and candidate slots), one space at a time: each space's weighed matrices are built,
+    used by both threads and dropped before the next space's, so the worker holds one
+    space's copy of every listing's terms at a time, not three."""
+    sims = {space: np.empty(n, dtype=np.float32) for space in SPACES}
+    for space in SPACES:
+        a, b = rs.sparse[space].matrix(), cs.sparse[space].matrix()
+
+        def chunk(start: int, a: sp.csr_matrix = a, b: sp.csr_matrix = b, s: str = space) -> None:
+            sel = slice(start, start + RESCORE_CHUNK)
+            ri, ci = pairs(sel)
+            sims[s][sel] = rowwise_dots(a, ri, b, ci)
+
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:  # sparsetools drop the GIL
+            list(pool.map(chunk, range(0, n, RESCORE_CHUNK)))
+        del a, b
+        rs.sparse[space].release()
+        cs.sparse[space].release()
+    return sims
+
+
 def _shortlist_top(
     rs: KindStore,
     req_slots: Ints,
@@ -216,7 +253,7 @@ def _shortlist_top(
     ]
     context = (rs, req_slots, req_x, cs, cand, cand_x, keep, now_ms)
     with ThreadPoolExecutor(max_workers=THREADS) as pool:  # BLAS and ufuncs drop the GIL
-        for rows, picked, picked_s in pool.map(lambda job: _probe(job, context), jobs):
+        for rows, picked, picked_s in pool.map(functools.partial(_probe, context=context), jobs):
             if not len(rows):
                 continue
             both_c = np.hstack([found[rows], picked])
@@ -224,22 +261,26 @@ def _shortlist_top(
             part = np.argpartition(-both_s, keep - 1, axis=1)[:, :keep]
             found[rows] = np.take_along_axis(both_c, part, axis=1)
             approx[rows] = np.take_along_axis(both_s, part, axis=1)
+    del req_x, cand_x, context, jobs  # the sketches: not needed past the probes
     short = np.where(np.isfinite(approx), found, -1)
-    ri = np.repeat(np.arange(n_r), keep)
-    ci = short.ravel()
-    valid = ci >= 0
-    exact = np.full(len(ci), -np.inf, dtype=np.float32)
+    del found, approx
+    exact = np.full(short.size, -np.inf, dtype=np.float32)
+    valid = np.flatnonzero(short.ravel() >= 0)
+
+    def pairs(sel: slice) -> tuple[Ints, Ints]:
+        """Request and candidate slots of the shortlisted pairs ``valid[sel]``."""
+        return req_slots[valid[sel] // keep], cand[short.ravel()[valid[sel]]]
+
+    cosines = _shortlist_sims(rs, cs, pairs, len(valid))
 
     def chunk(start: int) -> None:
-        sel = np.flatnonzero(valid[start : start + RESCORE_CHUNK]) + start
-        if len(sel):
-            exact[sel], _ = rescore(rs, req_slots[ri[sel]], cs, cand[ci[sel]], now_ms)
+        sel = slice(start, start + RESCORE_CHUNK)
+        part = {space: values[sel] for space, values in cosines.items()}
+        ri, ci = pairs(sel)
+        exact[valid[sel]], _ = rescore(rs, ri, cs, ci, now_ms, part)
 
-    for space in SPACES:  # build once, before the threads share them
-        rs.sparse[space].matrix()
-        cs.sparse[space].matrix()
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:  # sparsetools drop the GIL
-        list(pool.map(chunk, range(0, len(ci), RESCORE_CHUNK)))
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:  # ufuncs drop the GIL
+        list(pool.map(chunk, range(0, len(valid), RESCORE_CHUNK)))
     table = exact.reshape(n_r, keep)
     take = min(k, keep)
     best = np.argsort(-table, axis=1, kind="stable")[:, :take]
