@@ -58,6 +58,7 @@ SYNC_DEADLINE_S = float(os.environ.get("CATTC_SCALE_DEADLINE", "7200"))
 # servers, so that the hub's figures here carry less of their load.
 MEMBER_NICE = int(os.environ.get("CATTC_SCALE_MEMBER_NICE", "0"))
 CLIENTS = 20
+SMALL_HUB = 200_000  # summaries up to which the issue's goal is RSS < 800 MB
 # Each configuration its own section of docs/benchmarks.md: the quick run, the full one
 # and the hub on PostgreSQL stand side by side.
 TITLE = "Fifty members, for real (issue: the hub at 100x): {} x {:,} listings{}".format(
@@ -151,6 +152,8 @@ class Sampler(threading.Thread):
         self.samples: list[tuple[float, float, float, float]] = []  # time, TREE, PROCESS, PSS
         self.most_processes = 0
         self.at_peak = ""  # each process's RSS at the tree's peak
+        self.peak_at = 0.0  # when the tree's peak was sampled (time.monotonic)
+        self.parts: list[dict[str, float]] = []  # each sample's RSS by kind of process
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -160,13 +163,28 @@ class Sampler(threading.Thread):
             each = {pid: _rss_mb(pid) for pid in pids}
             tree = sum(each.values())
             pss = sum(_pss_mb(pid) for pid in pids)
+            parents = _parents(pids)
+            parts: dict[str, float] = {}
+            for pid, mb in each.items():
+                label = _label(pid, self.pid, parents)
+                parts[label] = parts.get(label, 0.0) + mb
             if tree > self.peak():
-                parents = _parents(pids)
+                self.peak_at = time.monotonic()
                 self.at_peak = ", ".join(
                     f"{_label(pid, self.pid, parents)} {mb:.0f}"
                     for pid, mb in sorted(each.items(), key=lambda x: -x[1])
                 )
             self.samples.append((time.monotonic(), tree, each.get(self.pid, 0.0), pss))
+            self.parts.append(parts)
+
+    def steady_parts(self, since: float) -> str:
+        """The median RSS of each kind of process over the samples since ``since``."""
+        picked = [p for s, p in zip(self.samples, self.parts, strict=True) if s[0] >= since]
+        labels = sorted({label for p in picked for label in p})
+        medians = {label: statistics.median(p.get(label, 0.0) for p in picked) for label in labels}
+        return ", ".join(
+            f"{label} {mb:.0f}" for label, mb in sorted(medians.items(), key=lambda x: -x[1])
+        )
 
     def peak(self, since: float = 0.0, *, of: int = TREE) -> float:
         return max((s[of] for s in self.samples if s[0] >= since), default=0.0)
@@ -431,6 +449,7 @@ def run() -> list[BenchResult]:
                 sampler.steady(after_start, of=of)
                 for of in (Sampler.TREE, Sampler.PROCESS, Sampler.PSS)
             ]
+            steady_parts = sampler.steady_parts(after_start)
             withdrawn_search_s, withdrawal_s = _withdrawal_seconds(hub, members[0])
             sampler.done.set()
             peak = [sampler.peak(of=of) for of in (Sampler.TREE, Sampler.PROCESS, Sampler.PSS)]
@@ -438,23 +457,38 @@ def run() -> list[BenchResult]:
             for proc in procs:
                 _stop(proc)
     notes = f"{label}; members set up in {setup_s:.0f} s; sync interval {INTERVAL_S:.0f} s"
+    # The issue's goals: RSS < 800 MB for a hub of 200,000 summaries; < 1.5 GB steady and
+    # < 2 GB peak for a million.
+    if total <= SMALL_HUB:
+        peak_goal, peak_max, steady_goal, steady_max = "< 800 MB", 800, "< 800 MB", 800
+    else:
+        peak_goal, peak_max, steady_goal, steady_max = "< 2 GB peak", 2048, "< 1.5 GB", 1536
+    origin = sampler.samples[0][0] if sampler.samples else after_start
+    into, sync_end = sampler.peak_at - origin, after_start - origin
+    peak_when = (
+        f"{into:.0f} s after the hub started, during the first sync"
+        if into < sync_end
+        else f"{into - sync_end:.0f} s after the first sync"
+    )
     results = [
         BenchResult(f"time to first full sync, {label}", sync_s, "s", notes=notes),
         BenchResult(
             f"hub RSS peak, process tree, {label}",
             peak[0],
             "MB",
-            goal="< 2 GB peak",
-            goal_max=2048,
+            goal=peak_goal,
+            goal_max=peak_max,
             notes=f"sum over the hub's processes (up to {sampler.most_processes} at once); "
-            f"at the peak, MB: {sampler.at_peak}",
+            f"at the peak ({peak_when}), MB: {sampler.at_peak}",
         ),
         BenchResult(
             f"hub RSS steady, process tree, {label}",
             steady[0],
             "MB",
-            goal="< 1.5 GB",
-            goal_max=1536,
+            goal=steady_goal,
+            goal_max=steady_max,
+            notes=f"median of the samples from the end of the sync on; by process, MB: "
+            f"{steady_parts}",
         ),
         BenchResult(f"hub RSS peak, server process alone, {label}", peak[1], "MB"),
         BenchResult(f"hub RSS steady, server process alone, {label}", steady[1], "MB"),
