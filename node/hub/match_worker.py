@@ -18,7 +18,6 @@ machine the loop's process comes first) and exits by itself when its parent is g
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import itertools
 import logging
@@ -36,6 +35,7 @@ from typing import Any
 from node.config import KEY_FILE, NodeConfig
 from node.runtime import NodeRuntime
 from node.services.directory import DirectoryService
+from node.services.heap import libc, trim_heap
 from node.services.listings import ListingService
 from node.services.policy import PolicyService
 from node.storage.db import make_engine
@@ -77,21 +77,13 @@ M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 MMAP_THRESHOLD = 128 * 1024
 
 
-def _libc(name: str) -> Any:
-    """The C library's function ``name``, or None where it has none (musl, macOS)."""
-    try:
-        return getattr(ctypes.CDLL(None), name, None)
-    except OSError:
-        return None
-
-
 def fix_mmap_threshold() -> bool:
     """Blocks of 128 KiB and more always get their own mapping, given back when freed.
     glibc raises its threshold after each big free (up to 32 MiB), after which a pass's
     large numpy temporaries came from the heap and stayed there, fragmented: a hub of
     8,500 listings kept 17 MB more after its top lists were read. Setting the threshold
     turns the raising off. False where the C library has no ``mallopt``."""
-    mallopt = _libc("mallopt")
+    mallopt = libc("mallopt")
     return mallopt is not None and bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
@@ -101,11 +93,7 @@ def release_memory() -> bool:
     worker stayed at its pass's size (2 x 20,000 listings: 381 -> 285 MB RSS after a
     trim). False where the C library has no ``malloc_trim`` (musl, macOS)."""
     gc.collect()
-    trim = _libc("malloc_trim")
-    if trim is None:
-        return False
-    trim(0)
-    return True
+    return trim_heap()
 
 
 class _Now:
