@@ -109,22 +109,34 @@ def _hierarchy(
     request's codes``. ``levels``: (divisor, modulus for "this level is present", weight),
     coarse to fine. Either side may have one row (broadcast against the other's rows)."""
     n = max(len(req), len(cand))
-    keys_r = [_level_keys(req, d, m) for d, m, _ in levels]
-    keys_c = [_level_keys(cand, d, m) for d, m, _ in levels]
-    cand_cols = [j for j in range(cand.shape[1]) if cand[:, j].any()]
+    # Columns contiguous (a pair's codes are a row), and the coarse-to-fine weights rise,
+    # so a finer level's hit overwrites a coarser one's in place; no temporaries per hit.
+    keys_r = [np.ascontiguousarray(_level_keys(req, d, m).T) for d, m, _ in levels]
+    keys_c = [np.ascontiguousarray(_level_keys(cand, d, m).T) for d, m, _ in levels]
+    cand_cols = np.flatnonzero(cand.any(axis=0)).tolist()
+    req_cols = np.flatnonzero(req.any(axis=0)).tolist()
     total = np.zeros(n, dtype=np.float32)
     top = np.zeros(n, dtype=np.float32)
-    for i in range(req.shape[1]):
-        if not req[:, i].any():
-            continue
-        best = np.zeros(n, dtype=np.float32)
+    best = np.empty(n, dtype=np.float32)
+    hit = np.empty(n, dtype=np.bool_)
+    for i in req_cols:
+        best.fill(0.0)
         for (_, _, weight), kr, kc in zip(levels, keys_r, keys_c, strict=True):
-            left = kr[:, i]
+            left = kr[i]
+            if len(left) == 1:  # one request against many: a number, not a column
+                if left[0] == 0:
+                    continue
+                for j in cand_cols:
+                    np.equal(kc[j], left[0], out=hit)
+                    np.copyto(best, np.float32(weight), where=hit)
+                continue
+            present = left != 0
             for j in cand_cols:
-                hit = (left == kc[:, j]) & (left != 0)
-                best = np.where(hit, np.float32(weight), best)
+                np.equal(left, kc[j], out=hit)
+                hit &= present
+                np.copyto(best, np.float32(weight), where=hit)
         total += best
-        top = np.maximum(top, best)
+        np.maximum(top, best, out=top)
     present = np.maximum((req > 0).sum(axis=1), 1)
     out: npt.NDArray[np.float32] = (0.6 * top + 0.4 * total / present).astype(np.float32)
     return out

@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 
 from node.matching.codes import (
+    IPC_CLASS,
+    IPC_SECTION,
+    IPC_SUBCLASS,
+    ISIC_DIVISION,
+    ISIC_SECTION,
     encode,
     ipc_code,
     ipc_parent,
@@ -127,3 +132,59 @@ def test_isic_similarity_division_then_section() -> None:
     values = [isic_similarity(req, c)[0] for c in (same, section, other)]
     assert values[0] == pytest.approx(1.0)
     assert values[0] > values[1] > values[2] == 0.0
+
+
+def _pair_by_pair(req: np.ndarray, cand: np.ndarray, levels: list[tuple[int, int, float]]) -> float:
+    """The hierarchy score of one pair, spelled out: for each request code, the weight of
+    the finest level it shares with any candidate code; 0.6 x best + 0.4 x their mean."""
+
+    def key(code: int, divisor: int, modulus: int) -> int:
+        k = code // divisor
+        return k if not modulus or k % modulus > 0 else 0
+
+    bests = []
+    for r in (int(c) for c in req if c):
+        best = 0.0
+        for divisor, modulus, weight in levels:
+            kr = key(r, divisor, modulus)
+            if kr and any(key(int(c), divisor, modulus) == kr for c in cand if c):
+                best = weight
+        bests.append(best)
+    if not bests:
+        return 0.0
+    return 0.6 * max(bests) + 0.4 * sum(bests) / len(bests)
+
+
+def _random_codes(rng: np.random.Generator, rows: int, width: int, ipc: bool) -> np.ndarray:
+    """Codes from a few sections, classes and subclasses (so that pairs share some levels),
+    some absent and some rows without any."""
+    n = rows * width
+    if ipc:
+        flat = rng.integers(1, 4, n) * 10_000 + rng.integers(0, 3, n) * 100 + rng.integers(0, 3, n)
+    else:
+        flat = rng.integers(1, 4, n) * 100 + rng.integers(0, 3, n)
+    out = flat.reshape(rows, width).astype(np.int32)
+    out[rng.random((rows, width)) < 0.4] = 0
+    return out
+
+
+@pytest.mark.parametrize("ipc", [True, False])
+def test_code_similarities_of_arrays_equal_the_pair_by_pair_rule(ipc: bool) -> None:
+    """Many pairs at once, and one request (or one candidate) against many, as the grid
+    of one new listing scores them."""
+    rng = np.random.default_rng(11)
+    if ipc:
+        similarity, width = ipc_similarity, 4
+        levels = [(10_000, 0, IPC_SECTION), (100, 100, IPC_CLASS), (1, 100, IPC_SUBCLASS)]
+    else:
+        similarity, width = isic_similarity, 3
+        levels = [(100, 0, ISIC_SECTION), (1, 100, ISIC_DIVISION)]
+    req, cand = _random_codes(rng, 300, width, ipc), _random_codes(rng, 300, width, ipc)
+    got = similarity(req, cand)
+    want = [_pair_by_pair(r, c, levels) for r, c in zip(req, cand, strict=True)]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert (got > 0).sum() > 50 and (got == 0).sum() > 10
+    one = similarity(req[:1], cand)
+    np.testing.assert_allclose(one, [_pair_by_pair(req[0], c, levels) for c in cand], atol=1e-7)
+    many = similarity(req, cand[:1])
+    np.testing.assert_allclose(many, [_pair_by_pair(r, cand[0], levels) for r in req], atol=1e-7)
