@@ -7,6 +7,7 @@ compose file can be checked against the configuration.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -58,6 +59,10 @@ class NodeConfig(BaseModel):
     max_connections: Annotated[int, Field(ge=1)] = 2048
     header_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     body_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For is believed: a
+    # request from one of them is counted against the address the proxy saw, not the
+    # proxy's own (sign-in throttling, the marketplace's message limits).
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
     log_level: str = "INFO"
     hub_id: str = "cn"
     hub_url: str = ""
@@ -66,6 +71,18 @@ class NodeConfig(BaseModel):
     sync_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
     sync_jitter_seconds: Annotated[float, Field(ge=0)] = 5.0
     peers: list[PeerConfig] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an address or network"
+                ) from exc
+        return value
 
     @field_validator("hub_key")
     @classmethod

@@ -18,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from node.storage.models import MetaRow
+from node.ui.sessions import secure_cookies
+from node.web import client as web_client
 
 SECRET_KEY = "market.secret"
 COOKIE = "cattc_market"
@@ -91,11 +93,11 @@ def set_visitor_cookie(request: web.Request, response: web.StreamResponse, value
         path=COOKIE_PATH,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=secure_cookies(request),  # https base URL: TLS ends at a proxy in front
     )
 
 
-def client_address(request: web.Request) -> str:
-    """The address the request came from (the TCP peer; a proxy in front of the hub
-    is one address for all its visitors)."""
-    return request.remote or "unknown"
+def client_address(request: web.Request, trusted_proxies: list[str]) -> str:
+    """The address the request came from: the TCP peer, or the visitor's address as a
+    trusted reverse proxy in front of the hub saw it (``node.web.client``)."""
+    return web_client.client_address(request, web_client.networks(trusted_proxies))

@@ -146,7 +146,7 @@ async def express_interest(request: web.Request) -> web.Response:
         return await _listing_answer(
             request, item, action, values=values, errors=errors, status=422
         )
-    address = g.address_hash(secret, guard.client_address(request))
+    address = g.address_hash(secret, guard.client_address(request, rt.config.trusted_proxies))
     try:
         interest_id, state = await rt.run(interest.take, rt, *ids, visitor, address)
     except interest.TooMany as exc:

@@ -34,6 +34,7 @@ from node.ui.sessions import (
 )
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME
+from node.web.client import client_address, networks
 from node.web.requests import FormRefused, read_small_form
 from protocol.timeutil import ms_to_iso
 
@@ -100,13 +101,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _login_form(
             request, {**context, "error": N_("Enter your user name and password.")}, status=400
         )
-    attempt = await rt.run(
-        throttle.begin_attempt, rt.engine, name, request.remote, now_ms=rt.clock()
-    )
+    address = client_address(request, networks(rt.config.trusted_proxies))
+    attempt = await rt.run(throttle.begin_attempt, rt.engine, name, address, now_ms=rt.clock())
     if not attempt.allowed:
-        logger.warning(
-            "console sign-in paused for %r from %s (too many failures)", name, request.remote
-        )
+        logger.warning("console sign-in paused for %r from %s (too many failures)", name, address)
         retry = attempt.retry_at_ms
         response = render(
             request,
@@ -118,7 +116,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return response
     user = await rt.run(authenticate, rt.engine, name, password)
     if user is None:
-        logger.info("console sign-in failed for %r from %s", name, request.remote)
+        logger.info("console sign-in failed for %r from %s", name, address)
         return _login_form(
             request, {**context, "error": N_("Wrong user name or password.")}, status=401
         )

@@ -64,9 +64,10 @@ def hidden_key(net: Network, owner: str = "th") -> tuple[str, str]:
     return hidden[0]
 
 
-def visitor() -> aiohttp.ClientSession:
-    """A visitor's session: it keeps the hub's cookies (loopback addresses included)."""
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+def visitor(headers: dict[str, str] | None = None) -> aiohttp.ClientSession:
+    """A visitor's session: it keeps the hub's cookies (loopback addresses included);
+    ``headers`` go with every request (a reverse proxy's ``X-Forwarded-For``)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), headers=headers)
 
 
 async def page(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:

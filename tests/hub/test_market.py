@@ -181,6 +181,28 @@ async def test_a_visitors_interest_reaches_the_owner_after_a_sync_round(
     assert forwards_to(hub, "vn") == []
 
 
+async def test_visitors_behind_the_hubs_proxy_are_told_apart_and_get_secure_cookies(
+    node_factory: NodeFactory,
+) -> None:
+    """Behind the documented TLS reverse proxy every visitor arrives from 127.0.0.1: the
+    message limits count the address the proxy saw (X-Forwarded-For from a trusted
+    proxy), and the visitor cookie is Secure since the hub's public address is https."""
+    net = await market_network(node_factory)
+    hub = net.hub
+    owner, lid = next(k for k in public_keys(net) if k[0] == "th")
+    for address in ("198.51.100.7", "203.0.113.9"):
+        async with visitor({"X-Forwarded-For": address}) as http:
+            status, _, _ = await express(http, hub, owner, lid, message=f"from {address}")
+            assert status == 303
+    rows = interests(hub)
+    assert len(rows) == 2 and len({row.address_sha256 for row in rows}) == 2
+    hub.runtime.config.base_url = "https://hub.example.org"
+    async with visitor() as http, http.get(hub.url + listing_url(owner, lid)) as resp:
+        assert resp.status == 200
+        cookie = next(c for c in resp.headers.getall("Set-Cookie") if "cattc_market=" in c)
+        assert "secure" in {a.strip().lower() for a in cookie.split(";")[1:]}
+
+
 async def test_search_page_past_the_counting_cap_says_more_than_and_pages_on(
     node_factory: NodeFactory, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:

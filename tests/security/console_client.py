@@ -35,10 +35,10 @@ class Answer:
 class Console:
     """One browser-like client of one node's console."""
 
-    def __init__(self, node: RunningNode) -> None:
+    def __init__(self, node: RunningNode, headers: dict[str, str] | None = None) -> None:
         self.node = node
         self.http = aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True), raise_for_status=False
+            cookie_jar=aiohttp.CookieJar(unsafe=True), raise_for_status=False, headers=headers
         )
 
     async def close(self) -> None:

@@ -220,6 +220,42 @@ async def test_throttling_by_address(node_factory: NodeFactory) -> None:
         assert answer.status == 429 and client.cookie() is None
 
 
+async def test_behind_a_trusted_proxy_each_visitor_is_throttled_by_its_own_address(
+    node_factory: NodeFactory,
+) -> None:
+    """Behind the documented reverse proxy every request comes from 127.0.0.1: counted
+    by that address, 20 wrong guesses from anyone paused sign-in for everyone. The
+    address the proxy saw (X-Forwarded-For from a trusted proxy) is counted instead."""
+    node = await node_factory("th")  # trusted_proxies: loopback, as the proxy set-up has it
+    staff(node, "somchai", "editor")
+    attacker = {"X-Forwarded-For": "198.51.100.7"}
+    async with Console(node, attacker) as client:
+        for i in range(throttle.ADDRESS_LIMIT):
+            assert (await client.login(f"guess{i}", "wrong password")).status == 401
+        assert (await client.login("somchai")).status == 429  # that address is paused
+    # What the client itself wrote to the left of the proxy's entry proves nothing.
+    spoofing = {"X-Forwarded-For": "203.0.113.9, 198.51.100.7"}
+    async with Console(node, spoofing) as client:
+        assert (await client.login("somchai")).status == 429
+    async with Console(node, {"X-Forwarded-For": "203.0.113.9"}) as client:
+        assert (await client.login("somchai")).status == 303  # another visitor: not paused
+    with Session(node.runtime.engine) as s:
+        addresses = set(s.scalars(select(LoginAttemptRow.address)).all())
+    assert addresses == {"198.51.100.7"}, addresses
+
+
+async def test_a_forwarded_for_header_from_an_untrusted_peer_is_ignored(
+    node_factory: NodeFactory,
+) -> None:
+    node = await node_factory("th", trusted_proxies=[])  # no proxy in front
+    staff(node, "somchai", "editor")
+    for i in range(throttle.ADDRESS_LIMIT):
+        async with Console(node, {"X-Forwarded-For": f"198.51.100.{i}"}) as client:
+            assert (await client.login(f"guess{i}", "wrong password")).status == 401
+    async with Console(node, {"X-Forwarded-For": "203.0.113.9"}) as client:
+        assert (await client.login("somchai")).status == 429  # all counted as 127.0.0.1
+
+
 async def test_idle_and_absolute_expiry(node_factory: NodeFactory) -> None:
     clock = ManualClock()
     node = await node_factory("th", clock=clock)
