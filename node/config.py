@@ -61,8 +61,9 @@ class NodeConfig(BaseModel):
     body_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     # Addresses (or networks) of reverse proxies whose X-Forwarded-For is believed: a
     # request from one of them is counted against the address the proxy saw, not the
-    # proxy's own (sign-in throttling, the marketplace's message limits).
-    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+    # proxy's own (sign-in throttling, the marketplace's message limits). None by
+    # default: the header is anyone's to write until a proxy is named here.
+    trusted_proxies: list[str] = []
     log_level: str = "INFO"
     hub_id: str = "cn"
     hub_url: str = ""

@@ -6,7 +6,8 @@ address (sign-in throttling, the marketplace's message limits) would count every
 as one, so that anyone could pause sign-in for all. A request whose TCP peer is one of
 ``trusted_proxies`` is counted against the address its ``X-Forwarded-For`` names: the
 rightmost entry that is not itself a trusted proxy (the left part of the header is what
-the client wrote and proves nothing). From any other peer the header is ignored.
+the client wrote and proves nothing). From any other peer the header is ignored, and
+``trusted_proxies`` is empty until the operator names the proxy (docs/operator-guide.md).
 """
 
 from __future__ import annotations

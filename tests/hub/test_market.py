@@ -189,6 +189,7 @@ async def test_visitors_behind_the_hubs_proxy_are_told_apart_and_get_secure_cook
     proxy), and the visitor cookie is Secure since the hub's public address is https."""
     net = await market_network(node_factory)
     hub = net.hub
+    hub.runtime.config.trusted_proxies = ["127.0.0.1", "::1"]  # the proxy on the same machine
     owner, lid = next(k for k in public_keys(net) if k[0] == "th")
     for address in ("198.51.100.7", "203.0.113.9"):
         async with visitor({"X-Forwarded-For": address}) as http:

@@ -51,4 +51,4 @@ def test_no_trusted_proxy_means_the_peer_always() -> None:
 def test_a_trusted_proxy_that_is_not_an_address_is_refused() -> None:
     with pytest.raises(ValueError, match="trusted_proxies"):
         NodeConfig(node_id="th", country="TH", trusted_proxies=["proxy.example"])
-    assert NodeConfig(node_id="th", country="TH").trusted_proxies == ["127.0.0.1", "::1"]
+    assert NodeConfig(node_id="th", country="TH").trusted_proxies == []  # named, never assumed
