@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from node.storage.models import MetaRow
 from node.ui.sessions import secure_cookies
-from node.web import client as web_client
 
 SECRET_KEY = "market.secret"
 COOKIE = "cattc_market"
@@ -95,9 +94,3 @@ def set_visitor_cookie(request: web.Request, response: web.StreamResponse, value
         samesite="Strict",
         secure=secure_cookies(request),  # https base URL: TLS ends at a proxy in front
     )
-
-
-def client_address(request: web.Request, trusted_proxies: list[str]) -> str:
-    """The address the request came from: the TCP peer, or the visitor's address as a
-    trusted reverse proxy in front of the hub saw it (``node.web.client``)."""
-    return web_client.client_address(request, web_client.networks(trusted_proxies))

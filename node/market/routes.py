@@ -19,6 +19,7 @@ from node.ui.errors import page_error
 from node.ui.i18n import N_
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME, SEARCH_INDEX
+from node.web.client import client_address, networks
 from node.web.requests import FormRefused, read_small_form
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,8 @@ async def express_interest(request: web.Request) -> web.Response:
         return await _listing_answer(
             request, item, action, values=values, errors=errors, status=422
         )
-    address = g.address_hash(secret, guard.client_address(request, rt.config.trusted_proxies))
+    trusted = networks(rt.config.trusted_proxies)
+    address = g.address_hash(secret, client_address(request, trusted))
     try:
         interest_id, state = await rt.run(interest.take, rt, *ids, visitor, address)
     except interest.TooMany as exc:

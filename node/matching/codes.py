@@ -122,18 +122,13 @@ def _hierarchy(
     for i in req_cols:
         best.fill(0.0)
         for (_, _, weight), kr, kc in zip(levels, keys_r, keys_c, strict=True):
-            left = kr[i]
-            if len(left) == 1:  # one request against many: a number, not a column
-                if left[0] == 0:
-                    continue
-                for j in cand_cols:
-                    np.equal(kc[j], left[0], out=hit)
-                    np.copyto(best, np.float32(weight), where=hit)
+            left = kr[i]  # one number when one request is scored against many
+            nonzero = left != 0
+            if not nonzero.any():
                 continue
-            present = left != 0
             for j in cand_cols:
                 np.equal(left, kc[j], out=hit)
-                hit &= present
+                hit &= nonzero
                 np.copyto(best, np.float32(weight), where=hit)
         total += best
         np.maximum(top, best, out=top)
