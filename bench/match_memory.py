@@ -8,7 +8,8 @@ added 500 at a time as the hub's worker adds them, then runs the worker's pass
 process's resident size after the load and after the pass (freed heap given back as the
 worker does, ``release_memory``), the pass's peak above its start, and the bytes the
 matcher's own structures hold per listing (numpy arrays at their capacity, Python
-containers and the objects in them counted once), by structure in the notes.
+containers and the objects in them counted once), by structure in the notes, with the
+matching engine's versions of the same listings (``StampTable``).
 
 Issue 10's goal for a hub of 200,000 summaries is a whole process tree under 800 MB, of
 which the server takes ~300 MB, the forkserver ~100 MB and the worker's interpreter with
@@ -86,15 +87,20 @@ def _size(obj: Any, seen: set[int]) -> int:
     return size
 
 
-def structures(matcher: Any) -> dict[str, int]:
-    """Bytes held by each of the matcher's structures (all kinds together)."""
+def structures(matcher: Any, versions: Any = None) -> dict[str, int]:
+    """Bytes held by each of the matcher's structures (all kinds together), and by the
+    matching engine's ``versions`` of the same listings when given."""
     seen: set[int] = set()
     out: collections.Counter[str] = collections.Counter()
+    if versions is not None:
+        out["engine versions"] += _size(versions, seen)
     for space, vocab in matcher.vocabs.items():
         out[f"vocabulary ({space})"] += _size(vocab, seen)
     for store in matcher.stores.values():
         out["slot maps (refs)"] += _size(store.slot_of, seen)
-        out["features"] += _size(store.features, seen)
+        columns = (store.versions, store.titles, store.texts, store.targets)
+        out["features"] += sum(_size(c, seen) for c in columns)
+        out["features"] += _size(store._target_sets, seen)  # noqa: SLF001 - measured
         for space, rows in store.sparse.items():
             cached = (rows._built, rows._csc, rows._tail)  # noqa: SLF001 - measured
             out[f"weighted matrices ({space})"] += sum(_size(m, seen) for m in cached)
@@ -114,6 +120,7 @@ def measure(n: int, pass_listings: int = PASS_LISTINGS) -> dict[str, Any]:
     from bench.match_speed import NOW_MS, load_sample, scale
     from node.matching.evaluate import hub_view
     from node.matching.matcher import Matcher
+    from node.matching.reftable import StampTable
 
     def trim() -> None:
         gc.collect()
@@ -142,7 +149,10 @@ def measure(n: int, pass_listings: int = PASS_LISTINGS) -> dict[str, Any]:
     peak = _status_mb("VmHWM") - start
     trim()
     steady = _status_mb("VmRSS") - start
-    held = structures(matcher)
+    versions = StampTable()  # the engine's, as the worker keeps them
+    for ref in refs:
+        versions[ref] = (1, NOW_MS)
+    held = structures(matcher, versions)
     return {
         "listings": len(matcher),
         "loaded_mb": loaded,

@@ -134,6 +134,13 @@ class Matcher:
                 return kind
         return None
 
+    def _version(self, ref: Ref) -> int | None:
+        for store in self.stores.values():
+            version = store.version(ref)
+            if version is not None:
+                return version
+        return None
+
     def features(self, owner: str, listing_id: str) -> Features | None:
         kind = self._kind((owner, listing_id))
         if kind is None:
@@ -155,8 +162,9 @@ class Matcher:
             feats = extract(owner, view, self.lexicon)
             if feats is None:
                 continue
-            held = newest.get(feats.ref) or self.features(*feats.ref)
-            if held is not None and held.version > feats.version:
+            newer = newest.get(feats.ref)
+            held = newer.version if newer is not None else self._version(feats.ref)
+            if held is not None and held > feats.version:
                 continue
             newest[feats.ref] = feats
         batch = list(newest.values())

@@ -8,9 +8,8 @@ numpy expressions over candidate arrays rather than Python loops over listings.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import replace
-from typing import Any
+from collections.abc import Sequence
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +17,7 @@ import numpy.typing as npt
 from node.matching.codes import MAX_IPC, MAX_ISIC
 from node.matching.features import PARTNERSHIPS, SECTORS, Features, Ref
 from node.matching.index import Growable, SparseRows, Vocabulary
+from node.matching.reftable import RefTable, StringColumn
 
 SPACES = ("text", "concepts", "ngrams")
 # Codes a request may get inferred from its text when it names none (``infer``), and how
@@ -47,19 +47,7 @@ class NodeBits:
         return 0 if not nodes else int(np.bitwise_or.reduce([self.bit(n) for n in sorted(nodes)]))
 
 
-_EMPTY: dict[str, float] = {}  # shared by every slimmed listing: never written to
-
-
-def _intern(text: str) -> str:
-    """One string object for equal strings (a spelling, a title used by many listings)."""
-    return sys.intern(text) if len(text) < 64 else text
-
-
-def _shared(held: dict[object, object], value: object) -> Any:
-    """One object for equal small values (frozensets of partnership types and countries,
-    tuples of codes, owner ids, expiry times): a listing's own copies cost 30 to 200
-    bytes each."""
-    return held.setdefault(value, value)
+_EMPTY: dict[str, float] = {}  # the terms of a listing read back: kept in the rows
 
 
 def _mask(values: frozenset[str] | None, bits: dict[str, int]) -> int:
@@ -75,15 +63,58 @@ def kind_has_surface(kind: str) -> bool:
     return kind == "request"
 
 
+_SECTOR_OF_BIT = [(bit, s) for s, bit in _SECTOR_BIT.items()]
+_PARTNER_OF_BIT = [(bit, p) for p, bit in _PARTNER_BIT.items()]
+
+
+def _unmask(mask: int, bits: list[tuple[int, str]]) -> frozenset[str]:
+    return frozenset(name for bit, name in bits if mask & bit)
+
+
+class FeatureView(Sequence[Features | None]):
+    """A store's listings by slot, as ``Features`` made from its columns when read (None
+    for a dead slot); their terms are in the store's rows, not here."""
+
+    def __init__(self, store: KindStore) -> None:
+        self._store = store
+
+    def __len__(self) -> int:
+        return self._store.slot_of.numbered
+
+    @overload
+    def __getitem__(self, slot: int) -> Features | None: ...
+
+    @overload
+    def __getitem__(self, slot: slice) -> Sequence[Features | None]: ...
+
+    def __getitem__(self, slot: int | slice) -> Features | None | Sequence[Features | None]:
+        if isinstance(slot, slice):
+            return [self._store.feature(i) for i in range(len(self))[slot]]
+        if not 0 <= slot < len(self):
+            raise IndexError(slot)
+        return self._store.feature(slot)
+
+
 class KindStore:
-    """Slots of one kind; dead slots stay until the matcher compacts."""
+    """Slots of one kind; dead slots stay until the matcher compacts.
+
+    Nothing is kept as a Python object per listing: a listing's key, title, version and
+    target countries are columns (``slot_of``, ``titles``...), and ``features[slot]``
+    makes its ``Features`` from them when asked."""
 
     def __init__(self, kind: str, vocabs: dict[str, Vocabulary], nodes: NodeBits) -> None:
         self.kind = kind
         self.vocabs = vocabs
         self.nodes = nodes
-        self.slot_of: dict[Ref, int] = {}
-        self.features: list[Features | None] = []
+        self.slot_of = RefTable()  # a listing's number there is its slot
+        self.features = FeatureView(self)
+        self.versions = Growable(np.int64)
+        self.titles = StringColumn()
+        self.texts = StringColumn()  # "" unless keep_text
+        # Target countries: a number into the distinct sets (0: none named).
+        self.targets = Growable(np.int32)
+        self._target_sets: list[frozenset[str] | None] = [None]
+        self._target_no: dict[frozenset[str] | None, int] = {None: 0}
         self.sparse = {space: SparseRows(vocabs[space]) for space in SPACES}
         # Requests only: the spelling of each term of a text row, what
         # ``match.shared_terms`` shows (a candidate's spelling is never shown): an id per
@@ -92,7 +123,6 @@ class KindStore:
         self.spelled = Growable(np.int32)
         self.spellings: list[str] = [""]
         self._spelling_ids: dict[str, int] = {"": 0}
-        self._values: dict[object, object] = {}  # ``_shared``'s
         self.keep_text = False  # the listing's text, for semantic evidence (with a model)
         self.alive = Growable(np.bool_)
         self.expires = Growable(np.int64, fill=NEVER)
@@ -127,7 +157,7 @@ class KindStore:
 
     def add(self, feats: Features, vector: npt.NDArray[np.float32] | None) -> int:
         """Append ``feats`` (the caller removed any older version first); return its slot."""
-        slot = len(self.features)
+        slot = self.slot_of.add(feats.ref)
         for space in SPACES:
             weights = getattr(feats, "words" if space == "text" else space)
             c, v = self.vocabs[space].add(weights)
@@ -146,27 +176,14 @@ class KindStore:
                         self.spellings.append(spelling)
                     spelled[i] = found
                 self.spelled.extend(spelled)
-        # What stays per listing is small: its terms live in the sparse rows above, and
-        # values that many listings have are one object.
-        held = self._values
-        slim = replace(
-            feats,
-            ref=(_shared(held, feats.ref[0]), feats.ref[1]),
-            expires=_shared(held, feats.expires),
-            ipc=_shared(held, feats.ipc),
-            isic=_shared(held, feats.isic),
-            sectors=_shared(held, feats.sectors),
-            partnership=_shared(held, feats.partnership),
-            targets=_shared(held, feats.targets),
-            words=_EMPTY,
-            concepts=_EMPTY,
-            ngrams=_EMPTY,
-            surface={},
-            text=feats.text if self.keep_text else "",
-            title=_intern(feats.title),
-        )
-        self.features.append(slim)
-        self.slot_of[slim.ref] = slot  # the same tuple as the key: one object
+        self.versions.append(feats.version)
+        self.titles.append(feats.title)
+        self.texts.append(feats.text if self.keep_text else "")
+        target_no = self._target_no.get(feats.targets)
+        if target_no is None:
+            target_no = self._target_no[feats.targets] = len(self._target_sets)
+            self._target_sets.append(feats.targets)
+        self.targets.append(target_no)
         self.alive.append(True)
         self.expires.append(NEVER if feats.expires is None else feats.expires)
         self.trl.append(-1 if feats.trl is None else max(-1, min(feats.trl, 100)))
@@ -242,13 +259,44 @@ class KindStore:
             return np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.float32)
         return held[0].view[slots].astype(np.int64), held[1].view[slots]
 
+    def feature(self, slot: int) -> Features | None:
+        """The listing at ``slot`` (None if dead), without its terms."""
+        if not self.alive.view[slot]:
+            return None
+        expires = int(self.expires.view[slot])
+        trl, trl_min = int(self.trl.view[slot]), int(self.trl_min.view[slot])
+        pmask = int(self.pmask.view[slot])
+        return Features(
+            ref=self.slot_of.ref(slot),
+            kind=self.kind,
+            version=int(self.versions.view[slot]),
+            expires=None if expires == NEVER else expires,
+            title=self.titles[slot],
+            words=_EMPTY,
+            concepts=_EMPTY,
+            ngrams=_EMPTY,
+            text=self.texts[slot],
+            ipc=tuple(c for c in self.ipc.view[slot].tolist() if c),
+            isic=tuple(c for c in self.isic.view[slot].tolist() if c),
+            sectors=_unmask(int(self.smask.view[slot]), _SECTOR_OF_BIT),
+            trl=None if trl < 0 else trl,
+            trl_min=None if trl_min < 0 else trl_min,
+            partnership=_unmask(pmask, _PARTNER_OF_BIT) if pmask else None,
+            targets=self._target_sets[int(self.targets.view[slot])],
+        )
+
+    def version(self, ref: Ref) -> int | None:
+        """The version of ``ref`` held here, if it is."""
+        slot = self.slot_of.find(ref)
+        return None if slot is None else int(self.versions.view[slot])
+
     def kill(self, ref: Ref) -> Features | None:
         """Remove ``ref`` from every later score at once; its df leaves the vocabularies."""
-        slot = self.slot_of.pop(ref, None)
+        slot = self.slot_of.find(ref)
         if slot is None:
             return None
-        feats = self.features[slot]
-        self.features[slot] = None
+        feats = self.feature(slot)
+        self.slot_of.drop(ref)
         self.alive.set(slot, False)
         for space in SPACES:
             self.vocabs[space].remove(self.sparse[space].row(slot)[0])

@@ -1,13 +1,19 @@
 """The matcher's per-listing memory: row values kept as codes give back the same float32
-numbers (and the same once there are too many distinct values for codes), and values
-many listings share are one object."""
+numbers (and the same once there are too many distinct values for codes), and a
+listing's other values are columns, not objects of its own."""
 
 from __future__ import annotations
+
+import gc
+import sys
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
 
-from node.matching import Matcher, index
+from node.matching import Matcher, index, reftable
+from node.matching.features import extract
 from node.matching.index import SparseRows, Vocabulary
 from tests.matching.helpers import NOW, sample_views
 
@@ -55,17 +61,44 @@ def test_matches_do_not_depend_on_how_row_values_are_kept(
     assert coded.top_matches(10) == plain.top_matches(10)
 
 
-def test_listings_share_their_owner_and_code_values() -> None:
+def test_a_listing_read_back_from_the_columns_is_the_listing_without_its_terms() -> None:
     m = Matcher(NOW)
-    m.upsert_many(sample_views())
-    offers = m.stores["offer"].live_features()
-    by_owner: dict[str, set[int]] = {}
-    for feats in offers:
-        by_owner.setdefault(feats.ref[0], set()).add(id(feats.ref[0]))
-        assert m.stores["offer"].slot_of[feats.ref] >= 0
-    assert all(len(ids) == 1 for ids in by_owner.values())
-    partnerships = [f.partnership for f in offers if f.partnership]
-    assert len({id(p) for p in partnerships}) == len(set(partnerships)) < len(partnerships)
+    views = sample_views()
+    m.upsert_many(views)
+    checked = 0
+    for owner, view in views:
+        feats = extract(owner, view, m.lexicon)
+        if feats is None:
+            continue
+        held = m.features(*feats.ref)
+        assert held == replace(feats, words={}, concepts={}, ngrams={}, text="", surface={}), (
+            feats.ref
+        )
+        checked += 1
+    assert checked > 100
+
+
+def test_listings_add_no_python_object_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys, titles, versions and the rest are columns: thousands more listings (same
+    words, so no new terms) leave the count of small Python objects nearly where it was.
+    (The keys added since the last merge of a key table are a dict: kept small here.)"""
+    monkeypatch.setattr(reftable, "MERGE_MIN", 16)
+    views = sample_views()
+    m = Matcher(NOW)
+    m.upsert_many(views)
+
+    def copies(round_: int) -> list[tuple[str, dict[str, Any]]]:
+        return [(owner, {**view, "id": f"{view['id']}-c{round_}"}) for owner, view in views]
+
+    m.upsert_many(copies(0))  # the arrays' first growth
+    gc.collect()
+    before, held = sys.getallocatedblocks(), len(m)
+    for round_ in range(1, 9):
+        m.upsert_many(copies(round_))
+    gc.collect()
+    added = len(m) - held
+    assert added > 1_000
+    assert (sys.getallocatedblocks() - before) / added < 0.2
 
 
 def test_spellings_survive_compaction() -> None:
