@@ -16,6 +16,7 @@ from yarl import URL
 
 from node.cli.output import data_dir_argument, emit, fail, json_option, runtime, table
 from node.config import POLICY_FILE, TOKEN_FILE, ConfigError, NodeConfig, load_config
+from node.services.heap import limit_arenas
 from node.services.setup import SetupError, init_node
 from node.services.status import node_status
 from node.storage.db import DatabaseUnavailable, describe_database_error
@@ -107,6 +108,7 @@ def serve(data_dir: Path, host: str | None, port: int | None, workers: int) -> N
 
     With --workers N (N > 1, PostgreSQL only) a supervisor runs N worker processes on the
     one address and starts again any that dies; SIGINT or SIGTERM stops them all."""
+    limit_arenas()  # before any thread: see node.services.heap
     try:
         config = load_config(data_dir)
     except ConfigError as exc:

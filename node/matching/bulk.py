@@ -18,7 +18,6 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
-from node.matching.features import Features
 from node.matching.index import SparseRows, rowwise_dots
 from node.matching.scoring import Scored, grid_scores, score_bounds, score_pairs, violations
 from node.matching.store import SPACES, KindStore
@@ -32,7 +31,6 @@ BLOCK_PAIRS = 100_000
 
 
 def one_vs_all(
-    feats: Features,
     vector: Floats | None,
     own: KindStore,
     own_slot: int,
@@ -42,7 +40,8 @@ def one_vs_all(
     k: int | None = None,
     floor: Floats | None = None,
 ) -> tuple[Ints, Scored]:
-    """Exact scores of ``feats`` (held at ``own_slot`` of ``own``) against the live slots of
+    """Exact scores of the listing at ``own_slot`` of ``own`` (its embedding ``vector``, if
+    any) against the live slots of
     ``other`` that can matter; returns those slots and their scores.
 
     With ``k``: the slots that can be in its top ``k``. With ``floor`` (one value per slot of

@@ -185,7 +185,7 @@ class Matcher:
                 self._candidate_changes += 1
             elif self._codes is not None:
                 self._infer(np.array([slot], dtype=np.int64))
-            self._after_add(feats, vector, slot)
+            self._after_add(feats.kind, vector, slot)
             if self.defer_encoding:
                 self.unencoded[feats.ref] = None
         self._maybe_compact()
@@ -242,9 +242,7 @@ class Matcher:
             return
         self._candidate_changes += 1
         self._unlist(kind, slot)
-        feats = store.features[slot]
-        assert feats is not None
-        self._after_add(feats, vector, slot)
+        self._after_add(kind, vector, slot)
 
     def remove(self, owner: str, listing_id: str) -> bool:
         """Take a listing out (retracted, expired, no longer shared); it leaves every match
@@ -285,23 +283,23 @@ class Matcher:
         table.slots[hit] = -1
         table.dirty.update(int(r) for r in rows)
 
-    def _after_add(self, feats: Features, vector: FloatArray | None, slot: int) -> None:
+    def _after_add(self, kind: str, vector: FloatArray | None, slot: int) -> None:
         if not self._tables:
             return
         requests = self.stores["request"]
-        if feats.kind == "request":
+        if kind == "request":
             for table in self._tables.values():
                 table.ensure_rows(len(requests.features))
                 table.dirty.add(slot)
             return
-        held = self._tables.get(feats.kind)
+        held = self._tables.get(kind)
         if held is None:
             return
         table = held
         table.ensure_rows(len(requests.features))
         floor = table.scores.min(axis=1)
         req_slots, scored = one_vs_all(
-            feats, vector, self.stores[feats.kind], slot, requests, self.now(), floor=floor
+            vector, self.stores[kind], slot, requests, self.now(), floor=floor
         )
         score = np.where(scored.allowed, scored.score, -np.inf)
         worst = table.scores[req_slots].argmin(axis=1)
@@ -418,8 +416,6 @@ class Matcher:
         """The best ``k`` of ``found`` (score, other kind, other slot, index into its
         Scored) for the listing at ``slot``, as explained matches."""
         own = self.stores[kind]
-        feats = own.features[slot]
-        assert feats is not None
         found.sort(key=lambda f: -f[0])
         out: list[Match] = []
         for value, other_kind, other_slot, idx, scored in found[:k]:
@@ -433,6 +429,8 @@ class Matcher:
                 self._vector(m.candidate if kind == "request" else m.request) for m in out
             ]
             assert self._embedder is not None
+            feats = own.features[slot]
+            assert feats is not None
             out = self._embedder.with_evidence(feats, kind, out, counterparts)
         return out
 
@@ -578,15 +576,12 @@ class Matcher:
     def _refill(self, table: _Table, kind: str, row: int, now: int) -> None:
         requests = self.stores["request"]
         table.slots[row], table.scores[row] = -1, -np.inf
-        feats = requests.features[row]
-        if feats is None or requests.expires.view[row] <= now:
+        if not requests.alive.view[row] or requests.expires.view[row] <= now:
             return
         vector = None
         if requests.dense is not None and requests.has_dense.view[row]:
             vector = requests.dense.view[row]
-        slots, scored = one_vs_all(
-            feats, vector, requests, row, self.stores[kind], now, k=table.width
-        )
+        slots, scored = one_vs_all(vector, requests, row, self.stores[kind], now, k=table.width)
         score = np.where(scored.allowed, scored.score, -np.inf)
         best = top_indices(score, table.width)
         table.slots[row, : len(best)] = np.where(np.isfinite(score[best]), slots[best], -1)
@@ -602,21 +597,19 @@ class Matcher:
         idx: int,
         explain: bool = True,
     ) -> Match:
-        requests, cands = self.stores["request"], self.stores[kind]
-        req, cand = requests.features[req_slot], cands.features[cand_slot]
-        assert req is not None and cand is not None
+        cands = self.stores[kind]
         components = {
             name: round(float(value[idx]), 4)
             for name, (value, present) in scored.components.items()
             if present[idx]
         }
         match = Match(
-            request=req.ref,
-            candidate=cand.ref,
+            request=self.stores["request"].slot_of.ref(req_slot),
+            candidate=cands.slot_of.ref(cand_slot),
             kind=kind,
             score=round(score, 4),
             components=components,
-            candidate_title=cand.title,
+            candidate_title=cands.titles[cand_slot],
         )
         return self._shared(match, req_slot, kind, cand_slot) if explain else match
 

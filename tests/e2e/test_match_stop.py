@@ -7,6 +7,7 @@ stay), and SIGTERM stops it as well.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -136,6 +137,13 @@ def test_stops_mid_rematch_and_resumes(busy_hub: tuple[Proc, Owner]) -> None:
     poll(lambda: counts(hub)[1] >= 50, 120, "the first listings to be matched")
     held, done = counts(hub)
     assert done < held / 2, (held, done)
+    # The server capped malloc's arenas for itself and the processes it started.
+    assert hub.popen is not None
+    environs = {}
+    for pid in descendants(hub.popen.pid):
+        with contextlib.suppress(OSError):  # one that ended meanwhile (a verify worker)
+            environs[pid] = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert environs and all(b"MALLOC_ARENA_MAX=2" in e for e in environs.values())
     seconds, code = stop_within(hub, signal.SIGINT)
     assert code in (0, -signal.SIGINT, 128 + signal.SIGINT), code
     held, stopped_at = counts(hub)
