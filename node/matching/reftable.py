@@ -11,12 +11,14 @@ are kept apart in a dict of their own (``_spill``), and every answer is checked 
 the key it stands for.
 
 ``RefTable`` numbers keys in order of arrival (a kind store's slots); ``StampTable`` maps
-each key to a short tuple of ints (the matching engine's versions of what it holds).
+each key to a short tuple of ints (the matching engine's versions of what it holds);
+``KeyIds`` numbers distinct byte strings (the scorer's sets of coded columns).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -318,3 +320,47 @@ class StampTable:
             stamp = self.get(ref)
             assert stamp is not None
             yield ref, stamp
+
+
+def _digest(key: bytes) -> int:
+    """A 64-bit hash of ``key``, the same in every process (a snapshot keeps them)."""
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little", signed=True)
+
+
+class KeyIds:
+    """Numbers of distinct byte strings (``scoring``'s sets of coded columns), found by
+    a hash of them: 16 bytes a string, where a dict of them took ~150. The strings are
+    not kept: ``find`` is given a way to make the string of a number, and checks every
+    number whose hash matches (two strings with one hash are told apart)."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        """``keys[i]`` has number i."""
+        hashes = np.fromiter((_digest(k) for k in keys), dtype=np.int64, count=len(keys))
+        order = np.argsort(hashes, kind="stable")
+        self._hashes = hashes[order]
+        self._ids = order.astype(np.int64)
+        self._recent: dict[int, list[int]] = {}
+        self._added = 0
+
+    def find(self, key: bytes, key_of: Callable[[int], bytes]) -> int | None:
+        h = _digest(key)
+        for number in self._recent.get(h, ()):
+            if key_of(number) == key:
+                return number
+        lo = int(np.searchsorted(self._hashes, h, side="left"))
+        hi = int(np.searchsorted(self._hashes, h, side="right"))
+        for number in self._ids[lo:hi].tolist():
+            if key_of(number) == key:
+                return int(number)
+        return None
+
+    def add(self, key: bytes, number: int) -> None:
+        self._recent.setdefault(_digest(key), []).append(number)
+        self._added += 1
+        if self._added > max(MERGE_MIN, len(self._hashes) // 32):
+            pairs = [(h, n) for h, numbers in self._recent.items() for n in numbers]
+            hashes = np.concatenate([self._hashes, np.array([h for h, _ in pairs], np.int64)])
+            ids = np.concatenate([self._ids, np.array([n for _, n in pairs], np.int64)])
+            order = np.argsort(hashes, kind="stable")
+            self._hashes, self._ids = hashes[order], ids[order]
+            self._recent, self._added = {}, 0

@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from node.matching.codes import MAX_IPC, MAX_ISIC, ipc_similarity, isic_similarity
 from node.matching.infer import candidate_codes, code_sets, inferred_value, value_table
+from node.matching.reftable import KeyIds
 from node.matching.store import INFER_KINDS, KindStore
 
 RELEVANCE_WEIGHTS: dict[str, float] = {
@@ -300,17 +301,28 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
         _, first, inverse = np.unique(cols, axis=0, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1).astype(np.int64)
         first = first.astype(np.int64)
-        store.distinct_ids = {row_key: i for i, row_key in enumerate(_keys(cols[first]))}
+        store.distinct_ids = KeyIds(_keys(cols[first]))
         store.distinct = ((size, *key), inverse, first)
     elif held[0][0] < size:
         done = held[0][0]
         ids = store.distinct_ids
+        assert ids is not None
         extra = np.empty(size - done, dtype=np.int64)
         firsts = held[2].tolist()
-        for i, row_key in enumerate(_keys(_coded_columns(store, expired, done, size))):
-            found = ids.setdefault(row_key, len(firsts))
-            if found == len(firsts):
+        added = _keys(_coded_columns(store, expired, done, size))
+
+        def key_of(number: int) -> bytes:
+            slot = int(firsts[number])
+            if slot >= done:
+                return added[slot - done]
+            return _keys(_coded_columns(store, expired, slot, slot + 1))[0]
+
+        for i, row_key in enumerate(added):
+            found = ids.find(row_key, key_of)
+            if found is None:
+                found = len(firsts)
                 firsts.append(done + i)
+                ids.add(row_key, found)
             extra[i] = found
         inverse = np.concatenate([held[1], extra])
         store.distinct = ((size, *key), inverse, np.asarray(firsts, dtype=np.int64))

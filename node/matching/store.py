@@ -17,7 +17,7 @@ import numpy.typing as npt
 from node.matching.codes import MAX_IPC, MAX_ISIC
 from node.matching.features import PARTNERSHIPS, SECTORS, Features, Ref
 from node.matching.index import Growable, SparseRows, Vocabulary
-from node.matching.reftable import RefTable, StringColumn
+from node.matching.reftable import KeyIds, RefTable, StringColumn
 
 SPACES = ("text", "concepts", "ngrams")
 # Codes a request may get inferred from its text when it names none (``infer``), and how
@@ -25,6 +25,7 @@ SPACES = ("text", "concepts", "ngrams")
 INFER_KINDS = ("sector", "ipc", "isic")
 INFER_TOP = 3
 NEVER = np.iinfo(np.int64).max
+SPELLING_CODES = 65_535  # spellings a store numbers in 2 bytes a term, before 4
 # Cosine -> semantic component: clip((cos - zero) / span, 0, 1). Each encoder carries its
 # own (``scale``); this default suits models whose unrelated pairs sit near 0.1.
 SEMANTIC_SCALE = (0.10, 0.60)
@@ -118,9 +119,9 @@ class KindStore:
         self.sparse = {space: SparseRows(vocabs[space]) for space in SPACES}
         # Requests only: the spelling of each term of a text row, what
         # ``match.shared_terms`` shows (a candidate's spelling is never shown): an id per
-        # entry of the row (0: the stem itself) into ``spellings``, 4 bytes a term instead
-        # of a tuple of strings a listing.
-        self.spelled = Growable(np.int32)
+        # entry of the row (0: the stem itself) into ``spellings``, 2 bytes a term (4 past
+        # SPELLING_CODES spellings) instead of a tuple of strings a listing.
+        self.spelled = Growable(np.uint16)  # int32 once there are more spellings
         self.spellings: list[str] = [""]
         self._spelling_ids: dict[str, int] = {"": 0}
         self.keep_text = False  # the listing's text, for semantic evidence (with a model)
@@ -146,11 +147,11 @@ class KindStore:
         self.code_sets: dict[str, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
         self.dead = 0
         # (key, distinct-set index per slot, a slot per set): ``scoring.grid_scores``'s.
-        # The key is (slots covered, removed, expired); the ids map a set's bytes to it.
+        # The key is (slots covered, removed, expired); the ids find a set by its bytes.
         self.distinct: (
             tuple[tuple[int, int, int], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None
         ) = None
-        self.distinct_ids: dict[bytes, int] = {}
+        self.distinct_ids: KeyIds | None = None
 
     def __len__(self) -> int:
         return len(self.slot_of)
@@ -175,6 +176,8 @@ class KindStore:
                         found = ids[spelling] = len(self.spellings)
                         self.spellings.append(spelling)
                     spelled[i] = found
+                if len(self.spellings) > SPELLING_CODES and self.spelled.dtype == np.uint16:
+                    self.spelled.cast(np.int32)
                 self.spelled.extend(spelled)
         self.versions.append(feats.version)
         self.titles.append(feats.title)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from node.matching import Matcher, index, reftable
+from node.matching import store as store_module
 from node.matching.features import extract
 from node.matching.index import SparseRows, Vocabulary
 from tests.matching.helpers import NOW, sample_views
@@ -99,6 +100,21 @@ def test_listings_add_no_python_object_of_their_own(monkeypatch: pytest.MonkeyPa
     added = len(m) - held
     assert added > 1_000
     assert (sys.getallocatedblocks() - before) / added < 0.2
+
+
+def test_spellings_are_the_same_past_two_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    short = Matcher(NOW)
+    short.upsert_many(sample_views())
+    monkeypatch.setattr(store_module, "SPELLING_CODES", 5)
+    wide = Matcher(NOW)
+    wide.upsert_many(sample_views())
+    assert short.stores["request"].spelled.dtype == np.uint16
+    assert wide.stores["request"].spelled.dtype == np.int32
+    refs = list(short.stores["request"].slot_of)
+    assert [short.stores["request"].surface(i) for i in range(len(refs))] == [
+        wide.stores["request"].surface(i) for i in range(len(refs))
+    ]
+    assert any(term for i in range(len(refs)) for term in wide.stores["request"].surface(i))
 
 
 def test_spellings_survive_compaction() -> None:

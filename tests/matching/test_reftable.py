@@ -9,7 +9,7 @@ import pickle
 import pytest
 
 from node.matching import reftable
-from node.matching.reftable import RefTable, StampTable, StringColumn
+from node.matching.reftable import KeyIds, RefTable, StampTable, StringColumn
 
 REFS = [("th", f"th-{i}") for i in range(300)] + [("vn", f"vn-{i}") for i in range(300)]
 
@@ -103,3 +103,19 @@ def test_stamp_tables_compare_as_dicts() -> None:
     del two[REFS[0]]
     assert one != two
     assert one.__eq__("a table") is NotImplemented
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_distinct_strings_get_their_own_numbers(
+    monkeypatch: pytest.MonkeyPatch, collide: bool
+) -> None:
+    monkeypatch.setattr(reftable, "MERGE_MIN", 8)
+    if collide:
+        monkeypatch.setattr(reftable, "_digest", lambda key: 42)
+    keys = [f"set-{i}".encode() for i in range(100)]
+    ids = KeyIds(keys[:40])
+    for number, key in enumerate(keys[40:], start=40):
+        assert ids.find(key, keys.__getitem__) is None
+        ids.add(key, number)
+    assert [ids.find(key, keys.__getitem__) for key in keys] == list(range(100))
+    assert ids.find(b"set-100", keys.__getitem__) is None
