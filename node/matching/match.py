@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from node.matching.codes import ipc_symbol
 from node.matching.concepts import label
-from node.matching.features import Features, Ref
+from node.matching.features import Ref
 from node.matching.index import Vocabulary
 
 MAX_SHARED_TERMS = 8
@@ -145,12 +145,16 @@ def shared_concepts(req: Row, cand: Row, vocab: Vocabulary) -> tuple[str, ...]:
     return tuple(label(concepts[i]) for i in ranked[:MAX_SHARED_CONCEPTS])
 
 
-def shared_codes(req: Features, cand: Features) -> tuple[str, ...]:
+Codes = tuple[tuple[int, ...], tuple[int, ...]]  # a listing's (IPC codes, ISIC codes)
+
+
+def shared_codes(req: Codes, cand: Codes) -> tuple[str, ...]:
     """IPC codes shared at the deepest common level, then ISIC divisions (or sections)."""
     out: list[str] = []
-    for code in req.ipc:
+    (req_ipc, req_isic), (cand_ipc, cand_isic) = req, cand
+    for code in req_ipc:
         best = ""
-        for other in cand.ipc:
+        for other in cand_ipc:
             if code == other and code % 100:
                 best = f"IPC {ipc_symbol(code)}"
                 break
@@ -158,10 +162,10 @@ def shared_codes(req: Features, cand: Features) -> tuple[str, ...]:
                 best = f"IPC {ipc_symbol(code - code % 100)} (class)"
         if best and best not in out:
             out.append(best)
-    for code in req.isic:
-        if code % 100 and code in cand.isic:
+    for code in req_isic:
+        if code % 100 and code in cand_isic:
             text = f"ISIC {code % 100:02d}"
-        elif any(code // 100 == other // 100 for other in cand.isic):
+        elif any(code // 100 == other // 100 for other in cand_isic):
             text = f"ISIC section {_ISIC_SECTIONS[code // 100 - 1]}"
         else:
             continue

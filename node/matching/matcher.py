@@ -624,8 +624,6 @@ class Matcher:
 
     def _shared(self, match: Match, req_slot: int, kind: str, cand_slot: int) -> Match:
         requests, cands = self.stores["request"], self.stores[kind]
-        req, cand = requests.features[req_slot], cands.features[cand_slot]
-        assert req is not None and cand is not None
         return replace(
             match,
             shared_terms=shared_terms(
@@ -639,7 +637,7 @@ class Matcher:
                 cands.sparse["concepts"].row(cand_slot),
                 self.vocabs["concepts"],
             ),
-            shared_codes=shared_codes(req, cand),
+            shared_codes=shared_codes(requests.codes(req_slot), cands.codes(cand_slot)),
             inferred_codes=self._inferred_codes(req_slot, kind, cand_slot),
         )
 

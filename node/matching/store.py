@@ -269,6 +269,7 @@ class KindStore:
         expires = int(self.expires.view[slot])
         trl, trl_min = int(self.trl.view[slot]), int(self.trl_min.view[slot])
         pmask = int(self.pmask.view[slot])
+        ipc, isic = self.codes(slot)
         return Features(
             ref=self.slot_of.ref(slot),
             kind=self.kind,
@@ -279,13 +280,20 @@ class KindStore:
             concepts=_EMPTY,
             ngrams=_EMPTY,
             text=self.texts[slot],
-            ipc=tuple(c for c in self.ipc.view[slot].tolist() if c),
-            isic=tuple(c for c in self.isic.view[slot].tolist() if c),
+            ipc=ipc,
+            isic=isic,
             sectors=_unmask(int(self.smask.view[slot]), _SECTOR_OF_BIT),
             trl=None if trl < 0 else trl,
             trl_min=None if trl_min < 0 else trl_min,
             partnership=_unmask(pmask, _PARTNER_OF_BIT) if pmask else None,
             targets=self._target_sets[int(self.targets.view[slot])],
+        )
+
+    def codes(self, slot: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The IPC and ISIC codes of the listing at ``slot``."""
+        return (
+            tuple(c for c in self.ipc.view[slot].tolist() if c),
+            tuple(c for c in self.isic.view[slot].tolist() if c),
         )
 
     def version(self, ref: Ref) -> int | None:
