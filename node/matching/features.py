@@ -81,6 +81,16 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+_INT64 = (-(2**63), 2**63 - 2)  # the matcher's columns are int64 (its largest: "never")
+
+
+def _int64(value: Any) -> int | None:
+    """``_int``, brought within the matcher's int64 columns (a sender may write any
+    integer: 10**30 would not fit, and is "never" for an expiry anyway)."""
+    number = _int(value)
+    return None if number is None else min(max(number, _INT64[0]), _INT64[1])
+
+
 def _set(value: Any, allowed: Iterable[str] | None = None) -> frozenset[str] | None:
     items = _strings(value)
     if not items:
@@ -141,14 +151,14 @@ def extract(owner: str, view: Mapping[str, Any], lexicon: ConceptLexicon) -> Fea
                 grams.update(char_ngrams(flat))
     concepts = lexicon.find_words(sentence_words, unspaced)
     titles = _titles(fields.get("title"))
-    expires = _int(view.get("expires"))
+    expires = _int64(view.get("expires"))
     if expires is None:
-        expires = _int(fields.get("expires"))
+        expires = _int64(fields.get("expires"))
     sectors = _set(fields.get("sector"), SECTORS) or _set(fields.get("sectors"), SECTORS)
     return Features(
         ref=(owner, listing_id),
         kind=kind,
-        version=_int(view.get("version")) or 0,
+        version=_int64(view.get("version")) or 0,
         expires=expires,
         title=titles[0] if titles else listing_id,
         words=_sublinear(words),

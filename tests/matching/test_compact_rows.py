@@ -79,6 +79,30 @@ def test_a_listing_read_back_from_the_columns_is_the_listing_without_its_terms()
     assert checked > 100
 
 
+def test_a_summary_with_integers_past_64_bits_is_held_and_the_columns_stay_aligned() -> None:
+    """A member may write any integer into a version, an expiry or a TRL: the listing
+    is held (its expiry past the columns' range is "never"), and every other listing's
+    slot still names its own key, title and version."""
+    views = sample_views()
+    owner, offer = next((o, v) for o, v in views if v["category"] == "tech_offer")
+    huge = {**offer, "id": "huge", "version": 10**30, "expires": 10**30}
+    huge["fields"] = {**offer["fields"], "trl": 10**30}
+    tiny = {**offer, "id": "tiny", "version": -(10**30), "expires": -(10**30)}
+    m = Matcher(NOW)
+    matched = sum(extract(o, v, m.lexicon) is not None for o, v in views)
+    assert m.upsert_many([(owner, huge), (owner, tiny), *views]) == matched + 2
+    held = m.features(owner, "huge")
+    assert held is not None and held.version == 2**63 - 2 and held.expires == 2**63 - 2
+    assert m.features(owner, "tiny") is not None
+    store = m.stores["offer"]
+    assert store.slot_of.numbered == store.alive.n == store.expires.n == store.versions.n
+    for owner_, view in views:
+        feats = extract(owner_, view, m.lexicon)
+        if feats is not None and feats.kind == "offer":
+            got = m.features(*feats.ref)
+            assert got is not None and (got.title, got.version) == (feats.title, feats.version)
+
+
 def test_listings_add_no_python_object_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys, titles, versions and the rest are columns: thousands more listings (same
     words, so no new terms) leave the count of small Python objects nearly where it was.
