@@ -65,11 +65,34 @@ class SkippedRuns(logging.Filter):
         return True
 
 
+class CancelledByStop(logging.Filter):
+    """A stop cancels the scheduler's jobs in flight, and ``asyncio.run`` at the end
+    cancels a job's task even before it began (then the job's own ``except
+    CancelledError`` never runs): APScheduler logs either as an ERROR with a traceback,
+    "Error running job". It is the designed end of the job, logged as INFO, without the
+    traceback, and only where INFO is logged at all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.levelno >= logging.ERROR and isinstance(error, asyncio.CancelledError):
+            record.msg = f"{record.getMessage()}: cancelled by the node's stop"
+            record.args = ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
 def quiet_skipped_runs() -> None:
-    """Install ``SkippedRuns`` on APScheduler's scheduler logger (once)."""
-    scheduler_log = logging.getLogger("apscheduler.scheduler")
-    if not any(isinstance(f, SkippedRuns) for f in scheduler_log.filters):
-        scheduler_log.addFilter(SkippedRuns())
+    """Install ``SkippedRuns`` on APScheduler's scheduler logger and ``CancelledByStop``
+    on its executor's (once)."""
+    for name, kind in (
+        ("apscheduler.scheduler", SkippedRuns),
+        ("apscheduler.executors.default", CancelledByStop),
+    ):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in log.filters):
+            log.addFilter(kind())
 
 
 class NodeKeySource:

@@ -1,5 +1,7 @@
 """A job whose time comes while its last run still goes (a long first sync outlasting its
-interval) is the scheduler's design here, not a warning: ``SkippedRuns`` logs it as INFO."""
+interval) is the scheduler's design here, not a warning: ``SkippedRuns`` logs it as INFO.
+A job that a stop cancels is not an error either: ``CancelledByStop`` logs it as INFO,
+without APScheduler's traceback."""
 
 from __future__ import annotations
 
@@ -82,3 +84,37 @@ async def test_a_skipped_run_is_not_logged_where_info_is_not(
     )
     logging.getLogger(SCHEDULER_LOG).handle(other)
     assert [r.levelname for r in caplog.records] == ["WARNING"]
+
+
+async def test_a_job_cancelled_by_a_stop_is_info_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a stop does to a job in flight (a real scheduler, a job that does not catch
+    the cancellation, as one cancelled before it began cannot): INFO, no traceback."""
+    quiet_skipped_runs()
+    executor_log = "apscheduler.executors.default"
+    assert len(logging.getLogger(executor_log).filters) == 1
+    caplog.set_level(logging.INFO, logger=executor_log)
+    started = asyncio.Event()
+
+    async def hang() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    scheduler = AsyncIOScheduler(timezone=dt.UTC)
+    scheduler.add_job(hang, id="hang", next_run_time=dt.datetime.now(dt.UTC))
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 10)
+    jobs = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    scheduler.shutdown(wait=False)
+    for task in jobs:
+        task.cancel()
+    await asyncio.gather(*jobs, return_exceptions=True)
+    deadline = asyncio.get_running_loop().time() + 10
+    while not any("cancelled by the node's stop" in r.getMessage() for r in caplog.records):
+        assert asyncio.get_running_loop().time() < deadline, caplog.text
+        await asyncio.sleep(0.01)
+    ended = [r for r in caplog.records if "hang" in r.getMessage()]
+    assert ended and {r.levelname for r in ended} == {"INFO"}
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
