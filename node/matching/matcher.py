@@ -252,12 +252,12 @@ class Matcher:
         return removed
 
     def _remove(self, ref: Ref) -> bool:
-        kind = self._kind(ref)
-        if kind is None:
+        for kind in self.stores:
+            slot = self.stores[kind].kill(ref)
+            if slot is not None:
+                break
+        else:
             return False
-        store = self.stores[kind]
-        slot = store.slot_of[ref]
-        store.kill(ref)
         self.unencoded.pop(ref, None)
         if kind != "request":
             self._candidate_changes += 1

@@ -42,6 +42,14 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+def _sorted(
+    hashes: npt.NDArray[np.int64], numbers: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Hashes in order, each with its number (equal hashes in the order given)."""
+    order = np.argsort(hashes, kind="stable")
+    return hashes[order], numbers[order]
+
+
 class StringColumn:
     """Strings appended one by one and read back by number: UTF-8 in one byte array."""
 
@@ -176,8 +184,7 @@ class RefTable:
                 np.fromiter(self._recent.values(), np.int64, len(self._recent)),
             ]
         )
-        order = np.argsort(hashes, kind="stable")
-        self._hashes, self._numbers = hashes[order], numbers[order]
+        self._hashes, self._numbers = _sorted(hashes, numbers)
         self._recent = {}
 
     def live_numbers(self) -> npt.NDArray[np.int64]:
@@ -224,9 +231,6 @@ class RefTable:
         if number is None:
             raise KeyError(ref)
         return number
-
-    def get(self, ref: Ref) -> int | None:
-        return self.find(ref)
 
     def pop(self, ref: Ref, default: Any = None) -> Any:
         number = self.drop(ref)
@@ -284,10 +288,10 @@ class StampTable:
             raise KeyError(ref)
 
     def pop(self, ref: Ref, default: Any = None) -> Any:
-        stamp = self.get(ref)
-        if stamp is None:
+        number = self._table.drop(ref)
+        if number is None:
             return default
-        self._table.drop(ref)
+        stamp = tuple(self._values.view[number, : int(self._lengths.view[number])].tolist())
         dead = self._table.numbered - len(self._table)
         if dead > max(MERGE_MIN, len(self._table)):
             self._compact()
@@ -336,9 +340,7 @@ class KeyIds:
     def __init__(self, keys: list[bytes]) -> None:
         """``keys[i]`` has number i."""
         hashes = np.fromiter((_digest(k) for k in keys), dtype=np.int64, count=len(keys))
-        order = np.argsort(hashes, kind="stable")
-        self._hashes = hashes[order]
-        self._ids = order.astype(np.int64)
+        self._hashes, self._ids = _sorted(hashes, np.arange(len(keys), dtype=np.int64))
         self._recent: dict[int, list[int]] = {}
         self._added = 0
 
@@ -359,8 +361,8 @@ class KeyIds:
         self._added += 1
         if self._added > max(MERGE_MIN, len(self._hashes) // 32):
             pairs = [(h, n) for h, numbers in self._recent.items() for n in numbers]
-            hashes = np.concatenate([self._hashes, np.array([h for h, _ in pairs], np.int64)])
-            ids = np.concatenate([self._ids, np.array([n for _, n in pairs], np.int64)])
-            order = np.argsort(hashes, kind="stable")
-            self._hashes, self._ids = hashes[order], ids[order]
+            self._hashes, self._ids = _sorted(
+                np.concatenate([self._hashes, np.array([h for h, _ in pairs], np.int64)]),
+                np.concatenate([self._ids, np.array([n for _, n in pairs], np.int64)]),
+            )
             self._recent, self._added = {}, 0

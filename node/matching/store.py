@@ -301,18 +301,17 @@ class KindStore:
         slot = self.slot_of.find(ref)
         return None if slot is None else int(self.versions.view[slot])
 
-    def kill(self, ref: Ref) -> Features | None:
-        """Remove ``ref`` from every later score at once; its df leaves the vocabularies."""
-        slot = self.slot_of.find(ref)
+    def kill(self, ref: Ref) -> int | None:
+        """Remove ``ref`` from every later score at once; its df leaves the vocabularies.
+        The slot it had, or None when it is not held here."""
+        slot = self.slot_of.drop(ref)
         if slot is None:
             return None
-        feats = self.feature(slot)
-        self.slot_of.drop(ref)
         self.alive.set(slot, False)
         for space in SPACES:
             self.vocabs[space].remove(self.sparse[space].row(slot)[0])
         self.dead += 1
-        return feats
+        return slot
 
     def surface(self, slot: int) -> list[str]:
         """The spelling of each term of the text row of ``slot``, in the row's order ("" when

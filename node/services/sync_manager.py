@@ -83,7 +83,7 @@ class CancelledByStop(logging.Filter):
         return True
 
 
-def quiet_skipped_runs() -> None:
+def quiet_scheduler_logs() -> None:
     """Install ``SkippedRuns`` on APScheduler's scheduler logger and ``CancelledByStop``
     on its executor's (once)."""
     for name, kind in (
@@ -364,7 +364,7 @@ class SyncManager:
 
     # -- schedule ---------------------------------------------------------------------
     def start(self) -> None:
-        quiet_skipped_runs()
+        quiet_scheduler_logs()
         cfg = self.rt.config
         self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self.scheduler.add_job(

@@ -13,7 +13,7 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from node.services.sync_manager import SKIPPED_RUN, quiet_skipped_runs
+from node.services.sync_manager import SKIPPED_RUN, quiet_scheduler_logs
 
 SCHEDULER_LOG = "apscheduler.scheduler"
 
@@ -44,8 +44,8 @@ async def _skip_once(caplog: pytest.LogCaptureFixture) -> None:
 
 
 async def test_a_skipped_run_is_info_not_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    quiet_skipped_runs()
-    quiet_skipped_runs()  # installed once however often the node starts its scheduler
+    quiet_scheduler_logs()
+    quiet_scheduler_logs()  # installed once however often the node starts its scheduler
     assert len(logging.getLogger(SCHEDULER_LOG).filters) == 1
     caplog.set_level(logging.INFO, logger=SCHEDULER_LOG)
     await _skip_once(caplog)
@@ -57,7 +57,7 @@ async def test_a_skipped_run_is_info_not_a_warning(caplog: pytest.LogCaptureFixt
 async def test_a_skipped_run_is_not_logged_where_info_is_not(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    quiet_skipped_runs()
+    quiet_scheduler_logs()
     caplog.set_level(logging.DEBUG, logger=SCHEDULER_LOG)
     await _skip_once(caplog)  # at DEBUG, the skip is seen (as INFO)
     caplog.clear()
@@ -91,7 +91,7 @@ async def test_a_job_cancelled_by_a_stop_is_info_without_a_traceback(
 ) -> None:
     """What a stop does to a job in flight (a real scheduler, a job that does not catch
     the cancellation, as one cancelled before it began cannot): INFO, no traceback."""
-    quiet_skipped_runs()
+    quiet_scheduler_logs()
     executor_log = "apscheduler.executors.default"
     assert len(logging.getLogger(executor_log).filters) == 1
     caplog.set_level(logging.INFO, logger=executor_log)
