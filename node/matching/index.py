@@ -23,6 +23,7 @@ IDF_DRIFT = 0.02
 TAIL_ROWS = 2_000
 TAIL_SHARE = 0.02
 VALUE_CODES = 65_535  # distinct raw weights a row store codes (uint16) before float32
+VIEW_ROWS = 20_000  # rows weighed at a time by ``SparseRows.weighed_view``
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -106,6 +107,11 @@ class SparseRows:
     (sublinear counts of a few field weights: a few dozen of them), which gives back the
     same float32 numbers in half the bytes; past ``VALUE_CODES`` distinct values the rows
     keep their float32 values themselves."""
+
+    # A bulk ranking's weighed view, set per instance when made (class defaults: a
+    # matcher snapshot saved before it existed loads without it).
+    _view: sp.csr_matrix | None = None
+    _view_key: tuple[int, int] = (-1, -1)
 
     def __init__(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
@@ -203,11 +209,43 @@ class SparseRows:
         idf = self.vocab.idf()
         return _weigh(self.csr(0, len(idf), slots), idf)
 
+    def weighed_view(self) -> sp.csr_matrix:
+        """``matrix()``'s numbers over the stored rows themselves: the weighed values,
+        worked out ``VIEW_ROWS`` rows at a time, beside the stored column ids (not a
+        copy of them). Half of ``matrix()``'s bytes, and none of its whole-store
+        temporaries; kept until a row is added or the idf moves, or ``release()``."""
+        key = (len(self), self.vocab.epoch)
+        if self._view is None or self._view_key != key:
+            self._view = None  # the old one goes before the new one is made
+            idf = self.vocab.idf()
+            idf32 = idf.astype(np.float32)
+            indptr, indices = self._indptr.view, self._indices.view
+            data = np.empty(len(indices), dtype=np.float32)
+            for start in range(0, len(self), VIEW_ROWS):
+                stop = min(start + VIEW_ROWS, len(self))
+                first, last = int(indptr[start]), int(indptr[stop])
+                block = sp.csr_matrix(
+                    (
+                        self._decode(self._data.view[first:last]),
+                        indices[first:last],
+                        indptr[start : stop + 1] - first,
+                    ),
+                    shape=(stop - start, len(idf)),
+                )
+                data[first:last] = _weigh_values(block, idf32)
+            self._view = sp.csr_matrix(
+                (data, indices, indptr), shape=(len(self), len(idf)), copy=False
+            )
+            self._view_key = key
+        return self._view
+
     def release(self) -> None:
-        """Drop the whole-store CSR that ``matrix()`` keeps (a bulk ranking's): the
-        one-against-all path keeps its CSC apart, and pairs are weighed row by row."""
+        """Drop what ``matrix()`` and ``weighed_view()`` keep (a bulk ranking's): the
+        one-against-all path keeps its CSC apart."""
         self._built = None
         self._built_key = (-1, -1)
+        self._view = None
+        self._view_key = (-1, -1)
 
     def pieces(self) -> list[tuple[int, sp.spmatrix]]:
         """(first row, matrix) pieces covering every row, for one listing against all: the
@@ -231,20 +269,25 @@ class SparseRows:
         return [(0, self._csc), (have, self._tail)]
 
 
+def _weigh_values(tf: sp.csr_matrix, idf32: FloatArray) -> FloatArray:
+    """The values of ``_weigh(tf, idf)`` in ``tf``'s own order (a new array; the rows'
+    own values stay raw)."""
+    data: FloatArray = tf.data.astype(np.float32)  # a copy
+    data *= idf32[: tf.shape[1]][tf.indices]
+    squares = sp.csr_matrix((data * data, tf.indices, tf.indptr), shape=tf.shape)
+    norms = np.sqrt(np.asarray(squares.sum(axis=1)).ravel(), dtype=np.float64)
+    norms[norms == 0] = 1.0
+    data *= np.repeat((1.0 / norms).astype(np.float32), np.diff(tf.indptr))
+    return data
+
+
 def _weigh(tf: sp.csr_matrix, idf: npt.NDArray[np.float64]) -> sp.csr_matrix:
     """Rows times idf, each scaled to unit length (float32). Worked on one copy of the
     values in place: the same numbers as multiplying by the idf row and a diagonal of
     inverse norms, without the four whole-matrix temporaries those made (at 200,000
     listings the n-gram matrix alone is ~100 MB)."""
     indptr = np.asarray(tf.indptr)
-    data = tf.data.astype(np.float32)  # a copy: the rows' own values stay raw
-    data *= idf[: tf.shape[1]].astype(np.float32)[tf.indices]
-    squares = sp.csr_matrix((data * data, tf.indices, indptr), shape=tf.shape)
-    sq = np.asarray(squares.sum(axis=1)).ravel()
-    del squares
-    norms = np.sqrt(sq, dtype=np.float64)
-    norms[norms == 0] = 1.0
-    data *= np.repeat((1.0 / norms).astype(np.float32), np.diff(indptr))
+    data = _weigh_values(tf, idf.astype(np.float32))
     out = sp.csr_matrix((data, tf.indices.copy(), indptr - indptr[0]), shape=tf.shape)
     out.sort_indices()
     return out

@@ -35,6 +35,9 @@ Ints = npt.NDArray[np.int64]
 SKETCH_DIMS = 64
 SAMPLE_ROWS = 20_000
 SKETCH_ROWS = 20_000  # listings projected onto the sketch basis at a time
+# Listings assigned to their nearest centroid at a time (x 4 bytes x clusters: 50,000 made
+# a 63 MB block at 100,000 candidates, the ranking's peak before the probes).
+ASSIGN_ROWS = 10_000
 KMEANS_ITERATIONS = 6
 CONCEPT_WEIGHT = 0.7
 RESCORE_CHUNK = 100_000
@@ -80,10 +83,12 @@ def _basis(sample: sp.csr_matrix, dims: int, rng: np.random.Generator) -> Floats
 
 
 def _normalise(x: Floats) -> Floats:
+    """``x`` with unit rows, in place (float32): a copy per step made the sketches'
+    transient memory three times their size."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    out: Floats = (x / norms).astype(np.float32)
-    return out
+    x /= norms.astype(np.float32)
+    return x
 
 
 def sketches(
@@ -97,12 +102,14 @@ def sketches(
     )
     pick = rng.choice(len(cand), size=min(SAMPLE_ROWS, len(cand)), replace=False)
     basis = _basis(_sparse_side(cs, cand[np.sort(pick)], widths), dims, rng)
-    parts_c = [_project(cs, cand, widths, basis)]
-    parts_r = [_project(rs, req_slots, widths, basis)]
-    if rs.dense is not None and cs.dense is not None:
-        parts_c.append(cs.dense.view[cand])
-        parts_r.append(rs.dense.view[req_slots])
-    return _normalise(np.hstack(parts_r)), _normalise(np.hstack(parts_c))
+    dense = rs.dense is not None and cs.dense is not None
+    out = []
+    for store, slots in ((rs, req_slots), (cs, cand)):
+        x = _project(store, slots, widths, basis)
+        if dense and store.dense is not None:
+            x = np.hstack([x, store.dense.view[slots]])
+        out.append(_normalise(x))
+    return out[0], out[1]
 
 
 def kmeans(x: Floats, n_clusters: int, seed: int) -> tuple[Floats, Ints]:
@@ -118,8 +125,9 @@ def kmeans(x: Floats, n_clusters: int, seed: int) -> tuple[Floats, Ints]:
         sums[empty] = centroids[empty]
         centroids = _normalise(sums)
     labels = np.empty(len(x), dtype=np.int64)
-    for start in range(0, len(x), 50_000):
-        labels[start : start + 50_000] = np.argmax(x[start : start + 50_000] @ centroids.T, axis=1)
+    for start in range(0, len(x), ASSIGN_ROWS):
+        block = x[start : start + ASSIGN_ROWS] @ centroids.T
+        labels[start : start + ASSIGN_ROWS] = np.argmax(block, axis=1)
     return centroids, labels
 
 
@@ -190,20 +198,20 @@ def shortlist_top(
 
 
 def _shortlist_sims(
-    rs: KindStore, cs: KindStore, pairs: Callable[[slice], tuple[Ints, Ints]], n: int
+    rs: KindStore, cs: KindStore, pairs: Callable[[int], tuple[Ints, Ints, Ints]], n: int
 ) -> dict[str, Floats]:
-    """The sparse cosines of the ``n`` shortlisted pairs (``pairs(sel)``: their request
-    and candidate slots), one space at a time: each space's weighed matrices are built,
-    used by both threads and dropped before the next space's, so the worker holds one
-    space's copy of every listing's terms at a time, not three."""
-    sims = {space: np.empty(n, dtype=np.float32) for space in SPACES}
+    """The sparse cosines of the ``n`` shortlist positions (``pairs(start)``: the
+    shortlisted positions among ``RESCORE_CHUNK`` from ``start`` and their request and
+    candidate slots; the others stay 0), one space at a time: each space's weighed rows
+    (``SparseRows.weighed_view``: the values beside the stored column ids) are made, used
+    by both threads and dropped before the next space's."""
+    sims = {space: np.zeros(n, dtype=np.float32) for space in SPACES}
     for space in SPACES:
-        a, b = rs.sparse[space].matrix(), cs.sparse[space].matrix()
+        a, b = rs.sparse[space].weighed_view(), cs.sparse[space].weighed_view()
 
         def chunk(start: int, a: sp.csr_matrix = a, b: sp.csr_matrix = b, s: str = space) -> None:
-            sel = slice(start, start + RESCORE_CHUNK)
-            ri, ci = pairs(sel)
-            sims[s][sel] = rowwise_dots(a, ri, b, ci)
+            pos, ri, ci = pairs(start)
+            sims[s][pos] = rowwise_dots(a, ri, b, ci)
 
         with ThreadPoolExecutor(max_workers=THREADS) as pool:  # sparsetools drop the GIL
             list(pool.map(chunk, range(0, n, RESCORE_CHUNK)))
@@ -241,7 +249,7 @@ def _shortlist_top(
     members = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[members], np.arange(n_clusters + 1))
     keep = shortlist
-    found = np.full((n_r, keep), -1, dtype=np.int64)
+    found = np.full((n_r, keep), -1, dtype=np.int32)  # positions in ``cand``
     approx = np.full((n_r, keep), -np.inf, dtype=np.float32)
     flat_rows = np.repeat(np.arange(n_r), probes)
     flat_cluster = near.ravel()
@@ -262,31 +270,36 @@ def _shortlist_top(
             found[rows] = np.take_along_axis(both_c, part, axis=1)
             approx[rows] = np.take_along_axis(both_s, part, axis=1)
     del req_x, cand_x, context, jobs  # the sketches: not needed past the probes
-    short = np.where(np.isfinite(approx), found, -1)
+    short = np.where(np.isfinite(approx), found, -1).ravel()  # int32, as ``found``
     del found, approx
     exact = np.full(short.size, -np.inf, dtype=np.float32)
-    valid = np.flatnonzero(short.ravel() >= 0)
 
-    def pairs(sel: slice) -> tuple[Ints, Ints]:
-        """Request and candidate slots of the shortlisted pairs ``valid[sel]``."""
-        return req_slots[valid[sel] // keep], cand[short.ravel()[valid[sel]]]
+    def pairs(start: int) -> tuple[Ints, Ints, Ints]:
+        """The shortlisted positions among ``RESCORE_CHUNK`` from ``start``, and their
+        request and candidate slots (positions are found per chunk: an array of all of
+        them was 8 bytes a pair, 32 MB at 100,000 requests)."""
+        flat = short[start : start + RESCORE_CHUNK]
+        pos = np.flatnonzero(flat >= 0)
+        return pos + start, req_slots[(pos + start) // keep], cand[flat[pos]]
 
-    cosines = _shortlist_sims(rs, cs, pairs, len(valid))
+    cosines = _shortlist_sims(rs, cs, pairs, short.size)
 
     def chunk(start: int) -> None:
-        sel = slice(start, start + RESCORE_CHUNK)
-        part = {space: values[sel] for space, values in cosines.items()}
-        ri, ci = pairs(sel)
-        exact[valid[sel]], _ = rescore(rs, ri, cs, ci, now_ms, part)
+        pos, ri, ci = pairs(start)
+        part = {space: values[pos] for space, values in cosines.items()}
+        exact[pos], _ = rescore(rs, ri, cs, ci, now_ms, part)
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:  # ufuncs drop the GIL
-        list(pool.map(chunk, range(0, len(valid), RESCORE_CHUNK)))
+        list(pool.map(chunk, range(0, short.size, RESCORE_CHUNK)))
+    cosines.clear()
     table = exact.reshape(n_r, keep)
     take = min(k, keep)
     best = np.argsort(-table, axis=1, kind="stable")[:, :take]
     scores = np.take_along_axis(table, best, axis=1)
     slots = np.where(
-        np.isfinite(scores), cand[np.maximum(np.take_along_axis(short, best, 1), 0)], -1
+        np.isfinite(scores),
+        cand[np.maximum(np.take_along_axis(short.reshape(n_r, keep), best, 1), 0)],
+        -1,
     )
     out_slots[:, :take], out_scores[:, :take] = slots, scores
     return out_slots, out_scores

@@ -235,7 +235,16 @@ async def test_a_withdrawal_leaves_the_match_lists_while_the_hub_rematches(
         }
         return ids if refs is None else ids & refs
 
-    target = sorted(await poll(lambda: listed(offers), 120, "a generated offer of th in a list"))[0]
+    try:
+        found = await poll(lambda: listed(offers), 120, "a generated offer of th in a list")
+    except AssertionError as failed:  # say where it stood: pulls, worker, what it holds
+        try:
+            worker: object = await asyncio.wait_for(hub.runtime.run(service.status), 10)
+        except TimeoutError:
+            worker = "did not answer in 10 s"
+        pulls = {peer: runs_of(hub, peer) for peer in ("th", "vn")}
+        raise AssertionError(f"{failed}; pulls {pulls}; worker {worker}") from None
+    target = sorted(found)[0]
     status = await hub.runtime.run(service.status)
     assert status["pending"] > 0, f"the re-match must still be going on: {status}"
     start = time.monotonic()

@@ -90,28 +90,58 @@ def test_a_shortlist_ranking_keeps_no_whole_store_matrix() -> None:
     assert all(rs.sparse[s].built() is None for s in ("text", "concepts", "ngrams"))
 
 
-def test_a_shortlist_ranking_holds_one_space_of_whole_store_matrices_at_a_time(
+def test_a_shortlist_ranking_builds_no_whole_store_matrix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The sketches weigh their rows in blocks and the exact rescoring takes one space at
-    a time: at 200,000 listings holding every space's matrices at once (both sides) took
-    the worker's first match list ~200 MB higher."""
+    """The sketches weigh their rows in blocks; the exact rescoring reads weighed views
+    over the stored rows, one space's (both sides) at a time, dropped after. Whole-store
+    matrices (a copy of the column ids too, and their build's temporaries) held the
+    worker's first match list ~100 MB higher at 200,000 listings."""
     m = Matcher(NOW)
     m.upsert_many(_listings(300))
     rs, cs = m.stores["request"], m.stores["offer"]
+    before = ivf.shortlist_top(rs, rs.live_slots(), cs, 10, NOW)
     spaces = ("text", "concepts", "ngrams")
+    built: list[int] = []
     held: list[int] = []
-    real = index.SparseRows.matrix
+    real_matrix, real_view = index.SparseRows.matrix, index.SparseRows.weighed_view
 
-    def counting(self: index.SparseRows) -> object:
-        out = real(self)
-        held.append(sum(st.sparse[s].built() is not None for st in (rs, cs) for s in spaces))
+    def matrix(self: index.SparseRows) -> object:
+        built.append(len(self))
+        return real_matrix(self)
+
+    def view(self: index.SparseRows) -> object:
+        out = real_view(self)
+        held.append(sum(st.sparse[s]._view is not None for st in (rs, cs) for s in spaces))
         return out
 
-    monkeypatch.setattr(index.SparseRows, "matrix", counting)
-    slots, _ = ivf.shortlist_top(rs, rs.live_slots(), cs, 10, NOW)
-    assert (slots >= 0).all()
-    assert len(held) == 6 and max(held) <= 2  # each space's two sides, then dropped
+    monkeypatch.setattr(index.SparseRows, "matrix", matrix)
+    monkeypatch.setattr(index.SparseRows, "weighed_view", view)
+    slots, scores = ivf.shortlist_top(rs, rs.live_slots(), cs, 10, NOW)
+    assert (slots >= 0).all() and built == []
+    assert len(held) == 6 and max(held) <= 2
+    assert not any(st.sparse[s]._view is not None for st in (rs, cs) for s in spaces)
+    assert np.array_equal(slots, before[0]) and np.array_equal(scores, before[1])
+
+
+def test_the_weighed_view_is_the_whole_matrix_over_the_stored_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same numbers as ``matrix()``, weighed a few rows at a time, and the stored
+    column ids themselves, not a copy (half the bytes of a whole-store matrix)."""
+    monkeypatch.setattr(index, "VIEW_ROWS", 7)
+    m = Matcher(NOW)
+    m.upsert_many(_listings(200))
+    for space in ("text", "concepts", "ngrams"):
+        rows = m.stores["offer"].sparse[space]
+        view, whole = rows.weighed_view(), rows.matrix()
+        assert whole.nnz > 0 and view.shape == whole.shape
+        assert np.array_equal(view.indptr, whole.indptr)
+        assert np.array_equal(view.indices, whole.indices)
+        assert np.array_equal(view.data, whole.data)
+        assert np.shares_memory(view.indices, rows._indices.view)
+        rows.release()
+        assert rows.built() is None and rows._view is None
 
 
 def test_rowwise_dots_cut_in_small_chunks_gives_the_same_numbers() -> None:
