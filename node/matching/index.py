@@ -256,9 +256,12 @@ class SparseRows:
         tail = len(self) - have
         small_tail = 0 <= tail <= max(TAIL_ROWS, TAIL_SHARE * have)
         if self._csc is None or self._csc_key[1] != self.vocab.epoch or not small_tail:
-            self._csc = self.matrix().tocsc()
-            self._csc_key = self._built_key
-            self._built = None  # the CSC serves from now on: one copy, not two
+            self._csc = None  # the old one goes before the new one is made
+            self._csc = self.weighed_view().tocsc()
+            self._csc_key = self._view_key
+            self._view = None  # the CSC serves from now on: one copy, not two
+            self._view_key = (-1, -1)
+            self._built = None
             self._built_key = (-1, -1)
             return [(0, self._csc)]
         if not tail:
