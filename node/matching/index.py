@@ -257,12 +257,9 @@ class SparseRows:
         small_tail = 0 <= tail <= max(TAIL_ROWS, TAIL_SHARE * have)
         if self._csc is None or self._csc_key[1] != self.vocab.epoch or not small_tail:
             self._csc = None  # the old one goes before the new one is made
-            self._csc = self.weighed_view().tocsc()
-            self._csc_key = self._view_key
-            self._view = None  # the CSC serves from now on: one copy, not two
-            self._view_key = (-1, -1)
-            self._built = None
-            self._built_key = (-1, -1)
+            csc, key = self.weighed_view().tocsc(), self._view_key
+            self.release()  # the CSC serves from now on: one copy, not two
+            self._csc, self._csc_key = csc, key
             return [(0, self._csc)]
         if not tail:
             return [(0, self._csc)]

@@ -259,10 +259,10 @@ class StampTable:
 
     def get(self, ref: Ref) -> tuple[int, ...] | None:
         number = self._table.find(ref)
-        if number is None:
-            return None
-        n = int(self._lengths.view[number])
-        return tuple(self._values.view[number, :n].tolist())
+        return None if number is None else self._stamp(number)
+
+    def _stamp(self, number: int) -> tuple[int, ...]:
+        return tuple(self._values.view[number, : int(self._lengths.view[number])].tolist())
 
     def __getitem__(self, ref: Ref) -> tuple[int, ...]:
         stamp = self.get(ref)
@@ -291,7 +291,7 @@ class StampTable:
         number = self._table.drop(ref)
         if number is None:
             return default
-        stamp = tuple(self._values.view[number, : int(self._lengths.view[number])].tolist())
+        stamp = self._stamp(number)
         dead = self._table.numbered - len(self._table)
         if dead > max(MERGE_MIN, len(self._table)):
             self._compact()
