@@ -11,24 +11,13 @@ DATA_DIR that is a file) become one line too, with the command whose ``--help`` 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import aiohttp
 import click
-from pydantic import ValidationError
-from sqlalchemy import exc as sa_exc
-
-from node.config import ConfigError
-from node.services.setup import SetupError
-from node.storage.db import DatabaseUnavailable, describe_database_error
-from protocol.errors import ProtocolError
-from protocol.keys import KeyFileError
-from sync.client import PeerError
 
 logger = logging.getLogger(__name__)
 DEBUG_ENV = "CATTC_DEBUG"
@@ -56,6 +45,21 @@ def debugging() -> bool:
 
 def explain(error: BaseException) -> str | None:
     """A sentence for a failure whose kind is known; None for anything else."""
+    # Imported here, when a command has failed, not when ``cattc`` starts (see main.py):
+    # whatever raised the error has loaded its module already.
+    import asyncio
+
+    import aiohttp
+    from pydantic import ValidationError
+    from sqlalchemy import exc as sa_exc
+
+    from node.config import ConfigError
+    from node.services.setup import SetupError
+    from node.storage.db import DatabaseUnavailable, describe_database_error
+    from protocol.errors import ProtocolError
+    from protocol.keys import KeyFileError
+    from sync.client import PeerError
+
     if isinstance(error, ProtocolError):
         return error.message
     if isinstance(error, ConfigError | KeyFileError | SetupError | DatabaseUnavailable):

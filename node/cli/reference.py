@@ -19,8 +19,10 @@ def _walk(
     ctx.info_name = " ".join(path) if parent is None else path[-1]
     out = [(path, ctx)]
     if isinstance(cmd, click.Group):
-        for name in sorted(cmd.commands):
-            out.extend(_walk(cmd.commands[name], [*path, name], ctx))
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            assert sub is not None, name
+            out.extend(_walk(sub, [*path, name], ctx))
     return out
 
 

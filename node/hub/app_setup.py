@@ -35,7 +35,7 @@ from node.hub.match_engine import Ref
 from node.hub.monitor import HubCollector
 from node.hub.notices import MatchingService
 from node.hub.search import SearchIndex
-from node.matching.semantic import hub_encoder_name
+from node.matching.model_choice import hub_encoder_name
 from node.runtime import NodeRuntime
 from node.services.leader import LeaderInfo, Leadership, leader_in
 from node.web.appkeys import (

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import logging
 import os
 import pickle
 import sys
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ def header(node_id: str, scoring: str) -> dict[str, Any]:
         "scoring": scoring,
         "code": code_digest(),
         "python": sys.version,
-        "numpy": np.__version__,
+        "numpy": importlib.metadata.version("numpy"),
     }
 
 

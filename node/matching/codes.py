@@ -4,7 +4,8 @@ The IPC hierarchy is in the symbol itself: section = 1st character, class = 3 ch
 subclass = 4 characters ("A01G" is in class "A01", section "A"); a group ("A01G 9/14")
 counts as its subclass. ISIC Rev.4 divisions are two digits, and each division belongs to
 one section letter by a fixed range table. So the matcher needs no taxonomy file at run
-time; the tests check these rules against the IPC and ISIC files in ../shared.
+time; the tests check these rules against the IPC and ISIC files in ../shared. How close
+two listings' codes are, for many pairs at once, is ``code_overlap``'s (numpy).
 
 Encodings (0 = absent, used as padding):
 - IPC: ``section * 10_000 + class_number * 100 + subclass_letter`` with section A=1..H=8
@@ -18,11 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-import numpy as np
-import numpy.typing as npt
-
-IPC_SUBCLASS, IPC_CLASS, IPC_SECTION = 1.0, 0.5, 0.2
-ISIC_DIVISION, ISIC_SECTION = 1.0, 0.3
 MAX_IPC = 4
 MAX_ISIC = 3
 
@@ -98,65 +94,3 @@ def encode(values: Iterable[str], kind: str) -> tuple[int, ...]:
             if code and code not in out:
                 out.append(code)
     return tuple(out[:cap])
-
-
-def _hierarchy(
-    req: npt.NDArray[np.int32],
-    cand: npt.NDArray[np.int32],
-    levels: tuple[tuple[int, int, float], ...],
-) -> npt.NDArray[np.float32]:
-    """Best shared level per request code, combined as ``0.6 * best + 0.4 * mean over the
-    request's codes``. ``levels``: (divisor, modulus for "this level is present", weight),
-    coarse to fine. Either side may have one row (broadcast against the other's rows)."""
-    n = max(len(req), len(cand))
-    # Columns contiguous (a pair's codes are a row), and the coarse-to-fine weights rise,
-    # so a finer level's hit overwrites a coarser one's in place; no temporaries per hit.
-    keys_r = [np.ascontiguousarray(_level_keys(req, d, m).T) for d, m, _ in levels]
-    keys_c = [np.ascontiguousarray(_level_keys(cand, d, m).T) for d, m, _ in levels]
-    cand_cols = np.flatnonzero(cand.any(axis=0)).tolist()
-    req_cols = np.flatnonzero(req.any(axis=0)).tolist()
-    total = np.zeros(n, dtype=np.float32)
-    top = np.zeros(n, dtype=np.float32)
-    best = np.empty(n, dtype=np.float32)
-    hit = np.empty(n, dtype=np.bool_)
-    for i in req_cols:
-        best.fill(0.0)
-        for (_, _, weight), kr, kc in zip(levels, keys_r, keys_c, strict=True):
-            left = kr[i]  # one number when one request is scored against many
-            nonzero = left != 0
-            if not nonzero.any():
-                continue
-            for j in cand_cols:
-                np.equal(left, kc[j], out=hit)
-                hit &= nonzero
-                np.copyto(best, np.float32(weight), where=hit)
-        total += best
-        np.maximum(top, best, out=top)
-    present = np.maximum((req > 0).sum(axis=1), 1)
-    out: npt.NDArray[np.float32] = (0.6 * top + 0.4 * total / present).astype(np.float32)
-    return out
-
-
-def _level_keys(codes: npt.NDArray[np.int32], divisor: int, modulus: int) -> npt.NDArray[np.int32]:
-    """The code cut to one level (0 where the code does not go that deep)."""
-    keys = codes // divisor
-    if modulus:
-        keys = np.where(keys % modulus > 0, keys, 0)
-    return keys.astype(np.int32)
-
-
-def ipc_similarity(
-    req: npt.NDArray[np.int32], cand: npt.NDArray[np.int32]
-) -> npt.NDArray[np.float32]:
-    """Hierarchical IPC overlap of each pair in [0, 1]: same subclass 1.0, same class 0.5,
-    same section 0.2. Shapes (P, MAX_IPC) -> (P,); one side may have a single row."""
-    levels = ((10_000, 0, IPC_SECTION), (100, 100, IPC_CLASS), (1, 100, IPC_SUBCLASS))
-    return _hierarchy(req, cand, levels)
-
-
-def isic_similarity(
-    req: npt.NDArray[np.int32], cand: npt.NDArray[np.int32]
-) -> npt.NDArray[np.float32]:
-    """ISIC overlap at division level (1.0), or same section only (0.3)."""
-    levels = ((100, 0, ISIC_SECTION), (1, 100, ISIC_DIVISION))
-    return _hierarchy(req, cand, levels)

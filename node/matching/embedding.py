@@ -17,9 +17,8 @@ import numpy as np
 from node.matching.features import Features
 from node.matching.index import FloatArray
 from node.matching.match import Match, SemanticEvidence
+from node.matching.model_choice import ENV_MODEL, OFF
 from node.matching.semantic import (
-    ENV_MODEL,
-    OFF,
     Encoder,
     SemanticStatus,
     load_default,

@@ -25,16 +25,12 @@ import numpy.typing as npt
 from node.matching.bulk import MANY_PAIRS, exact_top, many_vs_all, one_vs_all, rescore, top_indices
 from node.matching.concepts import ConceptLexicon, default_lexicon
 from node.matching.embedding import Embedder, resolve
+from node.matching.evidence import shared_codes, shared_concepts, shared_terms
 from node.matching.features import CANDIDATE_KINDS, Features, Ref, extract
 from node.matching.index import FloatArray, IntArray, Vocabulary
 from node.matching.infer import CodeModel, candidate_codes, code_label
 from node.matching.ivf import shortlist_top
-from node.matching.match import (
-    Match,
-    shared_codes,
-    shared_concepts,
-    shared_terms,
-)
+from node.matching.match import Match
 from node.matching.scoring import Scored, inferred_kinds
 from node.matching.semantic import Encoder
 from node.matching.store import SEMANTIC_SCALE, SPACES, KindStore, NodeBits

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from node.matching.codes import MAX_IPC, MAX_ISIC, ipc_similarity, isic_similarity
+from node.matching.code_overlap import ipc_similarity, isic_similarity
+from node.matching.codes import MAX_IPC, MAX_ISIC
 from node.matching.infer import candidate_codes, code_sets, inferred_value, value_table
 from node.matching.reftable import KeyIds
 from node.matching.store import INFER_KINDS, KindStore

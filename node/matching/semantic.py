@@ -16,11 +16,12 @@ development split (docs/benchmarks.md):
   but on the frozen test split no better than the lexical matcher (0.822 against 0.825
   nDCG@10).
 
-The hub matches with ``hub_encoder_name()``: ``HUB_MODEL`` (e5) unless ``CATTC_SEMANTIC``
-names another model or ``off``. Its matching worker adds each listing at once, matched
-lexically, and encodes it in the background (``Matcher.defer_encoding``): e5 takes about a
-tenth of a second a listing, so a hub's first encoding of a large catalogue takes hours
-(docs/benchmarks.md), during which its listings gain the semantic component one by one.
+The hub matches with ``model_choice.hub_encoder_name()``: ``HUB_MODEL`` (e5) unless
+``CATTC_SEMANTIC`` names another model or ``off``. Its matching worker adds each listing at
+once, matched lexically, and encodes it in the background (``Matcher.defer_encoding``): e5
+takes about a tenth of a second a listing, so a hub's first encoding of a large catalogue
+takes hours (docs/benchmarks.md), during which its listings gain the semantic component one
+by one.
 
 ``load_default`` returns the default encoder, or None with the reason when it cannot be
 loaded (the matcher then runs lexically and says so). ``CATTC_SEMANTIC`` chooses another
@@ -44,16 +45,14 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from node.matching.model_choice import DEFAULT_MODEL, ENV_MODEL, OFF
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "e5"
-HUB_MODEL: str | None = DEFAULT_MODEL
-ENV_MODEL = "CATTC_SEMANTIC"
 MAX_CHARS = 600  # what is encoded of a listing: its title, keywords and opening sentences
 CACHE_SIZE = 50_000
 BATCH_SIZE = 32
 MODELS = ("e5-static", "e5", "use", "minilm")
-OFF = frozenset({"off", "none", "0", "false", "lexical"})
 
 
 class EncoderUnavailable(RuntimeError):
@@ -275,13 +274,6 @@ def load_encoder(name: str = DEFAULT_MODEL) -> CachedEncoder:
         if name not in _LOADED:
             _LOADED[name] = CachedEncoder(_FACTORIES[name]())
         return _LOADED[name]
-
-
-def hub_encoder_name() -> str | None:
-    """The model the hub matches with: ``CATTC_SEMANTIC`` when set, else ``HUB_MODEL``;
-    None (lexical matching) when that is None or ``CATTC_SEMANTIC`` is ``off``."""
-    name = os.environ.get(ENV_MODEL, "").strip().lower() or HUB_MODEL
-    return None if name is None or name in OFF else name
 
 
 def load_default() -> tuple[CachedEncoder | None, SemanticStatus]:

@@ -286,6 +286,55 @@ def test_notify_brings_a_new_listing_to_the_hub_early(
     assert elapsed < 5
 
 
+def numeric_libraries(pid: int) -> set[str]:
+    """The numpy and scipy shared objects mapped into process ``pid``."""
+    maps = Path(f"/proc/{pid}/maps").read_text(encoding="utf-8")
+    return {
+        Path(line.split()[-1]).name
+        for line in maps.splitlines()
+        if "/numpy/" in line or "/scipy/" in line
+    }
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under ``pid`` (children, their children, ...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def test_the_hubs_server_leaves_numpy_and_scipy_to_its_matching_worker(
+    federation: dict[str, Proc],
+) -> None:
+    """The server process serves search, pages and the match list without the matcher's
+    numeric libraries (about 45 MB resident): the matcher runs in the matching worker,
+    and what comes back from it (``Match``) is plain data."""
+    hub = federation["cn"]
+    assert hub.popen is not None
+
+    def listed() -> dict[str, Any] | None:
+        body: dict[str, Any] = hub.get("/admin/v1/matches?limit=5", token=hub.token)
+        return body if body["matches"] else None
+
+    body = poll(listed, 60, "the hub's match list")
+    assert body["matches"][0]["components"]
+    assert "items" in hub.get("/api/v1/search?q=solar")
+    assert numeric_libraries(hub.popen.pid) == set()
+    assert any(numeric_libraries(pid) for pid in descendants(hub.popen.pid)), (
+        "the matching worker (under the server's forkserver) matches with numpy"
+    )
+
+
 def test_sigint_stops_every_process_cleanly(federation: dict[str, Proc]) -> None:
     for p in federation.values():
         assert p.popen is not None and p.popen.poll() is None, f"{p.node_id} is not running"

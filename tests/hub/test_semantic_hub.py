@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.matching.semantic import DEFAULT_MODEL
+from node.matching.model_choice import DEFAULT_MODEL
 from node.web.appkeys import HUB_MATCHING
 from tests.federation.network import NodeFactory, load_records, start_network
 from tests.hub.helpers import get_json

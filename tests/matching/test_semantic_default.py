@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from node.matching import Matcher
+from node.matching.model_choice import DEFAULT_MODEL
 from node.matching.semantic import (
-    DEFAULT_MODEL,
     CachedEncoder,
     EncoderUnavailable,
     load_default,

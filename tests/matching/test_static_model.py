@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 from node.matching import static_model
+from node.matching.model_choice import HUB_MODEL, hub_encoder_name
 from node.matching.semantic import (
-    HUB_MODEL,
     CachedEncoder,
     EncoderUnavailable,
-    hub_encoder_name,
     load_default,
     load_encoder,
 )

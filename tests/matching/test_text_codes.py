@@ -8,20 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from node.matching.codes import (
+from node.matching.code_overlap import (
     IPC_CLASS,
     IPC_SECTION,
     IPC_SUBCLASS,
     ISIC_DIVISION,
     ISIC_SECTION,
+    ipc_similarity,
+    isic_similarity,
+)
+from node.matching.codes import (
     encode,
     ipc_code,
     ipc_parent,
-    ipc_similarity,
     ipc_symbol,
     isic_code,
     isic_section_of_division,
-    isic_similarity,
 )
 from node.matching.concepts import ConceptLexicon, default_lexicon
 from node.matching.text import char_ngrams, fold, raw_words, stem, tokens

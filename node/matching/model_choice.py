@@ -1,0 +1,19 @@
+"""Which sentence-embedding model the hub matches with: a choice made from the
+environment, in a module light enough for the node's server to import (the encoders
+themselves, in ``semantic``, need numpy and load in the matching worker)."""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_MODEL = "e5"
+HUB_MODEL: str | None = DEFAULT_MODEL
+ENV_MODEL = "CATTC_SEMANTIC"
+OFF = frozenset({"off", "none", "0", "false", "lexical"})
+
+
+def hub_encoder_name() -> str | None:
+    """The model the hub matches with: ``CATTC_SEMANTIC`` when set, else ``HUB_MODEL``;
+    None (lexical matching) when that is None or ``CATTC_SEMANTIC`` is ``off``."""
+    name = os.environ.get(ENV_MODEL, "").strip().lower() or HUB_MODEL
+    return None if name is None or name in OFF else name
