@@ -20,8 +20,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, SessionTransactionOrigin
@@ -105,6 +103,11 @@ def _write_lock_for_session(
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
+    # alembic (12 MB with its templates) loads in the process that migrates, not in the
+    # matching worker and the processes that only open the database.
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
