@@ -366,7 +366,13 @@ class SyncManager:
     def start(self) -> None:
         quiet_scheduler_logs()
         cfg = self.rt.config
-        self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        # A job whose time came while the loop was busy (a hub loading its matcher, a
+        # machine under load) runs late, once: APScheduler's default drops a run more than
+        # a second late, which left a node that started busy without its first directory
+        # reconcile, hence without any pull, for a whole interval.
+        self.scheduler = AsyncIOScheduler(
+            timezone=dt.UTC, job_defaults={"misfire_grace_time": None, "coalesce": True}
+        )
         self.scheduler.add_job(
             self._reconcile,
             IntervalTrigger(seconds=cfg.sync_interval_seconds, timezone=dt.UTC),
