@@ -2,25 +2,22 @@
 interests reads only what is new in its inbox, once, even when two readers (a page and
 ``cattc eoi list``) run at once; the hub decides "was the sender named in a notice for
 this listing" by an index, however many notices that member was sent.
-
-``test_figures`` prints timings (run with ``-s``); the other tests assert behaviour.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from node.console.eois import inbox
 from node.hub import eoi as eois
-from node.hub.eoi_gate import _named_in_a_notice, may_know
+from node.hub.eoi_gate import may_know
 from node.hub.eoi_inbox import MARK_KEY
 from node.services.feed import post_to_outbox
 from node.storage.db import MIGRATIONS, make_engine
@@ -264,59 +261,6 @@ async def test_a_member_named_in_many_notices(node_factory: NodeFactory) -> None
     assert not may_know(rt, "my", "th", "th-off-1300")  # never named to my
     assert not may_know(rt, "vn", "th", "th-off-1000")  # named to my, not to vn
     assert not may_know(rt, "my", "vn", "th-off-1000")  # another owner's listing
-
-
-def _scanned(rt: Any, sender: str, owner: str, listing_id: str) -> bool:
-    """The check as it was before the index (for the figures only): the sender's
-    notices whose text holds the listing id, each parsed."""
-    with Session(rt.engine) as session:
-        texts = session.scalars(
-            select(OutboxRow.obj).where(
-                OutboxRow.reader == sender,
-                OutboxRow.type == "match_notice",
-                OutboxRow.obj.contains(json.dumps(listing_id), autoescape=True),
-            )
-        ).all()
-    for text in texts:
-        counterpart = json.loads(text).get("counterpart") or {}
-        if counterpart.get("owner") == owner and counterpart.get("listing_id") == listing_id:
-            return True
-    return False
-
-
-def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
-    start = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - start, out
-
-
-async def test_figures(node_factory: NodeFactory, db_engine_name: str) -> None:
-    """Timings for the report: 2,000 interests at an owner (absorbing them, then a view
-    of the console's list), and the hub's check for a member sent 10,000 notices."""
-    net = await _owner(node_factory)
-    th = net.nodes["th"]
-    _store(th, _forwards(net, 2000))
-    first, _ = _timed(eois.absorb_inbox, th.runtime)
-    views = [_timed(inbox, th.runtime)[0] for _ in range(5)]
-    with Session(th.runtime.engine) as session:
-        assert session.scalar(select(func.count()).select_from(EoiRow)) == 2000
-    rt = net.hub.runtime
-    _notices(net, "my", 10_000)
-    checks = [_timed(may_know, rt, "my", "th", f"th-off-{i:04d}") for i in (1000, 5000, 10999)]
-    assert all(known for _, known in checks)
-    miss = _timed(may_know, rt, "my", "th", "th-off-0999")
-    assert miss[1] is False
-    lids = [f"th-off-{1000 + i * 500:04d}" for i in range(20)]
-    named = sorted(_timed(_named_in_a_notice, rt, "my", "th", lid)[0] for lid in lids)
-    scanned = sorted(_timed(_scanned, rt, "my", "th", lid)[0] for lid in lids)
-    print(
-        f"\n[{db_engine_name}] absorb 2000: {first * 1000:.0f} ms; list view: "
-        + ", ".join(f"{v * 1000:.0f}" for v in views)
-        + " ms; may_know (10,000 notices) named: "
-        + ", ".join(f"{t * 1000:.1f}" for t, _ in checks)
-        + f" ms, not named: {miss[0] * 1000:.1f} ms; the named check alone (median of 20):"
-        + f" {named[10] * 1000:.2f} ms (the scan it replaces: {scanned[10] * 1000:.2f} ms)"
-    )
 
 
 def test_the_migration_indexes_the_notices_queued_before(database_url: DatabaseUrlFactory) -> None:
