@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from node.matching.codes import isic_section_of_division
+from node.matching.codes import ISIC_SECTIONS, isic_section_of_division
 from node.services.views import public_view
 from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate, relay_view
@@ -41,7 +41,6 @@ _UNSPACED = re.compile(
     r"\u4e00-\u9fff\uac00-\ud7af]+$"
 )
 _IPC = re.compile(r"^([A-H])(\d{2})?([A-Z])?")
-_ISIC_SECTIONS = "ABCDEFGHIJKLMNOPQRSTU"
 CODE_WORDS = frozenset({"ipc", "isic", "section", "class", "subclass", "division", "group"})
 """Words of a code explanation that name the taxonomy or the level, not the listing."""
 
@@ -175,13 +174,13 @@ def isic_known(codes: Iterable[str]) -> set[str]:
     for code in codes:
         out |= words(code)
         text = code.strip().upper()
-        if len(text) == 1 and text in _ISIC_SECTIONS:
+        if len(text) == 1 and text in ISIC_SECTIONS:
             out.add(text.casefold())
         elif len(text) >= 2 and text[:2].isdigit():
             out.add(text[:2])
             section = isic_section_of_division(int(text[:2]))
             if section:
-                out.add(_ISIC_SECTIONS[section - 1].casefold())
+                out.add(ISIC_SECTIONS[section - 1].casefold())
     return out
 
 

@@ -24,6 +24,7 @@ MAX_ISIC = 3
 
 _IPC = re.compile(r"^\s*([A-H])(?:(\d{2})([A-Z])?)?")
 # ISIC Rev.4: the first division of each section, A..U.
+ISIC_SECTIONS = "ABCDEFGHIJKLMNOPQRSTU"  # the letter of encoded section n is [n - 1]
 _ISIC_SECTION_STARTS: tuple[int, ...] = (1, 5, 10, 35, 36, 41, 45, 49, 55, 58, 64, 68, 69, 77)
 _ISIC_SECTION_STARTS += (84, 85, 86, 90, 94, 97, 99)
 

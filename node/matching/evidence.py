@@ -8,13 +8,12 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from node.matching.codes import ipc_symbol
+from node.matching.codes import ISIC_SECTIONS, ipc_symbol
 from node.matching.concepts import label
 from node.matching.index import Vocabulary
 
 MAX_SHARED_TERMS = 8
 MAX_SHARED_CONCEPTS = 6
-_ISIC_SECTIONS = "ABCDEFGHIJKLMNOPQRSTU"
 
 
 Row = tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]
@@ -71,7 +70,7 @@ def shared_codes(req: Codes, cand: Codes) -> tuple[str, ...]:
         if code % 100 and code in cand_isic:
             text = f"ISIC {code % 100:02d}"
         elif any(code // 100 == other // 100 for other in cand_isic):
-            text = f"ISIC section {_ISIC_SECTIONS[code // 100 - 1]}"
+            text = f"ISIC section {ISIC_SECTIONS[code // 100 - 1]}"
         else:
             continue
         if text not in out:

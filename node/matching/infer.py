@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
-from node.matching.codes import ipc_symbol
+from node.matching.codes import ISIC_SECTIONS, ipc_symbol
 from node.matching.features import SECTORS
 from node.matching.store import INFER_KINDS, INFER_TOP, SPACES, KindStore
 
@@ -43,7 +43,6 @@ TOP = INFER_TOP  # codes kept per kind and request
 SPACE_WEIGHTS = {"text": 1.0, "concepts": 1.0, "ngrams": 0.0, "dense": 0.6}
 TEMPERATURE = 0.1
 MIN_SUPPORT = 1  # candidates carrying a code for it to get a centroid
-_ISIC_SECTIONS = "ABCDEFGHIJKLMNOPQRSTU"
 
 
 def candidate_codes(store: KindStore, kind: str, slots: Ints) -> npt.NDArray[np.int64]:
@@ -90,7 +89,7 @@ def code_label(kind: str, code: int) -> str:
         return f"sector {SECTORS[code - 1]}"
     if kind == "ipc":
         return f"IPC class {ipc_symbol(code * 100)}"
-    return f"ISIC {code % 100:02d} (section {_ISIC_SECTIONS[code // 100 - 1]})"
+    return f"ISIC {code % 100:02d} (section {ISIC_SECTIONS[code // 100 - 1]})"
 
 
 def _spaces() -> tuple[str, ...]:

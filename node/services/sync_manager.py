@@ -366,10 +366,11 @@ class SyncManager:
     def start(self) -> None:
         quiet_scheduler_logs()
         cfg = self.rt.config
-        # A job whose time came while the loop was busy (a hub loading its matcher, a
-        # machine under load) runs late, once: APScheduler's default drops a run more than
-        # a second late, which left a node that started busy without its first directory
-        # reconcile, hence without any pull, for a whole interval.
+        # Every job: missed runs merged into one, and a job whose time came while the loop
+        # was busy (a hub loading its matcher, a machine under load) runs late, once.
+        # APScheduler's default drops a run more than a second late, which left a node that
+        # started busy without its first directory reconcile, hence without any pull, for a
+        # whole interval.
         self.scheduler = AsyncIOScheduler(
             timezone=dt.UTC, job_defaults={"misfire_grace_time": None, "coalesce": True}
         )
@@ -378,7 +379,6 @@ class SyncManager:
             IntervalTrigger(seconds=cfg.sync_interval_seconds, timezone=dt.UTC),
             id="reconcile",
             max_instances=1,
-            coalesce=True,
             next_run_time=dt.datetime.now(dt.UTC),
         )
         self.scheduler.add_job(
@@ -386,7 +386,6 @@ class SyncManager:
             IntervalTrigger(seconds=PRESIGN_INTERVAL_S, timezone=dt.UTC),
             id="presign",
             max_instances=1,
-            coalesce=True,
             next_run_time=dt.datetime.now(dt.UTC),
         )
         self.scheduler.start()
@@ -437,7 +436,6 @@ class SyncManager:
                 args=[peer],
                 id=f"pull:{peer}",
                 max_instances=1,
-                coalesce=True,
                 next_run_time=dt.datetime.now(dt.UTC),
             )
         for peer in have - wanted:
