@@ -33,8 +33,12 @@ lint: $(STAMP)  ## ruff, mypy --strict and the import-linter layer contracts
 	$(BIN)/mypy protocol policies sync node tests bench
 	$(BIN)/lint-imports
 
+# Test processes: most tests wait on real nodes, browsers and worker processes, so two share
+# two cores well (TEST_WORKERS=0 runs the suite in this process, as plain pytest does).
+TEST_WORKERS ?= 2
+
 unit: $(STAMP) browser  ## pytest only (SQLite, plus PostgreSQL when CATTC_TEST_POSTGRES_URL is set)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test: lint unit  ## lint, then every test
 
