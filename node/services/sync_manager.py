@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -216,8 +216,6 @@ class SyncManager:
         self._pulls: set[asyncio.Task[None]] = set()  # scheduled or asked-for pulls running
         self._asked: dict[str, asyncio.Task[None]] = {}  # per peer, a notify's pull to come
         self._asked_at: dict[str, float] = {}  # per peer, when the last such pull started
-        # Deprecated: ``add_observer`` (kept until every caller registers an observer).
-        self.after_run: Callable[[str], Awaitable[None]] | None = None
         self._observers: list[SyncObserver] = []
         self.untrimmed = 0  # items applied since the heap was last given back (trim_heap)
         self._last_directory = -DIRECTORY_REFETCH_MS
@@ -230,9 +228,9 @@ class SyncManager:
     def remove_observer(self, observer: SyncObserver) -> None:
         self._observers.remove(observer)
 
-    async def _tell(self, changes: Changes, *, applied: bool) -> None:
+    async def _tell(self, changes: Changes) -> None:
         """Each observer in turn when listings changed (one failing is logged; the others
-        are still told); ``after_run`` when anything was applied (inbox items too)."""
+        are still told)."""
         for observer in list(self._observers) if changes else []:
             try:
                 await observer.synced(changes)
@@ -242,8 +240,6 @@ class SyncManager:
                 logger.exception(
                     "sync observer %r failed on %s's changes", observer, changes.origin
                 )
-        if self.after_run is not None:
-            await self.after_run(changes.origin)
 
     # -- one run ----------------------------------------------------------------------
     async def sync_peer(self, peer_id: str, *, force: bool = False) -> RunRecord | None:
@@ -282,7 +278,7 @@ class SyncManager:
         # After the pull, outside its lock: a notify that comes while the hub re-matches
         # is pulled at once, not after the matching.
         if applied:
-            await self._tell(changes, applied=applied)
+            await self._tell(changes)
         if caught_up and alone and self.untrimmed >= TRIM_AFTER_ITEMS:
             # The pages' parsed items are freed, but glibc keeps their pages: the server
             # of a hub that pulled 200,000 summaries stayed 40 MB larger (286 -> 244 MB

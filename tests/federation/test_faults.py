@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from node.services.sync_manager import NOTIFY_SPACING_S
 from node.storage.models import ChangeRow, SyncRunRow
 from sync.client import PeerError
+from sync.interfaces import Changes
 from sync.verify import check_item
 from tests.conftest import DatabaseUrlFactory
 from tests.federation.faultproxy import FEED_PATH, Fault, FaultProxy, route_through, start_proxy
@@ -450,11 +451,12 @@ async def test_notify_while_the_hub_rematches_is_pulled_at_once(net: Network) ->
     shared = sorted(allowed_for(vn, "cn"))
     entered, release = asyncio.Event(), asyncio.Event()
 
-    async def slow_rematch(_peer: str) -> None:
-        entered.set()
-        await release.wait()
+    class SlowRematch:
+        async def synced(self, changes: Changes) -> None:
+            entered.set()
+            await release.wait()
 
-    net.hub.sync.after_run = slow_rematch
+    net.hub.sync.add_observer(SlowRematch())
     net.hub.sync.start()
     try:
         await asyncio.wait_for(entered.wait(), 10)  # the first pull is done, matching hangs
