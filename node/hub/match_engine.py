@@ -89,6 +89,10 @@ Checkpoint = Callable[[], None]
 # read once per pass, not once per batch). Each is a parsed dict of a few KB: 50,000 of
 # them made 150 MB of the worker's memory; 5,000 cost the first re-match 6% more time.
 KNOWABLE_CACHE = 5_000
+# ... and at most those whose signed summaries came to KNOWABLE_BYTES of JSON: a member may
+# send summaries of up to a feed item's size (MAX_ITEM_BYTES), and 5,000 of the largest
+# would have held gigabytes. Today's summaries are a few KB, so the count binds first.
+KNOWABLE_BYTES = 32 * 1024 * 1024
 # Seconds of encoding per pass (new pages wait for at most one such stretch before their
 # re-match begins), and listings encoded between two checkpoints (e5 takes ~0.13 s a
 # listing: a withdrawal's drop waits for half a second of it at most).
@@ -739,6 +743,8 @@ class _Context:
         self.countries = {m.node_id: m.country for m in rt.directory.members()}
         self._audiences: dict[str, Audience] = {}
         self._summaries: OrderedDict[Ref, dict[str, Any] | None] = OrderedDict()
+        self._sizes: dict[Ref, int] = {}  # each kept summary's JSON length
+        self._held = 0  # their sum
         self._records: dict[str, dict[str, Any] | None] = {}
 
     def audience(self, node_id: str) -> Audience:
@@ -749,13 +755,17 @@ class _Context:
     def load(self, refs: Iterable[Ref]) -> None:
         """Read what notices may tell of the held summaries ``refs`` (``knowable_part``)
         that this pass has not read yet, in one query per few hundred; at most
-        ``KNOWABLE_CACHE`` are kept, those wanted least recently dropped first."""
+        ``KNOWABLE_CACHE`` (and ``KNOWABLE_BYTES`` of their JSON) are kept beyond those
+        wanted now, those wanted least recently dropped first."""
         wanted = {r for r in refs if r[0] != self.rt.node_id}
         for ref in wanted & self._summaries.keys():
             self._summaries.move_to_end(ref)  # the least recently wanted leave first
         remote = sorted(wanted - self._summaries.keys())
-        while self._summaries and len(self._summaries) + len(remote) > KNOWABLE_CACHE:
-            self._summaries.popitem(last=False)
+        while self._summaries and (
+            len(self._summaries) + len(remote) > KNOWABLE_CACHE or self._held > KNOWABLE_BYTES
+        ):
+            ref, _ = self._summaries.popitem(last=False)
+            self._held -= self._sizes.pop(ref, 0)
         for start in range(0, len(remote), LOAD_BATCH):
             chunk = remote[start : start + LOAD_BATCH]
             texts = signed_texts(self.rt.engine, chunk)
@@ -763,6 +773,8 @@ class _Context:
                 self._summaries[ref] = None
             for ref, text in texts.items():
                 self._summaries[ref] = knowable_part(json.loads(text))
+                self._sizes[ref] = len(text)
+                self._held += len(text)
 
     def summary(self, ref: Ref) -> dict[str, Any] | None:
         if ref not in self._summaries:

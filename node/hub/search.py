@@ -67,7 +67,13 @@ log = logging.getLogger(__name__)
 HELD_KEY = "search.held"  # members' summaries held before the index existed are in it
 OWN_KEY = "search.own"  # "<policy version>:<change seq>" the hub's own listings are at
 FACET_CACHE = 256
-ANSWER_CACHE = 256  # pages of results kept (about 100 KB each with 20 hits, parsed)
+# Pages of results kept, at most ANSWER_CACHE and ANSWER_CACHE_BYTES of listing JSON and
+# encoded answers: a page is kept as its listings' JSON text (a hit parsed took ~4.5 times
+# its JSON, and up to 100 hits of up to a feed item's size each made a page of megabytes:
+# a stranger asking 256 such pages could grow the hub by gigabytes). About 60 KB a page
+# of 20 typical hits with its encoded answer, so the count binds first in normal use.
+ANSWER_CACHE = 256
+ANSWER_CACHE_BYTES = 16 * 1024 * 1024
 # While the rows change under searches that run at the same time, a page computed less
 # than STALE_S ago is answered while it is computed anew in the background, once a
 # REFRESH_S (Elasticsearch's refresh interval): the searches never wait for it. A search
@@ -84,9 +90,13 @@ WINDOW_CACHE = 256  # ranked windows kept (16 KB each: the pages of a query rank
 # counted (total and facets) up to COUNT_CAP, and ranked by relevance in windows of the
 # RANK_WINDOW newest; without either, counts are sums of search_counts.
 COUNT_CAP = 2_000
+# IPC classes counted for the marketplace's facet, those with most hits (it shows 30). A
+# class is any letter A-H, two digits and a letter: 2,000 hits could name 20,800 of them,
+# and a count of each, kept for each of the 256 queries cached, was ~500 MB.
+IPC_FACETS = 100
 RANK_WINDOW = 1_000
 RARE_CODES = 5_000  # an IPC prefix with fewer codes drives a search (SQLite; see _rare_ipc)
-Page = list[tuple[str, dict[str, Any]]]  # (owner, listing shown) of each hit (read only)
+Page = list[tuple[str, str]]  # (owner, the listing shown, as JSON) of each hit
 T = TypeVar("T")
 # Whether the rows are current, in one statement: the rows' generation (a new largest
 # id or a new removal marks every write), and where the hub's own listings should be:
@@ -115,6 +125,11 @@ class _Answer:
     # The API's JSON of this page when no hit is stale, made by the first search that
     # sends it (``search_body``): the searches answered from the cache encode nothing.
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def nbytes(self) -> int:
+        """What the answer holds beyond its fixed parts: its hits' JSON, twice (the
+        encoded answer, made later, holds them once more)."""
+        return 2 * sum(len(shown) for _, shown in self.page)
 
 
 @dataclass(frozen=True)
@@ -272,6 +287,9 @@ class SearchIndex:
                 self._answers.move_to_end(key)
                 while len(self._answers) > ANSWER_CACHE:
                     self._answers.popitem(last=False)
+                held = sum(answer.nbytes() for answer in self._answers.values())
+                while held > ANSWER_CACHE_BYTES:  # the oldest first; the new one last
+                    held -= self._answers.popitem(last=False)[1].nbytes()
             return made
         finally:
             with self._answers_lock:
@@ -700,7 +718,7 @@ def _compute(
                 .where(SearchShownRow.doc_id.in_(ids))
             )
         }
-    page = [(shown[doc][0], json.loads(shown[doc][1])) for doc in ids if doc in shown]
+    page = [(shown[doc][0], str(shown[doc][1])) for doc in ids if doc in shown]
     return _Answer(generation, valid_until, time.monotonic(), facets, page, exact, more)
 
 
@@ -757,7 +775,7 @@ def _result(
     total, facets = found.facets
     items = []
     for owner, listing in found.page:
-        item: dict[str, Any] = {"owner": owner, "listing": listing}
+        item: dict[str, Any] = {"owner": owner, "listing": json.loads(listing)}
         if owner in stale:
             last = stale[owner]
             item["stale"] = True
@@ -776,7 +794,8 @@ def _result(
 
 def _more_facets(session: Session, q: SearchQuery, dialect: str, now: int) -> Facets:
     """Counts by TRL (summed from search_counts without words or IPC filter, else over
-    COUNT_CAP hits at most) and by IPC class (over COUNT_CAP hits at most)."""
+    COUNT_CAP hits at most) and by IPC class (over COUNT_CAP hits at most; the
+    IPC_FACETS classes with most hits)."""
     trl: dict[str, int] = {}
     source, where, params = _where(q, dialect, now, rare_ipc=_rare_ipc(session, q, dialect))
     capped = f"SELECT d.id AS id, d.trl AS trl FROM {source} WHERE {where} LIMIT :cap"
@@ -795,9 +814,10 @@ def _more_facets(session: Session, q: SearchQuery, dialect: str, now: int) -> Fa
     for cls, n in session.execute(
         text(  # noqa: S608 - fixed fragments, values bound
             f"SELECT substr(c.code, 1, 4), count(DISTINCT hits.id) FROM ({capped}) hits "
-            "JOIN search_codes c ON c.doc_id = hits.id GROUP BY substr(c.code, 1, 4)"
+            "JOIN search_codes c ON c.doc_id = hits.id GROUP BY substr(c.code, 1, 4) "
+            "ORDER BY count(DISTINCT hits.id) DESC, substr(c.code, 1, 4) LIMIT :classes"
         ),
-        params,
+        {**params, "classes": IPC_FACETS},
     ):
         ipc[str(cls)] = int(n)
     return 0, {"trl": dict(sorted(trl.items())), "ipc": dict(sorted(ipc.items()))}

@@ -110,13 +110,24 @@ def _respell(word: str) -> str:
     return word
 
 
-@lru_cache(maxsize=262_144)
+# Words stemmed are remembered up to STEM_CACHE of them, if no longer than CACHED_WORD
+# characters: a word is any run of letters, and a hostile sender's listings can hold
+# thousands of distinct runs of up to 2,000 letters; remembered whatever their length, a
+# full cache held ~1 GB of them in the matching worker. No real word is that long.
+STEM_CACHE = 262_144
+CACHED_WORD = 40
+
+
 def stem(word: str) -> str:
     """A light English stemmer: spelling variants, plurals, -ing/-ed, a few derivations.
 
     Deliberately conservative: it only has to map a word and its common variants to the
     same key, on both sides of a match; char n-grams cover what it misses.
     """
+    return _stem_cached(word) if len(word) <= CACHED_WORD else _stem(word)
+
+
+def _stem(word: str) -> str:
     if not word.isascii() or len(word) <= 3 or not word.isalpha():
         return word
     if word in _IRREGULAR:
@@ -146,6 +157,9 @@ def stem(word: str) -> str:
     if word.endswith("y") and len(word) > 4:
         word = word[:-1] + "i"
     return word
+
+
+_stem_cached = lru_cache(maxsize=STEM_CACHE)(_stem)
 
 
 def _unspaced_bigrams(token: str) -> Iterator[str]:

@@ -226,3 +226,25 @@ def test_an_ipc_prefix_finds_the_same_whether_its_codes_or_the_documents_drive(
                     q = SearchQuery(q=words, ipc=prefix, limit=4, offset=q.offset + 4)
                 assert {f"L{_listing(session, i)}" for i in found} == expected, (prefix, words)
                 assert len(found) == len(set(found))
+
+
+def test_the_ipc_facet_counts_only_the_classes_with_most_hits(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing may name any of 20,800 IPC classes; the marketplace's facet is the
+    IPC_FACETS classes with most hits (ties by class), so that what is counted and kept
+    per query does not grow with how many classes the hits name."""
+    monkeypatch.setattr(search, "IPC_FACETS", 4)
+    docs = []
+    for k in range(10):  # class A0kB in k + 1 listings
+        for j in range(k + 1):
+            doc = _doc(100 * k + j + 1)
+            doc.shown["expires"] = NOW + 10_000_000
+            doc.shown["fields"]["ipc"] = [f"A{k:02d}B 1/{j + 1}"]
+            docs.append(doc)
+    with Session(engine) as session, session.begin():
+        search_store.put_many(session, docs)
+    with Session(engine) as session:
+        for q in (SearchQuery(), SearchQuery(q="pump"), SearchQuery(ipc="A0")):
+            ipc = _more_facets(session, q, engine.dialect.name, NOW)[1]["ipc"]
+            assert ipc == {"A09B": 10, "A08B": 9, "A07B": 8, "A06B": 7}, (q, ipc)

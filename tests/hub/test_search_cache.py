@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -17,7 +18,15 @@ import aiohttp
 import pytest
 from sqlalchemy import event
 
-from node.hub.search import REFRESH_S, STALE_S, SearchIndex, SearchQuery, _Answer, search_body
+from node.hub.search import (
+    ANSWER_CACHE_BYTES,
+    REFRESH_S,
+    STALE_S,
+    SearchIndex,
+    SearchQuery,
+    _Answer,
+    search_body,
+)
 from node.hub.search import search as search_api
 from node.web.appkeys import SEARCH_INDEX
 from tests.federation.network import NodeFactory
@@ -27,7 +36,7 @@ WAIT_S = 10.0
 
 
 def _made(generation: Any, label: str, *, age_s: float = 0.0, until: int | None = None) -> _Answer:
-    page = [("th", {"id": label})]
+    page = [("th", json.dumps({"id": label}))]
     return _Answer(generation, until, time.monotonic() - age_s, (1, {}), page)
 
 
@@ -54,7 +63,7 @@ class Blocked:
 
 
 def _label(found: _Answer) -> str:
-    return str(found.page[0][1]["id"])
+    return str(json.loads(found.page[0][1])["id"])
 
 
 def test_an_answer_is_kept_per_generation_and_until_the_first_expiry() -> None:
@@ -235,3 +244,47 @@ async def test_a_cached_page_is_sent_as_encoded_once_and_as_search_gives_it(
     assert json.loads(first) == await index.run(search_api, hub.runtime, index, query)
     assert json.loads(first) == await search(http, hub, q="solar", limit=5)
     assert json.loads(first)["items"]  # the sample has solar offers: not an empty answer
+
+
+def test_the_pages_kept_are_bounded_by_their_bytes_as_well_as_their_number() -> None:
+    """A stranger asking page after page of 100 large hits (a hostile member's listings,
+    up to a feed item's size each) grows the hub by at most ANSWER_CACHE_BYTES: pages are
+    kept as their hits' JSON text, and the oldest go once the pages kept hold more. Before,
+    256 parsed pages were kept whatever their size (a page of 100 such hits is ~9 MB
+    parsed)."""
+    index = SearchIndex()
+    generation = (1, None)
+    per_page = 2 * 100 * 20_000  # 100 hits of ~20 KB of JSON, counted twice (nbytes)
+    kept = ANSWER_CACHE_BYTES // per_page
+    assert 1 <= kept < 20
+
+    def page_of(n: int) -> Any:
+        def compute() -> _Answer:
+            hits = [
+                ("th", json.dumps({"id": f"{n}-{i}", "summary": "x" * (20_000 - 32)}))
+                for i in range(100)
+            ]
+            return _Answer(generation, None, time.monotonic(), (100, {}), hits)
+
+        return compute
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(20):
+            q = SearchQuery(q="solar", offset=100 * n, limit=100)
+            found = index.answer(q, generation, 100, page_of(n))
+            assert json.loads(found.page[0][1])["id"] == f"{n}-0"
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    held = list(index._answers.values())
+    assert len(held) == kept and sum(a.nbytes() for a in held) <= ANSWER_CACHE_BYTES
+    assert grown < ANSWER_CACHE_BYTES, grown  # 20 pages were made: 40 MB of JSON
+    # The newest pages are the ones kept, answered without computing.
+    newest = SearchQuery(q="solar", offset=100 * 19, limit=100)
+    assert (
+        index.answer(newest, generation, 100, _never(generation))
+        .page[0][1]
+        .startswith('{"id": "19-0"')
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,16 @@ from node.matching.codes import (
     isic_section_of_division,
 )
 from node.matching.concepts import ConceptLexicon, default_lexicon
-from node.matching.text import char_ngrams, fold, raw_words, stem, tokens
+from node.matching.text import (
+    CACHED_WORD,
+    _stem,
+    _stem_cached,
+    char_ngrams,
+    fold,
+    raw_words,
+    stem,
+    tokens,
+)
 
 TAXONOMY = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "taxonomy"
 
@@ -58,6 +68,23 @@ def test_fold_strips_latin_diacritics_only() -> None:
 )
 def test_stem_joins_variants(a: str, b: str) -> None:
     assert stem(a) == stem(b)
+
+
+def test_long_runs_of_letters_are_stemmed_but_never_remembered() -> None:
+    """A hostile listing's runs of letters, up to a field's 2,000, are stemmed as any word
+    but the stemmer's cache keeps none of them: it holds words of at most CACHED_WORD
+    letters (each such run it remembered cost ~4 KB: the word and its stem)."""
+    runs = [
+        "".join(p) + "s" * 1_995 for p in itertools.islice(itertools.product("bcdk", repeat=4), 200)
+    ]
+    assert len(set(runs)) == 200 and all(len(raw_words(r)) == 1 for r in runs[:3])
+    before = _stem_cached.cache_info().currsize
+    assert [stem(r) for r in runs] == [_stem(r) for r in runs]
+    assert tokens(" ".join(runs[:20])) == [_stem(r) for r in runs[:20]]
+    assert _stem_cached.cache_info().currsize == before
+    word = "x" * (CACHED_WORD - 8) + "batteries"[:8]  # as long as a word is remembered
+    assert len(word) == CACHED_WORD and stem(word) == _stem(word)
+    assert _stem_cached.cache_info().currsize == before + 1
 
 
 def test_tokens_drop_stopwords_and_numbers_and_split_unspaced_scripts() -> None:
