@@ -126,6 +126,7 @@ class _Answer:
     # sends it (``search_body``): the searches answered from the cache encode nothing.
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
+    @functools.cached_property
     def nbytes(self) -> int:
         """What the answer holds beyond its fixed parts: its hits' JSON, twice (the
         encoded answer, made later, holds them once more)."""
@@ -182,6 +183,7 @@ class SearchIndex:
         # pages being computed (each by one search; the others wait for it or answer
         # the previous page, see REFRESH_S).
         self._answers: OrderedDict[tuple[Any, ...], _Answer] = OrderedDict()
+        self._answer_bytes = 0  # their nbytes, summed
         self._computing: dict[tuple[Any, ...], threading.Event] = {}
         self._answers_lock = threading.Lock()
         self._searching = 0  # searches in ``answer`` now
@@ -283,13 +285,11 @@ class SearchIndex:
             with self._gate:
                 made = compute()
             with self._answers_lock:
+                old = self._answers.pop(key, None)
+                self._answer_bytes += made.nbytes - (0 if old is None else old.nbytes)
                 self._answers[key] = made
-                self._answers.move_to_end(key)
-                while len(self._answers) > ANSWER_CACHE:
-                    self._answers.popitem(last=False)
-                held = sum(answer.nbytes() for answer in self._answers.values())
-                while held > ANSWER_CACHE_BYTES:  # the oldest first; the new one last
-                    held -= self._answers.popitem(last=False)[1].nbytes()
+                while len(self._answers) > ANSWER_CACHE or self._answer_bytes > ANSWER_CACHE_BYTES:
+                    self._answer_bytes -= self._answers.popitem(last=False)[1].nbytes
             return made
         finally:
             with self._answers_lock:

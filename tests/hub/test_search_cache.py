@@ -279,7 +279,8 @@ def test_the_pages_kept_are_bounded_by_their_bytes_as_well_as_their_number() -> 
     finally:
         tracemalloc.stop()
     held = list(index._answers.values())
-    assert len(held) == kept and sum(a.nbytes() for a in held) <= ANSWER_CACHE_BYTES
+    assert len(held) == kept and sum(a.nbytes for a in held) <= ANSWER_CACHE_BYTES
+    assert index._answer_bytes == sum(a.nbytes for a in held)
     assert grown < ANSWER_CACHE_BYTES, grown  # 20 pages were made: 40 MB of JSON
     # The newest pages are the ones kept, answered without computing.
     newest = SearchQuery(q="solar", offset=100 * 19, limit=100)
