@@ -276,6 +276,8 @@ def _new_hub(root: Path, name: str, owners: list[Owner], port: int = 0) -> Path:
             port=port or 8080,
             base_url=url,
             sync_interval_seconds=3600,
+            # The bench's owner holds N_LISTINGS (--n may ask for more): not the subject.
+            max_listings_per_member=10_000_000,
         ),
         seed=HUB_SEED,
     )

@@ -71,6 +71,12 @@ class NodeConfig(BaseModel):
     is_hub: bool = False
     sync_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
     sync_jitter_seconds: Annotated[float, Field(ge=0)] = 5.0
+    # Listings held of one origin at most: a member's listings past it are quarantined
+    # (``over_listing_limit``) until some of its copies go, so that no member can fill
+    # this node's disk and its matching worker's memory. The network at 100x holds
+    # ~20,000 per member; raise it for a member that holds more, then pull that member
+    # again from the start (``cattc sync now --peer ID --from-start``).
+    max_listings_per_member: Annotated[int, Field(ge=1)] = 100_000
     peers: list[PeerConfig] = []
 
     @field_validator("trusted_proxies")

@@ -51,6 +51,8 @@ class ErrorCode(StrEnum):
     ISSUER_MISMATCH = "issuer_mismatch"
     AUDIENCE_MISMATCH = "audience_mismatch"
     STALE_VERSION = "stale_version"
+    # a listing of an origin that holds the receiver's limit already (max_listings_per_member)
+    OVER_LISTING_LIMIT = "over_listing_limit"
     # a type only the hub may issue, found in another node's feed (protocol.authority)
     NOT_THE_HUB = "issuer_not_the_hub"
     # a stored copy no longer matches the signed bytes it was made from
@@ -97,6 +99,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.ISSUER_MISMATCH: HTTPStatus.BAD_REQUEST,
     ErrorCode.AUDIENCE_MISMATCH: HTTPStatus.BAD_REQUEST,
     ErrorCode.STALE_VERSION: HTTPStatus.CONFLICT,
+    ErrorCode.OVER_LISTING_LIMIT: HTTPStatus.INSUFFICIENT_STORAGE,
     ErrorCode.NOT_THE_HUB: HTTPStatus.FORBIDDEN,
     ErrorCode.STORED_MISMATCH: HTTPStatus.INTERNAL_SERVER_ERROR,
     ErrorCode.DIRECTORY_REJECTED: HTTPStatus.BAD_REQUEST,

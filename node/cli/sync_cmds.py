@@ -45,10 +45,13 @@ def _waiting(peer: str) -> None:
     )
 
 
-async def _sync_now(rt: NodeRuntime, peer: str | None) -> list[RunRecord]:
+async def _sync_now(
+    rt: NodeRuntime, peer: str | None, *, from_start: bool = False
+) -> list[RunRecord]:
     """Pull now, one peer or all. A pull of the same peer running in another process
     (the server's schedule, a hub worker) is waited for, then this one runs: never two
-    at once, which would apply the same page twice."""
+    at once, which would apply the same page twice. ``from_start``: the peer's feed is
+    read again from its first page (what is held already counts as duplicates)."""
     async with aiohttp.ClientSession() as session:
         manager = SyncManager(rt, session, lock_wait_s=LOCK_WAIT_S, on_lock_wait=_waiting)
         await manager.refresh_directory()
@@ -57,6 +60,8 @@ async def _sync_now(rt: NodeRuntime, peer: str | None) -> list[RunRecord]:
             if info is None or not info.base_url or info.status == "suspended":
                 fail(f"{peer} is not a peer of this node, or is suspended")
             peers = [peer]
+            if from_start:
+                await rt.run(manager.store.reset_cursor, peer)
         else:
             peers = [p.node_id for p in await rt.run(pull_targets, rt)]
         runs = await asyncio.gather(*(manager.sync_peer(p, force=True) for p in peers))
@@ -76,12 +81,20 @@ def _still_busy(rt: NodeRuntime, peer: str) -> RunRecord:
 
 @sync.command()
 @click.option("--peer", help="Only this peer.")
+@click.option(
+    "--from-start",
+    is_flag=True,
+    help="Read the peer's feed again from its first page (with --peer): after raising "
+    "max_listings_per_member, to take the listings it quarantined.",
+)
 @json_option
 @click.pass_obj
-def now(data_dir: Path, peer: str | None, as_json: bool) -> None:
+def now(data_dir: Path, peer: str | None, from_start: bool, as_json: bool) -> None:
     """Pull every peer's feed now (or one peer's)."""
+    if from_start and not peer:
+        fail("--from-start needs --peer: one peer's feed is read again at a time")
     with runtime(data_dir) as rt:
-        runs = asyncio.run(_sync_now(rt, peer))
+        runs = asyncio.run(_sync_now(rt, peer, from_start=from_start))
     data = [r.__dict__ for r in runs]
     emit(
         as_json,

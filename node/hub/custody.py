@@ -91,9 +91,11 @@ class HubRemoteStore(RemoteStore):
         key: Callable[[], NodeKey],
         clock: Clock,
         page_hooks: Iterable[PageHook] = (),
+        *,
+        max_per_origin: int | None = None,
     ) -> None:
         hooks: list[PageHook] = [CustodyReceipts(hub_id, key, clock), queue_changes, *page_hooks]
-        super().__init__(engine, hooks)
+        super().__init__(engine, hooks, max_per_origin=max_per_origin)
         self.hub_id = hub_id
 
 

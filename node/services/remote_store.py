@@ -35,6 +35,7 @@ from node.storage.models import (
     RemoteTombstoneRow,
     SyncRunRow,
 )
+from protocol.errors import ErrorCode
 from sync.interfaces import (
     ApplyResult,
     PeerCursor,
@@ -114,13 +115,23 @@ class _Page:
     tombs_before: dict[str, Tomb]
     after: dict[str, Held | None] = field(default_factory=dict)
     tombs: dict[str, Tomb | None] = field(default_factory=dict)
+    # Listings held of the origin as the page's items leave them, and how many may be.
+    count: int = 0
+    limit: int | None = None
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     listings: dict[str, dict[str, Any]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
 
     @classmethod
-    def read(cls, session: Session, origin: str, items: Sequence[VerifiedItem]) -> _Page:
-        """What is held of the page's listings: one query per table and 500 ids."""
+    def read(
+        cls,
+        session: Session,
+        origin: str,
+        items: Sequence[VerifiedItem],
+        limit: int | None = None,
+    ) -> _Page:
+        """What is held of the page's listings: one query per table and 500 ids; with a
+        ``limit`` of listings per origin, how many are held of ``origin`` too."""
         seq = session.scalar(select(func.max(REMOTE.c.feed_seq)).where(REMOTE.c.origin == origin))
         ids = list(
             dict.fromkeys(_listing_id(i.obj) for i in items if i.obj["type"] in LISTING_TYPES)
@@ -144,7 +155,15 @@ class _Page:
             )
             for lid, *rest in session.execute(dead):
                 tombs[lid] = Tomb(*rest)
-        page = cls(origin, int(seq or 0), before, tombs, order=ids)
+        count = 0
+        if limit is not None and seq is not None:
+            count = int(
+                session.scalar(
+                    select(func.count()).select_from(REMOTE).where(REMOTE.c.origin == origin)
+                )
+                or 0
+            )
+        page = cls(origin, int(seq or 0), before, tombs, order=ids, count=count, limit=limit)
         page.after = {lid: before.get(lid) for lid in ids}
         page.tombs = {lid: tombs.get(lid) for lid in ids}
         return page
@@ -168,6 +187,7 @@ class _Page:
                 self.after[lid] = None
                 self.rows.pop(lid, None)
                 self.listings.pop(lid, None)
+                self.count -= 1
                 result.retracted += 1
             if tomb is None or (version, obj["ts"]) >= (tomb.version, tomb.at):
                 self.tombs[lid] = Tomb(version, obj["reason"], obj["ts"])
@@ -197,6 +217,18 @@ class _Page:
                 )
             )
             return
+        if held is None and self.limit is not None and self.count >= self.limit:
+            result.rejected.append(
+                RejectedItem(
+                    obj,
+                    ErrorCode.OVER_LISTING_LIMIT.value,
+                    f"{self.origin} has {self.count} listings held here, the most this node "
+                    f"holds of one member (max_listings_per_member)",
+                )
+            )
+            return
+        if held is None:
+            self.count += 1
         self.tombs[lid] = None
         sha = hashlib.sha256(item.canonical).hexdigest()
         self.after[lid] = Held(version, ts, policy, sha)
@@ -308,10 +340,19 @@ def _delete(session: Session, table: Any, origin: str, ids: list[str]) -> None:
 
 
 class RemoteStore:
-    def __init__(self, engine: Engine, page_hooks: Iterable[PageHook] = ()) -> None:
-        """``page_hooks``: called with each page as applied, in its transaction."""
+    def __init__(
+        self,
+        engine: Engine,
+        page_hooks: Iterable[PageHook] = (),
+        *,
+        max_per_origin: int | None = None,
+    ) -> None:
+        """``page_hooks``: called with each page as applied, in its transaction.
+        ``max_per_origin``: listings held of one origin at most (None: no limit); the
+        rest are quarantined as ``over_listing_limit``."""
         self.engine = engine
         self.page_hooks = list(page_hooks)
+        self.max_per_origin = max_per_origin
 
     def peer_cursor(self, peer: str) -> PeerCursor:
         with Session(self.engine) as session:
@@ -346,7 +387,7 @@ class RemoteStore:
             if state is None:
                 state = PeerStateRow(peer=peer, failures=0)
                 session.add(state)
-            page = _Page.read(session, peer, items)
+            page = _Page.read(session, peer, items, self.max_per_origin)
             inbox: list[dict[str, Any]] = []
             for item in items:
                 page.seq += 1

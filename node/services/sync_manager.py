@@ -185,10 +185,13 @@ class SyncManager:
         ``verify_workers``: processes checking items (None: by the machine's cores)."""
         self.rt = rt
         self.session = session
+        limit = rt.config.max_listings_per_member
         self.store = (
-            HubRemoteStore(rt.engine, rt.node_id, lambda: rt.keys.active, rt.clock)
+            HubRemoteStore(
+                rt.engine, rt.node_id, lambda: rt.keys.active, rt.clock, max_per_origin=limit
+            )
             if rt.config.is_hub
-            else RemoteStore(rt.engine)
+            else RemoteStore(rt.engine, max_per_origin=limit)
         )
         self.client = PeerClient(session, rt.node_id, lambda: rt.keys.active, rt.clock)
         self.keys = NodeKeySource(rt, session)
