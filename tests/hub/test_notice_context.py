@@ -10,22 +10,29 @@ from sqlalchemy.orm import Session
 
 from node.hub import match_engine
 from node.hub.match_engine import _Context
+from node.matching.features import Ref
+from node.runtime import NodeRuntime
 from node.services.audiences import membership
 from node.storage.models import RemoteListingRow
 from tests.federation.network import NodeFactory
 from tests.hub.helpers import start_hub_network
 
 
-async def test_the_pass_keeps_a_bounded_number_of_counterparts(
-    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _hub_holding_th(node_factory: NodeFactory) -> tuple[NodeRuntime, list[Ref]]:
+    """A hub that pulled th's sample, and the listings it holds."""
     net = await start_hub_network(node_factory, ("th",))
     run = await net.hub.sync.sync_peer("th", force=True)
     assert run is not None and run.error is None, run
     rt = net.hub.runtime
     with Session(rt.engine) as session:
         rows = session.execute(select(RemoteListingRow.origin, RemoteListingRow.listing_id))
-        held = sorted((origin, lid) for origin, lid in rows)
+        return rt, sorted((origin, lid) for origin, lid in rows)
+
+
+async def test_the_pass_keeps_a_bounded_number_of_counterparts(
+    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt, held = await _hub_holding_th(node_factory)
     assert len(held) >= 5, "the sample holds listings"
     a, b, c, d, e = held[:5]
     fresh = _Context(rt, membership(rt.engine), rt.policy.compiled()[1], rt.clock())
@@ -50,13 +57,7 @@ async def test_the_pass_keeps_a_bounded_size_of_counterparts(
     """Large summaries (a member may send them up to a feed item's size) leave by their
     bytes before their number reaches the bound: a pass holds what it wants now, and of
     the rest no more than ``KNOWABLE_BYTES`` of JSON."""
-    net = await start_hub_network(node_factory, ("th",))
-    run = await net.hub.sync.sync_peer("th", force=True)
-    assert run is not None and run.error is None, run
-    rt = net.hub.runtime
-    with Session(rt.engine) as session:
-        rows = session.execute(select(RemoteListingRow.origin, RemoteListingRow.listing_id))
-        held = sorted((origin, lid) for origin, lid in rows)
+    rt, held = await _hub_holding_th(node_factory)
     a, b, c, d = held[:4]
     ctx = _Context(rt, membership(rt.engine), rt.policy.compiled()[1], rt.clock())
     ctx.load([a, b])
