@@ -164,11 +164,17 @@ class Matcher:
                 continue
             newest[feats.ref] = feats
         batch = list(newest.values())
-        vectors: list[FloatArray | None] = [None] * len(batch)
+        # A new version whose text is the held one's (a policy, a date or a code changed)
+        # keeps its vector: a member's policy change re-sends every listing it shares.
+        vectors: list[FloatArray | None] = [self._held_vector(f) for f in batch]
         embedder = None if self.defer_encoding else self._embedder
         if embedder is not None and batch:
             for is_request in (True, False):
-                rows = [i for i, f in enumerate(batch) if (f.kind == "request") == is_request]
+                rows = [
+                    i
+                    for i, f in enumerate(batch)
+                    if (f.kind == "request") == is_request and vectors[i] is None
+                ]
                 if rows:
                     encoded = embedder.encode([batch[i].text for i in rows], is_request)
                     for j, i in enumerate(rows):
@@ -182,10 +188,22 @@ class Matcher:
             elif self._codes is not None:
                 self._infer(np.array([slot], dtype=np.int64))
             self._after_add(feats.kind, vector, slot)
-            if self.defer_encoding:
+            if self.defer_encoding and vector is None:
                 self.unencoded[feats.ref] = None
         self._maybe_compact()
         return len(batch)
+
+    def _held_vector(self, feats: Features) -> FloatArray | None:
+        """The vector of the version held of ``feats.ref`` when it is of the same kind and
+        its text is the same (the store keeps the text when there is a model), else None."""
+        store = self.stores.get(feats.kind)
+        if self._embedder is None or store is None or store.dense is None:
+            return None
+        slot = store.slot_of.find(feats.ref)
+        if slot is None or not store.has_dense.view[slot] or store.texts[slot] != feats.text:
+            return None
+        held: FloatArray = store.dense.view[slot].astype(np.float32)
+        return held
 
     def encode_pending(self, limit: int) -> list[Ref]:
         """Encode up to ``limit`` of the listings held without their vector (the oldest

@@ -25,8 +25,10 @@ by one.
 
 ``load_default`` returns the default encoder, or None with the reason when it cannot be
 loaded (the matcher then runs lexically and says so). ``CATTC_SEMANTIC`` chooses another
-model or ``off``. Encoders are loaded once per process; each wraps a bounded cache of
-vectors by text, so a listing version re-sent unchanged is not encoded again.
+model or ``off``. Encoders are loaded once per process; each wraps a small cache of
+vectors by text (texts encoded twice in one run: ``cattc eval``'s systems). A listing
+version re-sent with its text unchanged is not encoded again: the matcher keeps the
+vector it holds (``Matcher._held_vector``).
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ from node.matching.model_choice import DEFAULT_MODEL, ENV_MODEL, OFF
 logger = logging.getLogger(__name__)
 
 MAX_CHARS = 600  # what is encoded of a listing: its title, keywords and opening sentences
-CACHE_SIZE = 50_000
+# Vectors cached (~1 KB each with their keys: 50,000 held 50 MB of the hub's matching
+# worker, and once the matcher kept the vectors of unchanged texts, saved little).
+CACHE_SIZE = 4_096
 BATCH_SIZE = 32
 MODELS = ("e5-static", "e5", "use", "minilm")
 
