@@ -718,7 +718,7 @@ def _compute(
                 .where(SearchShownRow.doc_id.in_(ids))
             )
         }
-    page = [(shown[doc][0], str(shown[doc][1])) for doc in ids if doc in shown]
+    page = [shown[doc] for doc in ids if doc in shown]
     return _Answer(generation, valid_until, time.monotonic(), facets, page, exact, more)
 
 

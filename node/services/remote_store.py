@@ -131,7 +131,8 @@ class _Page:
         limit: int | None = None,
     ) -> _Page:
         """What is held of the page's listings: one query per table and 500 ids; with a
-        ``limit`` of listings per origin, how many are held of ``origin`` too."""
+        ``limit`` of listings per origin, how many are held of ``origin`` too (or a bound
+        on it, while the page cannot reach the limit)."""
         seq = session.scalar(select(func.max(REMOTE.c.feed_seq)).where(REMOTE.c.origin == origin))
         ids = list(
             dict.fromkeys(_listing_id(i.obj) for i in items if i.obj["type"] in LISTING_TYPES)
@@ -155,8 +156,11 @@ class _Page:
             )
             for lid, *rest in session.execute(dead):
                 tombs[lid] = Tomb(*rest)
-        count = 0
-        if limit is not None and seq is not None:
+        # Held rows have distinct feed_seq values up to ``seq`` (each item of a page takes
+        # the next one), so ``seq`` bounds their number: they are counted (a scan of the
+        # origin's rows) only on a page that could reach the limit, not on every page.
+        count = int(seq or 0)
+        if limit is not None and count + len(items) >= limit:
             count = int(
                 session.scalar(
                     select(func.count()).select_from(REMOTE).where(REMOTE.c.origin == origin)
