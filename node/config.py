@@ -77,6 +77,9 @@ class NodeConfig(BaseModel):
     # ~20,000 per member; raise it for a member that holds more, then pull that member
     # again from the start (``cattc sync now --peer ID --from-start``).
     max_listings_per_member: Annotated[int, Field(ge=1)] = 100_000
+    # Refused items kept of one member for the operator to read, the newest: older ones
+    # are deleted (the hub's monitor still counts every refused item).
+    max_quarantine_per_member: Annotated[int, Field(ge=1)] = 1_000
     peers: list[PeerConfig] = []
 
     @field_validator("trusted_proxies")

@@ -19,7 +19,7 @@ from node.clock import Clock
 from node.hub.match_queue import queue_changes
 from node.services.errors import SchemaInvalid
 from node.services.feed import post_to_outbox
-from node.services.remote_store import AppliedPage, PageHook, RemoteStore
+from node.services.remote_store import MAX_QUARANTINED, AppliedPage, PageHook, RemoteStore
 from node.storage.models import FeedSentRow, RemoteListingRow
 from protocol import PROTOCOL_VERSION
 from protocol.hub_objects import CustodyList, build
@@ -93,9 +93,12 @@ class HubRemoteStore(RemoteStore):
         page_hooks: Iterable[PageHook] = (),
         *,
         max_per_origin: int | None = None,
+        max_quarantined: int = MAX_QUARANTINED,
     ) -> None:
         hooks: list[PageHook] = [CustodyReceipts(hub_id, key, clock), queue_changes, *page_hooks]
-        super().__init__(engine, hooks, max_per_origin=max_per_origin)
+        super().__init__(
+            engine, hooks, max_per_origin=max_per_origin, max_quarantined=max_quarantined
+        )
         self.hub_id = hub_id
 
 

@@ -17,6 +17,7 @@ from node.hub.eoi_gate import dropped_by_sender
 from node.services.sync_status import peer_statuses
 from node.storage.models import (
     NoticeSentRow,
+    PeerStateRow,
     QuarantineRow,
     RemoteListingRow,
     SyncRunRow,
@@ -73,11 +74,7 @@ def hub_status(rt: NodeRuntime, loop_lag: LoopLagMonitor | None = None) -> dict[
     members = {m.node_id: m for m in rt.directory.members()}
     out: list[dict[str, Any]] = []
     with Session(rt.engine) as session:
-        rejected = dict(
-            session.execute(
-                select(QuarantineRow.origin, func.count()).group_by(QuarantineRow.origin)
-            ).all()
-        )
+        rejected = dict(session.execute(select(PeerStateRow.peer, PeerStateRow.rejected)).all())
         policy_versions, oldest = _held_aggregates(rt, session)
         notices = dict(
             session.execute(
@@ -187,7 +184,9 @@ class HubCollector(Collector):
                 "cattc_member_items_held", "Summaries held", labels=["member"]
             ),
             "rejected": GaugeMetricFamily(
-                "cattc_member_rejected_items", "Items quarantined", labels=["member"]
+                "cattc_member_rejected_items",
+                "Items of the member refused, ever (quarantine keeps the newest)",
+                labels=["member"],
             ),
             "duration": GaugeMetricFamily(
                 "cattc_member_last_run_duration_seconds",

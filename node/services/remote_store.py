@@ -52,6 +52,9 @@ CHUNK = 500  # ids per IN (...) list: within every engine's limit of bound param
 # member notifying without pause (a pull a second), no longer grow the table for ever.
 RUN_RETENTION_MS = 8 * 24 * 3600 * 1000
 PRUNE_RUNS_EVERY = 1000
+# Refused items kept of one origin unless set (``max_quarantine_per_member``): each keeps
+# up to 100 KB of its text, so at most ~100 MB a member, whatever it sends.
+MAX_QUARANTINED = 1000
 REMOTE = cast(Table, RemoteListingRow.__table__)
 TOMBS = cast(Table, RemoteTombstoneRow.__table__)
 
@@ -72,6 +75,23 @@ def _quarantined(origin: str, now: int, item: RejectedItem) -> dict[str, Any]:
         "message": item.message[:2000],
         "item": text,
     }
+
+
+def _trim_quarantine(session: Session, origin: str, keep: int) -> None:
+    """Delete the origin's quarantined items older than its newest ``keep``."""
+    oldest_kept = session.scalar(
+        select(QuarantineRow.id)
+        .where(QuarantineRow.origin == origin)
+        .order_by(QuarantineRow.id.desc())
+        .offset(keep - 1)
+        .limit(1)
+    )
+    if oldest_kept is not None:
+        session.execute(
+            delete(QuarantineRow).where(
+                QuarantineRow.origin == origin, QuarantineRow.id < oldest_kept
+            )
+        )
 
 
 class Held(NamedTuple):
@@ -350,13 +370,16 @@ class RemoteStore:
         page_hooks: Iterable[PageHook] = (),
         *,
         max_per_origin: int | None = None,
+        max_quarantined: int = MAX_QUARANTINED,
     ) -> None:
         """``page_hooks``: called with each page as applied, in its transaction.
         ``max_per_origin``: listings held of one origin at most (None: no limit); the
-        rest are quarantined as ``over_listing_limit``."""
+        rest are quarantined as ``over_listing_limit``. ``max_quarantined``: refused
+        items kept of one origin, the newest (``PeerStateRow.rejected`` counts all)."""
         self.engine = engine
         self.page_hooks = list(page_hooks)
         self.max_per_origin = max_per_origin
+        self.max_quarantined = max_quarantined
 
     def peer_cursor(self, peer: str) -> PeerCursor:
         with Session(self.engine) as session:
@@ -389,7 +412,7 @@ class RemoteStore:
         with Session(self.engine) as session, session.begin():
             state = session.get(PeerStateRow, peer, with_for_update=True)
             if state is None:
-                state = PeerStateRow(peer=peer, failures=0)
+                state = PeerStateRow(peer=peer, failures=0, rejected=0)
                 session.add(state)
             page = _Page.read(session, peer, items, self.max_per_origin)
             inbox: list[dict[str, Any]] = []
@@ -415,9 +438,10 @@ class RemoteStore:
             )
             result.rejected = [*rejected, *result.rejected]
             if result.rejected:
-                session.execute(
-                    insert(QuarantineRow), [_quarantined(peer, now, r) for r in result.rejected]
-                )
+                kept = result.rejected[-self.max_quarantined :]
+                session.execute(insert(QuarantineRow), [_quarantined(peer, now, r) for r in kept])
+                _trim_quarantine(session, peer, self.max_quarantined)
+                state.rejected += len(result.rejected)
             applied = AppliedPage(peer, result, page.held_now(), position, now)
             for hook in self.page_hooks:
                 hook(session, applied)

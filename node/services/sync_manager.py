@@ -185,13 +185,22 @@ class SyncManager:
         ``verify_workers``: processes checking items (None: by the machine's cores)."""
         self.rt = rt
         self.session = session
-        limit = rt.config.max_listings_per_member
+        cfg = rt.config
         self.store = (
             HubRemoteStore(
-                rt.engine, rt.node_id, lambda: rt.keys.active, rt.clock, max_per_origin=limit
+                rt.engine,
+                rt.node_id,
+                lambda: rt.keys.active,
+                rt.clock,
+                max_per_origin=cfg.max_listings_per_member,
+                max_quarantined=cfg.max_quarantine_per_member,
             )
-            if rt.config.is_hub
-            else RemoteStore(rt.engine, max_per_origin=limit)
+            if cfg.is_hub
+            else RemoteStore(
+                rt.engine,
+                max_per_origin=cfg.max_listings_per_member,
+                max_quarantined=cfg.max_quarantine_per_member,
+            )
         )
         self.client = PeerClient(session, rt.node_id, lambda: rt.keys.active, rt.clock)
         self.keys = NodeKeySource(rt, session)

@@ -153,14 +153,19 @@ class RemoteTombstoneRow(Base):
 
 
 class QuarantineRow(Base):
+    """An item a peer sent that this node refused, newest ``max_quarantine_per_member``
+    of each origin kept (``PeerStateRow.rejected`` counts them all)."""
+
     __tablename__ = "quarantine"
 
     id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    origin: Mapped[str] = mapped_column(String(32), index=True)
+    origin: Mapped[str] = mapped_column(String(32))
     received_at: Mapped[int] = mapped_column(BigInteger)
     code: Mapped[str] = mapped_column(String(48))
     message: Mapped[str] = mapped_column(Text)
     item: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_quarantine_origin_id", "origin", "id"),)
 
 
 class PeerStateRow(Base):
@@ -177,6 +182,8 @@ class PeerStateRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     failures: Mapped[int] = mapped_column(Integer, server_default="0")
     policy_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Items of this peer's feed refused, ever (quarantine keeps only the newest).
+    rejected: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class SyncRunRow(Base):

@@ -1,0 +1,93 @@
+"""A member cannot fill a node's disk with items it refuses: quarantine keeps the newest
+``max_quarantine_per_member`` of each member, and the hub's monitor still counts every
+item refused (``/hub/status`` and ``/metrics``)."""
+
+from __future__ import annotations
+
+import aiohttp
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+
+from node.hub.monitor import hub_status
+from node.storage.db import MIGRATIONS, make_engine
+from tests.conftest import DatabaseUrlFactory
+from tests.federation.network import NodeFactory, allowed_for, start_network
+from tests.federation.rounds import quarantined, sync_until_clean
+
+HELD = 2
+KEPT = 3
+
+
+def rejected_of(status: dict[str, object], node_id: str) -> int:
+    members = status["members"]
+    assert isinstance(members, list)
+    [member] = [m for m in members if m["node_id"] == node_id]
+    return int(member["rejected"])
+
+
+async def test_quarantine_keeps_the_newest_items_and_counts_them_all(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    net = await start_network(
+        node_factory,
+        ["vn"],
+        max_listings_per_member=HELD,
+        max_quarantine_per_member=KEPT,
+    )
+    hub = net.hub
+    refused = len(allowed_for(net.nodes["vn"], "cn")) - HELD
+    assert refused > KEPT, "the sample must refuse more than quarantine keeps"
+
+    await sync_until_clean(net)
+    first = quarantined(hub, "vn")
+    assert len(first) == KEPT and {r.code for r in first} == {"over_listing_limit"}
+    assert rejected_of(hub_status(hub.runtime), "vn") == refused
+
+    # The same feed read again: every item is refused again, and only the newest are kept.
+    hub.sync.store.reset_cursor("vn")
+    await sync_until_clean(net)
+    second = quarantined(hub, "vn")
+    assert len(second) == KEPT and min(r.id for r in second) > max(r.id for r in first)
+    status = hub_status(hub.runtime)
+    assert rejected_of(status, "vn") == 2 * refused
+    assert status["totals"]["rejected"] == 2 * refused
+    async with http.get(
+        hub.url + "/metrics", headers={"Authorization": f"Bearer {hub.token}"}
+    ) as resp:
+        text = await resp.text()
+    assert f'cattc_member_rejected_items{{member="vn"}} {float(2 * refused)}' in text
+
+
+def test_the_migration_counts_what_quarantine_held(database_url: DatabaseUrlFactory) -> None:
+    """A hub upgraded in place keeps reporting what it refused before: 0015 fills each
+    peer's count from the rows its quarantine held."""
+    engine = make_engine(database_url("upgrade"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+
+    def upgrade(to: str) -> None:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, to)
+
+    try:
+        upgrade("0014")
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO peer_state (peer, failures) VALUES ('th', 0), ('vn', 0)")
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO quarantine (origin, received_at, code, message, item) "
+                    "VALUES (:o, 1, 'stale_version', 'm', '{}')"
+                ),
+                [{"o": "th"}, {"o": "th"}, {"o": "my"}],
+            )
+        upgrade("head")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT peer, rejected FROM peer_state")).all()
+        counts = {str(peer): int(n) for peer, n in rows}
+        assert counts == {"th": 2, "vn": 0}
+    finally:
+        engine.dispose()
