@@ -43,6 +43,7 @@ TOP = INFER_TOP  # codes kept per kind and request
 SPACE_WEIGHTS = {"text": 1.0, "concepts": 1.0, "ngrams": 0.0, "dense": 0.6}
 TEMPERATURE = 0.1
 MIN_SUPPORT = 1  # candidates carrying a code for it to get a centroid
+FIT_ROWS = 20_000  # candidates whose rows are weighed at once while fitting
 
 
 def candidate_codes(store: KindStore, kind: str, slots: Ints) -> npt.NDArray[np.int64]:
@@ -97,6 +98,33 @@ def _spaces() -> tuple[str, ...]:
     return tuple(space for space in SPACES if SPACE_WEIGHTS[space] > 0)
 
 
+def _codes(store: KindStore, kind: str, slots: Ints) -> npt.NDArray[np.int64]:
+    return candidate_codes(store, kind, slots).reshape(len(slots), -1)
+
+
+def _supported(codes: npt.NDArray[np.int64]) -> Ints:
+    """The codes carried by at least ``MIN_SUPPORT`` candidates (rows of ``codes``),
+    sorted."""
+    distinct, counts = np.unique(codes[codes > 0], return_counts=True)
+    out: Ints = distinct[counts >= MIN_SUPPORT].astype(np.int64)
+    return out
+
+
+def _membership(codes: npt.NDArray[np.int64], kept: Ints) -> sp.csr_matrix:
+    """(kept codes x rows of ``codes``): 1 where the row carries the code."""
+    rows, cols = np.nonzero(codes > 0)
+    values = codes[rows, cols]
+    keep = np.isin(values, kept)
+    rows, values = rows[keep], values[keep]
+    member = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (np.searchsorted(kept, values), rows)),
+        shape=(len(kept), codes.shape[0]),
+    )
+    member.sum_duplicates()
+    member.data[:] = 1.0
+    return member
+
+
 @dataclass(frozen=True)
 class _Centroids:
     codes: Ints  # sorted
@@ -122,73 +150,68 @@ def _pad(m: sp.csr_matrix, width: int) -> sp.csr_matrix:
 class CodeModel:
     """Nearest-centroid classifiers of sector, IPC class and ISIC division, fitted on the
     candidates of ``stores`` (offers and experts), ``size`` of them. Only the ``kinds``
-    given are fitted (those the scorer weighs), in the spaces of non-zero weight."""
+    given are fitted (those the scorer weighs), in the spaces of non-zero weight.
+
+    A centroid is summed ``FIT_ROWS`` candidates at a time: the weighed rows of every
+    candidate at once (float64 on the way) were the first match list's largest
+    temporary, ~200 MB at 200,000 listings, for a few dozen centroids."""
 
     def __init__(self, stores: list[KindStore], kinds: tuple[str, ...] = KINDS) -> None:
         from node.matching.bulk import queries
 
         self.size = sum(len(store) for store in stores)
         self.fitted: dict[str, _Centroids] = {}
-        if not kinds:
+        live = [(store, store.live_slots()) for store in stores]
+        live = [(store, slots) for store, slots in live if len(slots)]
+        if not kinds or not live:
             return
-        rows: dict[str, list[sp.csr_matrix]] = {space: [] for space in SPACES}
-        dense_rows: list[Floats] = []
-        labels: dict[str, list[npt.NDArray[np.int64]]] = {kind: [] for kind in KINDS}
+        kept = {
+            kind: _supported(np.concatenate([_codes(s, kind, sl) for s, sl in live]))
+            for kind in kinds
+        }
+        kept = {kind: codes for kind, codes in kept.items() if len(codes)}
+        if not kept:
+            return
         dense_ok = SPACE_WEIGHTS["dense"] > 0 and all(s.dense is not None for s in stores)
-        for store in stores:
-            slots = store.live_slots()
-            if not len(slots):
-                continue
-            for space in _spaces():
-                rows[space].append(queries(store.sparse[space], slots))
-            if dense_ok and store.dense is not None:
-                vectors = store.dense.view[slots].astype(np.float32)
-                vectors[~store.has_dense.view[slots]] = 0.0
-                dense_rows.append(vectors)
-            for kind in kinds:
-                labels[kind].append(candidate_codes(store, kind, slots))
-        if not rows["text"]:
-            return
-        widths = {space: max(m.shape[1] for m in rows[space]) for space in _spaces()}
-        matrices = {
-            space: sp.vstack([_pad(m, widths[space]) for m in rows[space]], format="csr")
+        widths = {
+            space: max(len(store.sparse[space].vocab.idf()) for store, _ in live)
             for space in _spaces()
         }
-        dense = np.vstack(dense_rows) if dense_ok and dense_rows else None
-        for kind in kinds:
-            codes = np.vstack(labels[kind]) if labels[kind] else np.zeros((0, 1), np.int64)
-            self._fit_kind(kind, codes, matrices, dense)
-
-    def _fit_kind(
-        self,
-        kind: str,
-        codes: npt.NDArray[np.int64],
-        matrices: dict[str, sp.csr_matrix],
-        dense: Floats | None,
-    ) -> None:
-        rows, cols = np.nonzero(codes > 0)
-        values = codes[rows, cols]
-        distinct, counts = np.unique(values, return_counts=True)
-        kept = distinct[counts >= MIN_SUPPORT]
-        if not len(kept):
-            return
-        keep = np.isin(values, kept)
-        rows, values = rows[keep], values[keep]
-        index = np.searchsorted(kept, values)
-        member = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (index, rows)),
-            shape=(len(kept), codes.shape[0]),
-        )
-        member.sum_duplicates()
-        member.data[:] = 1.0
-        sparse = {space: _normalise_rows(member @ m) for space, m in matrices.items()}
-        cent_dense = None
-        if dense is not None:
-            cent = np.asarray(member @ dense, dtype=np.float32)
-            norms = np.linalg.norm(cent, axis=1, keepdims=True)
-            norms[norms == 0] = 1.0
-            cent_dense = (cent / norms).astype(np.float32)
-        self.fitted[kind] = _Centroids(kept.astype(np.int64), sparse, cent_dense)
+        sums = {
+            kind: {
+                space: sp.csr_matrix((len(codes), widths[space]), dtype=np.float32)
+                for space in _spaces()
+            }
+            for kind, codes in kept.items()
+        }
+        dense_sums: dict[str, Floats] = {}
+        for store, slots in live:
+            for start in range(0, len(slots), FIT_ROWS):
+                block = slots[start : start + FIT_ROWS]
+                members = {
+                    kind: _membership(_codes(store, kind, block), codes)
+                    for kind, codes in kept.items()
+                }
+                for space in _spaces():
+                    q = _pad(queries(store.sparse[space], block), widths[space])
+                    for kind, member in members.items():
+                        sums[kind][space] = sums[kind][space] + member @ q
+                if dense_ok and store.dense is not None:
+                    vectors = store.dense.view[block].astype(np.float32)
+                    vectors[~store.has_dense.view[block]] = 0.0
+                    for kind, member in members.items():
+                        part = np.asarray(member @ vectors, dtype=np.float32)
+                        held = dense_sums.get(kind)
+                        dense_sums[kind] = part if held is None else held + part
+        for kind, codes in kept.items():
+            sparse = {space: _normalise_rows(m) for space, m in sums[kind].items()}
+            cent_dense = None
+            cent = dense_sums.get(kind)
+            if cent is not None:
+                norms = np.linalg.norm(cent, axis=1, keepdims=True)
+                norms[norms == 0] = 1.0
+                cent_dense = (cent / norms).astype(np.float32)
+            self.fitted[kind] = _Centroids(codes.astype(np.int64), sparse, cent_dense)
 
     def infer(self, store: KindStore, slots: Ints) -> dict[str, tuple[Ints, Floats]]:
         """For each kind: the ``TOP`` most probable codes (0 pads) and their probabilities

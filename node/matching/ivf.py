@@ -45,6 +45,11 @@ PREFILTER = 4
 THREADS = 2
 # (request, candidate) sketch similarities of one probe at a time (x4 bytes, per thread).
 PROBE_PAIRS = 1_000_000
+# Prefiltered pairs whose fit and constraints are worked out at once, per thread: each
+# costs ~100 bytes of temporaries (slots, fit components, masks); PROBE_PAIRS' rows alone
+# made up to 530,000 of them a thread at 200,000 listings.
+FIT_PAIRS = 100_000
+NEAR_ROWS = 5_000  # requests compared with every centroid at a time
 
 
 def _pad(m: sp.csr_matrix, width: int) -> sp.csr_matrix:
@@ -137,12 +142,14 @@ _Context = tuple[KindStore, Ints, Floats, KindStore, Ints, Floats, int, int]
 def _probe(job: tuple[Ints, Ints], context: _Context) -> tuple[Ints, Ints, Floats]:
     """One cluster against the requests that probe it: the best candidates of each row by
     sketch similarity, then by sketch x fit among those that break no hard constraint.
-    Rows are taken ``PROBE_PAIRS`` (rows x members) at a time: a big cluster probed by
-    many requests (listings alike) made a matrix of gigabytes at once."""
+    Rows are taken ``PROBE_PAIRS`` (rows x members) and ``FIT_PAIRS`` (rows x prefiltered)
+    at a time: a big cluster probed by many requests (listings alike) made a matrix of
+    gigabytes at once."""
     rows, mem = job
+    keep = context[6]
     if not len(rows) or not len(mem):
         return rows[:0], mem[:0].reshape(0, 0), np.zeros((0, 0), dtype=np.float32)
-    step = max(1, PROBE_PAIRS // len(mem))
+    step = max(1, min(PROBE_PAIRS // len(mem), FIT_PAIRS // min(PREFILTER * keep, len(mem))))
     if len(rows) <= step:
         return _probe_rows(rows, mem, context)
     parts = [_probe_rows(rows[i : i + step], mem, context) for i in range(0, len(rows), step)]
@@ -158,7 +165,8 @@ def _probe_rows(rows: Ints, mem: Ints, context: _Context) -> tuple[Ints, Ints, F
     sims = req_x[rows] @ cand_x[mem].T
     wide = min(PREFILTER * keep, len(mem))
     if wide < len(mem):
-        pre = np.argpartition(-sims, wide - 1, axis=1)[:, :wide]
+        # A copy: a slice would keep the whole (rows x members) index array alive.
+        pre = np.argpartition(-sims, wide - 1, axis=1)[:, :wide].copy()
     else:
         pre = np.broadcast_to(np.arange(len(mem)), sims.shape)
     sims = np.take_along_axis(sims, pre, axis=1)
@@ -202,21 +210,24 @@ def _shortlist_sims(
 ) -> dict[str, Floats]:
     """The sparse cosines of the ``n`` shortlist positions (``pairs(start)``: the
     shortlisted positions among ``RESCORE_CHUNK`` from ``start`` and their request and
-    candidate slots; the others stay 0), one space at a time: each space's weighed rows
-    (``SparseRows.weighed_view``: the values beside the stored column ids) are made, used
-    by both threads and dropped before the next space's."""
+    candidate slots, requests in order; the others stay 0), one space at a time: the
+    candidates' weighed rows (``SparseRows.weighed_view``: the values beside the stored
+    column ids) are made, used by both threads and dropped before the next space's; the
+    requests' rows are weighed a chunk at a time (a chunk's pairs name a few thousand
+    requests, each in one chunk only), the same numbers without a view of every request."""
     sims = {space: np.zeros(n, dtype=np.float32) for space in SPACES}
     for space in SPACES:
-        a, b = rs.sparse[space].weighed_view(), cs.sparse[space].weighed_view()
+        b = cs.sparse[space].weighed_view()
 
-        def chunk(start: int, a: sp.csr_matrix = a, b: sp.csr_matrix = b, s: str = space) -> None:
+        def chunk(start: int, b: sp.csr_matrix = b, s: str = space) -> None:
             pos, ri, ci = pairs(start)
-            sims[s][pos] = rowwise_dots(a, ri, b, ci)
+            wanted, where = np.unique(ri, return_inverse=True)
+            a = rs.sparse[s].weighed(wanted)
+            sims[s][pos] = rowwise_dots(a, where.reshape(-1).astype(np.int64), b, ci)
 
         with ThreadPoolExecutor(max_workers=THREADS) as pool:  # sparsetools drop the GIL
             list(pool.map(chunk, range(0, n, RESCORE_CHUNK)))
-        del a, b
-        rs.sparse[space].release()
+        del b
         cs.sparse[space].release()
     return sims
 
@@ -234,18 +245,16 @@ def _shortlist_top(
 ) -> tuple[Ints, Floats]:
     cand = cs.live_slots()
     n_r = len(req_slots)
-    out_slots = np.full((n_r, k), -1, dtype=np.int64)
-    out_scores = np.full((n_r, k), -np.inf, dtype=np.float32)
     if not len(cand) or not n_r:
-        return out_slots, out_scores
+        return np.full((n_r, k), -1, dtype=np.int64), np.full((n_r, k), -np.inf, np.float32)
     req_x, cand_x = sketches(rs, req_slots, cs, cand, dims, seed)
     n_clusters = int(min(1024, max(1, np.sqrt(len(cand)))))
     centroids, labels = kmeans(cand_x, n_clusters, seed)
     probes = min(probes, n_clusters)
     near = np.empty((n_r, probes), dtype=np.int64)
-    for start in range(0, n_r, 20_000):
-        sims = req_x[start : start + 20_000] @ centroids.T
-        near[start : start + 20_000] = np.argpartition(-sims, probes - 1, axis=1)[:, :probes]
+    for start in range(0, n_r, NEAR_ROWS):
+        sims = req_x[start : start + NEAR_ROWS] @ centroids.T
+        near[start : start + NEAR_ROWS] = np.argpartition(-sims, probes - 1, axis=1)[:, :probes]
     members = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[members], np.arange(n_clusters + 1))
     keep = shortlist
@@ -301,5 +310,11 @@ def _shortlist_top(
         cand[np.maximum(np.take_along_axis(short.reshape(n_r, keep), best, 1), 0)],
         -1,
     )
+    if take == k:
+        return slots, scores
+    # Made only now (the answer, as wide as asked): held through the probes and the
+    # rescoring, they were ~18 MB more at their peak at 76,000 requests.
+    out_slots = np.full((n_r, k), -1, dtype=np.int64)
+    out_scores = np.full((n_r, k), -np.inf, dtype=np.float32)
     out_slots[:, :take], out_scores[:, :take] = slots, scores
     return out_slots, out_scores

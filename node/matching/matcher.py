@@ -492,7 +492,7 @@ class Matcher:
         self,
         slots: IntArray,
         scores: FloatArray,
-        cand_kinds: list[list[str]],
+        cand_kinds: npt.NDArray[np.int8],
         keep: npt.NDArray[np.bool_],
     ) -> dict[int, list[Match]]:
         """The pairs of ``top_pairs`` where ``keep`` holds, as matches, by request row."""
@@ -501,7 +501,7 @@ class Matcher:
         picked: dict[str, list[tuple[int, int, int, float]]] = {}
         for row, j in zip(*np.nonzero(keep), strict=True):
             entry = (int(row), int(live[row]), int(slots[row, j]), float(scores[row, j]))
-            picked.setdefault(cand_kinds[row][j], []).append(entry)
+            picked.setdefault(CANDIDATE_KINDS[cand_kinds[row, j]], []).append(entry)
         rows: dict[int, list[Match]] = {}
         for kind, entries in picked.items():
             ri = np.array([e[1] for e in entries], dtype=np.int64)
@@ -514,9 +514,10 @@ class Matcher:
 
     def top_pairs(
         self, k: int = 10, kinds: Collection[str] = CANDIDATE_KINDS
-    ) -> tuple[IntArray, FloatArray, list[list[str]]]:
+    ) -> tuple[IntArray, FloatArray, npt.NDArray[np.int8]]:
         """The bulk result without explanations: for each live request (in slot order),
-        candidate slots, scores (-inf past the end) and candidate kinds."""
+        candidate slots, scores (-inf past the end) and candidate kinds (indices into
+        ``CANDIDATE_KINDS``: a string per pair was ~45 MB at 76,000 requests)."""
         now = self.now()
         self.code_model()
         live = self._live_requests()
@@ -536,14 +537,16 @@ class Matcher:
             )
         if not per_kind:
             empty = np.zeros((len(live), 0))
-            return empty.astype(np.int64), empty.astype(np.float32), [[] for _ in live]
+            return empty.astype(np.int64), empty.astype(np.float32), empty.astype(np.int8)
         all_slots = np.hstack([s for _, s, _ in per_kind])
         all_scores = np.hstack([s for _, _, s in per_kind])
-        labels = np.concatenate([[kind] * k for kind, _, _ in per_kind])
+        labels = np.concatenate(
+            [np.full(k, CANDIDATE_KINDS.index(kind), dtype=np.int8) for kind, _, _ in per_kind]
+        )
         order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
         slots = np.take_along_axis(all_slots, order, axis=1)
         scores = np.take_along_axis(all_scores, order, axis=1)
-        return slots, scores, [[str(label) for label in labels[row]] for row in order]
+        return slots, scores, labels[order]
 
     # --- internals ----------------------------------------------------------------------------
     def _live_requests(self) -> IntArray:

@@ -94,9 +94,10 @@ def test_a_shortlist_ranking_builds_no_whole_store_matrix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The sketches weigh their rows in blocks; the exact rescoring reads weighed views
-    over the stored rows, one space's (both sides) at a time, dropped after. Whole-store
-    matrices (a copy of the column ids too, and their build's temporaries) held the
-    worker's first match list ~100 MB higher at 200,000 listings."""
+    over the candidates' stored rows, one space's at a time, dropped after, and weighs
+    the requests' rows a chunk at a time (no view of them). Whole-store matrices (a copy
+    of the column ids too, and their build's temporaries) held the worker's first match
+    list ~100 MB higher at 200,000 listings."""
     m = Matcher(NOW)
     m.upsert_many(_listings(300))
     rs, cs = m.stores["request"], m.stores["offer"]
@@ -119,9 +120,14 @@ def test_a_shortlist_ranking_builds_no_whole_store_matrix(
     monkeypatch.setattr(index.SparseRows, "weighed_view", view)
     slots, scores = ivf.shortlist_top(rs, rs.live_slots(), cs, 10, NOW)
     assert (slots >= 0).all() and built == []
-    assert len(held) == 6 and max(held) <= 2
+    assert len(held) == 3 and max(held) == 1
+    assert not any(rs.sparse[s]._view is not None for s in spaces)
     assert not any(st.sparse[s]._view is not None for st in (rs, cs) for s in spaces)
     assert np.array_equal(slots, before[0]) and np.array_equal(scores, before[1])
+    # The requests' rows weighed a chunk at a time give the pairs' exact scores.
+    ri = np.repeat(rs.live_slots(), slots.shape[1])
+    exact, _ = bulk.rescore(rs, ri, cs, slots.ravel(), NOW)
+    assert np.array_equal(exact, scores.ravel())
 
 
 def test_the_weighed_view_is_the_whole_matrix_over_the_stored_rows(
