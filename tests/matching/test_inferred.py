@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from node.matching import Matcher
+from node.matching import infer as infer_module
 from node.matching import matcher as matcher_module
 from node.matching.bulk import pair_sims
 from node.matching.cli import eval_cmd
@@ -204,3 +205,26 @@ def test_eval_without_sector_runs_the_matcher_on_requests_without_it() -> None:
     assert ndcg[1]["lexical"] > 2 * ndcg[1]["bm25"]
     bad = runner.invoke(eval_cmd, [*local, *base, "--without", "title"])
     assert bad.exit_code != 0 and "title" in bad.output
+
+
+def test_centroids_summed_in_blocks_are_those_of_all_candidates_at_once(
+    monkeypatch: pytest.MonkeyPatch, e5_static: CachedEncoder
+) -> None:
+    """The model fits ``FIT_ROWS`` candidates at a time (bounded memory at a million
+    listings): blocks of 7 give the centroids, sparse and dense, of one block of all."""
+    m = Matcher(NOW, encoder=e5_static)
+    m.upsert_many(_uncoded(sample_views()))
+    stores = [m.stores["offer"], m.stores["expert"]]
+    kinds = ("sector", "ipc", "isic")
+    assert len(stores[0].live_slots()) > 7
+    whole = CodeModel(stores, kinds)
+    monkeypatch.setattr(infer_module, "FIT_ROWS", 7)
+    blocks = CodeModel(stores, kinds)
+    assert set(blocks.fitted) == set(whole.fitted) == set(kinds)
+    for kind, fitted in whole.fitted.items():
+        other = blocks.fitted[kind]
+        assert np.array_equal(fitted.codes, other.codes)
+        for space, centroids in fitted.sparse.items():
+            assert abs(centroids - other.sparse[space]).max() < 1e-6
+        assert fitted.dense is not None and other.dense is not None
+        assert np.allclose(fitted.dense, other.dense, atol=1e-6)
