@@ -10,8 +10,6 @@ import json
 import threading
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -20,7 +18,7 @@ from node.hub import eoi as eois
 from node.hub.eoi_gate import may_know
 from node.hub.eoi_inbox import MARK_KEY
 from node.services.feed import post_to_outbox
-from node.storage.db import MIGRATIONS, make_engine
+from node.storage.db import make_engine
 from node.storage.models import (
     EoiRow,
     InboxRow,
@@ -34,6 +32,7 @@ from protocol.canonical import canonical_bytes
 from protocol.signing import sign_object
 from tests.conftest import DatabaseUrlFactory
 from tests.federation.network import Network, NodeFactory
+from tests.migrating import upgrade_to
 from tests.nodes import RunningNode
 from tests.security.eoi_net import eoi_network, eoi_obj, reply_obj
 
@@ -267,20 +266,13 @@ def test_the_migration_indexes_the_notices_queued_before(database_url: DatabaseU
     """A hub upgraded in place: 0011 indexes the notices already in its outbox that name
     a listing (not those that name none, nor other objects)."""
     engine = make_engine(database_url("upgrade"))
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-
-    def upgrade(to: str) -> None:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, to)
 
     def queued(reader: str, kind: str, counterpart: Any) -> dict[str, Any]:
         obj = {"type": kind, "counterpart": counterpart}
         return {"reader": reader, "type": kind, "created": 1, "obj": json.dumps(obj)}
 
     try:
-        upgrade("0010")
+        upgrade_to(engine, "0010")
         rows = [
             queued("my", "match_notice", {"owner": "th", "listing_id": "th-off-0001"}),
             queued("my", "match_notice", {"owner": "th"}),  # named no listing
@@ -289,7 +281,7 @@ def test_the_migration_indexes_the_notices_queued_before(database_url: DatabaseU
         ]
         with engine.begin() as conn:
             conn.execute(insert(OutboxRow), rows)
-        upgrade("head")
+        upgrade_to(engine, "head")
         with Session(engine) as session:
             named = {
                 (r.reader, r.cp_owner, r.cp_id) for r in session.scalars(select(NoticeNamedRow))

@@ -5,15 +5,14 @@ item refused (``/hub/status`` and ``/metrics``)."""
 from __future__ import annotations
 
 import aiohttp
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
 from node.hub.monitor import hub_status
-from node.storage.db import MIGRATIONS, make_engine
+from node.storage.db import make_engine
 from tests.conftest import DatabaseUrlFactory
 from tests.federation.network import NodeFactory, allowed_for, start_network
 from tests.federation.rounds import quarantined, sync_until_clean
+from tests.migrating import upgrade_to
 
 HELD = 2
 KEPT = 3
@@ -63,16 +62,8 @@ def test_the_migration_counts_what_quarantine_held(database_url: DatabaseUrlFact
     """A hub upgraded in place keeps reporting what it refused before: 0015 fills each
     peer's count from the rows its quarantine held."""
     engine = make_engine(database_url("upgrade"))
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-
-    def upgrade(to: str) -> None:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, to)
-
     try:
-        upgrade("0014")
+        upgrade_to(engine, "0014")
         with engine.begin() as conn:
             conn.execute(
                 text("INSERT INTO peer_state (peer, failures) VALUES ('th', 0), ('vn', 0)")
@@ -84,7 +75,7 @@ def test_the_migration_counts_what_quarantine_held(database_url: DatabaseUrlFact
                 ),
                 [{"o": "th"}, {"o": "th"}, {"o": "my"}],
             )
-        upgrade("head")
+        upgrade_to(engine, "head")
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT peer, rejected FROM peer_state")).all()
         counts = {str(peer): int(n) for peer, n in rows}
