@@ -218,6 +218,7 @@ def _shortlist_sims(
     sims = {space: np.zeros(n, dtype=np.float32) for space in SPACES}
     for space in SPACES:
         b = cs.sparse[space].weighed_view()
+        rs.sparse[space].vocab.idf()  # any refresh here, not in the threads below
 
         def chunk(start: int, b: sp.csr_matrix = b, s: str = space) -> None:
             pos, ri, ci = pairs(start)
