@@ -24,7 +24,7 @@ from node.config import KEY_FILE, ConfigError, load_config
 from node.runtime import NodeRuntime
 from node.services.peers import peer_info, pull_targets
 from node.services.sync_manager import SyncManager
-from node.services.sync_status import peer_statuses, verify_held
+from node.services.sync_status import peer_statuses, quarantined, verify_held
 from node.storage.models import SyncRunRow
 from protocol.key_transition import rotate_with_transition
 from protocol.keys import KeyFileError, KeyStore
@@ -189,6 +189,38 @@ def runs(data_dir: Path, peer: str | None, limit: int, as_json: bool) -> None:
                     r["rejected"],
                     r["lag"],
                     r["error"],
+                )
+                for r in d
+            ],
+        ),
+    )
+
+
+@sync.command()
+@click.option("--peer", help="Only this peer.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--items", is_flag=True, help="With each item's kept text (--json only).")
+@json_option
+@click.pass_obj
+def quarantine(data_dir: Path, peer: str | None, limit: int, items: bool, as_json: bool) -> None:
+    """Items refused from peers, newest first: the newest max_quarantine_per_member of
+    each peer are kept."""
+    if items and not as_json:
+        fail("--items needs --json: an item's text is up to 100 KB")
+    with runtime(data_dir) as rt:
+        rows = quarantined(rt, peer, limit, with_items=items)
+    emit(
+        as_json,
+        rows,
+        lambda d: table(
+            ["peer", "received", "code", "listing", "message"],
+            [
+                (
+                    r["peer"],
+                    ms_to_iso(r["received_at"]),
+                    r["code"],
+                    r["listing_id"],
+                    r["message"][:80],
                 )
                 for r in d
             ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from node.services.peers import PinnedKeys, peer_info, pull_targets
 from node.services.remote_store import RemoteStore
-from node.storage.models import PeerStateRow
+from node.storage.models import PeerStateRow, QuarantineRow
 from protocol.canonical import parse_json
 from protocol.signing import SignatureError, verify_object
 
@@ -55,6 +56,44 @@ def peer_statuses(rt: NodeRuntime) -> list[dict[str, Any]]:
                 "last_error": row.last_error if row else None,
             }
         )
+    return out
+
+
+def _item_listing(item: str) -> str | None:
+    """The listing a quarantined item names, when its kept text still parses."""
+    try:
+        obj = json.loads(item)
+    except ValueError:  # cut at 100 KB, or never JSON
+        return None
+    if not isinstance(obj, dict):
+        return None
+    listing = obj.get("listing")
+    found = listing.get("id") if isinstance(listing, dict) else obj.get("listing_id")
+    return found if isinstance(found, str) else None
+
+
+def quarantined(
+    rt: NodeRuntime, peer: str | None, limit: int, *, with_items: bool = False
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` items refused from ``peer`` (every peer: None), newest first:
+    when, why, and the listing each names; ``with_items``: their kept text too."""
+    stmt = select(QuarantineRow).order_by(QuarantineRow.id.desc()).limit(limit)
+    if peer is not None:
+        stmt = stmt.where(QuarantineRow.origin == peer)
+    with Session(rt.engine) as session:
+        rows = list(session.scalars(stmt))
+    out = []
+    for row in rows:
+        entry: dict[str, Any] = {
+            "peer": row.origin,
+            "received_at": row.received_at,
+            "code": row.code,
+            "listing_id": _item_listing(row.item),
+            "message": row.message,
+        }
+        if with_items:
+            entry["item"] = row.item
+        out.append(entry)
     return out
 
 

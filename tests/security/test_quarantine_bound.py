@@ -4,18 +4,30 @@ item refused (``/hub/status`` and ``/metrics``)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+
 import aiohttp
+from click.testing import CliRunner
 from sqlalchemy import text
 
+from node.cli.main import cli
 from node.hub.monitor import hub_status
 from node.storage.db import make_engine
 from tests.conftest import DatabaseUrlFactory
-from tests.federation.network import NodeFactory, allowed_for, start_network
+from tests.federation.network import NodeFactory, allowed_for, held_by, start_network
 from tests.federation.rounds import quarantined, sync_until_clean
 from tests.migrating import upgrade_to
 
 HELD = 2
 KEPT = 3
+
+
+def cattc(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), prog_name="cattc", catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
 
 
 def rejected_of(status: dict[str, object], node_id: str) -> int:
@@ -42,6 +54,22 @@ async def test_quarantine_keeps_the_newest_items_and_counts_them_all(
     first = quarantined(hub, "vn")
     assert len(first) == KEPT and {r.code for r in first} == {"over_listing_limit"}
     assert rejected_of(hub_status(hub.runtime), "vn") == refused
+
+    # The operator reads them, newest first, with the listing each names.
+    out = await asyncio.to_thread(
+        cattc, "sync", str(hub.data_dir), "quarantine", "--peer", "vn", "--json", "--items"
+    )
+    listed = json.loads(out)
+    assert [r["received_at"] for r in listed] == sorted(r.received_at for r in first)[::-1]
+    refused_ids = set(allowed_for(net.nodes["vn"], "cn")) - set(held_by(hub, "vn"))
+    assert {r["listing_id"] for r in listed} <= refused_ids and len(listed) == KEPT
+    for row in listed:
+        assert row["code"] == "over_listing_limit" and "max_listings_per_member" in row["message"]
+        assert json.loads(row["item"])["listing"]["id"] == row["listing_id"]
+    text = await asyncio.to_thread(cattc, "sync", str(hub.data_dir), "quarantine", "--limit", "2")
+    lines = text.splitlines()
+    assert lines[0].split() == ["peer", "received", "code", "listing", "message"]
+    assert len(lines) == 4 and all(line.startswith("vn ") for line in lines[2:])
 
     # The same feed read again: every item is refused again, and only the newest are kept.
     hub.sync.store.reset_cursor("vn")
@@ -82,3 +110,12 @@ def test_the_migration_counts_what_quarantine_held(database_url: DatabaseUrlFact
         assert counts == {"th": 2, "vn": 0}
     finally:
         engine.dispose()
+
+
+def test_item_texts_are_shown_only_as_json(tmp_path: Path) -> None:
+    runner = CliRunner(env={"CATTC_DEBUG": ""})
+    result = runner.invoke(cli, ["sync", str(tmp_path), "quarantine", "--items"], prog_name="cattc")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        "error: --items needs --json: an item's text is up to 100 KB"
+    ]
