@@ -109,8 +109,8 @@ def pair_sims(
     a few thousand pairs do not build (and keep) a matrix of every listing."""
     sims = {}
     for space in SPACES:
-        a, a_i = _rows_of(rs.sparse[space], ri)
-        b, b_i = _rows_of(cs.sparse[space], ci)
+        a, a_i = rows_of(rs.sparse[space], ri)
+        b, b_i = rows_of(cs.sparse[space], ci)
         sims[space] = rowwise_dots(a, a_i, b, b_i)
     return sims, dense_sims(rs, ri, cs, ci)
 
@@ -123,7 +123,7 @@ def dense_sims(rs: KindStore, ri: Ints, cs: KindStore, ci: Ints) -> Floats | Non
     return out
 
 
-def _rows_of(rows: SparseRows, slots: Ints) -> tuple[sp.csr_matrix, Ints]:
+def rows_of(rows: SparseRows, slots: Ints) -> tuple[sp.csr_matrix, Ints]:
     """A weighed matrix holding the rows ``slots`` and each slot's row in it."""
     built = rows.built()
     if built is not None:

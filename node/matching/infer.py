@@ -98,10 +98,6 @@ def _spaces() -> tuple[str, ...]:
     return tuple(space for space in SPACES if SPACE_WEIGHTS[space] > 0)
 
 
-def _codes(store: KindStore, kind: str, slots: Ints) -> npt.NDArray[np.int64]:
-    return candidate_codes(store, kind, slots).reshape(len(slots), -1)
-
-
 def _supported(codes: npt.NDArray[np.int64]) -> Ints:
     """The codes carried by at least ``MIN_SUPPORT`` candidates (rows of ``codes``),
     sorted."""
@@ -166,7 +162,7 @@ class CodeModel:
         if not kinds or not live:
             return
         kept = {
-            kind: _supported(np.concatenate([_codes(s, kind, sl) for s, sl in live]))
+            kind: _supported(np.concatenate([candidate_codes(s, kind, sl) for s, sl in live]))
             for kind in kinds
         }
         kept = {kind: codes for kind, codes in kept.items() if len(codes)}
@@ -189,7 +185,7 @@ class CodeModel:
             for start in range(0, len(slots), FIT_ROWS):
                 block = slots[start : start + FIT_ROWS]
                 members = {
-                    kind: _membership(_codes(store, kind, block), codes)
+                    kind: _membership(candidate_codes(store, kind, block), codes)
                     for kind, codes in kept.items()
                 }
                 for space in _spaces():

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
-from node.matching.bulk import rescore
+from node.matching.bulk import rescore, rows_of
 from node.matching.index import rowwise_dots
 from node.matching.scoring import FIT_FLOOR, combine_fit, fit_components, violations
 from node.matching.store import SPACES, KindStore
@@ -222,9 +222,8 @@ def _shortlist_sims(
 
         def chunk(start: int, b: sp.csr_matrix = b, s: str = space) -> None:
             pos, ri, ci = pairs(start)
-            wanted, where = np.unique(ri, return_inverse=True)
-            a = rs.sparse[s].weighed(wanted)
-            sims[s][pos] = rowwise_dots(a, where.reshape(-1).astype(np.int64), b, ci)
+            a, ai = rows_of(rs.sparse[s], ri)
+            sims[s][pos] = rowwise_dots(a, ai, b, ci)
 
         with ThreadPoolExecutor(max_workers=THREADS) as pool:  # sparsetools drop the GIL
             list(pool.map(chunk, range(0, n, RESCORE_CHUNK)))
