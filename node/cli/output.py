@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,12 +33,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+# C0/C1 controls and the bidirectional overrides: a table cell may hold what a peer sent
+# (a refused item's listing id, an error), and these would move the cursor, clear the
+# operator's terminal or reorder what it shows (--json escapes the C0 ones itself).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _text(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
+        text = ",".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return _CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def emit(as_json: bool, data: Any, render: Callable[[Any], str]) -> None:

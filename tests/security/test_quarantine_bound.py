@@ -11,10 +11,12 @@ from pathlib import Path
 import aiohttp
 from click.testing import CliRunner
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from node.cli.main import cli
 from node.hub.monitor import hub_status
 from node.storage.db import make_engine
+from node.storage.models import QuarantineRow
 from tests.conftest import DatabaseUrlFactory
 from tests.federation.network import NodeFactory, allowed_for, held_by, start_network
 from tests.federation.rounds import quarantined, sync_until_clean
@@ -119,3 +121,27 @@ def test_item_texts_are_shown_only_as_json(tmp_path: Path) -> None:
     assert result.output.strip().splitlines() == [
         "error: --items needs --json: an item's text is up to 100 KB"
     ]
+
+
+async def test_what_a_member_sent_cannot_drive_the_operators_terminal(
+    node_factory: NodeFactory,
+) -> None:
+    """A refused item's listing id is whatever the member wrote: the table shows its
+    control characters and bidirectional overrides escaped, never as themselves."""
+    hub = await node_factory("cn", is_hub=True)
+    hostile = "vn-off-1\x1b[2J\x1b]0;owned\x07\u202egnp.exe\x9b"
+    item = {"type": "listing", "listing": {"id": hostile}}
+    with Session(hub.runtime.engine) as session, session.begin():
+        session.add(
+            QuarantineRow(
+                origin="vn",
+                received_at=1,
+                code="schema_invalid",
+                message="bad \x1b[31mred\x1b[0m",
+                item=json.dumps(item),
+            )
+        )
+    text = await asyncio.to_thread(cattc, "sync", str(hub.data_dir), "quarantine")
+    assert not any(c in text for c in "\x1b\x07\u202e\x9b")
+    assert "vn-off-1\\u001b[2J\\u001b]0;owned\\u0007\\u202egnp.exe\\u009b" in text
+    assert "bad \\u001b[31mred\\u001b[0m" in text
