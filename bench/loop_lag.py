@@ -118,7 +118,7 @@ def _matched(hub_dir: Path) -> tuple[int, int, int]:
 
 
 def _tree(pid: int) -> set[int]:
-    """``pid`` and every process under it (the matching worker is under a forkserver)."""
+    """``pid`` and every process under it (the matching worker among them)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -482,10 +482,10 @@ def results(m: dict[str, Any]) -> list[BenchResult]:
         ),
         BenchResult("hub process RSS during the re-match", m["rss_mb"], "MB"),
         BenchResult(
-            "its matching worker and forkserver: RSS",
+            "its processes under it (matching worker, resource tracker): RSS",
             m["rss_others_mb"],
             "MB",
-            notes="the sum of both processes' RSS (pages they share are counted twice)",
+            notes="the sum of their RSS (pages they share are counted twice)",
         ),
         BenchResult(
             "SIGINT during the re-match -> hub and worker exited",

@@ -14,10 +14,10 @@ bulk ranking (every request's top 10 offers, ``top_pairs``) above its start, wit
 worker's fixed mmap threshold.
 
 Issue 10's goal for a hub of 200,000 summaries is a whole process tree under 800 MB, of
-which the server takes ~300 MB, the forkserver ~100 MB and the worker's interpreter with
-its modules ~100 MB: what the worker holds per listing (the matcher's structures and the
-engine's state) must stay under about 1,500 bytes. One run: the figures vary little
-between runs.
+which the server takes ~200 MB and the worker's interpreter with its modules ~100 MB,
+with room for a ranking's peak (~200 MB): what the worker holds per listing (the matcher's
+structures and the engine's state) must stay under about 1,500 bytes. One run: the
+figures vary little between runs.
 
 Run alone with ``python -m bench.match_memory [N]`` or through
 ``python -m bench.run --only match_memory``.

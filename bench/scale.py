@@ -3,7 +3,7 @@ member nodes, each a ``cattc serve`` process holding ``CATTC_SCALE_LISTINGS`` li
 
 It reports: the time to the first full sync (the hub holds every member's summaries);
 the hub's RSS, steady and peak, of its whole process tree (the server, its matching
-worker, verify pool and forkserver: their RSS summed) and of the server process alone
+worker, verify pool and resource tracker: their RSS summed) and of the server process alone
 (sampled from /proc every 0.5 s); public search p50/p99 with 20 concurrent clients during
 the sync and after it (while the hub re-matches); the hub's event-loop lag p99 as the hub
 reports it (``/hub/status`` ``event_loop_lag``, over its last minute: during the sync, the
@@ -45,6 +45,7 @@ from bench.harness import postgres_schema
 from bench.sync_pull import HUB_KEY, HUB_SEED, SHARE_ALL, _free_port, _records, _serve, _stop
 from node.config import NodeConfig
 from node.demo import PUBLIC_RULES
+from node.hub.match_worker import PROCESS_NAME
 from node.runtime import open_runtime
 from node.services.directory import Member, keys_from_identity
 from node.services.setup import init_node
@@ -80,7 +81,7 @@ def _rss_mb(pid: int) -> float:
 
 def _pss_mb(pid: int) -> float:
     """Proportional set size: each page shared by n processes counts 1/n in each (the
-    forkserver's preloaded modules are shared by the worker it forks)."""
+    processes share the pages of the modules and libraries they both map)."""
     with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup") as fh:
         for line in fh:
             if line.startswith("Pss:"):
@@ -89,15 +90,20 @@ def _pss_mb(pid: int) -> float:
 
 
 def _label(pid: int, root: int, parents: dict[int, int]) -> str:
-    """What a process of the hub's tree is: the server, the forkserver it started, the
-    matching worker (forked by the forkserver, so with the same command line), a verify
-    worker (spawned: ``multiprocessing.spawn``) or multiprocessing's resource tracker."""
+    """What a process of the hub's tree is: the server, the matching worker (by the name
+    it gives itself), a verify worker (spawned: ``multiprocessing.spawn``) or
+    multiprocessing's resource tracker."""
     if pid == root:
         return "server"
+    name = ""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/comm") as fh:
+        name = fh.read().strip()
+    if name == PROCESS_NAME:
+        return "matching worker"
     cmdline = ""
     with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as fh:
         cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-    if "forkserver" in cmdline:
+    if "forkserver" in cmdline:  # a hub of older code
         return "forkserver" if parents.get(pid) == root else "matching worker"
     if "resource_tracker" in cmdline:
         return "resource tracker"
@@ -114,8 +120,8 @@ def _parents(pids: list[int]) -> dict[int, int]:
 
 
 def _tree(pid: int) -> list[int]:
-    """``pid`` and every process descended from it (the hub's matching worker comes from
-    a forkserver it started, its verify pool's workers from it), from /proc."""
+    """``pid`` and every process descended from it (the hub's matching worker, its verify
+    pool's workers, multiprocessing's resource tracker), from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -140,7 +146,7 @@ def _cpu_s(pid: int) -> float:
 
 class Sampler(threading.Thread):
     """The hub's memory every half second, in MB: the RSS of its whole process tree (the
-    server, its matching worker, verify pool and forkserver; summed, so a page they share
+    server, its matching worker, verify pool and resource tracker; summed, so a page they share
     counts once per process), the tree's PSS (a shared page counted once in all), and the
     RSS of the server process alone."""
 

@@ -46,7 +46,7 @@ def counts(hub: Proc) -> tuple[int, int]:
 
 
 def descendants(pid: int) -> set[int]:
-    """Processes under ``pid`` (the matching worker is a child of its forkserver)."""
+    """Processes under ``pid`` (the matching worker among them)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

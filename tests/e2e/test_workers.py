@@ -36,6 +36,7 @@ from sqlalchemy import Engine, func, select
 from bench.sync_pull import HUB_SEED, Owner, add_owners
 from node.cli.main import cli
 from node.config import KEY_FILE, NodeConfig
+from node.hub.match_worker import PROCESS_NAME
 from node.services.setup import init_node
 from node.storage.db import make_engine
 from node.storage.models import RemoteListingRow, SyncRunRow
@@ -104,14 +105,14 @@ class Hub:
 
 
 def matchers(pid: int) -> set[int]:
-    """The matching worker's processes under ``pid`` (its forkserver and what it forked)."""
+    """The matching workers under ``pid`` (by the name the worker gives itself)."""
     out = set()
     for child in descendants(pid):
         try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            name = Path(f"/proc/{child}/comm").read_text().strip()
         except OSError:
             continue
-        if b"multiprocessing.forkserver" in cmdline:
+        if name == PROCESS_NAME:
             out.add(child)
     return out
 
