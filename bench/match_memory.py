@@ -108,6 +108,7 @@ def structures(matcher: Any, versions: Any = None) -> dict[str, int]:
             cached = (rows._built, rows._csc, rows._tail)  # noqa: SLF001 - measured
             out[f"weighted matrices ({space})"] += sum(_size(m, seen) for m in cached)
             out[f"term rows ({space})"] += _size(rows, seen)
+        out["embeddings"] += _size(store.dense, seen)
         rest = {k: v for k, v in vars(store).items() if k not in {"vocabs", "nodes", "features"}}
         out["columns and the rest"] += _size(rest, seen)
     state = {k: v for k, v in vars(matcher).items() if k not in {"vocabs", "stores", "lexicon"}}

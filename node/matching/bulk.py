@@ -21,6 +21,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped]
 from node.matching.index import SparseRows, rowwise_dots
 from node.matching.scoring import Scored, grid_scores, score_bounds, score_pairs, violations
 from node.matching.store import SPACES, KindStore
+from node.matching.vectors import block_cosines, pair_cosines
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -31,7 +32,6 @@ BLOCK_PAIRS = 100_000
 
 
 def one_vs_all(
-    vector: Floats | None,
     own: KindStore,
     own_slot: int,
     other: KindStore,
@@ -40,9 +40,9 @@ def one_vs_all(
     k: int | None = None,
     floor: Floats | None = None,
 ) -> tuple[Ints, Scored]:
-    """Exact scores of the listing at ``own_slot`` of ``own`` (its embedding ``vector``, if
-    any) against the live slots of
-    ``other`` that can matter; returns those slots and their scores.
+    """Exact scores of the listing at ``own_slot`` of ``own`` (with its embedding, if it
+    has one) against the live slots of ``other`` that can matter; returns those slots and
+    their scores.
 
     With ``k``: the slots that can be in its top ``k``. With ``floor`` (one value per slot of
     ``other``): the slots whose score can exceed it. Neither: every live slot. Pruning uses
@@ -62,8 +62,8 @@ def one_vs_all(
                 full[first : first + piece.shape[0]] = np.asarray(block, dtype=np.float32).ravel()
         sims[space] = full[slots]
     semantic = None
-    if vector is not None and other.dense is not None:
-        semantic = (other.dense.view[slots] @ vector).astype(np.float32)
+    if own.dense is not None and other.dense is not None and own.has_dense.view[own_slot]:
+        semantic = other.dense.against(own.dense.row(own_slot), slots)
     mine = np.full(len(slots), own_slot, dtype=np.int64)
     req, ri, cand, ci = (
         (own, mine, other, slots)
@@ -119,8 +119,7 @@ def dense_sims(rs: KindStore, ri: Ints, cs: KindStore, ci: Ints) -> Floats | Non
     """The embedding cosine of arbitrary pairs; None without embeddings on both sides."""
     if rs.dense is None or cs.dense is None:
         return None
-    out: Floats = np.einsum("ij,ij->i", rs.dense.view[ri], cs.dense.view[ci]).astype(np.float32)
-    return out
+    return pair_cosines(rs.dense, ri, cs.dense, ci)
 
 
 def rows_of(rows: SparseRows, slots: Ints) -> tuple[sp.csr_matrix, Ints]:
@@ -155,7 +154,6 @@ def _exact_top(
     if not len(cand) or not len(req_slots):
         return out_slots, out_scores
     mats = {s: (rs.sparse[s].matrix(), cs.sparse[s].matrix()[cand]) for s in SPACES}
-    dense_c = cs.dense.view[cand] if cs.dense is not None else None
     block = max(1, BLOCK_PAIRS // len(cand))
     for start in range(0, len(req_slots), block):
         rows = req_slots[start : start + block]
@@ -165,8 +163,8 @@ def _exact_top(
             prod = left[rows] @ right.T
             sims[space] = np.asarray(prod.toarray(), dtype=np.float32).ravel()
         semantic = None
-        if dense_c is not None and rs.dense is not None:
-            semantic = (rs.dense.view[rows] @ dense_c.T).astype(np.float32).ravel()
+        if cs.dense is not None and rs.dense is not None:
+            semantic = block_cosines(rs.dense, rows, cs.dense, cand).ravel()
         ri = np.repeat(rows, len(cand))
         ci = np.tile(cand, len(rows))
         scored = score_pairs(rs, ri, cs, ci, sims, now_ms, semantic)
@@ -225,7 +223,6 @@ def top_indices(score: Floats, k: int) -> Ints:
 # listings; 250,000 keeps it near 40 MB and is no slower.
 MANY_PAIRS = 250_000
 RESCORE_MARGIN = 5
-DENSE_ROWS = 65_536  # embeddings widened to float32 at a time
 
 
 def queries(rows: SparseRows, slots: Ints) -> sp.csr_matrix:
@@ -275,12 +272,7 @@ def many_vs_all(
         sims[space] = full[:, slots]
     semantic = None
     if own.dense is not None and other.dense is not None:
-        mine32 = own.dense.view[own_slots].astype(np.float32)
-        semantic = np.empty((b, n), dtype=np.float32)
-        for start in range(0, n, DENSE_ROWS):
-            theirs32 = other.dense.view[slots[start : start + DENSE_ROWS]].astype(np.float32)
-            # Rounded as a float16 product is, so that every route gives the same score.
-            semantic[:, start : start + DENSE_ROWS] = (mine32 @ theirs32.T).astype(np.float16)
+        semantic = block_cosines(own.dense, own_slots, other.dense, slots)
     # Every pair of the block scored at once (without components), one row per listing.
     if own.kind == "request":
         grid = grid_scores(own, own_slots, other, slots, sims, semantic, now_ms)

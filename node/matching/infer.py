@@ -193,8 +193,7 @@ class CodeModel:
                     for kind, member in members.items():
                         sums[kind][space] = sums[kind][space] + member @ q
                 if dense_ok and store.dense is not None:
-                    vectors = store.dense.view[block].astype(np.float32)
-                    vectors[~store.has_dense.view[block]] = 0.0
+                    vectors = store.dense.unit(block)  # zero without a vector
                     for kind, member in members.items():
                         part = np.asarray(member @ vectors, dtype=np.float32)
                         held = dense_sums.get(kind)
@@ -234,8 +233,7 @@ class CodeModel:
                 score += SPACE_WEIGHTS[space] * np.asarray((q @ cent.T).toarray(), np.float32)
             dense_w = SPACE_WEIGHTS["dense"]
             if dense_w and fitted.dense is not None and store.dense is not None:
-                vectors = store.dense.view[slots].astype(np.float32)
-                cos = vectors @ fitted.dense.T
+                cos = store.dense.unit(slots) @ fitted.dense.T
                 cos -= cos.mean(axis=1, keepdims=True)  # only the differences between codes
                 cos[~store.has_dense.view[slots]] = 0.0
                 score += (dense_w / store.sem_scale[1]) * cos

@@ -112,7 +112,7 @@ def sketches(
     for store, slots in ((rs, req_slots), (cs, cand)):
         x = _project(store, slots, widths, basis)
         if dense and store.dense is not None:
-            x = np.hstack([x, store.dense.view[slots]])
+            x = np.hstack([x, store.dense.unit(slots)])
         out.append(_normalise(x))
     return out[0], out[1]
 

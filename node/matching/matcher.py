@@ -34,6 +34,7 @@ from node.matching.match import Match
 from node.matching.scoring import Scored, inferred_kinds
 from node.matching.semantic import Encoder
 from node.matching.store import SEMANTIC_SCALE, SPACES, KindStore, NodeBits
+from node.matching.vectors import Quantised, quantise
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ class Matcher:
         batch = list(newest.values())
         # A new version whose text is the held one's (a policy, a date or a code changed)
         # keeps its vector: a member's policy change re-sends every listing it shares.
-        vectors: list[FloatArray | None] = [self._held_vector(f) for f in batch]
+        vectors: list[Quantised | None] = [self._held_vector(f) for f in batch]
         embedder = None if self.defer_encoding else self._embedder
         if embedder is not None and batch:
             for is_request in (True, False):
@@ -178,7 +179,7 @@ class Matcher:
                 if rows:
                     encoded = embedder.encode([batch[i].text for i in rows], is_request)
                     for j, i in enumerate(rows):
-                        vectors[i] = encoded[j]
+                        vectors[i] = quantise(encoded[j])
         for feats, vector in zip(batch, vectors, strict=True):
             self._remove(feats.ref)
             store = self.stores[feats.kind]
@@ -187,13 +188,13 @@ class Matcher:
                 self._candidate_changes += 1
             elif self._codes is not None:
                 self._infer(np.array([slot], dtype=np.int64))
-            self._after_add(feats.kind, vector, slot)
+            self._after_add(feats.kind, slot)
             if self.defer_encoding and vector is None:
                 self.unencoded[feats.ref] = None
         self._maybe_compact()
         return len(batch)
 
-    def _held_vector(self, feats: Features) -> FloatArray | None:
+    def _held_vector(self, feats: Features) -> Quantised | None:
         """The vector of the version held of ``feats.ref`` when it is of the same kind and
         its text is the same (the store keeps the text when there is a model), else None."""
         store = self.stores.get(feats.kind)
@@ -202,8 +203,7 @@ class Matcher:
         slot = store.slot_of.find(feats.ref)
         if slot is None or not store.has_dense.view[slot] or store.texts[slot] != feats.text:
             return None
-        held: FloatArray = store.dense.view[slot].astype(np.float32)
-        return held
+        return store.dense.row(slot)
 
     def encode_pending(self, limit: int) -> list[Ref]:
         """Encode up to ``limit`` of the listings held without their vector (the oldest
@@ -228,7 +228,7 @@ class Matcher:
                     texts.append(feats.text)
                 vectors = embedder.encode(texts, is_request)
                 for (ref, kind), vector in zip(part, vectors, strict=True):
-                    self._set_vector(ref, kind, vector)
+                    self._set_vector(ref, kind, quantise(vector))
                     done.add(ref)
         except BaseException:
             # The encoder failed (or the worker is stopping): what did not get its vector
@@ -239,7 +239,7 @@ class Matcher:
             raise
         return [ref for ref, _ in held]
 
-    def _set_vector(self, ref: Ref, kind: str, vector: FloatArray) -> None:
+    def _set_vector(self, ref: Ref, kind: str, vector: Quantised) -> None:
         """``ref`` (held in the store of ``kind``) gets its vector: its places in the
         cached top lists are found again with it, and its inferred codes too."""
         store = self.stores[kind]
@@ -256,7 +256,7 @@ class Matcher:
             return
         self._candidate_changes += 1
         self._unlist(kind, slot)
-        self._after_add(kind, vector, slot)
+        self._after_add(kind, slot)
 
     def remove(self, owner: str, listing_id: str) -> bool:
         """Take a listing out (retracted, expired, no longer shared); it leaves every match
@@ -297,7 +297,7 @@ class Matcher:
         table.slots[hit] = -1
         table.dirty.update(int(r) for r in rows)
 
-    def _after_add(self, kind: str, vector: FloatArray | None, slot: int) -> None:
+    def _after_add(self, kind: str, slot: int) -> None:
         if not self._tables:
             return
         requests = self.stores["request"]
@@ -312,9 +312,7 @@ class Matcher:
         table = held
         table.ensure_rows(len(requests.features))
         floor = table.scores.min(axis=1)
-        req_slots, scored = one_vs_all(
-            vector, self.stores[kind], slot, requests, self.now(), floor=floor
-        )
+        req_slots, scored = one_vs_all(self.stores[kind], slot, requests, self.now(), floor=floor)
         score = np.where(scored.allowed, scored.score, -np.inf)
         worst = table.scores[req_slots].argmin(axis=1)
         beats = score > table.scores[req_slots, worst]
@@ -339,7 +337,7 @@ class Matcher:
                     continue
                 vector = None
                 if store.dense is not None and store.has_dense.view[slot]:
-                    vector = store.dense.view[slot].copy()
+                    vector = store.dense.row(slot)
                 self.stores[kind].add(_unpacked(store, slot, feats), vector)
         self._tables.clear()
         self._codes = None
@@ -455,7 +453,7 @@ class Matcher:
         slot = store.slot_of[ref]
         if store.dense is None or not store.has_dense.view[slot]:
             return None
-        out: FloatArray = store.dense.view[slot].astype(np.float32)
+        out: FloatArray = store.dense.unit(np.array([slot], dtype=np.int64))[0]
         return out
 
     def top_matches(
@@ -595,10 +593,7 @@ class Matcher:
         table.slots[row], table.scores[row] = -1, -np.inf
         if not requests.alive.view[row] or requests.expires.view[row] <= now:
             return
-        vector = None
-        if requests.dense is not None and requests.has_dense.view[row]:
-            vector = requests.dense.view[row]
-        slots, scored = one_vs_all(vector, requests, row, self.stores[kind], now, k=table.width)
+        slots, scored = one_vs_all(requests, row, self.stores[kind], now, k=table.width)
         score = np.where(scored.allowed, scored.score, -np.inf)
         best = top_indices(score, table.width)
         table.slots[row, : len(best)] = np.where(np.isfinite(score[best]), slots[best], -1)

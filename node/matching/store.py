@@ -18,6 +18,7 @@ from node.matching.codes import MAX_IPC, MAX_ISIC
 from node.matching.features import PARTNERSHIPS, SECTORS, Features, Ref
 from node.matching.index import Growable, SparseRows, Vocabulary
 from node.matching.reftable import KeyIds, RefTable, StringColumn
+from node.matching.vectors import Quantised, Vectors
 
 SPACES = ("text", "concepts", "ngrams")
 # Codes a request may get inferred from its text when it names none (``infer``), and how
@@ -135,8 +136,8 @@ class KindStore:
         self.smask = Growable(np.int64)
         self.ipc = Growable(np.int32, width=MAX_IPC)
         self.isic = Growable(np.int32, width=MAX_ISIC)
-        # Embeddings, float16 (half the memory; cosines agree to about 1e-3).
-        self.dense: Growable | None = None
+        # Embeddings as int8 codes and a scale per row (``vectors``), made at the first.
+        self.dense: Vectors | None = None
         self.sem_scale = SEMANTIC_SCALE
         self.has_dense = Growable(np.bool_)
         self.has_concepts = Growable(np.bool_)
@@ -156,7 +157,7 @@ class KindStore:
     def __len__(self) -> int:
         return len(self.slot_of)
 
-    def add(self, feats: Features, vector: npt.NDArray[np.float32] | None) -> int:
+    def add(self, feats: Features, vector: Quantised | None) -> int:
         """Append ``feats`` (the caller removed any older version first); return its slot."""
         slot = self.slot_of.add(feats.ref)
         for space in SPACES:
@@ -198,11 +199,10 @@ class KindStore:
         self.ipc.append(_codes(feats.ipc, MAX_IPC))
         self.isic.append(_codes(feats.isic, MAX_ISIC))
         if vector is not None and self.dense is None:
-            self.dense = Growable(np.float16, width=len(vector))
-            for _ in range(slot):
-                self.dense.append(0.0)
+            self.dense = Vectors(len(vector.codes))
+            self.dense.extend_empty(slot)
         if self.dense is not None:
-            self.dense.append(0.0 if vector is None else vector)
+            self.dense.append(vector)
         self.has_dense.append(vector is not None)
         self.has_concepts.append(bool(feats.concepts))
         for codes, probs in self._inferred.values():
@@ -210,11 +210,11 @@ class KindStore:
             probs.append(0.0)
         return slot
 
-    def set_vector(self, slot: int, vector: npt.NDArray[np.float32]) -> None:
+    def set_vector(self, slot: int, vector: Quantised) -> None:
         """Give the listing at ``slot`` its embedding (one encoded after it was added)."""
         if self.dense is None:
-            self.dense = Growable(np.float16, width=len(vector))
-            self.dense.extend(np.zeros((len(self.features), len(vector)), np.float16))
+            self.dense = Vectors(len(vector.codes))
+            self.dense.extend_empty(len(self.features))
         self.dense.set(slot, vector)
         self.has_dense.set(slot, True)
 

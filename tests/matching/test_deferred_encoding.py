@@ -98,7 +98,7 @@ def test_a_listing_changed_or_removed_before_its_turn_is_encoded_as_it_is_now() 
     store = m.stores[kind]
     slot = store.slot_of[(owner2, second["id"])]
     assert store.dense is not None and bool(store.has_dense.view[slot])
-    vector = store.dense.view[slot].astype(np.float32)
+    vector = store.dense.unit(np.array([slot]))[0]
     text = store.features[slot].text  # type: ignore[union-attr]
     assert "Solar dryers" in text
     expected = HashingEncoder().encode([text])[0]

@@ -128,7 +128,7 @@ def test_pruned_one_against_all_equals_scoring_everything() -> None:
     for slot, feats in enumerate(requests.features):
         if feats is None:
             continue
-        slots, scored = one_vs_all(None, requests, slot, offers, NOW)
+        slots, scored = one_vs_all(requests, slot, offers, NOW)
         score = np.where(scored.allowed, scored.score, -np.inf)
         order = np.argsort(-score, kind="stable")[:10]
         expect = [(offers.features[slots[i]].ref, round(float(score[i]), 4)) for i in order

@@ -76,11 +76,16 @@ def test_semantic_evidence_quotes_the_nearest_sentence_of_the_side_asked_about(
     assert best.to_json()["semantic_evidence"] == evidence.to_json()
 
 
-def test_vectors_are_stored_as_float16(e5: CachedEncoder) -> None:
+def test_vectors_are_stored_as_int8_codes_with_a_scale(e5: CachedEncoder) -> None:
     m = _matcher(e5)
     dense = m.stores["offer"].dense
-    assert dense is not None and dense.view.dtype == np.float16
-    assert dense.view.shape == (3, 384)
+    assert dense is not None and len(dense) == 3
+    assert dense.codes.view.dtype == np.int8 and dense.codes.view.shape == (3, 384)
+    assert dense.scales.view.dtype == np.float32
+    # The largest component of each row is at full scale, and the rows stay unit length.
+    assert (np.abs(dense.codes.view).max(axis=1) == 127).all()
+    norms = np.linalg.norm(dense.unit(np.arange(3)), axis=1)
+    assert np.allclose(norms, 1.0, atol=5e-3)
 
 
 def test_each_text_is_encoded_once_per_process(e5: CachedEncoder) -> None:
