@@ -268,21 +268,36 @@ def run_semantic(
     matcher.encoder = real  # new listings are encoded by the model itself
     extra = scale(sample, "tech_request", singles, seed=3) + scale(sample, "tech_offer", singles, 4)
     times: list[float] = []
+    bare: list[float] = []  # the hub's notice path: top 10 without explanations
     for i, rec in enumerate(extra):
-        rec["title"] = {"en": f"{rec['title'].get('en', '')} (new {i})"}  # not cached
-        started = time.perf_counter()
-        matcher.upsert(str(rec["owner"]), hub_view(rec))
-        matcher.matches_for(str(rec["owner"]), str(rec["id"]), 10)
-        times.append(time.perf_counter() - started)
-    results.append(
+        ref = (str(rec["owner"]), str(rec["id"]))
+        for explain, into in ((True, times), (False, bare)):
+            # A new title each time: not in the encoder's cache, not held.
+            rec["title"] = {"en": f"{rec['title'].get('en', '')} (new {i} {explain})"}
+            started = time.perf_counter()
+            matcher.upsert(ref[0], hub_view(rec))
+            matcher.matches_for_many([ref], 10, explain=explain)
+            into.append(time.perf_counter() - started)
+            matcher.remove(*ref)
+    results += [
         {
             "name": "semantic on: one new listing matched, encoding included",
             "value": _median_ms(times),
             "unit": "ms",
             "goal": "< 100 ms",
             "notes": f"median of {len(times)} (upsert + matches_for with evidence)",
-        }
-    )
+        },
+        {
+            "name": "semantic on: one new listing matched, no explanations",
+            "value": _median_ms(bare),
+            "unit": "ms",
+            "goal": "< 100 ms",
+            "notes": (
+                f"median of {len(bare)} (upsert + its top 10 without explanations, as the "
+                "hub's notices find them; the encoding included)"
+            ),
+        },
+    ]
     return results
 
 

@@ -19,7 +19,9 @@ PostgreSQL URL puts the hub on PostgreSQL (a schema of its own); members stay on
 Everything runs on this machine's cores: members, hub and clients share them, so the
 figures carry that load. ``CATTC_SCALE_MEMBER_NICE=10`` starts the members at that lower
 CPU priority, nearer a deployment where they run on servers of their own; the clients and
-the hub keep theirs.
+the hub keep theirs. The hub matches lexically unless ``CATTC_BENCH_SEMANTIC`` names a
+model (``e5``: the hub's default), as the rows' labels then say: it encodes in the
+background, and its vectors are held for every listing from the first one encoded.
 """
 
 from __future__ import annotations
@@ -415,6 +417,8 @@ def run() -> list[BenchResult]:
     total = MEMBERS * LISTINGS
     label = f"{MEMBERS} x {LISTINGS:,}" + (" (hub on PostgreSQL)" if DATABASE else "")
     label += f" (members at nice {MEMBER_NICE})" if MEMBER_NICE else ""
+    model = os.environ.get("CATTC_BENCH_SEMANTIC", "off")
+    label += f" (semantic {model})" if model != "off" else ""
     with tempfile.TemporaryDirectory(prefix="cattc-bench-scale-") as tmp, _hub_database() as db:
         root = Path(tmp)
         started = time.monotonic()
