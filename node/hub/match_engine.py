@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, delete, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from node.hub import match_queue, match_snapshot
+from node.hub import match_queue, match_snapshot, vector_file
 from node.hub.notice_content import (
     Knowable,
     held_knowable,
@@ -407,7 +407,27 @@ class MatchEngine:
         if first:
             self._recount()
             match_queue.drop(rt.engine, covered)
+            self._reuse_vectors()
         return changed
+
+    def _reuse_vectors(self) -> None:
+        """Listings waiting for their vector get the one kept for their text, if any
+        (``vector_file``): after an upgrade discarded the snapshot, only new texts are
+        encoded again."""
+        model = self.matcher.semantic.model
+        if not self.consumes_queue or model is None or not self.matcher.unencoded:
+            return
+        held = vector_file.load(self.rt.data_dir, model)
+        if held is None:
+            return
+        with self.lock:
+            reused = self.matcher.reuse_vectors(held)
+        del held
+        logger.info(
+            "vectors kept for %d listings reused; %d to encode",
+            reused,
+            len(self.matcher.unencoded),
+        )
 
     def _texts(self, keys: list[Ref]) -> dict[Ref, str]:
         """The signed bytes of the held summaries ``keys`` (those still held)."""
@@ -446,6 +466,9 @@ class MatchEngine:
                 "hidden": self.hidden,
             }
             ok = match_snapshot.save(self.rt.data_dir, head, state)
+            model = self.matcher.semantic.model
+            if ok and model is not None:
+                ok = vector_file.save(self.rt.data_dir, model, self.matcher.held_vectors())
         self.saved_at = time.monotonic()
         if ok:
             self.unsaved = 0

@@ -17,6 +17,7 @@ stored: an int8 block converts in about half the time a float16 one took).
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
 import numpy as np
@@ -29,6 +30,18 @@ BLOCK = 16_384  # rows converted to float32 at a time (25 MB at 384 dimensions)
 # Pairs at a time: both sides' rows are converted, and the bulk ranking rescores in two
 # threads at once (16,384 pairs took 50 MB a thread).
 PAIR_BLOCK = 4_096
+
+
+KEY_DTYPE = "V16"  # ``text_key``'s 16 bytes, as one numpy item
+# One kind's vectors as kept between processes: a key per slot, its codes, its scales.
+HeldVectors = tuple[npt.NDArray[np.void], npt.NDArray[np.int8], npt.NDArray[np.float32]]
+
+
+def text_key(kind: str, text: str) -> bytes:
+    """What a vector is kept under between processes: the text that was encoded, and
+    whether as a request (a query) or a candidate (a passage)."""
+    role = b"query\0" if kind == "request" else b"passage\0"
+    return hashlib.sha256(role + text.encode("utf-8", "surrogatepass")).digest()[:16]
 
 
 class Quantised(NamedTuple):

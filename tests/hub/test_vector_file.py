@@ -1,0 +1,120 @@
+"""A listing is encoded once: the hub's worker keeps its vectors apart from the matcher's
+snapshot (``vector_file``), so a worker that had to load from the database (an upgrade
+discarded the snapshot) encodes only the texts it has no vector for."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from node.hub import match_snapshot, vector_file
+from node.hub.match_engine import MatchEngine
+from node.matching.text import tokens
+from node.matching.vectors import HeldVectors
+from node.runtime import NodeRuntime
+from tests.federation.network import NodeFactory
+from tests.hub.test_match_changes import matched_listing, quiet_hub, touch
+
+
+class Counting:
+    """Deterministic bag-of-words vectors, counting the texts it encodes."""
+
+    def __init__(self, name: str = "counting") -> None:
+        self.name = name
+        self.texts = 0
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.texts += len(texts)
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for tok in tokens(text):
+                out[i, zlib.crc32(tok.encode()) % 64] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return (out / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+
+
+async def encoded_engine(rt: NodeRuntime, encoder: Counting) -> MatchEngine:
+    """A worker's engine that loaded what the hub holds and encoded all of it."""
+    engine = MatchEngine(rt, encoder, consumes_queue=True)
+    await rt.run(engine.after_sync)
+    while engine.matcher.unencoded:
+        await rt.run(engine.encode)
+    return engine
+
+
+async def test_a_worker_that_loads_from_the_database_reuses_the_vectors_kept(
+    node_factory: NodeFactory,
+) -> None:
+    hub, members = await quiet_hub(node_factory)
+    rt = hub.runtime
+    first_encoder = Counting()
+    first = await encoded_engine(rt, first_encoder)
+    held = len(first.versions)
+    assert first_encoder.texts >= held > 0
+    first.save(force=True)  # written with the snapshot (unless nothing changed since)
+    kept = vector_file.load(rt.data_dir, "counting")
+    assert kept is not None
+    before = by_key(first.matcher.held_vectors())
+    assert by_key(kept) == before and len(before) == held
+
+    # An upgrade: the snapshot is of another matching code, so it is not used.
+    match_snapshot.remove(rt.data_dir)
+    touch(members["th"], changed := matched_listing(members["th"]))
+    await hub.sync.sync_peer("th", force=True)
+    encoder = Counting()
+    again = MatchEngine(rt, encoder, consumes_queue=True)
+    await rt.run(again.refresh)
+    assert again.reads == held  # every summary parsed again, from the database
+    # Every listing but the changed one has its vector back, without encoding it.
+    assert list(again.matcher.unencoded) == [("th", changed)] and encoder.texts == 0
+    await rt.run(again.encode)
+    assert encoder.texts == 1
+    after = by_key(again.matcher.held_vectors())
+    assert len(after) == held and len(after.keys() & before.keys()) == held - 1
+    assert all(after[key] == before[key] for key in after.keys() & before.keys())
+
+
+def by_key(held: list[HeldVectors]) -> dict[bytes, tuple[bytes, float]]:
+    """Each kept vector (codes and scale) by its text's key."""
+    out = {}
+    for keys, codes, scales in held:
+        for key, row, scale in zip(keys, codes, scales, strict=True):
+            if bytes(key) != bytes(16):
+                out[bytes(key)] = (row.tobytes(), float(scale))
+    return out
+
+
+async def test_vectors_of_another_model_or_a_damaged_file_are_not_reused(
+    node_factory: NodeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub, _ = await quiet_hub(node_factory)
+    rt = hub.runtime
+    first = await encoded_engine(rt, Counting())
+    first.save(force=True)
+    held = len(first.versions)
+    path = vector_file.path_in(rt.data_dir)
+    assert vector_file.load(rt.data_dir, "counting") is not None
+    assert vector_file.load(rt.data_dir, "another") is None
+
+    async def texts_encoded(name: str) -> int:
+        match_snapshot.remove(rt.data_dir)
+        encoder = Counting(name)
+        engine = MatchEngine(rt, encoder, consumes_queue=True)
+        await rt.run(engine.refresh)
+        return len(engine.matcher.unencoded)
+
+    assert await texts_encoded("another") == held  # another model: all encoded again
+    assert await texts_encoded("counting") == 0
+    intact = path.read_bytes()
+    path.write_bytes(intact[: len(intact) // 2])  # cut short
+    assert await texts_encoded("counting") == held
+    assert "kept vectors unreadable" in caplog.text
+    # Arrays that do not fit together: refused as a whole.
+    (keys, codes, scales), *rest = first.matcher.held_vectors()
+    assert vector_file.save(rt.data_dir, "counting", [(keys, codes[:-1], scales), *rest])
+    assert vector_file.load(rt.data_dir, "counting") is None
+    assert "kept vectors malformed" in caplog.text
