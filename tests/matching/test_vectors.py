@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import numpy as np
 import pytest
 
+from node.matching import ivf
 from node.matching.vectors import (
     QMAX,
     Vectors,
@@ -99,3 +103,32 @@ def test_a_held_row_quantised_again_is_the_same_row() -> None:
     v.append(row)
     again = v.row(0)
     assert np.array_equal(again.codes, row.codes) and again.scale == row.scale
+
+
+def sketch_store(rows: np.ndarray, empty: tuple[int, ...] = ()) -> Any:
+    """A stand-in for a kind's store as ``ivf``'s dense sketch reads it."""
+    dense = held(rows, empty)
+    return SimpleNamespace(dense=dense, has_dense=SimpleNamespace(view=dense.scales.view > 0))
+
+
+def test_the_sketch_keeps_the_embedding_dot_products_in_few_coordinates() -> None:
+    """The bulk ranking's sketch holds an embedding's coordinates in ``dims`` directions
+    (the mean's, then the principal ones of the rest), not all 384 of them. With as many
+    directions as dimensions the dot products are kept exactly; with 64 they are kept
+    far better than by chance; a listing without a vector has no coordinates."""
+    rows = unit_rows(600, 8)
+    store = sketch_store(rows, empty=(3,))
+    slots = np.arange(600)
+    full = store.dense.unit(slots)
+    exact = full @ full.T
+    whole = ivf._project_dense(store, slots, ivf._dense_basis(store, slots, DIM))
+    assert np.allclose(whole @ whole.T, exact, atol=1e-4)
+    basis = ivf._dense_basis(store, slots, 64)
+    assert basis.shape == (64, DIM) and np.allclose(basis @ basis.T, np.eye(64), atol=1e-4)
+    few = ivf._project_dense(store, slots, basis)
+    assert not few[3].any()
+    err = np.abs(few @ few.T - exact)[np.triu_indices(600, 1)]
+    rng = np.random.default_rng(9)
+    chance = np.linalg.qr(rng.normal(size=(DIM, 64)))[0].T.astype(np.float32)
+    err_chance = np.abs((full @ chance.T) @ (full @ chance.T).T - exact)[np.triu_indices(600, 1)]
+    assert err.mean() < err_chance.mean() / 4, (err.mean(), err_chance.mean())
