@@ -27,7 +27,8 @@ def unit_rows(n: int, seed: int) -> np.ndarray:
     common = rng.normal(size=DIM)
     x = rng.normal(size=(n, DIM)) + 2.5 * common
     x[:, rng.choice(DIM, 3, replace=False)] *= 4  # outlying dimensions
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def held(rows: np.ndarray, empty: tuple[int, ...] = ()) -> Vectors:
