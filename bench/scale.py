@@ -61,6 +61,7 @@ SYNC_DEADLINE_S = float(os.environ.get("CATTC_SCALE_DEADLINE", "7200"))
 # servers, so that the hub's figures here carry less of their load.
 MEMBER_NICE = int(os.environ.get("CATTC_SCALE_MEMBER_NICE", "0"))
 CLIENTS = 20
+MODEL = os.environ.get("CATTC_BENCH_SEMANTIC", "off")  # the hub's matching model (harness)
 SMALL_HUB = 200_000  # summaries up to which the issue's goal is RSS < 800 MB
 # Each configuration its own section of docs/benchmarks.md: the quick run, the full one
 # and the hub on PostgreSQL stand side by side.
@@ -68,7 +69,8 @@ TITLE = "Fifty members, for real (issue: the hub at 100x): {} x {:,} listings{}"
     MEMBERS,
     LISTINGS,
     (", the hub on PostgreSQL" if DATABASE else "")
-    + (f", members at nice {MEMBER_NICE}" if MEMBER_NICE else ""),
+    + (f", members at nice {MEMBER_NICE}" if MEMBER_NICE else "")
+    + (f", semantic matching ({MODEL})" if MODEL != "off" else ""),
 )
 QUERIES = ["solar", "rice", "water treatment", "sensor", "", "drying", "vaccine", "battery"]
 
@@ -417,8 +419,7 @@ def run() -> list[BenchResult]:
     total = MEMBERS * LISTINGS
     label = f"{MEMBERS} x {LISTINGS:,}" + (" (hub on PostgreSQL)" if DATABASE else "")
     label += f" (members at nice {MEMBER_NICE})" if MEMBER_NICE else ""
-    model = os.environ.get("CATTC_BENCH_SEMANTIC", "off")
-    label += f" (semantic {model})" if model != "off" else ""
+    label += f" (semantic {MODEL})" if MODEL != "off" else ""
     with tempfile.TemporaryDirectory(prefix="cattc-bench-scale-") as tmp, _hub_database() as db:
         root = Path(tmp)
         started = time.monotonic()
