@@ -4,7 +4,6 @@ discarded the snapshot) encodes only the texts it has no vector for."""
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,28 +12,24 @@ import pytest
 
 from node.hub import match_snapshot, vector_file
 from node.hub.match_engine import MatchEngine
-from node.matching.text import tokens
 from node.matching.vectors import HeldVectors
 from node.runtime import NodeRuntime
 from tests.federation.network import NodeFactory
 from tests.hub.test_match_changes import matched_listing, quiet_hub, touch
+from tests.matching.test_cli_semantic import HashingEncoder
 
 
-class Counting:
+class Counting(HashingEncoder):
     """Deterministic bag-of-words vectors, counting the texts it encodes."""
 
     def __init__(self, name: str = "counting") -> None:
+        super().__init__()
         self.name = name
         self.texts = 0
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         self.texts += len(texts)
-        out = np.zeros((len(texts), 64), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for tok in tokens(text):
-                out[i, zlib.crc32(tok.encode()) % 64] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+        return super().encode(texts)
 
 
 async def encoded_engine(rt: NodeRuntime, encoder: Counting) -> MatchEngine:
