@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, delete, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from node.hub import match_queue, match_snapshot, vector_file
+from node.hub import match_queue, match_snapshot
 from node.hub.notice_content import (
     Knowable,
     held_knowable,
@@ -414,6 +414,8 @@ class MatchEngine:
         """Listings waiting for their vector get the one kept for their text, if any
         (``vector_file``): after an upgrade discarded the snapshot, only new texts are
         encoded again."""
+        from node.hub import vector_file  # numpy: the worker's, never the server's
+
         model = self.matcher.semantic.model
         if not self.consumes_queue or model is None or not self.matcher.unencoded:
             return
@@ -468,6 +470,8 @@ class MatchEngine:
             ok = match_snapshot.save(self.rt.data_dir, head, state)
             model = self.matcher.semantic.model
             if ok and model is not None:
+                from node.hub import vector_file
+
                 ok = vector_file.save(self.rt.data_dir, model, self.matcher.held_vectors())
         self.saved_at = time.monotonic()
         if ok:
