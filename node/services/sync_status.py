@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -62,8 +61,8 @@ def peer_statuses(rt: NodeRuntime) -> list[dict[str, Any]]:
 def _item_listing(item: str) -> str | None:
     """The listing a quarantined item names, when its kept text still parses."""
     try:
-        obj = json.loads(item)
-    except ValueError:  # cut at 100 KB, or never JSON
+        obj = parse_json(item)
+    except ValueError:  # cut at 100 KB, never JSON, or nested too deep to parse
         return None
     if not isinstance(obj, dict):
         return None

@@ -145,3 +145,24 @@ async def test_what_a_member_sent_cannot_drive_the_operators_terminal(
     assert not any(c in text for c in "\x1b\x07\u202e\x9b")
     assert "vn-off-1\\u001b[2J\\u001b]0;owned\\u0007\\u202egnp.exe\\u009b" in text
     assert "bad \\u001b[31mred\\u001b[0m" in text
+
+
+async def test_an_item_nested_too_deep_to_parse_is_listed_without_its_listing(
+    node_factory: NodeFactory,
+) -> None:
+    """A member's refused item may be JSON nested ten thousand deep: the list shows it
+    with no listing named, and prints the others (the command failed on it: RecursionError)."""
+    hub = await node_factory("cn", is_hub=True)
+    nested = '{"listing": ' * 10_000 + "{}" + "}" * 10_000
+    fine = json.dumps({"type": "listing", "listing": {"id": "vn-off-2"}})
+    with Session(hub.runtime.engine) as session, session.begin():
+        for at, item in enumerate((fine, nested)):
+            session.add(
+                QuarantineRow(
+                    origin="vn", received_at=at, code="schema_invalid", message="x", item=item
+                )
+            )
+    rows = json.loads(
+        await asyncio.to_thread(cattc, "sync", str(hub.data_dir), "quarantine", "--json")
+    )
+    assert [r["listing_id"] for r in rows] == [None, "vn-off-2"]
