@@ -99,7 +99,8 @@ def load(data_dir: Path, model: str) -> list[HeldVectors] | None:
     except Exception as exc:  # a damaged file means encoding again, not a failure
         logger.warning("kept vectors unreadable (%s): not reused", exc)
         return None
-    if not all(_well_formed(*part) for part in held):
+    widths = {part[1].shape[1] for part in held if part[1].ndim == 2}
+    if len(widths) > 1 or not all(_well_formed(*part) for part in held):
         logger.warning("kept vectors malformed: not reused")
         return None
     return held

@@ -6,9 +6,9 @@ for exact scores. Two stages instead:
 1. a dense sketch of each listing (a randomized truncated SVD of its idf-weighted word and
    concept rows, joined with its embedding's principal coordinates when there is one),
    offers clustered by spherical k-means; each request probes its ``probes`` nearest
-   clusters and keeps the
-   offers of each that break no hard constraint, keeping the ``shortlist`` best by sketch
-   similarity times the exact fit factor (matrix products in blocks);
+   clusters and keeps the offers of each that break no hard constraint, keeping the
+   ``shortlist`` best by sketch similarity times the exact fit factor (matrix products in
+   blocks);
 2. the shortlist of each request is scored exactly (``scoring``), hard
    constraints included, and the top ``k`` kept.
 
@@ -113,9 +113,8 @@ def sketches(
         dense = _dense_basis(cs, cand[pick], dims)
     out = []
     for store, slots in ((rs, req_slots), (cs, cand)):
-        x = np.zeros(
-            (len(slots), len(basis) + (len(dense) if dense is not None else 0)), np.float32
-        )
+        width = len(basis) + (len(dense) if dense is not None else 0)
+        x = np.empty((len(slots), width), np.float32)  # both parts written below
         x[:, : len(basis)] = _project(store, slots, widths, basis)
         if dense is not None:
             x[:, len(basis) :] = _project_dense(store, slots, dense)
