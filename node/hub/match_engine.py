@@ -106,6 +106,8 @@ def _nothing() -> None:
 
 def signed_texts(engine: Engine, keys: list[Ref]) -> dict[Ref, str]:
     """The signed bytes of the held summaries ``keys`` (those still held), by key."""
+    if not keys:
+        return {}
     with Session(engine) as session:
         rows = session.execute(
             select(
@@ -133,8 +135,11 @@ class MatchEngine:
         self.rt = rt
         self.consumes_queue = consumes_queue
         # The hub's worker encodes in the background: a listing is matched lexically at
-        # once and with its vector when ``encode`` has reached it.
-        self.matcher: Matcher = Matcher(encoder=encoder, defer_encoding=consumes_queue)
+        # once and with its vector when ``encode`` has reached it. Texts are read back from
+        # the database when they are needed (``_views``), not kept for every listing.
+        self.matcher: Matcher = Matcher(
+            encoder=encoder, defer_encoding=consumes_queue, text_source=self._views
+        )
         # What it holds, at which stamp: columns, not a dict (~350 bytes a listing).
         self.versions: StampTable = StampTable()
         # The hub's own listings held, and those its policy keeps from itself, at the
@@ -417,7 +422,7 @@ class MatchEngine:
         from node.hub import vector_file  # numpy: the worker's, never the server's
 
         model = self.matcher.semantic.model
-        if not self.consumes_queue or model is None or not self.matcher.unencoded:
+        if not self.consumes_queue or model is None or not self.matcher.pending_count():
             return
         held = vector_file.load(self.rt.data_dir, model)
         if held is None:
@@ -428,12 +433,35 @@ class MatchEngine:
         logger.info(
             "vectors kept for %d listings reused; %d to encode",
             reused,
-            len(self.matcher.unencoded),
+            self.matcher.pending_count(),
         )
 
     def _texts(self, keys: list[Ref]) -> dict[Ref, str]:
         """The signed bytes of the held summaries ``keys`` (those still held)."""
         return signed_texts(self.rt.engine, keys)
+
+    def _views(self, refs: Sequence[Ref]) -> dict[Ref, dict[str, Any]]:
+        """The listings ``refs`` as the matcher is given them, read back from the database
+        (its ``text_source``): a member's summary's listing, and the hub's own listings as
+        its policy shows them to the hub; those no longer there are left out."""
+        rt = self.rt
+        remote = [ref for ref in refs if ref[0] != rt.node_id]
+        own = [lid for origin, lid in refs if origin == rt.node_id]
+        out = {key: _listing_view(text) for key, text in self._texts(remote).items()}
+        if not own:
+            return out
+        _, compiled = rt.policy.compiled()
+        me = audience_of(rt.node_id, compiled.policy, membership(rt.engine))
+        now = rt.clock()
+        with Session(rt.engine) as session:
+            rows = session.execute(
+                select(ListingRow.id, ListingRow.record).where(ListingRow.id.in_(own))
+            ).all()
+        for lid, record in rows:
+            view = evaluate(json.loads(record or "{}"), me, compiled, now).view
+            if view is not None:
+                out[(rt.node_id, lid)] = view
+        return out
 
     # -- the snapshot ------------------------------------------------------------------
     def _restore(self) -> None:
@@ -549,7 +577,7 @@ class MatchEngine:
                     "enabled": semantic.enabled,
                     "model": semantic.model,
                     "reason": semantic.reason,
-                    "to_encode": len(self.matcher.unencoded),
+                    "to_encode": self.matcher.pending_count(),
                 },
             }
 
@@ -559,7 +587,7 @@ class MatchEngine:
         about ``budget_s`` seconds; each is then to do (its matches change). How many."""
         deadline = time.monotonic() + budget_s
         done = 0
-        while self.matcher.unencoded and time.monotonic() < deadline:
+        while self.matcher.pending_count() and time.monotonic() < deadline:
             with self.lock:
                 refs = self.matcher.encode_pending(ENCODE_BATCH)
                 self.todo.update(ref for ref in refs if ref in self.versions)
@@ -720,7 +748,7 @@ class MatchEngine:
             sent = self.notify(self.pending(), checkpoint, budget_s)
             if self.consumes_queue:
                 self.encode(checkpoint)
-            self.left = len(self.todo) + len(self.matcher.unencoded)
+            self.left = len(self.todo) + self.matcher.pending_count()
             self.save()
             return sent
 

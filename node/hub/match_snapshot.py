@@ -42,6 +42,7 @@ NOT_STATE = frozenset(
         "_now_ms",
         "exact_pairs",
         "defer_encoding",
+        "text_source",
     }
 )
 CACHES = frozenset({"_tables", "_codes"})

@@ -14,7 +14,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from node.matching.features import Features
 from node.matching.index import FloatArray
 from node.matching.match import Match, SemanticEvidence
 from node.matching.model_choice import ENV_MODEL, OFF
@@ -79,12 +78,12 @@ class Embedder:
         return out
 
     def with_evidence(
-        self, feats: Features, kind: str, matches: list[Match], others: list[FloatArray | None]
+        self, text: str, kind: str, matches: list[Match], others: list[FloatArray | None]
     ) -> list[Match]:
-        """Name, for each match, the sentence of ``feats`` (a listing of ``kind``) nearest
+        """Name, for each match, the sentence of ``text`` (a listing's of ``kind``) nearest
         in meaning to the other listing, whose stored vector is in ``others``. The
         sentences are encoded once, in one batch (and cached by the encoder)."""
-        lines = [s.strip() for line in feats.text.splitlines() for s in sentences(line)]
+        lines = [s.strip() for line in text.splitlines() for s in sentences(line)]
         picked = [s for s in dict.fromkeys(lines) if len(s) > 3][:EVIDENCE_SENTENCES]
         if not picked:
             return matches

@@ -120,6 +120,21 @@ def field_texts(kind: str, fields: Mapping[str, Any]) -> list[tuple[str, list[st
     return [(name, texts) for name, texts in parts if texts]
 
 
+def listing_text(view: Mapping[str, Any]) -> str | None:
+    """The ``text`` that ``extract`` gives the listing ``view`` (what an encoder reads),
+    without the rest of its analysis; None for a category not matched."""
+    kind = KIND_OF_CATEGORY.get(str(view.get("category")))
+    if kind is None:
+        return None
+    raw_fields = view.get("fields")
+    fields: Mapping[str, Any] = raw_fields if isinstance(raw_fields, Mapping) else {}
+    return _joined(field_texts(kind, fields))
+
+
+def _joined(parts: list[tuple[str, list[str]]]) -> str:
+    return "\n".join(text for _, texts in parts for text in texts)
+
+
 def extract(owner: str, view: Mapping[str, Any], lexicon: ConceptLexicon) -> Features | None:
     """Features of the ``listing`` member of a summary, or None for a category not matched."""
     kind = KIND_OF_CATEGORY.get(str(view.get("category")))
@@ -164,7 +179,7 @@ def extract(owner: str, view: Mapping[str, Any], lexicon: ConceptLexicon) -> Fea
         words=_sublinear(words),
         concepts=_sublinear(concepts),
         ngrams=_sublinear(grams),
-        text="\n".join(text for _, texts in parts for text in texts),
+        text=_joined(parts),
         ipc=encode(_strings(fields.get("ipc")), "ipc"),
         isic=encode(_strings(fields.get("isic")), "isic"),
         sectors=sectors or frozenset(),

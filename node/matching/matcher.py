@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -26,7 +26,7 @@ from node.matching.bulk import MANY_PAIRS, exact_top, many_vs_all, one_vs_all, r
 from node.matching.concepts import ConceptLexicon, default_lexicon
 from node.matching.embedding import Embedder, resolve
 from node.matching.evidence import shared_codes, shared_concepts, shared_terms
-from node.matching.features import CANDIDATE_KINDS, Features, Ref, extract
+from node.matching.features import CANDIDATE_KINDS, Features, Ref, extract, listing_text
 from node.matching.index import FloatArray, IntArray, Vocabulary
 from node.matching.infer import CodeModel, candidate_codes, code_label
 from node.matching.ivf import shortlist_top
@@ -43,6 +43,9 @@ INFER_BLOCK = 20_000  # requests whose codes are inferred at once
 REFIT_SHARE = 0.02  # share of the candidates changed after which the code model is refitted
 TABLE_MARGIN = 10
 COMPACT_DEAD = 0.3
+# Reads the listings ``refs`` as they are held now (the views the matcher was given; the
+# hub's worker reads them from the database), those still held, by ref.
+TextSource = Callable[[Sequence[Ref]], Mapping[Ref, Mapping[str, Any]]]
 
 
 class _Table:
@@ -80,6 +83,12 @@ class Matcher:
     hub's worker does it between passes: a sentence encoder takes tens of milliseconds a
     listing, lexical analysis well under one). A pair is scored with the semantic
     component only once both listings have their vector.
+
+    ``text_source``: where the text of a listing is read back when it is needed (to
+    encode it later, for the sentences that explain a match), so that the matcher does
+    not keep every listing's text (~740 bytes a listing); without it, the stores keep the
+    texts. A text read back is used only if it is still the one the matcher holds (its
+    ``text_key``): a listing changed since is taken in again, with its new text.
     """
 
     def __init__(
@@ -90,13 +99,13 @@ class Matcher:
         lexicon: ConceptLexicon | None = None,
         exact_pairs: int = EXACT_PAIRS,
         defer_encoding: bool = False,
+        text_source: TextSource | None = None,
     ) -> None:
         self._now_ms = now_ms
         self.encoder, self.semantic = resolve(encoder)
         self._embedder = Embedder(self.encoder) if self.encoder is not None else None
         self.defer_encoding = defer_encoding and self._embedder is not None
-        # Listings held without their vector yet (``defer_encoding``), oldest first.
-        self.unencoded: dict[Ref, None] = {}
+        self.text_source = text_source
         self._sem_scale = self._embedder.scale if self._embedder else SEMANTIC_SCALE
         self.lexicon = lexicon or default_lexicon()
         self.exact_pairs = exact_pairs
@@ -110,7 +119,8 @@ class Matcher:
     def _store(self, kind: str) -> KindStore:
         store = KindStore(kind, self.vocabs, self._nodes)
         store.sem_scale = self._sem_scale
-        store.keep_text = self._embedder is not None
+        store.semantic = self._embedder is not None
+        store.keep_text = store.semantic and self.text_source is None
         return store
 
     # --- time and size -------------------------------------------------------------------
@@ -183,81 +193,110 @@ class Matcher:
         for feats, vector in zip(batch, vectors, strict=True):
             self._remove(feats.ref)
             store = self.stores[feats.kind]
-            slot = store.add(feats, vector)
+            slot = store.add(feats, vector, pending=self.defer_encoding)
             if feats.kind != "request":
                 self._candidate_changes += 1
             elif self._codes is not None:
                 self._infer(np.array([slot], dtype=np.int64))
             self._after_add(feats.kind, slot)
-            if self.defer_encoding and vector is None:
-                self.unencoded[feats.ref] = None
         self._maybe_compact()
         return len(batch)
 
     def _held_vector(self, feats: Features) -> Quantised | None:
         """The vector of the version held of ``feats.ref`` when it is of the same kind and
-        its text is the same (the store keeps the text when there is a model), else None."""
+        its text is the same (by the stores' ``text_key``), else None."""
         store = self.stores.get(feats.kind)
         if self._embedder is None or store is None or store.dense is None:
             return None
         slot = store.slot_of.find(feats.ref)
-        if slot is None or not store.has_dense.view[slot] or store.texts[slot] != feats.text:
+        if slot is None or not store.has_dense.view[slot]:
+            return None
+        if store.key(slot) != text_key(feats.kind, feats.text):
             return None
         return store.dense.row(slot)
 
+    def pending_count(self) -> int:
+        """How many listings wait for their vector (``defer_encoding``)."""
+        return sum(int(np.count_nonzero(store.pending.view)) for store in self.stores.values())
+
+    def pending_refs(self) -> list[Ref]:
+        """The listings waiting for their vector, by kind, oldest first."""
+        return [
+            store.slot_of.ref(int(slot))
+            for store in self.stores.values()
+            for slot in store.pending_slots()
+        ]
+
+    def _texts(self, kind: str, slots: Sequence[int]) -> list[str | None]:
+        """The texts of the listings at ``slots`` of ``kind``: the store's own, or read back
+        from ``text_source`` (None where it no longer has the text the matcher holds)."""
+        store = self.stores[kind]
+        if self.text_source is None:
+            return [store.texts[slot] for slot in slots]
+        refs = [store.slot_of.ref(slot) for slot in slots]
+        views = self.text_source(refs)
+        out: list[str | None] = []
+        for ref, slot in zip(refs, slots, strict=True):
+            view = views.get(ref)
+            text = None if view is None else listing_text(view)
+            ok = text is not None and text_key(kind, text) == store.key(slot)
+            out.append(text if ok else None)
+        return out
+
     def encode_pending(self, limit: int) -> list[Ref]:
-        """Encode up to ``limit`` of the listings held without their vector (the oldest
-        first) and re-rank them with it; the listings that got their vector."""
+        """Encode up to ``limit`` of the listings held without their vector (the oldest of
+        each kind, the kinds in turn) and re-rank them with it; the listings that got their
+        vector. One whose text changed at its source since it was taken in is left to its
+        new version (its text is encoded when that arrives)."""
         embedder = self._embedder
-        if embedder is None or not self.unencoded:
+        if embedder is None:
             return []
-        refs = list(itertools.islice(self.unencoded, limit))
-        for ref in refs:
-            del self.unencoded[ref]
-        held = [(ref, kind) for ref in refs if (kind := self._kind(ref)) is not None]
-        done: set[Ref] = set()
-        try:
-            for is_request in (True, False):
-                part = [(ref, kind) for ref, kind in held if (kind == "request") == is_request]
-                if not part:
-                    continue
-                texts = []
-                for ref, kind in part:
-                    feats = self.stores[kind].features[self.stores[kind].slot_of[ref]]
-                    assert feats is not None
-                    texts.append(feats.text)
-                vectors = embedder.encode(texts, is_request)
-                for (ref, kind), vector in zip(part, vectors, strict=True):
-                    self._set_vector(ref, kind, quantise(vector))
-                    done.add(ref)
-        except BaseException:
-            # The encoder failed (or the worker is stopping): what did not get its vector
-            # stays queued, so the next pass tries again instead of leaving it lexical.
-            for ref, _ in held:
-                if ref not in done:
-                    self.unencoded[ref] = None
-            raise
-        return [ref for ref, _ in held]
+        kinds = list(self.stores)
+        queues = [self.stores[kind].pending_slots()[:limit].tolist() for kind in kinds]
+        picked: dict[str, list[int]] = {}
+        turns = itertools.chain.from_iterable(itertools.zip_longest(*queues))
+        for i, slot in itertools.islice(
+            ((i % len(kinds), slot) for i, slot in enumerate(turns) if slot is not None), limit
+        ):
+            picked.setdefault(kinds[i], []).append(slot)
+        done: list[Ref] = []
+        # An encoder that fails (or a worker that stops) leaves the rest pending: the next
+        # pass tries again instead of leaving them lexical.
+        for kind, slots in picked.items():
+            store = self.stores[kind]
+            found: list[tuple[int, str]] = []
+            for slot, text in zip(slots, self._texts(kind, slots), strict=True):
+                if text is None:
+                    store.pending.set(slot, False)
+                else:
+                    found.append((slot, text))
+            if not found:
+                continue
+            vectors = embedder.encode([text for _, text in found], kind == "request")
+            for (slot, _), vector in zip(found, vectors, strict=True):
+                ref = store.slot_of.ref(slot)
+                self._set_vector(ref, kind, quantise(vector))
+                done.append(ref)
+        return done
 
     def held_vectors(self) -> list[HeldVectors]:
         """Every vector held, for ``reuse_vectors`` in a later process: per kind, a key per
         slot (``text_key`` of its text; zero bytes where it has none or is dead) and the
         store's own codes and scales (views, not copies: 77 MB at 200,000 listings)."""
         out: list[HeldVectors] = []
-        for kind, store in self.stores.items():
+        for store in self.stores.values():
             if store.dense is None:
                 continue
             keys = np.zeros(len(store.dense), dtype=KEY_DTYPE)
-            present = store.has_dense.view & store.alive.view
-            for slot in np.flatnonzero(present).tolist():
-                keys[slot] = text_key(kind, store.texts[slot])
+            present = np.flatnonzero(store.has_dense.view & store.alive.view)
+            keys[present] = store.keys.view[present].view(KEY_DTYPE).ravel()
             out.append((keys, store.dense.codes.view, store.dense.scales.view))
         return out
 
     def reuse_vectors(self, held: Sequence[HeldVectors]) -> int:
         """Give the listings waiting for their vector the one ``held_vectors`` kept for the
         same text (an earlier process's, by the same model); how many got one."""
-        if self._embedder is None or not held or not self.unencoded:
+        if self._embedder is None or not held or not self.pending_count():
             return 0
         keys = np.concatenate([part[0] for part in held])
         where = np.concatenate(
@@ -271,18 +310,17 @@ class Matcher:
         order = np.argsort(keys, kind="stable")
         keys, where = keys[order], where[order]
         found = 0
-        for ref in list(self.unencoded):
-            kind = self._kind(ref)
-            if kind is None:
+        for kind, store in self.stores.items():
+            slots = store.pending_slots()
+            if not len(keys) or not len(slots):
                 continue
-            store = self.stores[kind]
-            key = np.array([text_key(kind, store.texts[store.slot_of[ref]])], dtype=KEY_DTYPE)
-            at = int(np.searchsorted(keys, key[0]))
-            if at < len(keys) and keys[at] == key[0]:
-                part, row = (int(x) for x in where[at])
+            wanted = store.keys.view[slots].view(KEY_DTYPE).ravel()
+            at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+            hit = keys[at] == wanted
+            for slot, (part, row) in zip(slots[hit].tolist(), where[at[hit]].tolist(), strict=True):
                 _, codes, scales = held[part]
-                del self.unencoded[ref]
-                self._set_vector(ref, kind, Quantised(codes[row].copy(), np.float32(scales[row])))
+                vector = Quantised(codes[row].copy(), np.float32(scales[row]))
+                self._set_vector(store.slot_of.ref(slot), kind, vector)
                 found += 1
         return found
 
@@ -319,7 +357,6 @@ class Matcher:
                 break
         else:
             return False
-        self.unencoded.pop(ref, None)
         if kind != "request":
             self._candidate_changes += 1
         if kind == "request":
@@ -385,7 +422,9 @@ class Matcher:
                 vector = None
                 if store.dense is not None and store.has_dense.view[slot]:
                     vector = store.dense.row(slot)
-                self.stores[kind].add(_unpacked(store, slot, feats), vector)
+                key = store.key(slot) if store.semantic else None
+                pending = bool(store.pending.view[slot])
+                self.stores[kind].add(_unpacked(store, slot, feats), vector, key, pending)
         self._tables.clear()
         self._codes = None
 
@@ -460,9 +499,20 @@ class Matcher:
                             (float(v), other_kind, int(s), int(j), scored)
                             for s, v, j in zip(slots, scores, idx, strict=True)
                         )
-            for ref, slot, entries in zip(mine, own_slots, found, strict=True):
-                out[ref] = self._explained(kind, int(slot), entries, k, explain)
+            texts = self._evidence_texts(kind, own_slots.tolist())
+            for ref, slot, entries, text in zip(mine, own_slots, found, texts, strict=True):
+                out[ref] = self._explained(kind, int(slot), entries, k, explain, text)
         return out
+
+    def _evidence_texts(self, kind: str, slots: list[int]) -> list[str | None]:
+        """The texts of the listings at ``slots`` that have a vector (their semantic
+        evidence is picked from their sentences), read together; None for the others."""
+        store = self.stores[kind]
+        if store.dense is None:
+            return [None] * len(slots)
+        with_vector = [slot for slot in slots if store.has_dense.view[slot]]
+        texts = dict(zip(with_vector, self._texts(kind, with_vector), strict=True))
+        return [texts.get(slot) for slot in slots]
 
     def _explained(
         self,
@@ -471,10 +521,11 @@ class Matcher:
         found: list[tuple[float, str, int, int, Scored]],
         k: int,
         explain: bool = True,
+        text: str | None = None,
     ) -> list[Match]:
         """The best ``k`` of ``found`` (score, other kind, other slot, index into its
-        Scored) for the listing at ``slot``, as explained matches."""
-        own = self.stores[kind]
+        Scored) for the listing at ``slot``, as explained matches; with the sentence of
+        ``text`` (the listing's) nearest to each other listing when both have a vector."""
         found.sort(key=lambda f: -f[0])
         out: list[Match] = []
         for value, other_kind, other_slot, idx, scored in found[:k]:
@@ -482,15 +533,12 @@ class Matcher:
                 out.append(self._match(slot, other_kind, other_slot, value, scored, idx, explain))
             else:
                 out.append(self._match(other_slot, kind, slot, value, scored, idx, explain))
-        has_vector = own.dense is not None and own.has_dense.view[slot]
-        if has_vector and out:
+        if text is not None and out:
             counterparts = [
                 self._vector(m.candidate if kind == "request" else m.request) for m in out
             ]
             assert self._embedder is not None
-            feats = own.features[slot]
-            assert feats is not None
-            out = self._embedder.with_evidence(feats, kind, out, counterparts)
+            out = self._embedder.with_evidence(text, kind, out, counterparts)
         return out
 
     def _vector(self, ref: Ref) -> FloatArray | None:

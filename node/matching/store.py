@@ -18,7 +18,7 @@ from node.matching.codes import MAX_IPC, MAX_ISIC
 from node.matching.features import PARTNERSHIPS, SECTORS, Features, Ref
 from node.matching.index import Growable, SparseRows, Vocabulary
 from node.matching.reftable import KeyIds, RefTable, StringColumn
-from node.matching.vectors import Quantised, Vectors
+from node.matching.vectors import KEY_BYTES, Quantised, Vectors, text_key
 
 SPACES = ("text", "concepts", "ngrams")
 # Codes a request may get inferred from its text when it names none (``infer``), and how
@@ -113,6 +113,12 @@ class KindStore:
         self.versions = Growable(np.int64)
         self.titles = StringColumn()
         self.texts = StringColumn()  # "" unless keep_text
+        # With a model (``semantic``): the ``text_key`` of each listing's text, what tells
+        # whether a vector is still its own (a new version, a vector kept by an earlier
+        # process, a text read back from the database), 16 bytes a listing; and whether
+        # it waits for its vector (the matcher's ``defer_encoding``).
+        self.keys = Growable(np.uint8, width=KEY_BYTES)
+        self.pending = Growable(np.bool_)
         # Target countries: a number into the distinct sets (0: none named).
         self.targets = Growable(np.int32)
         self._target_sets: list[frozenset[str] | None] = [None]
@@ -125,7 +131,9 @@ class KindStore:
         self.spelled = Growable(np.uint16)  # int32 once there are more spellings
         self.spellings: list[str] = [""]
         self._spelling_ids: dict[str, int] = {"": 0}
-        self.keep_text = False  # the listing's text, for semantic evidence (with a model)
+        self.semantic = False  # a model encodes the listings: ``keys`` are kept
+        # The text itself, where the matcher has no ``text_source`` to read it back from.
+        self.keep_text = False
         self.alive = Growable(np.bool_)
         self.expires = Growable(np.int64, fill=NEVER)
         self.trl = Growable(np.int8, fill=-1)
@@ -157,8 +165,16 @@ class KindStore:
     def __len__(self) -> int:
         return len(self.slot_of)
 
-    def add(self, feats: Features, vector: Quantised | None) -> int:
-        """Append ``feats`` (the caller removed any older version first); return its slot."""
+    def add(
+        self,
+        feats: Features,
+        vector: Quantised | None,
+        key: bytes | None = None,
+        pending: bool = False,
+    ) -> int:
+        """Append ``feats`` (the caller removed any older version first); return its slot.
+        ``key``: its text's ``text_key`` when ``feats`` has no text (a compaction's copy);
+        ``pending``: it waits for its vector."""
         slot = self.slot_of.add(feats.ref)
         for space in SPACES:
             weights = getattr(feats, "words" if space == "text" else space)
@@ -183,6 +199,10 @@ class KindStore:
         self.versions.append(feats.version)
         self.titles.append(feats.title)
         self.texts.append(feats.text if self.keep_text else "")
+        if self.semantic:
+            key = key if key is not None else text_key(self.kind, feats.text)
+            self.keys.append(np.frombuffer(key, dtype=np.uint8))
+        self.pending.append(pending and vector is None)
         target_no = self._target_no.get(feats.targets)
         if target_no is None:
             target_no = self._target_no[feats.targets] = len(self._target_sets)
@@ -217,6 +237,15 @@ class KindStore:
             self.dense.extend_empty(len(self.features))
         self.dense.set(slot, vector)
         self.has_dense.set(slot, True)
+        self.pending.set(slot, False)
+
+    def key(self, slot: int) -> bytes:
+        """The ``text_key`` of the text of the listing at ``slot`` (``semantic`` only)."""
+        return bytes(self.keys.view[slot].tobytes())
+
+    def pending_slots(self) -> npt.NDArray[np.int64]:
+        """The live slots waiting for their vector, oldest first."""
+        return np.flatnonzero(self.pending.view).astype(np.int64)
 
     def set_inferred(
         self,
@@ -308,6 +337,7 @@ class KindStore:
         if slot is None:
             return None
         self.alive.set(slot, False)
+        self.pending.set(slot, False)
         for space in SPACES:
             self.vocabs[space].remove(self.sparse[space].row(slot)[0])
         self.dead += 1

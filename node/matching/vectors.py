@@ -32,7 +32,8 @@ BLOCK = 16_384  # rows converted to float32 at a time (25 MB at 384 dimensions)
 PAIR_BLOCK = 4_096
 
 
-KEY_DTYPE = "V16"  # ``text_key``'s 16 bytes, as one numpy item
+KEY_BYTES = 16
+KEY_DTYPE = f"V{KEY_BYTES}"  # ``text_key``'s bytes, as one numpy item
 # One kind's vectors as kept between processes: a key per slot, its codes, its scales.
 HeldVectors = tuple[npt.NDArray[np.void], npt.NDArray[np.int8], npt.NDArray[np.float32]]
 
@@ -41,7 +42,7 @@ def text_key(kind: str, text: str) -> bytes:
     """What a vector is kept under between processes: the text that was encoded, and
     whether as a request (a query) or a candidate (a passage)."""
     role = b"query\0" if kind == "request" else b"passage\0"
-    return hashlib.sha256(role + text.encode("utf-8", "surrogatepass")).digest()[:16]
+    return hashlib.sha256(role + text.encode("utf-8", "surrogatepass")).digest()[:KEY_BYTES]
 
 
 class Quantised(NamedTuple):

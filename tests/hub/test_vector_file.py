@@ -36,7 +36,7 @@ async def encoded_engine(rt: NodeRuntime, encoder: Counting) -> MatchEngine:
     """A worker's engine that loaded what the hub holds and encoded all of it."""
     engine = MatchEngine(rt, encoder, consumes_queue=True)
     await rt.run(engine.after_sync)
-    while engine.matcher.unencoded:
+    while engine.matcher.pending_count():
         await rt.run(engine.encode)
     return engine
 
@@ -65,7 +65,7 @@ async def test_a_worker_that_loads_from_the_database_reuses_the_vectors_kept(
     await rt.run(again.refresh)
     assert again.reads == held  # every summary parsed again, from the database
     # Every listing but the changed one has its vector back, without encoding it.
-    assert list(again.matcher.unencoded) == [("th", changed)] and encoder.texts == 0
+    assert list(again.matcher.pending_refs()) == [("th", changed)] and encoder.texts == 0
     await rt.run(again.encode)
     assert encoder.texts == 1
     after = by_key(again.matcher.held_vectors())
@@ -100,7 +100,7 @@ async def test_vectors_of_another_model_or_a_damaged_file_are_not_reused(
         encoder = Counting(name)
         engine = MatchEngine(rt, encoder, consumes_queue=True)
         await rt.run(engine.refresh)
-        return len(engine.matcher.unencoded)
+        return engine.matcher.pending_count()
 
     assert await texts_encoded("another") == held  # another model: all encoded again
     assert await texts_encoded("counting") == 0

@@ -60,13 +60,13 @@ def test_before_encoding_the_matcher_is_lexical_and_after_it_as_if_encoded_on_ar
     deferred = Matcher(NOW, encoder=HashingEncoder(), defer_encoding=True)
     for m in (lexical, eager, deferred):
         assert m.upsert_many(views) > 100
-    refs = sorted(deferred.unencoded)
+    refs = sorted(deferred.pending_refs())
     assert len(refs) == len(deferred)  # every listing waits for its vector
     assert _lists(deferred, refs) == _lists(lexical, refs)
     assert _top(deferred) == _top(lexical)  # cached top lists, filled before the vectors
 
     got: list[Ref] = []
-    while deferred.unencoded:
+    while deferred.pending_count():
         got.extend(deferred.encode_pending(7))
     assert sorted(got) == refs
     # The cached lists were brought up to date: a candidate that gets its vector takes
@@ -84,14 +84,16 @@ def test_a_listing_changed_or_removed_before_its_turn_is_encoded_as_it_is_now() 
     m.upsert_many(views)
     owner, first = views[0]
     m.remove(owner, first["id"])
-    assert (owner, first["id"]) not in m.unencoded
+    assert (owner, first["id"]) not in m.pending_refs()
     owner2, second = views[1]
     changed = {**second, "version": second["version"] + 1, "fields": {**second["fields"]}}
     changed["fields"]["title"] = "Solar dryers for cassava chips"
     m.upsert(owner2, changed)
-    refs = list(m.unencoded)
-    assert refs[-1] == (owner2, second["id"])  # queued again, at the end
-    while m.unencoded:
+    kind2 = m._kind((owner2, second["id"]))
+    assert kind2 is not None
+    refs = [ref for ref in m.pending_refs() if m._kind(ref) == kind2]
+    assert refs[-1] == (owner2, second["id"])  # queued again, at the end of its kind's
+    while m.pending_count():
         m.encode_pending(50)
     kind = m._kind((owner2, second["id"]))
     assert kind is not None
@@ -108,7 +110,7 @@ def test_a_listing_changed_or_removed_before_its_turn_is_encoded_as_it_is_now() 
 def test_without_an_encoder_nothing_waits_to_be_encoded() -> None:
     m = Matcher(NOW, defer_encoding=True)
     m.upsert_many(_views())
-    assert not m.unencoded and m.encode_pending(10) == []
+    assert not m.pending_refs() and m.encode_pending(10) == []
 
 
 class _FailingOnce(HashingEncoder):
@@ -124,12 +126,12 @@ class _FailingOnce(HashingEncoder):
 def test_a_failed_encoding_leaves_its_listings_queued_for_the_next_pass() -> None:
     m = Matcher(NOW, encoder=_FailingOnce(), defer_encoding=True)
     m.upsert_many(_views())
-    queued = list(m.unencoded)
+    queued = list(m.pending_refs())
     with pytest.raises(MemoryError):
         m.encode_pending(5)
-    assert sorted(m.unencoded) == sorted(queued)  # none lost
+    assert sorted(m.pending_refs()) == sorted(queued)  # none lost
     got: list[Ref] = []
-    while m.unencoded:
+    while m.pending_count():
         got.extend(m.encode_pending(50))
     assert sorted(got) == sorted(queued)
 
@@ -165,7 +167,7 @@ def test_a_new_version_with_the_same_text_keeps_its_vector(defer: bool) -> None:
     reworded = {**view, "version": view["version"] + 2}
     reworded["fields"] = {**view["fields"], "summary": "A different summary altogether."}
     m.upsert_many([(owner, same_text)])
-    assert len(encoder.texts) == encoded and not m.unencoded  # nothing encoded, none waiting
+    assert len(encoder.texts) == encoded and not m.pending_count()  # none encoded or waiting
     fresh = Matcher(NOW, encoder=HashingEncoder())
     others = [(o, v) for o, v in views if (o, v["id"]) != (owner, view["id"])]
     fresh.upsert_many([*others, (owner, same_text)])
@@ -175,3 +177,49 @@ def test_a_new_version_with_the_same_text_keeps_its_vector(defer: bool) -> None:
     m.encode_pending(10)
     feats = m.features(owner, view["id"])
     assert feats is not None and encoder.texts[encoded:] == [feats.text]
+
+
+def test_with_a_text_source_the_texts_are_read_back_and_survive_a_compaction() -> None:
+    """A matcher given a ``text_source`` keeps each text's key, not the text: it encodes,
+    and explains, with the source's text, after a compaction as before it."""
+    views = _views()
+    source = {(owner, view["id"]): view for owner, view in views}
+    asked: list[Ref] = []
+
+    def read(refs: Sequence[Ref]) -> dict[Ref, dict[str, Any]]:
+        asked.extend(refs)
+        return {ref: source[ref] for ref in refs if ref in source}
+
+    eager = Matcher(NOW, encoder=HashingEncoder())
+    m = Matcher(NOW, encoder=HashingEncoder(), defer_encoding=True, text_source=read)
+    eager.upsert_many(views)
+    m.upsert_many(views)
+    assert all(m.stores[k].texts[int(s)] == "" for k in m.stores for s in m.stores[k].live_slots())
+    waiting = sorted(m.pending_refs())
+    m.encode_pending(len(waiting) // 2)
+    m.compact()  # rebuilt stores: the keys and what waits for its vector are carried over
+    assert sorted(m.pending_refs()) == sorted(set(waiting) - set(asked))
+    while m.pending_count():
+        m.encode_pending(7)
+    assert sorted(asked) == waiting  # each text read back once
+    refs = sorted(waiting)[:20]
+    assert _lists(m, refs) == _lists(eager, refs)
+    evidence = {ref: [x.semantic_evidence for x in eager.matches_for(*ref)] for ref in refs}
+    assert evidence == {ref: [x.semantic_evidence for x in m.matches_for(*ref)] for ref in refs}
+    assert any(e is not None for found in evidence.values() for e in found)
+
+    # A source that lost a listing, or has another text for it: not encoded, not
+    # explained with a text that is not the matcher's.
+    owner, view = next((o, v) for o, v in views if v["category"] == "tech_request")
+    ref = (owner, view["id"])
+    m.upsert(
+        owner,
+        {
+            **view,
+            "version": view["version"] + 1,
+            "fields": {**view["fields"], "summary": "Another text."},
+        },
+    )
+    assert m.pending_refs() == [ref]
+    assert m.encode_pending(5) == [] and not m.pending_count()
+    assert all(x.semantic_evidence is None for x in m.matches_for(*ref))
