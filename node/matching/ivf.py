@@ -29,9 +29,14 @@ from node.matching.bulk import rescore, rows_of
 from node.matching.index import rowwise_dots
 from node.matching.scoring import FIT_FLOOR, combine_fit, fit_components, violations
 from node.matching.store import SPACES, KindStore
+from node.services.heap import trim_heap
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
+# Sketches are held as float16 (computed in float32 a block at a time, and converted back
+# a block at a time for each product): they are only compared to pick a shortlist, and
+# float32 sketches of 170,000 listings (128 coordinates) were 87 MB of a ranking's peak.
+Sketch = npt.NDArray[np.float16]
 
 SKETCH_DIMS = 64
 SAMPLE_ROWS = 20_000
@@ -67,15 +72,6 @@ def _sparse_side(store: KindStore, slots: Ints, widths: tuple[int, int]) -> sp.c
     return sp.hstack([text, CONCEPT_WEIGHT * concepts], format="csr")
 
 
-def _project(store: KindStore, slots: Ints, widths: tuple[int, int], basis: Floats) -> Floats:
-    """``_sparse_side(slots) @ basis.T``, ``SKETCH_ROWS`` rows at a time."""
-    out = np.empty((len(slots), basis.shape[0]), dtype=np.float32)
-    for start in range(0, len(slots), SKETCH_ROWS):
-        block = _sparse_side(store, slots[start : start + SKETCH_ROWS], widths)
-        out[start : start + SKETCH_ROWS] = np.asarray(block @ basis.T, dtype=np.float32)
-    return out
-
-
 def _basis(sample: sp.csr_matrix, dims: int, rng: np.random.Generator) -> Floats:
     """Top right singular vectors (dims x n_terms) by a randomized range finder."""
     rank = min(dims + 8, sample.shape[0], sample.shape[1])
@@ -99,8 +95,10 @@ def _normalise(x: Floats) -> Floats:
 
 def sketches(
     rs: KindStore, req_slots: Ints, cs: KindStore, cand: Ints, dims: int, seed: int
-) -> tuple[Floats, Floats]:
-    """Dense, normalised sketches of the requests and the candidates."""
+) -> tuple[Sketch, Sketch]:
+    """Dense, normalised sketches of the requests and the candidates: each listing's
+    weighed words and concepts projected on ``_basis``, beside its embedding's coordinates
+    in ``_dense_basis`` (zero without one), ``SKETCH_ROWS`` listings at a time."""
     rng = np.random.default_rng(seed)
     widths = (
         max(len(rs.sparse["text"].vocab.idf()), len(cs.sparse["text"].vocab.idf())),
@@ -111,14 +109,18 @@ def sketches(
     dense = None
     if rs.dense is not None and cs.dense is not None:
         dense = _dense_basis(cs, cand[pick], dims)
+    width = len(basis) + (len(dense) if dense is not None else 0)
     out = []
     for store, slots in ((rs, req_slots), (cs, cand)):
-        width = len(basis) + (len(dense) if dense is not None else 0)
-        x = np.empty((len(slots), width), np.float32)  # both parts written below
-        x[:, : len(basis)] = _project(store, slots, widths, basis)
-        if dense is not None:
-            x[:, len(basis) :] = _project_dense(store, slots, dense)
-        out.append(_normalise(x))
+        x = np.empty((len(slots), width), np.float16)
+        for start in range(0, len(slots), SKETCH_ROWS):
+            block = slots[start : start + SKETCH_ROWS]
+            part = np.empty((len(block), width), np.float32)  # both parts written below
+            part[:, : len(basis)] = np.asarray(_sparse_side(store, block, widths) @ basis.T)
+            if dense is not None:
+                part[:, len(basis) :] = _project_dense(store, block, dense)
+            x[start : start + len(block)] = _normalise(part)
+        out.append(x)
     return out[0], out[1]
 
 
@@ -142,20 +144,17 @@ def _dense_basis(store: KindStore, sample: Ints, dims: int) -> Floats:
 
 
 def _project_dense(store: KindStore, slots: Ints, basis: Floats) -> Floats:
-    """Each listing's embedding in ``_dense_basis`` coordinates (zero without one),
-    ``SKETCH_ROWS`` at a time."""
+    """The embeddings of ``slots`` in ``_dense_basis`` coordinates (zero without one)."""
     assert store.dense is not None
-    out = np.empty((len(slots), len(basis)), dtype=np.float32)
-    for start in range(0, len(slots), SKETCH_ROWS):
-        block = slots[start : start + SKETCH_ROWS]
-        out[start : start + len(block)] = store.dense.unit(block) @ basis.T
+    out: Floats = store.dense.unit(slots) @ basis.T
     return out
 
 
-def kmeans(x: Floats, n_clusters: int, seed: int) -> tuple[Floats, Ints]:
+def kmeans(x: Sketch, n_clusters: int, seed: int) -> tuple[Floats, Ints]:
     """Spherical k-means: centroids fitted on a sample, then every row assigned."""
     rng = np.random.default_rng(seed)
-    sample = x[rng.choice(len(x), size=min(len(x), 30 * n_clusters, 60_000), replace=False)]
+    pick = rng.choice(len(x), size=min(len(x), 30 * n_clusters, 60_000), replace=False)
+    sample = x[pick].astype(np.float32)
     centroids = sample[rng.choice(len(sample), size=n_clusters, replace=False)].copy()
     for _ in range(KMEANS_ITERATIONS):
         assign = np.argmax(sample @ centroids.T, axis=1)
@@ -166,12 +165,12 @@ def kmeans(x: Floats, n_clusters: int, seed: int) -> tuple[Floats, Ints]:
         centroids = _normalise(sums)
     labels = np.empty(len(x), dtype=np.int64)
     for start in range(0, len(x), ASSIGN_ROWS):
-        block = x[start : start + ASSIGN_ROWS] @ centroids.T
+        block = x[start : start + ASSIGN_ROWS].astype(np.float32) @ centroids.T
         labels[start : start + ASSIGN_ROWS] = np.argmax(block, axis=1)
     return centroids, labels
 
 
-_Context = tuple[KindStore, Ints, Floats, KindStore, Ints, Floats, int, int]
+_Context = tuple[KindStore, Ints, Sketch, KindStore, Ints, Sketch, int, int]
 
 
 def _probe(job: tuple[Ints, Ints], context: _Context) -> tuple[Ints, Ints, Floats]:
@@ -197,7 +196,7 @@ def _probe(job: tuple[Ints, Ints], context: _Context) -> tuple[Ints, Ints, Float
 
 def _probe_rows(rows: Ints, mem: Ints, context: _Context) -> tuple[Ints, Ints, Floats]:
     rs, req_slots, req_x, cs, cand, cand_x, keep, now_ms = context
-    sims = req_x[rows] @ cand_x[mem].T
+    sims = req_x[rows].astype(np.float32) @ cand_x[mem].astype(np.float32).T
     wide = min(PREFILTER * keep, len(mem))
     if wide < len(mem):
         # A copy: a slice would keep the whole (rows x members) index array alive.
@@ -231,13 +230,16 @@ def shortlist_top(
 ) -> tuple[Ints, Floats]:
     """Top ``k`` candidate slots and exact scores per request, via a sketch shortlist.
     The whole-store matrices it builds are dropped when it is done: held after, they were
-    a second copy of every listing's terms (~80 MB at 68,000 listings) in the worker."""
+    a second copy of every listing's terms (~80 MB at 68,000 listings) in the worker. The
+    heap its temporaries freed is given back then (``trim_heap``): kept, it was ~40 MB
+    under the next kind's ranking at 200,000 listings."""
     try:
         return _shortlist_top(rs, req_slots, cs, k, now_ms, dims, probes, shortlist, seed)
     finally:
         for space in SPACES:
             rs.sparse[space].release()
             cs.sparse[space].release()
+        trim_heap()
 
 
 def _shortlist_sims(
@@ -288,7 +290,7 @@ def _shortlist_top(
     probes = min(probes, n_clusters)
     near = np.empty((n_r, probes), dtype=np.int64)
     for start in range(0, n_r, NEAR_ROWS):
-        sims = req_x[start : start + NEAR_ROWS] @ centroids.T
+        sims = req_x[start : start + NEAR_ROWS].astype(np.float32) @ centroids.T
         near[start : start + NEAR_ROWS] = np.argpartition(-sims, probes - 1, axis=1)[:, :probes]
     members = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[members], np.arange(n_clusters + 1))
