@@ -239,13 +239,17 @@ class SparseRows:
             self._view_key = key
         return self._view
 
-    def release(self) -> None:
+    def release(self, postings: bool = False) -> None:
         """Drop what ``matrix()`` and ``weighed_view()`` keep (a bulk ranking's): the
-        one-against-all path keeps its CSC apart."""
+        one-against-all path keeps its CSC apart, unless ``postings`` (``pieces`` then
+        makes it again when next asked)."""
         self._built = None
         self._built_key = (-1, -1)
         self._view = None
         self._view_key = (-1, -1)
+        if postings:
+            self._csc = self._tail = None
+            self._csc_key = self._tail_key = (-1, -1)
 
     def pieces(self) -> list[tuple[int, sp.spmatrix]]:
         """(first row, matrix) pieces covering every row, for one listing against all: the

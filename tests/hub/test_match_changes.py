@@ -108,6 +108,9 @@ async def test_a_pass_reads_what_changed_not_what_is_held(node_factory: NodeFact
     engine.reads = 0
     assert await hub.runtime.run(engine.after_sync) == 0
     assert engine.reads == 0  # nothing changed: no summary read
+    # Between passes the worker's matcher holds no weighed matrix (rebuilt by the next).
+    stores = engine.matcher.stores.values()
+    assert all(r._csc is None for st in stores for r in st.sparse.values())  # noqa: SLF001
 
     th = members["th"]
     changed = matched_listing(th)

@@ -90,6 +90,24 @@ def test_a_shortlist_ranking_keeps_no_whole_store_matrix() -> None:
     assert all(rs.sparse[s].built() is None for s in ("text", "concepts", "ngrams"))
 
 
+def test_released_caches_are_rebuilt_with_the_same_answers() -> None:
+    """``release_caches`` drops every weighed matrix, the one-against-all postings too
+    (~200 MB at 200,000 listings, which the hub's worker held between passes and under a
+    bulk ranking's own view); the next question rebuilds them, with the same answers."""
+    m = Matcher(NOW, exact_pairs=0)
+    m.upsert_many(_listings(300))
+    refs = [("aa", f"r{i}") for i in range(0, 300, 7)] + [("bb", f"o{i}") for i in range(5)]
+    before = {ref: m.matches_for(*ref) for ref in refs}
+    rows = [rows for store in m.stores.values() for rows in store.sparse.values()]
+    assert any(r._csc is not None for r in rows)  # noqa: SLF001 - what is held
+    m.release_caches()
+    assert all(r._csc is None and r._tail is None and r.built() is None for r in rows)  # noqa: SLF001
+    assert {ref: m.matches_for(*ref) for ref in refs} == before
+    m.release_caches()
+    top = m.top_matches()  # a bulk ranking drops the postings before it makes its view
+    assert top and all(r._csc is None for r in rows)  # noqa: SLF001
+
+
 def test_a_shortlist_ranking_builds_no_whole_store_matrix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
