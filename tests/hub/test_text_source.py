@@ -4,29 +4,12 @@ uses it only if it is still the text the matcher took in."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
-import numpy.typing as npt
-
 from node.hub.match_engine import MatchEngine
 from node.matching.features import Ref
 from node.matching.vectors import text_key
 from tests.federation.network import NodeFactory
 from tests.hub.test_match_changes import matched_listing, quiet_hub, touch
-from tests.matching.test_cli_semantic import HashingEncoder
-
-
-class Recording(HashingEncoder):
-    """Deterministic bag-of-words vectors, keeping the texts it encodes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts: list[str] = []
-
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        self.texts.extend(texts)
-        return super().encode(texts)
+from tests.matching.test_deferred_encoding import CountingEncoder as Recording
 
 
 def _slot(engine: MatchEngine, ref: Ref) -> tuple[str, int]:
