@@ -178,13 +178,19 @@ class MatchEngine:
             self._recount()
 
     # -- keeping the matcher current -------------------------------------------------
+    def _self_audience(self) -> tuple[int, CompiledPolicy, Audience]:
+        """The policy in force (and its version), and the hub as an audience of it: the hub's
+        own listings reach its matcher as its policy shows them to itself, as a member's
+        listing reaches it as its view for the hub."""
+        policy_version, compiled = self.rt.policy.compiled()
+        me = audience_of(self.rt.node_id, compiled.policy, membership(self.rt.engine))
+        return policy_version, compiled, me
+
     def _own_holdings(self, now: int) -> dict[Ref, Holding]:
-        """The hub's own listings as its policy shows them to itself (the hub's view, as a
-        member's listing reaches the matcher as its view for the hub). A record is parsed
-        only when it or the policy changed."""
+        """The hub's own listings as its policy shows them to itself (``_self_audience``).
+        A record is parsed only when it or the policy changed."""
         rt = self.rt
-        policy_version, compiled = rt.policy.compiled()
-        me = audience_of(rt.node_id, compiled.policy, membership(rt.engine))
+        policy_version, compiled, me = self._self_audience()
         out: dict[Ref, Holding] = {}
         seen: set[Ref] = set()
         with Session(rt.engine) as session:
@@ -450,8 +456,7 @@ class MatchEngine:
         out = {key: _listing_view(text) for key, text in self._texts(remote).items()}
         if not own:
             return out
-        _, compiled = rt.policy.compiled()
-        me = audience_of(rt.node_id, compiled.policy, membership(rt.engine))
+        _, compiled, me = self._self_audience()
         now = rt.clock()
         with Session(rt.engine) as session:
             rows = session.execute(

@@ -255,14 +255,18 @@ class Matcher:
         embedder = self._embedder
         if embedder is None:
             return []
-        kinds = list(self.stores)
-        queues = [self.stores[kind].pending_slots()[:limit].tolist() for kind in kinds]
+        queues = {
+            kind: store.pending_slots()[:limit].tolist() for kind, store in self.stores.items()
+        }
+        turns = [
+            (kind, slot)
+            for row in itertools.zip_longest(*queues.values())
+            for kind, slot in zip(queues, row, strict=True)
+            if slot is not None
+        ]
         picked: dict[str, list[int]] = {}
-        turns = itertools.chain.from_iterable(itertools.zip_longest(*queues))
-        for i, slot in itertools.islice(
-            ((i % len(kinds), slot) for i, slot in enumerate(turns) if slot is not None), limit
-        ):
-            picked.setdefault(kinds[i], []).append(slot)
+        for kind, slot in turns[:limit]:
+            picked.setdefault(kind, []).append(slot)
         done: list[Ref] = []
         # An encoder that fails (or a worker that stops) leaves the rest pending: the next
         # pass tries again instead of leaving them lexical.
