@@ -188,22 +188,32 @@ def grid_scores(
     w = RELEVANCE_WEIGHTS
     r_inv, r_rep = _distinct(rs, r_slots, now_ms)
     c_inv, c_rep = _distinct(cs, c_slots, now_ms)
-    ri, ci = np.repeat(r_rep, len(c_rep)), np.tile(c_rep, len(r_rep))
+    # Every pair of distinct sets, request rows by candidate columns: each side's columns
+    # are read once and broadcast (a column of requests against a row of candidates),
+    # not gathered again for every pair; codes are cut to their levels once per side.
+    shape = (len(r_rep), len(c_rep))
+    ri, ci = r_rep[:, None], c_rep[None, :]
     comps: dict[str, tuple[Floats, Bools]] = {}
-    r_ipc, c_ipc = rs.ipc.view[ri], cs.ipc.view[ci]
-    comps["ipc"] = (ipc_similarity(r_ipc, c_ipc), (r_ipc[:, 0] > 0) & (c_ipc[:, 0] > 0))
-    r_isic, c_isic = rs.isic.view[ri], cs.isic.view[ci]
-    comps["isic"] = (isic_similarity(r_isic, c_isic), (r_isic[:, 0] > 0) & (c_isic[:, 0] > 0))
+    r_ipc, c_ipc = rs.ipc.view[r_rep], cs.ipc.view[c_rep]
+    comps["ipc"] = (
+        ipc_similarity(r_ipc, c_ipc, grid=True),
+        np.logical_and.outer(r_ipc[:, 0] > 0, c_ipc[:, 0] > 0),
+    )
+    r_isic, c_isic = rs.isic.view[r_rep], cs.isic.view[c_rep]
+    comps["isic"] = (
+        isic_similarity(r_isic, c_isic, grid=True),
+        np.logical_and.outer(r_isic[:, 0] > 0, c_isic[:, 0] > 0),
+    )
     r_sec, c_sec = rs.smask.view[ri], cs.smask.view[ci]
     comps["sector"] = (((r_sec & c_sec) != 0).astype(np.float32), (r_sec != 0) & (c_sec != 0))
     inferring = [k for k in inferred_kinds() if rs.has_inferred(k)[r_slots].any()]
     for kind in inferring:
-        c_has = (candidate_codes(cs, kind, ci) > 0).any(axis=1)
+        c_has = (candidate_codes(cs, kind, c_rep) > 0).any(axis=1)
         # The value is per request (added below); presence is a column of each side.
-        present = rs.has_inferred(kind)[ri] & c_has
-        comps[f"inferred_{kind}"] = (np.zeros(len(ri), np.float32), present)
-    coded = np.zeros(len(ri), dtype=np.float32)
-    total = np.full(len(ri), w["text"] + w["ngrams"], dtype=np.float32)
+        present = np.logical_and.outer(rs.has_inferred(kind)[r_rep], c_has)
+        comps[f"inferred_{kind}"] = (np.zeros(shape, np.float32), present)
+    coded = np.zeros(shape, dtype=np.float32)
+    total = np.full(shape, w["text"] + w["ngrams"], dtype=np.float32)
     total += np.where(rs.has_concepts.view[ri], w["concepts"], 0.0).astype(np.float32)
     if semantic is not None:
         dense = rs.has_dense.view[ri] & cs.has_dense.view[ci]
@@ -213,13 +223,12 @@ def grid_scores(
         coded += np.where(present, w[name] * value, 0.0).astype(np.float32)
         total += np.where(present, w[name], 0.0).astype(np.float32)
     factor = FIT_FLOOR + (1.0 - FIT_FLOOR) * combine_fit(fit_components(rs, ri, cs, ci))
-    blocked = np.zeros(len(ri), dtype=np.bool_)
+    blocked = np.zeros(shape, dtype=np.bool_)
     for mask in violations(rs, ri, cs, ci, now_ms).values():
         blocked |= mask
-    shape = (len(r_rep), len(c_rep))
-    inv_total = (1.0 / np.maximum(total, 1e-9)).astype(np.float32).reshape(shape)
-    coded_share = (coded * inv_total.ravel()).reshape(shape)
-    factor = np.where(blocked, -np.inf, factor).astype(np.float32).reshape(shape)
+    inv_total = (1.0 / np.maximum(total, 1e-9)).astype(np.float32)
+    coded_share = coded * inv_total
+    factor = np.where(blocked, -np.inf, factor).astype(np.float32)
 
     def table(values: Floats) -> Floats:
         out: Floats = values[r_inv[:, None], c_inv[None, :]]

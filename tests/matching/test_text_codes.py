@@ -199,8 +199,8 @@ def _random_codes(rng: np.random.Generator, rows: int, width: int, ipc: bool) ->
 
 @pytest.mark.parametrize("ipc", [True, False])
 def test_code_similarities_of_arrays_equal_the_pair_by_pair_rule(ipc: bool) -> None:
-    """Many pairs at once, and one request (or one candidate) against many, as the grid
-    of one new listing scores them."""
+    """Many pairs at once, one request (or one candidate) against many, and every request
+    of a block against every candidate (the grid of a re-match pass)."""
     rng = np.random.default_rng(11)
     if ipc:
         similarity, width = ipc_similarity, 4
@@ -217,3 +217,7 @@ def test_code_similarities_of_arrays_equal_the_pair_by_pair_rule(ipc: bool) -> N
     np.testing.assert_allclose(one, [_pair_by_pair(req[0], c, levels) for c in cand], atol=1e-7)
     many = similarity(req, cand[:1])
     np.testing.assert_allclose(many, [_pair_by_pair(r, cand[0], levels) for r in req], atol=1e-7)
+    grid = similarity(req[:40], cand[:30], grid=True)
+    assert grid.shape == (40, 30)
+    expect = [[_pair_by_pair(r, c, levels) for c in cand[:30]] for r in req[:40]]
+    np.testing.assert_allclose(grid, expect, atol=1e-7)
