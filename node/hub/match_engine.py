@@ -69,9 +69,14 @@ logger = logging.getLogger(__name__)
 
 TOP_K = 10
 MIN_SCORE = 0.2
-# Listings whose matches are found and notified per transaction: a first match of
-# thousands of listings never holds the database's write lock for long.
+# Listings whose matches are found and notified per transaction, at most: a first match
+# of thousands of listings never holds the database's write lock for long.
 REFS_PER_TXN = 100
+# About how long one such transaction's matching takes: fewer listings per transaction
+# when each costs more (a large catalogue), since a retraction (``drop``) waits for the
+# one in progress. The first transaction takes FIRST_REFS, the next ones as many as fit.
+CHUNK_S = 0.5
+FIRST_REFS = 8
 # Bumped when scoring changes in a way that should re-match everything once.
 SCORING_VERSION = "2"  # 2: inferred sectors (node.matching.infer)
 MATCHED = frozenset({"tech_offer", "tech_request", "expert"})
@@ -618,16 +623,21 @@ class MatchEngine:
         ctx = _Context(rt, membership(rt.engine), compiled, now)
         refs = list(changed)
         sent = 0
-        # Short transactions: a pull waiting to store its page is never kept waiting long.
-        # A stop between two leaves the rest without their stamps: found again at start.
-        for start in range(0, len(refs), REFS_PER_TXN):
-            chunk = refs[start : start + REFS_PER_TXN]
+        # Short transactions: a pull waiting to store its page is never kept waiting long,
+        # nor a retraction (checkpoint). A stop between two leaves the rest without their
+        # stamps: found again at start.
+        start, size = 0, FIRST_REFS
+        while start < len(refs):
+            chunk = refs[start : start + size]
+            start += len(chunk)
+            began = time.monotonic()
             pairs: list[tuple[Ref, Ref, Match]] = []
             with self.lock:
                 live = [ref for ref in chunk if ref in self.versions]
                 stamps = {ref: self.stamp(ref) for ref in live}
                 # Shared terms and codes only for the notices that tell them (_send).
                 found = self.matcher.matches_for_many(live, k=TOP_K, explain=False)
+            size = chunk_size((time.monotonic() - began) / len(chunk))
             for ref in live:
                 pairs.extend(
                     (m.request, m.candidate, m) for m in found[ref] if m.score >= MIN_SCORE
@@ -760,6 +770,14 @@ class MatchEngine:
             self.left = len(self.todo) + self.matcher.pending_count()
             self.save()
             return sent
+
+
+def chunk_size(seconds_each: float) -> int:
+    """How many listings the next transaction of a notify pass takes, when the last took
+    ``seconds_each`` a listing: about ``CHUNK_S`` worth, between 1 and ``REFS_PER_TXN``."""
+    if seconds_each <= 0:
+        return REFS_PER_TXN
+    return max(1, min(REFS_PER_TXN, int(CHUNK_S / seconds_each)))
 
 
 def _listing_view(signed_bytes: str) -> dict[str, Any]:

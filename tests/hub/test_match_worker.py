@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from bench.import_listings import load_templates, make_listing
 from node.hub.loop_lag import LoopLagMonitor
-from node.hub.match_engine import REFS_PER_TXN, MatchEngine
+from node.hub.match_engine import CHUNK_S, FIRST_REFS, REFS_PER_TXN, MatchEngine, chunk_size
 from node.hub.match_worker import MatchingUnavailable
 from node.hub.notices import MatchingService
 from node.matching.match import Match
@@ -123,9 +123,17 @@ async def test_the_worker_finds_what_the_matcher_in_process_finds(
     engine.scoring = "next/lexical"
     assert len(engine.pending()) == status["held"]
     # A pass with no time left does one batch; the rest stays for the next passes.
-    assert status["held"] > REFS_PER_TXN
+    assert status["held"] > FIRST_REFS
     engine.after_sync(budget_s=0)
-    assert engine.left == len(engine.pending()) == status["held"] - REFS_PER_TXN
+    assert engine.left == len(engine.pending()) == status["held"] - FIRST_REFS
+
+
+def test_a_notify_pass_takes_fewer_listings_a_transaction_when_each_costs_more() -> None:
+    """A retraction waits for the transaction in progress: about CHUNK_S of matching."""
+    assert chunk_size(0.0) == chunk_size(CHUNK_S / 1000) == REFS_PER_TXN
+    assert chunk_size(CHUNK_S / 10) == 10
+    assert chunk_size(CHUNK_S / 2.5) == 2
+    assert chunk_size(CHUNK_S * 4) == 1
 
 
 async def test_a_stopped_rematch_resumes_without_losing_or_repeating_a_notice(
@@ -141,7 +149,7 @@ async def test_a_stopped_rematch_resumes_without_losing_or_repeating_a_notice(
     base = stamped(hub)
     await pull_all(net)
     rematch = asyncio.ensure_future(service.rematch())
-    await poll_until(lambda: stamped(hub) >= base + REFS_PER_TXN, 120, "a first batch")
+    await poll_until(lambda: stamped(hub) >= base + FIRST_REFS, 120, "a first batch")
     # Mid-way, queries are answered between batches.
     status = await hub.runtime.run(service.status)
     assert status["pending"] > 0 and not rematch.done(), status
@@ -151,7 +159,7 @@ async def test_a_stopped_rematch_resumes_without_losing_or_repeating_a_notice(
         service.status()
     done_at_stop = stamped(hub)
     held = status["held"]
-    assert base + REFS_PER_TXN <= done_at_stop < held, (base, done_at_stop, held)
+    assert base + FIRST_REFS <= done_at_stop < held, (base, done_at_stop, held)
     sent_at_stop, _ = notices_queued(hub)
 
     # A new service as the hub makes one (the same model, or "off" as the suite sets it).
