@@ -90,6 +90,37 @@ def one_vs_all(
     return slots[keep], score_pairs(req, ri[keep], cand, ci[keep], sub, now_ms, sem)
 
 
+def _grid_best(
+    own: KindStore,
+    own_slots: Ints,
+    other: KindStore,
+    slots: Ints,
+    sims: dict[str, Floats],
+    semantic: Floats | None,
+    now_ms: int,
+    k: int,
+    lo: int,
+    hi: int,
+) -> tuple[Ints, Ints]:
+    """(row, column) of each listing's best ``k + RESCORE_MARGIN`` candidates among the
+    columns ``lo:hi`` of a block, by ``grid_scores``; excluded pairs left out."""
+    part_slots = slots[lo:hi]
+    part_sims = {space: values[:, lo:hi] for space, values in sims.items()}
+    part_sem = semantic[:, lo:hi] if semantic is not None else None
+    if own.kind == "request":
+        grid = grid_scores(own, own_slots, other, part_slots, part_sims, part_sem, now_ms)
+    else:
+        flipped = {space: values.T for space, values in part_sims.items()}
+        sem_t = part_sem.T if part_sem is not None else None
+        grid = grid_scores(other, part_slots, own, own_slots, flipped, sem_t, now_ms).T
+    take = min(k + RESCORE_MARGIN, len(part_slots))
+    best = np.argpartition(-grid, take - 1, axis=1)[:, :take]
+    rows = np.repeat(np.arange(len(own_slots), dtype=np.int64), take)
+    cols = best.ravel().astype(np.int64)
+    good = np.isfinite(grid[rows, cols])
+    return rows[good], cols[good] + lo
+
+
 def _bounded_top(lower: Floats, upper: Floats, k: int) -> Ints:
     """A superset of the top ``k``: at least k candidates score at least the k-th best
     lower bound, so a candidate whose upper bound is below it cannot be among them."""
@@ -217,11 +248,15 @@ def top_indices(score: Floats, k: int) -> Ints:
     return part[np.argsort(-score[part], kind="stable")].astype(np.int64)
 
 
-# Pairs scored at once by ``many_vs_all`` (listings x the other side): bounds memory. A
-# pair costs ~160 bytes of temporaries there (similarities per space, the grid's tables):
-# 1,000,000 made the matching worker's pass peak 150 MB above its steady size at 20,000
-# listings; 250,000 keeps it near 40 MB and is no slower.
-MANY_PAIRS = 250_000
+# Pairs of one ``many_vs_all`` call (listings x the other side): its similarities, ~30
+# bytes a pair, are held for the whole call. The more listings a call takes, the fewer
+# times the other side's columns are read and cut (at 200,000 listings, 2 a call made a
+# pass 1.5 times as long as 11 a call).
+MANY_PAIRS = 1_000_000
+# Pairs of one ``grid_scores`` call: the grid's tables cost ~100 bytes a pair, so a call's
+# candidates are scored in slices of GRID_PAIRS / listings (1,000,000 pairs at once had
+# made the matching worker's pass peak 150 MB above its steady size).
+GRID_PAIRS = 250_000
 RESCORE_MARGIN = 5
 
 
@@ -273,21 +308,16 @@ def many_vs_all(
     semantic = None
     if own.dense is not None and other.dense is not None:
         semantic = block_cosines(own.dense, own_slots, other.dense, slots)
-    # Every pair of the block scored at once (without components), one row per listing.
-    if own.kind == "request":
-        grid = grid_scores(own, own_slots, other, slots, sims, semantic, now_ms)
-    else:
-        flipped = {space: values.T for space, values in sims.items()}
-        sem_t = semantic.T if semantic is not None else None
-        grid = grid_scores(other, slots, own, own_slots, flipped, sem_t, now_ms).T
-    # The best few by the grid's scores, scored again with their components (the grid
-    # and score_pairs may differ in the last bit: a margin keeps near-ties in).
-    take = min(k + RESCORE_MARGIN, n)
-    part = np.argpartition(-grid, take - 1, axis=1)[:, :take]
-    rows = np.repeat(np.arange(b), take)
-    cols = part.ravel()
-    good = np.isfinite(grid[rows, cols])
-    rows, cols = rows[good], cols[good]
+    # Every pair of the block scored (without components) a slice of candidates at a
+    # time; each listing's best few of each slice are scored again with their components
+    # (the grid and score_pairs may differ in the last bit: a margin keeps near-ties in).
+    width = max(1, GRID_PAIRS // b)
+    picked = [
+        _grid_best(own, own_slots, other, slots, sims, semantic, now_ms, k, lo, lo + width)
+        for lo in range(0, n, width)
+    ]
+    rows = np.concatenate([r for r, _ in picked])
+    cols = np.concatenate([c for _, c in picked])
     sub = {space: values[rows, cols] for space, values in sims.items()}
     sem = semantic[rows, cols] if semantic is not None else None
     mine, theirs = own_slots[rows].astype(np.int64), slots[cols]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from node.matching import Matcher, reftable
+from node.matching import Matcher, bulk, reftable
 from node.matching import matcher as matcher_module
 from node.matching.bulk import pair_sims
 from node.matching.scoring import Ints, Scored, grid_scores, score_pairs
@@ -47,11 +47,13 @@ def _score(rs: KindStore, ri: Ints, cs: KindStore, ci: Ints) -> Scored:
     return score_pairs(rs, ri, cs, ci, sims, NOW, semantic)
 
 
+@pytest.mark.parametrize("grid_pairs", [7, 250_000])  # candidates scored in slices, or at once
 @pytest.mark.parametrize("pairs_per_block", [500, 1_000_000])
 def test_many_at_once_equals_scoring_every_pair(
-    monkeypatch: pytest.MonkeyPatch, pairs_per_block: int
+    monkeypatch: pytest.MonkeyPatch, pairs_per_block: int, grid_pairs: int
 ) -> None:
     monkeypatch.setattr(matcher_module, "MANY_PAIRS", pairs_per_block)
+    monkeypatch.setattr(bulk, "GRID_PAIRS", grid_pairs)
     m = _sample()
     refs = [ref for store in m.stores.values() for ref in store.slot_of]
     got = m.matches_for_many(refs)
