@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node.storage.models import ListingRow, RemoteListingRow
+from node.storage.ref_filter import refs_in
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
@@ -38,7 +39,7 @@ def held_now(rt: NodeRuntime, refs: Iterable[Ref]) -> set[Ref]:
             part = remote[start : start + CHUNK]
             rows = session.execute(
                 select(RemoteListingRow.origin, RemoteListingRow.listing_id).where(
-                    tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(part),
+                    refs_in(RemoteListingRow.origin, RemoteListingRow.listing_id, part),
                     RemoteListingRow.expires > now,
                 )
             )

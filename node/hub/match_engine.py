@@ -53,6 +53,7 @@ from node.storage.models import (
     NoticeSentRow,
     RemoteListingRow,
 )
+from node.storage.ref_filter import refs_in
 from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate
 from policies.model import Audience
@@ -119,7 +120,7 @@ def signed_texts(engine: Engine, keys: list[Ref]) -> dict[Ref, str]:
                 RemoteListingRow.origin,
                 RemoteListingRow.listing_id,
                 RemoteListingRow.signed_bytes,
-            ).where(tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(keys))
+            ).where(refs_in(RemoteListingRow.origin, RemoteListingRow.listing_id, keys))
         ).all()
     return {(origin, lid): text for origin, lid, text in rows}
 
@@ -328,7 +329,7 @@ class MatchEngine:
                         RemoteListingRow.expires,
                         RemoteListingRow.category,
                         RemoteListingRow.signed_bytes,
-                    ).where(tuple_(RemoteListingRow.origin, RemoteListingRow.listing_id).in_(chunk))
+                    ).where(refs_in(RemoteListingRow.origin, RemoteListingRow.listing_id, chunk))
                 ).all()
             self.reads += len(rows)
             found = {(row.origin, row.listing_id): row for row in rows}
@@ -570,7 +571,7 @@ class MatchEngine:
             with Session(self.rt.engine) as session, session.begin():
                 session.execute(
                     delete(MatchStampRow).where(
-                        tuple_(MatchStampRow.owner, MatchStampRow.listing_id).in_(chunk)
+                        refs_in(MatchStampRow.owner, MatchStampRow.listing_id, chunk)
                     )
                 )
             with self.lock:
@@ -693,7 +694,7 @@ class MatchEngine:
                 if stamps:
                     session.execute(
                         delete(MatchStampRow).where(
-                            tuple_(MatchStampRow.owner, MatchStampRow.listing_id).in_(list(stamps))
+                            refs_in(MatchStampRow.owner, MatchStampRow.listing_id, stamps)
                         )
                     )
                     session.execute(
@@ -806,7 +807,7 @@ def _already_sent(
                     NoticeSentRow.own_id,
                     NoticeSentRow.cp_owner,
                     NoticeSentRow.cp_id,
-                ).where(tuple_(NoticeSentRow.reader, NoticeSentRow.own_id).in_(chunk))
+                ).where(refs_in(NoticeSentRow.reader, NoticeSentRow.own_id, chunk))
             ).all()
         out.update((row[0], row[1], row[2], row[3]) for row in rows)
     return out
