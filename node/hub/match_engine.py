@@ -764,11 +764,14 @@ class MatchEngine:
             sent = self.notify(self.pending(), checkpoint, budget_s)
             if self.consumes_queue:
                 self.encode(checkpoint)
-                # Between passes the worker holds no weighed matrices (~200 MB at 200,000
-                # listings, rebuilt in ~0.7 s by the next pass); nor does its snapshot.
+            self.left = len(self.todo) + self.matcher.pending_count()
+            if self.consumes_queue and not self.left:
+                # Once nothing is left to do, the worker holds no weighed matrices (~200 MB
+                # at 200,000 listings, rebuilt in ~0.7 s by the next pass), nor does its
+                # snapshot; while work is left (a first encoding takes hours), the next
+                # pass comes at once and uses them.
                 with self.lock:
                     self.matcher.release_caches()
-            self.left = len(self.todo) + self.matcher.pending_count()
             self.save()
             return sent
 
