@@ -631,14 +631,15 @@ class MatchEngine:
         while start < len(refs):
             chunk = refs[start : start + size]
             start += len(chunk)
-            began = time.monotonic()
             pairs: list[tuple[Ref, Ref, Match]] = []
             with self.lock:
                 live = [ref for ref in chunk if ref in self.versions]
                 stamps = {ref: self.stamp(ref) for ref in live}
-                # Shared terms and codes only for the notices that tell them (_send).
+                # Shared terms and codes only for the notices that tell them (_send). The
+                # pace is the matching's own, not a wait for the lock.
+                began = time.monotonic()
                 found = self.matcher.matches_for_many(live, k=TOP_K, explain=False)
-            size = chunk_size((time.monotonic() - began) / len(chunk))
+                size = chunk_size((time.monotonic() - began) / len(chunk))
             for ref in live:
                 pairs.extend(
                     (m.request, m.candidate, m) for m in found[ref] if m.score >= MIN_SCORE
@@ -694,7 +695,7 @@ class MatchEngine:
                 if stamps:
                     session.execute(
                         delete(MatchStampRow).where(
-                            refs_in(MatchStampRow.owner, MatchStampRow.listing_id, stamps)
+                            refs_in(MatchStampRow.owner, MatchStampRow.listing_id, stamps.keys())
                         )
                     )
                     session.execute(
