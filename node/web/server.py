@@ -39,6 +39,7 @@ from pathlib import Path
 from aiohttp import web
 
 from node.config import NodeConfig
+from node.services.heap import HeapTrimmer
 
 logger = logging.getLogger(__name__)
 LOCK_FILE = "serve.lock"
@@ -263,6 +264,7 @@ async def run_server(
             on_signal(signal.SIGTERM, "the supervisor has gone")
 
         loop.add_reader(stop_fd, orphaned)
+    trimmer = HeapTrimmer()  # freed heap back to the system each minute (node.services.heap)
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -277,9 +279,11 @@ async def run_server(
         await site.start()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        trimmer.start()
         ready(site)
         await stop.wait()
     finally:
+        trimmer.stop()
         await runner.cleanup()
         for sig in signals:
             with contextlib.suppress(RuntimeError):
