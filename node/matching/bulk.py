@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
-from node.matching.index import SparseRows, rowwise_dots
+from node.matching.index import Postings, SparseRows, rowwise_dots
 from node.matching.scoring import Scored, grid_scores, score_bounds, score_pairs, violations
 from node.matching.store import SPACES, KindStore
 from node.matching.vectors import block_cosines, pair_cosines
@@ -58,7 +58,7 @@ def one_vs_all(
         for first, piece in other.sparse[space].pieces():
             usable = cols < piece.shape[1]
             if usable.any():
-                block = piece[:, cols[usable]] @ vals[usable]
+                block = _columns(piece, cols[usable]) @ vals[usable]
                 full[first : first + piece.shape[0]] = np.asarray(block, dtype=np.float32).ravel()
         sims[space] = full[slots]
     semantic = None
@@ -273,6 +273,13 @@ def queries(rows: SparseRows, slots: Ints) -> sp.csr_matrix:
     return out.astype(np.float32).tocsr()
 
 
+def _columns(piece: Postings | sp.csr_matrix, cols: Ints) -> sp.spmatrix:
+    """The columns ``cols`` of a piece of ``SparseRows.pieces()``, weighed."""
+    if isinstance(piece, Postings):
+        return piece.columns(cols)
+    return piece[:, cols]
+
+
 def _fit(q: sp.csr_matrix, width: int) -> sp.csr_matrix:
     """``q`` with ``width`` columns (terms past a piece's width are dropped)."""
     if q.shape[1] > width:
@@ -300,7 +307,9 @@ def many_vs_all(
         q = queries(own.sparse[space], own_slots)
         full = np.zeros((b, len(other.features)), dtype=np.float32)
         for first, piece in other.sparse[space].pieces():
-            block = piece @ _fit(q, piece.shape[1]).T
+            fitted = _fit(q, piece.shape[1])
+            cols = np.unique(fitted.indices)  # the terms these listings have, in order
+            block = _columns(piece, cols) @ fitted[:, cols].T
             full[:, first : first + piece.shape[0]] = np.asarray(
                 block.toarray(), dtype=np.float32
             ).T

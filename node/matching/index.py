@@ -123,7 +123,7 @@ class SparseRows:
         self._indptr.append(0)
         self._built: sp.csr_matrix | None = None
         self._built_key: tuple[int, int] = (-1, -1)
-        self._csc: sp.csc_matrix | None = None
+        self._csc: Postings | None = None
         self._csc_key: tuple[int, int] = (-1, -1)
         self._tail: sp.csr_matrix | None = None
         self._tail_key: tuple[int, int] = (-1, -1)
@@ -251,19 +251,19 @@ class SparseRows:
             self._csc = self._tail = None
             self._csc_key = self._tail_key = (-1, -1)
 
-    def pieces(self) -> list[tuple[int, sp.spmatrix]]:
+    def pieces(self) -> list[tuple[int, Postings | sp.csr_matrix]]:
         """(first row, matrix) pieces covering every row, for one listing against all: the
-        bulk by columns (CSC, via postings) and the rows appended since it was built, kept
-        apart so that one new listing does not rebuild a matrix of a million rows."""
+        bulk as ``Postings`` (by column) and the rows appended since it was built, a
+        weighed CSR kept apart so that one new listing does not rebuild the postings of a
+        million rows."""
         idf = self.vocab.idf()
         have = self._csc_key[0]
         tail = len(self) - have
         small_tail = 0 <= tail <= max(TAIL_ROWS, TAIL_SHARE * have)
         if self._csc is None or self._csc_key[1] != self.vocab.epoch or not small_tail:
             self._csc = None  # the old one goes before the new one is made
-            csc, key = self.weighed_view().tocsc(), self._view_key
-            self.release()  # the CSC serves from now on: one copy, not two
-            self._csc, self._csc_key = csc, key
+            self.release()  # the postings serve from now on, not a weighed view beside them
+            self._csc, self._csc_key = self._postings(idf), (len(self), self.vocab.epoch)
             return [(0, self._csc)]
         if not tail:
             return [(0, self._csc)]
@@ -272,16 +272,85 @@ class SparseRows:
             self._tail_key = (len(self), self.vocab.epoch)
         return [(0, self._csc), (have, self._tail)]
 
+    def _postings(self, idf: npt.NDArray[np.float64]) -> Postings:
+        """Every row's stored entries by column, and each row's scale, ``VIEW_ROWS`` rows
+        at a time (no whole-store temporaries but the transposition's own)."""
+        idf32 = idf.astype(np.float32)
+        indptr, indices = self._indptr.view, self._indices.view
+        scales = np.empty(len(self), dtype=np.float32)
+        for start in range(0, len(self), VIEW_ROWS):
+            stop = min(start + VIEW_ROWS, len(self))
+            first, last = int(indptr[start]), int(indptr[stop])
+            tf = sp.csr_matrix(
+                (
+                    self._decode(self._data.view[first:last]),
+                    indices[first:last],
+                    indptr[start : stop + 1] - first,
+                ),
+                shape=(stop - start, len(idf)),
+            )
+            scales[start:stop] = _row_scales(tf, _idf_values(tf, idf32))
+        stored = sp.csr_matrix(
+            (self._data.view, indices, indptr), shape=(len(self), len(idf)), copy=False
+        )
+        coded = self._data.dtype != np.float32
+        return Postings(stored.tocsc(), scales, idf32, self._values if coded else None)
+
+
+class Postings:
+    """One-against-all postings of a ``SparseRows``: its stored entries by column (CSC:
+    row ids and the rows' own 2-byte value codes) and one scale a row, 6 bytes an entry
+    where a CSC of the weighed values takes 8 (at 200,000 listings ~210 MB in all).
+    ``columns`` weighs the columns a query reads when it reads them: the same float32
+    numbers as ``SparseRows.matrix()`` (tf x idf, then x the row's 1 / norm), bit for
+    bit."""
+
+    def __init__(
+        self,
+        stored: sp.csc_matrix,
+        scales: FloatArray,
+        idf32: FloatArray,
+        values: FloatArray | None,
+    ) -> None:
+        self.stored = stored  # float32 values themselves once the codes ran out (values None)
+        self.scales = scales
+        self.idf32 = idf32
+        self.values = values
+        self.shape: tuple[int, int] = stored.shape
+
+    def columns(self, cols: npt.NDArray[Any]) -> sp.csc_matrix:
+        """The weighed columns ``cols`` (in that order) as a float32 CSC."""
+        sub = self.stored[:, cols]
+        if self.values is None:
+            data: FloatArray = sub.data.astype(np.float32)  # a copy: the stored stay raw
+        else:
+            data = self.values[sub.data]
+        data *= self.idf32[np.repeat(np.asarray(cols), np.diff(sub.indptr))]
+        data *= self.scales[sub.indices]
+        return sp.csc_matrix((data, sub.indices, sub.indptr), shape=sub.shape)
+
+
+def _idf_values(tf: sp.csr_matrix, idf32: FloatArray) -> FloatArray:
+    """``tf``'s values times their terms' idf, in ``tf``'s own order (a new array)."""
+    data: FloatArray = tf.data.astype(np.float32)  # a copy
+    data *= idf32[: tf.shape[1]][tf.indices]
+    return data
+
+
+def _row_scales(tf: sp.csr_matrix, data: FloatArray) -> FloatArray:
+    """1 / the L2 norm of each row of ``tf`` with the values ``data`` (1 for an empty row)."""
+    squares = sp.csr_matrix((data * data, tf.indices, tf.indptr), shape=tf.shape)
+    norms = np.sqrt(np.asarray(squares.sum(axis=1)).ravel(), dtype=np.float64)
+    norms[norms == 0] = 1.0
+    scales: FloatArray = (1.0 / norms).astype(np.float32)
+    return scales
+
 
 def _weigh_values(tf: sp.csr_matrix, idf32: FloatArray) -> FloatArray:
     """The values of ``_weigh(tf, idf)`` in ``tf``'s own order (a new array; the rows'
     own values stay raw)."""
-    data: FloatArray = tf.data.astype(np.float32)  # a copy
-    data *= idf32[: tf.shape[1]][tf.indices]
-    squares = sp.csr_matrix((data * data, tf.indices, tf.indptr), shape=tf.shape)
-    norms = np.sqrt(np.asarray(squares.sum(axis=1)).ravel(), dtype=np.float64)
-    norms[norms == 0] = 1.0
-    data *= np.repeat((1.0 / norms).astype(np.float32), np.diff(tf.indptr))
+    data = _idf_values(tf, idf32)
+    data *= np.repeat(_row_scales(tf, data), np.diff(tf.indptr))
     return data
 
 

@@ -184,3 +184,29 @@ def test_weighing_the_rows_a_few_pairs_name_gives_the_whole_matrix_numbers() -> 
     for space in ("text", "concepts", "ngrams"):
         assert (built[space] > 0).sum() > 10
         assert np.array_equal(compact[space], built[space]), space
+
+
+@pytest.mark.parametrize("codes", [True, False])
+def test_postings_give_the_whole_matrix_numbers_in_three_quarters_of_its_bytes(
+    codes: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-against-all postings keep the stored value codes and a scale a row, not
+    weighed float32 values; the columns a query reads are weighed then, bit for bit as
+    ``matrix()`` weighs them (and as before once the codes ran out)."""
+    if not codes:
+        monkeypatch.setattr(index, "VALUE_CODES", 1)
+    m = Matcher(NOW)
+    m.upsert_many(sample_views())
+    for space in ("text", "concepts", "ngrams"):
+        rows = m.stores["offer"].sparse[space]
+        assert (rows._data.dtype == np.uint16) is codes
+        [(first, postings)] = rows.pieces()
+        assert first == 0 and isinstance(postings, index.Postings)
+        whole = rows.matrix().tocsc()
+        cols = np.arange(whole.shape[1])[::-1]  # any order, as asked
+        got = postings.columns(cols)
+        assert got.dtype == np.float32
+        assert np.array_equal(got.toarray(), whole[:, cols].toarray()), space
+        held = postings.stored.indices.nbytes + postings.stored.data.nbytes
+        weighed = whole.indices.nbytes + whole.data.nbytes
+        assert held == (0.75 if codes else 1.0) * weighed, space
