@@ -11,7 +11,7 @@ tests and evaluation, cheap when a hub holds a million summaries.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -221,23 +221,30 @@ class SparseRows:
             idf32 = idf.astype(np.float32)
             indptr, indices = self._indptr.view, self._indices.view
             data = np.empty(len(indices), dtype=np.float32)
-            for start in range(0, len(self), VIEW_ROWS):
-                stop = min(start + VIEW_ROWS, len(self))
-                first, last = int(indptr[start]), int(indptr[stop])
-                block = sp.csr_matrix(
-                    (
-                        self._decode(self._data.view[first:last]),
-                        indices[first:last],
-                        indptr[start : stop + 1] - first,
-                    ),
-                    shape=(stop - start, len(idf)),
-                )
-                data[first:last] = _weigh_values(block, idf32)
+            for _, first, block in self._row_blocks(len(idf)):
+                data[first : first + block.nnz] = _weigh_values(block, idf32)
             self._view = sp.csr_matrix(
                 (data, indices, indptr), shape=(len(self), len(idf)), copy=False
             )
             self._view_key = key
         return self._view
+
+    def _row_blocks(self, n_cols: int) -> Iterator[tuple[int, int, sp.csr_matrix]]:
+        """The stored rows ``VIEW_ROWS`` at a time, as raw tf CSRs of ``n_cols`` columns,
+        each with its first row and the position of its first entry among all rows'."""
+        indptr, indices = self._indptr.view, self._indices.view
+        for start in range(0, len(self), VIEW_ROWS):
+            stop = min(start + VIEW_ROWS, len(self))
+            first, last = int(indptr[start]), int(indptr[stop])
+            tf = sp.csr_matrix(
+                (
+                    self._decode(self._data.view[first:last]),
+                    indices[first:last],
+                    indptr[start : stop + 1] - first,
+                ),
+                shape=(stop - start, n_cols),
+            )
+            yield start, first, tf
 
     def release(self, postings: bool = False) -> None:
         """Drop what ``matrix()`` and ``weighed_view()`` keep (a bulk ranking's): the
@@ -278,18 +285,8 @@ class SparseRows:
         idf32 = idf.astype(np.float32)
         indptr, indices = self._indptr.view, self._indices.view
         scales = np.empty(len(self), dtype=np.float32)
-        for start in range(0, len(self), VIEW_ROWS):
-            stop = min(start + VIEW_ROWS, len(self))
-            first, last = int(indptr[start]), int(indptr[stop])
-            tf = sp.csr_matrix(
-                (
-                    self._decode(self._data.view[first:last]),
-                    indices[first:last],
-                    indptr[start : stop + 1] - first,
-                ),
-                shape=(stop - start, len(idf)),
-            )
-            scales[start:stop] = _row_scales(tf, _idf_values(tf, idf32))
+        for start, _, tf in self._row_blocks(len(idf)):
+            scales[start : start + tf.shape[0]] = _row_scales(tf, _idf_values(tf, idf32))
         stored = sp.csr_matrix(
             (self._data.view, indices, indptr), shape=(len(self), len(idf)), copy=False
         )
