@@ -767,7 +767,7 @@ class MatchEngine:
                 self.encode(checkpoint)
             self.left = len(self.todo) + self.matcher.pending_count()
             if self.consumes_queue and not self.left:
-                # Once nothing is left to do, the worker holds no weighed matrices (~200 MB
+                # Once nothing is left to do, the worker holds no weighed matrices (~160 MB
                 # at 200,000 listings, rebuilt in ~0.7 s by the next pass), nor does its
                 # snapshot; while work is left (a first encoding takes hours), the next
                 # pass comes at once and uses them.

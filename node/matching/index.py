@@ -248,8 +248,8 @@ class SparseRows:
 
     def release(self, postings: bool = False) -> None:
         """Drop what ``matrix()`` and ``weighed_view()`` keep (a bulk ranking's): the
-        one-against-all path keeps its CSC apart, unless ``postings`` (``pieces`` then
-        makes it again when next asked)."""
+        one-against-all path keeps its ``Postings`` apart, unless ``postings`` (``pieces``
+        then makes them again when next asked)."""
         self._built = None
         self._built_key = (-1, -1)
         self._view = None
@@ -313,7 +313,11 @@ class Postings:
         self.scales = scales
         self.idf32 = idf32
         self.values = values
-        self.shape: tuple[int, int] = stored.shape
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        shape: tuple[int, int] = self.stored.shape
+        return shape
 
     def columns(self, cols: npt.NDArray[Any]) -> sp.csc_matrix:
         """The weighed columns ``cols`` (in that order) as a float32 CSC."""
@@ -322,7 +326,7 @@ class Postings:
             data: FloatArray = sub.data.astype(np.float32)  # a copy: the stored stay raw
         else:
             data = self.values[sub.data]
-        data *= self.idf32[np.repeat(np.asarray(cols), np.diff(sub.indptr))]
+        data *= self.idf32[np.repeat(cols, np.diff(sub.indptr))]
         data *= self.scales[sub.indices]
         return sp.csc_matrix((data, sub.indices, sub.indptr), shape=sub.shape)
 
