@@ -132,7 +132,14 @@ def listing_text(view: Mapping[str, Any]) -> str | None:
 
 
 def _joined(parts: list[tuple[str, list[str]]]) -> str:
-    return "\n".join(text for _, texts in parts for text in texts)
+    """The text an encoder reads: the title in one language only (English where the
+    listing gives it), then the other fields. A title's translations carry no meaning the
+    first does not, only its languages: with them a multilingual model ranks a request
+    written in Chinese above all offers whose titles have a Chinese translation, whatever
+    they are about."""
+    return "\n".join(
+        text for name, texts in parts for text in (texts[:1] if name == "title" else texts)
+    )
 
 
 def extract(owner: str, view: Mapping[str, Any], lexicon: ConceptLexicon) -> Features | None:

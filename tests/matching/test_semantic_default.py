@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from node.matching import Matcher
+from node.matching.concepts import ConceptLexicon
+from node.matching.features import extract, listing_text
 from node.matching.model_choice import DEFAULT_MODEL
 from node.matching.semantic import (
     CachedEncoder,
@@ -58,6 +60,49 @@ def test_a_lao_request_finds_the_english_offer_that_solves_it(e5: CachedEncoder)
     assert best.candidate == ("cn", "o-fluoride")
     assert best.components["semantic"] > 0
     assert best.shared_terms == ()  # no word in common: the model found it
+
+
+# A Chinese village: "Well water gives the children's teeth yellow-brown spots." / "We need
+# water purifying equipment for the whole village."
+ZH_TITLE = "井水让孩子们的牙齿长出黄褐色斑点"
+ZH_NEED = "我们需要全村用的净水设备"
+
+
+def _bilingual(listing_id: str, title: str, summary: str, chinese: str) -> dict[str, Any]:
+    out = offer(listing_id, title, summary)
+    out["fields"]["title"] = {"en": title, "zh": chinese}
+    return out
+
+
+def test_a_title_is_encoded_in_one_language_and_indexed_in_all() -> None:
+    view = _bilingual("o-dryer", OFFERS[1][1], OFFERS[1][2], "木薯片和辣椒太阳能隧道干燥机")
+    text = listing_text(view)
+    assert text is not None and OFFERS[1][1] in text and "干燥机" not in text
+    feats = extract("cn", view, ConceptLexicon({}))
+    assert feats is not None and feats.text == text
+    assert any("干燥" in term for term in feats.words)  # the lexical side reads every title
+    local = request("r-zh", ZH_TITLE, ZH_NEED, summary=ZH_TITLE)
+    local["fields"]["title"] = {"zh": ZH_TITLE}
+    assert ZH_TITLE in (listing_text(local) or "")
+
+
+def test_a_chinese_request_is_not_drawn_to_offers_for_their_chinese_titles(
+    e5: CachedEncoder,
+) -> None:
+    """Unrelated offers with a Chinese translation of their title must not tie with the one
+    that solves the problem, whose title is in English only."""
+    offers = [
+        offer(*OFFERS[2]),
+        _bilingual(*OFFERS[0], "村级即插即用微型水电机组"),
+        _bilingual(*OFFERS[1], "木薯片和辣椒太阳能隧道干燥机"),
+    ]
+    local = request("r-zh", ZH_TITLE, ZH_NEED, summary=ZH_TITLE, trl_min=None)
+    local["fields"]["title"] = {"zh": ZH_TITLE}
+    m = Matcher(NOW, encoder=e5)
+    m.upsert_many([("cn", o) for o in offers] + [("cn2", local)])
+    best, *others = m.matches_for("cn2", "r-zh", k=3)
+    assert best.candidate == ("cn", "o-fluoride")
+    assert all(best.components["semantic"] > 1.5 * o.components["semantic"] for o in others)
 
 
 def test_without_the_model_the_lao_request_finds_nothing_relevant() -> None:
