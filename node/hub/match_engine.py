@@ -79,7 +79,8 @@ REFS_PER_TXN = 100
 CHUNK_S = 0.5
 FIRST_REFS = 8
 # Bumped when scoring changes in a way that should re-match everything once.
-SCORING_VERSION = "2"  # 2: inferred sectors (node.matching.infer)
+# 2: inferred sectors (node.matching.infer); 3: a title in one language encoded, e5's span.
+SCORING_VERSION = "3"
 MATCHED = frozenset({"tech_offer", "tech_request", "expert"})
 LOAD_BATCH = 500  # summaries parsed and added to the matcher between two checkpoints
 # Seconds between two snapshots of the matcher (the first right after a load).
