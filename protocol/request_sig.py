@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 
 from protocol.b64 import b64url_decode, b64url_encode
-from protocol.canonical import canonical_bytes
+from protocol.canonical import CanonicalizationError, canonical_bytes
 from protocol.errors import ProtocolError
 from protocol.keys import NodeKey
 from protocol.signing import verify_signature_bytes
@@ -64,17 +64,22 @@ def signing_input(
     nonce: str,
     body: bytes,
 ) -> bytes:
-    return canonical_bytes(
-        {
-            "method": method.upper(),
-            "target": target,
-            "origin": origin,
-            "destination": destination,
-            "created": created,
-            "nonce": nonce,
-            "content_sha256": hashlib.sha256(body).hexdigest(),
-        }
-    )
+    """The bytes a request's signature covers. A target or field that is no text (a raw
+    byte of the request line reaches us as a lone surrogate) is a malformed signature."""
+    try:
+        return canonical_bytes(
+            {
+                "method": method.upper(),
+                "target": target,
+                "origin": origin,
+                "destination": destination,
+                "created": created,
+                "nonce": nonce,
+                "content_sha256": hashlib.sha256(body).hexdigest(),
+            }
+        )
+    except CanonicalizationError as exc:
+        raise RequestSignatureError("signature_malformed", f"request is not text: {exc}") from exc
 
 
 def sign_request(
@@ -125,6 +130,12 @@ def parse_header(header: str | None) -> RequestSignature:
         if name in values or name not in _FIELDS:
             raise RequestSignatureError("signature_malformed", f"bad or repeated field {name!r}")
         limit = _MAX_CHARS[name]
+        # Printable ASCII only: the fields go into the signed input, which must be text,
+        # and a header's raw bytes reach us as lone surrogates (a 500 on canonicalising).
+        if not (value.isascii() and value.isprintable()):
+            raise RequestSignatureError(
+                "signature_malformed", f"field {name!r} must be printable ASCII"
+            )
         if len(value) > limit:
             raise RequestSignatureError(
                 "signature_malformed", f"field {name!r} is longer than {limit} characters"

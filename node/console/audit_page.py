@@ -16,6 +16,7 @@ from node.ui.auth import require_role
 from node.ui.i18n import N_
 from node.ui.templating import render
 from node.web.appkeys import RUNTIME
+from node.web.numbers import count
 from protocol.timeutil import ms_to_iso
 
 PATH = "/console/audit"
@@ -53,7 +54,7 @@ async def audit_page(request: web.Request) -> web.Response:
             values[key] = ""
             bounds[key] = None
     raw_page = q.get("page", "1")
-    page = int(raw_page) if raw_page.isdigit() and 0 < len(raw_page) < 7 else 0
+    page = count(raw_page, 6) or 0
     if page < 1:
         errors["page"] = N_("There is no such page.")
         page = 1

@@ -30,6 +30,7 @@ from node.ui.i18n import N_
 from node.ui.keys import FORM, STAFF_USER
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME, SYNC
+from node.web.numbers import count
 from protocol.canonical import canonical_bytes
 from protocol.errors import ErrorCode
 from protocol.timeutil import ms_to_iso
@@ -294,7 +295,7 @@ async def eoi_list(request: web.Request) -> web.Response:
 
 
 def _page_number(text: str) -> int | None:
-    return int(text) if text.isdigit() and 0 < int(text) < 10**9 else None
+    return count(text, 9) or None
 
 
 async def _detail(request: web.Request, *, status: int = 200, **extra: Any) -> web.Response:

@@ -25,6 +25,8 @@ from node.ui.i18n import LANGUAGES, N_
 from node.ui.keys import FORM, STAFF_USER
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME
+from node.web.numbers import count
+from node.web.requests import parse_form
 from protocol.listing import CATEGORIES
 from protocol.timeutil import ms_to_date
 
@@ -211,7 +213,7 @@ async def _form(request: web.Request) -> MultiDictProxy[Any]:
     (a request whose token came in the X-CSRF-Token header)."""
     form = request.get(FORM)
     if form is None:
-        form = await request.post()
+        form = await parse_form(request)
         request[FORM] = form
     return form
 
@@ -267,7 +269,7 @@ async def update_listing(request: web.Request) -> web.Response:
     seen = str(form.get("seen_version", ""))
     if not errors:
         try:
-            version = int(seen) if seen.isdigit() and len(seen) < 12 else 0
+            version = count(seen, 11) or 0
             await rt.run(_update, rt, stored.id, record, _actor(request), version)
         except Stale:
             errors = {"": Message(STALE)}

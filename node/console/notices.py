@@ -25,6 +25,7 @@ from node.ui.i18n import N_
 from node.ui.keys import FORM, STAFF_USER
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME
+from node.web.numbers import count
 from protocol.eoi import MESSAGE_MAX_CHARS
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def one_notice(rt: NodeRuntime, notice_id: int) -> tuple[NoticeView, list[dict[s
 
 
 def _positive(text: str) -> int | None:
-    return int(text) if text.isdigit() and 0 < int(text) < 10**9 else None
+    return count(text, 9) or None
 
 
 # -- pages -----------------------------------------------------------------------------

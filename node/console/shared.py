@@ -13,6 +13,7 @@ from node.services import share_log
 from node.ui.auth import require_role
 from node.ui.templating import render
 from node.web.appkeys import RUNTIME
+from node.web.numbers import count
 from protocol.timeutil import ms_to_iso
 
 PAGE_SIZE = 50
@@ -26,7 +27,7 @@ def _when(ms: int | None) -> str:
 
 def _page_number(raw: str) -> int:
     """The page asked for, or 0 when it is not a page number."""
-    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 0
+    return count(raw, 6) or 0
 
 
 @require_role("viewer")

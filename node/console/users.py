@@ -26,6 +26,7 @@ from node.ui.i18n import N_
 from node.ui.keys import STAFF_USER
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME
+from node.web.numbers import count
 from protocol.timeutil import ms_to_iso
 
 PATH = "/console/users"
@@ -127,8 +128,8 @@ async def add_user(request: web.Request) -> web.Response:
 async def _target(request: web.Request) -> StaffUser | web.Response:
     """The user the URL names, or the page with why it cannot be changed."""
     rt = request.app[RUNTIME]
-    raw = request.match_info["user_id"]
-    user = await rt.run(get_user, rt.engine, int(raw)) if raw.isdigit() and len(raw) < 12 else None
+    user_id = count(request.match_info["user_id"], 11)
+    user = await rt.run(get_user, rt.engine, user_id) if user_id is not None else None
     if user is None:
         return await _page(request, {"problem": N_("There is no such user.")}, status=404)
     if user.id == _me(request).id:

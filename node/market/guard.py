@@ -64,7 +64,8 @@ class Guard:
         return self._mac(secret, "form", cookie)
 
     def token_ok(self, secret: bytes, cookie: str, token: str) -> bool:
-        if not cookie or not token:
+        # Ours are ASCII: other text is a wrong token (compare_digest refuses it, a 500).
+        if not cookie or not token or not (cookie.isascii() and token.isascii()):
             return False
         return hmac.compare_digest(self.form_token(secret, cookie), token)
 

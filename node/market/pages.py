@@ -23,6 +23,7 @@ from node.market.facets import FacetCache
 from node.storage.models import MemberRow, SearchDocRow, SearchShownRow
 from node.ui.i18n import N_
 from node.ui.labels import ALL, CATEGORIES, SECTORS, label
+from node.web.numbers import count
 from protocol.timeutil import ms_to_iso
 
 if TYPE_CHECKING:
@@ -98,8 +99,9 @@ def parse_filters(query: MultiMapping[str]) -> Filters:
     ipc = str(query.get("ipc", "")).upper().strip()
     trl_raw = str(query.get("trl", ""))
     page_raw = str(query.get("page", "1"))
-    trl = int(trl_raw) if pick("trl", trl_raw.isdigit() and 1 <= int(trl_raw) <= 9) else None
-    page = int(page_raw) if pick("page", page_raw.isdigit() and len(page_raw) < 6) else 1
+    trl_n, page_n = count(trl_raw, 1), count(page_raw, 5)
+    trl = trl_n if pick("trl", trl_n is not None and 1 <= trl_n <= 9) else None
+    page = page_n if pick("page", page_n is not None) and page_n is not None else 1
     return Filters(
         q=q,
         category=category if pick("category", category in CATEGORIES) else "",

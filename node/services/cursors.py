@@ -76,7 +76,10 @@ class CursorCodec:
 
     def position(self, reader: str, cursor: str) -> CursorPosition:
         payload, _, mac = cursor.partition(".")
-        if not payload or not mac or not hmac.compare_digest(mac, self._mac(payload)):
+        # Ours are ASCII; compare_digest refuses other str (and a reader may send any).
+        if not (payload and mac and cursor.isascii()) or not hmac.compare_digest(
+            mac, self._mac(payload)
+        ):
             raise BadCursor("unknown cursor: not issued by this node for this reader")
         try:
             data = json.loads(b64url_decode(payload))

@@ -21,6 +21,7 @@ from node.ui.keys import FORM, STAFF_SESSION, STAFF_USER
 from node.ui.sessions import COOKIE, csrf_matches, find_session
 from node.ui.templating import render
 from node.web.appkeys import RUNTIME
+from node.web.requests import parse_form
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -87,7 +88,7 @@ async def form_of(request: web.Request) -> MultiDictProxy[Any]:
     token came in the header)."""
     form = request.get(FORM)
     if form is None:
-        form = await request.post()
+        form = await parse_form(request)
         request[FORM] = form
     return form
 
@@ -101,7 +102,7 @@ async def csrf_ok(request: web.Request) -> bool:
         return False
     given = request.headers.get("X-CSRF-Token", "")
     if not given:
-        form = await request.post()
+        form = await parse_form(request)
         request[FORM] = form
         value: Any = form.get("csrf_token", "")
         given = value if isinstance(value, str) else ""

@@ -36,7 +36,8 @@ class WebSession:
 
 
 def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    # A cookie's raw bytes reach us as lone surrogates, which plain encode() refuses.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _over(row: WebSessionRow, now_ms: int) -> bool:
@@ -108,7 +109,8 @@ def close_user_sessions(engine: Engine, user_id: int) -> None:
 
 
 def csrf_matches(expected: str, given: str) -> bool:
-    return bool(expected) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
+    given_bytes = given.encode("utf-8", "surrogatepass")  # a header's raw bytes: surrogates
+    return bool(expected) and bool(given) and hmac.compare_digest(expected.encode(), given_bytes)
 
 
 def secure_cookies(request: web.Request) -> bool:

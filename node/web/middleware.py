@@ -63,8 +63,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = f"request body exceeds the limit of {limit} bytes"
         return error_response(exc.status, code, message)
     except ConnectionError:  # the client went away mid-request: nobody to answer
+        # Answered all the same (the write is dropped quietly): raised, aiohttp logged a
+        # traceback for every such request, which any stranger could repeat at will.
         logger.info("%s %s: the client went away before the answer", request.method, request.path)
-        raise
+        return error_response(400, ErrorCode.BAD_REQUEST, "the client went away")
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.path)
         if is_page(request.path):

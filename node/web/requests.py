@@ -72,11 +72,36 @@ async def read_small_form(request: web.Request, max_bytes: int) -> MultiDictProx
     except TimeoutError as exc:
         raise FormRefused(408) from exc
     request._read_bytes = body  # what request.post() parses
-    return await request.post()
+    try:
+        return await parse_form(request)
+    except web.HTTPBadRequest as exc:
+        raise FormRefused(400) from exc
+
+
+async def parse_form(request: web.Request) -> MultiDictProxy[Any]:
+    """``request.post()``, with a charset no codec knows or bytes that are not in it (the
+    form's, or a multipart part's) answered 400 instead of a 500."""
+    try:
+        return await request.post()
+    except (LookupError, UnicodeDecodeError, ValueError) as exc:
+        raise web.HTTPBadRequest(reason="the form could not be read") from exc
+
+
+async def _whole_body(request: web.Request) -> bytes:
+    """``request.read()`` within the node's ``body_timeout_seconds`` (else 408): a body
+    that stops coming held its connection and handler forever."""
+    timeout = request.app[RUNTIME].config.body_timeout_seconds
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError as exc:
+        raise ApiError(
+            408, ErrorCode.BODY_TIMEOUT, f"request body not received within {timeout:g} s"
+        ) from exc
 
 
 async def read_json(request: web.Request) -> Any:
-    body = await request.read()
+    body = await _whole_body(request)
     if not body:
         raise ApiError(400, ErrorCode.INVALID_JSON, "request body is empty; send JSON")
     try:
@@ -102,6 +127,7 @@ def parse_query(request: web.Request, model: type[M]) -> M:
 
 async def read_text(request: web.Request, what: str) -> str:
     """The body as UTF-8 text; 400 for other bytes or an unknown charset."""
+    await _whole_body(request)  # kept by the request: text() decodes it
     try:
         return await request.text()
     except (UnicodeDecodeError, LookupError) as exc:
