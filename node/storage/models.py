@@ -380,6 +380,20 @@ class LoginAttemptRow(Base):
     name: Mapped[str] = mapped_column(String(64), index=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[int] = mapped_column(BigInteger, index=True)
+    # The SHA-256 of the browser's device token when it is one this name signed in
+    # with before ("" for any other browser): such attempts are counted on their own.
+    device: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+
+class LoginDeviceRow(Base):
+    """A browser that signed in under ``name``: the cookie holds a random token, this
+    row its SHA-256. It lets that browser past a pause others caused for the name."""
+
+    __tablename__ = "login_devices"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    created: Mapped[int] = mapped_column(BigInteger)
 
 
 class AuditRow(Base):

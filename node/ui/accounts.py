@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from node.storage.models import StaffUserRow
 from node.ui import audit
 from node.ui.sessions import close_user_sessions_in
+from node.ui.throttle import forget_devices
 
 ROLES = ("viewer", "editor", "admin")
 """Viewers read; editors also change listings, rules and EoI answers; admins also users."""
@@ -140,6 +141,7 @@ def set_password(engine: Engine, name: str, password: str, *, actor: str, now_ms
         row = _named(session, name)
         row.password_hash = password_hash
         close_user_sessions_in(session, row.id)
+        forget_devices(session, name)
         audit.record(session, at=now_ms, actor=actor, action="user.password", target=name)
 
 

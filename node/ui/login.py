@@ -40,6 +40,7 @@ from protocol.timeutil import ms_to_iso
 
 logger = logging.getLogger(__name__)
 LOGIN_COOKIE = "cattc_login"
+DEVICE_COOKIE = "cattc_device"  # this browser signed in here before (node.ui.throttle)
 LOGIN_PATH = "/console/login"
 LOGIN_FORM_MAX_BYTES = 8 * 1024  # a name, a password, a token and where to go next
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -102,7 +103,15 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             request, {**context, "error": N_("Enter your user name and password.")}, status=400
         )
     address = client_address(request, networks(rt.config.trusted_proxies))
-    attempt = await rt.run(throttle.begin_attempt, rt.engine, name, address, now_ms=rt.clock())
+    device_token = request.cookies.get(DEVICE_COOKIE, "")
+    attempt = await rt.run(
+        throttle.begin_attempt,
+        rt.engine,
+        name,
+        address,
+        now_ms=rt.clock(),
+        device_token=device_token,
+    )
     if not attempt.allowed:
         logger.warning("console sign-in paused for %r from %s (too many failures)", name, address)
         retry = attempt.retry_at_ms
@@ -120,12 +129,22 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _login_form(
             request, {**context, "error": N_("Wrong user name or password.")}, status=401
         )
-    await rt.run(throttle.succeeded, rt.engine, name)
+    device = await rt.run(throttle.succeeded, rt.engine, name, attempt, now_ms=rt.clock())
     await rt.run(close_session_of_token, rt.engine, request.cookies.get(COOKIE, ""))
     token, _session = await rt.run(open_session, rt.engine, user.id, now_ms=rt.clock())
     response = see_other(target)
     set_cookie(request, response, token)
     response.del_cookie(LOGIN_COOKIE, path=LOGIN_PATH)
+    if device:
+        response.set_cookie(
+            DEVICE_COOKIE,
+            device,
+            max_age=throttle.DEVICE_LIFETIME_MS // 1000,
+            httponly=True,
+            samesite="Strict",
+            secure=secure_cookies(request),
+            path=LOGIN_PATH,
+        )
     return response
 
 

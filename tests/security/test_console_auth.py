@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from node.storage.models import AuditRow, LoginAttemptRow, WebSessionRow
+from node.storage.models import AuditRow, LoginAttemptRow, LoginDeviceRow, WebSessionRow
 from node.ui import throttle
-from node.ui.accounts import ROLES, create_user, find_user
+from node.ui.accounts import ROLES, create_user, find_user, set_password
 from node.ui.auth import required_role
-from node.ui.login import safe_next
+from node.ui.login import DEVICE_COOKIE, safe_next
 from node.ui.sessions import COOKIE, IDLE_MS, LIFETIME_MS
 from tests.federation.network import NodeFactory
 from tests.nodes import RunningNode
@@ -194,6 +195,7 @@ async def test_throttling_by_name(node_factory: NodeFactory) -> None:
         for _ in range(4):
             assert (await client.login("somchai", "wrong password")).status == 401
         assert (await client.login("somchai")).status == 303  # a success clears them
+    async with Console(node) as client:  # a browser that never signed in as somchai
         for _ in range(throttle.NAME_LIMIT):
             assert (await client.login("SomChai", "wrong password")).status == 401
     async with Console(node) as client:
@@ -208,6 +210,53 @@ async def test_throttling_by_name(node_factory: NodeFactory) -> None:
         assert (await client.login("somchai")).status == 303
     with Session(node.runtime.engine) as s:
         assert not s.scalars(select(LoginAttemptRow)).all()  # pruned and cleared
+
+
+async def test_a_stranger_cannot_keep_a_user_out_of_a_browser_they_signed_in_with(
+    node_factory: NodeFactory,
+) -> None:
+    """Five wrong passwords for a name pause it for browsers without the name's device
+    token; the user's own browser, which signed in before, is counted on its own."""
+    node = await node_factory("th")
+    staff(node, "somchai", "editor")
+    staff(node, "ada", "editor")
+    async with Console(node) as own, Console(node) as stranger, Console(node) as other:
+        assert (await own.login("somchai")).status == 303
+        assert own.cookie(DEVICE_COOKIE)
+        for _ in range(throttle.NAME_LIMIT):
+            assert (await stranger.login("somchai", "wrong password")).status == 401
+        assert (await stranger.login("somchai")).status == 429
+        assert (await other.login("somchai")).status == 429  # a new browser: paused
+        assert (await own.login("somchai")).status == 303  # the user's own: not paused
+        # A device token of another name, or one made up, is no token.
+        assert (await other.login("ada")).status == 303
+        assert (await other.login("somchai")).status == 429
+        stranger.set_cookie(secrets.token_urlsafe(32), DEVICE_COOKIE)
+        assert (await stranger.login("somchai")).status == 429
+        stranger.set_cookie("\u00e9" * 43, DEVICE_COOKIE)
+        assert (await stranger.login("somchai")).status == 429
+        # The device's own wrong guesses have the same limit, and pause only it.
+        for _ in range(throttle.NAME_LIMIT):
+            assert (await own.login("somchai", "wrong password")).status == 401
+        assert (await own.login("somchai")).status == 429
+    with Session(node.runtime.engine) as s:
+        devices = s.scalars(select(LoginDeviceRow.name)).all()
+    assert sorted(devices) == ["ada", "somchai"]  # one for each right password's browser
+
+
+async def test_a_new_password_forgets_the_browsers(node_factory: NodeFactory) -> None:
+    node = await node_factory("th")
+    staff(node, "somchai", "editor")
+    async with Console(node) as own, Console(node) as stranger:
+        assert (await own.login("somchai")).status == 303
+        for _ in range(throttle.NAME_LIMIT):
+            assert (await stranger.login("somchai", "wrong password")).status == 401
+        set_password(
+            node.runtime.engine, "somchai", PASSWORD, actor="test", now_ms=node.runtime.clock()
+        )
+        assert (await own.login("somchai")).status == 429
+    with Session(node.runtime.engine) as s:
+        assert not s.scalars(select(LoginDeviceRow)).all()
 
 
 async def test_throttling_by_address(node_factory: NodeFactory) -> None:
