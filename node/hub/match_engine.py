@@ -44,6 +44,7 @@ from node.hub.notice_content import (
     match_notice,
     own_knowable,
 )
+from node.matching.calibration import scale_of
 from node.services.audiences import Membership, audience_of, membership
 from node.services.feed import post_many_to_outbox
 from node.storage.models import (
@@ -80,6 +81,7 @@ CHUNK_S = 0.5
 FIRST_REFS = 8
 # Bumped when scoring changes in a way that should re-match everything once.
 # 2: inferred sectors (node.matching.infer); 3: a title in one language encoded, e5's span.
+# The model's calibration is part of the scoring identity too (``calibration.scale_of``).
 SCORING_VERSION = "3"
 MATCHED = frozenset({"tech_offer", "tech_request", "expert"})
 LOAD_BATCH = 500  # summaries parsed and added to the matcher between two checkpoints
@@ -105,6 +107,15 @@ KNOWABLE_BYTES = 32 * 1024 * 1024
 # listing: a withdrawal's drop waits for half a second of it at most).
 ENCODE_BUDGET_S = 5.0
 ENCODE_BATCH = 4
+
+
+def scoring_identity(model: str) -> str:
+    """What a listing's matches were found with: the scoring version, the model and how
+    its cosines count (a new calibration re-matches, like a new version)."""
+    if model == "lexical":
+        return f"{SCORING_VERSION}/{model}"
+    zero, span = scale_of(model)
+    return f"{SCORING_VERSION}/{model}/{zero:g}/{span:g}"
 
 
 def _nothing() -> None:
@@ -166,7 +177,7 @@ class MatchEngine:
         self.saved_at: float | None = None  # time.monotonic() of the last snapshot
         self.left = 0  # listings still to do after the last after_sync
         model = self.matcher.semantic.model if self.matcher.semantic.enabled else "lexical"
-        self._scoring = f"{SCORING_VERSION}/{model}"
+        self._scoring = scoring_identity(model or "lexical")
         # Re-entrant: a query answered at a checkpoint of a re-match, in the same thread.
         self.lock = threading.RLock()
         # One re-match at a time: two pulls ending together would both see the same new

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from node.matching.calibration import scale_of
 from node.matching.index import FloatArray
 from node.matching.match import Match, SemanticEvidence
 from node.matching.model_choice import ENV_MODEL, OFF
@@ -23,7 +24,6 @@ from node.matching.semantic import (
     load_default,
     load_named,
 )
-from node.matching.store import SEMANTIC_SCALE
 from node.matching.text import sentences
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Embedder:
         self.asymmetric = bool(getattr(encoder, "asymmetric", False))
         self.encoded = 0
         self.seconds = 0.0
-        zero, span = getattr(encoder, "scale", SEMANTIC_SCALE)
+        zero, span = getattr(encoder, "scale", None) or scale_of(getattr(encoder, "name", ""))
         self.scale = (float(zero), float(span))
 
     def encode(self, texts: list[str], requests: bool) -> FloatArray:

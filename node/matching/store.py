@@ -14,6 +14,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
+from node.matching.calibration import DEFAULT_SCALE
 from node.matching.codes import MAX_IPC, MAX_ISIC
 from node.matching.features import PARTNERSHIPS, SECTORS, Features, Ref
 from node.matching.index import Growable, SparseRows, Vocabulary
@@ -27,9 +28,9 @@ INFER_KINDS = ("sector", "ipc", "isic")
 INFER_TOP = 3
 NEVER = np.iinfo(np.int64).max
 SPELLING_CODES = 65_535  # spellings a store numbers in 2 bytes a term, before 4
-# Cosine -> semantic component: clip((cos - zero) / span, 0, 1). Each encoder carries its
-# own (``scale``); this default suits models whose unrelated pairs sit near 0.1.
-SEMANTIC_SCALE = (0.10, 0.60)
+# Cosine -> semantic component: clip((cos - zero) / span, 0, 1), per model
+# (``node.matching.calibration``); this is the default.
+SEMANTIC_SCALE = DEFAULT_SCALE
 _PARTNER_BIT = {p: 1 << i for i, p in enumerate(PARTNERSHIPS)}
 _SECTOR_BIT = {s: 1 << i for i, s in enumerate(SECTORS)}
 

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from node.hub.match_engine import scoring_identity
 from node.matching.model_choice import DEFAULT_MODEL
 from node.web.appkeys import HUB_MATCHING
 from tests.federation.network import NodeFactory, load_records, start_network
@@ -70,7 +71,8 @@ async def test_the_hub_encodes_in_the_background_and_matches_with_the_model(
         "reason": None,
         "to_encode": 0,
     }
-    assert part["scoring"].endswith("/" + DEFAULT_MODEL)
+    assert part["scoring"] == scoring_identity(DEFAULT_MODEL)
+    assert f"/{DEFAULT_MODEL}/" in part["scoring"]
     service = hub.app[HUB_MATCHING].service
     found = await asyncio.to_thread(service.matches_for, ("la", "la-req-0006"))
     assert found and found[0].candidate == ("cn", "cn-off-0026")

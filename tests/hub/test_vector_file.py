@@ -113,3 +113,21 @@ async def test_vectors_of_another_model_or_a_damaged_file_are_not_reused(
     assert vector_file.save(rt.data_dir, "counting", [(keys, codes[:-1], scales), *rest])
     assert vector_file.load(rt.data_dir, "counting") is None
     assert "kept vectors malformed" in caplog.text
+
+
+def test_a_new_calibration_re_matches_but_keeps_the_vectors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """How a model's cosines count is scoring, not encoding: changing it makes every
+    listing's stamp differ (re-matched once) and leaves the vectors' identity alone
+    (encoded 200,000 listings take hours to encode again)."""
+    from node.hub.match_engine import scoring_identity
+    from node.matching import calibration
+    from node.matching.semantic import CachedEncoder
+
+    scoring_before = scoring_identity("e5")
+    monkeypatch.setitem(calibration.SCALES, "e5", (0.70, 0.12))
+    assert CachedEncoder(Counting("e5")).scale == (0.70, 0.12)
+    assert scoring_identity("e5") != scoring_before
+    # The numbers live outside the code the vectors' identity digests.
+    assert "calibration.py" not in vector_file.ENCODING_SOURCES
