@@ -80,6 +80,9 @@ class NodeConfig(BaseModel):
     # Refused items kept of one member for the operator to read, the newest: older ones
     # are deleted (the hub's monitor still counts every refused item).
     max_quarantine_per_member: Annotated[int, Field(ge=1)] = 1_000
+    # Whether a member reads the feeds of the directory's other members (false: only the
+    # hub's feed and ``peers``). The hub reads every member's whatever this says.
+    pull_members: bool = True
     peers: list[PeerConfig] = []
 
     @field_validator("trusted_proxies")

@@ -66,8 +66,11 @@ def peer_info(rt: NodeRuntime, node_id: str) -> PeerInfo | None:
 
 
 def pull_targets(rt: NodeRuntime) -> list[PeerInfo]:
-    """Every node whose feed this node reads: active members, the hub, config peers."""
-    ids = {m.node_id for m in rt.directory.members() if m.status == "active"}
+    """Every node whose feed this node reads: active members (on a member, unless its
+    ``pull_members`` is false), the hub, config peers."""
+    ids: set[str] = set()
+    if rt.config.is_hub or rt.config.pull_members:
+        ids.update(m.node_id for m in rt.directory.members() if m.status == "active")
     if rt.config.hub_url and not rt.config.is_hub:
         ids.add(rt.config.hub_id)
     ids.update(p.node_id for p in rt.config.peers)
