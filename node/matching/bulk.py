@@ -20,7 +20,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from node.matching.index import Postings, SparseRows, rowwise_dots
 from node.matching.scoring import Scored, grid_scores, score_bounds, score_pairs, violations
-from node.matching.store import SPACES, KindStore
+from node.matching.store import KindStore
 from node.matching.vectors import block_cosines, pair_cosines
 
 Floats = npt.NDArray[np.float32]
@@ -51,7 +51,7 @@ def one_vs_all(
     """
     slots = other.live_slots()
     sims: dict[str, Floats] = {}
-    for space in SPACES:
+    for space in own.spaces:
         query = queries(own.sparse[space], np.array([own_slot], dtype=np.int64))
         cols, vals = query.indices, query.data
         full = np.zeros(len(other.features), dtype=np.float32)
@@ -139,7 +139,7 @@ def pair_sims(
     matrices when a bulk ranking has built them, else from the rows the pairs name alone:
     a few thousand pairs do not build (and keep) a matrix of every listing."""
     sims = {}
-    for space in SPACES:
+    for space in rs.spaces:
         a, a_i = rows_of(rs.sparse[space], ri)
         b, b_i = rows_of(cs.sparse[space], ci)
         sims[space] = rowwise_dots(a, a_i, b, b_i)
@@ -171,7 +171,7 @@ def exact_top(
     try:
         return _exact_top(rs, req_slots, cs, k, now_ms)
     finally:
-        for space in SPACES:
+        for space in rs.spaces:
             rs.sparse[space].release()
             cs.sparse[space].release()
 
@@ -184,7 +184,7 @@ def _exact_top(
     out_scores = np.full((len(req_slots), k), -np.inf, dtype=np.float32)
     if not len(cand) or not len(req_slots):
         return out_slots, out_scores
-    mats = {s: (rs.sparse[s].matrix(), cs.sparse[s].matrix()[cand]) for s in SPACES}
+    mats = {s: (rs.sparse[s].matrix(), cs.sparse[s].matrix()[cand]) for s in rs.spaces}
     block = max(1, BLOCK_PAIRS // len(cand))
     for start in range(0, len(req_slots), block):
         rows = req_slots[start : start + block]
@@ -303,7 +303,7 @@ def many_vs_all(
     if not b or not n:
         return [empty] * b, None
     sims: dict[str, Floats] = {}
-    for space in SPACES:
+    for space in own.spaces:
         q = queries(own.sparse[space], own_slots)
         full = np.zeros((b, len(other.features)), dtype=np.float32)
         for first, piece in other.sparse[space].pieces():

@@ -28,7 +28,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped]
 from node.matching.bulk import rescore, rows_of
 from node.matching.index import rowwise_dots
 from node.matching.scoring import FIT_FLOOR, combine_fit, fit_components, violations
-from node.matching.store import SPACES, KindStore
+from node.matching.store import KindStore
 from node.services.heap import trim_heap
 
 Floats = npt.NDArray[np.float32]
@@ -236,7 +236,7 @@ def shortlist_top(
     try:
         return _shortlist_top(rs, req_slots, cs, k, now_ms, dims, probes, shortlist, seed)
     finally:
-        for space in SPACES:
+        for space in rs.spaces:
             rs.sparse[space].release()
             cs.sparse[space].release()
         trim_heap()
@@ -252,8 +252,8 @@ def _shortlist_sims(
     column ids) are made, used by both threads and dropped before the next space's; the
     requests' rows are weighed a chunk at a time (a chunk's pairs name a few thousand
     requests, each in one chunk only), the same numbers without a view of every request."""
-    sims = {space: np.zeros(n, dtype=np.float32) for space in SPACES}
-    for space in SPACES:
+    sims = {space: np.zeros(n, dtype=np.float32) for space in rs.spaces}
+    for space in rs.spaces:
         b = cs.sparse[space].weighed_view()
         rs.sparse[space].vocab.idf()  # any refresh here, not in the threads below
 

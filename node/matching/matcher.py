@@ -33,7 +33,7 @@ from node.matching.ivf import shortlist_top
 from node.matching.match import Match
 from node.matching.scoring import Scored, inferred_kinds
 from node.matching.semantic import Encoder
-from node.matching.store import SEMANTIC_SCALE, SPACES, KindStore, NodeBits
+from node.matching.store import SEMANTIC_SCALE, SEMANTIC_SPACES, SPACES, KindStore, NodeBits
 from node.matching.vectors import KEY_DTYPE, HeldVectors, Quantised, quantise, text_key
 from node.services.heap import trim_heap
 
@@ -94,6 +94,9 @@ class Matcher:
     not keep every listing's text (~740 bytes a listing); without it, the stores keep the
     texts. A text read back is used only if it is still the one the matcher holds (its
     ``text_key``): a listing changed since is taken in again, with its new text.
+
+    ``ngrams``: whether to hold the character n-grams of titles and keywords as a space of
+    their own; by default only when matching lexically (``store.SEMANTIC_SPACES``).
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class Matcher:
         exact_pairs: int = EXACT_PAIRS,
         defer_encoding: bool = False,
         text_source: TextSource | None = None,
+        ngrams: bool | None = None,
     ) -> None:
         self._now_ms = now_ms
         self.encoder, self.semantic = resolve(encoder)
@@ -114,7 +118,11 @@ class Matcher:
         self._sem_scale = self._embedder.scale if self._embedder else SEMANTIC_SCALE
         self.lexicon = lexicon or default_lexicon()
         self.exact_pairs = exact_pairs
-        self.vocabs = {space: Vocabulary() for space in SPACES}
+        # Character n-grams only when matching lexically, unless ``ngrams`` says
+        # (``store.SEMANTIC_SPACES``).
+        with_ngrams = self._embedder is None if ngrams is None else ngrams
+        self.spaces = SPACES if with_ngrams else SEMANTIC_SPACES
+        self.vocabs = {space: Vocabulary() for space in self.spaces}
         self._nodes = NodeBits()
         self.stores = {kind: self._store(kind) for kind in ("request", *CANDIDATE_KINDS)}
         self._tables: dict[str, _Table] = {}
@@ -430,7 +438,7 @@ class Matcher:
     def compact(self) -> None:
         """Rebuild the stores without dead slots (and drop cached top lists)."""
         old = self.stores
-        self.vocabs = {space: Vocabulary() for space in SPACES}
+        self.vocabs = {space: Vocabulary() for space in self.spaces}
         self.stores = {kind: self._store(kind) for kind in old}
         for kind, store in old.items():
             for slot, feats in enumerate(store.features):
@@ -788,7 +796,7 @@ class Matcher:
 def _unpacked(store: KindStore, slot: int, feats: Features) -> Features:
     """The features of ``slot`` with its terms back from the store's rows (compaction)."""
     weights: dict[str, dict[str, float]] = {}
-    for space in SPACES:
+    for space in store.spaces:
         cols, vals = store.sparse[space].row(slot)
         terms = store.vocabs[space].terms
         weights[space] = {
@@ -806,6 +814,6 @@ def _unpacked(store: KindStore, slot: int, feats: Features) -> Features:
         feats,
         words=weights["text"],
         concepts=weights["concepts"],
-        ngrams=weights["ngrams"],
+        ngrams=weights.get("ngrams", {}),
         surface=surface,
     )

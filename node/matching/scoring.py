@@ -84,6 +84,16 @@ def violations(rs: KindStore, ri: Ints, cs: KindStore, ci: Ints, now_ms: int) ->
     }
 
 
+def _lexical(sims: dict[str, Floats]) -> tuple[Floats, float]:
+    """The weighted text (and, on a lexical matcher, n-gram) similarities, and their
+    weight: present for every pair."""
+    w = RELEVANCE_WEIGHTS
+    known: Floats = w["text"] * sims["text"]
+    if "ngrams" not in sims:
+        return known, w["text"]
+    return known + w["ngrams"] * sims["ngrams"], w["text"] + w["ngrams"]
+
+
 def score_pairs(
     rs: KindStore,
     ri: Ints,
@@ -99,7 +109,8 @@ def score_pairs(
     comps: dict[str, tuple[Floats, Bools]] = {}
     comps["text"] = (sims["text"], everywhere)
     comps["concepts"] = (sims["concepts"], rs.has_concepts.view[ri])
-    comps["ngrams"] = (sims["ngrams"], everywhere)
+    if "ngrams" in sims:  # a lexical matcher's (``store.SEMANTIC_SPACES``)
+        comps["ngrams"] = (sims["ngrams"], everywhere)
     if semantic is not None:
         present = rs.has_dense.view[ri] & cs.has_dense.view[ci]
         comps["semantic"] = (semantic_value(semantic, rs.sem_scale), present)
@@ -154,8 +165,8 @@ def score_bounds(
     taxonomy and fit components being unknown: they are all in [0, 1], may be absent, and
     a weighted mean only rises when a component valued 1 joins it."""
     w = RELEVANCE_WEIGHTS
-    known = w["text"] * sims["text"] + w["ngrams"] * sims["ngrams"]
-    total = np.full(known.shape, w["text"] + w["ngrams"], dtype=np.float32)
+    known, lexical = _lexical(sims)
+    total = np.full(known.shape, lexical, dtype=np.float32)
     known = known + np.where(concepts_present, w["concepts"] * sims["concepts"], 0.0)
     total = total + np.where(concepts_present, w["concepts"], 0.0)
     if semantic is not None and dense_present is not None:
@@ -213,7 +224,7 @@ def grid_scores(
         present = np.logical_and.outer(rs.has_inferred(kind)[r_rep], c_has)
         comps[f"inferred_{kind}"] = (np.zeros(shape, np.float32), present)
     coded = np.zeros(shape, dtype=np.float32)
-    total = np.full(shape, w["text"] + w["ngrams"], dtype=np.float32)
+    total = np.full(shape, _lexical(sims)[1], dtype=np.float32)
     total += np.where(rs.has_concepts.view[ri], w["concepts"], 0.0).astype(np.float32)
     if semantic is not None:
         dense = rs.has_dense.view[ri] & cs.has_dense.view[ci]
@@ -234,7 +245,7 @@ def grid_scores(
         out: Floats = values[r_inv[:, None], c_inv[None, :]]
         return out
 
-    known = w["text"] * sims["text"] + w["ngrams"] * sims["ngrams"]
+    known = _lexical(sims)[0]
     concepts = rs.has_concepts.view[r_slots][:, None]
     known += np.where(concepts, w["concepts"] * sims["concepts"], 0.0).astype(np.float32)
     if semantic is not None:

@@ -55,7 +55,7 @@ def _same(a: dict[Ref, list[tuple[Ref, float]]], b: dict[Ref, list[tuple[Ref, fl
 
 def test_before_encoding_the_matcher_is_lexical_and_after_it_as_if_encoded_on_arrival() -> None:
     views = _views()
-    lexical = Matcher(NOW)
+    lexical = Matcher(NOW, ngrams=False)  # a model's matcher holds no n-gram space
     eager = Matcher(NOW, encoder=HashingEncoder())
     deferred = Matcher(NOW, encoder=HashingEncoder(), defer_encoding=True)
     for m in (lexical, eager, deferred):
