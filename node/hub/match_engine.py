@@ -83,8 +83,6 @@ FIRST_REFS = 8
 # 2: inferred sectors (node.matching.infer); 3: a title in one language encoded, e5's span;
 # 4: no character n-gram space (with the model on it added nothing on the dev split, and
 # it held a third of the matcher's structures).
-# 4: no character n-gram space (it added nothing with the model on, and held a third of
-# the matcher).
 # The model's calibration is part of the scoring identity too (``calibration.scale_of``).
 SCORING_VERSION = "4"
 MATCHED = frozenset({"tech_offer", "tech_request", "expert"})

@@ -38,8 +38,8 @@ KINDS = INFER_KINDS
 TOP = INFER_TOP  # codes kept per kind and request
 # How much each feature space counts in a code's score (cosines to the centroids).
 # Chosen on the dev split (bench/eval/README.md, "Requests without codes"), like TEMPERATURE.
-# The embedding's cosines count in units of the encoder's span (``calibration.scale_of``), so that
-# models whose cosines are compressed (e5) weigh as much as the others.
+# The embedding's cosines count in units of the encoder's span (``calibration.scale_of``),
+# so that models whose cosines are compressed (e5) weigh as much as the others.
 SPACE_WEIGHTS = {"text": 1.0, "concepts": 1.0, "ngrams": 0.0, "dense": 0.6}
 TEMPERATURE = 0.1
 MIN_SUPPORT = 1  # candidates carrying a code for it to get a centroid
