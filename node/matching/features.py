@@ -142,8 +142,11 @@ def _joined(parts: list[tuple[str, list[str]]]) -> str:
     )
 
 
-def extract(owner: str, view: Mapping[str, Any], lexicon: ConceptLexicon) -> Features | None:
-    """Features of the ``listing`` member of a summary, or None for a category not matched."""
+def extract(
+    owner: str, view: Mapping[str, Any], lexicon: ConceptLexicon, *, ngrams: bool = True
+) -> Features | None:
+    """Features of the ``listing`` member of a summary, or None for a category not matched.
+    ``ngrams``: whether to find its character n-grams (a matcher with a model holds none)."""
     kind = KIND_OF_CATEGORY.get(str(view.get("category")))
     listing_id = view.get("id")
     if kind is None or not isinstance(listing_id, str):
@@ -169,7 +172,7 @@ def extract(owner: str, view: Mapping[str, Any], lexicon: ConceptLexicon) -> Fea
                     surface.setdefault(stem(word), word)
             for term in index_terms(flat):
                 words[term] = words.get(term, 0.0) + weight
-            if name in {"title", "keywords", "fields"}:
+            if ngrams and name in {"title", "keywords", "fields"}:
                 grams.update(char_ngrams(flat))
     concepts = lexicon.find_words(sentence_words, unspaced)
     titles = _titles(fields.get("title"))

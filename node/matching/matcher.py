@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from node.matching.bulk import MANY_PAIRS, exact_top, many_vs_all, one_vs_all, rescore, top_indices
+from node.matching.calibration import DEFAULT_SCALE
 from node.matching.concepts import ConceptLexicon, default_lexicon
 from node.matching.embedding import Embedder, resolve
 from node.matching.evidence import shared_codes, shared_concepts, shared_terms
@@ -33,7 +34,7 @@ from node.matching.ivf import shortlist_top
 from node.matching.match import Match
 from node.matching.scoring import Scored, inferred_kinds
 from node.matching.semantic import Encoder
-from node.matching.store import SEMANTIC_SCALE, SEMANTIC_SPACES, SPACES, KindStore, NodeBits
+from node.matching.store import SEMANTIC_SPACES, SPACES, KindStore, NodeBits
 from node.matching.vectors import KEY_DTYPE, HeldVectors, Quantised, quantise, text_key
 from node.services.heap import trim_heap
 
@@ -115,7 +116,7 @@ class Matcher:
         self._embedder = Embedder(self.encoder) if self.encoder is not None else None
         self.defer_encoding = defer_encoding and self._embedder is not None
         self.text_source = text_source
-        self._sem_scale = self._embedder.scale if self._embedder else SEMANTIC_SCALE
+        self._sem_scale = self._embedder.scale if self._embedder else DEFAULT_SCALE
         self.lexicon = lexicon or default_lexicon()
         self.exact_pairs = exact_pairs
         # Character n-grams only when matching lexically, unless ``ngrams`` says
@@ -179,7 +180,7 @@ class Matcher:
         were taken."""
         newest: dict[Ref, Features] = {}
         for owner, view in items:
-            feats = extract(owner, view, self.lexicon)
+            feats = extract(owner, view, self.lexicon, ngrams="ngrams" in self.spaces)
             if feats is None:
                 continue
             newer = newest.get(feats.ref)

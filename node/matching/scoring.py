@@ -84,14 +84,20 @@ def violations(rs: KindStore, ri: Ints, cs: KindStore, ci: Ints, now_ms: int) ->
     }
 
 
-def _lexical(sims: dict[str, Floats]) -> tuple[Floats, float]:
-    """The weighted text (and, on a lexical matcher, n-gram) similarities, and their
-    weight: present for every pair."""
+def _lexical_weight(sims: dict[str, Floats]) -> float:
+    """The weight of the components present for every pair: text, and on a lexical
+    matcher (``store.SEMANTIC_SPACES``) the n-grams."""
+    w = RELEVANCE_WEIGHTS
+    return w["text"] + (w["ngrams"] if "ngrams" in sims else 0.0)
+
+
+def _lexical(sims: dict[str, Floats]) -> Floats:
+    """The weighted text (and n-gram) similarities."""
     w = RELEVANCE_WEIGHTS
     known: Floats = w["text"] * sims["text"]
-    if "ngrams" not in sims:
-        return known, w["text"]
-    return known + w["ngrams"] * sims["ngrams"], w["text"] + w["ngrams"]
+    if "ngrams" in sims:
+        known += w["ngrams"] * sims["ngrams"]
+    return known
 
 
 def score_pairs(
@@ -165,8 +171,8 @@ def score_bounds(
     taxonomy and fit components being unknown: they are all in [0, 1], may be absent, and
     a weighted mean only rises when a component valued 1 joins it."""
     w = RELEVANCE_WEIGHTS
-    known, lexical = _lexical(sims)
-    total = np.full(known.shape, lexical, dtype=np.float32)
+    known = _lexical(sims)
+    total = np.full(known.shape, _lexical_weight(sims), dtype=np.float32)
     known = known + np.where(concepts_present, w["concepts"] * sims["concepts"], 0.0)
     total = total + np.where(concepts_present, w["concepts"], 0.0)
     if semantic is not None and dense_present is not None:
@@ -224,7 +230,7 @@ def grid_scores(
         present = np.logical_and.outer(rs.has_inferred(kind)[r_rep], c_has)
         comps[f"inferred_{kind}"] = (np.zeros(shape, np.float32), present)
     coded = np.zeros(shape, dtype=np.float32)
-    total = np.full(shape, _lexical(sims)[1], dtype=np.float32)
+    total = np.full(shape, _lexical_weight(sims), dtype=np.float32)
     total += np.where(rs.has_concepts.view[ri], w["concepts"], 0.0).astype(np.float32)
     if semantic is not None:
         dense = rs.has_dense.view[ri] & cs.has_dense.view[ci]
@@ -245,7 +251,7 @@ def grid_scores(
         out: Floats = values[r_inv[:, None], c_inv[None, :]]
         return out
 
-    known = _lexical(sims)[0]
+    known = _lexical(sims)
     concepts = rs.has_concepts.view[r_slots][:, None]
     known += np.where(concepts, w["concepts"] * sims["concepts"], 0.0).astype(np.float32)
     if semantic is not None:

@@ -35,9 +35,6 @@ INFER_KINDS = ("sector", "ipc", "isic")
 INFER_TOP = 3
 NEVER = np.iinfo(np.int64).max
 SPELLING_CODES = 65_535  # spellings a store numbers in 2 bytes a term, before 4
-# Cosine -> semantic component: clip((cos - zero) / span, 0, 1), per model
-# (``node.matching.calibration``); this is the default.
-SEMANTIC_SCALE = DEFAULT_SCALE
 _PARTNER_BIT = {p: 1 << i for i, p in enumerate(PARTNERSHIPS)}
 _SECTOR_BIT = {s: 1 << i for i, s in enumerate(SECTORS)}
 
@@ -155,7 +152,8 @@ class KindStore:
         self.isic = Growable(np.int32, width=MAX_ISIC)
         # Embeddings as int8 codes and a scale per row (``vectors``), made at the first.
         self.dense: Vectors | None = None
-        self.sem_scale = SEMANTIC_SCALE
+        # Cosine -> semantic component: clip((cos - zero) / span, 0, 1), per model.
+        self.sem_scale = DEFAULT_SCALE
         self.has_dense = Growable(np.bool_)
         self.has_concepts = Growable(np.bool_)
         # Codes inferred from the text (requests without codes of a kind), per kind: codes

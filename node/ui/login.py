@@ -31,6 +31,7 @@ from node.ui.sessions import (
     open_session,
     secure_cookies,
     set_cookie,
+    token_shaped,
 )
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME
@@ -43,7 +44,6 @@ LOGIN_COOKIE = "cattc_login"
 DEVICE_COOKIE = "cattc_device"  # this browser signed in here before (node.ui.throttle)
 LOGIN_PATH = "/console/login"
 LOGIN_FORM_MAX_BYTES = 8 * 1024  # a name, a password, a token and where to go next
-_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def safe_next(target: str | None, default: str = "/console") -> str:
@@ -59,7 +59,7 @@ def safe_next(target: str | None, default: str = "/console") -> str:
 def _login_token(request: web.Request) -> str:
     """The browser's pre-session token if it is one of ours in shape, else a new one."""
     token = request.cookies.get(LOGIN_COOKIE, "")
-    if len(token) == 43 and set(token) <= _TOKEN_CHARS:
+    if token_shaped(token):
         return token
     return secrets.token_urlsafe(32)
 

@@ -26,6 +26,7 @@ IDLE_MS = 30 * 60 * 1000
 LIFETIME_MS = 12 * 60 * 60 * 1000
 TOUCH_EVERY_MS = 60 * 1000
 TOKEN_MAX = 128
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,12 @@ class WebSession:
     token_sha256: str
     user_id: int
     csrf: str
+
+
+def token_shaped(token: str) -> bool:
+    """Whether ``token`` looks like one of ours (``secrets.token_urlsafe(32)``): what else a
+    browser sends as a login or device token is no token at all."""
+    return len(token) == 43 and set(token) <= _TOKEN_CHARS
 
 
 def _digest(token: str) -> str:

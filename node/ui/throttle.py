@@ -28,13 +28,13 @@ from sqlalchemy import ColumnElement, Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from node.storage.models import LoginAttemptRow, LoginDeviceRow
+from node.ui.sessions import token_shaped
 
 NAME_LIMIT = 5
 ADDRESS_LIMIT = 20
 WINDOW_MS = 15 * 60 * 1000
 DEVICE_LIFETIME_MS = 180 * 24 * 3600 * 1000
 DEVICES_PER_NAME = 20  # the newest are kept
-_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def address_key(address: str | None) -> str:
 def device_digest(token: str) -> str:
     """The SHA-256 of a device token shaped like ours, else "" (anything else a browser
     sends is no token at all)."""
-    if len(token) != 43 or not set(token) <= _TOKEN_CHARS:
+    if not token_shaped(token):
         return ""
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
