@@ -265,3 +265,53 @@ def test_a_matcher_with_a_model_holds_no_ngram_space() -> None:
     found = semantic.matches_for(*request)
     assert found and all("ngrams" not in m.components for m in found)
     assert any("ngrams" in m.components for m in lexical.matches_for(*request))
+
+
+def test_a_bulk_ranking_gives_its_freed_heap_back_while_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ranking's small temporaries come from free chunks across the heap, each page
+    resident again once touched: the heap is trimmed every ``RANKING_TRIM_S`` while the
+    ranking runs, and no longer once it is done."""
+    import threading
+    import time
+
+    from node.services import heap
+
+    trims: list[float] = []
+
+    def counting_trim() -> bool:
+        trims.append(time.monotonic())
+        return True
+
+    def ranking(*args: object) -> tuple[object, object]:
+        deadline = time.monotonic() + 10
+        while len(trims) < 3:  # trimmed meanwhile, more than once
+            assert time.monotonic() < deadline, "no trim while the ranking ran"
+            time.sleep(0.001)
+        return np.zeros((0, 10), np.int64), np.zeros((0, 10), np.float32)
+
+    monkeypatch.setattr(heap, "trim_heap", counting_trim)
+    monkeypatch.setattr(ivf, "RANKING_TRIM_S", 0.001)
+    monkeypatch.setattr(ivf, "_shortlist_top", ranking)
+    m = Matcher(NOW)
+    m.upsert_many(_listings(20))
+    rs, cs = m.stores["request"], m.stores["offer"]
+    ivf.shortlist_top(rs, rs.live_slots(), cs, 10, NOW)
+    assert not [t for t in threading.enumerate() if t.name == "heap-trim"]  # stopped, joined
+
+
+def test_the_matching_worker_s_blas_runs_one_thread() -> None:
+    """The matcher's bulk ranking runs ``ivf.THREADS`` threads of its own; the worker holds
+    the BLAS library to one thread each (``one_blas_thread``), not one per core more."""
+    import subprocess
+    import sys
+
+    code = (
+        "from node.hub.match_worker import one_blas_thread\n"
+        "from threadpoolctl import threadpool_info\n"
+        "one_blas_thread()\n"
+        "print(sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[1]", out.stdout
