@@ -355,8 +355,20 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
         store.distinct = ((size, *key), inverse, np.asarray(firsts, dtype=np.int64))
     assert store.distinct is not None
     _, inverse, first = store.distinct
-    used, local = np.unique(inverse[slots], return_inverse=True)
-    return local.reshape(-1).astype(np.int64), first[used]
+    local, used = _renumbered(inverse[slots], len(first))
+    return local, first[used]
+
+
+def _renumbered(ids: Ints, n: int) -> tuple[Ints, Ints]:
+    """``np.unique(ids, return_inverse=True)`` for ids in ``range(n)``, by marking which
+    are used rather than sorting them: the sort of 100,000 candidates' ids took ~23 ms of
+    each one-listing match, twice."""
+    used_mask = np.zeros(n, dtype=np.bool_)
+    used_mask[ids] = True
+    used = np.flatnonzero(used_mask)
+    number = np.cumsum(used_mask, dtype=np.int64) - 1
+    local: Ints = number[ids]
+    return local, used.astype(np.int64)
 
 
 def semantic_value(cosine: Floats, scale: tuple[float, float]) -> Floats:

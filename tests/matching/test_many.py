@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from node.matching import Matcher, bulk, reftable
 from node.matching import matcher as matcher_module
@@ -187,3 +189,17 @@ def _groups(store: KindStore, slots: Ints) -> set[frozenset[int]]:
     for slot, index in zip(slots.tolist(), inverse.tolist(), strict=True):
         groups.setdefault(index, set()).add(slot)
     return {frozenset(g) for g in groups.values()}
+
+
+@given(st.lists(st.integers(0, 40), max_size=200), st.integers(0, 20))
+def test_distinct_sets_are_renumbered_as_unique_numbers_them(ids: list[int], spare: int) -> None:
+    """``_renumbered`` (marks, not a sort) gives what ``np.unique(..., return_inverse=True)``
+    gives: the ids used, in order, and each one's place among them."""
+    from node.matching.scoring import _renumbered
+
+    values = np.array(ids, dtype=np.int64)
+    local, used = _renumbered(values, 41 + spare)
+    want_used, want_local = np.unique(values, return_inverse=True)
+    assert used.tolist() == want_used.tolist()
+    assert local.tolist() == want_local.reshape(-1).tolist()
+    assert local.dtype == used.dtype == np.int64
