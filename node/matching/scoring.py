@@ -362,7 +362,7 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
 def _renumbered(ids: Ints, n: int) -> tuple[Ints, Ints]:
     """``np.unique(ids, return_inverse=True)`` for ids in ``range(n)``, by marking which
     are used rather than sorting them: the sort of 100,000 candidates' ids took ~23 ms of
-    each one-listing match, twice."""
+    each one-listing match."""
     used_mask = np.zeros(n, dtype=np.bool_)
     used_mask[ids] = True
     used = np.flatnonzero(used_mask)
