@@ -105,7 +105,7 @@ def one_blas_thread() -> bool:
     over ``node.matching.ivf.THREADS`` threads of its own, each of which made OpenBLAS
     start and feed its threads too (two cores, four busy threads, and a buffer each).
     Measured on a bulk ranking of 70,000 requests against 85,000 offers: 9.8 -> 8.4 s, and
-    55 MB less at its peak. False when no BLAS library is loaded."""
+    55 MB less at its peak. False when threadpoolctl finds no BLAS library it can limit."""
     import numpy  # noqa: F401  (loads the BLAS library numpy uses, if not yet loaded)
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 

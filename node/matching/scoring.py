@@ -368,7 +368,7 @@ def _renumbered(ids: Ints, n: int) -> tuple[Ints, Ints]:
     used = np.flatnonzero(used_mask)
     number = np.cumsum(used_mask, dtype=np.int64) - 1
     local: Ints = number[ids]
-    return local, used.astype(np.int64)
+    return local, used.astype(np.int64, copy=False)
 
 
 def semantic_value(cosine: Floats, scale: tuple[float, float]) -> Floats:
