@@ -1,12 +1,15 @@
-"""A feed page read in worker processes from its bytes: parsed, opened, its items checked.
+"""A feed page read in worker processes from its bytes: its own signature, then all of it.
 
 While a node pulls a long feed, parsing each page, making its items' canonical bytes and
 checking the page's signature cost as much as checking the items themselves; done in the
 node's own process, they hold the interpreter's lock that the node's request handlers
-need. ``sync.verify_pool`` therefore sends the page's bytes to its workers: one opens the
-page (``open_body``), the others each check a share of its items (``check_body``); every
-job parses the bytes itself, so only the bytes travel there, and back only what the
-node keeps of each item.
+need. ``sync.verify_pool`` therefore sends each page's bytes to its workers, as two jobs
+that start together: ``open_body`` says soon whether the page's own signature holds (over
+the bytes as sent: no item is serialised for it), so that the reader asks for the next
+page; ``read_body`` reads the page whole, as the reader would in its own process
+(``open_page``, then ``check_items``). While one worker reads a page, another reads the
+next: pages, not parts of one, are what the workers share. Only the bytes travel there,
+and back only what the node keeps of each item.
 
 Both jobs answer None for anything they cannot vouch for (bytes that do not parse, a page
 that does not hold, a key missing): the reader then reads that page in its own process,
@@ -16,25 +19,35 @@ reader's own path would refuse: they run the same functions on the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import gc
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from protocol.canonical import CanonicalizationError, parse_json, parse_plain
+from protocol.canonical import parse_json, parse_plain
 from protocol.keys import VerifyKeyInfo
-from sync.verify import PageError, all_item_bytes, check_item, open_page
+from sync.verify import PageError, check_item, open_page, page_signature_holds
 
 # One item's outcome, in page order by its index: (index, item, True, its canonical
 # bytes, the key that signed it) or (index, item, False, error code, message).
 Judged = tuple[int, Any, bool, Any, str]
 
 
-def _parsed(body: bytes) -> tuple[dict[str, Any], list[Any], bool] | None:
+def _parsed(body: bytes, page_size: int) -> tuple[dict[str, Any], bool] | None:
+    """The page in ``body`` and whether it is plain (``parse_plain``), when it parses as
+    an object with a list of at most ``page_size`` items."""
     try:
         page, plain = parse_plain(body)
     except (ValueError, RecursionError):
         return None
     items = page.get("items") if isinstance(page, dict) else None
-    return (page, items, plain) if isinstance(items, list) else None
+    if not isinstance(items, list) or len(items) > page_size:
+        return None
+    return page, plain
+
+
+def _members(page: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in page.items() if k != "items"}
 
 
 def open_body(
@@ -47,13 +60,17 @@ def open_body(
     page_size: int,
 ) -> dict[str, Any] | None:
     """The page's own members (its items left out) when its bytes parse, it has no more
-    than ``page_size`` items and it holds (``sync.verify.open_page``), with no duplicate
-    key in it; else None."""
-    parsed = _parsed(body)
-    if parsed is None or len(parsed[1]) > page_size:
+    than ``page_size`` items and its own checks and signature hold; else None. The
+    signature is checked over the bytes as sent (``page_signature_holds``), or, for
+    bytes not laid out canonically, as ``open_page`` does (parsed strictly then, so that
+    a duplicate key is refused)."""
+    parsed = _parsed(body, page_size)
+    if parsed is None:
         return None
-    page, _, plain = parsed
+    page, plain = parsed
     try:
+        if page_signature_holds(page, body, peer=peer, me=me, after=after, keys=keys):
+            return _members(page)
         opened = open_page(page, peer=peer, me=me, after=after, keys=keys, plain=plain)
     except PageError:
         return None
@@ -62,48 +79,68 @@ def open_body(
             parse_json(body)
         except (ValueError, UnicodeDecodeError):
             return None
-    return {k: v for k, v in page.items() if k != "items"}
+    return _members(page)
 
 
-def check_body(
+def read_body(
     body: bytes,
-    part: int,
-    parts: int,
     *,
     peer: str,
     me: str,
+    after: str | None,
     keys: Mapping[str, VerifyKeyInfo],
     hub: str | None,
-) -> list[Judged] | None:
-    """Share ``part`` of ``parts`` of the page's items, each checked on its own
-    (``sync.verify.check_item``); None when the bytes do not parse as a page."""
-    parsed = _parsed(body)
+    page_size: int,
+) -> tuple[dict[str, Any], list[Judged]] | None:
+    """The page whole, as ``open_body`` takes it and with each item checked on its own
+    (``sync.verify.check_item``): its own members and its items' outcomes; None when
+    ``open_body`` would say None."""
+    parsed = _parsed(body, page_size)
     if parsed is None:
         return None
-    _, items, plain = parsed
-    size = -(-len(items) // parts)
-    start = part * size
-    chunk = items[start : start + size]
+    page, plain = parsed
     try:
-        signed, _ = all_item_bytes(chunk, plain)
-    except CanonicalizationError:
+        opened = open_page(page, peer=peer, me=me, after=after, keys=keys, plain=plain)
+    except PageError:
         return None
-    out: list[Judged] = []
-    for i, (obj, b) in enumerate(zip(chunk, signed, strict=True), start=start):
+    if opened.canonical != body:
         try:
-            item = check_item(obj, peer=peer, me=me, keys=keys, signed=b, hub=hub)
+            parse_json(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+    out: list[Judged] = []
+    for i, (obj, signed) in enumerate(zip(page["items"], opened.item_bytes, strict=True)):
+        try:
+            item = check_item(obj, peer=peer, me=me, keys=keys, signed=signed, hub=hub)
         except PageError as exc:
             out.append((i, obj, False, exc.code, exc.message))
             continue
         out.append((i, obj, True, item.canonical, item.key_name))
-    return out
+    return _members(page), out
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a page is read: the tens of thousands of
+    dicts and lists a page makes, all alive, would otherwise be traversed by collection
+    after collection as they are made (a few per cent of the reader's CPU, a sixth of a
+    worker's job; JSON makes no cycles, and any a job leaves is collected after it). It
+    is back on afterwards, unless it was off before (as an import turns it off:
+    ``node.services.listings``)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def open_body_kw(body: bytes, kwargs: dict[str, Any]) -> dict[str, Any] | None:
-    return open_body(body, **kwargs)
+    with gc_paused():
+        return open_body(body, **kwargs)
 
 
-def check_body_kw(
-    body: bytes, part: int, parts: int, kwargs: dict[str, Any]
-) -> list[Judged] | None:
-    return check_body(body, part, parts, **kwargs)
+def read_body_kw(body: bytes, kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[Judged]] | None:
+    with gc_paused():
+        return read_body(body, **kwargs)

@@ -9,11 +9,11 @@ anywhere loses nothing. Each run is recorded once, with what it applied and its 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from protocol.keys import VerifyKeyInfo
 from protocol.limits import MAX_PAGE_BYTES
 from sync.client import RESPONSE_TOO_LARGE, PeerClient, PeerError, PeerResponse, raise_for_status
 from sync.interfaces import ApplyResult, Changes, KeySource, RunRecord, SyncStore
+from sync.page_jobs import gc_paused
 from sync.verify import CheckedPage, OpenedPage, PageError, check_items, open_page
 from sync.verify_pool import VerifyPool
 
@@ -42,22 +43,6 @@ PROGRESS_MS = 10_000
 class Peer:
     node_id: str
     base_url: str
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a page is parsed: the tens of thousands of
-    dicts and lists a page makes, all alive, would otherwise be traversed by collection
-    after collection as they are made (a few per cent of the reader's CPU; JSON
-    makes no cycles). It is back on afterwards, unless it was off before (as an import
-    turns it off: ``node.services.listings``)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class FeedReader:
@@ -139,16 +124,30 @@ class FeedReader:
 
     async def _pull_pages(self, peer: Peer, run: RunRecord, changes: Changes) -> None:
         """Page after page, in a pipeline: once a page's own signature holds, the next
-        page is asked for; while a page's items are checked (in the pool), the page
-        before is applied (in a worker thread), so the peer, the checking and the
-        database work at once. Nothing unverified is acted on, and a page is applied
-        only after the one before it committed: on any failure the run ends, a page
-        being applied is waited for (it holds, and it is counted), and a page fetched or
-        checked ahead is dropped unapplied."""
+        page is asked for; while a page's items are checked (in the pool, where a later
+        page may be read at the same time by another worker), the page before is applied
+        (in a worker thread), so the peer, the checking and the database work at once.
+        Nothing unverified is acted on, and pages are applied in order, each only after
+        the one before it committed: on any failure the run ends, a page being applied
+        is waited for (it holds, and it is counted), and a page fetched or read ahead is
+        dropped unapplied."""
         cursor = (await self._blocking(self.store.peer_cursor, peer.node_id)).cursor
         ahead: asyncio.Task[Any] | None = None
+        reads: collections.deque[asyncio.Future[CheckedPage]] = collections.deque()
         applying: asyncio.Future[tuple[CheckedPage, ApplyResult, float]] | None = None
         keys: Mapping[str, VerifyKeyInfo] | None = None
+        depth = max(1, self.pool.workers) if self.pool is not None else 1
+
+        async def apply_next() -> None:
+            """The oldest page read, applied once the one before it is."""
+            nonlocal applying
+            checked = await reads[0]
+            reads.popleft()
+            if applying is not None:
+                done, applying = applying, None
+                self._count(run, changes, *(await done))
+            applying = asyncio.ensure_future(self._apply(peer, checked))
+
         try:
             for left in range(self.max_pages, 0, -1):
                 resp = await (ahead or self._fetch(peer, cursor))
@@ -159,28 +158,43 @@ class FeedReader:
                     if ahead is None and left > 1 and page["more"]:
                         ahead = asyncio.ensure_future(self._fetch(peer, page["next"]))
 
-                checked, keys = await self._read(peer, resp, cursor, keys, fetch_next)
-                if applying is not None:
-                    done, applying = applying, None
-                    self._count(run, changes, *(await done))
-                applying = asyncio.ensure_future(self._apply(peer, checked))
-                cursor = checked.page["next"]
-                if not checked.page["more"]:
+                page, reading, keys = await self._read(peer, resp, cursor, keys, fetch_next)
+                reads.append(reading)
+                while reads and (len(reads) > depth or reads[0].done()):
+                    await apply_next()
+                cursor = page["next"]
+                if not page["more"]:
                     break
             else:
                 run.more = self.max_pages > 0  # the page budget is spent, the feed goes on
+            while reads:
+                await apply_next()
             if applying is not None:
                 done, applying = applying, None
                 self._count(run, changes, *(await done))
-        except BaseException:
+        except BaseException as exc:
+            failure = exc
+            if isinstance(exc, Exception):
+                # The pages read before the one that failed hold: they are applied first,
+                # in order (a failure among them, being earlier, is the run's instead).
+                try:
+                    while reads:
+                        await apply_next()
+                except Exception as earlier:
+                    failure = earlier
             if applying is not None:  # it holds whatever ended this run: let it finish
                 with contextlib.suppress(Exception):
                     self._count(run, changes, *(await asyncio.shield(applying)))
-            raise
+            if failure is exc:
+                raise
+            raise failure from None
         finally:
-            if ahead is not None:
-                ahead.cancel()
-                await asyncio.gather(ahead, return_exceptions=True)
+            for pending in (ahead, *reads):
+                if pending is not None:
+                    pending.cancel()
+            await asyncio.gather(
+                *(t for t in (ahead, *reads) if t is not None), return_exceptions=True
+            )
 
     async def _read(
         self,
@@ -189,28 +203,66 @@ class FeedReader:
         cursor: str | None,
         keys: Mapping[str, VerifyKeyInfo] | None,
         opened: Callable[[Mapping[str, Any]], None],
-    ) -> tuple[CheckedPage, Mapping[str, VerifyKeyInfo]]:
-        """The page in ``resp`` opened and its items checked, with the keys used;
-        ``opened`` is called with the page once it holds. In the pool's workers, whole,
+    ) -> tuple[Mapping[str, Any], asyncio.Future[CheckedPage], Mapping[str, VerifyKeyInfo]]:
+        """The page in ``resp`` once its own signature holds (``opened`` is called with it
+        then), its items' check under way, with the keys used. In the pool's workers,
         when they run and the page is big (the peer's keys known from an earlier page of
-        the run); otherwise, or when they cannot vouch for it, here."""
+        the run): the check then goes on while the reader goes on to the next page.
+        Otherwise, or when the workers cannot vouch for the page, here: the check is
+        done when this returns."""
         pool = self.pool
         if pool is not None and keys is not None and pool.reads_pages(len(resp.body)):
-            checked = await pool.read_page(
-                resp.body,
-                peer=peer.node_id,
-                me=self.me,
-                after=cursor,
-                keys=keys,
-                hub=self.hub,
-                page_size=self.page_size,
-                opened=opened,
+            told: asyncio.Future[Mapping[str, Any]] = asyncio.get_running_loop().create_future()
+
+            def tell(page: Mapping[str, Any]) -> None:
+                told.set_result(page)
+                opened(page)
+
+            reading = asyncio.ensure_future(
+                pool.read_page(
+                    resp.body,
+                    peer=peer.node_id,
+                    me=self.me,
+                    after=cursor,
+                    keys=keys,
+                    hub=self.hub,
+                    page_size=self.page_size,
+                    opened=tell,
+                )
             )
-            if checked is not None:
-                return checked, keys
+            try:
+                await asyncio.wait((told, reading), return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:
+                reading.cancel()
+                raise
+            if told.done():
+                return (
+                    told.result(),
+                    asyncio.ensure_future(self._checked(peer, resp, cursor, keys, reading)),
+                    keys,
+                )
+            reading.result()  # None: the workers cannot vouch for it (an error is raised)
         page, keys = await self._open(peer, resp, cursor, keys)
         opened(page.page)
-        return await self._check(peer, page, keys), keys
+        done: asyncio.Future[CheckedPage] = asyncio.get_running_loop().create_future()
+        done.set_result(await self._check(peer, page, keys))
+        return page.page, done, keys
+
+    async def _checked(
+        self,
+        peer: Peer,
+        resp: PeerResponse,
+        cursor: str | None,
+        keys: Mapping[str, VerifyKeyInfo],
+        reading: Awaitable[CheckedPage | None],
+    ) -> CheckedPage:
+        """The page the workers are reading, or, when they cannot vouch for all of it
+        after all, the page read here (which says why, if it does not hold)."""
+        checked = await reading
+        if checked is not None:
+            return checked
+        page, keys = await self._open(peer, resp, cursor, keys)
+        return await self._check(peer, page, keys)
 
     async def _apply(
         self, peer: Peer, checked: CheckedPage
@@ -294,7 +346,7 @@ class FeedReader:
         unseen (the strict parser, ``PeerResponse.json``, costs three times as much)."""
         plain = False
         try:
-            with _gc_paused():
+            with gc_paused():
                 page, plain = parse_plain(resp.body)
         except (ValueError, RecursionError):
             page = resp.json()  # the strict parser's verdict, in its words

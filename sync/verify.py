@@ -112,18 +112,8 @@ def all_item_bytes(
     return signed, whole
 
 
-def open_page(
-    page: Any,
-    *,
-    peer: str,
-    me: str,
-    after: str | None,
-    keys: Mapping[str, VerifyKeyInfo],
-    plain: bool = False,
-) -> OpenedPage:
-    """The page's own checks: shape, issuer, audience, cursor, signature. ``plain``: the
-    page was parsed by ``protocol.canonical.parse_plain``, which found it plain: its
-    items' bytes are then made by one ``json.dumps`` each (``plain_bytes``)."""
+def _page_checks(page: Any, *, peer: str, me: str, after: str | None) -> list[Any]:
+    """A page's own shape, issuer, audience and cursor; its items (not judged yet)."""
     if not isinstance(page, dict):
         raise PageError(ErrorCode.SCHEMA_INVALID, "feed page is not a JSON object")
     page_items = page.get("items")
@@ -145,6 +135,31 @@ def open_page(
         )
     if page["after"] != after:
         raise PageError(ErrorCode.CURSOR_MISMATCH, "page does not continue from the cursor we sent")
+    return page_items
+
+
+def _verify_page(
+    page: dict[str, Any], peer: str, keys: Mapping[str, VerifyKeyInfo], parts: dict[str, bytes]
+) -> None:
+    try:
+        verify_object(page, peer, keys, parts=parts)
+    except SignatureError as exc:
+        raise PageError(exc.code, f"page signature: {exc.message}") from exc
+
+
+def open_page(
+    page: Any,
+    *,
+    peer: str,
+    me: str,
+    after: str | None,
+    keys: Mapping[str, VerifyKeyInfo],
+    plain: bool = False,
+) -> OpenedPage:
+    """The page's own checks: shape, issuer, audience, cursor, signature. ``plain``: the
+    page was parsed by ``protocol.canonical.parse_plain``, which found it plain: its
+    items' bytes are then made by one ``json.dumps`` each (``plain_bytes``)."""
+    page_items = _page_checks(page, peer=peer, me=me, after=after)
     # Each item is serialised once: its bytes make up the page's signed bytes, give its
     # own signing payload, and are what the store keeps.
     try:
@@ -153,11 +168,44 @@ def open_page(
     except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these
         raise PageError(ErrorCode.SCHEMA_INVALID, f"feed page: {exc}") from exc
     page_parts["items"] = b'"items":' + array_bytes(whole)
-    try:
-        verify_object(page, peer, keys, parts=page_parts)
-    except SignatureError as exc:
-        raise PageError(exc.code, f"page signature: {exc.message}") from exc
+    _verify_page(page, peer, keys, page_parts)
     return OpenedPage(page, item_bytes, join_members(page_parts))
+
+
+# Where a page's items go in its canonical bytes while they are left out: NUL, which
+# canonical JSON never holds as such (a string escapes it).
+_ITEMS_MARK = b"\x00"
+
+
+def page_signature_holds(
+    page: Any,
+    body: bytes,
+    *,
+    peer: str,
+    me: str,
+    after: str | None,
+    keys: Mapping[str, VerifyKeyInfo],
+) -> bool:
+    """``open_page``'s checks of the page parsed from ``body``, its signature checked
+    over ``body``'s own bytes for its items, without making the items' bytes: True when
+    they all hold, PageError when one fails, False when ``body`` is not laid out as the
+    page's canonical bytes around its items (then only ``open_page`` can tell).
+
+    This says only that the page's owner signed these bytes, so that the next page may
+    be asked for; the page is acted on after ``open_page`` and ``check_items`` (which
+    also make sure the items are in their canonical form)."""
+    _page_checks(page, peer=peer, me=me, after=after)
+    try:
+        parts = member_bytes({k: v for k, v in page.items() if k != "items"})
+    except CanonicalizationError:  # pragma: no cover - parse_json refuses these
+        return False
+    parts["items"] = b'"items":' + _ITEMS_MARK
+    head, _, tail = join_members(parts).partition(_ITEMS_MARK)
+    if len(body) < len(head) + len(tail) + 2 or not (body.startswith(head) and body.endswith(tail)):
+        return False
+    parts["items"] = b'"items":' + body[len(head) : len(body) - len(tail)]
+    _verify_page(page, peer, keys, parts)
+    return True
 
 
 def check_items(

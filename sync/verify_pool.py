@@ -9,8 +9,9 @@ parent already holds the objects and their bytes. With one core, or a small page
 are checked in the calling thread (``check_items``), with the same results.
 
 Once a long pull has started the workers, its later pages go to them as bytes
-(``read_page``, ``sync.page_jobs``): parsed, opened and checked there, so that the node's
-own process, which also answers requests, keeps only the applying.
+(``read_page``, ``sync.page_jobs``): each read whole by one worker while the next page is
+read by another, so that the node's own process, which also answers requests, keeps only
+the applying.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 from protocol.canonical import canonical_bytes
 from protocol.keys import VerifyKeyInfo
 from sync.interfaces import RejectedItem, VerifiedItem
-from sync.page_jobs import Judged, check_body_kw, open_body_kw
+from sync.page_jobs import Judged, open_body_kw, read_body_kw
 from sync.verify import (
     CheckedPage,
     ItemBytes,
@@ -180,39 +181,41 @@ class VerifyPool:
         page_size: int,
         opened: Callable[[Mapping[str, Any]], None],
     ) -> CheckedPage | None:
-        """The page in ``body`` read in the workers: one opens it while the others check a
-        share of its items each. ``opened`` is called with the page's own members as soon
-        as the page holds (the reader asks for the next page meanwhile). None when the
-        workers cannot vouch for the page (it is then read in-process, which says why)."""
+        """The page in ``body`` read in the workers, as two jobs sent together: one says
+        whether the page's own signature holds, the other reads the page whole.
+        ``opened`` is called with the page's own members as soon as the first says it
+        holds (the reader asks for the next page meanwhile, and a reader that keeps
+        more than one page in the workers has another worker read that one). None when
+        the workers cannot vouch for the page (it is then read in-process, which says
+        why)."""
         if not _can_send(keys, peer):
             return None
         loop = asyncio.get_running_loop()
         with self._in_use(loop):
             pool = self._pool()
-            common: dict[str, Any] = {"peer": peer, "me": me, "keys": keys}
-            page_kw = {**common, "after": after, "page_size": page_size}
-            head = loop.run_in_executor(pool, open_body_kw, body, page_kw)
-            parts = [
-                loop.run_in_executor(
-                    pool, check_body_kw, body, part, self.workers, {**common, "hub": hub}
-                )
-                for part in range(self.workers)
-            ]
+            kw: dict[str, Any] = {
+                "peer": peer,
+                "me": me,
+                "keys": keys,
+                "after": after,
+                "page_size": page_size,
+            }
+            head = loop.run_in_executor(pool, open_body_kw, body, kw)
+            whole = loop.run_in_executor(pool, read_body_kw, body, {**kw, "hub": hub})
             try:
                 meta = await head
                 if meta is None:
                     return None
                 opened(meta)
-                chunks = await asyncio.gather(*parts)
+                read = await whole
             except BrokenProcessPool:
                 logger.warning("page reading workers ended unexpectedly: this page is read here")
                 self.close(wait=False)
                 return None
             finally:
-                for part_future in parts:
-                    part_future.cancel()
-                await asyncio.gather(*parts, return_exceptions=True)
-        return _assembled(meta, chunks)
+                whole.cancel()
+                await asyncio.gather(whole, return_exceptions=True)
+        return None if read is None else _assembled(*read)
 
     @contextlib.contextmanager
     def _in_use(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
@@ -296,22 +299,17 @@ def _can_send(keys: Mapping[str, VerifyKeyInfo], peer: str) -> bool:
     return True
 
 
-def _assembled(
-    meta: Mapping[str, Any], chunks: Sequence[list[Judged] | None]
-) -> CheckedPage | None:
+def _assembled(meta: Mapping[str, Any], judged: Sequence[Judged]) -> CheckedPage:
     """The page the workers read: its members, its items in order, checked or refused."""
     objs: list[Any] = []
     items: list[VerifiedItem] = []
     rejected: list[RejectedItem] = []
-    for chunk in chunks:
-        if chunk is None:
-            return None
-        for _, obj, good, first, second in chunk:
-            objs.append(obj)
-            if good:
-                items.append(VerifiedItem(obj, first, second))
-            else:
-                rejected.append(RejectedItem(obj, first, second))
+    for _, obj, good, first, second in judged:
+        objs.append(obj)
+        if good:
+            items.append(VerifiedItem(obj, first, second))
+        else:
+            rejected.append(RejectedItem(obj, first, second))
     return CheckedPage({**meta, "items": objs}, items, rejected)
 
 

@@ -18,7 +18,7 @@ import pytest
 from node.hub.match_worker import PROCESS_NAME
 from protocol.canonical import canonical_bytes
 from sync import verify_pool
-from sync.verify import CheckedPage, check_items, open_page
+from sync.verify import CheckedPage, PageError, check_items, open_page, page_signature_holds
 from sync.verify_pool import VerifyPool
 from tests.federation import test_security
 from tests.federation.test_security import (
@@ -319,6 +319,73 @@ async def test_a_long_pull_reads_its_later_pages_in_the_workers_with_the_same_ou
     assert [item for _, _, _, item in got] == bad + bad[::-1]
     assert fake_th.asked[-1] == "c3"
     assert hub.sync.reader.store.peer_cursor("th").cursor == "c3"
+
+
+async def test_the_next_page_is_read_while_the_one_before_is_still_being_read(
+    hub: RunningNode, fake_th: FakePeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages, not parts of one, are what the workers share: once a page's own signature
+    holds, the next is fetched and sent to the workers while the first is still being
+    read there. Here the first page's read ends only once the next one's has begun (a
+    reader that waited for it would wait for ever); every page is applied, in order."""
+    monkeypatch.setattr(verify_pool, "MIN_PAGE_BYTES", 0)
+    pages = [[summary(f"th-off-{n:04d}") for n in range(k * 10, k * 10 + 10)] for k in range(4)]
+    for k, items in enumerate(pages):
+        after = None if k == 0 else f"c{k}"
+        fake_th.pages[after] = feed_page(
+            items, after=after, next_cursor=f"c{k + 1}", more=k < len(pages) - 1
+        )
+    pool = VerifyPool(2, min_items=1, min_backlog=0)
+    read_page = pool.read_page
+    begun: list[asyncio.Event] = []
+
+    async def overlapped(*args: Any, **kwargs: Any) -> CheckedPage | None:
+        begun.append(asyncio.Event())
+        mine = len(begun)
+        if mine > 1:
+            begun[mine - 2].set()
+        got = await read_page(*args, **kwargs)
+        if mine < len(pages) - 1:  # pages 2..4 are read there; the last has no next
+            await asyncio.wait_for(begun[mine - 1].wait(), 30)
+        return got
+
+    monkeypatch.setattr(pool, "read_page", overlapped)
+    hub.sync.reader.pool = pool
+    try:
+        run = await hub.sync.sync_peer("th", force=True)
+    finally:
+        pool.close()
+    assert run is not None and run.error is None, run
+    assert len(begun) == len(pages) - 1, "the first page is read here, the rest there"
+    assert run.applied == sum(len(items) for items in pages)
+    assert set(held(hub)) == {item["listing"]["id"] for items in pages for item in items}
+    assert hub.sync.reader.store.peer_cursor("th").cursor == f"c{len(pages)}"
+
+
+def test_a_pages_own_signature_is_checked_over_its_bytes_as_sent(hub: RunningNode) -> None:
+    """The workers' first answer on a page (whether to ask for the next) checks the
+    page's signature over the items' bytes as they came, without serialising them: it
+    holds for the owner's bytes, fails for bytes the owner did not sign, and leaves
+    bytes laid out otherwise (another node's spacing) to the full check."""
+    keys = hub.sync.keys.keys("th")
+    page = feed_page([summary("th-off-0001"), summary("th-off-0002")], after="c0", next_cursor="c1")
+    body = canonical_bytes(page)
+
+    def holds(body: bytes, after: str | None = "c0") -> bool:
+        return page_signature_holds(
+            json.loads(body), body, peer="th", me="cn", after=after, keys=keys
+        )
+
+    assert holds(body)
+    assert not holds(json.dumps(page).encode())
+    altered = copy.deepcopy(page)
+    altered["items"][1]["listing"]["version"] = 9  # inside an item, after signing
+    with pytest.raises(PageError) as bad:
+        holds(canonical_bytes(altered))
+    assert bad.value.code == "signature_invalid"
+    with pytest.raises(PageError) as elsewhere:
+        holds(body, after="c9")
+    assert elsewhere.value.code == "cursor_mismatch"
 
 
 ORPHAN_SCRIPT = """
