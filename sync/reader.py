@@ -37,6 +37,10 @@ FEED_PATH = "/federation/v1/feed"
 # pulled on at once: a first sync of many listings takes several runs. A peer that stalls
 # mid-feed still fails the run.
 PROGRESS_MS = 10_000
+# Pages a run may have read in the verify workers beyond the oldest not yet applied: one
+# worker reads a page while another reads the next. More would hold more pages in memory
+# (the hub pulls several members at once, all into the same two workers) for no gain.
+READ_AHEAD = 1
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,6 @@ class FeedReader:
         reads: collections.deque[asyncio.Future[CheckedPage]] = collections.deque()
         applying: asyncio.Future[tuple[CheckedPage, ApplyResult, float]] | None = None
         keys: Mapping[str, VerifyKeyInfo] | None = None
-        depth = max(1, self.pool.workers) if self.pool is not None else 1
 
         async def apply_next() -> None:
             """The oldest page read, applied once the one before it is."""
@@ -160,7 +163,7 @@ class FeedReader:
 
                 page, reading, keys = await self._read(peer, resp, cursor, keys, fetch_next)
                 reads.append(reading)
-                while reads and (len(reads) > depth or reads[0].done()):
+                while reads and (len(reads) > READ_AHEAD or reads[0].done()):
                     await apply_next()
                 cursor = page["next"]
                 if not page["more"]:
