@@ -277,6 +277,19 @@ async def test_the_workers_vouch_for_no_page_that_does_not_hold(
     assert told == []
 
 
+async def _pull_through(
+    hub: RunningNode, pool: VerifyPool, read_page: Any, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """th pulled by the hub with ``pool``, whose ``read_page`` is ``read_page`` (a wrapper
+    of the pool's own): the run."""
+    monkeypatch.setattr(pool, "read_page", read_page)
+    hub.sync.reader.pool = pool
+    try:
+        return await hub.sync.sync_peer("th", force=True)
+    finally:
+        pool.close()
+
+
 async def test_a_long_pull_reads_its_later_pages_in_the_workers_with_the_same_outcome(
     hub: RunningNode, fake_th: FakePeer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -301,12 +314,7 @@ async def test_a_long_pull_reads_its_later_pages_in_the_workers_with_the_same_ou
         whole.append(got is not None)
         return got
 
-    monkeypatch.setattr(pool, "read_page", counted)
-    hub.sync.reader.pool = pool
-    try:
-        run = await hub.sync.sync_peer("th", force=True)
-    finally:
-        pool.close()
+    run = await _pull_through(hub, pool, counted, monkeypatch)
     assert run is not None
     assert whole == [True, True, False], "pages 2 and 3 in the workers; 4 refused there"
     assert run.error is not None and run.error.startswith("signature_invalid"), run.error
@@ -349,12 +357,7 @@ async def test_the_next_page_is_read_while_the_one_before_is_still_being_read(
             await asyncio.wait_for(begun[mine - 1].wait(), 30)
         return got
 
-    monkeypatch.setattr(pool, "read_page", overlapped)
-    hub.sync.reader.pool = pool
-    try:
-        run = await hub.sync.sync_peer("th", force=True)
-    finally:
-        pool.close()
+    run = await _pull_through(hub, pool, overlapped, monkeypatch)
     assert run is not None and run.error is None, run
     assert len(begun) == len(pages) - 1, "the first page is read here, the rest there"
     assert run.applied == sum(len(items) for items in pages)
