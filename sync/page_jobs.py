@@ -26,11 +26,18 @@ from typing import Any
 
 from protocol.canonical import parse_json, parse_plain
 from protocol.keys import VerifyKeyInfo
-from sync.verify import PageError, check_item, open_page, page_signature_holds
+from sync.verify import (
+    OpenedPage,
+    PageError,
+    check_item,
+    open_page,
+    page_members,
+    page_signature_holds,
+)
 
-# One item's outcome, in page order by its index: (index, item, True, its canonical
-# bytes, the key that signed it) or (index, item, False, error code, message).
-Judged = tuple[int, Any, bool, Any, str]
+# One item's outcome, in page order: (item, True, its canonical bytes, the key that signed
+# it) or (item, False, error code, message).
+Judged = tuple[Any, bool, Any, str]
 
 
 def _parsed(body: bytes, page_size: int) -> tuple[dict[str, Any], bool] | None:
@@ -46,8 +53,29 @@ def _parsed(body: bytes, page_size: int) -> tuple[dict[str, Any], bool] | None:
     return page, plain
 
 
-def _members(page: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in page.items() if k != "items"}
+def _opened(
+    page: dict[str, Any],
+    body: bytes,
+    plain: bool,
+    *,
+    peer: str,
+    me: str,
+    after: str | None,
+    keys: Mapping[str, VerifyKeyInfo],
+) -> OpenedPage | None:
+    """``open_page`` of the page parsed from ``body``, which, when ``body`` is not its
+    owner's canonical bytes, is parsed strictly too (so that a duplicate key is refused);
+    None when either does not hold."""
+    try:
+        opened = open_page(page, peer=peer, me=me, after=after, keys=keys, plain=plain)
+    except PageError:
+        return None
+    if opened.canonical != body:
+        try:
+            parse_json(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+    return opened
 
 
 def open_body(
@@ -69,17 +97,12 @@ def open_body(
         return None
     page, plain = parsed
     try:
-        if page_signature_holds(page, body, peer=peer, me=me, after=after, keys=keys):
-            return _members(page)
-        opened = open_page(page, peer=peer, me=me, after=after, keys=keys, plain=plain)
+        holds = page_signature_holds(page, body, peer=peer, me=me, after=after, keys=keys)
     except PageError:
         return None
-    if opened.canonical != body:  # not as its owner sends it: parsed strictly
-        try:
-            parse_json(body)
-        except (ValueError, UnicodeDecodeError):
-            return None
-    return _members(page)
+    if not holds and _opened(page, body, plain, peer=peer, me=me, after=after, keys=keys) is None:
+        return None
+    return page_members(page)
 
 
 def read_body(
@@ -99,24 +122,18 @@ def read_body(
     if parsed is None:
         return None
     page, plain = parsed
-    try:
-        opened = open_page(page, peer=peer, me=me, after=after, keys=keys, plain=plain)
-    except PageError:
+    opened = _opened(page, body, plain, peer=peer, me=me, after=after, keys=keys)
+    if opened is None:
         return None
-    if opened.canonical != body:
-        try:
-            parse_json(body)
-        except (ValueError, UnicodeDecodeError):
-            return None
     out: list[Judged] = []
-    for i, (obj, signed) in enumerate(zip(page["items"], opened.item_bytes, strict=True)):
+    for obj, signed in zip(page["items"], opened.item_bytes, strict=True):
         try:
             item = check_item(obj, peer=peer, me=me, keys=keys, signed=signed, hub=hub)
         except PageError as exc:
-            out.append((i, obj, False, exc.code, exc.message))
+            out.append((obj, False, exc.code, exc.message))
             continue
-        out.append((i, obj, True, item.canonical, item.key_name))
-    return _members(page), out
+        out.append((obj, True, item.canonical, item.key_name))
+    return page_members(page), out
 
 
 @contextlib.contextmanager

@@ -192,12 +192,10 @@ class FeedReader:
                 raise
             raise failure from None
         finally:
-            for pending in (ahead, *reads):
-                if pending is not None:
-                    pending.cancel()
-            await asyncio.gather(
-                *(t for t in (ahead, *reads) if t is not None), return_exceptions=True
-            )
+            left_over = [t for t in (ahead, *reads) if t is not None]
+            for task in left_over:
+                task.cancel()
+            await asyncio.gather(*left_over, return_exceptions=True)
 
     async def _read(
         self,
@@ -244,7 +242,9 @@ class FeedReader:
                     asyncio.ensure_future(self._checked(peer, resp, cursor, keys, reading)),
                     keys,
                 )
-            reading.result()  # None: the workers cannot vouch for it (an error is raised)
+            # Ended unopened: None (the workers cannot vouch for the page, read here
+            # instead), or an error, raised here.
+            reading.result()
         page, keys = await self._open(peer, resp, cursor, keys)
         opened(page.page)
         done: asyncio.Future[CheckedPage] = asyncio.get_running_loop().create_future()

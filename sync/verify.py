@@ -138,6 +138,11 @@ def _page_checks(page: Any, *, peer: str, me: str, after: str | None) -> list[An
     return page_items
 
 
+def page_members(page: Mapping[str, Any]) -> dict[str, Any]:
+    """The page's own members: all but its items."""
+    return {k: v for k, v in page.items() if k != "items"}
+
+
 def _verify_page(
     page: dict[str, Any], peer: str, keys: Mapping[str, VerifyKeyInfo], parts: dict[str, bytes]
 ) -> None:
@@ -163,7 +168,7 @@ def open_page(
     # Each item is serialised once: its bytes make up the page's signed bytes, give its
     # own signing payload, and are what the store keeps.
     try:
-        page_parts = member_bytes({k: v for k, v in page.items() if k != "items"})
+        page_parts = member_bytes(page_members(page))
         item_bytes, whole = all_item_bytes(page_items, plain)
     except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these
         raise PageError(ErrorCode.SCHEMA_INVALID, f"feed page: {exc}") from exc
@@ -196,7 +201,7 @@ def page_signature_holds(
     also make sure the items are in their canonical form)."""
     _page_checks(page, peer=peer, me=me, after=after)
     try:
-        parts = member_bytes({k: v for k, v in page.items() if k != "items"})
+        parts = member_bytes(page_members(page))
     except CanonicalizationError:  # pragma: no cover - parse_json refuses these
         return False
     parts["items"] = b'"items":' + _ITEMS_MARK

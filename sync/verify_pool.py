@@ -304,7 +304,7 @@ def _assembled(meta: Mapping[str, Any], judged: Sequence[Judged]) -> CheckedPage
     objs: list[Any] = []
     items: list[VerifiedItem] = []
     rejected: list[RejectedItem] = []
-    for _, obj, good, first, second in judged:
+    for obj, good, first, second in judged:
         objs.append(obj)
         if good:
             items.append(VerifiedItem(obj, first, second))
