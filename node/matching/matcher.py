@@ -496,7 +496,7 @@ class Matcher:
         """``matches_for`` of each of ``refs``, found together: one sparse product per
         block of listings instead of one per listing (the re-match's notify path). With
         ``explain=False`` the shared terms, concepts and codes are left out (``explain``
-        adds them to the matches that need them)."""
+        adds them to the matches that need them), and so is the semantic evidence."""
         now = self.now()
         self.code_model()
         out: dict[Ref, list[Match]] = {}
@@ -528,7 +528,10 @@ class Matcher:
                             (float(v), other_kind, int(s), int(j), scored)
                             for s, v, j in zip(slots, scores, idx, strict=True)
                         )
-            texts = self._evidence_texts(kind, own_slots.tolist())
+            # The semantic evidence encodes the listing's sentences (with e5, ~20 ms each):
+            # only for explained matches, never for the notices' (they do not tell it).
+            slots = own_slots.tolist()
+            texts = self._evidence_texts(kind, slots) if explain else [None] * len(slots)
             for ref, slot, entries, text in zip(mine, own_slots, found, texts, strict=True):
                 out[ref] = self._explained(kind, int(slot), entries, k, explain, text)
         return out

@@ -62,6 +62,38 @@ def test_a_lao_request_finds_the_english_offer_that_solves_it(e5: CachedEncoder)
     assert best.shared_terms == ()  # no word in common: the model found it
 
 
+class _Counted:
+    """The model, with a record of what it was asked to encode."""
+
+    def __init__(self, inner: CachedEncoder) -> None:
+        self.inner = inner
+        self.name, self.asymmetric, self.scale = inner.name, inner.asymmetric, inner.scale
+        self.texts: list[str] = []
+
+    def encode(self, texts: list[str], *, query: bool = True) -> Any:
+        self.texts.extend(texts)
+        return self.inner.encode(texts, query=query)
+
+
+def test_matches_found_for_the_notices_encode_no_sentence(e5: CachedEncoder) -> None:
+    """The notices' path (``explain=False``) does not tell the semantic evidence, so it
+    must not pay for it: encoding a listing's sentences costs e5 ~20 ms each."""
+    counted = _Counted(e5)
+    m = _matcher(counted)
+    assert counted.texts, "the listings were encoded on arrival"
+    counted.texts.clear()
+    ref = ("la", "r-lao")
+    bare = m.matches_for_many([ref], k=3, explain=False)[ref]
+    assert counted.texts == []
+    assert all(x.semantic_evidence is None for x in bare)
+    full = m.matches_for_many([ref], k=3)[ref]
+    assert counted.texts, "the explained matches quote a sentence"
+    assert full[0].semantic_evidence is not None
+    assert [(x.candidate, x.score, x.components) for x in bare] == [
+        (x.candidate, x.score, x.components) for x in full
+    ]
+
+
 # A Chinese village: "Well water gives the children's teeth yellow-brown spots." / "We need
 # water purifying equipment for the whole village."
 ZH_TITLE = "井水让孩子们的牙齿长出黄褐色斑点"
