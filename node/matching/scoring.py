@@ -317,8 +317,9 @@ def _keys(cols: Ints) -> list[bytes]:
 def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
     """For ``slots``: the index of each one's set of coded columns among the distinct
     sets, and a slot having each distinct set. Worked out for the whole store once, then
-    extended row by row as listings are added (one new listing costs a dictionary look-up,
-    not a sort of the store), and worked out again when one is removed or expires."""
+    kept up to date slot by slot: a listing added, or one whose vector or inferred codes
+    arrived (``KindStore.coded_changed``), costs a dictionary look-up, not a sort of the
+    store; worked out again when one is removed or expires."""
     expired = store.expires.view <= now_ms
     size = len(store.features)
     key = (store.dead, int(expired.sum()))
@@ -330,33 +331,62 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
         first = first.astype(np.int64)
         store.distinct_ids = KeyIds(_keys(cols[first]))
         store.distinct = ((size, *key), inverse, first)
-    elif held[0][0] < size:
-        done = held[0][0]
-        ids = store.distinct_ids
-        assert ids is not None
-        extra = np.empty(size - done, dtype=np.int64)
-        firsts = held[2].tolist()
-        added = _keys(_coded_columns(store, expired, done, size))
-
-        def key_of(number: int) -> bytes:
-            slot = int(firsts[number])
-            if slot >= done:
-                return added[slot - done]
-            return _keys(_coded_columns(store, expired, slot, slot + 1))[0]
-
-        for i, row_key in enumerate(added):
-            found = ids.find(row_key, key_of)
-            if found is None:
-                found = len(firsts)
-                firsts.append(done + i)
-                ids.add(row_key, found)
-            extra[i] = found
-        inverse = np.concatenate([held[1], extra])
-        store.distinct = ((size, *key), inverse, np.asarray(firsts, dtype=np.int64))
+        store.rekey.clear()
+    elif held[0][0] < size or store.rekey:
+        store.distinct = _kept_up(store, expired, held, size)
     assert store.distinct is not None
     _, inverse, first = store.distinct
     local, used = _renumbered(inverse[slots], len(first))
     return local, first[used]
+
+
+def _kept_up(
+    store: KindStore,
+    expired: Bools,
+    held: tuple[tuple[int, int, int], Ints, Ints],
+    size: int,
+) -> tuple[tuple[int, int, int], Ints, Ints]:
+    """``store.distinct`` with the slots of ``store.rekey`` put in their sets again, then
+    the slots added since it was made. A set whose representative changed gets another of
+    its members (one left without any keeps none: -1, never found again)."""
+    (done, *key), inverse, first = held
+    ids = store.distinct_ids
+    assert ids is not None
+    firsts = first.tolist()
+    changed = sorted(store.rekey)
+    store.rekey.clear()
+    moving = set(changed)
+    for slot in changed:
+        number = int(inverse[slot])
+        if firsts[number] == slot:
+            members = np.flatnonzero(inverse == number).tolist()
+            firsts[number] = next((m for m in members if m not in moving), -1)
+    added = _keys(_coded_columns(store, expired, done, size))
+
+    def key_of(number: int) -> bytes:
+        slot = int(firsts[number])
+        if slot < 0:
+            return b""
+        if slot >= done:
+            return added[slot - done]
+        return _keys(_coded_columns(store, expired, slot, slot + 1))[0]
+
+    def place(slot: int, row_key: bytes) -> int:
+        found = ids.find(row_key, key_of)
+        if found is None:
+            found = len(firsts)
+            firsts.append(slot)
+            ids.add(row_key, found)
+        return found
+
+    for slot in changed:
+        inverse[slot] = place(slot, _keys(_coded_columns(store, expired, slot, slot + 1))[0])
+    extra = np.array([place(done + i, k) for i, k in enumerate(added)], dtype=np.int64)
+    return (
+        (size, key[0], key[1]),
+        np.concatenate([inverse, extra]),
+        np.asarray(firsts, dtype=np.int64),
+    )
 
 
 def _renumbered(ids: Ints, n: int) -> tuple[Ints, Ints]:

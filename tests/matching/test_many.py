@@ -15,6 +15,7 @@ from node.matching.scoring import Ints, Scored, grid_scores, score_pairs
 from node.matching.semantic import CachedEncoder
 from node.matching.store import KindStore
 from tests.matching.helpers import NOW, offer, request, sample_views
+from tests.matching.test_cli_semantic import HashingEncoder
 
 
 def _sample(encoder: CachedEncoder | None = None) -> Matcher:
@@ -179,6 +180,40 @@ def test_code_set_table_extended_one_listing_at_a_time_equals_a_fresh_one(
     # The offers' and experts' tables were extended (the requests' may be made again when
     # the sector model is fitted again and every request re-inferred).
     assert extended >= 2
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_code_set_table_follows_vectors_and_inferred_codes_that_arrive_later(
+    monkeypatch: pytest.MonkeyPatch, collide: bool
+) -> None:
+    """A listing's coded columns change in place when its vector arrives, and a request's
+    inferred codes with it: the table of distinct sets must then count it with the listings
+    that have its columns now, and every set's representative must have that set's
+    columns (the grid reads the representative's), without making the table again."""
+    from node.matching.scoring import _coded_columns, _distinct
+
+    if collide:
+        monkeypatch.setattr(reftable, "_digest", lambda key: 0)
+    m = Matcher(NOW, encoder=HashingEncoder(), defer_encoding=True)
+    views = sample_views()
+    # Twins share their coded columns (a set of two) until one of them has its vector.
+    m.upsert_many(views + [(owner, {**view, "id": f"{view['id']}-twin"}) for owner, view in views])
+    m.matches_for_many(list(m.stores["request"].slot_of)[:5])  # code model and tables made
+    tables = {kind: store.distinct_ids for kind, store in m.stores.items()}
+    assert all(tables.values())
+    while m.pending_count():
+        m.encode_pending(7)
+        for store in m.stores.values():
+            slots = store.live_slots()
+            inverse, reps = _distinct(store, slots, NOW)
+            cols = _coded_columns(store, store.expires.view <= NOW, 0, len(store.features))
+            assert (cols[slots] == cols[reps[inverse]]).all()
+    assert {kind: store.distinct_ids for kind, store in m.stores.items()} == tables
+    for store in m.stores.values():
+        slots = store.live_slots()
+        kept = _groups(store, slots)
+        store.distinct = None
+        assert kept == _groups(store, slots)
 
 
 def _groups(store: KindStore, slots: Ints) -> set[frozenset[int]]:
