@@ -14,10 +14,6 @@ multiplies float32 matrices of the model's shapes (numpy's BLAS on every core, t
 several runs), that is the least time any float32 engine can take: if it is above a goal,
 the goal cannot be met with this model on this machine.
 
-``hub_encoding``: the first encoding as the hub does it, in its matching worker between
-re-match passes: a few listings encoded, then their matches found again for the notices;
-the rate of both together, extrapolated to 200,000 listings.
-
 Then ``encode_listings``: e5-static (the model a hub too large for e5's background
 encoding can choose, ``CATTC_SEMANTIC=e5-static``) encodes 200,000 listing texts for
 real, made from the sample's listings with words dropped and swapped (so that no text
@@ -36,12 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.match_speed import NOW_MS, load_sample, run_semantic, scale
-from node.hub.match_engine import ENCODE_BATCH, TOP_K
+from bench.match_speed import load_sample, run_semantic
 from node.matching.concepts import default_lexicon
 from node.matching.evaluate import hub_view
 from node.matching.features import extract
-from node.matching.matcher import Matcher
 from node.matching.semantic import CachedEncoder, load_encoder
 
 REPORT_NOTE = (
@@ -190,56 +184,12 @@ def encode_listings(n: int = LISTINGS, model: str = "e5-static") -> list[dict[st
     ]
 
 
-def hub_encoding(n: int = 1_000, listings: int = 96) -> list[dict[str, Any]]:
-    """The hub's background encoding as its matching worker does it (``match_engine``'s
-    ``encode`` then ``notify``): ``ENCODE_BATCH`` listings held without a vector are
-    encoded with the model, then their matches are found again without explanations, as
-    the notices need them. ``n`` offers and ``n`` requests held, each copy's title made
-    its own so that no sentence is in the encoder's cache."""
-    sample = [r for r in load_sample() if r["category"] in {"tech_offer", "tech_request"}]
-    records = scale(sample, "tech_offer", n, seed=11) + scale(sample, "tech_request", n, 12)
-    for i, rec in enumerate(records):
-        rec["title"] = {"en": f"{rec['title'].get('en', '')} ({i})"}
-    encoder = CachedEncoder(load_encoder().inner)  # a cold cache of its own
-    matcher = Matcher(NOW_MS, encoder=encoder, defer_encoding=True)
-    matcher.upsert_many((str(r["owner"]), hub_view(r)) for r in records)
-    encoding = rematching = 0.0
-    done = 0
-    while done < listings:
-        began = time.perf_counter()
-        refs = matcher.encode_pending(ENCODE_BATCH)
-        encoded = time.perf_counter()
-        matcher.matches_for_many(refs, TOP_K, explain=False)
-        encoding += encoded - began
-        rematching += time.perf_counter() - encoded
-        done += len(refs)
-    each = (encoding + rematching) / done
-    return [
-        {
-            "name": f"the hub's background encoding ({encoder.name}): one listing",
-            "value": round(each * 1000, 1),
-            "unit": "ms",
-            "goal": "",
-            "notes": f"{done} listings in batches of {ENCODE_BATCH}; encoding "
-            f"{encoding / done * 1000:.1f} ms, its matches found again "
-            f"{rematching / done * 1000:.1f} ms ({n:,} offers and {n:,} requests held)",
-        },
-        {
-            "name": f"first encoding of {LISTINGS:,} listings at the hub ({encoder.name})",
-            "value": round(LISTINGS * each / 60, 1),
-            "unit": "min",
-            "goal": "< 10 min on 2 cores",
-            "notes": "extrapolated from the row above (the re-match grows with the listings held)",
-        },
-    ]
-
-
 def run() -> list[dict[str, Any]]:
     n = int(os.environ.get("CATTC_BENCH_SEMANTIC_N", "100000"))
-    return run_semantic(n) + hub_encoding() + encoding_floor() + encode_listings()
+    return run_semantic(n) + encoding_floor() + encode_listings()
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    for row in hub_encoding() + encode_listings():
+    for row in encode_listings():
         print(row)
