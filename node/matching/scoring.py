@@ -317,23 +317,28 @@ def _keys(cols: Ints) -> list[bytes]:
 def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
     """For ``slots``: the index of each one's set of coded columns among the distinct
     sets, and a slot having each distinct set. Worked out for the whole store once, then
-    kept up to date slot by slot: a listing added, or one whose vector or inferred codes
-    arrived (``KindStore.coded_changed``), costs a dictionary look-up, not a sort of the
-    store; worked out again when one is removed or expires."""
+    kept up to date slot by slot: a listing added, removed or expired since, or one whose
+    vector or inferred codes arrived (``KindStore.coded_changed``), costs a dictionary
+    look-up, not a sort of the store."""
     expired = store.expires.view <= now_ms
     size = len(store.features)
-    key = (store.dead, int(expired.sum()))
     held = store.distinct
-    if held is None or held[0][1:] != key or held[0][0] > size:
+    if held is not None and held[0][1] != now_ms:
+        # The listings that expired (or, with an earlier ``now_ms``, did not yet) since.
+        lo, hi = sorted((held[0][1], now_ms))
+        crossed = (store.expires.view > lo) & (store.expires.view <= hi)
+        store.coded_changed(np.flatnonzero(crossed).tolist())
+        held = store.distinct
+    if held is None or held[0][0] > size:
         cols = _coded_columns(store, expired, 0, size)
         _, first, inverse = np.unique(cols, axis=0, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1).astype(np.int64)
         first = first.astype(np.int64)
         store.distinct_ids = KeyIds(_keys(cols[first]))
-        store.distinct = ((size, *key), inverse, first)
+        store.distinct = ((size, now_ms), inverse, first)
         store.rekey.clear()
-    elif held[0][0] < size or store.rekey:
-        store.distinct = _kept_up(store, expired, held, size)
+    elif held[0][0] < size or store.rekey or held[0][1] != now_ms:
+        store.distinct = _kept_up(store, expired, held, size, now_ms)
     assert store.distinct is not None
     _, inverse, first = store.distinct
     local, used = _renumbered(inverse[slots], len(first))
@@ -343,13 +348,14 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
 def _kept_up(
     store: KindStore,
     expired: Bools,
-    held: tuple[tuple[int, int, int], Ints, Ints],
+    held: tuple[tuple[int, int], Ints, Ints],
     size: int,
-) -> tuple[tuple[int, int, int], Ints, Ints]:
+    now_ms: int,
+) -> tuple[tuple[int, int], Ints, Ints]:
     """``store.distinct`` with the slots of ``store.rekey`` put in their sets again, then
     the slots added since it was made. A set whose representative changed gets another of
     its members (one left without any keeps none: -1, never found again)."""
-    (done, *key), inverse, first = held
+    (done, _), inverse, first = held
     ids = store.distinct_ids
     assert ids is not None
     firsts = first.tolist()
@@ -383,7 +389,7 @@ def _kept_up(
         inverse[slot] = place(slot, _keys(_coded_columns(store, expired, slot, slot + 1))[0])
     extra = np.array([place(done + i, k) for i, k in enumerate(added)], dtype=np.int64)
     return (
-        (size, key[0], key[1]),
+        (size, now_ms),
         np.concatenate([inverse, extra]),
         np.asarray(firsts, dtype=np.int64),
     )

@@ -166,13 +166,15 @@ class KindStore:
         self.code_sets: dict[str, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
         self.dead = 0
         # (key, distinct-set index per slot, a slot per set): ``scoring.grid_scores``'s.
-        # The key is (slots covered, removed, expired); the ids find a set by its bytes.
+        # The key is (slots covered, the time expiry was judged at); the ids find a set by
+        # its bytes.
         self.distinct: (
-            tuple[tuple[int, int, int], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None
+            tuple[tuple[int, int], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None
         ) = None
         self.distinct_ids: KeyIds | None = None
         # Slots the table covers whose coded columns changed in place since (a vector or
-        # inferred codes arrived): ``scoring._distinct`` finds their sets again.
+        # inferred codes arrived, removed, expired): ``scoring._distinct`` finds their sets
+        # again.
         self.rekey: set[int] = set()
 
     def __len__(self) -> int:
@@ -365,6 +367,7 @@ class KindStore:
         for space in self.spaces:
             self.vocabs[space].remove(self.sparse[space].row(slot)[0])
         self.dead += 1
+        self.coded_changed([slot])
         return slot
 
     def surface(self, slot: int) -> list[str]:

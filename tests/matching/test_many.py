@@ -186,10 +186,11 @@ def test_code_set_table_extended_one_listing_at_a_time_equals_a_fresh_one(
 def test_code_set_table_follows_vectors_and_inferred_codes_that_arrive_later(
     monkeypatch: pytest.MonkeyPatch, collide: bool
 ) -> None:
-    """A listing's coded columns change in place when its vector arrives, and a request's
-    inferred codes with it: the table of distinct sets must then count it with the listings
-    that have its columns now, and every set's representative must have that set's
-    columns (the grid reads the representative's), without making the table again."""
+    """A listing's coded columns change in place when its vector arrives (and a request's
+    inferred codes with it), when it is removed and when it expires: the table of distinct
+    sets must then count it with the listings that have its columns now, and every set's
+    representative must have that set's columns (the grid reads the representative's),
+    without making the table again."""
     from node.matching.scoring import _coded_columns, _distinct
 
     if collide:
@@ -201,13 +202,24 @@ def test_code_set_table_follows_vectors_and_inferred_codes_that_arrive_later(
     m.matches_for_many(list(m.stores["request"].slot_of)[:5])  # code model and tables made
     tables = {kind: store.distinct_ids for kind, store in m.stores.items()}
     assert all(tables.values())
+
+    def check(now: int) -> None:
+        for store in m.stores.values():
+            slots = np.arange(len(store.features), dtype=np.int64)  # removed ones too
+            inverse, reps = _distinct(store, slots, now)
+            cols = _coded_columns(store, store.expires.view <= now, 0, len(store.features))
+            assert (cols[slots] == cols[reps[inverse]]).all()
+
     while m.pending_count():
         m.encode_pending(7)
-        for store in m.stores.values():
-            slots = store.live_slots()
-            inverse, reps = _distinct(store, slots, NOW)
-            cols = _coded_columns(store, store.expires.view <= NOW, 0, len(store.features))
-            assert (cols[slots] == cols[reps[inverse]]).all()
+        check(NOW)
+    for owner, view in views[::9]:  # removed: no longer alive
+        m.remove(owner, view["id"])
+    check(NOW)
+    expiries = np.sort(m.stores["offer"].expires.view)
+    later = int(expiries[len(expiries) // 3])  # a third of the offers expired by then
+    check(later)
+    check(NOW)  # and back
     assert {kind: store.distinct_ids for kind, store in m.stores.items()} == tables
     for store in m.stores.values():
         slots = store.live_slots()
