@@ -337,8 +337,10 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
         store.distinct_ids = KeyIds(_keys(cols[first]))
         store.distinct = ((size, now_ms), inverse, first)
         store.rekey.clear()
-    elif held[0][0] < size or store.rekey or held[0][1] != now_ms:
+    elif held[0][0] < size or store.rekey:
         store.distinct = _kept_up(store, expired, held, size, now_ms)
+    elif held[0][1] != now_ms:  # no listing crossed its expiry
+        store.distinct = ((size, now_ms), held[1], held[2])
     assert store.distinct is not None
     _, inverse, first = store.distinct
     local, used = _renumbered(inverse[slots], len(first))
