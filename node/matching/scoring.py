@@ -28,7 +28,7 @@ from node.matching.code_overlap import ipc_similarity, isic_similarity
 from node.matching.codes import MAX_IPC, MAX_ISIC
 from node.matching.infer import candidate_codes, code_sets, inferred_value, value_table
 from node.matching.reftable import KeyIds
-from node.matching.store import INFER_KINDS, KindStore
+from node.matching.store import INFER_KINDS, REKEY_MIN, REKEY_SHARE, KindStore
 
 RELEVANCE_WEIGHTS: dict[str, float] = {
     "text": 0.30,
@@ -274,22 +274,23 @@ def grid_scores(
     return known.astype(np.float32, copy=False)
 
 
-def _coded_columns(store: KindStore, expired: Bools, lo: int, hi: int) -> Ints:
-    """Rows ``lo:hi`` of the columns that decide a pair's coded parts, side by side."""
+def _coded_columns(store: KindStore, expired: Bools, rows: slice | Ints) -> Ints:
+    """The ``rows`` (a slice of slots, or slots) of the columns that decide a pair's coded
+    parts, side by side."""
     views = [
-        store.ipc.view[lo:hi],
-        store.isic.view[lo:hi],
-        store.smask.view[lo:hi],
-        store.trl.view[lo:hi],
-        store.trl_min.view[lo:hi],
-        store.pmask.view[lo:hi],
-        store.tmask.view[lo:hi],
-        store.obit.view[lo:hi],
-        expired[lo:hi],
-        store.alive.view[lo:hi],
-        store.has_concepts.view[lo:hi],
-        store.has_dense.view[lo:hi],
-        *(store.has_inferred(kind)[lo:hi] for kind in inferred_kinds()),
+        store.ipc.view[rows],
+        store.isic.view[rows],
+        store.smask.view[rows],
+        store.trl.view[rows],
+        store.trl_min.view[rows],
+        store.pmask.view[rows],
+        store.tmask.view[rows],
+        store.obit.view[rows],
+        expired[rows],
+        store.alive.view[rows],
+        store.has_concepts.view[rows],
+        store.has_dense.view[rows],
+        *(store.has_inferred(kind)[rows] for kind in inferred_kinds()),
     ]
     out: Ints = np.column_stack(views).astype(np.int64)
     return out
@@ -329,14 +330,17 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
         crossed = (store.expires.view > lo) & (store.expires.view <= hi)
         store.coded_changed(np.flatnonzero(crossed).tolist())
         held = store.distinct
+    if held is not None and store.orphans > max(REKEY_MIN, held[0][0] * REKEY_SHARE):
+        held = None  # too many sets left without a member: made again
     if held is None or held[0][0] > size:
-        cols = _coded_columns(store, expired, 0, size)
+        cols = _coded_columns(store, expired, slice(0, size))
         _, first, inverse = np.unique(cols, axis=0, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1).astype(np.int64)
         first = first.astype(np.int64)
         store.distinct_ids = KeyIds(_keys(cols[first]))
         store.distinct = ((size, now_ms), inverse, first)
         store.rekey.clear()
+        store.orphans = 0
     elif held[0][0] < size or store.rekey:
         store.distinct = _kept_up(store, expired, held, size, now_ms)
     elif held[0][1] != now_ms:  # no listing crossed its expiry
@@ -356,20 +360,28 @@ def _kept_up(
 ) -> tuple[tuple[int, int], Ints, Ints]:
     """``store.distinct`` with the slots of ``store.rekey`` put in their sets again, then
     the slots added since it was made. A set whose representative changed gets another of
-    its members (one left without any keeps none: -1, never found again)."""
+    its members; one left without any keeps none (-1: never found again, counted in
+    ``store.orphans``)."""
     (done, _), inverse, first = held
     ids = store.distinct_ids
     assert ids is not None
-    firsts = first.tolist()
-    changed = sorted(store.rekey)
+    changed = np.array(sorted(store.rekey), dtype=np.int64)
     store.rekey.clear()
-    moving = set(changed)
-    for slot in changed:
-        number = int(inverse[slot])
-        if firsts[number] == slot:
-            members = np.flatnonzero(inverse == number).tolist()
-            firsts[number] = next((m for m in members if m not in moving), -1)
-    added = _keys(_coded_columns(store, expired, done, size))
+    first = first.copy()
+    if len(changed):
+        numbers = inverse[changed]
+        leaving = numbers[first[numbers] == changed]  # sets whose representative changed
+        if len(leaving):
+            moving = np.zeros(len(inverse), dtype=np.bool_)
+            moving[changed] = True
+            stay = np.flatnonzero(np.isin(inverse, leaving) & ~moving)
+            first[leaving] = -1
+            kept, at = np.unique(inverse[stay], return_index=True)
+            first[kept] = stay[at]  # the first member left of each
+            store.orphans += len(leaving) - len(kept)
+    firsts = first.tolist()
+    added = _keys(_coded_columns(store, expired, slice(done, size)))
+    moved = _keys(_coded_columns(store, expired, changed))
 
     def key_of(number: int) -> bytes:
         slot = int(firsts[number])
@@ -377,7 +389,7 @@ def _kept_up(
             return b""
         if slot >= done:
             return added[slot - done]
-        return _keys(_coded_columns(store, expired, slot, slot + 1))[0]
+        return _keys(_coded_columns(store, expired, slice(slot, slot + 1)))[0]
 
     def place(slot: int, row_key: bytes) -> int:
         found = ids.find(row_key, key_of)
@@ -387,8 +399,8 @@ def _kept_up(
             ids.add(row_key, found)
         return found
 
-    for slot in changed:
-        inverse[slot] = place(slot, _keys(_coded_columns(store, expired, slot, slot + 1))[0])
+    for slot, row_key in zip(changed.tolist(), moved, strict=True):
+        inverse[slot] = place(slot, row_key)
     extra = np.array([place(done + i, k) for i, k in enumerate(added)], dtype=np.int64)
     return (
         (size, now_ms),

@@ -182,19 +182,25 @@ def test_code_set_table_extended_one_listing_at_a_time_equals_a_fresh_one(
     assert extended >= 2
 
 
-@pytest.mark.parametrize("collide", [False, True])
+@pytest.mark.parametrize(("collide", "bound"), [(False, None), (True, None), (False, 3)])
 def test_code_set_table_follows_vectors_and_inferred_codes_that_arrive_later(
-    monkeypatch: pytest.MonkeyPatch, collide: bool
+    monkeypatch: pytest.MonkeyPatch, collide: bool, bound: int | None
 ) -> None:
     """A listing's coded columns change in place when its vector arrives (and a request's
     inferred codes with it), when it is removed and when it expires: the table of distinct
     sets must then count it with the listings that have its columns now, and every set's
     representative must have that set's columns (the grid reads the representative's),
-    without making the table again."""
+    without making the table again (``bound``: it is made again past that many changes or
+    sets left without a member, and stays right)."""
+    from node.matching import scoring
+    from node.matching import store as store_module
     from node.matching.scoring import _coded_columns, _distinct
 
     if collide:
         monkeypatch.setattr(reftable, "_digest", lambda key: 0)
+    if bound is not None:
+        for module in (scoring, store_module):
+            monkeypatch.setattr(module, "REKEY_MIN", bound)
     m = Matcher(NOW, encoder=HashingEncoder(), defer_encoding=True)
     views = sample_views()
     # Twins share their coded columns (a set of two) until one of them has its vector.
@@ -207,8 +213,12 @@ def test_code_set_table_follows_vectors_and_inferred_codes_that_arrive_later(
         for store in m.stores.values():
             slots = np.arange(len(store.features), dtype=np.int64)  # removed ones too
             inverse, reps = _distinct(store, slots, now)
-            cols = _coded_columns(store, store.expires.view <= now, 0, len(store.features))
+            cols = _coded_columns(store, store.expires.view <= now, slice(0, len(store.features)))
             assert (cols[slots] == cols[reps[inverse]]).all()
+            # Sets left without a member: made again past the bound (one read's changes,
+            # themselves within it, may have just left that many more).
+            limit = max(store_module.REKEY_MIN, len(slots) * store_module.REKEY_SHARE)
+            assert store.orphans <= 2 * limit
 
     while m.pending_count():
         m.encode_pending(7)
@@ -220,7 +230,8 @@ def test_code_set_table_follows_vectors_and_inferred_codes_that_arrive_later(
     later = int(expiries[len(expiries) // 3])  # a third of the offers expired by then
     check(later)
     check(NOW)  # and back
-    assert {kind: store.distinct_ids for kind, store in m.stores.items()} == tables
+    made_again = {kind: store.distinct_ids for kind, store in m.stores.items()} != tables
+    assert made_again == (bound is not None)
     for store in m.stores.values():
         slots = store.live_slots()
         kept = _groups(store, slots)
