@@ -33,10 +33,10 @@ SEMANTIC_SPACES = ("text", "concepts")
 # many of each kind are kept per request.
 INFER_KINDS = ("sector", "ipc", "isic")
 INFER_TOP = 3
-# Slots whose set of coded columns is found again one by one (``coded_changed``; ~40 us
-# each), or sets left without a member, before the whole table is made again instead (~0.4
-# s at 100,000 listings).
-REKEY_MIN, REKEY_SHARE = 500, 0.02
+# Slots whose set of coded columns is found again one by one (``coded_changed``), or sets
+# left without a member, before the whole table is made again instead. At 100,000 x
+# 100,000, 1,500 listings removed cost the next match 11 ms more; making it again, 1.4 s.
+REKEY_MIN, REKEY_SHARE = 1_000, 0.2
 NEVER = np.iinfo(np.int64).max
 SPELLING_CODES = 65_535  # spellings a store numbers in 2 bytes a term, before 4
 _PARTNER_BIT = {p: 1 << i for i, p in enumerate(PARTNERSHIPS)}
