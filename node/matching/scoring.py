@@ -328,7 +328,7 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
         # The listings that expired (or, with an earlier ``now_ms``, did not yet) since.
         lo, hi = sorted((held[0][1], now_ms))
         crossed = (store.expires.view > lo) & (store.expires.view <= hi)
-        store.coded_changed(np.flatnonzero(crossed).tolist())
+        store.coded_changed(np.flatnonzero(crossed))
         held = store.distinct
     if held is not None and store.orphans > max(REKEY_MIN, held[0][0] * REKEY_SHARE):
         held = None  # too many sets left without a member: made again

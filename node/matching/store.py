@@ -287,17 +287,21 @@ class KindStore:
             column_codes, column_probs = self._inferred[kind]
             column_codes.view[slots] = np.where(own[:, None], 0, codes)
             column_probs.view[slots] = np.where(own[:, None], 0.0, probs)
-        self.coded_changed(slots.tolist())
+        self.coded_changed(slots)
 
-    def coded_changed(self, slots: Sequence[int]) -> None:
+    def coded_changed(self, slots: Sequence[int] | npt.NDArray[np.int64]) -> None:
         """The coded columns of ``slots`` changed in place: the ones the table of distinct
         sets covers are put in their sets again when it is next read (new slots are added
         to it then anyway); more than REKEY_SHARE of it at once, and it is made again."""
         if self.distinct is None:
             return
         covered = self.distinct[0][0]
-        self.rekey.update(slot for slot in slots if slot < covered)
-        if len(self.rekey) > max(REKEY_MIN, covered * REKEY_SHARE):
+        held = np.asarray(slots, dtype=np.int64)
+        held = held[held < covered]
+        bound = max(REKEY_MIN, covered * REKEY_SHARE)
+        if len(held) <= bound:  # (every request's inferred codes at a refit: not one by one)
+            self.rekey.update(held.tolist())
+        if len(held) > bound or len(self.rekey) > bound:
             self.distinct = None
             self.rekey.clear()
 

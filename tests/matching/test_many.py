@@ -220,6 +220,11 @@ def test_code_set_table_follows_vectors_and_inferred_codes_that_arrive_later(
             limit = max(store_module.REKEY_MIN, len(slots) * store_module.REKEY_SHARE)
             assert store.orphans <= 2 * limit
 
+    # Listings added after the table was made (requests get their inferred codes at once,
+    # many in one batch) extend it, whatever their number.
+    m.upsert_many([(owner, {**view, "id": f"{view['id']}-late"}) for owner, view in views])
+    check(NOW)
+    assert {kind: store.distinct_ids for kind, store in m.stores.items()} == tables
     while m.pending_count():
         m.encode_pending(7)
         check(NOW)
