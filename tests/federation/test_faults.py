@@ -200,8 +200,11 @@ async def test_a_run_out_of_time_while_pages_still_come_is_pulled_on_at_once(
     until the hub holds everything. (A peer that stalls still fails the run, as in
     ``test_delay_beyond_the_run_timeout``.)"""
     net.hub.sync.reader.page_size = 2
-    net.hub.sync.run_timeout_s = 1.5
-    proxy.inject(Fault.DELAY, delay_s=0.3, times=10_000)
+    # A page every ~0.6 s against the 1.5 s within which the last page must have come
+    # (half the run's time): room for a loaded machine, and the feed's 6 pages or more
+    # (more than 10 listings) take longer than one run.
+    net.hub.sync.run_timeout_s = 3.0
+    proxy.inject(Fault.DELAY, delay_s=0.6, times=10_000)
     run = await sync_round(net)
     assert run.error is None and not run.more
     runs = sync_runs(net.hub)
