@@ -321,7 +321,6 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
     kept up to date slot by slot: a listing added, removed or expired since, or one whose
     vector or inferred codes arrived (``KindStore.coded_changed``), costs a dictionary
     look-up, not a sort of the store."""
-    expired = store.expires.view <= now_ms
     size = len(store.features)
     held = store.distinct
     if held is not None and held[0][1] != now_ms:
@@ -333,7 +332,7 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
     if held is not None and store.orphans > max(REKEY_MIN, held[0][0] * REKEY_SHARE):
         held = None  # too many sets left without a member: made again
     if held is None or held[0][0] > size:
-        cols = _coded_columns(store, expired, slice(0, size))
+        cols = _coded_columns(store, store.expires.view <= now_ms, slice(0, size))
         _, first, inverse = np.unique(cols, axis=0, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1).astype(np.int64)
         first = first.astype(np.int64)
@@ -342,7 +341,7 @@ def _distinct(store: KindStore, slots: Ints, now_ms: int) -> tuple[Ints, Ints]:
         store.rekey.clear()
         store.orphans = 0
     elif held[0][0] < size or store.rekey:
-        store.distinct = _kept_up(store, expired, held, size, now_ms)
+        store.distinct = _kept_up(store, store.expires.view <= now_ms, held, size, now_ms)
     elif held[0][1] != now_ms:  # no listing crossed its expiry
         store.distinct = ((size, now_ms), held[1], held[2])
     assert store.distinct is not None
