@@ -16,6 +16,7 @@ Usage: ``python -m bench.run [--only NAME ...] [--out PATH]``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import importlib
 import logging
@@ -150,17 +151,22 @@ def _with_goal(
 
 
 def result_from_row(row: Mapping[str, Any]) -> BenchResult:
-    """A row ``{name, value, unit, goal, notes}`` (as bench.match_speed returns them)."""
+    """A row ``{name, value, unit, goal, notes}`` (as bench.match_speed returns them); with
+    a ``baseline`` measured in the same run, the ratio is ``value / baseline``."""
     value = row["value"]
     if not isinstance(value, int | float):
         raise TypeError(f"figure {row.get('name')!r} is not a number: {value!r}")
-    return _with_goal(
+    result = _with_goal(
         str(row["name"]),
         float(value),
         str(row.get("unit", "")),
         str(row.get("goal", "")),
         str(row.get("notes", "")),
     )
+    baseline = row.get("baseline")
+    if isinstance(baseline, int | float) and baseline and not result.goal:
+        return dataclasses.replace(result, baseline=float(baseline), ratio=value / baseline)
+    return result
 
 
 def results_from_mapping(data: Mapping[str, Any], *, doc_goal: str = "") -> list[BenchResult]:

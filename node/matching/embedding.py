@@ -77,6 +77,14 @@ class Embedder:
             )
         return out
 
+    def release(self) -> None:
+        """Let the model drop what it can rebuild (e5's expanded weights) until it is next
+        used: before a bulk ranking, the matching worker's highest point of memory."""
+        inner = getattr(self.encoder, "inner", self.encoder)
+        release = getattr(inner, "release", None)
+        if release is not None:
+            release()
+
     def with_evidence(
         self, text: str, kind: str, matches: list[Match], others: list[FloatArray | None]
     ) -> list[Match]:

