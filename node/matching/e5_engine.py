@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import importlib
 import mmap
+import os
 import re
 import struct
 import threading
@@ -201,6 +202,7 @@ class E5Engine:
         self._lock = threading.Lock()
         self._running = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
 
     # -- the file --------------------------------------------------------------------
     def _parse(self, buf: memoryview) -> None:
@@ -323,8 +325,10 @@ class E5Engine:
             if len(windows) > 1 and THREADS > 1:
                 # Each thread's products on one BLAS thread: two threads of ours, each
                 # with BLAS threads of its own, would be four on two cores.
-                if self._pool is None:
+                if self._pool is None or self._pool_pid != os.getpid():
+                    # (a forked child has none of its parent's threads: a pool of its own)
                     self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="e5")
+                    self._pool_pid = os.getpid()
                 groups = _balanced(windows, THREADS)
                 with _blas().limit(limits=1, user_api="blas"):
                     parts = list(

@@ -4,7 +4,9 @@ the weights: the same token ids and the same vectors, for every script of the re
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -126,3 +128,23 @@ def test_the_encoder_says_why_when_the_model_cannot_load(
     monkeypatch.setattr(e5_engine, "model_path", lambda: junk)
     with pytest.raises(EncoderUnavailable, match="e5 model could not be loaded"):
         E5Encoder()
+
+
+def _encode_in_child(engine: E5Engine, out: Any) -> None:
+    out.put(engine.encode(TEXTS[:4], query=True).tolist())
+
+
+def test_a_forked_child_encodes_with_threads_of_its_own(engine: E5Engine) -> None:
+    """The batch's threads are the parent's: a forked child that used its pool would wait
+    for threads it does not have."""
+    here = engine.encode(TEXTS[:4], query=True)  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_encode_in_child, args=(engine, out))
+    child.start()
+    try:
+        there = np.array(out.get(timeout=60), dtype=np.float32)
+    finally:
+        child.join(timeout=10)
+    assert child.exitcode == 0
+    np.testing.assert_allclose(there, here, atol=1e-6)
