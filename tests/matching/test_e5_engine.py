@@ -127,7 +127,22 @@ def test_the_encoder_says_why_when_the_model_cannot_load(
     junk.write_bytes(b"E5S1" + bytes(100))
     monkeypatch.setattr(e5_engine, "model_path", lambda: junk)
     with pytest.raises(EncoderUnavailable, match="e5 model could not be loaded"):
-        E5Encoder()
+        E5Encoder(engine="numpy")
+
+
+def test_the_engine_is_the_wheels_unless_numpy_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CATTC_E5_ENGINE", raising=False)
+    assert E5Encoder().engine == "wheel"
+    monkeypatch.setenv("CATTC_E5_ENGINE", "numpy")
+    encoder = E5Encoder()
+    assert encoder.engine == "numpy" and isinstance(encoder._engine, E5Engine)
+    monkeypatch.setenv("CATTC_E5_ENGINE", "gpu")  # unknown: the default
+    assert E5Encoder().engine == "wheel"
+    wheel, numpy_ = E5Encoder(engine="wheel"), E5Encoder(engine="numpy")
+    a, b = wheel.encode(TEXTS[:5], query=True), numpy_.encode(TEXTS[:5], query=True)
+    assert (a * b).sum(axis=1).min() > 0.9995
 
 
 def _encode_in_child(engine: E5Engine, out: Any) -> None:
