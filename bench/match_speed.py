@@ -312,12 +312,12 @@ def background_pass(
     matcher: Matcher, sample: list[dict[str, Any]], listings: int = 48
 ) -> list[dict[str, Any]]:
     """The hub's background encoding at ``matcher``'s size, as its matching worker does it:
-    listings taken in without their vector are encoded ``ENCODE_BATCH`` at a time by the
+    listings taken in without their vector are encoded ``encode_batch()`` at a time by the
     model (``match_engine``'s ``encode``: about ``ENCODE_BUDGET_S`` worth, 48 e5 listings
     here), then their matches are found again without explanations for the notices, in
     chunks of about ``CHUNK_S`` of matching each (``notify``). Each one's title is its
     own, so that no sentence of it is in the encoder's cache."""
-    from node.hub.match_engine import ENCODE_BATCH, FIRST_REFS, TOP_K, chunk_size
+    from node.hub.match_engine import FIRST_REFS, TOP_K, chunk_size, encode_batch
 
     held = len(matcher)
     new = scale(sample, "tech_offer", listings // 2, seed=11)
@@ -330,7 +330,7 @@ def background_pass(
     refs: list[tuple[str, str]] = []
     began = time.perf_counter()
     while matcher.pending_count():
-        refs.extend(matcher.encode_pending(ENCODE_BATCH))
+        refs.extend(matcher.encode_pending(encode_batch()))
     encoding = time.perf_counter() - began
     matcher.defer_encoding = False
     began = time.perf_counter()
@@ -351,7 +351,7 @@ def background_pass(
             "value": round(each * 1000, 1),
             "unit": "ms",
             "goal": "",
-            "notes": f"{len(refs)} listings, {held:,} held: encoded {ENCODE_BATCH} at a time "
+            "notes": f"{len(refs)} listings, {held:,} held: encoded {encode_batch()} at a time "
             f"and put in the top lists {encoding / done * 1000:.1f} ms, their matches found "
             f"again in {chunks} chunks {rematching / done * 1000:.1f} ms",
         },

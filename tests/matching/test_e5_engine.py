@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from node.hub.match_engine import encode_batch
 from node.matching.e5_engine import E5Engine, ModelFileError, Tokenizer, model_path
 from node.matching.semantic import E5Encoder, EncoderUnavailable
 
@@ -81,11 +82,15 @@ def test_a_text_encodes_the_same_alone_and_in_a_batch_split_over_threads(
     assert (alone * together).sum(axis=1).min() > 0.99999
 
 
-def test_released_weights_are_expanded_again_with_the_same_vectors(engine: E5Engine) -> None:
+def test_a_released_scratch_is_made_again_with_the_same_vectors(engine: E5Engine) -> None:
     before = engine.encode(TEXTS[:3], query=True)
     engine.release()
-    assert engine._layers is None
+    assert engine._scratch is None
     after = engine.encode(TEXTS[:3], query=True)
+    assert engine._scratch is not None
+    # one layer's weights expanded at a time (~7 MB), never the twelve (85 MB)
+    h, ff = engine.shape.hidden, engine.shape.ff
+    assert engine._scratch[0].size == 4 * h * h + 2 * h * ff
     np.testing.assert_array_equal(before, after)
 
 
@@ -130,16 +135,19 @@ def test_the_encoder_says_why_when_the_model_cannot_load(
         E5Encoder(engine="numpy")
 
 
-def test_the_engine_is_the_wheels_unless_numpy_is_asked_for(
+def test_the_engine_is_numpys_unless_the_wheels_is_asked_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("CATTC_E5_ENGINE", raising=False)
-    assert E5Encoder().engine == "wheel"
-    monkeypatch.setenv("CATTC_E5_ENGINE", "numpy")
     encoder = E5Encoder()
     assert encoder.engine == "numpy" and isinstance(encoder._engine, E5Engine)
+    assert encode_batch() == 8
+    monkeypatch.setenv("CATTC_E5_ENGINE", "wheel")
+    encoder = E5Encoder()
+    assert encoder.engine == "wheel" and encoder._engine is None
+    assert encode_batch() == 4
     monkeypatch.setenv("CATTC_E5_ENGINE", "gpu")  # unknown: the default
-    assert E5Encoder().engine == "wheel"
+    assert E5Encoder().engine == "numpy"
     wheel, numpy_ = E5Encoder(engine="wheel"), E5Encoder(engine="numpy")
     a, b = wheel.encode(TEXTS[:5], query=True), numpy_.encode(TEXTS[:5], query=True)
     assert (a * b).sum(axis=1).min() > 0.9995
