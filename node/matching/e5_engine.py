@@ -99,6 +99,11 @@ def _dequantise_into(
     np.multiply(q.view(np.int8), scale, out=out.reshape(rows, QK))
 
 
+def _dequantise_all(jobs: list[Any]) -> None:
+    for job in jobs:
+        _dequantise_into(*job)
+
+
 def _hashes(codes: npt.NDArray[np.uint64], starts: npt.NDArray[np.int64], length: int) -> Any:
     """The polynomial hash (mod 2**64) of ``codes[s : s + length]`` for each ``s``."""
     h = np.zeros(len(starts), dtype=np.uint64)
@@ -379,18 +384,17 @@ class E5Engine:
         """Layer ``n``'s weights expanded to float32 in the scratch (split over the
         threads), with its biases and norms."""
         out, nibbles = self._scratches()
-        jobs = []
+        parts = 1 if pool is None else THREADS
+        jobs: list[list[Any]] = [[] for _ in range(parts)]
         for raw, at in self._blocks[n]:
-            half = len(raw) // 2
-            for a, b in ((0, half), (half, len(raw))):
-                size = (b - a) * QK
-                first = at + a * QK
-                jobs.append((raw[a:b], out[first : first + size], nibbles[first : first + size]))
+            for k in range(parts):  # one job a thread, each a share of every matrix
+                a, b = k * len(raw) // parts, (k + 1) * len(raw) // parts
+                first, last = at + a * QK, at + b * QK
+                jobs[k].append((raw[a:b], out[first:last], nibbles[first:last]))
         if pool is None:
-            for job in jobs:
-                _dequantise_into(*job)
+            _dequantise_all(jobs[0])
         else:
-            list(pool.map(lambda job: _dequantise_into(*job), jobs))
+            list(pool.map(_dequantise_all, jobs))
         sh = self.shape
         h, ff = sh.hidden, sh.ff
         ly = dict(self._small[n])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from node.hub.match_engine import encode_batch
+from node.matching import e5_engine
 from node.matching.e5_engine import E5Engine, ModelFileError, Tokenizer, model_path
 from node.matching.semantic import E5Encoder, EncoderUnavailable
 
@@ -80,6 +81,18 @@ def test_a_text_encodes_the_same_alone_and_in_a_batch_split_over_threads(
     alone = np.vstack([engine.encode([t], query=False) for t in TEXTS[:6]])
     together = engine.encode(TEXTS[:6], query=False)
     assert (alone * together).sum(axis=1).min() > 0.99999
+
+
+def test_one_thread_gives_the_threads_vectors(
+    engine: E5Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's texts are split over the threads, and every layer's weights expanded by
+    them; with one thread, neither."""
+    threaded = [engine.encode([TEXTS[0]], query=True), engine.encode(TEXTS[:4], query=True)]
+    monkeypatch.setattr(e5_engine, "THREADS", 1)
+    serial = [engine.encode([TEXTS[0]], query=True), engine.encode(TEXTS[:4], query=True)]
+    for a, b in zip(threaded, serial, strict=True):
+        assert (a * b).sum(axis=1).min() > 0.99999
 
 
 def test_a_released_scratch_is_made_again_with_the_same_vectors(engine: E5Engine) -> None:
