@@ -20,7 +20,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -98,7 +98,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     registry.register(HubCollector(rt, lag))
     app[METRICS] = registry
     manager = app[SYNC]
-    hub = HubMatching(rt, app[LEADER], manager.session)
+    hub = HubMatching(rt, app[LEADER], manager.session, manager.checking_in_workers)
     # The matcher is ``hub.service``, made again at each gained leadership: held only
     # there (one source of truth), it starts no worker until the leader calls it (a
     # process that never leads never starts one).
@@ -133,13 +133,20 @@ class HubMatching:
     control endpoint); the others hand it re-matches and ask it for match lists."""
 
     def __init__(
-        self, rt: NodeRuntime, leadership: Leadership, session: aiohttp.ClientSession
+        self,
+        rt: NodeRuntime,
+        leadership: Leadership,
+        session: aiohttp.ClientSession,
+        hold_encoding: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``hold_encoding``: whether the matcher's passes leave encoding for later (a
+        long pull's checks run in their workers: ``SyncManager.checking_in_workers``)."""
         self.rt = rt
         self.leadership = leadership
         self.session = session
         self.model = hub_encoder_name()  # e5 unless CATTC_SEMANTIC says otherwise
-        self.service = MatchingService(rt, self.worker_model(), in_worker=True)
+        self.hold_encoding = hold_encoding
+        self.service = self._new_service()
         self._stopped = False  # the matcher was closed: a new leadership makes a new one
         self._site: web.AppRunner | None = None
         self._secret = ""
@@ -161,9 +168,15 @@ class HubMatching:
         if self.leadership.is_leader and not self._stopped:
             out["this_process"] = True
             out["left"] = self.service.left
+            out["encoding_held"] = self.service.encoding_held
             if last is not None:
                 out.update(last)
         return out
+
+    def _new_service(self) -> MatchingService:
+        return MatchingService(
+            self.rt, self.worker_model(), in_worker=True, hold_encoding=self.hold_encoding
+        )
 
     def worker_model(self) -> str:
         """What the worker is told to load: the model, or ``off`` (it then says why it
@@ -175,7 +188,7 @@ class HubMatching:
         """Leading now: a fresh matcher if the last one was stopped, the control
         endpoint, and a re-match of what the hub already holds (without delaying)."""
         if self._stopped:
-            self.service = MatchingService(self.rt, self.worker_model(), in_worker=True)
+            self.service = self._new_service()
             self._stopped = False
         secret = secrets.token_urlsafe(32)
         self._secret = secret

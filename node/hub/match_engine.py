@@ -775,17 +775,23 @@ class MatchEngine:
             knowable=knowable,
         )
 
-    def after_sync(self, checkpoint: Checkpoint = _nothing, budget_s: float | None = None) -> int:
+    def after_sync(
+        self,
+        checkpoint: Checkpoint = _nothing,
+        budget_s: float | None = None,
+        encode: bool = True,
+    ) -> int:
         """Re-match what changed, and what a stop left undone, and send the new notices;
-        with ``budget_s``, notify for about that long at most; then encode for a while
-        (``encode``). ``left`` says how many listings are still to match or encode."""
+        with ``budget_s``, notify for about that long at most; then, unless ``encode`` is
+        False, encode for a while (``encode``). ``left`` says how many listings are still
+        to match, or to encode when encoding was asked for."""
         with self.sync_lock:
             self.refresh(checkpoint)
             self._forget_gone()
             sent = self.notify(self.pending(), checkpoint, budget_s)
-            if self.consumes_queue:
+            if self.consumes_queue and encode:
                 self.encode(checkpoint)
-            self.left = len(self.todo) + self.matcher.pending_count()
+            self.left = len(self.todo) + (self.matcher.pending_count() if encode else 0)
             if self.consumes_queue and not self.left:
                 # Once nothing is left to do, the worker holds no weighed matrices (~160 MB
                 # at 200,000 listings, rebuilt in ~0.7 s by the next pass), nor does its

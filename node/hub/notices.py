@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +26,35 @@ logger = logging.getLogger(__name__)
 # Seconds of notifying per pass: a pull waiting for its re-match never waits much longer
 # (a first match of 50,000 listings goes on in the background, pass after pass).
 PASS_BUDGET_S = 30.0
+# How often a matcher with listings to encode looks whether the long pull that holds its
+# encoding back has ended.
+PAUSE_POLL_S = 1.0
+
+
+def _never() -> bool:
+    return False
 
 
 class MatchingService:
     """The hub's matching: refresh, queries, and the re-match after each applied page."""
 
-    def __init__(self, rt: NodeRuntime, encoder: Any = None, *, in_worker: bool = False) -> None:
+    def __init__(
+        self,
+        rt: NodeRuntime,
+        encoder: Any = None,
+        *,
+        in_worker: bool = False,
+        hold_encoding: Callable[[], bool] = _never,
+    ) -> None:
         """``in_worker``: the engine runs in a worker process started at the first call;
-        ``encoder`` is then None (lexical) or a model name the worker loads itself."""
+        ``encoder`` is then None (lexical) or a model name the worker loads itself.
+        ``hold_encoding``: whether a pass leaves encoding for later (while a long pull's
+        signature checks run in their workers: the pull, and the memory of its workers,
+        come first; the passes still match and notify, lexically)."""
         self.rt = rt
+        self._hold_encoding = hold_encoding
+        # Listings wait for their vector, and the last pass held their encoding back.
+        self.encoding_held = False
         self._engine: MatchEngine | None = None
         self._worker: WorkerClient | None = None
         # Waits for the worker's answer to a re-match: never one of the database threads.
@@ -114,12 +135,14 @@ class MatchingService:
     def after_sync(self) -> int:
         """Re-match what changed (and what a stop left undone); send the new notices. One
         pass notifies for about ``PASS_BUDGET_S`` at most; ``left`` says what remains."""
+        encode = not self._hold_encoding()
         if self._engine is not None:
-            sent: int = self._engine.after_sync(budget_s=PASS_BUDGET_S)
+            sent: int = self._engine.after_sync(budget_s=PASS_BUDGET_S, encode=encode)
             self.left = self._engine.left
             self.last_status = self._engine.status()
-            return sent
-        sent, self.left, self.last_status = self._call("after_sync", PASS_BUDGET_S)
+        else:
+            sent, self.left, self.last_status = self._call("after_sync", PASS_BUDGET_S, encode)
+        self.encoding_held = not encode and _to_encode(self.last_status) > 0
         return int(sent)
 
     async def rematch(self) -> int:
@@ -129,7 +152,8 @@ class MatchingService:
         worker failed or was stopped: its work stays queued for the next one."""
         async with self._one_at_a_time:
             sent = await self._pass()
-        if self.left and not self._closed and (self._drain is None or self._drain.done()):
+        more = self.left or self.encoding_held
+        if more and not self._closed and (self._drain is None or self._drain.done()):
             self._drain = asyncio.create_task(self._drain_rest())
         return sent
 
@@ -145,12 +169,16 @@ class MatchingService:
         except MatchingUnavailable as exc:
             logger.warning("re-match not done: %s", exc)
             self.left = 0
+            self.encoding_held = False
             return 0
         finally:
             self.passes += 1
 
     async def _drain_rest(self) -> None:
-        while self.left and not self._closed:
+        while (self.left or self.encoding_held) and not self._closed:
+            if not self.left and self._hold_encoding():
+                await asyncio.sleep(PAUSE_POLL_S)  # only encoding is left, and held back
+                continue
             async with self._one_at_a_time:
                 await self._pass()
 
@@ -170,3 +198,9 @@ class MatchingService:
         self.close()
         if self._drain is not None:
             await asyncio.gather(self._drain, return_exceptions=True)
+
+
+def _to_encode(status: dict[str, Any] | None) -> int:
+    """Listings waiting for their vector, from a matcher's ``status``."""
+    semantic = (status or {}).get("semantic") or {}
+    return int(semantic.get("to_encode") or 0)

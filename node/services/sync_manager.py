@@ -232,6 +232,11 @@ class SyncManager:
         self.untrimmed = 0  # items applied since the heap was last given back (trim_heap)
         self._last_directory = -DIRECTORY_REFETCH_MS
 
+    def checking_in_workers(self) -> bool:
+        """Whether a long pull (a first sync) has its signature checks running in the
+        verify workers: they stop once the pulls have caught up."""
+        return self.pool.running
+
     # -- observers --------------------------------------------------------------------
     def add_observer(self, observer: SyncObserver) -> None:
         """Tell ``observer`` what each pull changes (``SyncObserver.synced``)."""

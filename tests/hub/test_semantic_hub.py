@@ -13,10 +13,12 @@ import aiohttp
 import pytest
 
 from node.hub.match_engine import scoring_identity
+from node.hub.notices import MatchingService
 from node.matching.model_choice import DEFAULT_MODEL
 from node.web.appkeys import HUB_MATCHING
 from tests.federation.network import NodeFactory, load_records, start_network
 from tests.hub.helpers import get_json
+from tests.hub.test_match_worker import poll_until
 from tests.node.sample import sample_record
 from tests.nodes import RunningNode
 
@@ -112,3 +114,41 @@ async def test_a_model_that_cannot_load_leaves_the_hub_lexical_with_the_reason(
     service = hub.app[HUB_MATCHING].service
     found = await asyncio.to_thread(service.matches_for, ("la", "la-req-0006"))
     assert found[0].candidate == ("cn", "cn-off-0026")
+
+
+async def test_encoding_waits_while_a_long_pull_is_checked_in_the_workers(
+    node_factory: NodeFactory,
+) -> None:
+    """While the verify workers run (a first sync), the passes match and notify lexically
+    and leave encoding for later; it starts once the workers stop."""
+    hub, _ = await _small_network(node_factory)  # its own matcher lexical (the suite's)
+    pool = hub.sync.pool
+    pool.workers = max(pool.workers, 1)  # (a one-core machine runs none by default)
+    await pool.warm()
+    assert hub.sync.checking_in_workers()
+    service = MatchingService(
+        hub.runtime, DEFAULT_MODEL, in_worker=True, hold_encoding=hub.sync.checking_in_workers
+    )
+    try:
+        await service.rematch()
+        assert service.left == 0  # every listing matched, lexically
+        assert service.encoding_held
+        assert service.last_status is not None
+        assert service.last_status["semantic"]["to_encode"] == len(REQUESTS) + len(OFFERS)
+        found = await asyncio.to_thread(service.matches_for, ("la", "la-req-0006"))
+        assert found[0].candidate == ("cn", "cn-off-0026")
+        assert "semantic" not in found[0].components
+
+        pool.release()  # the pulls caught up
+        assert not hub.sync.checking_in_workers()
+        await poll_until(lambda: not service.encoding_held and _encoded(service), 120, "encoding")
+        found = await asyncio.to_thread(service.matches_for, ("la", "la-req-0006"))
+        assert found[0].candidate == ("cn", "cn-off-0026")
+        assert "semantic" in found[0].components
+    finally:
+        await service.aclose()
+
+
+def _encoded(service: MatchingService) -> bool:
+    status = service.last_status
+    return status is not None and status["semantic"]["to_encode"] == 0 and service.left == 0

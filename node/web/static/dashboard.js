@@ -41,7 +41,8 @@ function matching(m) {
   const sem = m.semantic;
   if (!sem) return `<span data-matching="starting">matching: ${esc(m.model)}, starting</span>`;
   if (!sem.enabled) return `<span class="err" data-matching="lexical">matching: lexical only (${esc(sem.reason || "no model")})</span>`;
-  const todo = sem.to_encode ? `, ${sem.to_encode} listings still to encode` : "";
+  const held = m.encoding_held ? " (encoding resumes when the long sync in progress ends)" : "";
+  const todo = sem.to_encode ? `, ${sem.to_encode} listings still to encode${held}` : "";
   return `<span data-matching="semantic">matching: semantic (${esc(sem.model)})${todo}</span>`;
 }
 async function refresh() {
