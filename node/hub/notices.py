@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,10 @@ PASS_BUDGET_S = 30.0
 # How often a matcher with listings to encode looks whether the long pull that holds its
 # encoding back has ended.
 PAUSE_POLL_S = 1.0
+# The longest encoding is held back while the verify workers run without a break: a
+# first sync of 1,000,000 summaries took ~20 minutes, and a member whose long pulls
+# keep failing midway (the workers never stop) must not hold it back for ever.
+MAX_HOLD_S = 1800.0
 
 
 def _never() -> bool:
@@ -53,6 +58,7 @@ class MatchingService:
         come first; the passes still match and notify, lexically)."""
         self.rt = rt
         self._hold_encoding = hold_encoding
+        self._holding_since: float | None = None
         # Listings wait for their vector, and the last pass held their encoding back.
         self.encoding_held = False
         self._engine: MatchEngine | None = None
@@ -135,7 +141,7 @@ class MatchingService:
     def after_sync(self) -> int:
         """Re-match what changed (and what a stop left undone); send the new notices. One
         pass notifies for about ``PASS_BUDGET_S`` at most; ``left`` says what remains."""
-        encode = not self._hold_encoding()
+        encode = not self._held()
         if self._engine is not None:
             sent: int = self._engine.after_sync(budget_s=PASS_BUDGET_S, encode=encode)
             self.left = self._engine.left
@@ -144,6 +150,17 @@ class MatchingService:
             sent, self.left, self.last_status = self._call("after_sync", PASS_BUDGET_S, encode)
         self.encoding_held = not encode and _to_encode(self.last_status) > 0
         return int(sent)
+
+    def _held(self) -> bool:
+        """Whether encoding is held back now: while ``hold_encoding`` says so, for
+        ``MAX_HOLD_S`` at most without a break."""
+        if not self._hold_encoding():
+            self._holding_since = None
+            return False
+        now = time.monotonic()
+        if self._holding_since is None:
+            self._holding_since = now
+        return now - self._holding_since < MAX_HOLD_S
 
     async def rematch(self) -> int:
         """``after_sync`` without blocking the event loop or a database thread, one pass
@@ -176,7 +193,7 @@ class MatchingService:
 
     async def _drain_rest(self) -> None:
         while (self.left or self.encoding_held) and not self._closed:
-            if not self.left and self._hold_encoding():
+            if not self.left and self._held():
                 await asyncio.sleep(PAUSE_POLL_S)  # only encoding is left, and held back
                 continue
             async with self._one_at_a_time:

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from node.hub import notices
 from node.hub.match_engine import scoring_identity
 from node.hub.notices import MatchingService
 from node.matching.model_choice import DEFAULT_MODEL
@@ -152,3 +153,24 @@ async def test_encoding_waits_while_a_long_pull_is_checked_in_the_workers(
 def _encoded(service: MatchingService) -> bool:
     status = service.last_status
     return status is not None and status["semantic"]["to_encode"] == 0 and service.left == 0
+
+
+async def test_a_hold_that_never_ends_lifts_after_its_longest(
+    node_factory: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify workers that never stop (a member whose long pulls keep failing midway)
+    hold encoding back for ``MAX_HOLD_S`` at most."""
+    monkeypatch.setattr(notices, "MAX_HOLD_S", 1.0)
+    monkeypatch.setattr(notices, "PAUSE_POLL_S", 0.05)
+    hub, _ = await _small_network(node_factory)
+    service = MatchingService(
+        hub.runtime, DEFAULT_MODEL, in_worker=True, hold_encoding=lambda: True
+    )
+    try:
+        started = time.monotonic()
+        await service.rematch()
+        assert service.encoding_held  # held at first
+        await poll_until(lambda: not service.encoding_held and _encoded(service), 120, "encoding")
+        assert time.monotonic() - started >= 1.0
+    finally:
+        await service.aclose()
