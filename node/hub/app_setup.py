@@ -137,7 +137,7 @@ class HubMatching:
         rt: NodeRuntime,
         leadership: Leadership,
         session: aiohttp.ClientSession,
-        hold_encoding: Callable[[], bool] = lambda: False,
+        hold_encoding: Callable[[], bool],
     ) -> None:
         """``hold_encoding``: whether the matcher's passes leave encoding for later (a
         long pull's checks run in their workers: ``SyncManager.checking_in_workers``)."""

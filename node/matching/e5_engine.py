@@ -71,24 +71,18 @@ class Shape:
 
 
 def _dequantise(raw: npt.NDArray[np.uint8], rows: int, cols: int) -> FloatArray:
-    """4-bit blocks (byte j holds weight j in its low nibble, weight j + 16 in its high
-    one, each stored + 8) to float32 ``[rows, cols]``."""
-    blocks = raw.reshape(rows * (cols // QK), BLOCK_BYTES)
-    scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)
-    nibbles = blocks[:, 2:]
-    low = (nibbles & 0x0F).astype(np.float32)
-    high = (nibbles >> 4).astype(np.float32)
-    weights = np.concatenate([low, high], axis=1)
-    weights -= 8.0
-    weights *= scale
-    return weights.reshape(rows, cols)
+    """4-bit blocks to float32 ``[rows, cols]`` (``_dequantise_into`` new arrays)."""
+    out = np.empty(rows * cols, dtype=np.float32)
+    _dequantise_into(raw.reshape(-1, BLOCK_BYTES), out, np.empty(rows * cols, dtype=np.uint8))
+    return out.reshape(rows, cols)
 
 
 def _dequantise_into(
     blocks: npt.NDArray[np.uint8], out: FloatArray, nibbles: npt.NDArray[np.uint8]
 ) -> None:
-    """``_dequantise`` of whole blocks into ``out`` (``nibbles``: a byte a weight of
-    scratch); ~1.7 ns a weight, under half the time of unpacking to floats."""
+    """4-bit blocks (an fp16 scale, then byte j holds weight j in its low nibble, weight
+    j + 16 in its high one, each stored + 8) to float32 in ``out`` (``nibbles``: a byte a
+    weight of scratch); ~1.7 ns a weight, under half the time of unpacking to floats."""
     rows = len(blocks)
     scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)
     packed = blocks[:, 2:]

@@ -424,8 +424,8 @@ class Matcher:
 
     def release_caches(self) -> None:
         """Drop every store's weighed matrices, the one-against-all postings included
-        (rebuilt when next needed: ~0.7 s at 200,000 listings), and the model's expanded
-        weights. Kept between passes they were ~200 MB at 200,000 listings, and a bulk
+        (rebuilt when next needed: ~0.7 s at 200,000 listings), and the model's scratch
+        (e5's). Kept between passes they were ~200 MB at 200,000 listings, and a bulk
         ranking's own view stacked on them."""
         for store in self.stores.values():
             for rows in store.sparse.values():
