@@ -417,19 +417,12 @@ class E5Engine:
         return raw.reshape(-1, BLOCK_BYTES)
 
     def _plan(self) -> None:
-        """Per layer, its matrices' ``Packed`` weights (~11 MB for the twelve, in place of
-        the file's pages: ``_drop_file_pages``) and its biases and norms (a few KB)."""
+        """Per layer, its biases and norms (a few KB, held)."""
         sh = self.shape
         h, ff = sh.hidden, sh.ff
-        self._packed: list[dict[str, Packed]] = []
+        self._packed: list[dict[str, Packed]] | None = None
         self._small: list[dict[str, Any]] = []
         for n in range(sh.layers):
-            self._packed.append(
-                {
-                    part: Packed.of(self._q4_raw(f"l{n}.{part}.w", rows, cols), rows, cols)
-                    for part, rows, cols in _parts(sh)
-                }
-            )
             self._small.append(
                 {
                     "qkv_b": np.concatenate([self._f32(f"l{n}.{x}.b", h) for x in "qkv"]),
@@ -440,7 +433,21 @@ class E5Engine:
                     "oln": (self._f32(f"l{n}.oln.w", h), self._f32(f"l{n}.oln.b", h)),
                 }
             )
-        self._drop_file_pages()
+
+    def _packs(self) -> list[dict[str, Packed]]:
+        """Per layer, its matrices' ``Packed`` weights (~13 MB for the twelve, ~15 ms to
+        make), made at the first encoding after the engine is loaded or released, in
+        place of the file's pages (``_drop_file_pages``)."""
+        if self._packed is None:
+            self._packed = [
+                {
+                    part: Packed.of(self._q4_raw(f"l{n}.{part}.w", rows, cols), rows, cols)
+                    for part, rows, cols in _parts(self.shape)
+                }
+                for n in range(self.shape.layers)
+            ]
+            self._drop_file_pages()
+        return self._packed
 
     def _drop_file_pages(self) -> None:
         """The layers' weights are held packed now: their pages of the file leave this
@@ -466,7 +473,7 @@ class E5Engine:
         scratch = self._scratches()
         parts = 1 if pool is None else THREADS
         jobs: list[list[Any]] = [[] for _ in range(parts)]
-        for name, packed in self._packed[n].items():
+        for name, packed in self._packs()[n].items():
             out, codes = scratch.parts[name]
             blocks = len(packed.nibbles)
             for k in range(parts):  # one job a thread, each a share of every matrix
@@ -479,10 +486,11 @@ class E5Engine:
         return {**self._small[n], **scratch.matrices}
 
     def release(self) -> None:
-        """Drop the scratch the weights are expanded in (~9 MB); the next ``encode``
-        makes it again."""
+        """Drop what the next ``encode`` makes again: the scratch the weights are
+        expanded in (~9 MB) and the packed weights (~13 MB)."""
         with self._running:
             self._scratch = None
+            self._packed = None
 
     # -- encoding --------------------------------------------------------------------
     def windows(self, text: str, query: bool) -> list[list[int]]:
@@ -597,7 +605,8 @@ class E5Engine:
         out += x
         x = _layer_norm(out, ly["aln"], sh.eps)
         out = np.empty_like(x)
-        step = -(-len(x) // -(-len(x) // ROWS))  # chunks of about the same size
+        chunks = -(-len(x) // ROWS)
+        step = -(-len(x) // chunks)  # chunks of about one size (150 rows: 2 x 75, not 128 + 22)
         for a in range(0, len(x), step):
             mid = x[a : a + step] @ ly["fi"]
             mid += ly["fi_b"]

@@ -78,8 +78,9 @@ class Embedder:
         return out
 
     def release(self) -> None:
-        """Let the model drop what it can rebuild (the numpy e5's scratch) until it is next
-        used: before a bulk ranking, the matching worker's highest point of memory."""
+        """Let the model drop what it can rebuild (the numpy e5's scratch and packed
+        weights) until it is next used: before a bulk ranking, the matching worker's
+        highest point of memory."""
         release = getattr(self.encoder, "release", None)
         if release is not None:
             release()

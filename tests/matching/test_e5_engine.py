@@ -98,9 +98,9 @@ def test_one_thread_gives_the_threads_vectors(
 def test_a_released_scratch_is_made_again_with_the_same_vectors(engine: E5Engine) -> None:
     before = engine.encode(TEXTS[:3], query=True)
     engine.release()
-    assert engine._scratch is None
+    assert engine._scratch is None and engine._packed is None
     after = engine.encode(TEXTS[:3], query=True)
-    assert engine._scratch is not None
+    assert engine._scratch is not None and engine._packed is not None
     # one layer's weights expanded at a time (~7 MB), never the twelve (85 MB)
     h, ff = engine.shape.hidden, engine.shape.ff
     assert engine._scratch.weights.size == 4 * h * h + 2 * h * ff
