@@ -424,14 +424,14 @@ class Matcher:
 
     def release_caches(self) -> None:
         """Drop every store's weighed matrices, the one-against-all postings included
-        (rebuilt when next needed: ~0.7 s at 200,000 listings), and the model's scratch
-        (e5's). Kept between passes they were ~200 MB at 200,000 listings, and a bulk
-        ranking's own view stacked on them."""
+        (rebuilt when next needed: ~0.7 s at 200,000 listings), and what the model
+        makes again (e5's scratch and packed weights). Kept between passes they were
+        ~200 MB at 200,000 listings, and a bulk ranking's own view stacked on them."""
         for store in self.stores.values():
             for rows in store.sparse.values():
                 rows.release(postings=True)
         if self._embedder is not None:
-            self._embedder.release()  # the numpy e5's scratch: 9 MB
+            self._embedder.release()  # the numpy e5's scratch and packed weights: 22 MB
 
     def _maybe_compact(self) -> None:
         for store in self.stores.values():

@@ -147,7 +147,7 @@ class E5Encoder:
         return _normalise(self._model.query(clipped) if query else self._model.passage(clipped))
 
     def release(self) -> None:
-        """Drop what the engine can rebuild (the numpy engine's scratch)."""
+        """Drop what the engine can rebuild (the numpy engine's scratch and packed weights)."""
         if self._engine is not None:
             self._engine.release()
 
