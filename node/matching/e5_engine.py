@@ -379,10 +379,8 @@ class E5Engine:
         # Every tensor there with its size before anything is expanded: a broken file is
         # refused when it is loaded, not at its first encoding.
         for n in range(sh.layers):
-            for part, rows, cols in (("q", h, h), ("k", h, h), ("v", h, h), ("ao", h, h)):
+            for part, rows, cols in _parts(sh):
                 self._q4_bytes(f"l{n}.{part}.w", rows, cols)
-            self._q4_bytes(f"l{n}.fi.w", ff, h)
-            self._q4_bytes(f"l{n}.fo.w", h, ff)
             for name in ("q.b", "k.b", "v.b", "ao.b", "aln.w", "aln.b", "fo.b", "oln.w", "oln.b"):
                 self._f32(f"l{n}.{name}", h)
             self._f32(f"l{n}.fi.b", ff)
