@@ -121,7 +121,10 @@ def _expand_into(
     np.bitwise_and(nibbles, 0x0F, out=codes[:, 0])
     np.right_shift(nibbles, 4, out=codes[:, 1])
     np.subtract(codes, 8, out=codes)  # 0..15 - 8, wrapped: -8..7 read as int8
-    np.multiply(codes.view(np.int8), scale[:, None, None, :], out=out)
+    # Cast, then scale in place: a sixth faster than one multiply of int8 by float32,
+    # which numpy casts in small buffers.
+    np.copyto(out, codes.view(np.int8), casting="unsafe")
+    np.multiply(out, scale[:, None, None, :], out=out)
 
 
 def _expand_all(jobs: list[Any]) -> None:
