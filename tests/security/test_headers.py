@@ -132,3 +132,26 @@ async def test_bearer_scheme_is_case_insensitive(
                 node.url + "/admin/v1/listings", headers={"Authorization": wrong}
             ) as resp:
                 assert resp.status == 401, wrong
+
+
+async def test_page_assets_come_from_a_list_made_at_start_never_from_the_url(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    """A name of 256 characters made aiohttp's static route raise "File name too long"
+    (a 500 and a traceback a stranger could repeat); names are now looked up in a list."""
+    net = await start_network(node_factory, ["th"], load_sample=False)
+    th = net.nodes["th"]
+    async with http.get(th.url + "/ui/static/console-shared.css") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/css")
+        assert_secure(resp.headers, "a style sheet")
+        assert b"{" in await resp.read()
+    async with http.head(th.url + "/ui/static/console-import.js") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].split(";")[0].endswith("/javascript")
+    bad = ["a" * 256, "a" * 5000, "%2e%2e%2fconfig.toml", "..%2f..%2fnode.toml", "templating.py"]
+    for name in bad:
+        async with http.get(th.url + "/ui/static/" + name) as resp:
+            assert resp.status == 404, name
+            assert_secure(resp.headers, name)
+            assert "Traceback" not in await resp.text()
