@@ -45,6 +45,9 @@ class ErrorCode(StrEnum):
     # an object no feed page could carry (refused where it is made), a page over the limit
     OBJECT_TOO_LARGE = "object_too_large"
     PAGE_TOO_LARGE = "page_too_large"
+    # a feed that says "more" without moving: the cursor it was asked for given back, or a
+    # run's whole page budget without one item (sync.reader)
+    FEED_STALLED = "feed_stalled"
     # signed objects (what a reader quarantines, and why)
     SIGNATURE_INVALID = "signature_invalid"
     SCHEMA_INVALID = "schema_invalid"
@@ -94,6 +97,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.CURSOR_MISMATCH: HTTPStatus.BAD_REQUEST,
     ErrorCode.OBJECT_TOO_LARGE: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     ErrorCode.PAGE_TOO_LARGE: HTTPStatus.BAD_GATEWAY,
+    ErrorCode.FEED_STALLED: HTTPStatus.BAD_GATEWAY,
     ErrorCode.SIGNATURE_INVALID: HTTPStatus.BAD_REQUEST,
     ErrorCode.SCHEMA_INVALID: HTTPStatus.UNPROCESSABLE_ENTITY,
     ErrorCode.ISSUER_MISMATCH: HTTPStatus.BAD_REQUEST,

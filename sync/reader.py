@@ -140,12 +140,14 @@ class FeedReader:
         reads: collections.deque[asyncio.Future[CheckedPage]] = collections.deque()
         applying: asyncio.Future[tuple[CheckedPage, ApplyResult, float]] | None = None
         keys: Mapping[str, VerifyKeyInfo] | None = None
+        items = 0  # in the pages read to the end, quarantined ones included
 
         async def apply_next() -> None:
             """The oldest page read, applied once the one before it is."""
-            nonlocal applying
+            nonlocal applying, items
             checked = await reads[0]
             reads.popleft()
+            items += len(checked.items) + len(checked.rejected)
             if applying is not None:
                 done, applying = applying, None
                 self._count(run, changes, *(await done))
@@ -162,6 +164,12 @@ class FeedReader:
                         ahead = asyncio.ensure_future(self._fetch(peer, page["next"]))
 
                 page, reading, keys = await self._read(peer, resp, cursor, keys, fetch_next)
+                if page["more"] and page["next"] == cursor:
+                    raise PageError(
+                        ErrorCode.FEED_STALLED,
+                        f"{peer.node_id}'s feed says there is more but gives back the "
+                        "cursor it was asked for",
+                    )
                 reads.append(reading)
                 while reads and (len(reads) > READ_AHEAD or reads[0].done()):
                     await apply_next()
@@ -175,6 +183,16 @@ class FeedReader:
             if applying is not None:
                 done, applying = applying, None
                 self._count(run, changes, *(await done))
+            if run.more and not items:
+                # Empty pages may skip what this reader is not given, but a whole run's
+                # budget of them is a peer keeping the reader busy: the run fails (the
+                # peer then waits its backoff), keeping the cursor the pages moved.
+                run.more = False
+                raise PageError(
+                    ErrorCode.FEED_STALLED,
+                    f"{peer.node_id}'s feed gave {self.max_pages} pages in a row without "
+                    "an item, and says there is more",
+                )
         except BaseException as exc:
             failure = exc
             if isinstance(exc, Exception):

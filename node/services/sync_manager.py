@@ -273,18 +273,22 @@ class SyncManager:
         self.untrimmed += _items(run)
         continued = 0
         # Again at once when notified during the run, or when the run's time or pages ran
-        # out with the feed still going (a long first sync), up to MAX_CONTINUED times.
-        while run is not None and (
-            peer_id in self._pending or (run.more and continued < MAX_CONTINUED)
+        # out with the feed still going (a long first sync), up to MAX_CONTINUED times in
+        # all: a peer that notifies during every run does not keep it going for ever (its
+        # next notify asks for a pull of its own, NOTIFY_SPACING_S after the last).
+        while (
+            run is not None and continued < MAX_CONTINUED and (peer_id in self._pending or run.more)
         ):
-            if peer_id not in self._pending:
-                continued += 1
+            continued += 1
             again = await self._sync_locked(peer_id, info, lock, changes, force=False)
             if again is None:
                 break
             run = again
             applied = applied or bool(run.applied or run.retracted)
             self.untrimmed += _items(run)
+        if peer_id in self._pending:  # notified during the last run allowed: asked again
+            self._pending.discard(peer_id)
+            self.trigger(peer_id)
         # Caught up, and no other pull running: the verify workers are not kept waiting
         # for the next long pull (a first sync is over; what follows is small pages).
         caught_up = run is not None and not run.more and run.error is None

@@ -588,6 +588,48 @@ async def test_a_bad_page_is_refused_whole_and_the_cursor_stays(
     assert cursor(hub) == "c2"
 
 
+async def test_a_feed_that_gives_back_the_cursor_it_was_asked_for_is_refused(
+    hub: RunningNode, fake_th: FakePeer
+) -> None:
+    """A hostile member answered every page with no item, "more" and the cursor it was
+    asked for: the hub pulled it at ~300 pages a second, a core's worth, as a success."""
+    fake_th.pages[None] = feed_page([], after=None, next_cursor="c1", more=True)
+    fake_th.pages["c1"] = feed_page([], after="c1", next_cursor="c1", more=True)
+    run = await hub.sync.sync_peer("th", force=True)
+    assert run is not None and run.error is not None, run
+    assert run.error.startswith("feed_stalled") and "gives back the cursor" in run.error
+    assert not run.more  # not pulled on at once
+    assert fake_th.asked[:2] == [None, "c1"] and len(fake_th.asked) <= 3
+    assert cursor(hub) == "c1"  # the first page held: its cursor moved
+
+
+async def test_a_run_of_empty_pages_without_end_fails_and_the_peer_waits_its_backoff(
+    node_factory: NodeFactory,
+) -> None:
+    """Empty pages may skip what the reader is not given, so one is no fault; a whole
+    run's page budget of them (each with a fresh cursor) is a peer keeping the hub busy."""
+    asked: list[str | None] = []
+
+    async def endless(request: web.Request) -> web.Response:
+        after = request.query.get("after")
+        asked.append(after)
+        page = feed_page([], after=after, next_cursor=f"{after or ''}x", more=True)
+        return web.json_response(page)
+
+    async with feed_server(endless) as url:
+        hub = await node_factory("cn", is_hub=True)
+        hub.runtime.directory.upsert(member("th", url, node_key("th")), create=True)
+        hub.sync.reader.max_pages = 20
+        run = await hub.sync.sync_peer("th", force=True)
+        assert run is not None and run.error is not None, run
+        assert run.error.startswith("feed_stalled") and "20 pages in a row" in run.error
+        assert len(asked) == 20  # one run, not MAX_CONTINUED more after it
+        assert cursor(hub) == "x" * 20  # the pages held: an honest run of them still moves
+        # Failed, so the schedule and its notifies wait the backoff: no pull now.
+        assert await hub.sync.sync_peer("th") is None
+        assert len(asked) == 20
+
+
 async def test_a_suspended_member_is_not_pulled(hub: RunningNode, fake_th: FakePeer) -> None:
     fake_th.pages[None] = feed_page([summary("th-off-0001")], after=None, next_cursor="c1")
     hub.runtime.directory.set_status("th", "suspended")
