@@ -175,3 +175,31 @@ async def test_admin_import_body_cut_short_stores_nothing(
         await asyncio.sleep(0.02)
     assert "unhandled error" not in caplog.text
     assert node.runtime.listings.head() == 0
+
+
+async def test_an_import_body_still_arriving_keeps_no_write_out(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    """The import's transaction (the database's write lock) began with its body, so a
+    client that sent a byte now and then kept every other write out: a listing saved
+    meanwhile answered 500 after 30 s, a peer's signed feed request 500 (its nonce is
+    written). The body is now spooled first; the transaction begins once it is in."""
+    node = await node_factory("th")
+    lines = "\n".join(_th_lines(20)).encode() + b"\n"
+    head = f"Content-Length: {len(lines) + 100}\r\n".encode()
+    reader, writer = await _raw_import(node, head, lines)  # 100 bytes still to come
+    try:
+        record = json.loads(_th_lines(21)[20])
+        started = time.monotonic()
+        async with asyncio.timeout(10):
+            status, body = await node.admin(http, "POST", "/admin/v1/listings", json=record)
+        assert status == 201, body
+        assert time.monotonic() - started < 5
+        assert node.runtime.listings.head() == 1  # the import has stored nothing yet
+        writer.write(b" " * 99 + b"\n")  # the rest of the body: the import goes through
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=20)
+        assert status_line.startswith(b"HTTP/1.1 200"), status_line
+    finally:
+        writer.close()
+    assert node.runtime.listings.head() == 21
