@@ -45,7 +45,8 @@ def loads(
     Bytes must be UTF-8 (no other encoding is guessed). Refused: nesting deeper than
     ``max_depth``, a number literal longer than ``max_number_length`` characters, a
     number that is not finite as a float, NaN/Infinity, duplicate object keys, lone
-    surrogates (``"\\ud800"``), and control characters inside strings.
+    surrogates (``"\\ud800"``), control characters inside strings, and NUL escaped
+    (``"\\u0000"``).
     """
     if isinstance(data, bytes | bytearray):
         try:
@@ -104,7 +105,30 @@ def loads(
     except ValueError as exc:  # anything else json refuses
         raise JsonInputError(str(exc)) from None
     _check_tree(value, max_depth)
+    if "\\u0000" in text and holds_nul(value):
+        raise JsonInputError(NUL_MESSAGE)
     return value
+
+
+# JSON can carry NUL (escaped); PostgreSQL's text cannot, and no field of ours has a use
+# for it: a listing with one answered 500 on a node on PostgreSQL.
+NUL_MESSAGE = "a string holds the NUL character (\\u0000), which no text may"
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a string of ``value`` (keys included, at any depth) holds NUL."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is str:
+            if "\x00" in item:
+                return True
+        elif type(item) is dict:
+            stack.extend(item)
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+    return False
 
 
 def _check_tree(value: Any, max_depth: int) -> None:

@@ -29,6 +29,7 @@ from protocol.canonical import (
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.keys import VerifyKeyInfo
 from protocol.objects import FeedPage
+from protocol.safe_json import NUL_MESSAGE, holds_nul
 from protocol.signing import SignatureError, verify_object
 from sync.interfaces import RejectedItem, VerifiedItem
 
@@ -273,4 +274,7 @@ def check_item(
         raise PageError(exc.code, exc.message) from exc
     except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these
         raise PageError(ErrorCode.SCHEMA_INVALID, str(exc)) from exc
+    # Canonical JSON writes NUL as \u0000: the walk only when those bytes are there.
+    if b"\\u0000" in canonical and holds_nul(obj):
+        raise PageError(ErrorCode.SCHEMA_INVALID, f"{kind} item: {NUL_MESSAGE}")
     return VerifiedItem(obj, canonical, key_name)

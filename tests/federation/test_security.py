@@ -405,6 +405,7 @@ def summary(
     issuer: str = "th",
     audience: str = "cn",
     key: NodeKey | None = None,
+    title: str | None = None,
 ) -> dict[str, Any]:
     now = system_clock()
     view = {
@@ -413,7 +414,7 @@ def summary(
         "version": version,
         "updated": now - DAY_MS,
         "expires": now + 30 * DAY_MS,
-        "fields": {"title": {"en": f"Listing {listing_id} v{version}"}},
+        "fields": {"title": {"en": title or f"Listing {listing_id} v{version}"}},
         "rights": {"ip_owner": ["A university"], "attribution": [], "name_logo_consent": False},
     }
     obj, _ = signed_summary(
@@ -496,6 +497,8 @@ BAD_ITEMS: dict[str, tuple[Callable[[], Any], str]] = {
         "audience_mismatch",
     ),
     "invalid_schema": (lambda: summary("th-off-0001", version=0), "schema_invalid"),
+    # signed as JSON allows, but no database text holds it (PostgreSQL refuses it)
+    "nul_in_a_title": (lambda: summary("th-off-0001", version=2, title="a\x00b"), "schema_invalid"),
 }
 
 

@@ -76,6 +76,8 @@ async def test_malformed_interest_is_refused_with_a_code(node_factory: NodeFacto
         ("empty", b"", 400, "invalid_json", "empty"),
         ("nested 10,000 deep", b"[" * 10_000 + b"]" * 10_000, 400, "invalid_json", "deep"),
         ("a 5,000-digit ts", _with_ts(eoi_obj(vn, "th", LISTING)), 400, "invalid_json", "number"),
+        # forwarded, it reached the owner's console page as a raw NUL byte
+        ("NUL in the message", eoi_obj(vn, "th", LISTING, "a\x00b"), 400, "invalid_json", "NUL"),
     ]
     for name, body, status, code, words in cases:
         got, answer, _ = await post(net, vn, EOI, body)

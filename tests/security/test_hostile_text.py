@@ -12,6 +12,7 @@ ports, spoken to over raw sockets where an HTTP client would refuse to send the 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from urllib.parse import quote
@@ -217,3 +218,35 @@ def test_a_signature_header_field_must_be_printable_ascii() -> None:
         header = sig.header().replace(sig.nonce, bad)
         with pytest.raises(RequestSignatureError, match="printable ASCII"):
             parse_header(header)
+
+
+async def test_nul_in_a_listing_is_a_400_on_every_database(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    """JSON may carry NUL escaped; PostgreSQL's text may not: a listing with one answered
+    500 (and logged a traceback) on a node on PostgreSQL. Refused where JSON is read."""
+    from tests.node.sample import sample_record
+
+    node = await node_factory("th")
+    cases = {
+        "title": {"en": "Rice \u0000dryer"},
+        "summary": "sum\u0000",
+        "keywords": ["ok", "\u0000"],
+    }
+    for field, value in cases.items():
+        record = dict(sample_record("th-off-0001"), **{field: value})
+        status, body = await node.admin(http, "POST", "/admin/v1/listings", json=record)
+        assert status == 400, (field, body)
+        assert body["error"]["code"] == "invalid_json" and "NUL" in body["error"]["message"]
+    # An import names the line and keeps the rest; a backslash written before "u0000"
+    # is text, not NUL.
+    good = dict(sample_record("th-off-0002"), summary="a path C:\\u0000 is text")
+    bad = dict(sample_record("th-off-0001"), summary="sum\u0000")
+    lines = "\n".join(json.dumps(r) for r in (good, bad)).encode()
+    async with http.post(
+        node.url + "/admin/v1/listings/import", data=lines, headers=node.admin_headers
+    ) as resp:
+        report = await resp.json()
+    assert resp.status == 207, report
+    assert [(p["line"], "NUL" in p["reason"]) for p in report["problems"]] == [(2, True)]
+    assert node.runtime.listings.get("th-off-0002").record["summary"] == good["summary"]
