@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from protocol.countries import ISO_COUNTRIES
+from protocol.safe_json import NUL_MESSAGE, holds_nul
 from protocol.timeutil import date_to_ms
 
 
@@ -159,6 +160,15 @@ class ListingBase(WireModel):
     rights: Rights
     visibility: Visibility
     share_with: Annotated[list[NodeId], Field(min_length=1, max_length=50)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """No text holds NUL, whatever brought the record (a form, a CSV cell): PostgreSQL
+        cannot store it (``protocol.safe_json`` refuses it in JSON already)."""
+        if holds_nul(data):
+            raise ValueError(NUL_MESSAGE)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> ListingBase:
