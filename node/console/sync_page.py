@@ -35,10 +35,11 @@ SHOWN = 200
 class CustodyUnavailable(Exception):
     """The custody check could not run; ``reason`` is a message id for people."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", status: int = 502) -> None:
         super().__init__(detail or reason)
         self.reason = reason
         self.detail = detail
+        self.status = status  # 502: the hub's answer failed; 409: no hub to ask
 
 
 def statuses(rt: NodeRuntime) -> list[dict[str, Any]]:
@@ -60,10 +61,12 @@ async def fetch_custody(request: web.Request) -> dict[str, Any]:
     """The hub's signed custody list of this node's listings, verified."""
     rt = request.app[RUNTIME]
     if rt.config.is_hub:
-        raise CustodyUnavailable(N_("This node is the hub: it holds no custody of its own data."))
+        raise CustodyUnavailable(
+            N_("This node is the hub: it holds no custody of its own data."), status=409
+        )
     hub = await rt.run(peer_info, rt, rt.config.hub_id)
     if hub is None or not hub.base_url:
-        raise CustodyUnavailable(N_("This node has no hub configured."))
+        raise CustodyUnavailable(N_("This node has no hub configured."), status=409)
     client: PeerClient = request.app[SYNC].client
     try:
         doc = await client.get_json(hub.base_url, hub.node_id, "/federation/v1/custody")
@@ -110,7 +113,7 @@ async def custody_check(request: web.Request) -> web.Response:
         report = await rt.run(check_custody, rt, doc)
     except CustodyUnavailable as exc:
         return await _page(
-            request, status=502, custody_problem=exc.reason, custody_detail=exc.detail
+            request, status=exc.status, custody_problem=exc.reason, custody_detail=exc.detail
         )
     except ServiceError as exc:
         return await _page(

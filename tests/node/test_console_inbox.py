@@ -356,6 +356,16 @@ async def test_sync_page_custody_check_and_verification(node_factory: NodeFactor
     finally:
         await editor.close()
         await viewer.close()
+    # The hub has no custody check (its page shows none); a form posted all the same is
+    # told so, a 409, not a 502 as if a hub had failed to answer.
+    admin = Staff(net.hub, "li", "admin")
+    try:
+        status, page = await admin.get("/console/sync")
+        assert status == 200 and "Check custody" not in page
+        status, page, _ = await admin.post("/console/sync/custody", {})
+        assert status == 409 and "it holds no custody of its own data" in page
+    finally:
+        await admin.close()
 
 
 async def test_a_visitors_interest_shows_who_asks_and_is_answered(
