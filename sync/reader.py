@@ -165,6 +165,8 @@ class FeedReader:
 
                 page, reading, keys = await self._read(peer, resp, cursor, keys, fetch_next)
                 if page["more"] and page["next"] == cursor:
+                    reading.cancel()  # its check, under way in the workers, is not wanted
+                    await asyncio.gather(reading, return_exceptions=True)
                     raise PageError(
                         ErrorCode.FEED_STALLED,
                         f"{peer.node_id}'s feed says there is more but gives back the "
