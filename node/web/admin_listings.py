@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.services.bulk_import import ImportRun
 from node.services.import_stream import BrokenBody, Piece, RecordSplitter
 from node.services.importer import RecordError, parse_record
+from node.services.listings import ImportReport, ListingService
 from node.ui.audit import ADMIN_TOKEN_ACTOR, append
 from node.web.appkeys import RUNTIME
 from node.web.middleware import ApiError
@@ -133,20 +134,7 @@ async def import_listings(request: web.Request) -> web.Response:
                 )
             body.write(chunk)
         body.seek(0)
-        splitter = RecordSplitter()
-        run = await rt.run(ImportRun, rt.listings, strict=q.strict, single_transaction=True)
-        try:
-            pending: list[tuple[int, Piece]] = []
-            while chunk := body.read(SPOOL_CHUNK):
-                pending += splitter.feed(chunk)
-                if len(pending) >= IMPORT_BATCH:
-                    await rt.run(_add_pieces, run, pending, splitter.mode == "array")
-                    pending = []
-            pending += splitter.close()
-            await rt.run(_add_pieces, run, pending, splitter.mode == "array")
-            report = await rt.run(run.finish)
-        finally:
-            await rt.run(run.close)
+        report = await rt.run(_import_spooled, rt.listings, body, q.strict)
     payload = {
         "applied": report.applied,
         "created": report.created,
@@ -163,6 +151,28 @@ async def import_listings(request: web.Request) -> web.Response:
         detail = ", ".join(f"{getattr(report, k)} {k}" for k in counts)
         await _audit(request, "listing.import", "listings", detail)
     return web.json_response(payload, status=status)
+
+
+def _import_spooled(listings: ListingService, body: IO[bytes], strict: bool) -> ImportReport:
+    """The spooled body imported in one call of a database thread, from its transaction's
+    start to its end. Its transaction holds the listings' lock; when each batch took a
+    thread of the pool again, writers holding every thread while they waited for that
+    lock kept it from ever getting one (on PostgreSQL, which has no lock timeout, for
+    good: five imports at once hung the node)."""
+    splitter = RecordSplitter()
+    run = ImportRun(listings, strict=strict, single_transaction=True)
+    try:
+        pending: list[tuple[int, Piece]] = []
+        while chunk := body.read(SPOOL_CHUNK):
+            pending += splitter.feed(chunk)
+            if len(pending) >= IMPORT_BATCH:
+                _add_pieces(run, pending, splitter.mode == "array")
+                pending = []
+        pending += splitter.close()
+        _add_pieces(run, pending, splitter.mode == "array")
+        return run.finish()
+    finally:
+        run.close()
 
 
 async def _next_chunk(request: web.Request, timeout: float) -> bytes:

@@ -7,6 +7,7 @@ limit, one that stalls and one cut short store nothing.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import time
@@ -203,3 +204,36 @@ async def test_an_import_body_still_arriving_keeps_no_write_out(
     finally:
         writer.close()
     assert node.runtime.listings.head() == 21
+
+
+async def test_imports_and_saves_at_once_all_finish(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    """An import took a thread of the database pool again for each batch of its
+    transaction, which holds the listings' lock: writers waiting for that lock on every
+    thread kept it from getting one. On PostgreSQL (no lock timeout) five imports at once
+    hung the node for good; an import of two batches and four saves did too."""
+    node = await node_factory("th")
+    lines = _th_lines(1300)
+    bodies = ["\n".join(lines[i * 260 : (i + 1) * 260]).encode() for i in range(5)]
+    big = "\n".join(lines[:700]).encode()  # two batches, the same ids as the first two
+    singles = [dict(json.loads(line), id=f"th-off-9{n:03d}") for n, line in enumerate(lines[:4])]
+
+    async def importing(body: bytes) -> int:
+        async with http.post(
+            node.url + "/admin/v1/listings/import",
+            data=io.BytesIO(body),
+            headers=node.admin_headers,
+        ) as resp:
+            return resp.status
+
+    async def saving(record: dict[str, Any]) -> int:
+        status, _ = await node.admin(http, "POST", "/admin/v1/listings", json=record)
+        return status
+
+    async with asyncio.timeout(60):
+        statuses = await asyncio.gather(
+            *(importing(b) for b in bodies), importing(big), *(saving(r) for r in singles)
+        )
+    assert statuses == [200] * 6 + [201] * 4, statuses
+    assert node.runtime.listings.head() >= 1300 + 4
