@@ -47,6 +47,8 @@ _HTTP_CODES = {
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        if holds_nul(request):
+            raise web.HTTPBadRequest(reason="the address holds a NUL character (%00)")
         return await handler(request)
     except ProtocolError as exc:  # ApiError, ServiceError, signature errors: one table
         return protocol_error_response(exc)
@@ -72,6 +74,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if is_page(request.path):
             return page_error(request, 500)
         return error_response(500, ErrorCode.INTERNAL, "internal error; see the node's log")
+
+
+def holds_nul(request: web.Request) -> bool:
+    """Whether the path or the query holds NUL: no id, name or filter of ours has one, and
+    PostgreSQL's text cannot hold it (looked up, it answered 500)."""
+    if "%00" not in request.raw_path:
+        return False
+    return "\x00" in request.path or any(
+        "\x00" in key or "\x00" in value for key, value in request.query.items()
+    )
 
 
 @web.middleware

@@ -82,9 +82,14 @@ async def parse_form(request: web.Request) -> MultiDictProxy[Any]:
     """``request.post()``, with a charset no codec knows or bytes that are not in it (the
     form's, or a multipart part's) answered 400 instead of a 500."""
     try:
-        return await request.post()
+        form = await request.post()
     except (LookupError, UnicodeDecodeError, ValueError) as exc:
         raise web.HTTPBadRequest(reason="the form could not be read") from exc
+    # No field of ours has a use for NUL, and PostgreSQL's text cannot hold it (a login
+    # name with one answered 500 there, before any check).
+    if any("\x00" in k or (isinstance(v, str) and "\x00" in v) for k, v in form.items()):
+        raise web.HTTPBadRequest(reason="a field of the form holds a NUL character")
+    return form
 
 
 async def _whole_body(request: web.Request) -> bytes:

@@ -128,6 +128,23 @@ def test_the_base_offer_is_valid(offer: dict[str, Any]) -> None:
     assert parse_listing(offer).category == "tech_offer"
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"summary": "a\x00b"},
+        {"title": {"en": "Rice \x00dryer"}},
+        {"keywords": ["ok", "\x00"]},
+        {"organization": {"name": "A\x00", "type": "university"}},
+    ],
+)
+def test_no_text_holds_nul_whatever_brought_it(
+    offer: dict[str, Any], change: dict[str, Any]
+) -> None:
+    """PostgreSQL's text cannot hold NUL; a CSV cell or a form can carry one."""
+    with pytest.raises(pydantic.ValidationError, match="NUL"):
+        parse_listing({**offer, **change})
+
+
 def test_missing_english_title(offer: dict[str, Any]) -> None:
     offer["title"] = {"zh": offer["title"]["zh"]}
     [(loc, _, msg)] = _errors(offer)

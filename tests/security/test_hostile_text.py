@@ -25,6 +25,7 @@ from node.ui.sessions import COOKIE
 from protocol.b64 import b64url_encode
 from protocol.request_sig import RequestSignature, sign_request
 from tests.federation.network import NodeFactory, start_network
+from tests.federation.test_security import member, node_key
 from tests.hub.market_net import (
     form_token,
     interest_form,
@@ -250,3 +251,45 @@ async def test_nul_in_a_listing_is_a_400_on_every_database(
     assert resp.status == 207, report
     assert [(p["line"], "NUL" in p["reason"]) for p in report["problems"]] == [(2, True)]
     assert node.runtime.listings.get("th-off-0002").record["summary"] == good["summary"]
+
+
+async def test_nul_in_an_address_or_a_form_is_a_400_on_every_database(
+    hub: RunningNode, http: aiohttp.ClientSession
+) -> None:
+    """Each of these answered 500 on PostgreSQL, whose text cannot hold NUL, when the
+    value was looked up or written: an id in a path, a filter, a login name (before any
+    sign-in), a member's name in the hub's directory."""
+    admin = hub.admin_headers
+    for path in (
+        "/admin/v1/listings/%00",
+        "/admin/v1/listings?q=%00",
+        "/admin/v1/listings?after=a%00",
+    ):
+        async with http.get(hub.url + path, headers=admin) as resp:
+            assert resp.status == 400, (path, await resp.text())
+    async with http.put(
+        hub.url + "/admin/v1/policy?author=a%00b", headers=admin, data=b"x"
+    ) as resp:
+        assert resp.status == 400
+    hub.runtime.directory.upsert(member("th", "http://127.0.0.1:9", node_key("th")), create=True)
+    staff(hub, "alice", "admin")
+    async with Console(hub) as me:
+        assert (await me.login("al\x00ice")).status == 400
+        assert (await me.login("alice")).status == 303
+        for path in (
+            "/console/listings/%00",
+            "/console/listings?q=%00",
+            "/console/audit?actor=%00",
+            "/console/eois/%00",
+            "/console/hub/directory/%00/edit",
+        ):
+            answer = await me.get(path)
+            assert answer.status == 400, (path, answer.text[:300])
+            assert "Traceback" not in answer.text
+        token = await me.csrf("/console/hub/directory/th/edit")
+        answer = await me.post(
+            "/console/hub/directory/th/edit", {"csrf_token": token, "name": "a\x00b"}
+        )
+        assert answer.status == 400, answer.text[:300]
+    async with http.get(hub.url + "/admin/v1/listings?q=rice", headers=admin) as resp:
+        assert resp.status == 200  # and the node goes on
