@@ -33,6 +33,7 @@ from node.hub.eoi_gate import (
 from node.hub.eoi_inbox import absorb_inbox
 from node.services.errors import Conflict, InvalidInput, NotFound
 from node.services.feed import post_to_outbox
+from node.storage.db import begin_write
 from node.storage.models import EoiRow
 from protocol import PROTOCOL_VERSION
 from protocol.eoi import (
@@ -157,6 +158,9 @@ def _take_eoi(
     now: int,
 ) -> None:
     owner, lid = eoi.listing.owner, eoi.listing.id
+    # The id looked up and the rates counted under one lock with the insert (PostgreSQL:
+    # interests sent at once all counted before any was added).
+    begin_write(session.connection(), EoiRow.__tablename__)
     row = session.get(EoiRow, eoi.id)
     # The hub's own interest was saved as 'submitted' when it was made.
     own = origin == rt.node_id and row is not None and row.state == "submitted"

@@ -10,6 +10,7 @@ owner's feed. The hub runs on a clock the test moves.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from node.hub.eoi_gate import DAY_MS, HOUR_MS, PER_LISTING_PER_DAY, PER_SENDER_PER_HOUR
@@ -74,3 +75,14 @@ async def test_per_listing_and_per_sender_limits(node_factory: NodeFactory) -> N
     queued = [len(canonical_bytes(f)) for f in forwards_for(net, "th")]
     assert len(queued) == PER_LISTING_PER_DAY + 1 + 4 + 1  # those vn (or my) may know
     assert max(queued) < BODY_MAX_BYTES + 1024
+
+
+async def test_the_limits_hold_for_interests_sent_at_once(node_factory: NodeFactory) -> None:
+    """Counted, then added: on PostgreSQL, interests sent at once all counted before any
+    was added. The count and the insert now hold one lock, on every database."""
+    net = await eoi_network(node_factory)
+    vn = net.nodes["vn"]
+    bodies = [eoi_obj(vn, "th", "th-off-0001", f"Interested ({i}).") for i in range(10)]
+    answers = await asyncio.gather(*(post(net, vn, EOI, body) for body in bodies))
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [202] * PER_LISTING_PER_DAY + [429] * (10 - PER_LISTING_PER_DAY)

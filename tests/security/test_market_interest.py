@@ -7,6 +7,7 @@ A member cannot pass itself off as the hub speaking for a visitor."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 
@@ -73,6 +74,24 @@ async def test_limits_per_address_and_per_listing(node_factory: NodeFactory) -> 
         assert (await express(http, hub, *keys[0]))[0] == 429
     assert all(r.state == "forwarded" for r in interests(hub))
     assert len({r.address_sha256 for r in interests(hub)}) == 1
+
+
+async def test_limits_hold_for_posts_sent_at_once(node_factory: NodeFactory) -> None:
+    """On PostgreSQL, 20 posts at once all counted before any was added: 5 passed a
+    limit of 2 a listing. Counted and added under one lock now, on every database."""
+    net = await market_network(node_factory)
+    hub = net.hub
+    owner, lid = public_keys(net)[0]
+    async with visitor() as http:
+        token = await form_token(http, hub, owner, lid)
+        answers = await asyncio.gather(
+            *(post_interest(http, hub, owner, lid, interest_form(token)) for _ in range(20))
+        )
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [303] * PER_ADDRESS_LISTING_PER_DAY + [429] * (
+        20 - PER_ADDRESS_LISTING_PER_DAY
+    ), statuses
+    assert len(interests(hub)) == PER_ADDRESS_LISTING_PER_DAY
 
 
 async def test_a_listing_not_shown_gets_the_same_answer_and_nothing_leaves(
