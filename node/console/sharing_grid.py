@@ -350,8 +350,11 @@ def policy_text(original: str, old: Policy, new: Policy) -> tuple[str, bool]:
     if edited is not None and _reads_as(edited, new):
         return edited, True
     standard = _leading_comments(original) + policy_to_yaml(new)
-    if not _reads_as(standard, new):  # pragma: no cover - policy_to_yaml round-trips
-        raise ValueError("the edited policy does not read back as itself")
+    if not _reads_as(standard, new):
+        # A value the form let through that no policy holds (a relay target that is no
+        # node id, "ZZ"): the PolicyError naming it, for the page to show (was a 500).
+        parse_policy(standard)
+        raise ValueError("the edited policy does not read back as itself")  # pragma: no cover
     return standard, False
 
 

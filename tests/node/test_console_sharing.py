@@ -229,6 +229,23 @@ async def test_viewer_reads_but_cannot_change(node_factory: NodeFactory, sign_in
     assert rt.policy.active().version == before.version
 
 
+async def test_a_relay_target_no_policy_holds_is_shown_in_place(
+    node_factory: NodeFactory, sign_in: SignIn
+) -> None:
+    """A relay target that is no node id ("ZZ", crafted: the page offers only real ones)
+    made a policy that did not read back, and the page answered 500."""
+    node = await _member(node_factory)
+    before = node.runtime.policy.active()
+    editor = await sign_in(node, "lan", "editor")
+    status, page = await editor.get("/console/sharing/cell?category=tech_offer&audience=cn")
+    assert status == 200
+    form = [(k, v) for k, v in _cell_form(page) if k != "relay_to"] + [("relay_to", "ZZ")]
+    status, page, _ = await editor.post("/console/sharing/cell/save", form)
+    assert status == 422, page[:500]
+    assert "ZZ" in page and "Something went wrong" not in page
+    assert node.runtime.policy.active().version == before.version
+
+
 async def test_apply_without_csrf_is_refused(node_factory: NodeFactory, sign_in: SignIn) -> None:
     node = await _member(node_factory)
     before = node.runtime.policy.active()
