@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from node.services.setup import token_matches
 from node.ui.errors import page_error
@@ -64,6 +65,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             limit = request.app[RUNTIME].config.max_body_bytes
             message = f"request body exceeds the limit of {limit} bytes"
         return error_response(exc.status, code, message)
+    except HttpProcessingError as exc:  # e.g. a multipart part's header aiohttp refuses
+        logger.info("%s %s: a malformed request: %s", request.method, request.path, exc)
+        if is_page(request.path):
+            return page_error(request, 400)
+        return error_response(400, ErrorCode.BAD_REQUEST, "the request could not be read")
     except ConnectionError:  # the client went away mid-request: nobody to answer
         # Answered all the same (the write is dropped quietly): raised, aiohttp logged a
         # traceback for every such request, which any stranger could repeat at will.

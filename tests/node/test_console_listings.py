@@ -477,6 +477,21 @@ async def test_upload_form_is_read_as_written_or_refused(
         "/console/listings/import", upload_form(editor.csrf, b"\xff\xfe\x00oops", "a.jsonl")
     )
     assert status == 422 and "The file cannot be read" in html
+    # A part's header aiohttp refuses (a NUL in the file's name) is a 400, not a 500.
+    parts = [
+        f'Content-Disposition: form-data; name="csrf_token"\r\n\r\n{editor.csrf}'.encode(),
+        b'Content-Disposition: form-data; name="encoding"\r\n\r\n',
+        b'Content-Disposition: form-data; name="file"; filename="a\x00b.jsonl"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n" + good,
+    ]
+    body = b"".join(b"--xyz\r\n" + part + b"\r\n" for part in parts) + b"--xyz--\r\n"
+    async with editor.http.post(
+        node.url + "/console/listings/import",
+        data=body,
+        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+        allow_redirects=False,
+    ) as resp:
+        assert resp.status == 400, await resp.text()
     assert not list((node.data_dir / "console-imports").iterdir())
     assert node.runtime.listings.query()[0] == []
 
