@@ -48,7 +48,7 @@ _HTTP_CODES = {
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        if holds_nul(request):
+        if address_holds_nul(request):
             raise web.HTTPBadRequest(reason="the address holds a NUL character (%00)")
         return await handler(request)
     except ProtocolError as exc:  # ApiError, ServiceError, signature errors: one table
@@ -82,7 +82,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(500, ErrorCode.INTERNAL, "internal error; see the node's log")
 
 
-def holds_nul(request: web.Request) -> bool:
+def address_holds_nul(request: web.Request) -> bool:
     """Whether the path or the query holds NUL: no id, name or filter of ours has one, and
     PostgreSQL's text cannot hold it (looked up, it answered 500)."""
     if "%00" not in request.raw_path:
