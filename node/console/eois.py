@@ -25,9 +25,9 @@ from node.services.errors import Conflict, NotFound, ServiceError
 from node.services.peers import peer_info
 from node.storage.models import EoiRow
 from node.ui.audit import append, record
-from node.ui.auth import require_role
+from node.ui.auth import form_of, require_role
 from node.ui.i18n import N_
-from node.ui.keys import FORM, STAFF_USER
+from node.ui.keys import STAFF_USER
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME, SYNC
 from node.web.numbers import count
@@ -326,7 +326,7 @@ async def eoi_answer(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     user = request[STAFF_USER]
     assert user is not None  # require_role let only a signed-in user through
-    form = request[FORM]
+    form = await form_of(request)
     eoi_id = request.match_info["eoi_id"]
     decision = str(form.get("decision", ""))
     share = tuple(str(v) for v in form.getall("share", []))

@@ -20,9 +20,9 @@ from node.console.eois import EOI_PATH, HubRefused, audit_only, send_to_hub, set
 from node.hub import eoi as service
 from node.services.errors import InvalidInput, NotFound
 from node.storage.models import EoiRow, InboxRow
-from node.ui.auth import require_role
+from node.ui.auth import form_of, require_role
 from node.ui.i18n import N_
-from node.ui.keys import FORM, STAFF_USER
+from node.ui.keys import STAFF_USER
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME
 from node.web.numbers import count
@@ -198,7 +198,7 @@ async def express_interest(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     user = request[STAFF_USER]
     assert user is not None  # require_role let only a signed-in user through
-    message = str(request[FORM].get("message", ""))
+    message = str((await form_of(request)).get("message", ""))
     notice_id = _positive(request.match_info["notice_id"])
     found = None if notice_id is None else await rt.run(one_notice, rt, notice_id)
     if found is None:

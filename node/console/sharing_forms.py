@@ -11,10 +11,9 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from node.console.sharing_grid import rule_lines
+from node.ui.auth import form_of
 from node.ui.i18n import N_
-from node.ui.keys import FORM
 from node.ui.templating import render
-from node.web.requests import parse_form
 from policies.model import NODE_ID_RE, PolicyError
 from protocol.countries import COUNTRY_NAMES
 
@@ -23,7 +22,7 @@ PageHandler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 async def read_form(request: web.Request) -> MultiDictProxy[Any]:
-    return request[FORM] if FORM in request else await parse_form(request)
+    return await form_of(request)
 
 
 class PageProblem(Exception):

@@ -23,9 +23,9 @@ from node.services.member_identity import IdentityUnavailable, fetch_member_keys
 from node.services.member_keys import FETCH
 from node.services.sync_status import peer_statuses
 from node.ui.audit import record
-from node.ui.auth import require_role
+from node.ui.auth import form_of, require_role
 from node.ui.i18n import N_
-from node.ui.keys import FORM, STAFF_USER
+from node.ui.keys import STAFF_USER
 from node.ui.templating import render, see_other
 from node.web.appkeys import RUNTIME, SYNC
 
@@ -107,7 +107,7 @@ async def directory_page(request: web.Request) -> web.Response:
 @require_role("admin")
 async def fetch_key(request: web.Request) -> web.Response:
     """First post: check the form, fetch the identity, show what would be saved."""
-    form = read_member_form(request[FORM])
+    form = read_member_form(await form_of(request))
     if not form.ok:
         return await _page(request, form=form, status=400)
     rt = request.app[RUNTIME]
@@ -130,7 +130,7 @@ async def fetch_key(request: web.Request) -> web.Response:
 @require_role("admin")
 async def add_member(request: web.Request) -> web.Response:
     """Second post: save the keys that were shown, if the member still serves them."""
-    data = request[FORM]
+    data = await form_of(request)
     form = read_member_form(data)
     if not form.ok:
         return await _page(request, form=form, status=400)
@@ -194,7 +194,7 @@ async def edit_member(request: web.Request) -> web.Response:
     member = await _member(request)
     if member is None:
         return _missing(request)
-    form = read_member_form(request[FORM], with_id=False)
+    form = read_member_form(await form_of(request), with_id=False)
     form.node_id, form.country = member.node_id, member.country
     if not form.ok:
         return render(request, "hubops/edit.html", {"form": form, "error": ""}, status=400)
@@ -239,7 +239,7 @@ async def change_status(request: web.Request) -> web.Response:
     member = await _member(request)
     if member is None:
         return _missing(request)
-    target = _target_status(request[FORM].get("status"))
+    target = _target_status((await form_of(request)).get("status"))
     if target is None:
         return _no_such_status(request)
     if member.status == target:
