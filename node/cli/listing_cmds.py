@@ -100,6 +100,10 @@ def import_cmd(
     """Validate and import listings from FILE (.jsonl or .csv), reading it line by line."""
     try:
         check_suffix(file)
+        if file.exists() and not file.is_file():
+            # It is read twice (checked, then imported): a pipe, <(zcat f.gz) say, gives
+            # its lines once, and the second read waited for ever.
+            fail(f"{file} is not a regular file (a pipe or a device): save it to a file first")
         scan = scan_file(file, encoding)
     except (RecordError, FileEncodingError) as exc:
         fail(str(exc))

@@ -16,6 +16,7 @@ the cause is fixed.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import sqlite3
@@ -410,3 +411,12 @@ def test_serve_on_a_busy_port_is_one_error_line(node_dir: Path) -> None:
         port = busy.getsockname()[1]
         line = one_error_line(invoke(["serve", str(node_dir), "--port", str(port)]))
     assert str(port) in line, line
+
+
+def test_an_import_from_a_pipe_is_one_error_line(root: Path, node_dir: Path) -> None:
+    """A file is read twice (checked, then imported); a pipe (``<(zcat f.gz)``) gives its
+    lines once, and the second read waited for ever."""
+    fifo = root / "listings-pipe.jsonl"
+    os.mkfifo(fifo)
+    line = one_error_line(invoke(["import", str(node_dir), str(fifo)]))
+    assert "not a regular file" in line and "save it to a file first" in line
