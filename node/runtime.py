@@ -26,7 +26,7 @@ from node.services.identity import identity_document
 from node.services.listings import ListingService
 from node.services.policy import PolicyService
 from node.storage.database import Database
-from node.storage.db import make_engine, migrate
+from node.storage.db import DatabaseUnavailable, make_engine, migrate
 from protocol.b64 import b64url_encode
 from protocol.keys import KeyStore
 
@@ -112,6 +112,18 @@ class NodeRuntime:
         self.engine.dispose()
 
 
+def _require_sqlite_file(engine: Engine, data_dir: Path) -> None:
+    """A node's SQLite file must be there: connecting would make a new, empty one, and the
+    node would go on without its listings, users and sync state, saying nothing."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if path and path != ":memory:" and not Path(path).exists():
+        engine.dispose()
+        raise DatabaseUnavailable(
+            f"the node's database {path} is missing; nothing was changed. Restore the node "
+            f"from its backup (cattc restore BACKUP --data-dir {data_dir} --force)"
+        )
+
+
 def open_runtime(
     data_dir: Path,
     *,
@@ -122,6 +134,7 @@ def open_runtime(
     config = config or load_config(data_dir)
     keys = KeyStore.load(data_dir / KEY_FILE)
     engine = make_engine(config.resolved_database_url(data_dir))
+    _require_sqlite_file(engine, data_dir)
     migrate(engine)
     listings = ListingService(engine, config.node_id, config.country, clock)
     policy = PolicyService(engine, clock, hub_id=config.hub_id)

@@ -192,7 +192,12 @@ def broken_copy(node_dir: Path, root: Path, name: str, config: bytes) -> Path:
 # -- every command, broken data directory or database -------------------------------------
 
 DATA_DIR_CASES = ["missing", "a file", "node.toml not UTF-8", "node.toml not TOML"]
-DATABASE_CASES = ["not a database URL", "unsupported database", "nothing listens"]
+DATABASE_CASES = [
+    "not a database URL",
+    "unsupported database",
+    "nothing listens",
+    "SQLite file gone",
+]
 
 
 @pytest.mark.parametrize("case", DATA_DIR_CASES)
@@ -225,12 +230,14 @@ def test_a_broken_data_directory_is_one_error_line(
 @pytest.mark.parametrize("case", DATABASE_CASES)
 @pytest.mark.parametrize("leaf", WITH_DATA_DIR, ids=lambda leaf: leaf.name)
 def test_a_broken_database_url_is_one_error_line(
-    leaf: Leaf, case: str, node_dir: Path, files: dict[str, Path]
+    leaf: Leaf, case: str, root: Path, node_dir: Path, files: dict[str, Path]
 ) -> None:
+    gone = root / "deleted.db"  # a node's SQLite file deleted: never made anew, empty
     url = {
         "not a database URL": "not a url",
         "unsupported database": "mysql://cattc@127.0.0.1/cattc",
         "nothing listens": f"postgresql://cattc:secret@127.0.0.1:{free_port()}/cattc",
+        "SQLite file gone": f"sqlite:///{gone}",
     }[case]
     result = invoke(leaf.args(node_dir, files), {"CATTC_DATABASE_URL": url})
     if leaf.name in NO_DATABASE:
@@ -240,6 +247,9 @@ def test_a_broken_database_url_is_one_error_line(
     assert "secret" not in line  # the password is never printed
     if case == "nothing listens":
         assert "Connection refused" in line, line
+    elif case == "SQLite file gone":
+        assert f"database {gone} is missing" in line or f"{gone} does not exist" in line, line
+        assert not gone.exists()
     else:
         assert "use postgresql://" in line, line
 
