@@ -76,7 +76,7 @@ def check(data_dir: Path, as_json: bool) -> None:
 
 @click.command()
 @data_dir_argument
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @json_option
 def matches(data_dir: Path, limit: int, as_json: bool) -> None:
     """List the match notices this node received from the hub (on the hub: its matches)."""

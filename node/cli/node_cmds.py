@@ -32,7 +32,13 @@ from node.web.workers import MAX_WORKERS, Supervisor, log_format, migrate_databa
 @click.option("--name", default="", help="Human name of the center.")
 @click.option("--base-url", default="", help="URL other nodes reach this node at.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on.",
+)
 @click.option(
     "--database-url",
     default="",
@@ -95,7 +101,9 @@ def _check_http_url(value: str, option: str) -> None:
 @click.command()
 @data_dir_argument
 @click.option("--host", default=None, help="Address to listen on (default: from config).")
-@click.option("--port", default=None, type=int, help="Port (default: from config).")
+@click.option(
+    "--port", default=None, type=click.IntRange(0, 65535), help="Port (default: from config)."
+)
 @click.option(
     "--workers",
     default=1,

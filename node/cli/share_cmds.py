@@ -50,7 +50,7 @@ def _render_listing(data: dict[str, Any]) -> str:
 
 @shared.command("peer")
 @click.argument("peer")
-@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--page", type=click.IntRange(min=1, max=2**31), default=1, show_default=True)
 @click.option(
     "--per-page",
     type=click.IntRange(min=1, max=1000),

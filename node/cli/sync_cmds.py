@@ -150,7 +150,7 @@ def status(data_dir: Path, as_json: bool) -> None:
 
 @sync.command()
 @click.option("--peer", help="Only this peer.")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @json_option
 @click.pass_obj
 def runs(data_dir: Path, peer: str | None, limit: int, as_json: bool) -> None:

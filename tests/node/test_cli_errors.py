@@ -430,3 +430,27 @@ def test_an_import_from_a_pipe_is_one_error_line(root: Path, node_dir: Path) -> 
     os.mkfifo(fifo)
     line = one_error_line(invoke(["import", str(node_dir), str(fifo)]))
     assert "not a regular file" in line and "save it to a file first" in line
+
+
+INT_OPTIONS = [
+    (leaf, option)
+    for leaf in LEAVES
+    for option in leaf.command.params
+    if isinstance(option, click.Option) and isinstance(option.type, click.types.IntParamType)
+]
+
+
+@pytest.mark.parametrize(
+    ("leaf", "option"), INT_OPTIONS, ids=lambda x: x.name if isinstance(x, Leaf) else x.opts[0]
+)
+@pytest.mark.parametrize("value", ["-1", "99999999999"])
+def test_every_count_port_and_limit_is_bounded(
+    leaf: Leaf, option: click.Option, value: str, node_dir: Path, files: dict[str, Path]
+) -> None:
+    """``--limit -1`` listed everything (SQLite's LIMIT -1), ``--port 70000`` was a
+    traceback: every integer option has a range, and a value outside it is a usage line."""
+    assert isinstance(option.type, click.IntRange), f"{leaf.name} {option.opts[0]} has no range"
+    result = invoke([*leaf.args(node_dir, files), option.opts[0], value])
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert f"Invalid value for '{option.opts[0]}'" in line and "is not in the range" in line, line
