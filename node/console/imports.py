@@ -123,6 +123,9 @@ async def _receive(request: web.Request, upload: Upload, target_dir: Path, budge
                 _too_large(upload, budget.limit)
                 return
             upload.encoding = encoding.strip()
+            if upload.encoding not in ENCODINGS:  # the form's choices, nothing else
+                upload.error = N_("The form was not understood. Reload the page and try again.")
+                return
         elif upload.path is None:
             upload.filename = Path(part.filename or "").name[:200]
             suffix = Path(upload.filename).suffix.lower()
@@ -194,6 +197,9 @@ async def upload_file(request: web.Request) -> web.StreamResponse:
         message = str(exc).replace(upload.path.name, upload.filename)
         upload.error, upload.params = N_("The file cannot be read: %(reason)s"), {"reason": message}
         return _upload_page(request, upload)
+    except BaseException:  # a bug or a stop: the upload is not left behind on disk
+        upload.path.unlink(missing_ok=True)
+        raise
     job = jobs.add(
         ImportJob(
             id=secrets.token_urlsafe(12),

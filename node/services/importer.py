@@ -114,12 +114,21 @@ def read_jsonl_lines(
 
 # -- encodings ---------------------------------------------------------------------------
 def _codec(name: str) -> str:
+    """The codec ``name`` if it decodes bytes to text. Python also knows codecs of bytes
+    to bytes (zlib, base64, hex), of text to text (rot13) and one that refuses all
+    (undefined): each would fail an import later, zlib after inflating a small file to
+    gigabytes."""
     try:
-        return codecs.lookup(name).name
-    except LookupError:
+        info = codecs.lookup(name)
+        data = info.encode('{"id": "x"}\n')[0]
+        text = info.decode(data)[0] if isinstance(data, bytes) else None
+    except Exception:  # LookupError, or a codec that cannot read text
+        text = None
+    if text != '{"id": "x"}\n':
         raise FileEncodingError(
-            f"unknown encoding '{name}': try utf-8, utf-16, latin-1 or cp1252"
+            f"unknown text encoding '{name}': try utf-8, utf-16, latin-1 or cp1252"
         ) from None
+    return info.name
 
 
 def _sniff(head: bytes) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from html import unescape
@@ -328,11 +329,13 @@ def jsonl(records: list[Any]) -> bytes:
     ).encode()
 
 
-def upload_form(csrf: str | None, data: bytes, filename: str) -> aiohttp.FormData:
+def upload_form(
+    csrf: str | None, data: bytes, filename: str, encoding: str = ""
+) -> aiohttp.FormData:
     form = aiohttp.FormData()
     if csrf is not None:
         form.add_field("csrf_token", csrf)
-    form.add_field("encoding", "")
+    form.add_field("encoding", encoding)
     form.add_field("file", data, filename=filename, content_type="application/octet-stream")
     return form
 
@@ -477,6 +480,14 @@ async def test_upload_form_is_read_as_written_or_refused(
         "/console/listings/import", upload_form(editor.csrf, b"\xff\xfe\x00oops", "a.jsonl")
     )
     assert status == 422 and "The file cannot be read" in html
+    # Only the form's encodings: Python's zlib codec inflated 815 KB to gigabytes (then
+    # failed with 500, leaving the upload), rot13 and undefined failed with 500.
+    bomb = zlib.compress(b"\n" * (64 << 20))
+    for encoding in ("zlib", "rot13", "undefined", "hex", "utf-7"):
+        status, html, _ = await editor.post(
+            "/console/listings/import", upload_form(editor.csrf, bomb, "a.jsonl", encoding)
+        )
+        assert status == 422 and "The form was not understood" in html, encoding
     # A part's header aiohttp refuses (a NUL in the file's name) is a 400, not a 500.
     parts = [
         f'Content-Disposition: form-data; name="csrf_token"\r\n\r\n{editor.csrf}'.encode(),

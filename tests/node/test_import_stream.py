@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -160,14 +161,19 @@ def test_utf16_without_a_mark_is_named(vn_dir: Path, tmp_path: Path) -> None:
     assert _count(vn_dir) == 2
 
 
-def test_unknown_encoding_is_one_line(vn_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoding", ["klingon", "zlib", "base64", "rot13", "undefined"])
+def test_unknown_encoding_is_one_line(vn_dir: Path, tmp_path: Path, encoding: str) -> None:
+    """Python's codecs that do not decode bytes to text are unknown here: zlib inflated a
+    small file to gigabytes, rot13 and undefined failed with an unexpected error."""
     path = tmp_path / "x.jsonl"
-    path.write_text("{}\n")
-    result = CliRunner().invoke(cli, ["import", str(vn_dir), str(path), "--encoding", "klingon"])
+    path.write_bytes(zlib.compress(b"{}\n" * 1000))
+    result = CliRunner().invoke(cli, ["import", str(vn_dir), str(path), "--encoding", encoding])
     assert result.exit_code == 1
     assert result.output == (
-        "error: x.jsonl: unknown encoding 'klingon': try utf-8, utf-16, latin-1 or cp1252\n"
+        f"error: x.jsonl: unknown text encoding '{encoding}': try utf-8, utf-16, latin-1 "
+        "or cp1252\n"
     )
+    assert _count(vn_dir) == 0
 
 
 # -- progress, bounded lines and reports -------------------------------------------------
