@@ -42,6 +42,10 @@ _NO_SPACES = re.compile(
     r"\uf900-\ufaff\U00020000-\U0002ffff]+"
 )
 MAX_TOKEN = 64
+# A query's words: at most this many, each also found as the beginning of a longer word
+# from this many characters on (``is_prefix``).
+MAX_TERMS = 16
+MIN_PREFIX = 3
 # search_counts is folded (one row per facet value) when its row ids pass a multiple of
 # this: a search without words sums at most this many rows more than there are values.
 FOLD_EVERY = 4096
@@ -91,17 +95,27 @@ def tokens(value: str) -> list[str]:
 
 
 def query_terms(q: str) -> list[list[str]]:
-    """What a query asks for: each term a phrase of tokens (a prefix when one token), all
-    terms required. Anything that is not a letter, digit or mark is dropped, so no input
-    can reach the engine's query syntax."""
+    """What a query asks for: each term a phrase of tokens (a prefix when one token long
+    enough, ``is_prefix``), all terms required, each once, at most ``MAX_TERMS``. Anything
+    that is not a letter, digit or mark is dropped, so no input can reach the engine's
+    query syntax."""
     terms: list[list[str]] = []
     for word in _WORD.findall(q.lower().replace("_", " ")):
         for dense, piece in _pieces(word):
-            if dense and len(piece) > 1:
-                terms.append(_pairs(piece))
-            else:
-                terms.append([piece[:MAX_TOKEN]])
-    return terms[:32]
+            term = _pairs(piece) if dense and len(piece) > 1 else [piece[:MAX_TOKEN]]
+            if term not in terms:
+                terms.append(term)
+    return terms[:MAX_TERMS]
+
+
+def is_prefix(phrase: list[str]) -> bool:
+    """Whether a term also finds the words it begins: one token of ``MIN_PREFIX``
+    characters or more, or one character of a script written without spaces (a word
+    there). Each word an engine finds by a prefix is one more list of rows to merge: a
+    query of 32 one-letter prefixes took 1.5 s on 100,000 summaries, "a" alone 60 ms."""
+    if len(phrase) != 1:
+        return False
+    return len(phrase[0]) >= MIN_PREFIX or _NO_SPACES.fullmatch(phrase[0]) is not None
 
 
 def fts5_query(terms: list[list[str]]) -> str:
@@ -109,7 +123,7 @@ def fts5_query(terms: list[list[str]]) -> str:
     parts = []
     for phrase in terms:
         quoted = '"' + " ".join(phrase) + '"'
-        parts.append(quoted + "*" if len(phrase) == 1 else quoted)
+        parts.append(quoted + "*" if is_prefix(phrase) else quoted)
     return " AND ".join(parts)
 
 
@@ -118,7 +132,7 @@ def tsquery(terms: list[list[str]]) -> str:
     parts = []
     for phrase in terms:
         if len(phrase) == 1:
-            parts.append(f"'{phrase[0]}':*")
+            parts.append(f"'{phrase[0]}'" + (":*" if is_prefix(phrase) else ""))
         else:
             parts.append("(" + " <-> ".join(f"'{t}'" for t in phrase) + ")")
     return " & ".join(parts)
