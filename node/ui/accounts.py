@@ -173,15 +173,28 @@ def _keep_an_admin(session: Session, leaving: StaffUserRow) -> None:
 def authenticate(engine: Engine, name: str, password: str) -> StaffUser | None:
     """The enabled user ``name`` if ``password`` is theirs. Unknown names cost the same
     hash as known ones, so timing does not tell which names exist."""
+    stored, user = credentials(engine, name)
+    if not password_matches(stored, password):  # with the database connection handed back
+        return None
+    return user
+
+
+def credentials(engine: Engine, name: str) -> tuple[str, StaffUser | None]:
+    """The password hash to check for ``name`` and the user it lets in: for an unknown
+    or disabled name, a hash no password matches the same way and no user."""
     with Session(engine) as session:
         row = session.scalar(select(StaffUserRow).where(StaffUserRow.name == name[:64]))
         stored = row.password_hash if row is not None else _DUMMY_HASH
         user = _user(row) if row is not None else None
-    try:  # with the database connection handed back: the hash takes a while
-        _HASHER.verify(stored, password)
+    return stored, user if user is not None and not user.disabled else None
+
+
+def password_matches(stored: str, password: str) -> bool:
+    """Whether ``password`` is the one ``stored`` was made of (argon2: most of a second)."""
+    try:
+        return bool(_HASHER.verify(stored, password))
     except (VerificationError, InvalidHashError):
-        return None
-    return user if user is not None and not user.disabled else None
+        return False
 
 
 def find_user(engine: Engine, name: str) -> StaffUser | None:

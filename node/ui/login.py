@@ -16,12 +16,13 @@ from typing import Any
 from aiohttp import web
 
 from node.ui import throttle
-from node.ui.accounts import authenticate
+from node.ui.accounts import credentials
 from node.ui.auth import csrf_ok, current_user
 from node.ui.errors import page_error
 from node.ui.i18n import COOKIE as LANG_COOKIE
 from node.ui.i18n import LANGUAGES, N_
 from node.ui.keys import STAFF_SESSION
+from node.ui.password_checks import PASSWORD_CHECKS, PasswordChecks
 from node.ui.sessions import (
     COOKIE,
     clear_cookie,
@@ -86,7 +87,6 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    rt = request.app[RUNTIME]
     try:
         form = await read_small_form(request, LOGIN_FORM_MAX_BYTES)
     except FormRefused as exc:
@@ -102,6 +102,28 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _login_form(
             request, {**context, "error": N_("Enter your user name and password.")}, status=400
         )
+    checks = request.app[PASSWORD_CHECKS]
+    if not checks.take():
+        logger.warning("console sign-in for %r answered busy: too many at once", name)
+        busy = N_("Many sign-ins are being checked at this moment. Try again in a few seconds.")
+        response = _login_form(request, {**context, "error": busy}, status=503)
+        response.headers["Retry-After"] = "5"
+        return response
+    try:
+        return await _sign_in(request, name, password, context, checks)
+    finally:
+        checks.give_back()
+
+
+async def _sign_in(
+    request: web.Request,
+    name: str,
+    password: str,
+    context: dict[str, Any],
+    checks: PasswordChecks,
+) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    target = context["next"]
     address = client_address(request, networks(rt.config.trusted_proxies))
     device_token = request.cookies.get(DEVICE_COOKIE, "")
     attempt = await rt.run(
@@ -123,8 +145,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         )
         response.headers["Retry-After"] = str(max(1, (retry - rt.clock() + 999) // 1000))
         return response
-    user = await rt.run(authenticate, rt.engine, name, password)
-    if user is None:
+    stored, user = await rt.run(credentials, rt.engine, name)
+    if not await checks.matches(stored, password) or user is None:
         logger.info("console sign-in failed for %r from %s", name, address)
         return _login_form(
             request, {**context, "error": N_("Wrong user name or password.")}, status=401

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.ui import login
+from node.ui import login, password_checks
 from node.ui.templating import STATIC
 
 # The pages' scripts and style sheets. Served from a list made at start-up, never from a
@@ -37,6 +37,7 @@ def static_handler(
 def setup_ui(app: web.Application) -> None:
     from node.console import routes as console_routes
 
+    password_checks.setup(app)
     r = app.router
     r.add_get("/ui/static/{name}", static_handler(static_files()))
     r.add_get("/ui/lang", login.choose_language)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import threading
+import time
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,10 +18,11 @@ from node.ui import throttle
 from node.ui.accounts import ROLES, create_user, find_user, set_password
 from node.ui.auth import required_role
 from node.ui.login import DEVICE_COOKIE, safe_next
+from node.ui.password_checks import PASSWORD_CHECKS
 from node.ui.sessions import COOKIE, IDLE_MS, LIFETIME_MS
 from tests.federation.network import NodeFactory
 from tests.nodes import RunningNode
-from tests.security.console_client import PASSWORD, Console, ManualClock
+from tests.security.console_client import PASSWORD, Answer, Console, ManualClock
 
 MINUTE = 60_000
 
@@ -430,8 +433,59 @@ async def test_parallel_guesses_gain_nothing(node_factory: NodeFactory) -> None:
         for client in clients:
             await client.close()
     statuses = sorted(a.status for a in answers)
-    assert statuses.count(401) <= throttle.NAME_LIMIT and set(statuses) <= {401, 429}, statuses
-    assert statuses.count(429) >= len(clients) - throttle.NAME_LIMIT
+    # 503: more sign-ins at once than there are places to check passwords (below)
+    assert statuses.count(401) <= throttle.NAME_LIMIT, statuses
+    assert set(statuses) <= {401, 429, 503}, statuses
+    assert statuses.count(429) + statuses.count(503) >= len(clients) - throttle.NAME_LIMIT
+
+
+async def test_sign_ins_at_once_wait_for_each_other_not_for_the_database(
+    node_factory: NodeFactory,
+) -> None:
+    """A password check takes most of a second of CPU (argon2). Twenty sign-ins sent at
+    once held every database thread: a signed-in page waited 9 s. They are checked on a
+    thread of their own, a few at a time, and the rest are answered 503 at once, without
+    being counted as attempts. Here the checking thread is kept busy while the page is
+    asked for, so nothing depends on how fast the machine is."""
+    node = await node_factory("th")
+    staff(node, "somchai", "admin")
+    held = threading.Event()
+    clients = [Console(node) for _ in range(20)]
+    try:
+        async with Console(node) as admin:
+            assert (await admin.login("somchai")).status == 303
+            pages = [await client.get("/console/login") for client in clients]
+            tokens = [re.search(r'name="login_token" value="([^"]+)"', p.text) for p in pages]
+            node.app[PASSWORD_CHECKS]._executor.submit(held.wait)  # its one thread, busy
+            guesses = [
+                asyncio.ensure_future(
+                    client.post(
+                        "/console/login",
+                        {"name": f"guess{i}", "password": "wrong", "login_token": t.group(1)},
+                    )
+                )
+                for i, (client, t) in enumerate(zip(clients, tokens, strict=True))
+                if t is not None
+            ]
+            busy: list[Answer] = []
+            deadline = time.monotonic() + 30
+            while len(busy) < 15 and time.monotonic() < deadline:
+                done, _ = await asyncio.wait(guesses, timeout=0.05)
+                busy = [g.result() for g in done]
+            assert [a.status for a in busy] == [503] * 15
+            assert all("Try again in a few seconds" in a.text for a in busy)
+            # Five wait for the checking thread; the database is free for everyone else.
+            assert (await admin.get("/console/audit")).status == 200
+            assert not all(g.done() for g in guesses)
+            held.set()
+            answers = await asyncio.gather(*guesses)
+            assert sorted(a.status for a in answers) == [401] * 5 + [503] * 15
+    finally:
+        held.set()
+        for client in clients:
+            await client.close()
+    with Session(node.runtime.engine) as s:  # only the five checked count as attempts
+        assert s.scalar(select(func.count()).select_from(LoginAttemptRow)) == 5
 
 
 def test_where_a_login_may_lead() -> None:
