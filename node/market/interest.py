@@ -44,7 +44,12 @@ PER_ADDRESS_PER_HOUR = 5
 PER_ADDRESS_LISTING_PER_DAY = 2
 NAME_MAX = 200
 ORGANIZATION_MAX = 200
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+# An address, and nothing a mail link would read as more: no "?" or "&" (headers such as
+# bcc= or body=), no "%" (an encoded "@"), no other separator of URLs or address lists.
+_NOT_IN_ADDRESS = r"@\s?&%#/\\:;,<>\"()\[\]"
+EMAIL = re.compile(
+    rf"^[^{_NOT_IN_ADDRESS}]{{1,64}}@[^{_NOT_IN_ADDRESS}.]+(\.[^{_NOT_IN_ADDRESS}.]+)+$"
+)
 EMAIL_MAX = 255
 FIELDS = ("name", "email", "organization", "message")
 

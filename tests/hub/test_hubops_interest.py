@@ -32,6 +32,9 @@ async def test_interest_queue(node_factory: NodeFactory, http: aiohttp.ClientSes
     now = hub.runtime.clock()
     interest(hub, "eoi-spam", "queued", now - 1000, name="<b>WIN</b>", message="<script>x</script>")
     interest(hub, "eoi-real", "queued", now - 2000, organization="Hanoi Agri Co.")
+    # Kept before the form refused it: the link names the address and nothing more
+    bcc = "x@y.zz?bcc=attacker%40evil.example&subject=hi"
+    interest(hub, "eoi-link", "queued", now - 2500, email=bcc)
     interest(hub, "eoi-sent", "forwarded", now - 3000, owner="vn", listing_id="vn-req-2")
 
     page = await viewer.get(PAGE)
@@ -39,9 +42,11 @@ async def test_interest_queue(node_factory: NodeFactory, http: aiohttp.ClientSes
     assert page.text.index('id="interest-eoi-spam"') < page.text.index('id="interest-eoi-real"')
     assert "&lt;b&gt;WIN&lt;/b&gt;" in page.text and "<script>x" not in page.text
     assert "an@example.vn" in page.text and "Hanoi Agri Co." in page.text
+    assert 'href="mailto:an%40example.vn"' in page.text
+    assert 'href="mailto:x%40y.zz%3Fbcc%3Dattacker%2540evil.example%26subject%3Dhi"' in page.text
     assert 'href="/market/listing/vn/vn-req-2"' in page.text
     assert "Drop as spam" not in page.text  # a viewer reads only
-    assert "queued (2)" in page.text and "forwarded (1)" in page.text
+    assert "queued (3)" in page.text and "forwarded (1)" in page.text
 
     forwarded = await viewer.get(PAGE + "?state=forwarded")
     assert "eoi-sent" in forwarded.text and "eoi-spam" not in forwarded.text
@@ -52,7 +57,7 @@ async def test_interest_queue(node_factory: NodeFactory, http: aiohttp.ClientSes
     assert state_of(hub, "eoi-spam") == "queued"
 
     listed = await admin.get(PAGE)
-    assert listed.text.count("Drop as spam") == 2  # the queued ones
+    assert listed.text.count("Drop as spam") == 3  # the queued ones
     done = await admin.post(PAGE + "/eoi-spam/drop", {})
     assert (done.status, done.location) == (303, PAGE + "?done=dropped")
     assert state_of(hub, "eoi-spam") == "dropped"

@@ -167,6 +167,9 @@ async def test_errors_in_place_and_markup_shown_as_text(node_factory: NodeFactor
         assert "Enter your name." in body and "Enter an email address like" in body
         assert 'aria-invalid="true" aria-describedby="interest-email-error"' in body
         assert markup not in body and str(escape(markup)) in body  # kept, as text
+        for email in ("x@y.zz?bcc=attacker%40evil.example&body=hi", "x%40evil.example@y.zz"):
+            status, _, body = await express(http, hub, *key, email=email)  # a mail link's more
+            assert status == 422 and "Enter an email address like" in body, email
         status, _, body = await express(http, hub, *key, message=" " * 10)
         assert status == 422 and "Write a message to the center." in body
         status, _, body = await express(http, hub, *key, message="x" * 4001)
