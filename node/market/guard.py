@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from node.storage.models import MetaRow
 from node.ui.sessions import secure_cookies
+from node.web.client import counted_as
 
 SECRET_KEY = "market.secret"
 COOKIE = "cattc_market"
@@ -72,7 +73,7 @@ class Guard:
     def address_hash(self, secret: bytes, address: str) -> str:
         """The keyed hash the rate limits count by (a plain hash of an IPv4 address
         could be reversed by trying them all)."""
-        return self._mac(secret, "address", address)
+        return self._mac(secret, "address", counted_as(address))
 
 
 def visitor_cookie(request: web.Request) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from node.storage.models import LoginAttemptRow, LoginDeviceRow
 from node.ui.sessions import token_shaped
+from node.web.client import counted_as
 
 NAME_LIMIT = 5
 ADDRESS_LIMIT = 20
@@ -55,7 +56,7 @@ def name_key(name: str) -> str:
 
 
 def address_key(address: str | None) -> str:
-    return (address or "unknown")[:64]
+    return counted_as(address or "unknown")[:64]
 
 
 def device_digest(token: str) -> str:

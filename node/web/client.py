@@ -57,3 +57,16 @@ def client_address(request: web.Request, trusted: Sequence[Network]) -> str:
         if not _trusted(address, trusted):
             return found
     return found
+
+
+def counted_as(address: str) -> str:
+    """What a limit per client address counts ``address`` as: an IPv6 address by its /64
+    (one subscriber's or host's share: counted one by one, anyone holding a /64 had 2^64
+    fresh addresses to send from), an IPv4 address written as IPv6 (``::ffff:a.b.c.d``)
+    as that IPv4 address, anything else as it is."""
+    found = _address(address)
+    if isinstance(found, ipaddress.IPv6Address):
+        if found.ipv4_mapped is not None:
+            return str(found.ipv4_mapped)
+        return str(ipaddress.IPv6Network((found, 64), strict=False))
+    return address

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from node.config import NodeConfig
-from node.web.client import client_address, networks
+from node.web.client import client_address, counted_as, networks
 
 
 def _request(peer: str, *forwarded: str) -> web.Request:
@@ -52,3 +52,20 @@ def test_a_trusted_proxy_that_is_not_an_address_is_refused() -> None:
     with pytest.raises(ValueError, match="trusted_proxies"):
         NodeConfig(node_id="th", country="TH", trusted_proxies=["proxy.example"])
     assert NodeConfig(node_id="th", country="TH").trusted_proxies == []  # named, never assumed
+
+
+@pytest.mark.parametrize(
+    ("address", "counted"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8::1", "2001:db8::/64"),
+        ("2001:db8::ffff:1", "2001:db8::/64"),  # another address of the same /64
+        ("2001:db8:0:1::1", "2001:db8:0:1::/64"),  # the next /64
+        ("::ffff:198.51.100.7", "198.51.100.7"),  # IPv4 written as IPv6
+        ("unknown", "unknown"),
+    ],
+)
+def test_limits_count_an_ipv6_address_by_its_64_and_ipv4_as_itself(
+    address: str, counted: str
+) -> None:
+    assert counted_as(address) == counted

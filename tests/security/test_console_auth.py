@@ -296,6 +296,28 @@ async def test_behind_a_trusted_proxy_each_visitor_is_throttled_by_its_own_addre
     assert addresses == {"198.51.100.7"}, addresses
 
 
+async def test_a_visitor_cannot_escape_the_address_limit_through_its_other_addresses(
+    node_factory: NodeFactory,
+) -> None:
+    """Counted one address at a time, anyone holding an IPv6 /64 (2^64 addresses) had no
+    limit, and an IPv4 address written as IPv6 was counted apart from itself."""
+    node = await node_factory("th", trusted_proxies=["127.0.0.1", "::1"])
+    staff(node, "somchai", "editor")
+    for i in range(throttle.ADDRESS_LIMIT):
+        async with Console(node, {"X-Forwarded-For": f"2001:db8::{i + 1:x}"}) as client:
+            assert (await client.login(f"guess{i}", "wrong password")).status == 401
+    for elsewhere in ("2001:db8::ffff:1", "2001:db8::abcd"):  # the same /64
+        async with Console(node, {"X-Forwarded-For": elsewhere}) as client:
+            assert (await client.login("somchai")).status == 429, elsewhere
+    async with Console(node, {"X-Forwarded-For": "2001:db8:0:1::1"}) as client:
+        assert (await client.login("somchai")).status == 303  # another /64: not paused
+    async with Console(node, {"X-Forwarded-For": "198.51.100.7"}) as client:
+        for i in range(throttle.ADDRESS_LIMIT):
+            assert (await client.login(f"guess{i}", "wrong password")).status == 401
+    async with Console(node, {"X-Forwarded-For": "::ffff:198.51.100.7"}) as client:
+        assert (await client.login("somchai")).status == 429
+
+
 async def test_a_forwarded_for_header_from_an_untrusted_peer_is_ignored(
     node_factory: NodeFactory,
 ) -> None:
