@@ -155,6 +155,15 @@ def show(data_dir: Path, as_json: bool) -> None:
     with runtime(data_dir) as rt:
         members = [{**m.to_json(), "key_sources": m.sources} for m in rt.directory.members()]
         version = rt.directory.version()
+        is_hub = rt.config.is_hub
+    if not members and not as_json:
+        click.echo(
+            "the directory has no members yet: add them with 'cattc directory DATA_DIR add'"
+            if is_hub
+            else "no directory from the hub yet: it arrives with the first sync from the hub "
+            "('cattc sync DATA_DIR status')"
+        )
+        return
     emit(
         as_json,
         {"version": version, "members": members},

@@ -68,6 +68,14 @@ def test_directory_add_update_suspend_show(
 ) -> None:
     d = hub_dir(tmp_path, database_url)
     assert shown(d) == {"version": 0, "members": []}
+    assert ok("directory", d, "show") == (
+        "the directory has no members yet: add them with 'cattc directory DATA_DIR add'\n"
+    )
+    member, _, _ = make_node_dir(tmp_path, "th", database_url("th"))
+    assert ok("directory", member, "show") == (
+        "no directory from the hub yet: it arrives with the first sync from the hub "
+        "('cattc sync DATA_DIR status')\n"
+    )
     out = ok(
         "directory", d, "add", "th", "--base-url", "http://th.example:8080", "--country", "th",
         "--key", f"ed25519:1={TH_KEY}", "--group", "mou", "--name", "Thailand",
