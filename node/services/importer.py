@@ -136,11 +136,27 @@ def _sniff(head: bytes) -> str:
         if head.startswith(bom):
             return name
     if b"\x00" in head:
-        raise FileEncodingError(
-            "it holds NUL bytes, as UTF-16 without a byte-order mark does: "
-            "run again with --encoding utf-16-le (or utf-16-be)"
-        )
+        raise FileEncodingError(_nul_reason(head))
     return "utf-8"
+
+
+def _nul_reason(head: bytes) -> str:
+    """Why a file holding NUL bytes is not read: UTF-16 without a byte-order mark (text
+    in Latin letters has a NUL in every other byte) or not text at all."""
+    sample = head[:4096]
+    pairs = len(sample) // 2
+    if pairs:
+        for order, start in (("le", 1), ("be", 0)):
+            if sample[start::2].count(0) >= 0.9 * pairs:
+                other = "be" if order == "le" else "le"
+                return (
+                    "it holds NUL bytes, as UTF-16 without a byte-order mark does: "
+                    f"run again with --encoding utf-16-{order} (or utf-16-{other})"
+                )
+    return (
+        "it holds NUL bytes and is not text: save it as CSV (UTF-8) or JSON Lines; "
+        "a spreadsheet file (.xlsx, .ods) cannot be read as it is"
+    )
 
 
 def scan_file(path: Path, encoding: str | None = None) -> FileScan:

@@ -155,7 +155,19 @@ def test_utf16_without_a_mark_is_named(vn_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["import", str(vn_dir), str(path)])
     assert result.exit_code == 1
     assert result.output.startswith("error: bare.jsonl: it holds NUL bytes")
-    assert "--encoding utf-16-le" in result.output
+    assert "--encoding utf-16-le (or utf-16-be)" in result.output
+    big_endian = tmp_path / "bare-be.jsonl"
+    big_endian.write_bytes(_lines(sample_records("vn")[:2]).encode("utf-16-be"))
+    result = CliRunner().invoke(cli, ["import", str(vn_dir), str(big_endian)])
+    assert "--encoding utf-16-be (or utf-16-le)" in result.output
+    binary = tmp_path / "sheet.csv"  # not text at all: no hint of UTF-16
+    binary.write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 8)
+    result = CliRunner().invoke(cli, ["import", str(vn_dir), str(binary)])
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: sheet.csv: it holds NUL bytes and is not text: save it as CSV (UTF-8) or "
+        "JSON Lines; a spreadsheet file (.xlsx, .ods) cannot be read as it is\n"
+    )
     ok = CliRunner().invoke(cli, ["import", str(vn_dir), str(path), "--encoding", "utf-16-le"])
     assert ok.exit_code == 0, ok.output
     assert _count(vn_dir) == 2
