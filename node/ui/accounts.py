@@ -180,8 +180,8 @@ def authenticate(engine: Engine, name: str, password: str) -> StaffUser | None:
 
 
 def credentials(engine: Engine, name: str) -> tuple[str, StaffUser | None]:
-    """The password hash to check for ``name`` and the user it lets in: for an unknown
-    or disabled name, a hash no password matches the same way and no user."""
+    """The password hash to check for ``name`` (for an unknown name, a stand-in that
+    costs the same to check) and the user it lets in (None when unknown or disabled)."""
     with Session(engine) as session:
         row = session.scalar(select(StaffUserRow).where(StaffUserRow.name == name[:64]))
         stored = row.password_hash if row is not None else _DUMMY_HASH
