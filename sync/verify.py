@@ -28,6 +28,7 @@ from protocol.canonical import (
 )
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.keys import VerifyKeyInfo
+from protocol.limits import MAX_ITEM_BYTES
 from protocol.objects import FeedPage
 from protocol.safe_json import NUL_MESSAGE, holds_nul
 from protocol.signing import SignatureError, verify_object
@@ -255,6 +256,16 @@ def check_item(
             ErrorCode.NOT_THE_HUB,
             f"only the hub issues {kind}; this one came in the feed of {peer!r}",
         )
+    if signed is None:
+        try:
+            signed = _item_bytes(obj)
+        except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these
+            raise PageError(ErrorCode.SCHEMA_INVALID, str(exc)) from exc
+    if len(signed[1]) > MAX_ITEM_BYTES:  # a page may be larger than an item ever is
+        raise PageError(
+            ErrorCode.OBJECT_TOO_LARGE,
+            f"{kind} item of {len(signed[1])} bytes; a feed item is at most {MAX_ITEM_BYTES}",
+        )
     try:
         rule.model.model_validate(obj)
     except ValidationError as exc:
@@ -267,13 +278,11 @@ def check_item(
         )
     if obj["audience"] != me:
         raise PageError(ErrorCode.AUDIENCE_MISMATCH, f"item is for {obj['audience']!r}")
+    payload, canonical = signed
     try:
-        payload, canonical = signed if signed is not None else _item_bytes(obj)
         key_name = verify_object(obj, peer, keys, payload=payload)
     except SignatureError as exc:
         raise PageError(exc.code, exc.message) from exc
-    except CanonicalizationError as exc:  # pragma: no cover - parse_json refuses these
-        raise PageError(ErrorCode.SCHEMA_INVALID, str(exc)) from exc
     # Canonical JSON writes NUL as \u0000: the walk only when those bytes are there.
     if b"\\u0000" in canonical and holds_nul(obj):
         raise PageError(ErrorCode.SCHEMA_INVALID, f"{kind} item: {NUL_MESSAGE}")

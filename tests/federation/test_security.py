@@ -39,6 +39,7 @@ from node.services.views import signed_summary
 from node.storage.models import FeedSentRow, PeerStateRow, QuarantineRow, SeenNonceRow
 from protocol.b64 import b64url_encode
 from protocol.keys import KeyStore, NodeKey
+from protocol.limits import MAX_ITEM_BYTES
 from protocol.request_sig import MAX_SKEW_MS, sign_request
 from protocol.signing import sign_object
 from tests.federation.clocks import HeldClock
@@ -526,6 +527,24 @@ async def test_a_bad_item_is_quarantined_and_the_rest_applied(
     assert (origin, got_code) == ("th", code), message
     assert item == bad and message
     assert cursor(hub) == "c2"
+
+
+async def test_an_item_larger_than_a_feed_item_may_be_is_quarantined(
+    hub: RunningNode, fake_th: FakePeer
+) -> None:
+    """A page may hold more bytes than one item ever may (MAX_ITEM_BYTES): a member whose
+    pages each carried 15 items of 1 MB filled another node's disk at 28 MB/s, and one
+    item of 15 MB was stored."""
+    big = summary("th-off-0001", title="x" * (MAX_ITEM_BYTES + 1))
+    fake_th.pages[None] = feed_page([big, summary("th-off-0002")], after=None, next_cursor="c1")
+    run = await hub.sync.sync_peer("th", force=True)
+    assert run is not None and run.error is None, run
+    assert (run.applied, run.rejected) == (1, 1)
+    assert set(held(hub)) == {"th-off-0002"}
+    with Session(hub.runtime.engine) as session:
+        [row] = session.scalars(select(QuarantineRow))
+        assert (row.origin, row.code) == ("th", "object_too_large")
+        assert row.message.startswith("listing item of 1049") and len(row.item) <= 100_000
 
 
 def pad(page: dict[str, Any]) -> dict[str, Any]:
