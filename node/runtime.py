@@ -119,8 +119,10 @@ def _require_sqlite_file(engine: Engine, data_dir: Path) -> None:
     if path and path != ":memory:" and not Path(path).exists():
         engine.dispose()
         raise DatabaseUnavailable(
-            f"the node's database {path} is missing; nothing was changed. Restore the node "
-            f"from its backup (cattc restore BACKUP --data-dir {data_dir} --force)"
+            f"the node's database {path} is missing; nothing was changed. A node on "
+            "PostgreSQL needs CATTC_DATABASE_URL set for every command; on SQLite, put the "
+            f"file back or restore the node from its backup (cattc restore BACKUP "
+            f"--data-dir {data_dir} --force, with cattc serve stopped)"
         )
 
 
