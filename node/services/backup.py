@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 
 from node.config import load_config
 from node.services import backup_tables as tables
+from node.services import serve_lock
 from node.services.errors import ServiceError
 from node.services.peer_lock import LOCK_DIR
 from node.storage.db import make_engine, redact
@@ -44,7 +45,7 @@ MANIFEST = "manifest.json"
 SQLITE_MEMBER = "db/node.db"
 MANIFEST_MAX_BYTES = 16 * 1024 * 1024
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
-SERVE_LOCK = "serve.lock"  # node.web.server.LOCK_FILE (services do not import web)
+SERVE_LOCK = serve_lock.LOCK_FILE
 LOCKS = (SERVE_LOCK, LOCK_DIR)
 Progress = Callable[[str], None]
 

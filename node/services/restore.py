@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, Table
 
 from node.config import CONFIG_FILE, DB_FILE
 from node.services import backup_tables as tables
+from node.services import serve_lock
 from node.services.backup import (
     MANIFEST,
     SQLITE_MEMBER,
@@ -61,6 +62,24 @@ def restore_backup(
         raise BackupError(
             f"{data_dir} is not empty; restore into a new directory, or use --force to overwrite it"
         )
+    if not data_dir.is_dir():
+        return _restore(archive, data_dir, database_url, force, progress)
+    try:  # held to the end: no cattc serve writes under the restore, none starts during it
+        lock = serve_lock.take(data_dir)
+    except serve_lock.LockHeld as exc:
+        raise BackupError(
+            f"cattc serve (pid {exc.holder}) is running on {data_dir}; stop it before "
+            "restoring into its data directory"
+        ) from None
+    try:
+        return _restore(archive, data_dir, database_url, force, progress)
+    finally:
+        os.close(lock)
+
+
+def _restore(
+    archive: Path, data_dir: Path, database_url: str | None, force: bool, progress: Progress
+) -> Report:
     progress(f"checking {archive}")
     manifest, kept = read_manifest(archive, keep=(CONFIG_MEMBER,))
     revision = str(manifest.get("alembic_version"))
@@ -71,7 +90,11 @@ def restore_backup(
         )
     if CONFIG_MEMBER not in kept:
         raise BackupError(f"{archive} holds no {CONFIG_FILE}: it is not a node's backup")
-    config = tomllib.loads(kept[CONFIG_MEMBER].decode("utf-8"))
+    try:
+        config = tomllib.loads(kept[CONFIG_MEMBER].decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BackupError(f"{archive}: its {CONFIG_FILE} cannot be read ({exc})") from None
+    _same_node(data_dir, str(manifest.get("node_id")))
     url = _target_url(manifest["engine"], config, database_url)
     engine = _target_engine(url, data_dir)
     try:
@@ -109,6 +132,20 @@ def restore_backup(
         database=redact(url) if url else f"SQLite {data_dir / DB_FILE}",
         data_dir=data_dir,
     )
+
+
+def _same_node(data_dir: Path, node_id: str) -> None:
+    """A data directory holding a node is overwritten only by a backup of that node: an
+    archive of another would silently give it that node's identity and keys."""
+    try:
+        held = tomllib.loads((data_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return  # no node there, or none that can be read: nothing to keep
+    if held.get("node_id") not in (None, node_id):
+        raise BackupError(
+            f"{data_dir} holds node {held.get('node_id')!r}; the archive is of node "
+            f"{node_id!r}: restore it into a new directory"
+        )
 
 
 def _target_url(engine_name: str, config: dict[str, Any], database_url: str | None) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import gc
 import logging
 import os
@@ -39,10 +38,11 @@ from pathlib import Path
 from aiohttp import web
 
 from node.config import NodeConfig
+from node.services import serve_lock
 from node.services.heap import HeapTrimmer
 
 logger = logging.getLogger(__name__)
-LOCK_FILE = "serve.lock"
+LOCK_FILE = serve_lock.LOCK_FILE
 LINGER_S = 2.0
 # Bytes read from a connection at a time, and buffered of a body nobody reads yet.
 READ_BYTES = 16 * 1024
@@ -83,20 +83,13 @@ class ServeError(Exception):
 def lock_data_dir(data_dir: Path) -> int:
     """Hold ``DATA_DIR/serve.lock`` for the life of this process (the descriptor returned
     must stay open); ServeError if another process holds it."""
-    path = data_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
-        os.close(fd)
+        return serve_lock.take(data_dir)
+    except serve_lock.LockHeld as exc:
         raise ServeError(
-            f"another cattc serve (pid {holder}) is already running on {data_dir}; "
+            f"another cattc serve (pid {exc.holder}) is already running on {data_dir}; "
             "stop it first (one server per data directory)"
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
 
 
 def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

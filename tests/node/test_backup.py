@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 import stat
 import tarfile
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node.config import load_config
+from node.services import serve_lock
 from node.services.backup import SERVE_LOCK, create_backup
 from node.storage.models import PolicyVersionRow, ShareLogRow
 from node.web.server import LOCK_FILE
@@ -207,6 +209,32 @@ async def test_non_empty_target_refused(
     forced = await cattc("restore", archive, "--data-dir", busy, *args, "--force")
     assert forced.exit_code == 0, forced.stderr
     assert (busy / "node.toml").is_file() and (busy / "notes.txt").is_file()
+
+
+async def test_restore_over_a_running_node_or_another_node_is_refused(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    """A server kept writing to the database a restore had replaced under it (SQLite: to
+    the deleted file), and what it took then was lost at its restart; another node's
+    backup silently gave a directory that node's identity and keys."""
+    th = await node_factory("th")
+    vn = await node_factory("vn")
+    archive, other = tmp_path / "th.tar.gz", tmp_path / "vn.tar.gz"
+    assert (await cattc("backup", th.data_dir, "--out", archive)).exit_code == 0
+    assert (await cattc("backup", vn.data_dir, "--out", other)).exit_code == 0
+    lock = serve_lock.take(th.data_dir)  # as cattc serve holds it
+    before = sorted(p.name for p in th.data_dir.iterdir())
+    try:
+        result = await cattc("restore", archive, "--data-dir", th.data_dir, "--force")
+    finally:
+        os.close(lock)
+    assert result.exit_code == 1
+    assert f"cattc serve (pid {os.getpid()}) is running on {th.data_dir}" in result.stderr
+    result = await cattc("restore", other, "--data-dir", th.data_dir, "--force")
+    assert result.exit_code == 1, result.stderr
+    assert "holds node 'th'; the archive is of node 'vn'" in result.stderr
+    assert sorted(p.name for p in th.data_dir.iterdir()) == before
+    assert load_config(th.data_dir).node_id == "th"
 
 
 async def test_engine_mismatch_refused(
