@@ -17,6 +17,7 @@ from node.cli.output import (
     runtime,
     table,
 )
+from node.runtime import NodeRuntime
 from node.services.directory import Member
 from node.services.member_identity import (
     IdentityUnavailable,
@@ -74,6 +75,16 @@ def _common(fn: Any) -> Any:
     return fn
 
 
+def _hub_only(rt: NodeRuntime) -> None:
+    """A member's directory is the hub's signed copy: a change made here raised its
+    version above the hub's, and every directory the hub sent after it was refused."""
+    if not rt.config.is_hub:
+        fail(
+            "only the hub changes the directory; this node takes it from the hub. "
+            "To pull a node the hub does not list, name it under [[peers]] in node.toml"
+        )
+
+
 @directory.command()
 @click.argument("node_id")
 @_common
@@ -94,6 +105,7 @@ def add(data_dir: Path, /, node_id: str, as_json: bool, **o: Any) -> None:
         sources=sources,
     )
     with runtime(data_dir) as rt:
+        _hub_only(rt)
         version = rt.directory.upsert(member, create=True)
     emit(
         as_json,
@@ -111,6 +123,7 @@ def add(data_dir: Path, /, node_id: str, as_json: bool, **o: Any) -> None:
 def update(data_dir: Path, /, node_id: str, as_json: bool, **o: Any) -> None:
     """Change what the directory says of NODE_ID (only the options given)."""
     with runtime(data_dir) as rt:
+        _hub_only(rt)
         member = rt.directory.get(node_id)
         if member is None:
             fail(f"{node_id} is not a member; use 'directory add'")
@@ -139,6 +152,7 @@ def update(data_dir: Path, /, node_id: str, as_json: bool, **o: Any) -> None:
 def suspend(data_dir: Path, node_id: str, as_json: bool) -> None:
     """Suspend NODE_ID: its calls are refused and nothing more is pulled from it."""
     with runtime(data_dir) as rt:
+        _hub_only(rt)
         version = rt.directory.set_status(node_id, "suspended")
     emit(
         as_json,

@@ -76,6 +76,16 @@ def test_directory_add_update_suspend_show(
         "no directory from the hub yet: it arrives with the first sync from the hub "
         "('cattc sync DATA_DIR status')\n"
     )
+    # A change made at a member raised its copy's version above the hub's: every
+    # directory the hub sent after it was refused as older.
+    for change in (
+        ("add", "zz", "--base-url", "http://zz.example", "--country", "LA"),
+        ("update", "cn", "--name", "x"),
+        ("suspend", "cn"),
+    ):
+        line = fails("directory", member, *change)
+        assert line.startswith("error: only the hub changes the directory;"), line
+    assert json.loads(ok("directory", member, "show", "--json"))["version"] == 0
     out = ok(
         "directory", d, "add", "th", "--base-url", "http://th.example:8080", "--country", "th",
         "--key", f"ed25519:1={TH_KEY}", "--group", "mou", "--name", "Thailand",
