@@ -6,6 +6,7 @@ names the protocol's page limit, which every node's pages stay within)."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +26,26 @@ class PeerError(Exception):
     """A call to a peer failed: network, HTTP status, oversize or unparsable body."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(message)
+        super().__init__(printable(message))
         self.status = status
-        self.code = code
+        self.code = code if code is None or _CODE.fullmatch(code) else None
+
+
+_CODE = re.compile(r"[a-z0-9_]{1,64}")
+MAX_MESSAGE_CHARS = 500
+
+
+def printable(text: str) -> str:
+    """``text`` as one line that cannot drive a terminal or forge a log line: what a peer
+    wrote (its error's message and code) goes into the logs and onto the operator's
+    screen, where a newline began a log line of its own and ESC moved the cursor. Each
+    character that is not printable (controls, line breaks, direction overrides) is
+    written as its escape; at most ``MAX_MESSAGE_CHARS`` are kept."""
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[:MAX_MESSAGE_CHARS] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
 @dataclass
@@ -109,7 +127,12 @@ class PeerClient:
         data = (io.BytesIO(body) if len(body) > 1024 * 1024 else body) if body else None
         try:
             async with self.session.request(
-                method, url, data=data, headers=headers, timeout=self.timeout
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,  # a peer answers itself: a 3xx is its answer
             ) as resp:
                 if resp.content_length is not None and resp.content_length > max_bytes:
                     raise PeerError(
@@ -136,19 +159,17 @@ class PeerClient:
         resp = await self.request(
             "GET", base_url, destination, path, query=query, max_bytes=max_bytes
         )
-        payload = resp.json()
-        raise_for_status(resp, destination)
-        return payload
+        raise_for_status(resp, destination)  # an error page need not be JSON
+        return resp.json()
 
 
 def raise_for_status(resp: PeerResponse, destination: str) -> None:
     """PeerError naming the peer's error code and message unless ``resp`` is a 200."""
     if resp.status != 200:
         code, message = _error(resp.body)
+        said = f": {code}: {message}" if code or message else " (not a node's error answer)"
         raise PeerError(
-            f"{destination} answered {resp.status}: {code}: {message}",
-            status=resp.status,
-            code=code,
+            f"{destination} answered {resp.status}{said}", status=resp.status, code=code
         )
 
 
@@ -186,7 +207,9 @@ async def fetch_identity(session: aiohttp.ClientSession, base_url: str) -> Any:
     """The unauthenticated identity document of a node (verified by the caller)."""
     url = base_url.rstrip("/") + "/.well-known/cattc-node"
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+        async with session.get(
+            url, timeout=aiohttp.ClientTimeout(total=10), allow_redirects=False
+        ) as resp:
             data = await read_capped(resp, 1024 * 1024)
             if resp.status != 200:
                 raise PeerError(f"identity of {base_url}: HTTP {resp.status}", status=resp.status)

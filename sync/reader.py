@@ -356,9 +356,7 @@ class FeedReader:
                 f"{peer.node_id}'s feed page is larger than the protocol's limit of "
                 f"{MAX_PAGE_BYTES} bytes: the peer must split its pages",
             ) from exc
-        if resp.status != 200:
-            resp.json()  # not JSON: says so; else the peer's error, as get_json gives it
-            raise_for_status(resp, peer.node_id)
+        raise_for_status(resp, peer.node_id)  # the peer's error, as get_json gives it
         return resp
 
     def _parse(self, peer: Peer, resp: PeerResponse) -> tuple[Any, bool]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -650,6 +651,50 @@ async def test_a_run_of_empty_pages_without_end_fails_and_the_peer_waits_its_bac
         # Failed, so the schedule and its notifies wait the backoff: no pull now.
         assert await hub.sync.sync_peer("th") is None
         assert len(asked) == 20
+
+
+async def test_a_peer_that_redirects_is_not_followed(node_factory: NodeFactory) -> None:
+    """A redirect from a member's URL sent every pull to another address (a port of the
+    hub's own machine): the answer is the peer's, and a 3xx is an error."""
+    elsewhere: list[str] = []
+
+    async def inside(request: web.Request) -> web.Response:
+        elsewhere.append(request.path_qs)
+        return web.json_response({})
+
+    async with feed_server(inside) as target:
+
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPFound(target + request.path_qs)
+
+        async with feed_server(redirect) as url:
+            hub = await node_factory("cn", is_hub=True)
+            hub.runtime.directory.upsert(member("th", url, node_key("th")), create=True)
+            run = await hub.sync.sync_peer("th", force=True)
+    assert run is not None and run.error is not None and "answered 302" in run.error, run
+    assert elsewhere == []
+
+
+async def test_what_a_peer_writes_in_its_error_cannot_forge_a_log_line(
+    node_factory: NodeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A peer's error message went raw into the logs and the operator's terminal: a
+    newline began a forged log line, ESC cleared the screen."""
+    forged = "x\n2026-12-07 WARNING node.security: FORGED\x1b[2J\u202e"
+
+    async def hostile(request: web.Request) -> web.Response:
+        error = {"code": "bad\ncode", "message": forged}
+        return web.json_response({"error": error}, status=500)
+
+    async with feed_server(hostile) as url:
+        hub = await node_factory("cn", is_hub=True)
+        hub.runtime.directory.upsert(member("th", url, node_key("th")), create=True)
+        with caplog.at_level(logging.INFO):
+            run = await hub.sync.sync_peer("th", force=True)
+    assert run is not None and run.error is not None, run
+    assert "x\\u000a2026-12-07 WARNING" in run.error and "\\u001b[2J\\u202e" in run.error
+    for text in [run.error, *(r.getMessage() for r in caplog.records)]:
+        assert text.isprintable(), text
 
 
 async def test_a_suspended_member_is_not_pulled(hub: RunningNode, fake_th: FakePeer) -> None:
