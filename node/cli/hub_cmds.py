@@ -96,8 +96,7 @@ def matches(data_dir: Path, limit: int, as_json: bool) -> None:
                     n["own_listing"]["id"],
                     f"{n['counterpart']['owner']}/{n['counterpart']['listing_id']}",
                     f"{n['score']:.2f}",
-                    n["counterpart"].get("fields", {}).get("title", {}).get("en")
-                    or n["counterpart"]["descriptor"],
+                    _title(n["counterpart"]),
                 )
                 for n in items
             ],
@@ -156,6 +155,20 @@ def _matches_here(rt: NodeRuntime, limit: int) -> list[dict[str, Any]]:
         }
         for m in found
     ]
+
+
+def _title(counterpart: dict[str, Any]) -> str:
+    """What a notice shows of its counterpart: its English title, else a title in another
+    language, else its descriptor. The fields are the counterpart owner's, passed on by
+    the hub as they came: a title may be anything JSON holds."""
+    fields = counterpart.get("fields")
+    title = fields.get("title") if isinstance(fields, dict) else None
+    if isinstance(title, dict):
+        texts = [title.get("en"), *title.values()]
+        title = next((t for t in texts if isinstance(t, str) and t), None)
+    if isinstance(title, str) and title:
+        return title
+    return str(counterpart.get("descriptor", ""))
 
 
 def _received_notices(session: Session, limit: int) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from node.cli.main import cli
 from node.config import KEY_FILE
 from node.runtime import open_runtime
-from node.storage.models import RemoteListingRow
+from node.storage.models import InboxRow, RemoteListingRow
 from protocol.b64 import b64url_encode
 from protocol.canonical import canonical_bytes
 from protocol.keys import KeyStore
@@ -326,3 +326,44 @@ def _rows(data_dir: Path) -> list[RemoteListingRow]:
             return rows
     finally:
         rt.close()
+
+
+def test_matches_lists_a_notice_whatever_its_counterpart_title_holds(
+    tmp_path: Path, database_url: DatabaseUrlFactory
+) -> None:
+    """A counterpart's fields are its owner's, passed on by the hub as they came: a title
+    that was a string, not a map of languages, made 'cattc matches' fail with an
+    unexpected AttributeError until the notice left its --limit."""
+    member, _, _ = make_node_dir(tmp_path, "th", database_url("th"))
+    rt = open_runtime(member)
+    titles: list[Any] = ["Plain string", {"th": "ไทย"}, ["a", "list"], None, {"en": 5}]
+    try:
+        with Session(rt.engine) as session, session.begin():
+            for n, title in enumerate(titles):
+                fields = {} if title is None else {"title": title}
+                notice = {
+                    "ts": 1_790_000_000_000 + n,
+                    "own_listing": {"id": f"th-req-{n}"},
+                    "counterpart": {
+                        "owner": "la",
+                        "listing_id": f"la-off-{n}",
+                        "descriptor": f"tech_offer from LA #{n}",
+                        "fields": fields,
+                    },
+                    "score": 0.5,
+                }
+                row = InboxRow(
+                    origin="cn", type="match_notice", received_at=0, obj=json.dumps(notice)
+                )
+                session.add(row)
+    finally:
+        rt.close()
+    lines = ok("matches", member).splitlines()[2:]
+    shown = [line.split("  ")[-1].strip() for line in reversed(lines)]
+    assert shown == [
+        "Plain string",
+        "ไทย",
+        "tech_offer from LA #2",
+        "tech_offer from LA #3",
+        "tech_offer from LA #4",
+    ]
