@@ -18,6 +18,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from protocol.b64 import b64url_decode
+from protocol.keys import split_key_name
 from protocol.limits import MAX_PAGE_BYTES, MIN_PAGE_BYTES
 
 CONFIG_FILE = "node.toml"
@@ -32,19 +33,40 @@ class ConfigError(Exception):
     """The configuration is missing or invalid; the message says what to do."""
 
 
+NODE_ID = r"^[a-z][a-z0-9_]{1,31}$"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 class PeerConfig(BaseModel):
     """A bilateral peer outside the hub's directory."""
 
     model_config = ConfigDict(extra="forbid")
-    node_id: str
-    base_url: str
+    node_id: Annotated[str, Field(pattern=NODE_ID)]
+    base_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
     key: str = ""
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        """The peer's pinned key: ``ed25519:N=KEY`` or ``KEY``, KEY its 32 bytes in
+        base64url (anything else failed later, in every pull, as an unexpected error)."""
+        if value:
+            name, _, key = value.rpartition("=") if "=" in value.rstrip("=") else ("", "", value)
+            try:
+                if name:
+                    split_key_name(name)
+                raw = b64url_decode(key)
+            except ValueError as exc:
+                raise ValueError(f"key must be ed25519:N=KEY in base64url ({exc})") from exc
+            if len(raw) != 32:
+                raise ValueError("key must be a 32-byte Ed25519 public key (43 characters)")
+        return value
 
 
 class NodeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    node_id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
+    node_id: Annotated[str, Field(pattern=NODE_ID)]
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
     name: str = ""
     base_url: str = ""
@@ -57,8 +79,8 @@ class NodeConfig(BaseModel):
     max_page_bytes: Annotated[int, Field(ge=MIN_PAGE_BYTES, le=MAX_PAGE_BYTES)] = 4 * 1024 * 1024
     max_bytes_in_flight: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
     max_connections: Annotated[int, Field(ge=1)] = 2048
-    header_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
-    body_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=3_600)] = 30.0
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=3_600)] = 30.0
     # Addresses (or networks) of reverse proxies whose X-Forwarded-For is believed: a
     # request from one of them is counted against the address the proxy saw, not the
     # proxy's own (sign-in throttling, the marketplace's message limits). None by
@@ -69,8 +91,8 @@ class NodeConfig(BaseModel):
     hub_url: str = ""
     hub_key: str = ""
     is_hub: bool = False
-    sync_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
-    sync_jitter_seconds: Annotated[float, Field(ge=0)] = 5.0
+    sync_interval_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60.0  # a day at most
+    sync_jitter_seconds: Annotated[float, Field(ge=0, le=3_600)] = 5.0
     # Listings held of one origin at most: a member's listings past it are quarantined
     # (``over_listing_limit``) until some of its copies go, so that no member can fill
     # this node's disk and its matching worker's memory. The network at 100x holds
@@ -95,6 +117,13 @@ class NodeConfig(BaseModel):
                 raise ValueError(
                     f"trusted_proxies: {entry!r} is not an address or network"
                 ) from exc
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
         return value
 
     @field_validator("hub_key")
@@ -124,7 +153,9 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in NodeConfig.model_fields:
         value = environ.get(ENV_PREFIX + name.upper())
-        if value is not None and name != "peers":
+        if value is not None and name == "trusted_proxies":  # a list: comma-separated
+            out[name] = [entry.strip() for entry in value.split(",") if entry.strip()]
+        elif value is not None and name != "peers":
             out[name] = value
     return out
 
