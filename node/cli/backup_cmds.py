@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from node.cli.guard import terminated_cleanly
 from node.cli.output import data_dir_argument, emit, fail, json_option
 from node.config import ConfigError
 from node.services.backup import BackupError, Report, create_backup
@@ -48,7 +49,8 @@ def backup(data_dir: Path, out: Path, as_json: bool) -> None:
     The archive holds the node's PRIVATE signing key: it is written readable by you
     only (mode 0600); keep it as safe as the data directory itself."""
     try:
-        report = create_backup(data_dir, out, progress=_progress)
+        with terminated_cleanly():
+            report = create_backup(data_dir, out, progress=_progress)
     except (BackupError, ConfigError, DatabaseUnavailable) as exc:
         fail(str(exc))
     click.echo(
@@ -92,9 +94,10 @@ def restore(
     """Restore a node from FILE (made by 'cattc backup') into an empty data directory
     and database, after checking every file of the archive against its manifest."""
     try:
-        report = restore_backup(
-            archive, data_dir, database_url=database_url, force=force, progress=_progress
-        )
+        with terminated_cleanly():
+            report = restore_backup(
+                archive, data_dir, database_url=database_url, force=force, progress=_progress
+            )
     except (BackupError, DatabaseUnavailable) as exc:
         fail(str(exc))
     emit(as_json, _report(report), _render_restore)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -150,3 +151,20 @@ class GuardedGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         with one_line_errors():
             return super().invoke(ctx)
+
+
+@contextmanager
+def terminated_cleanly() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the command as Ctrl-C does, so that its clean-up runs
+    (Python's default for them ends the process at once: a backup killed by a cron job's
+    ``timeout`` left its staging copy, private key included, beside the archive)."""
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

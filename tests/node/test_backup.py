@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sqlite3
 import stat
 import tarfile
@@ -16,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from node.cli.guard import terminated_cleanly
 from node.config import load_config
 from node.services import serve_lock
 from node.services.backup import SERVE_LOCK, create_backup
@@ -235,6 +238,31 @@ async def test_restore_over_a_running_node_or_another_node_is_refused(
     assert "holds node 'th'; the archive is of node 'vn'" in result.stderr
     assert sorted(p.name for p in th.data_dir.iterdir()) == before
     assert load_config(th.data_dir).node_id == "th"
+
+
+def test_a_backup_stopped_by_sigterm_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Python's default for SIGTERM ends the process at once: a backup stopped so (a
+    cron job's ``timeout``) left its staging copy beside the archive, the private key and
+    every table in it. Here the backup sends itself SIGTERM from its first progress line,
+    in the middle of the database's copy."""
+    data_dir, _, _ = make_node_dir(tmp_path, "th", "")
+    with sqlite3.connect(data_dir / "node.db") as db:  # past 10,000 pages: progress lines
+        db.execute("INSERT INTO meta (key, value) VALUES ('filler', ?)", ("x" * (48 << 20),))
+    out_dir = tmp_path / "backups"
+    out_dir.mkdir()
+    lines: list[str] = []
+
+    def progress(line: str) -> None:
+        lines.append(line)
+        assert any(out_dir.iterdir())  # the staging copy is there now
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), terminated_cleanly():
+        create_backup(data_dir, out_dir / "th.tar.gz", progress=progress)
+    assert lines and lines[0].startswith("database: ")
+    assert list(out_dir.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 async def test_engine_mismatch_refused(
