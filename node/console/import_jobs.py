@@ -6,6 +6,7 @@ ends, is dropped, or the node stops)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import Connection
 
 from node.console.listing_query import table_row
 from node.runtime import NodeRuntime
@@ -21,7 +23,7 @@ from node.services.errors import InvalidListing
 from node.services.importer import FileEncodingError, RecordError, read_records
 from node.services.listings import MAX_PROBLEMS_KEPT, ImportProblem, ImportReport, StoredListing
 from node.services.validation import validate_record
-from node.ui.audit import append
+from node.ui.audit import record_on
 from protocol.listing import listing_to_wire
 
 logger = logging.getLogger(__name__)
@@ -121,8 +123,7 @@ def run_import(rt: NodeRuntime, job: ImportJob) -> None:
                 job.records += 1
                 job.processed = line
                 job.bad = run.report.rejected
-            report = run.finish()
-        _audit(rt, job, report)
+            report = run.finish(also=functools.partial(_audit, rt, job))
         job.report = report
         job.bad = report.rejected
         job.processed = job.total
@@ -138,13 +139,14 @@ def run_import(rt: NodeRuntime, job: ImportJob) -> None:
         job.path.unlink(missing_ok=True)
 
 
-def _audit(rt: NodeRuntime, job: ImportJob, report: ImportReport) -> None:
+def _audit(rt: NodeRuntime, job: ImportJob, connection: Connection, report: ImportReport) -> None:
+    """The import in the audit log, in its last transaction (``ImportRun.finish``)."""
     detail = (
         f"{job.filename}: {report.created} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.rejected} rejected"
     )
-    append(
-        rt.engine,
+    record_on(
+        connection,
         at=rt.clock(),
         actor=job.owner,
         action="listing.import",

@@ -12,14 +12,15 @@ from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
+from sqlalchemy.orm import Session
 
 from node.console import listing_form
 from node.console.listing_fields import CATEGORY_LABELS, CHOICE_LABELS, Message
 from node.console.listing_query import STATUSES, Filters, find, table_row
 from node.runtime import NodeRuntime
 from node.services.errors import Conflict, InvalidListing, NotFound
-from node.services.listings import StoredListing
-from node.ui.audit import append
+from node.services.listings import Also, StoredListing
+from node.ui import audit
 from node.ui.auth import Handler, require_role
 from node.ui.i18n import LANGUAGES, N_
 from node.ui.keys import FORM, STAFF_USER
@@ -159,17 +160,18 @@ def _service_error(exc: InvalidListing | Conflict) -> dict[str, Message]:
     return {"": Message(N_("The listing is not valid: %(reason)s"), {"reason": exc.message})}
 
 
+def _audit(rt: NodeRuntime, actor: str, action: str) -> Also:
+    """The change in the audit log, written in the change's own transaction."""
+
+    def write(session: Session, wire: dict[str, Any]) -> None:
+        audit.record(session, at=rt.clock(), actor=actor, action=action,
+                     target=str(wire["id"]), detail=f"version {wire['version']}")  # fmt: skip
+
+    return write
+
+
 def _create(rt: NodeRuntime, record: dict[str, Any], actor: str) -> dict[str, Any]:
-    wire = rt.listings.create(record)
-    append(
-        rt.engine,
-        at=rt.clock(),
-        actor=actor,
-        action="listing.create",
-        target=wire["id"],
-        detail=f"version {wire['version']}",
-    )
-    return wire
+    return rt.listings.create(record, also=_audit(rt, actor, "listing.create"))
 
 
 class Stale(Exception):
@@ -182,30 +184,11 @@ def _update(
     before = rt.listings.get(listing_id).record["version"]
     if before != seen_version:
         raise Stale()
-    wire = rt.listings.update(listing_id, record)
-    if wire["version"] != before:
-        append(
-            rt.engine,
-            at=rt.clock(),
-            actor=actor,
-            action="listing.update",
-            target=listing_id,
-            detail=f"version {wire['version']}",
-        )
-    return wire
+    return rt.listings.update(listing_id, record, also=_audit(rt, actor, "listing.update"))
 
 
 def _withdraw(rt: NodeRuntime, listing_id: str, actor: str) -> dict[str, Any]:
-    result = rt.listings.withdraw(listing_id)
-    append(
-        rt.engine,
-        at=rt.clock(),
-        actor=actor,
-        action="listing.withdraw",
-        target=listing_id,
-        detail=f"version {result['version']}",
-    )
-    return result
+    return rt.listings.withdraw(listing_id, also=_audit(rt, actor, "listing.withdraw"))
 
 
 async def _form(request: web.Request) -> MultiDictProxy[Any]:

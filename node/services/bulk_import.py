@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import secrets
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -57,6 +58,9 @@ BATCH = 1000
 MAX_ID_SHOWN = 100
 
 Pending = tuple[int, dict[str, Any], Listing]
+
+
+AlsoOnImport = Callable[[Connection, ImportReport], None]
 
 
 class ImportRun:
@@ -151,8 +155,13 @@ class ImportRun:
         # examines nothing older, so memory stays flat.
         gc.collect(0)
 
-    def finish(self) -> ImportReport:
-        """Store what is left, commit (or roll back a strict import with any problem)."""
+    def finish(
+        self, also: Callable[[Connection, ImportReport], None] | None = None
+    ) -> ImportReport:
+        """Store what is left, commit (or roll back a strict import with any problem).
+        ``also(connection, report)`` runs last in a single transaction that commits (the
+        audit entry of the import commits with it, or neither does); after the last
+        batch, in a transaction of its own, when each batch committed."""
         self.flush()
         report = self.report
         report.problems.sort(key=lambda p: p.line)
@@ -171,8 +180,14 @@ class ImportRun:
                         .order_by(seen.line),
                     )
                 )
+                if also is not None:
+                    also(self._connection(), report)
                 self._tx.commit()
             self._tx = None
+        elif also is not None:
+            conn = self._connection()
+            with conn.begin():
+                also(conn, report)
         self.close()
         return report
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -36,6 +36,7 @@ _VOLATILE = ("version", "updated", "created")
 # Core tables for bulk inserts: the ORM's per-row bookkeeping is not needed there.
 LISTINGS = cast(Table, ListingRow.__table__)
 CHANGES = cast(Table, ChangeRow.__table__)
+Also = Callable[[Session, dict[str, Any]], None]  # more to write in a change's transaction
 
 
 LIKE_ESCAPE = "\\"
@@ -158,7 +159,9 @@ class ListingService:
         return f"{prefix}{number:04d}"
 
     # -- single listings --------------------------------------------------------------
-    def create(self, record: dict[str, Any]) -> dict[str, Any]:
+    def create(self, record: dict[str, Any], *, also: Also | None = None) -> dict[str, Any]:
+        """Store a new listing. ``also(session, wire)`` runs in its transaction (the
+        audit entry of the change commits with it, or neither does)."""
         with Session(self.engine) as session, session.begin():
             begin_write(session.connection(), ListingRow.__tablename__)  # _next_id reads
             listing = validate_record(self._complete(record, session))
@@ -168,9 +171,14 @@ class ListingService:
             wire = listing_to_wire(listing)
             session.execute(insert(ListingRow), [_row_values(wire, listing)])
             self._log(session, listing.id, listing.version, "upsert")
+            if also is not None:
+                also(session, wire)
             return wire
 
-    def update(self, listing_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    def update(
+        self, listing_id: str, record: dict[str, Any], *, also: Also | None = None
+    ) -> dict[str, Any]:
+        """Change a listing; ``also`` as for ``create``, when anything changed."""
         with Session(self.engine) as session, session.begin():
             row = self._row(session, listing_id, for_update=True)
             if row.withdrawn:
@@ -195,9 +203,12 @@ class ListingService:
                 _row_values(wire, listing),
             )
             self._log(session, listing_id, wire["version"], "upsert")
+            if also is not None:
+                also(session, wire)
             return wire
 
-    def withdraw(self, listing_id: str) -> dict[str, Any]:
+    def withdraw(self, listing_id: str, *, also: Also | None = None) -> dict[str, Any]:
+        """Withdraw a listing; ``also`` as for ``create``, when it was not withdrawn."""
         with Session(self.engine) as session, session.begin():
             row = self._row(session, listing_id, for_update=True)
             if row.withdrawn:
@@ -206,7 +217,10 @@ class ListingService:
             row.version += 1
             row.updated = max(self.clock(), row.updated)
             self._log(session, listing_id, row.version, "withdraw")
-            return {"id": listing_id, "version": row.version, "withdrawn": True}
+            result = {"id": listing_id, "version": row.version, "withdrawn": True}
+            if also is not None:
+                also(session, result)
+            return result
 
     def get(self, listing_id: str) -> StoredListing:
         with Session(self.engine) as session:

@@ -1,15 +1,16 @@
 """The audit log: every change made in the console, the CLI or the admin API, with who
 and when. ``record`` writes in the caller's transaction, so an entry commits with the
-change it records; ``append`` is for changes whose own transaction is out of reach (the
-admin API's services), written right after them. ``search`` reads it back for the
+change it records (``record_on``: on a bulk import's connection); ``append`` is for
+changes that have no transaction of their own to join. ``search`` reads it back for the
 console's audit page."""
 
 from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select
 from sqlalchemy.orm import Session
 
 from node.storage.models import AuditRow
@@ -22,9 +23,24 @@ def record(
     session: Session, *, at: int, actor: str, action: str, target: str, detail: str = ""
 ) -> None:
     """Add one entry in ``session``'s transaction: it commits with the change it records."""
-    session.add(
-        AuditRow(at=at, actor=actor[:64], action=action[:64], target=target[:200], detail=detail)
-    )
+    session.add(AuditRow(**_values(at, actor, action, target, detail)))
+
+
+def record_on(
+    connection: Connection, *, at: int, actor: str, action: str, target: str, detail: str = ""
+) -> None:
+    """``record`` on a connection inside its transaction (a bulk import's)."""
+    connection.execute(insert(AuditRow), [_values(at, actor, action, target, detail)])
+
+
+def _values(at: int, actor: str, action: str, target: str, detail: str) -> dict[str, Any]:
+    return {
+        "at": at,
+        "actor": actor[:64],
+        "action": action[:64],
+        "target": target[:200],
+        "detail": detail,
+    }
 
 
 def append(

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Callable
 from typing import IO, Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
+from node.runtime import NodeRuntime
 from node.services.bulk_import import ImportRun
 from node.services.import_stream import BrokenBody, Piece, RecordSplitter
 from node.services.importer import RecordError, parse_record
-from node.services.listings import ImportReport, ListingService
-from node.ui.audit import ADMIN_TOKEN_ACTOR, append
+from node.services.listings import ImportReport
+from node.ui.audit import ADMIN_TOKEN_ACTOR, record, record_on
 from node.web.appkeys import RUNTIME
 from node.web.middleware import ApiError
 from node.web.requests import parse_query, read_json
@@ -49,32 +53,31 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
-async def _audit(request: web.Request, action: str, target: str, detail: str) -> None:
-    """The change just made through the admin API, in the audit log."""
-    rt = request.app[RUNTIME]
-    await rt.run(
-        append,
-        rt.engine,
-        at=rt.clock(),
-        actor=ADMIN_TOKEN_ACTOR,
-        action=action,
-        target=target,
-        detail=detail,
-    )
+def _audit(rt: NodeRuntime, action: str) -> Callable[[Session, dict[str, Any]], None]:
+    """The change made through the admin API, in the audit log: written in the change's
+    own transaction (written after it, it was lost when the node stopped between)."""
+
+    def write(session: Session, wire: dict[str, Any]) -> None:
+        detail = f"version {wire['version']}"
+        target = str(wire["id"])
+        record(session, at=rt.clock(), actor=ADMIN_TOKEN_ACTOR, action=action, target=target,
+               detail=detail)  # fmt: skip
+
+    return write
 
 
 async def create_listing(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    record = await rt.run(rt.listings.create, _object(await read_json(request)))
-    await _audit(request, "listing.create", record["id"], f"version {record['version']}")
+    body = _object(await read_json(request))
+    record = await rt.run(rt.listings.create, body, also=_audit(rt, "listing.create"))
     return web.json_response(record, status=201)
 
 
 async def update_listing(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     body = _object(await read_json(request))
-    record = await rt.run(rt.listings.update, request.match_info["listing_id"], body)
-    await _audit(request, "listing.update", record["id"], f"version {record['version']}")
+    listing_id = request.match_info["listing_id"]
+    record = await rt.run(rt.listings.update, listing_id, body, also=_audit(rt, "listing.update"))
     return web.json_response(record)
 
 
@@ -106,8 +109,8 @@ async def list_listings(request: web.Request) -> web.Response:
 
 async def withdraw_listing(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    result = await rt.run(rt.listings.withdraw, request.match_info["listing_id"])
-    await _audit(request, "listing.withdraw", result["id"], f"version {result['version']}")
+    listing_id = request.match_info["listing_id"]
+    result = await rt.run(rt.listings.withdraw, listing_id, also=_audit(rt, "listing.withdraw"))
     return web.json_response(result)
 
 
@@ -134,7 +137,7 @@ async def import_listings(request: web.Request) -> web.Response:
                 )
             body.write(chunk)
         body.seek(0)
-        report = await rt.run(_import_spooled, rt.listings, body, q.strict)
+        report = await rt.run(_import_spooled, rt, body, q.strict)
     payload = {
         "applied": report.applied,
         "created": report.created,
@@ -146,21 +149,27 @@ async def import_listings(request: web.Request) -> web.Response:
         ],
     }
     status = 200 if report.applied and not report.rejected else 422 if not report.applied else 207
-    if report.applied:
-        counts = ("created", "updated", "unchanged", "rejected")
-        detail = ", ".join(f"{getattr(report, k)} {k}" for k in counts)
-        await _audit(request, "listing.import", "listings", detail)
     return web.json_response(payload, status=status)
 
 
-def _import_spooled(listings: ListingService, body: IO[bytes], strict: bool) -> ImportReport:
+def _audit_import(rt: NodeRuntime) -> Callable[[Connection, ImportReport], None]:
+    def write(connection: Connection, report: ImportReport) -> None:
+        counts = ("created", "updated", "unchanged", "rejected")
+        detail = ", ".join(f"{getattr(report, k)} {k}" for k in counts)
+        record_on(connection, at=rt.clock(), actor=ADMIN_TOKEN_ACTOR, action="listing.import",
+                  target="listings", detail=detail)  # fmt: skip
+
+    return write
+
+
+def _import_spooled(rt: NodeRuntime, body: IO[bytes], strict: bool) -> ImportReport:
     """The spooled body imported in one call of a database thread, from its transaction's
     start to its end. Its transaction holds the listings' lock; when each batch took a
     thread of the pool again, writers holding every thread while they waited for that
     lock kept it from ever getting one (on PostgreSQL, which has no lock timeout, for
     good: five imports at once hung the node)."""
     splitter = RecordSplitter()
-    run = ImportRun(listings, strict=strict, single_transaction=True)
+    run = ImportRun(rt.listings, strict=strict, single_transaction=True)
     try:
         pending: list[tuple[int, Piece]] = []
         while chunk := body.read(SPOOL_CHUNK):
@@ -170,7 +179,7 @@ def _import_spooled(listings: ListingService, body: IO[bytes], strict: bool) -> 
                 pending = []
         pending += splitter.close()
         _add_pieces(run, pending, splitter.mode == "array")
-        return run.finish()
+        return run.finish(also=_audit_import(rt))
     finally:
         run.close()
 
