@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +87,30 @@ def keys_from_identity(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for name, info in doc.get("old_verify_keys", {}).items():
         out[name] = {"key": info["key"], "expired_at": info["expired_at"]}
     return out
+
+
+def _log_key_swaps(held: Sequence[MemberRow], members: list[Any], me: str) -> None:
+    """Say so when the hub's directory gives a known key name another key: the hub may
+    (its operator, having checked with the center, or whoever holds the hub's key), and
+    what that key signs then verifies. This node's own key, changed so, is an error for
+    its operator to take up with the hub's."""
+    known = {
+        (row.node_id, name): info.get("key")
+        for row in held
+        for name, info in json.loads(row.keys).items()
+    }
+    for m in members:
+        for name, info in m["keys"].items():
+            before = known.get((m["node_id"], name))
+            if before is not None and before != info.get("key"):
+                log = logger.error if m["node_id"] == me else logger.warning
+                mine = m["node_id"] == me
+                log(
+                    "the hub's directory gives %s's key %s another value%s",
+                    m["node_id"],
+                    name,
+                    ": this node's own key; ask the hub's operator why" if mine else "",
+                )
 
 
 def member_problem(member: Member) -> str | None:
@@ -272,6 +296,7 @@ class DirectoryService:
                         f"directory version {version} is older than the held {current.value}"
                     )
                 return False
+            _log_key_swaps(session.scalars(select(MemberRow)).all(), members, self.node_id)
             session.execute(delete(MemberRow))
             now = self.clock()
             for m in members:

@@ -805,5 +805,36 @@ async def test_refresh_picks_up_the_hub_operators_edits(mirror: Pair) -> None:
     assert hub_key(mirror.hub) == th.runtime.config.hub_key
 
 
+async def test_a_directory_that_gives_a_known_key_name_another_key_is_logged(
+    mirror: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hub may replace a member's key under the same name (its operator, having
+    checked with the center; or whoever holds the hub's key), and what that key signs
+    then verifies: each node says so in its log, and the member whose own key it is says
+    so as an error."""
+    hub_rt = mirror.hub.runtime
+    assert accept(mirror, hub_rt.directory_document()) is True
+    other = b64url_encode(KeyStore.generate(0, seed=b"\x09" * 32).active.public)
+    for node_id in ("vn", "th"):
+        if node_id == "vn":
+            hub_rt.directory.upsert(member("vn", "http://127.0.0.1:9", node_key("vn")), create=True)
+            assert accept(mirror, hub_rt.directory_document()) is True
+        swapped = hub_rt.directory.get(node_id)
+        assert swapped is not None
+        swapped.keys["ed25519:1"] = {"key": other}
+        hub_rt.directory.upsert(swapped, create=False)
+    with caplog.at_level(logging.WARNING, logger="node.services.directory"):
+        assert accept(mirror, hub_rt.directory_document()) is True
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said == [
+        (
+            "ERROR",
+            "the hub's directory gives th's key ed25519:1 another value: this node's own "
+            "key; ask the hub's operator why",
+        ),
+        ("WARNING", "the hub's directory gives vn's key ed25519:1 another value"),
+    ]
+
+
 def members_of_doc(doc: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     return doc["version"], sorted(doc["members"], key=lambda m: m["node_id"])
