@@ -68,12 +68,13 @@ def submit(data_dir: Path, owner: str, listing_id: str, message: str, as_json: b
 
 
 @eoi.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @json_option
 @click.pass_obj
-def list_cmd(data_dir: Path, as_json: bool) -> None:
-    """Interest sent and received, with its state."""
+def list_cmd(data_dir: Path, limit: int, as_json: bool) -> None:
+    """Interest sent and received, with its state: the LIMIT changed last."""
     with runtime(data_dir) as rt:
-        items = eois.list_eois(rt)
+        items = eois.list_eois(rt, limit)
     emit(
         as_json,
         items,

@@ -272,10 +272,12 @@ def answer(
     return sign_object(reply, rt.node_id, rt.keys.active)
 
 
-def list_eois(rt: NodeRuntime) -> list[dict[str, Any]]:
+def list_eois(rt: NodeRuntime, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` EoIs changed last, newest first."""
     absorb_inbox(rt)
     with Session(rt.engine) as session:
-        rows = session.scalars(select(EoiRow).order_by(EoiRow.updated.desc())).all()
+        stmt = select(EoiRow).order_by(EoiRow.updated.desc(), EoiRow.id).limit(limit)
+        rows = session.scalars(stmt).all()
         out = []
         for r in rows:
             req = json.loads(r.request_obj)

@@ -108,7 +108,7 @@ async def test_the_requester_keeps_the_first_answer(node_factory: NodeFactory) -
     status, _, _ = await post(net, th, REPLY, declined)
     assert status == 202  # the hub had not had th's answer: this is its first
     await pull_hub(vn)
-    [mine] = [e for e in eois.list_eois(vn.runtime) if e["id"] == eoi["id"]]
+    [mine] = [e for e in eois.list_eois(vn.runtime, 50) if e["id"] == eoi["id"]]
     assert mine["state"] == "accepted"
 
 
