@@ -23,7 +23,7 @@ from node.services.errors import Conflict, InvalidInput, KeyConflict, NotFound, 
 from node.services.member_keys import DIRECTORY, Merged, merge_fetched, merge_operator
 from node.storage.models import MemberRow, MetaRow
 from protocol import PROTOCOL_VERSION
-from protocol.b64 import b64url_decode
+from protocol.b64 import b64url_decode, b64url_encode
 from protocol.countries import ISO_COUNTRIES
 from protocol.errors import ErrorCode
 from protocol.hub_objects import Directory, DirectoryMember, build
@@ -33,6 +33,7 @@ from protocol.signing import SignatureError, sign_object, verify_object
 logger = logging.getLogger(__name__)
 VERSION_KEY = "directory_version"
 DOC_KEY = "directory_document"
+PIN_KEY = "directory_pinned_key"  # the hub key the held directory was taken under
 STATUSES = ("active", "suspended")
 _NODE_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}\Z")
 _BASE_URL = re.compile(r"^https?://[^\s]{1,250}\Z")
@@ -290,7 +291,18 @@ class DirectoryService:
             raise DirectoryRejected(f"directory: {where}: {err['msg']}") from exc
         with Session(self.engine) as session, session.begin():
             current = session.get(MetaRow, VERSION_KEY)
-            if current is not None and version <= int(current.value):
+            pin_row = session.get(MetaRow, PIN_KEY)
+            pin = b64url_encode(hub_key)
+            # Held under another pinned key (the operator pinned a new one after the old
+            # was stolen and signed a directory of version 2^53 - 1): any version replaces
+            # it, or none ever could.
+            if pin_row is not None and pin_row.value != pin:
+                logger.warning(
+                    "directory version %d taken in place of %s: the hub key pinned changed",
+                    version,
+                    current.value if current is not None else "none",
+                )
+            elif current is not None and version <= int(current.value):
                 if version < int(current.value):
                     raise DirectoryRejected(
                         f"directory version {version} is older than the held {current.value}"
@@ -317,6 +329,10 @@ class DirectoryService:
                 session.add(MetaRow(key=VERSION_KEY, value=str(version)))
             else:
                 current.value = str(version)
+            if pin_row is None:
+                session.add(MetaRow(key=PIN_KEY, value=pin))
+            else:
+                pin_row.value = pin
             doc_row = session.get(MetaRow, DOC_KEY)
             text = json.dumps(doc, sort_keys=True)
             if doc_row is None:

@@ -768,6 +768,30 @@ async def test_an_older_directory_is_refused(mirror: Pair) -> None:
     assert members_of(mirror.th.runtime) == held_v2
 
 
+async def test_a_new_pinned_hub_key_recovers_from_a_directory_at_the_last_version(
+    mirror: Pair,
+) -> None:
+    """Whoever stole the hub's key signed a directory of version 2^53 - 1: no directory
+    could be newer, and after the operator pinned the hub's new key (the guide's
+    recovery) the node still refused every one as older. A directory held under another
+    pinned key is replaced by the first one the new key signs, whatever its version."""
+    directory = mirror.th.runtime.directory
+    stolen = mirror.hub.runtime.keys.active
+    doc = unsigned(mirror.hub.runtime.directory_document())
+    last = sign_object({**doc, "version": 2**53 - 1}, "cn", stolen)
+    assert directory.accept(last, hub_id="cn", hub_key=stolen.public) is True
+    newer = KeyStore.generate(0, key_id="2", seed=b"\x0b" * 32).active
+    fresh = sign_object({**doc, "version": 5}, "cn", newer)
+    with pytest.raises(DirectoryRejected, match="older"):  # still under the stolen pin
+        directory.accept(sign_object({**doc, "version": 5}, "cn", stolen), hub_id="cn",
+                         hub_key=stolen.public)  # fmt: skip
+    assert directory.accept(fresh, hub_id="cn", hub_key=newer.public) is True
+    assert directory.version() == 5
+    older = sign_object({**doc, "version": 4}, "cn", newer)
+    with pytest.raises(DirectoryRejected, match="older"):  # now under the new pin
+        directory.accept(older, hub_id="cn", hub_key=newer.public)
+
+
 async def test_a_directory_from_another_issuer_is_refused(mirror: Pair) -> None:
     th_key = mirror.th.runtime.keys.active
     doc = unsigned(mirror.hub.runtime.directory_document())
