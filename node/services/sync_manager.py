@@ -49,7 +49,9 @@ PRESIGN_INTERVAL_S = 2.0
 # Pulls asked for by a peer's notifies start at least this far apart (a first one at
 # once): a member that sends notifies without pause gets a pull a second, not one each.
 NOTIFY_SPACING_S = 1.0
-DIRECTORY_REFETCH_MS = 10_000
+# A request from an unknown origin refreshes the directory at most this often: any stranger
+# can send one (every 10 s, a large directory's checks took a third of a core).
+DIRECTORY_REFETCH_MS = 60_000
 
 
 class SkippedRuns(logging.Filter):

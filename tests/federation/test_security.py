@@ -275,7 +275,7 @@ async def test_a_national_node_looks_an_unknown_origin_up_in_the_directory(
     # vn is new to th: th fetches the hub's directory, finds vn there and serves the call
     await served(http, th, header(node_key("vn"), origin="vn", destination="th"))
     assert th.runtime.directory.version() == 2
-    # la joins too, but th looked at the directory less than 10 s ago: refused, no fetch
+    # la joins too, but th looked at the directory less than a minute ago: refused, no fetch
     hub.runtime.directory.upsert(member("la", "http://127.0.0.1:9", node_key("la")), create=True)
     auth = header(node_key("la"), origin="la", destination="th")
     await refused(http, th, auth, "unknown_origin", 403)
