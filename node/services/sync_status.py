@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.services.peers import PinnedKeys, peer_info, pull_targets
+from node.services.peers import PeerInfo, PinnedKeys, peer_info, pull_targets
 from node.services.remote_store import RemoteStore
 from node.storage.models import PeerStateRow, QuarantineRow
 from protocol.canonical import parse_json
@@ -97,11 +97,14 @@ def quarantined(
 
 
 def verify_held(rt: NodeRuntime) -> dict[str, Any]:
-    store = RemoteStore(rt.engine)
-    rows = store.held()
     bad: list[dict[str, str]] = []
-    for row in rows:
-        info = peer_info(rt, row.origin)
+    infos: dict[str, PeerInfo | None] = {}
+    total = 0
+    for row in RemoteStore(rt.engine).iter_signed():
+        total += 1
+        if row.origin not in infos:
+            infos[row.origin] = peer_info(rt, row.origin)
+        info = infos[row.origin]
         try:
             if info is None:
                 raise SignatureError("unknown_origin", "origin no longer known")
@@ -115,4 +118,4 @@ def verify_held(rt: NodeRuntime) -> dict[str, Any]:
             bad.append({"origin": row.origin, "listing_id": row.listing_id, "reason": exc.message})
         except (ValueError, KeyError, TypeError) as exc:
             bad.append({"origin": row.origin, "listing_id": row.listing_id, "reason": str(exc)})
-    return {"total": len(rows), "ok": len(rows) - len(bad), "bad": bad}
+    return {"total": total, "ok": total - len(bad), "bad": bad}
