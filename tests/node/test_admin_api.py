@@ -250,7 +250,7 @@ async def test_a_change_and_its_audit_entry_commit_together(
     assert status == 201
     refuse_audit_entries(node, db_engine_name)
     line = json.dumps(sample_record("vn-off-0003")) + "\n"
-    calls = [
+    calls: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", "/admin/v1/listings", {"json": sample_record("vn-off-0002")}),
         ("PUT", "/admin/v1/listings/vn-off-0001", {"json": {**record, "summary": "changed"}}),
         ("POST", "/admin/v1/listings/vn-off-0001/withdraw", {}),
