@@ -78,7 +78,7 @@ async def test_visitor_searches_filters_and_expresses_interest(
     [row] = interests(hub)
     assert row.state == "forwarded" and row.owner == "th"
     await pull_hub(th)
-    got = {e["id"]: e for e in await th.runtime.run(eoi_service.list_eois, th.runtime)}
+    got = {e["id"]: e for e in await th.runtime.run(eoi_service.list_eois, th.runtime, 50)}
     assert got[row.id]["visitor"]["name"] == "Nguyen Thi Lan"
     assert got[row.id]["message"] == "We would like a licence."
 

@@ -165,7 +165,7 @@ async def test_a_visitors_interest_reaches_the_owner_after_a_sync_round(
     assert forwards_to(hub, "vn") == []  # the visitor's contact goes to the owner only
 
     await pull_hub(th)
-    got = {e["id"]: e for e in await th.runtime.run(eoi_service.list_eois, th.runtime)}
+    got = {e["id"]: e for e in await th.runtime.run(eoi_service.list_eois, th.runtime, 50)}
     mine = got[row.id]
     assert (mine["state"], mine["requester"], mine["listing_id"]) == ("forwarded", "cn", lid)
     assert mine["message"] == message
