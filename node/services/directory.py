@@ -104,8 +104,8 @@ def _log_key_swaps(held: Sequence[MemberRow], members: list[Any], me: str) -> No
         for name, info in m["keys"].items():
             before = known.get((m["node_id"], name))
             if before is not None and before != info.get("key"):
-                log = logger.error if m["node_id"] == me else logger.warning
                 mine = m["node_id"] == me
+                log = logger.error if mine else logger.warning
                 log(
                     "the hub's directory gives %s's key %s another value%s",
                     m["node_id"],
