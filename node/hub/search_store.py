@@ -100,12 +100,14 @@ def query_terms(q: str) -> list[list[str]]:
     that is not a letter, digit or mark is dropped, so no input can reach the engine's
     query syntax."""
     terms: list[list[str]] = []
-    for word in _WORD.findall(q.lower().replace("_", " ")):
-        for dense, piece in _pieces(word):
+    for word in _WORD.finditer(q.lower().replace("_", " ")):
+        for dense, piece in _pieces(word.group()):
             term = _pairs(piece) if dense and len(piece) > 1 else [piece[:MAX_TOKEN]]
             if term not in terms:
                 terms.append(term)
-    return terms[:MAX_TERMS]
+                if len(terms) == MAX_TERMS:  # the rest is never looked at
+                    return terms
+    return terms
 
 
 def is_prefix(phrase: list[str]) -> bool:
