@@ -12,7 +12,6 @@ from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from sqlalchemy.orm import Session
 
 from node.console import listing_form
 from node.console.listing_fields import CATEGORY_LABELS, CHOICE_LABELS, Message
@@ -161,13 +160,7 @@ def _service_error(exc: InvalidListing | Conflict) -> dict[str, Message]:
 
 
 def _audit(rt: NodeRuntime, actor: str, action: str) -> Also:
-    """The change in the audit log, written in the change's own transaction."""
-
-    def write(session: Session, wire: dict[str, Any]) -> None:
-        audit.record(session, at=rt.clock(), actor=actor, action=action,
-                     target=str(wire["id"]), detail=f"version {wire['version']}")  # fmt: skip
-
-    return write
+    return audit.listing_change(rt.clock, actor, action)
 
 
 def _create(rt: NodeRuntime, record: dict[str, Any], actor: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ console's audit page."""
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,20 @@ def record(
 ) -> None:
     """Add one entry in ``session``'s transaction: it commits with the change it records."""
     session.add(AuditRow(**_values(at, actor, action, target, detail)))
+
+
+def listing_change(
+    clock: Callable[[], int], actor: str, action: str
+) -> Callable[[Session, dict[str, Any]], None]:
+    """``record`` of a listing's change, for ``ListingService``'s ``also``: written in the
+    change's own transaction (written after it, an entry was lost when the node stopped
+    between the two)."""
+
+    def write(session: Session, wire: dict[str, Any]) -> None:
+        record(session, at=clock(), actor=actor, action=action, target=str(wire["id"]),
+               detail=f"version {wire['version']}")  # fmt: skip
+
+    return write
 
 
 def record_on(

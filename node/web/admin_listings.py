@@ -18,7 +18,7 @@ from node.services.bulk_import import ImportRun
 from node.services.import_stream import BrokenBody, Piece, RecordSplitter
 from node.services.importer import RecordError, parse_record
 from node.services.listings import ImportReport
-from node.ui.audit import ADMIN_TOKEN_ACTOR, record, record_on
+from node.ui.audit import ADMIN_TOKEN_ACTOR, listing_change, record_on
 from node.web.appkeys import RUNTIME
 from node.web.middleware import ApiError
 from node.web.requests import parse_query, read_json
@@ -54,16 +54,7 @@ def _object(body: Any) -> dict[str, Any]:
 
 
 def _audit(rt: NodeRuntime, action: str) -> Callable[[Session, dict[str, Any]], None]:
-    """The change made through the admin API, in the audit log: written in the change's
-    own transaction (written after it, it was lost when the node stopped between)."""
-
-    def write(session: Session, wire: dict[str, Any]) -> None:
-        detail = f"version {wire['version']}"
-        target = str(wire["id"])
-        record(session, at=rt.clock(), actor=ADMIN_TOKEN_ACTOR, action=action, target=target,
-               detail=detail)  # fmt: skip
-
-    return write
+    return listing_change(rt.clock, ADMIN_TOKEN_ACTOR, action)
 
 
 async def create_listing(request: web.Request) -> web.Response:
