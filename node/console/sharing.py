@@ -24,7 +24,6 @@ from node.console.sharing_forms import (
     country_label,
     pages,
     read_draft,
-    read_form,
     text_answer,
 )
 from node.console.sharing_grid import (
@@ -46,7 +45,7 @@ from node.console.sharing_preview import (
 )
 from node.services.policy import InvalidPolicy, PolicyVersion, StalePolicy
 from node.ui.audit import record as audit
-from node.ui.auth import require_role
+from node.ui.auth import form_of, require_role
 from node.ui.i18n import N_
 from node.ui.keys import STAFF_USER
 from node.ui.templating import render, see_other
@@ -139,7 +138,7 @@ async def grid_page(request: web.Request) -> web.Response:
 async def draft_page(request: web.Request) -> web.Response:
     """The grid of a draft (from the preview's "Change more")."""
     rt = request.app[RUNTIME]
-    text, base = read_draft(await read_form(request))
+    text, base = read_draft(await form_of(request))
     try:
         policy = parse_policy(text)
     except PolicyError as exc:
@@ -222,7 +221,7 @@ async def cell_page(request: web.Request) -> web.Response:
         text, base = source.active_text, source.active_digest
         policy = parse_policy(text)
     else:
-        form = await read_form(request)
+        form = await form_of(request)
         category, audience = _pick_cell(form)
         text, base = read_draft(form)
         try:
@@ -252,7 +251,7 @@ def _edit_of(form: MultiDictProxy[Any]) -> CellEdit:
 async def cell_save(request: web.Request) -> web.Response:
     """A cell's new rule into the draft; back to the grid of the draft."""
     rt = request.app[RUNTIME]
-    form = await read_form(request)
+    form = await form_of(request)
     category, audience = _pick_cell(form)
     text, base = read_draft(form)
     try:
@@ -288,7 +287,7 @@ async def text_page(request: web.Request) -> web.Response:
     if request.method == "GET":
         source = await rt.run(grid_source, rt)
         return text_answer(request, source.active_text, source.active_digest, None)
-    text, base = read_draft(await read_form(request))
+    text, base = read_draft(await form_of(request))
     try:
         parse_policy(text)
     except PolicyError as exc:
@@ -300,7 +299,7 @@ async def text_page(request: web.Request) -> web.Response:
 @pages
 async def preview_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    text, base = read_draft(await read_form(request))
+    text, base = read_draft(await form_of(request))
     try:
         parse_policy(text)
     except PolicyError as exc:
@@ -326,7 +325,7 @@ async def apply_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     user = request[STAFF_USER]
     assert user is not None
-    text, base = read_draft(await read_form(request))
+    text, base = read_draft(await form_of(request))
 
     def also(session: Session, version: PolicyVersion) -> None:
         audit(

@@ -11,7 +11,6 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from node.console.sharing_grid import rule_lines
-from node.ui.auth import form_of
 from node.ui.i18n import N_
 from node.ui.templating import render
 from policies.model import NODE_ID_RE, PolicyError
@@ -19,10 +18,6 @@ from protocol.countries import COUNTRY_NAMES
 
 TEXT_MAX = 200_000
 PageHandler = Callable[[web.Request], Awaitable[web.Response]]
-
-
-async def read_form(request: web.Request) -> MultiDictProxy[Any]:
-    return await form_of(request)
 
 
 class PageProblem(Exception):
