@@ -51,16 +51,23 @@ class PeerConfig(BaseModel):
         """The peer's pinned key: ``ed25519:N=KEY`` or ``KEY``, KEY its 32 bytes in
         base64url (anything else failed later, in every pull, as an unexpected error)."""
         if value:
-            name, _, key = value.rpartition("=") if "=" in value.rstrip("=") else ("", "", value)
-            try:
-                if name:
-                    split_key_name(name)
-                raw = b64url_decode(key)
-            except ValueError as exc:
-                raise ValueError(f"key must be ed25519:N=KEY in base64url ({exc})") from exc
-            if len(raw) != 32:
-                raise ValueError("key must be a 32-byte Ed25519 public key (43 characters)")
+            pinned_key_bytes(value)
         return value
+
+
+def pinned_key_bytes(text: str) -> bytes:
+    """The 32 bytes of a pinned key written ``ed25519:N=KEY`` or ``KEY`` (KEY in
+    base64url); ValueError saying what is wrong with it."""
+    name, _, key = text.rpartition("=") if "=" in text.rstrip("=") else ("", "", text)
+    try:
+        if name:
+            split_key_name(name)
+        raw = b64url_decode(key)
+    except ValueError as exc:
+        raise ValueError(f"key must be ed25519:N=KEY in base64url ({exc})") from exc
+    if len(raw) != 32:
+        raise ValueError("key must be a 32-byte Ed25519 public key (43 characters)")
+    return raw
 
 
 class NodeConfig(BaseModel):

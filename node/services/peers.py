@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from protocol.b64 import b64url_decode
+from node.config import pinned_key_bytes
 from protocol.keys import VerifyKeyInfo
 
 if TYPE_CHECKING:
@@ -46,8 +46,10 @@ class PinnedKeys(Mapping[str, VerifyKeyInfo]):
 def pinned_key(text: str) -> bytes | None:
     if not text:
         return None
-    raw = b64url_decode(text.rpartition("=")[2] if "=" in text.rstrip("=") else text)
-    return raw if len(raw) == 32 else None
+    try:
+        return pinned_key_bytes(text)
+    except ValueError:  # config refuses such a key; none is pinned
+        return None
 
 
 def peer_info(rt: NodeRuntime, node_id: str) -> PeerInfo | None:
