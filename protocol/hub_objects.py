@@ -22,6 +22,10 @@ Score = Annotated[float, Field(ge=0.0, le=1.0)]
 GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_*-]{1,64}$")]
 BaseUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]{1,250}$")]
 MAX_ENTRIES = 1_000_000  # a custody list covers everything the hub holds of one owner
+# Nodes in a directory. The federation is a dozen national centres (fifty at the scale the
+# hub is built for): the bound only keeps a directory that every node reads and pulls from
+# within reach of a small server (each member is a peer it pulls each interval).
+MAX_MEMBERS = 1_000
 
 
 # -- match notice (hub -> the member whose listing matched, in the hub's feed) ----------
@@ -104,7 +108,7 @@ class DirectoryMember(WireModel):
 class Directory(SignedObject):
     type: Literal["directory"] = "directory"
     version: Annotated[int, Field(ge=1, le=2**53 - 1)]
-    members: Annotated[list[DirectoryMember], Field(max_length=10_000)]
+    members: Annotated[list[DirectoryMember], Field(max_length=MAX_MEMBERS)]
 
 
 # -- key hand-over (any node, signed by the key it retires) ----------------------------

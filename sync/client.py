@@ -5,6 +5,7 @@ names the protocol's page limit, which every node's pages stay within)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import Callable
@@ -33,6 +34,7 @@ class PeerError(Exception):
 
 _CODE = re.compile(r"[a-z0-9_]{1,64}")
 MAX_MESSAGE_CHARS = 500
+PARSE_ON_LOOP_BYTES = 256 * 1024  # ~2 ms of parsing; a larger answer is parsed on a thread
 
 
 def printable(text: str) -> str:
@@ -160,6 +162,8 @@ class PeerClient:
             "GET", base_url, destination, path, query=query, max_bytes=max_bytes
         )
         raise_for_status(resp, destination)  # an error page need not be JSON
+        if len(resp.body) > PARSE_ON_LOOP_BYTES:  # a directory, a custody list: not on the loop
+            return await asyncio.to_thread(resp.json)
         return resp.json()
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from node.clock import Clock
@@ -26,7 +26,7 @@ from protocol import PROTOCOL_VERSION
 from protocol.b64 import b64url_decode, b64url_encode
 from protocol.countries import ISO_COUNTRIES
 from protocol.errors import ErrorCode
-from protocol.hub_objects import Directory, DirectoryMember, build
+from protocol.hub_objects import MAX_MEMBERS, Directory, DirectoryMember, build
 from protocol.keys import KeyStore, VerifyKeyInfo, split_key_name
 from protocol.signing import SignatureError, sign_object, verify_object
 
@@ -199,6 +199,9 @@ class DirectoryService:
                 raise Conflict(f"{member.node_id} is already a member; use 'directory update'")
             if not create and row is None:
                 raise NotFound(f"{member.node_id} is not a member; use 'directory add'")
+            others = select(func.count()).where(MemberRow.node_id != self.node_id)
+            if row is None and (session.scalar(others) or 0) >= MAX_MEMBERS - 1:  # + the hub
+                raise InvalidInput(f"the directory holds {MAX_MEMBERS} nodes at most")
             stored = json.loads(row.keys) if row is not None else {}
             stored_sources = json.loads(row.key_sources or "{}") if row is not None else {}
             keys, sources, conflicts = merge_operator(
@@ -273,6 +276,16 @@ class DirectoryService:
         all_sigs = doc.get("signatures")
         sigs = all_sigs.get(hub_id) if isinstance(all_sigs, dict) else None
         pinned = {name: VerifyKeyInfo(hub_key) for name in sigs} if isinstance(sigs, dict) else {}
+        # Before the signature, which costs seconds on a large directory: a version no
+        # newer than the one held under the same pinned key is left, signed or not.
+        claimed, held = doc.get("version"), self._held_version(hub_key)
+        if held is not None and isinstance(claimed, int) and not isinstance(claimed, bool):
+            if claimed < held:
+                raise DirectoryRejected(
+                    f"directory version {claimed} is older than the held {held}"
+                )
+            if claimed == held:
+                return False
         try:
             verify_object(doc, hub_id, pinned)
         except SignatureError as exc:
@@ -340,6 +353,15 @@ class DirectoryService:
             else:
                 doc_row.value = text
             return True
+
+    def _held_version(self, hub_key: bytes) -> int | None:
+        """The held directory's version if it was taken under ``hub_key``, else None."""
+        with Session(self.engine) as session:
+            current = session.get(MetaRow, VERSION_KEY)
+            pin = session.get(MetaRow, PIN_KEY)
+            if current is None or pin is None or pin.value != b64url_encode(hub_key):
+                return None
+            return int(current.value)
 
     def refresh_member_keys(
         self, node_id: str, identity: dict[str, Any], *, bump: bool = False

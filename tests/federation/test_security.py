@@ -34,11 +34,19 @@ from node.clock import system_clock
 from node.config import KEY_FILE
 from node.runtime import NodeRuntime
 from node.services.directory import DirectoryRejected, Member
+from node.services.errors import InvalidInput
 from node.services.remote_store import RemoteStore
 from node.services.sync_manager import DIRECTORY_REFETCH_MS
 from node.services.views import signed_summary
-from node.storage.models import FeedSentRow, PeerStateRow, QuarantineRow, SeenNonceRow
+from node.storage.models import (
+    FeedSentRow,
+    MemberRow,
+    PeerStateRow,
+    QuarantineRow,
+    SeenNonceRow,
+)
 from protocol.b64 import b64url_encode
+from protocol.hub_objects import MAX_MEMBERS
 from protocol.keys import KeyStore, NodeKey
 from protocol.limits import MAX_ITEM_BYTES
 from protocol.request_sig import MAX_SKEW_MS, sign_request
@@ -766,6 +774,46 @@ async def test_an_older_directory_is_refused(mirror: Pair) -> None:
     assert_rejected(mirror, v1, "older")
     assert accept(mirror, v2) is False  # the same version again changes nothing
     assert members_of(mirror.th.runtime) == held_v2
+
+
+async def test_a_directory_no_newer_than_the_held_one_is_left_before_its_signature(
+    mirror: Pair,
+) -> None:
+    """Checking a hostile hub's 58 MB directory took ~3 CPU-seconds at every refresh,
+    unchanged or not: a version no newer than the held one (under the same pinned key)
+    is now left before its signature is checked, whatever the signature says."""
+    genuine = mirror.hub.runtime.directory_document()
+    assert accept(mirror, genuine) is True
+    held = members_of(mirror.th.runtime)
+    forged = copy.deepcopy(genuine)
+    forged["members"][0]["base_url"] = "http://attacker.example"
+    assert accept(mirror, forged) is False  # the same version: nothing to check
+    assert_rejected(mirror, {**unsigned(genuine), "version": 0}, "older")
+    assert members_of(mirror.th.runtime) == held
+    # a newer version is still checked
+    assert_rejected(mirror, {**forged, "version": genuine["version"] + 1}, "signature")
+
+
+async def test_a_directory_holds_a_bounded_number_of_nodes(mirror: Pair) -> None:
+    """Every node pulls each member of the directory every interval: a directory of
+    10,000 made a hostile hub's members send 80-130 signed requests a second."""
+    hub_rt = mirror.hub.runtime
+    doc = unsigned(hub_rt.directory_document())
+    one = doc["members"][0]
+    many = [dict(one, node_id=f"n{i:04d}") for i in range(MAX_MEMBERS + 1)]
+    signed = sign_object({**doc, "version": 2, "members": many}, "cn", hub_rt.keys.active)
+    assert_rejected(mirror, signed, "members")
+    # the hub refuses the member past the bound (its own entry counts)
+    with Session(hub_rt.engine) as session, session.begin():
+        session.add_all(
+            MemberRow(node_id=f"n{i:04d}", country="TH", name="", base_url="http://127.0.0.1:9",
+                      keys="{}", key_sources="{}", groups="[]", status="active", updated=0)
+            for i in range(MAX_MEMBERS - 1 - len(hub_rt.directory.members()))
+        )  # fmt: skip
+    version = hub_rt.directory.version()
+    with pytest.raises(InvalidInput, match=f"{MAX_MEMBERS} nodes at most"):
+        hub_rt.directory.upsert(member("vn", "http://127.0.0.1:9", node_key("vn")), create=True)
+    assert hub_rt.directory.version() == version and hub_rt.directory.get("vn") is None
 
 
 async def test_a_new_pinned_hub_key_recovers_from_a_directory_at_the_last_version(
