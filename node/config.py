@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from protocol.b64 import b64url_decode
 from protocol.keys import split_key_name
@@ -113,6 +120,15 @@ class NodeConfig(BaseModel):
     # hub's feed and ``peers``). The hub reads every member's whatever this says.
     pull_members: bool = True
     peers: list[PeerConfig] = []
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """``port = true`` was taken as port 1: a number is never true or false."""
+        field = cls.model_fields[info.field_name] if info.field_name else None
+        if isinstance(value, bool) and field is not None and field.annotation in (int, float):
+            raise ValueError("must be a number, not true or false")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -11,7 +11,8 @@ the header check with a forged signature (member ids and key names are public) h
 little. The body is read in bounded chunks within a time that grows with its size
 (``body_deadline_s``, at most ``body_timeout_seconds``; else 408), and then the signature
 over it is verified and the nonce recorded. Handlers read the body as usual (``request.read()``
-returns the bytes read here). Connections and request heads are bounded by the server
+returns the bytes read here). One caller's verified requests being answered at once are
+bounded too (``CallerSlots``). Connections and request heads are bounded by the server
 (``node.web.server``).
 """
 
@@ -47,6 +48,12 @@ BODY_GRACE_S = 5.0
 MIN_BODY_RATE = 16 * 1024  # bytes a second
 # A flood of refusals is logged once in this many seconds, with how many there were.
 LOG_EVERY_S = 10.0
+# Requests of one caller answered at once, after their signature held: one member must not
+# take every database thread from the others, the console and the public. An honest
+# reader asks for one feed page at a time (one pull of a peer at a time, across processes).
+ORIGIN_IN_FLIGHT = 8
+FEED_IN_FLIGHT = 2  # of which feed pages and custody lists, the answers that cost
+COSTLY_PATHS = frozenset({"/federation/v1/feed", "/federation/v1/custody"})
 
 
 class BodyBudget:
@@ -85,9 +92,34 @@ class BodyBudget:
             self._logged = now
 
 
+class CallerSlots:
+    """Signed requests being answered, per caller (and per caller's costly ones)."""
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[str, bool], int] = {}
+
+    def take(self, origin: str, feed: bool) -> bool:
+        every, pages = self.held.get((origin, False), 0), self.held.get((origin, True), 0)
+        if every >= ORIGIN_IN_FLIGHT or (feed and pages >= FEED_IN_FLIGHT):
+            return False
+        self.held[(origin, False)] = every + 1
+        if feed:
+            self.held[(origin, True)] = pages + 1
+        return True
+
+    def give_back(self, origin: str, feed: bool) -> None:
+        for key in ((origin, False), (origin, True)) if feed else ((origin, False),):
+            left = self.held[key] - 1
+            if left:
+                self.held[key] = left
+            else:
+                del self.held[key]
+
+
 def federation_auth(config: NodeConfig) -> Middleware:
     """The federation middleware of one app, with its own body budget."""
     budget = BodyBudget(config.max_bytes_in_flight)
+    slots = CallerSlots()
     body_timeout = config.body_timeout_seconds
 
     @web.middleware
@@ -146,7 +178,21 @@ def federation_auth(config: NodeConfig) -> Middleware:
             # What request.read() returns from now on: the handlers read the body as ever.
             request._read_bytes = body
             request[ORIGIN] = sig.origin
-            return await handler(request)
+            # Counted once the signature holds (a forged one could hold a member's slots)
+            feed = request.path in COSTLY_PATHS
+            if not slots.take(sig.origin, feed):
+                resp = _refuse(
+                    ErrorCode.SERVER_BUSY,
+                    f"{sig.origin} has {FEED_IN_FLIGHT if feed else ORIGIN_IN_FLIGHT} "
+                    f"{'feed or custody ' if feed else ''}requests being answered; "
+                    "retry when one ends",
+                )
+                resp.headers["Retry-After"] = "1"
+                return resp
+            try:
+                return await handler(request)
+            finally:
+                slots.give_back(sig.origin, feed)
         finally:
             budget.release(size)
 

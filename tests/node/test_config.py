@@ -36,6 +36,8 @@ def node_dir(tmp_path: Path, **values: Any) -> Path:
         ({"peers": [{**PEER, "node_id": "ZZ"}]}, {}, "peers.0.node_id: String should match"),
         ({"peers": [{**PEER, "base_url": "notaurl"}]}, {}, "peers.0.base_url: String should match"),
         ({}, {"CATTC_TRUSTED_PROXIES": "127.0.0.1, proxy.example"}, "is not an address"),
+        ({"port": True}, {}, "port: Value error, must be a number, not true or false"),
+        ({"sync_jitter_seconds": False}, {}, "sync_jitter_seconds: Value error, must be a number"),
     ],
 )
 def test_a_value_the_node_cannot_use_is_a_config_error(
