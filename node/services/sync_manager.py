@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 SKIPPED_RUN = "maximum number of running instances reached"
+ROUTINE_RUN = ('Running job "%s" (scheduled at %s)', 'Job "%s" executed successfully')
 IDENTITY_REFETCH_MS = 60_000
 MAX_PULLS = 4  # peers pulled at once: the rest wait their turn
 # Runs that follow a run cut short by its time or page budget, before the peer waits for
@@ -85,12 +86,25 @@ class CancelledByStop(logging.Filter):
         return True
 
 
+class RoutineRuns(logging.Filter):
+    """APScheduler logs each run of a job at INFO ("Running job", "executed
+    successfully"): two lines every 2 s for the pre-signing pass alone, which buried
+    what an operator reads the log for. They are DEBUG lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.msg in ROUTINE_RUN:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 def quiet_scheduler_logs() -> None:
-    """Install ``SkippedRuns`` on APScheduler's scheduler logger and ``CancelledByStop``
-    on its executor's (once)."""
+    """Install ``SkippedRuns`` on APScheduler's scheduler logger, ``CancelledByStop``
+    and ``RoutineRuns`` on its executor's (once)."""
     for name, kind in (
         ("apscheduler.scheduler", SkippedRuns),
         ("apscheduler.executors.default", CancelledByStop),
+        ("apscheduler.executors.default", RoutineRuns),
     ):
         log = logging.getLogger(name)
         if not any(isinstance(f, kind) for f in log.filters):

@@ -16,6 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from node.services.sync_manager import SKIPPED_RUN, quiet_scheduler_logs
 
 SCHEDULER_LOG = "apscheduler.scheduler"
+EXECUTOR_LOG = "apscheduler.executors.default"
 
 
 async def _skip_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -92,8 +93,8 @@ async def test_a_job_cancelled_by_a_stop_is_info_without_a_traceback(
     """What a stop does to a job in flight (a real scheduler, a job that does not catch
     the cancellation, as one cancelled before it began cannot): INFO, no traceback."""
     quiet_scheduler_logs()
-    executor_log = "apscheduler.executors.default"
-    assert len(logging.getLogger(executor_log).filters) == 1
+    executor_log = EXECUTOR_LOG
+    assert len(logging.getLogger(executor_log).filters) == 2  # and RoutineRuns
     caplog.set_level(logging.INFO, logger=executor_log)
     started = asyncio.Event()
 
@@ -118,3 +119,35 @@ async def test_a_job_cancelled_by_a_stop_is_info_without_a_traceback(
     assert ended and {r.levelname for r in ended} == {"INFO"}
     assert "Traceback" not in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_routine_run_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """A real scheduler running a quick job every 20 ms (the node's pre-signing pass runs
+    every 2 s): at INFO nothing of it is logged; at DEBUG, its runs are."""
+    quiet_scheduler_logs()
+    runs = 0
+
+    async def presign() -> None:
+        nonlocal runs
+        runs += 1
+
+    async def run_a_while() -> None:
+        scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        scheduler.add_job(presign, IntervalTrigger(seconds=0.02, timezone=dt.UTC))
+        scheduler.start()
+        deadline, target = asyncio.get_running_loop().time() + 10, runs + 5
+        try:
+            while runs < target:
+                assert asyncio.get_running_loop().time() < deadline, "the job did not run"
+                await asyncio.sleep(0.01)
+        finally:
+            scheduler.shutdown(wait=False)
+
+    caplog.set_level(logging.INFO, logger=EXECUTOR_LOG)
+    await run_a_while()
+    assert not [r for r in caplog.records if r.name == EXECUTOR_LOG], caplog.text
+    caplog.set_level(logging.DEBUG, logger=EXECUTOR_LOG)
+    await run_a_while()
+    seen = [r for r in caplog.records if r.name == EXECUTOR_LOG]
+    assert any("executed successfully" in r.getMessage() for r in seen)
+    assert {r.levelname for r in seen} == {"DEBUG"}
