@@ -33,10 +33,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-# C0/C1 controls and the bidirectional overrides: a table cell may hold what a peer sent
-# (a refused item's listing id, an error), and these would move the cursor, clear the
-# operator's terminal or reorder what it shows (--json escapes the C0 ones itself).
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls, the bidirectional overrides and marks, the line and paragraph
+# separators: a table cell may hold what a peer sent (a refused item's listing id, an
+# error), and these would move the cursor, clear the operator's terminal, break a row or
+# reorder what it shows (--json escapes the C0 ones itself).
+_CONTROLS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def _text(value: Any) -> str:

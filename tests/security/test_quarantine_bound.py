@@ -129,7 +129,7 @@ async def test_what_a_member_sent_cannot_drive_the_operators_terminal(
     """A refused item's listing id is whatever the member wrote: the table shows its
     control characters and bidirectional overrides escaped, never as themselves."""
     hub = await node_factory("cn", is_hub=True)
-    hostile = "vn-off-1\x1b[2J\x1b]0;owned\x07\u202egnp.exe\x9b"
+    hostile = "vn-off-1\x1b[2J\x1b]0;owned\x07\u202egnp.exe\x9b\u200f\u2028x"
     item = {"type": "listing", "listing": {"id": hostile}}
     with Session(hub.runtime.engine) as session, session.begin():
         session.add(
@@ -142,8 +142,9 @@ async def test_what_a_member_sent_cannot_drive_the_operators_terminal(
             )
         )
     text = await asyncio.to_thread(cattc, "sync", str(hub.data_dir), "quarantine")
-    assert not any(c in text for c in "\x1b\x07\u202e\x9b")
+    assert not any(c in text for c in "\x1b\x07\u202e\x9b\u200f\u2028")
     assert "vn-off-1\\u001b[2J\\u001b]0;owned\\u0007\\u202egnp.exe\\u009b" in text
+    assert "\\u200f\\u2028x" in text  # a direction mark, a line separator
     assert "bad \\u001b[31mred\\u001b[0m" in text
 
 
