@@ -32,6 +32,7 @@ from protocol.limits import MAX_ITEM_BYTES
 from protocol.objects import FeedPage
 from protocol.safe_json import NUL_MESSAGE, holds_nul
 from protocol.signing import SignatureError, verify_object
+from protocol.view_schema import check_view_fields
 from sync.interfaces import RejectedItem, VerifiedItem
 
 
@@ -272,6 +273,8 @@ def check_item(
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise PageError(ErrorCode.SCHEMA_INVALID, f"{kind} item: {where}: {err['msg']}") from exc
+    if kind == "listing":
+        _check_views(obj["listing"])
     if obj["issuer"] != peer:
         raise PageError(
             ErrorCode.ISSUER_MISMATCH, f"item issued by {obj['issuer']!r} in {peer!r}'s feed"
@@ -287,3 +290,15 @@ def check_item(
     if b"\\u0000" in canonical and holds_nul(obj):
         raise PageError(ErrorCode.SCHEMA_INVALID, f"{kind} item: {NUL_MESSAGE}")
     return VerifiedItem(obj, canonical, key_name)
+
+
+def _check_views(listing: dict[str, Any]) -> None:
+    """The summary's fields, and its public view's, have the listing's types."""
+    views = [("", listing["fields"])]
+    if listing.get("public_view") is not None:
+        views.append(("public_view.", listing["public_view"]["fields"]))
+    for where, fields in views:
+        try:
+            check_view_fields(listing["category"], fields)
+        except ValueError as exc:
+            raise PageError(ErrorCode.SCHEMA_INVALID, f"listing item: {where}{exc}") from exc

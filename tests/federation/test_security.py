@@ -454,6 +454,7 @@ def summary(
     audience: str = "cn",
     key: NodeKey | None = None,
     title: str | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     now = system_clock()
     view = {
@@ -462,7 +463,7 @@ def summary(
         "version": version,
         "updated": now - DAY_MS,
         "expires": now + 30 * DAY_MS,
-        "fields": {"title": {"en": title or f"Listing {listing_id} v{version}"}},
+        "fields": fields or {"title": {"en": title or f"Listing {listing_id} v{version}"}},
         "rights": {"ip_owner": ["A university"], "attribution": [], "name_logo_consent": False},
     }
     obj, _ = signed_summary(
@@ -547,6 +548,19 @@ BAD_ITEMS: dict[str, tuple[Callable[[], Any], str]] = {
     "invalid_schema": (lambda: summary("th-off-0001", version=0), "schema_invalid"),
     # signed as JSON allows, but no database text holds it (PostgreSQL refuses it)
     "nul_in_a_title": (lambda: summary("th-off-0001", version=2, title="a\x00b"), "schema_invalid"),
+    # the listing's types, field by field: search indexing met a str title's .values()
+    "a_title_not_an_object": (
+        lambda: summary("th-off-0001", version=2, fields={"title": "Solar dryer"}),
+        "schema_invalid",
+    ),
+    "a_trl_not_a_number": (
+        lambda: summary("th-off-0001", version=2, fields={"title": {"en": "x"}, "trl": [9]}),
+        "schema_invalid",
+    ),
+    "a_field_no_listing_has": (
+        lambda: summary("th-off-0001", version=2, fields={"title": {"en": "x"}, "boost": 1}),
+        "schema_invalid",
+    ),
 }
 
 

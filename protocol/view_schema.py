@@ -1,0 +1,67 @@
+"""The types a summary's ``fields`` may hold: the listing's own, field by field.
+
+A summary carries a policy's view of a listing: some of its fields, some of a nested
+object's (``organization.type`` alone), a name replaced by words that describe it, free
+text with names taken out. So a view is not a listing, and ``SummaryListing.fields`` was
+any JSON: a member could send a title that is a string, a TRL that is a list, and each
+reader of it (search, matching, the pages) met a type it never expected.
+
+``check_view_fields`` holds a view to the listing model's *types*, every field optional,
+nothing else allowed: a title is an object of strings, a TRL an integer, an organisation
+an object with the organisation's fields. Lengths and patterns are not checked here (a
+view's redacted text may be longer than the owner's; an item's size is bounded anyway).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import types
+from functools import cache
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from protocol.listing import ENVELOPE_FIELDS, MODEL_BY_CATEGORY
+
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+def _loose(annotation: Any) -> Any:
+    """``annotation`` without its constraints, a nested model made partial."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _loose(get_args(annotation)[0])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _partial(annotation, ())
+    if origin is Literal or origin is None:
+        return annotation
+    args = tuple(_loose(a) for a in get_args(annotation))
+    if origin in (Union, types.UnionType):
+        return functools.reduce(operator.or_, args)
+    return origin[args]
+
+
+@cache
+def _partial(model: type[BaseModel], skip: tuple[str, ...]) -> type[BaseModel]:
+    fields: Any = {
+        name: (_loose(info.annotation) | None, None)
+        for name, info in model.model_fields.items()
+        if name not in skip
+    }
+    return create_model(f"View{model.__name__}", __config__=_STRICT, **fields)
+
+
+def view_model(category: str) -> type[BaseModel]:
+    """The partial model of ``category``'s view fields (envelope fields are not among them)."""
+    return _partial(MODEL_BY_CATEGORY[category], tuple(sorted(ENVELOPE_FIELDS)))
+
+
+def check_view_fields(category: str, fields: Any) -> None:
+    """ValueError naming the first field of ``fields`` whose type is not the listing's."""
+    try:
+        view_model(category).model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ValueError(f"fields.{where}: {err['msg']}") from exc
