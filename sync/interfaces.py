@@ -94,6 +94,11 @@ class RunRecord:
     more: bool = False
 
 
+class CursorMoved(Exception):
+    """A page's apply found the peer's cursor elsewhere than where the page began: another
+    process pulled the peer meanwhile (its pull lock was lost). Nothing was applied."""
+
+
 class SyncStore(Protocol):
     """Storage of remote copies and of where each peer's feed stands."""
 
@@ -105,12 +110,14 @@ class SyncStore(Protocol):
         items: Sequence[VerifiedItem],
         rejected: Sequence[RejectedItem],
         *,
+        after: str | None,
         next_cursor: str,
         head: int,
         position: int | None,
         now: int,
     ) -> ApplyResult:
-        """Apply items, quarantine rejects and move the cursor, in one transaction."""
+        """Apply items, quarantine rejects and move the cursor from ``after`` to
+        ``next_cursor``, in one transaction; ``CursorMoved`` if it is not at ``after``."""
         ...
 
     def reset_cursor(self, peer: str) -> None: ...

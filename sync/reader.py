@@ -21,8 +21,15 @@ from protocol.canonical import parse_plain
 from protocol.errors import ErrorCode
 from protocol.keys import VerifyKeyInfo
 from protocol.limits import MAX_PAGE_BYTES
-from sync.client import RESPONSE_TOO_LARGE, PeerClient, PeerError, PeerResponse, raise_for_status
-from sync.interfaces import ApplyResult, Changes, KeySource, RunRecord, SyncStore
+from sync.client import (
+    RESPONSE_TOO_LARGE,
+    PeerClient,
+    PeerError,
+    PeerResponse,
+    printable,
+    raise_for_status,
+)
+from sync.interfaces import ApplyResult, Changes, CursorMoved, KeySource, RunRecord, SyncStore
 from sync.page_jobs import gc_paused
 from sync.verify import CheckedPage, OpenedPage, PageError, check_items, open_page
 from sync.verify_pool import VerifyPool
@@ -109,12 +116,25 @@ class FeedReader:
                 run.error += " (cursor reset: the next run resynchronises from the start)"
         except PageError as exc:
             run.error = f"{exc.code}: {exc.message}"
+        except CursorMoved as exc:
+            run.error = str(exc)
         except asyncio.CancelledError:
             run.error = "stopped: this node is shutting down"
             raise
+        except Exception as exc:  # the database went away mid-run: the run says so
+            run.error = f"{type(exc).__name__}: {printable(str(exc))}"
+            logger.debug("sync from %s: unexpected error", peer.node_id, exc_info=True)
         finally:
             run.finished = clock()
-            await self._blocking(self.store.record_run, run, success=success)
+            try:
+                await self._blocking(self.store.record_run, run, success=success)
+            except Exception as exc:  # the database is still away: the log keeps the run
+                logger.warning(
+                    "sync from %s: the run could not be recorded (%s); it %s",
+                    peer.node_id,
+                    printable(str(exc)),
+                    f"failed: {run.error}" if run.error else "succeeded",
+                )
         if run.error:
             logger.warning("sync from %s failed: %s", peer.node_id, run.error)
         return run
@@ -295,6 +315,7 @@ class FeedReader:
             peer.node_id,
             checked.items,
             checked.rejected,
+            after=checked.page["after"],
             next_cursor=checked.page["next"],
             head=checked.page["head"],
             position=checked.page.get("position"),

@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from node.hub.eoi_gate import SignatureInvalid, UnknownIssuer, parse, verify_from
 from node.services.errors import ServiceError
 from node.services.peers import PeerInfo
-from node.storage.models import Base, EoiRow, InboxRow, MetaRow
+from node.storage.insert_ignore import insert_ignore
+from node.storage.models import EoiRow, InboxRow, MetaRow
 from protocol.eoi import EoiForward, EoiReplyForward
 
 if TYPE_CHECKING:
@@ -68,15 +68,6 @@ class Mark:
 
     def text(self) -> str:
         return json.dumps({"after": self.after, "retry": self.retry})
-
-
-def insert_ignore(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
-    """``INSERT ... ON CONFLICT DO NOTHING`` of ``rows`` into ``model``'s table."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(make(model).on_conflict_do_nothing(), list(rows))
 
 
 def _lock_mark(session: Session) -> MetaRow:

@@ -94,13 +94,21 @@ class AdvisoryLeaderLock:
         self.got = False
 
     def try_acquire(self) -> bool:
-        if self.conn is None:
-            self.conn = self.engine.connect()
-        schema = str(self.conn.execute(text("SELECT current_schema()")).scalar())
-        key = leader_key(self.node_id, schema)
-        got = self.conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
-        self.conn.commit()
-        self.got = bool(got)
+        """Whether this process holds the lock now. A connection that failed is dropped
+        (it cannot be used again before a rollback): the next try opens a new one. Kept,
+        it made every later try fail, and a process that was not the leader when the
+        database blinked could never lead again."""
+        try:
+            if self.conn is None:
+                self.conn = self.engine.connect()
+            schema = str(self.conn.execute(text("SELECT current_schema()")).scalar())
+            key = leader_key(self.node_id, schema)
+            got = self.conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
+            self.got = bool(got.scalar())
+            self.conn.commit()
+        except Exception:
+            self._drop()
+            raise
         return self.got
 
     def still_held(self) -> bool:
@@ -227,8 +235,8 @@ class Leadership:
                 await self._tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database is away: try again at the next tick
-                logger.exception("leader lock check failed")
+            except Exception as exc:  # the database is away: try again at the next tick
+                logger.warning("leader lock check failed: %s: %s", type(exc).__name__, exc)
 
     async def _tick(self) -> None:
         assert self._lock is not None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import time
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Connection, Engine, text
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
@@ -86,6 +89,9 @@ class _AdvisoryLock:
             if self.got:
                 self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
                 self.conn.commit()
+        except Exception as exc:  # the connection is gone, and the lock with it
+            logger.info("pull lock: could not unlock (%s); the connection is dropped", exc)
+            self.conn.invalidate()  # never back to the pool while it may hold the lock
         finally:
             self.conn.close()
 

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, Row, Table, bindparam, delete, func, insert, sele
 from sqlalchemy.orm import Session
 
 from node.hub import search_store
+from node.storage.insert_ignore import insert_ignore
 from node.storage.models import (
     InboxRow,
     PeerStateRow,
@@ -38,6 +39,7 @@ from node.storage.models import (
 from protocol.errors import ErrorCode
 from sync.interfaces import (
     ApplyResult,
+    CursorMoved,
     PeerCursor,
     RejectedItem,
     RunRecord,
@@ -400,6 +402,7 @@ class RemoteStore:
         items: Sequence[VerifiedItem],
         rejected: Sequence[RejectedItem],
         *,
+        after: str | None,
         next_cursor: str,
         head: int,
         position: int | None,
@@ -407,13 +410,25 @@ class RemoteStore:
     ) -> ApplyResult:
         """One transaction: the page's listings judged against what is held, its rows,
         search rows, inbox and quarantine written in bulk, the cursor moved, and what
-        ``page_hooks`` add. The result names the listings added, updated and removed."""
+        ``page_hooks`` add. The result names the listings added, updated and removed.
+
+        The page began at ``after``: if the cursor is elsewhere, another process pulled
+        this peer meanwhile (on PostgreSQL a pull lock dies with its connection), and
+        the page is not applied twice (``CursorMoved``). The row lock orders two applies."""
         result = ApplyResult(origin=peer)
         with Session(self.engine) as session, session.begin():
             state = session.get(PeerStateRow, peer, with_for_update=True)
-            if state is None:
-                state = PeerStateRow(peer=peer, failures=0, rejected=0)
-                session.add(state)
+            if state is None:  # the first page: made so that a second pull's waits on it
+                insert_ignore(session, PeerStateRow, [{"peer": peer, "failures": 0, "rejected": 0}])
+                state = session.get(
+                    PeerStateRow, peer, with_for_update=True, populate_existing=True
+                )
+                assert state is not None
+            if state.cursor != after:
+                raise CursorMoved(
+                    f"{peer}'s cursor moved during this pull: another process pulled it "
+                    "(this one's pull lock was lost); nothing of this page was applied"
+                )
             page = _Page.read(session, peer, items, self.max_per_origin)
             inbox: list[dict[str, Any]] = []
             for item in items:

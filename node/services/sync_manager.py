@@ -486,6 +486,8 @@ class SyncManager:
             await self.sync_peer(peer_id)
         except asyncio.CancelledError:
             logger.info("pull of %s stopped by shutdown", peer_id)
+        except Exception as exc:  # the database away: the next run tries again
+            logger.warning("pull of %s failed: %s: %s", peer_id, type(exc).__name__, exc)
         finally:
             if task is not None:
                 self._tasks.discard(task)

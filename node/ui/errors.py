@@ -21,6 +21,10 @@ MESSAGES = {
         N_("What you sent is larger than this node accepts (%(limit)s). Send a smaller file."),
     ),
     500: (N_("Something went wrong"), N_("The node could not answer. Its log says why.")),
+    503: (
+        N_("Busy for a moment"),
+        N_("The node cannot reach its database just now. Please try again in a minute."),
+    ),
 }
 
 

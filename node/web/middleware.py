@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from node.services.setup import token_matches
 from node.ui.errors import page_error
@@ -75,11 +78,76 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # traceback for every such request, which any stranger could repeat at will.
         logger.info("%s %s: the client went away before the answer", request.method, request.path)
         return error_response(400, ErrorCode.BAD_REQUEST, "the client went away")
+    except DB_AWAY as exc:
+        if not database_away(exc):
+            logger.exception("unhandled error on %s %s", request.method, request.path)
+            return _internal(request)
+        _AWAY.note(request, exc)
+        if is_page(request.path):
+            resp = page_error(request, 503)
+        else:
+            resp = error_response(
+                503, ErrorCode.SERVER_BUSY, "the database is unavailable; retry in a moment"
+            )
+        resp.headers["Retry-After"] = str(AWAY_RETRY_S)
+        return resp
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.path)
-        if is_page(request.path):
-            return page_error(request, 500)
-        return error_response(500, ErrorCode.INTERNAL, "internal error; see the node's log")
+        return _internal(request)
+
+
+def _internal(request: web.Request) -> web.Response:
+    if is_page(request.path):
+        return page_error(request, 500)
+    return error_response(500, ErrorCode.INTERNAL, "internal error; see the node's log")
+
+
+# The database away (PostgreSQL restarting, its connections ended, the pool empty for its
+# whole wait) or busy (SQLite's lock held past its timeout): 503 with Retry-After, logged
+# a line at a time, not a 500 with a traceback for every request meanwhile.
+DB_AWAY = (OperationalError, InterfaceError, PoolTimeout)
+AWAY_RETRY_S = 5
+SQLITE_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+
+
+def database_away(exc: Exception) -> bool:
+    """Whether ``exc`` says the database cannot be reached or is busy, not that a query
+    is wrong (SQLite writes "no such table" as an OperationalError too)."""
+    if isinstance(exc, PoolTimeout | InterfaceError):
+        return True
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code in SQLITE_BUSY_CODES
+    return True  # PostgreSQL's OperationalError: a connection or server failure
+
+
+class _AwayLog:
+    """One warning line every ``LOG_EVERY_S`` while the database is away, with a count."""
+
+    LOG_EVERY_S = 10.0
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.logged = -self.LOG_EVERY_S
+
+    def note(self, request: web.Request, exc: Exception) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.logged >= self.LOG_EVERY_S:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            logger.warning(
+                "database unavailable (%d requests answered 503 since the last line; "
+                "this one %s %s): %s",
+                self.count,
+                request.method,
+                request.path,
+                first,
+            )
+            self.count, self.logged = 0, now
+
+
+_AWAY = _AwayLog()
 
 
 def address_holds_nul(request: web.Request) -> bool:

@@ -25,9 +25,10 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from node.services.sync_manager import NOTIFY_SPACING_S
-from node.storage.models import ChangeRow, SyncRunRow
+from node.storage.models import ChangeRow, OutboxRow, SyncRunRow
 from sync.client import PeerError
 from sync.interfaces import Changes
+from sync.reader import Peer
 from sync.verify import check_item
 from tests.conftest import DatabaseUrlFactory
 from tests.federation.faultproxy import FEED_PATH, Fault, FaultProxy, route_through, start_proxy
@@ -158,6 +159,28 @@ async def test_closing_the_hub_mid_pull_ends_the_pull_and_records_it(
     assert sorted(held_by(net.hub, OWNER)) == sorted(item_ids(page1))
 
 
+async def test_two_pulls_of_one_peer_at_once_apply_each_page_once(net: Network) -> None:
+    """One puller per peer is the pull lock's job; when PostgreSQL ended the session that
+    held it, two hub workers pulled one member at once and each page was applied, and
+    its custody receipt sent, twice. A page now applies only where it began: of two
+    pulls from the same cursor, one fails, saying why, and nothing is applied twice."""
+    reader = net.hub.sync.reader
+    peer = Peer(OWNER, net.nodes[OWNER].url)
+    runs = await asyncio.gather(reader.pull(peer), reader.pull(peer))
+    errors = [run.error for run in runs if run.error]
+    assert len(errors) == 1 and "another process pulled it" in errors[0], errors
+    assert_hub_holds_allowed(net)
+    with Session(net.hub.runtime.engine) as session:
+        receipts = [
+            json.loads(obj)
+            for obj in session.scalars(
+                select(OutboxRow.obj).where(OutboxRow.type == "custody_receipt")
+            )
+        ]
+    pages = [(r["position"], json.dumps(r["held"], sort_keys=True)) for r in receipts]
+    assert pages and len(set(pages)) == len(pages), "a page's receipt went out twice"
+
+
 async def test_delay_beyond_the_run_timeout(net: Network, proxy: FaultProxy) -> None:
     # A run whose last page came in the second half of its time counts as still
     # progressing (``sync.reader.PROGRESS_MS``) and is pulled on without error: the first
@@ -275,7 +298,14 @@ async def test_old_summary_after_withdrawal_is_refused_and_quarantined(
     cursor = hub_cursor(net)
     assert cursor is not None and gone.head is not None
     result = store.apply_page(
-        OWNER, [item], [], next_cursor=cursor, head=gone.head, position=gone.position, now=1
+        OWNER,
+        [item],
+        [],
+        after=cursor,
+        next_cursor=cursor,
+        head=gone.head,
+        position=gone.position,
+        now=1,
     )
     assert result.applied == 0
     assert [r.code for r in result.rejected] == ["stale_version"]

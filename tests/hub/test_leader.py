@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from node.services.leader import (
     LEADER_KEY,
+    AdvisoryLeaderLock,
     FileLeaderLock,
     LeaderInfo,
     LeaderPresigner,
@@ -298,3 +299,33 @@ async def test_a_leader_that_loses_its_connection_stops_and_bids_again(
     assert hub.app[HUB_MATCHING].service is not first_matcher  # a fresh matcher
     seen = await rt.db.run(leader_in)
     assert seen is not None and seen.instance == leadership.instance
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL only: set CATTC_TEST_POSTGRES_URL")
+@pytest.mark.parametrize("db_engine_name", ["postgresql"], indirect=True)
+async def test_a_bidder_whose_connection_died_can_still_lead(node_factory: NodeFactory) -> None:
+    """A process that was not the leader when the database ended its session kept the
+    failed connection, failed every try after it ("Can't reconnect until invalid
+    transaction is rolled back") and never led, even once the leader had stopped."""
+    hub = await node_factory("cn", is_hub=True)
+    rt = hub.runtime
+    bidder = open_leader_lock(rt)
+    try:
+        assert not await rt.run(bidder.try_acquire)  # the app leads
+        assert isinstance(bidder, AdvisoryLeaderLock) and bidder.conn is not None
+        session = bidder.conn
+        pid = await rt.run(lambda: session.execute(text("SELECT pg_backend_pid()")).scalar())
+
+        def end(backend: int) -> None:
+            with rt.engine.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": backend})
+                conn.commit()
+
+        await rt.run(end, pid)
+        with pytest.raises(Exception):  # noqa: B017 - the driver's error for a dead session
+            await rt.run(bidder.try_acquire)
+        assert not await rt.run(bidder.try_acquire)  # a new session, the app still leads
+        await hub.app[LEADER].aclose()  # the leader stops
+        assert await rt.run(bidder.try_acquire)
+    finally:
+        await rt.run(bidder.release)

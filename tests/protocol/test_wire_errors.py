@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from node.services.cursors import CursorExpired
 from node.services.directory import DirectoryRejected
@@ -204,3 +210,43 @@ def test_no_error_class_keeps_a_status_of_its_own() -> None:
         for name, line in _class_statuses(tree)
     ]
     assert own == []
+
+
+def _sqlite_error(message: str, code: int) -> sqlite3.OperationalError:
+    err = sqlite3.OperationalError(message)
+    err.sqlite_errorcode = code  # as the sqlite3 module sets it
+    return err
+
+
+async def test_a_database_away_or_busy_is_503_and_a_wrong_query_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL restarting or its sessions ended answered every request 500 with a
+    traceback each, federation routes too (members took the hub for broken): now 503
+    ``server_busy`` with Retry-After, and a warning line now and then. A query that is
+    wrong (SQLite writes "no such table" as an OperationalError) is still a 500."""
+    raised: list[Exception] = [
+        OperationalError("SELECT 1", {}, psycopg.OperationalError("terminating connection")),
+        InterfaceError("SELECT 1", {}, psycopg.InterfaceError("the connection is closed")),
+        PoolTimeout("QueuePool limit of size 5 overflow 10 reached"),
+        OperationalError("INSERT", {}, _sqlite_error("database is locked", 5)),
+        OperationalError("SELECT", {}, _sqlite_error("no such table: listings", 1)),
+    ]
+
+    async def handler(request: web.Request) -> web.Response:
+        raise raised[int(request.match_info["n"])]
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_get("/api/{n}", handler)
+    caplog.set_level(logging.WARNING, logger="node.web.middleware")
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        answers = []
+        for n in range(len(raised)):
+            resp = await client.get(f"/api/{n}")
+            body = json.loads(await resp.text())
+            answers.append((resp.status, body["error"]["code"], resp.headers.get("Retry-After")))
+    busy = (503, "server_busy", "5")
+    assert answers == [busy, busy, busy, busy, (500, "internal_error", None)]
+    away = [r for r in caplog.records if "database unavailable" in r.getMessage()]
+    assert len(away) == 1 and not away[0].exc_info  # one line for the four, no traceback
+    assert [r.exc_info is not None for r in caplog.records if r not in away] == [True]

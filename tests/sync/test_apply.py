@@ -8,6 +8,7 @@ import json
 import threading
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -20,7 +21,7 @@ from node.storage.models import (
     SearchDocRow,
 )
 from protocol.hub_objects import CustodyReceipt, build
-from sync.interfaces import ApplyResult, Changes, VerifiedItem
+from sync.interfaces import ApplyResult, Changes, CursorMoved, VerifiedItem
 from tests.federation.network import NodeFactory, allowed_for, held_by, start_network
 from tests.nodes import RunningNode
 
@@ -81,8 +82,16 @@ class Pages:
 
     def apply(self, *items: VerifiedItem) -> ApplyResult:
         self.n += 1
+        after = f"c{self.n - 1}" if self.n > 1 else None
         return self.store.apply_page(
-            ORIGIN, items, [], next_cursor=f"c{self.n}", head=99, position=self.n, now=T
+            ORIGIN,
+            items,
+            [],
+            after=after,
+            next_cursor=f"c{self.n}",
+            head=99,
+            position=self.n,
+            now=T,
         )
 
     def held(self) -> dict[str, int]:
@@ -172,6 +181,24 @@ async def test_an_empty_page_moves_the_cursor_only(node_factory: NodeFactory) ->
     assert (result.applied, result.added, result.rejected) == (0, [], [])
     assert pages.store.peer_cursor(ORIGIN).cursor == "c1"
     assert pages.held() == {} and pages.seen[-1].held == {}
+
+
+async def test_a_page_begun_where_the_cursor_no_longer_is_is_not_applied(
+    node_factory: NodeFactory,
+) -> None:
+    """Two hub workers pulled one member at once for 53-93 s after the database ended
+    one's pull-lock session: each page was applied twice and its custody receipt sent
+    twice. A page applies only where it began (the cursor it was asked after)."""
+    pages = Pages(await node_factory("cn", is_hub=True))
+    pages.apply(listing("a", 1, T))  # the cursor moves from none to c1
+    with pytest.raises(CursorMoved, match="another process pulled it"):
+        pages.store.apply_page(
+            ORIGIN, [listing("b", 1, T)], [], after=None, next_cursor="c9", head=99,
+            position=9, now=T,
+        )  # fmt: skip
+    assert pages.held() == {"a": 1} and len(pages.seen) == 1
+    pages.apply(listing("b", 1, T))  # from c1, where the cursor is
+    assert pages.held() == {"a": 1, "b": 1}
 
 
 def test_changes_merge_keeps_an_added_listing_added() -> None:
