@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from node.matching.code_overlap import (
     isic_similarity,
 )
 from node.matching.codes import (
+    MAX_IPC,
     encode,
     ipc_code,
     ipc_parent,
@@ -221,3 +223,19 @@ def test_code_similarities_of_arrays_equal_the_pair_by_pair_rule(ipc: bool) -> N
     assert grid.shape == (40, 30)
     expect = [[_pair_by_pair(r, c, levels) for c in cand[:30]] for r in req[:40]]
     np.testing.assert_allclose(grid, expect, atol=1e-7)
+
+
+def test_codes_are_the_first_distinct_ones_up_to_the_cap_whatever_else_comes() -> None:
+    """A member sent 20,592 IPC codes in one summary: taking them in took 6 s (a list
+    searched for each), with every member waiting on the one matching worker. The codes
+    kept are the first distinct valid ones, and reading stops at the cap."""
+    seen: list[str] = []
+
+    def codes() -> Iterator[str]:
+        for value in ["A01B", "junk", "A01B", "C08L", *(f"H{n:02d}K" for n in range(1, 100))]:
+            seen.append(value)
+            yield value
+
+    kept = encode(codes(), "ipc")
+    assert kept == tuple(ipc_code(v) for v in ["A01B", "C08L", "H01K", "H02K"])
+    assert len(kept) == MAX_IPC and len(seen) == 6  # nothing read past the fourth code

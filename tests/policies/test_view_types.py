@@ -48,6 +48,10 @@ def test_every_view_of_the_samples_has_the_listings_types(
         ({"organization": {"type": "university", "rank": 1}}, "fields.organization.rank"),
         ({"boost": 1}, "fields.boost"),
         ({"id": "th-off-9"}, "fields.id"),  # an envelope field is not a view field
+        # a listing's own bounds on lists; four times its bound on a string
+        ({"ipc": ["C08L"] * 21}, "fields.ipc"),
+        ({"title": {f"l{i}": "x" for i in range(13)}}, "fields.title"),
+        ({"summary": "word " * 1601}, "fields.summary"),
     ],
 )
 def test_a_field_of_another_type_is_named(fields: dict[str, Any], where: str) -> None:
