@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from typing import Any
 
 from aiohttp import web
@@ -102,17 +103,40 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _login_form(
             request, {**context, "error": N_("Enter your user name and password.")}, status=400
         )
-    checks = request.app[PASSWORD_CHECKS]
-    if not checks.take():
-        logger.warning("console sign-in for %r answered busy: too many at once", name)
-        busy = N_("Many sign-ins are being checked at this moment. Try again in a few seconds.")
-        response = _login_form(request, {**context, "error": busy}, status=503)
-        response.headers["Retry-After"] = "5"
-        return response
-    try:
-        return await _sign_in(request, name, password, context, checks)
-    finally:
-        checks.give_back()
+    return await _sign_in(request, name, password, context, request.app[PASSWORD_CHECKS])
+
+
+def _busy(request: web.Request, context: dict[str, Any], name: str) -> web.Response:
+    _BUSY_LOG.note(name)
+    busy = N_("Many sign-ins are being checked at this moment. Try again in a few seconds.")
+    response = _login_form(request, {**context, "error": busy}, status=503)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+class _BusyLog:
+    """One warning every ``EVERY_S`` while sign-ins are answered busy, with a count (one
+    a request was 11,800 lines in 30 s from one address)."""
+
+    EVERY_S = 10.0
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.logged = -self.EVERY_S
+
+    def note(self, name: str) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.logged >= self.EVERY_S:
+            logger.warning(
+                "console sign-in answered busy %d times (too many at once; the last for %r)",
+                self.count,
+                name,
+            )
+            self.count, self.logged = 0, now
+
+
+_BUSY_LOG = _BusyLog()
 
 
 async def _sign_in(
@@ -122,6 +146,9 @@ async def _sign_in(
     context: dict[str, Any],
     checks: PasswordChecks,
 ) -> web.StreamResponse:
+    """The throttle first, then a password check's slot, held for the check alone: a
+    sign-in that the throttle refuses takes no slot (one address's refused guesses held
+    every slot while their rows were written, and real staff got 503)."""
     rt = request.app[RUNTIME]
     target = context["next"]
     address = client_address(request, networks(rt.config.trusted_proxies))
@@ -146,7 +173,14 @@ async def _sign_in(
         response.headers["Retry-After"] = str(max(1, (retry - rt.clock() + 999) // 1000))
         return response
     stored, user = await rt.run(credentials, rt.engine, name)
-    if not await checks.matches(stored, password) or user is None:
+    if not checks.take():
+        await rt.run(throttle.withdraw, rt.engine, attempt)  # never checked: no failure
+        return _busy(request, context, name)
+    try:
+        right = await checks.matches(stored, password)
+    finally:
+        checks.give_back()
+    if not right or user is None:
         logger.info("console sign-in failed for %r from %s", name, address)
         return _login_form(
             request, {**context, "error": N_("Wrong user name or password.")}, status=401

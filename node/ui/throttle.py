@@ -96,6 +96,13 @@ def begin_attempt(
     return Attempt(row_id, False, max(retry, now_ms + 1000), device)
 
 
+def withdraw(engine: Engine, attempt: Attempt) -> None:
+    """Take back an attempt whose password was never checked (the checks were all busy):
+    it is no failure."""
+    with Session(engine) as session, session.begin():
+        session.execute(delete(LoginAttemptRow).where(LoginAttemptRow.id == attempt.row_id))
+
+
 def succeeded(engine: Engine, name: str, attempt: Attempt, *, now_ms: int) -> str:
     """The password was right: the failures of the attempt's kind for the name are
     forgiven (its browser's, or those of browsers without a token; an address's stay).

@@ -510,6 +510,47 @@ async def test_sign_ins_at_once_wait_for_each_other_not_for_the_database(
         assert s.scalar(select(func.count()).select_from(LoginAttemptRow)) == 5
 
 
+async def test_sign_ins_the_throttle_refuses_take_no_password_check(
+    node_factory: NodeFactory,
+) -> None:
+    """A slot for a password check was taken before the throttle was asked: an address's
+    refused guesses held every slot while their rows were written, and staff elsewhere
+    got 503. Refused sign-ins are answered 429 without a slot, even while the checking
+    thread is busy; the slots are for passwords that will be checked."""
+    node = await node_factory("th")
+    staff(node, "somchai", "admin")
+    now = node.runtime.clock()
+    with Session(node.runtime.engine) as s, s.begin():
+        s.add_all(
+            LoginAttemptRow(name="somchai", address="10.9.9.9", at=now, device="")
+            for _ in range(throttle.NAME_LIMIT)
+        )  # the name has had its failures: a browser without a device token is refused
+    held = threading.Event()
+    clients = [Console(node) for _ in range(12)]
+    try:
+        pages = [await client.get("/console/login") for client in clients]
+        tokens = [re.search(r'name="login_token" value="([^"]+)"', p.text) for p in pages]
+        node.app[PASSWORD_CHECKS]._executor.submit(held.wait)  # its one thread, busy
+        answers = await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    client.post(
+                        "/console/login",
+                        {"name": "somchai", "password": "wrong", "login_token": t.group(1)},
+                    )
+                    for client, t in zip(clients, tokens, strict=True)
+                    if t is not None
+                )
+            ),
+            30,
+        )
+        assert [a.status for a in answers] == [429] * 12
+    finally:
+        held.set()
+        for client in clients:
+            await client.close()
+
+
 def test_where_a_login_may_lead() -> None:
     for target in ("/console", "/console/audit?actor=ada&page=2", "/market/listing/th/x"):
         assert safe_next(target) == target
