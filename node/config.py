@@ -93,6 +93,9 @@ class NodeConfig(BaseModel):
     max_page_bytes: Annotated[int, Field(ge=MIN_PAGE_BYTES, le=MAX_PAGE_BYTES)] = 4 * 1024 * 1024
     max_bytes_in_flight: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
     max_connections: Annotated[int, Field(ge=1)] = 2048
+    # Connections of one client address (an IPv6 /64) at once; 0: an eighth of
+    # max_connections, at least 64. A trusted proxy's address has no share.
+    max_connections_per_address: Annotated[int, Field(ge=0)] = 0
     header_timeout_seconds: Annotated[float, Field(gt=0, le=3_600)] = 30.0
     body_timeout_seconds: Annotated[float, Field(gt=0, le=3_600)] = 30.0
     # Addresses (or networks) of reverse proxies whose X-Forwarded-For is believed: a

@@ -3,9 +3,11 @@
 ``web.run_app`` binds its port only after it has started the app, and puts no cap on
 connections. Here the data directory is locked first (one server per SQLite data
 directory), the port is bound before anything says "serving", connections beyond
-``max_connections`` get a 503 and are closed at once, a connection that has not sent a
-complete request head within ``header_timeout_seconds`` (new, or idle between requests)
-is closed, and the unread rest of a refused body is discarded for ``LINGER_S`` at most.
+``max_connections`` (or one address's share of them) get a 503 and are closed at once, a
+connection that has not sent a complete request head within ``header_timeout_seconds``
+(new, or idle between requests) is closed, a head, the requests read ahead and an answer
+nobody reads are bounded (``_Counted``), and the unread rest of a refused body is
+discarded for ``LINGER_S`` at most.
 
 SIGINT or SIGTERM stops the server within seconds whatever it is doing: requests in
 progress get ``SHUTDOWN_S`` to finish, the matching worker is terminated (its unfinished
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import os
 import resource
@@ -32,7 +35,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -40,6 +43,7 @@ from aiohttp import web
 from node.config import NodeConfig
 from node.services import serve_lock
 from node.services.heap import HeapTrimmer
+from node.web.client import Network, counted_as, networks
 
 logger = logging.getLogger(__name__)
 LOCK_FILE = serve_lock.LOCK_FILE
@@ -47,8 +51,11 @@ LINGER_S = 2.0
 # Bytes read from a connection at a time, and buffered of a body nobody reads yet.
 READ_BYTES = 16 * 1024
 BACKLOG = 1024
-# Descriptors the process needs besides client connections: database, log, peers' calls.
-SPARE_FILES = 256
+# Descriptors the process needs besides client connections: database, log, peers' calls,
+# and a backlog's worth: asyncio accepts up to BACKLOG connections in one go, and out of
+# descriptors it logged a traceback for each one left (113,144 lines in 45 s) while pages
+# failed to open their templates.
+SPARE_FILES = 256 + BACKLOG
 # After SIGINT/SIGTERM: how long requests in progress may take, and when the process
 # exits even if its clean-up has not finished.
 SHUTDOWN_S = 3.0
@@ -68,6 +75,15 @@ SWITCH_INTERVAL_S = 0.0005
 # node accepts, and collections are rarer; reference counting frees everything else as
 # before, the collector is only for cycles.
 GC_THRESHOLDS = (50_000, 20, 100)
+# Bounds on what one connection makes the process hold (``_Counted``).
+MAX_HEAD_BYTES = 64 * 1024
+PIPELINED = 2
+WRITE_STALL_S = 30.0
+PER_ADDRESS_MIN = 64  # connections of one address, at least (max_connections / 8)
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
 _BUSY_BODY = b'{"error":{"code":"server_busy","message":"too many connections; retry later"}}'
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -163,45 +179,130 @@ class _Busy(asyncio.Protocol):
 
 
 class _Counted(asyncio.Protocol):
-    """aiohttp's handler of one connection, counted, reading in small pieces: what a
-    connection sends before its request head is judged stays in the kernel, not here."""
+    """aiohttp's handler of one connection, counted (per address too), reading in small
+    pieces, with what a connection may make the process hold bounded:
 
-    def __init__(self, inner: asyncio.Protocol, site: GuardedSite) -> None:
+    - the bytes of request heads not yet parsed (``MAX_HEAD_BYTES``; aiohttp's own limits
+      allow 128 headers of 8 KB, and held two copies of each until the head was done:
+      2,000 unfinished heads took 3 GB);
+    - requests parsed ahead of the one being answered (``PIPELINED``; aiohttp parses 32,
+      each with its head);
+    - the time an answer may wait for a client that reads nothing (``WRITE_STALL_S``;
+      such connections kept ~60 MB each of answers for as long as they stayed open)."""
+
+    def __init__(self, inner: web.RequestHandler, site: GuardedSite) -> None:
         self.inner = inner
         self.site = site
+        self.transport: asyncio.Transport | None = None
+        self.address = ""
+        self.head_bytes = 0
+        self.stalled: asyncio.TimerHandle | None = None
+        self.refused = False  # over its address's share: answered 503, never handled
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
         self.site.open += 1
+        peer = transport.get_extra_info("peername")
+        self.address = self.site.count_in(peer[0] if isinstance(peer, tuple) else "")
+        if self.site.over(self.address):
+            self.site.refused += 1
+            self.refused = True
+            transport.write(_BUSY)
+            transport.close()  # connection_lost comes, and counts it out
+            return
         if hasattr(transport, "max_size"):  # asyncio's socket transport: bytes per recv()
             transport.max_size = READ_BYTES
+        self.inner._max_msg_queue_size = PIPELINED  # noqa: SLF001 - no public setting
+        self.inner._msg_queue_resume_size = 1  # noqa: SLF001
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        self.inner.data_received(data)
+        if self.refused:
+            return
+        inner = self.inner
+        if inner._current_request is None and not inner._messages:  # noqa: SLF001
+            self.head_bytes += len(data)  # no request under way: a head is coming
+            if self.head_bytes > MAX_HEAD_BYTES:
+                assert self.transport is not None
+                self.transport.write(_TOO_LARGE)
+                self.transport.close()
+                return
+        else:
+            self.head_bytes = 0
+        inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received()
+        if not self.refused:
+            self.inner.eof_received()
+        return None  # close the transport (aiohttp's handler says the same)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.site.open -= 1
-        self.inner.connection_lost(exc)
+        self.site.count_out(self.address)
+        if self.stalled is not None:
+            self.stalled.cancel()
+        if not self.refused:
+            self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        if self.stalled is None and self.transport is not None:
+            loop = asyncio.get_running_loop()
+            self.stalled = loop.call_later(WRITE_STALL_S, self.transport.abort)
         self.inner.pause_writing()
 
     def resume_writing(self) -> None:
+        if self.stalled is not None:
+            self.stalled.cancel()
+            self.stalled = None
         self.inner.resume_writing()
 
 
 class GuardedSite(web.BaseSite):
-    """A listening socket whose connections beyond ``max_connections`` are refused."""
+    """A listening socket whose connections beyond ``max_connections`` are refused, and
+    those of one address (an IPv6 /64) beyond ``per_address``, unless the address is a
+    trusted proxy's: one address holding every connection (2,048 idle sockets, reopened
+    as they were closed, at no cost to it) kept everyone else out."""
 
-    def __init__(self, runner: web.AppRunner, sock: socket.socket, max_connections: int) -> None:
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        sock: socket.socket,
+        max_connections: int,
+        *,
+        per_address: int | None = None,
+        trusted: Sequence[Network] = (),
+    ) -> None:
         super().__init__(runner, backlog=BACKLOG)
         self.sock = sock
         self.max_connections = max_connections
+        self.per_address = per_address or max(PER_ADDRESS_MIN, max_connections // 8)
+        self.trusted = tuple(trusted)
         self.open = 0
         self.refused = 0
+        self.by_address: dict[str, int] = {}
+
+    def count_in(self, address: str) -> str:
+        """Count a connection from ``address``; what it is counted as ("" if not at all)."""
+        try:
+            if any(ipaddress.ip_address(address) in net for net in self.trusted):
+                return ""
+        except ValueError:
+            return ""
+        key = counted_as(address)
+        self.by_address[key] = self.by_address.get(key, 0) + 1
+        return key
+
+    def count_out(self, key: str) -> None:
+        if key:
+            left = self.by_address[key] - 1
+            if left:
+                self.by_address[key] = left
+            else:
+                del self.by_address[key]
+
+    def over(self, key: str) -> bool:
+        return bool(key) and self.by_address.get(key, 0) > self.per_address
 
     @property
     def name(self) -> str:
@@ -268,7 +369,13 @@ async def run_server(
     )
     try:
         await runner.setup()
-        site = GuardedSite(runner, sock, fit_open_files(config.max_connections))
+        site = GuardedSite(
+            runner,
+            sock,
+            fit_open_files(config.max_connections),
+            per_address=config.max_connections_per_address or None,
+            trusted=networks(config.trusted_proxies),
+        )
         await site.start()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import resource
 import secrets
+import socket
 import threading
 import time
 import urllib.request
@@ -23,13 +24,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 
 from node.runtime import open_runtime
 from node.services.directory import Member, keys_from_identity
-from node.web.server import GuardedSite, bind
+from node.web import server
+from node.web.client import networks
+from node.web.server import MAX_HEAD_BYTES, GuardedSite, bind
 from protocol.b64 import b64url_encode
 from protocol.eoi import BODY_MAX_BYTES as EOI_BODY_MAX_BYTES
 from protocol.request_sig import RequestSignature
@@ -176,6 +180,7 @@ async def test_a_thousand_stalled_bodies_cost_the_hub_nothing(tmp_path: Path) ->
         [hub],
         CATTC_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT_S),
         CATTC_MAX_BYTES_IN_FLIGHT=str(IN_FLIGHT),
+        CATTC_MAX_CONNECTIONS_PER_ADDRESS=str(CONNECTIONS + 10),  # one address plays many
     )
     try:
         await flood_and_measure(hub, key)
@@ -245,23 +250,37 @@ async def flood_and_measure(hub: Proc, key: str) -> None:
     assert dropped and stalled and max(stalled) < 0.1
 
 
-async def serve_guarded(max_connections: int, header_timeout_s: float) -> tuple[web.AppRunner, int]:
+async def serve_guarded(
+    max_connections: int, header_timeout_s: float, **site: Any
+) -> tuple[web.AppRunner, int]:
     """A small app behind ``GuardedSite``, as ``cattc serve`` runs a node."""
+    runner, port, _ = await serve_site(max_connections, header_timeout_s, **site)
+    return runner, port
 
+
+async def serve_site(
+    max_connections: int, header_timeout_s: float, **site: Any
+) -> tuple[web.AppRunner, int, GuardedSite]:
     async def hello(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def big(_request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 1024 * 1024)
+
     app = web.Application()
     app.router.add_get("/healthz", hello)
+    app.router.add_get("/big", big)
     runner = web.AppRunner(app, keepalive_timeout=header_timeout_s)
     await runner.setup()
     sock = bind("127.0.0.1", 0)
-    await GuardedSite(runner, sock, max_connections).start()
-    return runner, int(sock.getsockname()[1])
+    guarded = GuardedSite(runner, sock, max_connections, **site)
+    await guarded.start()
+    return runner, int(sock.getsockname()[1]), guarded
 
 
-async def get_healthz(port: int) -> str:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def get_healthz(port: int, source: str | None = None) -> str:
+    local = None if source is None else (source, 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     try:
         return (await reader.read()).decode()
@@ -287,6 +306,77 @@ async def test_connections_over_the_cap_get_503_at_once() -> None:
         for _, writer in idle:
             writer.close()
         await runner.cleanup()
+
+
+async def test_one_address_has_its_share_of_connections_and_others_still_come_in() -> None:
+    """2,048 idle sockets from one address, reopened as they were closed, kept every
+    other caller out: past its share an address gets 503, while others are served (a
+    trusted proxy, which speaks for many, has no share)."""
+    runner, port = await serve_guarded(max_connections=10, header_timeout_s=30, per_address=3)
+    idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+    try:
+        answer = await asyncio.wait_for(get_healthz(port), 5)
+        assert answer.startswith("HTTP/1.1 503") and '"server_busy"' in answer, answer
+        other = await asyncio.wait_for(get_healthz(port, source="127.0.0.2"), 5)
+        assert other.startswith("HTTP/1.1 200"), other
+    finally:
+        for _, writer in idle:
+            writer.close()
+        await runner.cleanup()
+    runner, port = await serve_guarded(
+        max_connections=10, header_timeout_s=30, per_address=3, trusted=networks(["127.0.0.1"])
+    )
+    idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+    try:
+        answer = await asyncio.wait_for(get_healthz(port), 5)
+        assert answer.startswith("HTTP/1.1 200"), answer
+    finally:
+        for _, writer in idle:
+            writer.close()
+        await runner.cleanup()
+
+
+async def test_a_request_head_larger_than_its_bound_is_refused_before_it_ends() -> None:
+    """aiohttp allows 128 headers of 8 KB and held each twice until the head ended:
+    2,000 unfinished heads took 3 GB. A head past ``MAX_HEAD_BYTES`` gets 431 at once."""
+    runner, port = await serve_guarded(max_connections=10, header_timeout_s=30)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        line = b"X-Pad: " + b"a" * 8000 + b"\r\n"
+        for _ in range(MAX_HEAD_BYTES // len(line) + 2):  # and never the blank line
+            writer.write(line)
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:80]
+        writer.close()
+        # an ordinary head on a new connection is served
+        assert (await get_healthz(port)).startswith("HTTP/1.1 200")
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_client_that_reads_nothing_is_dropped_after_the_write_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that asks for answers and never reads them kept them in memory (~60 MB a
+    connection, for as long as it stayed): a write that cannot go on for
+    ``WRITE_STALL_S`` ends the connection."""
+    monkeypatch.setattr(server, "WRITE_STALL_S", 0.5)
+    runner, port, site = await serve_site(max_connections=10, header_timeout_s=30)
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 64)  # never read
+        assert await poll_async_result(lambda: _true(site.open == 1), 5)
+        assert await poll_async_result(lambda: _true(site.open == 0), 10), "still open"
+        sock.close()
+    finally:
+        await runner.cleanup()
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_a_request_head_that_never_ends_is_cut_off() -> None:
