@@ -17,7 +17,11 @@ notice's ``fields`` are the relay's only (DESIGN 9); a shared term is kept only 
 its words occurs in the knowable fields; a shared code only if it is one of their codes
 or a taxonomy ancestor of one (IPC class and section, ISIC division and section). This is
 conservative by design: a term the matcher found in a field X may not see is dropped even
-when X could guess it. Pure: no I/O, no clock; the property tests drive it directly.
+when X could guess it. The score's components are told only when X may know every field
+of C that each reads (``COMPONENT_INPUTS``): a member's 157 probing requests read C's
+hidden sector, partnership, IPC subclass and TRL from them. When one is withheld, the
+score is told to one decimal only. Pure: no I/O, no clock; the property tests drive it
+directly.
 """
 
 from __future__ import annotations
@@ -34,7 +38,27 @@ from policies.evaluate import evaluate, relay_view
 from policies.model import Audience, Relay
 from protocol import PROTOCOL_VERSION
 from protocol.hub_objects import MatchNotice, build
+from protocol.listing import shareable_fields
 
+_TEXT_FIELDS = ("title", "keywords", "fields", "need", "summary", "job_title")
+COMPONENT_INPUTS: dict[str, tuple[str, ...]] = {
+    "text": _TEXT_FIELDS,
+    "concepts": _TEXT_FIELDS,
+    "ngrams": _TEXT_FIELDS,
+    "semantic": _TEXT_FIELDS,
+    "ipc": ("ipc",),
+    "inferred_ipc": ("ipc",),
+    "isic": ("isic",),
+    "inferred_isic": ("isic",),
+    "sector": ("sector", "sectors"),
+    "inferred_sector": ("sector", "sectors"),
+    "trl": ("trl", "trl_min"),
+    "partnership": ("partnership",),
+    "target": ("target_countries",),
+}
+"""The counterpart's fields each score component reads; a component not named here is
+never told."""
+CATEGORY_OF = {("request", "offer"): "tech_offer", ("request", "expert"): "expert"}
 _WORD = re.compile(r"\w+", re.UNICODE)
 _UNSPACED = re.compile(
     r"^[\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
@@ -247,6 +271,8 @@ def match_notice(
     if not knowable.named:
         return None
     vocab = Vocabulary.of(knowable)
+    told = told_components(components, CATEGORY_OF.get((role, kind), "tech_request"), knowable)
+    exact = len(told) == len(components)
     return build(
         MatchNotice,
         type="match_notice",
@@ -262,10 +288,24 @@ def match_notice(
             "descriptor": f"a listing held by the center of {where}",
             "fields": dict(knowable.relayed or {}),
         },
-        score=round(float(score), 4),
+        score=round(float(score), 4 if exact else 1),
         explanation={
-            "components": {k: round(float(v), 4) for k, v in components.items()},
+            "components": told,
             "shared_terms": [t for t in shared_terms if vocab.term(t)],
             "shared_codes": [c for c in shared_codes if vocab.code(c)],
         },
     )
+
+
+def told_components(
+    components: Mapping[str, float], category: str, knowable: Knowable
+) -> dict[str, float]:
+    """The components whose inputs, among the fields a listing of ``category`` has, are
+    all fields the reader may know of the counterpart."""
+    known = {name for source in knowable.sources() for name in source}
+    has = {path.partition(".")[0] for path in shareable_fields(category)}
+    return {
+        name: round(float(value), 4)
+        for name, value in components.items()
+        if name in COMPONENT_INPUTS and has.intersection(COMPONENT_INPUTS[name]) <= known
+    }

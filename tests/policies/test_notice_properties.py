@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.hub.notice_content import held_knowable, match_notice, own_knowable
+from node.hub.notice_content import Knowable, held_knowable, match_notice, own_knowable
 from node.matching.codes import isic_section_of_division
 from node.services.views import reader_envelope
 from policies.compiled import CompiledPolicy, compile_policy
@@ -340,3 +340,62 @@ def test_the_filter_keeps_only_words_and_codes_of_the_knowable_fields() -> None:
     assert "summaryw0" in terms and "IPC A01B" in codes
     assert notice["explanation"]["shared_terms"] == sorted(_words(offer["title"]))
     assert notice["explanation"]["shared_codes"] == []
+
+
+def _told(knowable: Knowable, role: str = "request", **extra: float) -> dict[str, Any]:
+    components = {
+        **extra,
+        "text": 0.61,
+        "semantic": 0.72,
+        "ipc": 1.0,
+        "sector": 1.0,
+        "trl": 1.0,
+        "partnership": 1.0,
+    }
+    notice = match_notice(
+        issuer=HUB,
+        now_ms=NOW,
+        reader="aa",
+        own_id="own-1",
+        role=role,
+        counterpart=("vn", "vn-off-1"),
+        kind="offer",
+        where="Vietnam",
+        score=0.6789,
+        components=components,
+        shared_terms=[],
+        shared_codes=[],
+        knowable=knowable,
+    )
+    assert notice is not None
+    return notice
+
+
+def test_a_component_is_told_only_when_the_reader_may_know_what_it_reads() -> None:
+    """A member's probing requests read a counterpart's hidden sector, partnership, IPC
+    subclass and TRL from the notices' components. A component is told only when the
+    reader may know every field of the counterpart it reads; when any is withheld, the
+    score is told to one decimal."""
+    title_only = Knowable(relayed={"title": {"en": "Solar dryer"}, "keywords": ["solar"]})
+    notice = _told(title_only)
+    assert notice["explanation"]["components"] == {}  # its summary is hidden: no text either
+    assert notice["score"] == 0.7
+    everything = {
+        "title": {"en": "Solar dryer"},
+        "keywords": ["solar"],
+        "summary": "A dryer.",
+        "ipc": ["F26B"],
+        "sector": "agriculture",
+        "trl": 7,
+        "partnership": ["licensing"],
+    }
+    notice = _told(Knowable(views=(everything,)))
+    told = notice["explanation"]["components"]
+    assert set(told) == {"text", "semantic", "ipc", "sector", "trl", "partnership"}
+    assert notice["score"] == 0.6789
+    notice = _told(Knowable(views=(everything,)), relevance=0.3)  # a name nobody is told
+    assert "relevance" not in notice["explanation"]["components"] and notice["score"] == 0.7
+    # the counterpart is a request when the reader's listing is the candidate
+    notice = _told(Knowable(views=({**everything, "trl": 7},)), role="candidate")
+    assert "trl" not in notice["explanation"]["components"]  # a request's trl_min is hidden
+    assert "text" not in notice["explanation"]["components"]  # so is its need
