@@ -41,10 +41,12 @@ class Vocabulary:
         self._changes = 0
         self._idf: npt.NDArray[np.float64] | None = None
         self.epoch = 0
+        self.dead_terms = 0  # terms no live document holds any more (compaction drops them)
 
     def add(self, weights: Mapping[str, float]) -> tuple[npt.NDArray[np.int32], FloatArray]:
         """Column ids and weights of a new document (counted in the df)."""
         cols = np.empty(len(weights), dtype=np.int32)
+        first_new = len(self.terms)
         for i, term in enumerate(weights):
             col = self.ids.get(term)
             if col is None:
@@ -57,6 +59,8 @@ class Vocabulary:
         vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
         order = np.argsort(cols)
         cols, vals = cols[order], vals[order]
+        revived = int(np.count_nonzero(self._df[cols] == 0)) - (len(self.terms) - first_new)
+        self.dead_terms -= revived
         self._df[cols] += 1
         self.n_docs += 1
         self._changes += 1
@@ -64,6 +68,7 @@ class Vocabulary:
 
     def remove(self, cols: npt.NDArray[np.int32]) -> None:
         self._df[cols] -= 1
+        self.dead_terms += int(np.count_nonzero(self._df[cols] == 0))
         self.n_docs -= 1
         self._changes += 1
 
