@@ -28,6 +28,7 @@ from node.config import NodeConfig
 from node.services.fed_auth import UnknownKey, caller_key, check_body, check_header
 from node.services.sync_manager import SyncManager
 from node.web.appkeys import RUNTIME, SYNC
+from node.web.client import client_address, counted_as, networks
 from node.web.middleware import Handler, error_response
 from node.web.requests import BodyTooLarge, read_bounded
 from protocol.eoi import BODY_MAX_BYTES as EOI_BODY_MAX_BYTES
@@ -46,6 +47,8 @@ OTHER_BODY_BYTES = 1024
 # A body's time to arrive: this much, plus its size at this slowest rate.
 BODY_GRACE_S = 5.0
 MIN_BODY_RATE = 16 * 1024  # bytes a second
+# The part of the body budget one client address may hold.
+ADDRESS_SHARE = 0.25
 # A flood of refusals is logged once in this many seconds, with how many there were.
 LOG_EVERY_S = 10.0
 # Requests of one caller answered at once, after their signature held: one member must not
@@ -57,25 +60,37 @@ COSTLY_PATHS = frozenset({"/federation/v1/feed", "/federation/v1/custody"})
 
 
 class BodyBudget:
-    """The bytes of request bodies this node is reading or holding, across all requests.
+    """The bytes of request bodies this node is reading or holding, across all requests,
+    and of each client address (an IPv6 /64) at most ``ADDRESS_SHARE`` of them.
 
     A request reserves what it announces (or the body limit, when it does not say)
-    before a byte is read, and gives it back when its handler is done."""
+    before a byte is read, and gives it back when its handler is done. Its signature is
+    verified only once its body is in, so the header of a forged one passes (member ids
+    and key names are public): 1,024 such bodies from one address, stalled, held the
+    whole budget, and a member's real EoIs got 503 four times in five."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.used = 0
         self.refused = 0
         self._logged = -LOG_EVERY_S
+        self.by_address: dict[str, int] = {}
 
-    def reserve(self, size: int) -> bool:
-        if self.used + size > self.capacity:
+    def reserve(self, size: int, address: str = "") -> bool:
+        held = self.by_address.get(address, 0)
+        if self.used + size > self.capacity or held + size > self.capacity * ADDRESS_SHARE:
             return False
         self.used += size
+        self.by_address[address] = held + size
         return True
 
-    def release(self, size: int) -> None:
+    def release(self, size: int, address: str = "") -> None:
         self.used -= size
+        left = self.by_address[address] - size
+        if left:
+            self.by_address[address] = left
+        else:
+            del self.by_address[address]
 
     def note_refusal(self) -> None:
         """Count a body refused for want of room; log the count now and then."""
@@ -119,6 +134,7 @@ class CallerSlots:
 def federation_auth(config: NodeConfig) -> Middleware:
     """The federation middleware of one app, with its own body budget."""
     budget = BodyBudget(config.max_bytes_in_flight)
+    trusted = networks(config.trusted_proxies)
     slots = CallerSlots()
     body_timeout = config.body_timeout_seconds
 
@@ -143,7 +159,8 @@ def federation_auth(config: NodeConfig) -> Middleware:
             return _too_large(request.path, limit)
         else:
             size = limit if announced is None else announced
-        if not budget.reserve(size):
+        address = counted_as(client_address(request, trusted))
+        if not budget.reserve(size, address):
             budget.note_refusal()
             resp = _refuse(
                 ErrorCode.SERVER_BUSY, "too many request bodies in flight; retry in a moment"
@@ -194,7 +211,7 @@ def federation_auth(config: NodeConfig) -> Middleware:
             finally:
                 slots.give_back(sig.origin, feed)
         finally:
-            budget.release(size)
+            budget.release(size, address)
 
     return federation_auth_middleware
 

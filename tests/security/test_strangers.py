@@ -33,6 +33,7 @@ from node.runtime import open_runtime
 from node.services.directory import Member, keys_from_identity
 from node.web import server
 from node.web.client import networks
+from node.web.federation_auth import ADDRESS_SHARE
 from node.web.server import MAX_HEAD_BYTES, GuardedSite, bind
 from protocol.b64 import b64url_encode
 from protocol.eoi import BODY_MAX_BYTES as EOI_BODY_MAX_BYTES
@@ -118,6 +119,24 @@ async def stall(flood: Flood, auth: str | None) -> None:
     flood.answers.append(asyncio.create_task(answer(flood, reader)))
 
 
+async def whole_body_from(source: str, port: int, auth: str) -> str:
+    """A forged EoI with its whole body, from ``source``: the status line answered."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    body = b"{}" + b" " * (ANNOUNCED - 2)
+    writer.write(
+        (
+            "POST /federation/v1/eoi HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Authorization: {auth}\r\n\r\n"
+        ).encode()
+        + body
+    )
+    try:
+        return (await asyncio.wait_for(reader.readline(), 10)).decode()
+    finally:
+        writer.close()
+
+
 async def poll_async(check: Callable[[], bool], deadline_s: float) -> bool:
     """``check()`` until it holds (True) or ``deadline_s`` passes (False)."""
     end = time.monotonic() + deadline_s
@@ -201,7 +220,7 @@ async def flood_and_measure(hub: Proc, key: str) -> None:
     peak = [base]
     watcher = asyncio.create_task(watch_rss(hub.popen.pid, peak, done))
     prober = asyncio.create_task(asyncio.to_thread(probe, hub.url, probes_done))
-    admitted = IN_FLIGHT // ANNOUNCED
+    admitted = int(IN_FLIGHT * ADDRESS_SHARE) // ANNOUNCED  # all come from one address
     try:
         opened = asyncio.Semaphore(100)
 
@@ -214,6 +233,9 @@ async def flood_and_measure(hub: Proc, key: str) -> None:
         # The hub answers and drops every stranger but those it lets send a body, which
         # stall (reading theirs) while /healthz is asked for a second.
         dropped = await poll_async(lambda: flood.closed >= CONNECTIONS - admitted, 10)
+        # The stalled ones hold their address's share of the budget, not the budget: a
+        # body from elsewhere is still read (and its forged signature refused).
+        elsewhere = await whole_body_from("127.0.0.2", flood.port, header("vn", key))
         calm = time.monotonic()
         await asyncio.sleep(1.0)  # a time to measure in, not a wait for a condition
         probes_done.set()
@@ -247,6 +269,7 @@ async def flood_and_measure(hub: Proc, key: str) -> None:
     forged = by_kind["forged"]
     assert set(forged) == {"408", "503"} and forged.total() == CONNECTIONS // 3, forged
     assert admitted <= forged["408"] <= 3 * admitted, forged
+    assert elsewhere.startswith("HTTP/1.1 401"), elsewhere
     assert dropped and stalled and max(stalled) < 0.1
 
 
