@@ -119,6 +119,10 @@ class NodeConfig(BaseModel):
     # Refused items kept of one member for the operator to read, the newest: older ones
     # are deleted (the hub's monitor still counts every refused item).
     max_quarantine_per_member: Annotated[int, Field(ge=1)] = 1_000
+    # Match notices about one listing to its owner in a day, at most (the hub): the rest
+    # are held back for a later match, so that no member can bury another's notices by
+    # publishing and withdrawing listings under new ids.
+    notices_per_listing_per_day: Annotated[int, Field(ge=1)] = 30
     # Whether a member reads the feeds of the directory's other members (false: only the
     # hub's feed and ``peers``). The hub reads every member's whatever this says.
     pull_members: bool = True

@@ -29,7 +29,7 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TOP_K = 10
+DAY_MS = 86_400_000
 MIN_SCORE = 0.2
 # Listings whose matches are found and notified per transaction, at most: a first match
 # of thousands of listings never holds the database's write lock for long.
@@ -182,6 +183,7 @@ class MatchEngine:
         self.own_scanned = 0.0  # time.monotonic() of the last scan of the own listings
         self.reads = 0  # held summaries read (a pass reads what changed, not what is held)
         self.unsaved = 0  # changes to the matcher since its last snapshot
+        self.held_back = 0  # notices not sent: their listing had its day's notices
         self.saved_at: float | None = None  # time.monotonic() of the last snapshot
         self.left = 0  # listings still to do after the last after_sync
         model = self.matcher.semantic.model if self.matcher.semantic.enabled else "lexical"
@@ -603,6 +605,7 @@ class MatchEngine:
             return {
                 "held": len(self.versions),
                 "pending": len(self.todo),
+                "notices_held_back": self.held_back,
                 "scoring": self.scoring,
                 "semantic": {
                     "enabled": semantic.enabled,
@@ -686,13 +689,22 @@ class MatchEngine:
         for request, candidate, match in pairs:
             for own, other in ((request, candidate), (candidate, request)):
                 todo.setdefault((own[0], own[1], other[0], other[1]), (own, other, match))
-        sent_before = _already_sent(rt.engine, list(todo))
+        sent_before, today = _already_sent(rt.engine, list(todo), ctx.now - DAY_MS)
         todo = {key: found for key, found in todo.items() if key not in sent_before}
         ctx.load([other for key, (_, other, _) in todo.items() if key[0] != rt.node_id])
         rows: list[dict[str, Any]] = []
         signed: list[tuple[str, dict[str, Any]]] = []
+        # Notices about one listing to its owner in a day (``notices_per_listing_per_day``):
+        # a member that withdrew its offers and published them again under new ids sent
+        # 482 notices to one request in a few rounds, burying its owner's real ones.
+        per_day = rt.config.notices_per_listing_per_day
+        held: list[tuple[str, str]] = []
         for (reader, own_id, cp_owner, cp_id), (own, other, match) in todo.items():
             if reader != rt.node_id:  # the hub's own listings: 'cattc matches' on the hub
+                if today[(reader, own_id)] >= per_day:
+                    held.append((reader, own_id))  # not recorded: a later match may tell it
+                    continue
+                today[(reader, own_id)] += 1
                 notice = self.notice(reader, own, other, match, ctx)
                 if notice is None:
                     continue  # the reader may not know of the counterpart: nothing is sent
@@ -706,6 +718,15 @@ class MatchEngine:
                     "score": float(match.score),
                     "at": ctx.now,
                 }
+            )
+        if held:
+            self.held_back += len(held)
+            logger.info(
+                "held back %d notices: %d listings had their %d of the day (first: %s's %s)",
+                len(held),
+                len(set(held)),
+                per_day,
+                *held[0],
             )
         if rows or stamps:
             with Session(rt.engine) as session, session.begin():
@@ -822,11 +843,13 @@ def _change_head(session: Session) -> int:
 
 
 def _already_sent(
-    engine: Engine, keys: list[tuple[str, str, str, str]]
-) -> set[tuple[str, str, str, str]]:
+    engine: Engine, keys: list[tuple[str, str, str, str]], since: int
+) -> tuple[set[tuple[str, str, str, str]], Counter[tuple[str, str]]]:
     """Which of ``keys`` (reader, own id, counterpart owner, counterpart id) have a
-    ``notices_sent`` row: one query per few hundred, by (reader, own id)."""
+    ``notices_sent`` row, and how many rows each (reader, own id) has had since
+    ``since``: one query per few hundred, by (reader, own id)."""
     out: set[tuple[str, str, str, str]] = set()
+    recent: Counter[tuple[str, str]] = Counter()
     owns = sorted({(k[0], k[1]) for k in keys})
     for start in range(0, len(owns), LOAD_BATCH):
         chunk = owns[start : start + LOAD_BATCH]
@@ -837,10 +860,12 @@ def _already_sent(
                     NoticeSentRow.own_id,
                     NoticeSentRow.cp_owner,
                     NoticeSentRow.cp_id,
+                    NoticeSentRow.at,
                 ).where(refs_in(NoticeSentRow.reader, NoticeSentRow.own_id, chunk))
             ).all()
         out.update((row[0], row[1], row[2], row[3]) for row in rows)
-    return out
+        recent.update((row[0], row[1]) for row in rows if row[4] >= since)
+    return out, recent
 
 
 class _Context:

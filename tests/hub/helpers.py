@@ -59,9 +59,11 @@ async def start_hub_network(
     *,
     hub_clock: Clock = system_clock,
     load_hub_sample: bool = True,
+    **hub_config: Any,
 ) -> Network:
-    """Like ``start_network``, but the hub alone may run on a clock the test moves."""
-    hub = await node_factory("cn", is_hub=True, clock=hub_clock)
+    """Like ``start_network``, but the hub alone may run on a clock the test moves (and
+    with ``hub_config`` of its own)."""
+    hub = await node_factory("cn", is_hub=True, clock=hub_clock, **hub_config)
     net = Network(hub)
     for node_id in members:
         node = await node_factory(node_id, hub_url=hub.url, hub_key=hub_key(hub), hub_id="cn")

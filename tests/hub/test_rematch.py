@@ -13,7 +13,9 @@ from collections import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from node.hub.match_engine import TOP_K
 from node.storage.models import NoticeSentRow, OutboxRow
+from node.web.appkeys import HUB_MATCHING
 from tests.federation.network import Network, NodeFactory
 from tests.federation.rounds import new_listing_like
 from tests.hub.helpers import start_hub_network
@@ -62,3 +64,35 @@ async def test_concurrent_pulls_send_each_notice_once(node_factory: NodeFactory)
     again, queued = notices(net)
     assert len(again) > len(sent)
     assert queued == {k: 1 for k in again}
+
+
+async def test_one_listing_gets_a_bounded_number_of_notices_a_day(
+    node_factory: NodeFactory,
+) -> None:
+    """A member withdrew its offers and published them again under new ids, round after
+    round: one request got 482 notices, burying its owner's real ones. Notices about one
+    listing to its owner stop at ``notices_per_listing_per_day``; the rest are held back,
+    unrecorded, for a later match, and /hub/status counts them."""
+    cap = 4
+    net = await start_hub_network(
+        node_factory, MEMBERS, load_hub_sample=False, notices_per_listing_per_day=cap
+    )
+    await pull_all(net)
+    sent, _ = notices(net)
+    reader, own, owner, cp = sorted(k for k in sent if k[0] != k[2])[0]
+    before = sum(1 for k in sent if k[:2] == (reader, own))
+    for round_ in range(2):  # clones of the offer that matched, then new ones
+        clones = [
+            new_listing_like(net.nodes[owner], cp, f"Clone {round_}-{i} of {cp}")
+            for i in range(TOP_K)
+        ]
+        await pull_all(net)
+        for clone in clones:
+            net.nodes[owner].runtime.listings.withdraw(clone)
+    await pull_all(net)
+    again, queued = notices(net)
+    about_own = [k for k in queued if k[:2] == (reader, own)]
+    assert len(about_own) == max(cap, before), (before, about_own)
+    assert net.hub.app[HUB_MATCHING].status()["notices_held_back"] > 0
+    others = [k for k in again if k[:2] != (reader, own) and k[0] != "cn"]
+    assert all(queued[k] == 1 for k in others)  # every other listing as before
