@@ -275,6 +275,8 @@ def check_item(
         raise PageError(ErrorCode.SCHEMA_INVALID, f"{kind} item: {where}: {err['msg']}") from exc
     if kind == "listing":
         _check_views(obj["listing"])
+    elif kind == "match_notice":
+        _check_relayed(obj)
     if obj["issuer"] != peer:
         raise PageError(
             ErrorCode.ISSUER_MISMATCH, f"item issued by {obj['issuer']!r} in {peer!r}'s feed"
@@ -302,3 +304,20 @@ def _check_views(listing: dict[str, Any]) -> None:
             check_view_fields(listing["category"], fields)
         except ValueError as exc:
             raise PageError(ErrorCode.SCHEMA_INVALID, f"listing item: {where}{exc}") from exc
+
+
+_NOTICE_CATEGORY = {"offer": "tech_offer", "request": "tech_request", "expert": "expert"}
+
+
+def _check_relayed(notice: dict[str, Any]) -> None:
+    """A match notice's relayed fields of its counterpart have that listing's types (a
+    member's console shows them)."""
+    counterpart = notice["counterpart"]
+    if notice["own_listing"]["role"] == "candidate":
+        category = "tech_request"  # the reader's listing is the candidate: the other asks
+    else:
+        category = _NOTICE_CATEGORY[counterpart["kind"]]
+    try:
+        check_view_fields(category, counterpart.get("fields", {}))
+    except ValueError as exc:
+        raise PageError(ErrorCode.SCHEMA_INVALID, f"match_notice item: counterpart.{exc}") from exc

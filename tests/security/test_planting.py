@@ -165,3 +165,22 @@ async def test_a_hub_object_that_does_not_fit_its_model_is_schema_invalid(
     assert [c for c, _ in codes] == ["schema_invalid", "schema_invalid"], codes
     assert "contact" in codes[0][1] and "score" in codes[1][1]
     assert inbox_types(vn) == []
+
+
+async def test_a_notice_whose_relayed_fields_are_not_the_listings_types_is_set_aside(
+    node_factory: NodeFactory,
+) -> None:
+    """A notice's relayed fields go to the member's console: from the hub too, a title
+    that is not an object of strings is quarantined (``schema_invalid``), not shown."""
+    net = await network(node_factory)
+    vn, hub = net.nodes["vn"], net.hub
+    vn_listing = sample_records("vn")[0]["id"]
+    bad = notice("vn", vn_listing)
+    bad["counterpart"]["fields"] = {"title": "Planted", "trl": "nine"}
+    plant(hub, "vn", signed_by(hub, bad))
+    plant(hub, "vn", signed_by(hub, notice("vn", vn_listing)))
+    await pull(vn, "cn")
+    codes = quarantined(vn, "cn")
+    assert [c for c, _ in codes] == ["schema_invalid"], codes
+    assert "counterpart.fields.title" in codes[0][1]
+    assert inbox_types(vn) == ["match_notice"]  # the good one
