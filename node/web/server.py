@@ -228,9 +228,9 @@ class _Counted(asyncio.Protocol):
                 self.transport.write(_TOO_LARGE)
                 self.transport.close()
                 return
-        else:
-            self.head_bytes = 0
         inner.data_received(data)
+        if inner._messages or inner._current_request is not None:  # noqa: SLF001
+            self.head_bytes = 0  # a head was parsed: the next one counts from nothing
 
     def eof_received(self) -> bool | None:
         if not self.refused:

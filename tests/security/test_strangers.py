@@ -372,8 +372,19 @@ async def test_a_request_head_larger_than_its_bound_is_refused_before_it_ends() 
         answer = await asyncio.wait_for(reader.read(), 5)
         assert answer.startswith(b"HTTP/1.1 431"), answer[:80]
         writer.close()
-        # an ordinary head on a new connection is served
+        # an ordinary head on a new connection is served, and heads one after another on
+        # a kept-alive connection count one at a time
         assert (await get_healthz(port)).startswith("HTTP/1.1 200")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 1000 + b"\r\n\r\n"
+        for _ in range(3 * MAX_HEAD_BYTES // len(head)):
+            writer.write(head)
+            status = await asyncio.wait_for(reader.readline(), 5)
+            assert status.startswith(b"HTTP/1.1 200"), status
+            while (await reader.readline()) != b"\r\n":  # the rest of the head
+                pass
+            await reader.readexactly(len(b'{"status": "ok"}'))
+        writer.close()
     finally:
         await runner.cleanup()
 
