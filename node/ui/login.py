@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from typing import Any
 
 from aiohttp import web
 
+from node.services.log_every import Every
 from node.ui import throttle
 from node.ui.accounts import credentials
 from node.ui.auth import csrf_ok, current_user
@@ -107,36 +107,20 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 def _busy(request: web.Request, context: dict[str, Any], name: str) -> web.Response:
-    _BUSY_LOG.note(name)
+    count = _BUSY_LOG.note()
+    if count is not None:
+        logger.warning(
+            "console sign-in answered busy %d times (too many at once; the last for %r)",
+            count,
+            name,
+        )
     busy = N_("Many sign-ins are being checked at this moment. Try again in a few seconds.")
     response = _login_form(request, {**context, "error": busy}, status=503)
     response.headers["Retry-After"] = "5"
     return response
 
 
-class _BusyLog:
-    """One warning every ``EVERY_S`` while sign-ins are answered busy, with a count (one
-    a request was 11,800 lines in 30 s from one address)."""
-
-    EVERY_S = 10.0
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.logged = -self.EVERY_S
-
-    def note(self, name: str) -> None:
-        self.count += 1
-        now = time.monotonic()
-        if now - self.logged >= self.EVERY_S:
-            logger.warning(
-                "console sign-in answered busy %d times (too many at once; the last for %r)",
-                self.count,
-                name,
-            )
-            self.count, self.logged = 0, now
-
-
-_BUSY_LOG = _BusyLog()
+_BUSY_LOG = Every()  # a line every 10 s (one a request was 11,800 lines in 30 s)
 
 
 async def _sign_in(

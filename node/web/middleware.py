@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -11,6 +10,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from node.services.log_every import Every
 from node.services.setup import token_matches
 from node.ui.errors import page_error
 from node.ui.paths import is_page
@@ -82,7 +82,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if not database_away(exc):
             logger.exception("unhandled error on %s %s", request.method, request.path)
             return _internal(request)
-        _AWAY.note(request, exc)
+        _note_away(request, exc)
         if is_page(request.path):
             resp = page_error(request, 503)
         else:
@@ -122,32 +122,21 @@ def database_away(exc: Exception) -> bool:
     return True  # PostgreSQL's OperationalError: a connection or server failure
 
 
-class _AwayLog:
-    """One warning line every ``LOG_EVERY_S`` while the database is away, with a count."""
-
-    LOG_EVERY_S = 10.0
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.logged = -self.LOG_EVERY_S
-
-    def note(self, request: web.Request, exc: Exception) -> None:
-        self.count += 1
-        now = time.monotonic()
-        if now - self.logged >= self.LOG_EVERY_S:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            logger.warning(
-                "database unavailable (%d requests answered 503 since the last line; "
-                "this one %s %s): %s",
-                self.count,
-                request.method,
-                request.path,
-                first,
-            )
-            self.count, self.logged = 0, now
+_AWAY = Every()  # one warning line every 10 s while the database is away, with a count
 
 
-_AWAY = _AwayLog()
+def _note_away(request: web.Request, exc: Exception) -> None:
+    count = _AWAY.note()
+    if count is not None:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        logger.warning(
+            "database unavailable (%d requests answered 503 since the last line; "
+            "this one %s %s): %s",
+            count,
+            request.method,
+            request.path,
+            first,
+        )
 
 
 def address_holds_nul(request: web.Request) -> bool:
