@@ -704,10 +704,10 @@ class MatchEngine:
                 if today[(reader, own_id)] >= per_day:
                     held.append((reader, own_id))  # not recorded: a later match may tell it
                     continue
-                today[(reader, own_id)] += 1
                 notice = self.notice(reader, own, other, match, ctx)
                 if notice is None:
                     continue  # the reader may not know of the counterpart: nothing is sent
+                today[(reader, own_id)] += 1
                 signed.append((reader, sign_object(notice, rt.node_id, rt.keys.active)))
             rows.append(
                 {
