@@ -123,7 +123,7 @@ class FeedReader:
             raise
         except Exception as exc:  # the database went away mid-run: the run says so
             run.error = f"{type(exc).__name__}: {printable(str(exc))}"
-            logger.debug("sync from %s: unexpected error", peer.node_id, exc_info=True)
+            logger.exception("sync from %s: unexpected error", peer.node_id)
         finally:
             run.finished = clock()
             try:
