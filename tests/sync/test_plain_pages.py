@@ -38,7 +38,8 @@ ODD = {"title": {"en": "x", "\U0001f600 note": "x", "\ue000 note": "y", "th": "�
 async def test_items_beyond_the_bmp_verify_and_are_stored_canonical(
     hub: RunningNode, raw_th: RawPeer, escaped: bool
 ) -> None:
-    items = [summary("th-off-0001", ODD), summary("th-off-0002", {"title": {"en": "Solar", "zh": "太阳能"}})]
+    solar = {"title": {"en": "Solar", "zh": "太阳能"}}
+    items = [summary("th-off-0001", ODD), summary("th-off-0002", solar)]
     page = feed_page(items, after=None, next_cursor="c1")
     body = canonical_bytes(page)
     # The UTF-16 order RFC 8785 asks for puts the emoji's name first; sort_keys would not.
