@@ -184,9 +184,7 @@ class SearchDoc:
             "owner": self.owner,
             "listing_id": self.shown["id"],
             "category": self.shown["category"],
-            # The owner's country, from the directory: a listing's own field is what its
-            # owner wrote (a member filed its offers under another member's country).
-            "country": str(self.country or f.get("country") or "")[:2],
+            "country": str(f.get("country") or self.country)[:2],
             "trl": trl if isinstance(trl, int) and not isinstance(trl, bool) else None,
             "sectors": "\n".join(str(s).replace("\n", " ") for s in sectors),
             "expires": self.shown["expires"],
