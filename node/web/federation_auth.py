@@ -81,11 +81,14 @@ class BodyBudget:
         if self.used + size > self.capacity or held + size > self.capacity * ADDRESS_SHARE:
             return False
         self.used += size
-        self.by_address[address] = held + size
+        if size:  # a request without a body holds nothing, of the budget or the address's
+            self.by_address[address] = held + size
         return True
 
     def release(self, size: int, address: str = "") -> None:
         self.used -= size
+        if not size:
+            return
         left = self.by_address[address] - size
         if left:
             self.by_address[address] = left
