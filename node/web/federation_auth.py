@@ -19,18 +19,19 @@ bounded too (``CallerSlots``). Connections and request heads are bounded by the 
 from __future__ import annotations
 
 import logging
-import time
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from node.config import NodeConfig
 from node.services.fed_auth import UnknownKey, caller_key, check_body, check_header
+from node.services.log_every import Every
 from node.services.sync_manager import SyncManager
 from node.web.appkeys import RUNTIME, SYNC
 from node.web.client import client_address, counted_as, networks
 from node.web.middleware import Handler, error_response
 from node.web.requests import BodyTooLarge, read_bounded
+from node.web.tally import Tally
 from protocol.eoi import BODY_MAX_BYTES as EOI_BODY_MAX_BYTES
 from protocol.errors import ErrorCode, http_status
 from protocol.request_sig import RequestSignature, RequestSignatureError, parse_header
@@ -72,66 +73,52 @@ class BodyBudget:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.used = 0
-        self.refused = 0
-        self._logged = -LOG_EVERY_S
-        self.by_address: dict[str, int] = {}
+        self.refusals = Every(LOG_EVERY_S)
+        self.by_address: Tally[str] = Tally()
 
     def reserve(self, size: int, address: str = "") -> bool:
-        held = self.by_address.get(address, 0)
-        if self.used + size > self.capacity or held + size > self.capacity * ADDRESS_SHARE:
+        if self.used + size > self.capacity:
+            return False
+        if self.by_address[address] + size > self.capacity * ADDRESS_SHARE:
             return False
         self.used += size
-        if size:  # a request without a body holds nothing, of the budget or the address's
-            self.by_address[address] = held + size
+        self.by_address.add(address, size)  # a request without a body holds nothing
         return True
 
     def release(self, size: int, address: str = "") -> None:
         self.used -= size
-        if not size:
-            return
-        left = self.by_address[address] - size
-        if left:
-            self.by_address[address] = left
-        else:
-            del self.by_address[address]
+        self.by_address.take(address, size)
 
     def note_refusal(self) -> None:
         """Count a body refused for want of room; log the count now and then."""
-        self.refused += 1
-        now = time.monotonic()
-        if now - self._logged >= LOG_EVERY_S:
+        count = self.refusals.note()
+        if count is not None:
             logger.warning(
                 "refused %d request bodies (503 server_busy): %d of %d bytes in flight",
-                self.refused,
+                count,
                 self.used,
                 self.capacity,
             )
-            self.refused = 0
-            self._logged = now
 
 
 class CallerSlots:
     """Signed requests being answered, per caller (and per caller's costly ones)."""
 
     def __init__(self) -> None:
-        self.held: dict[tuple[str, bool], int] = {}
+        self.held: Tally[tuple[str, bool]] = Tally()
 
     def take(self, origin: str, feed: bool) -> bool:
-        every, pages = self.held.get((origin, False), 0), self.held.get((origin, True), 0)
-        if every >= ORIGIN_IN_FLIGHT or (feed and pages >= FEED_IN_FLIGHT):
+        if self.held[(origin, False)] >= ORIGIN_IN_FLIGHT:
             return False
-        self.held[(origin, False)] = every + 1
-        if feed:
-            self.held[(origin, True)] = pages + 1
+        if feed and self.held[(origin, True)] >= FEED_IN_FLIGHT:
+            return False
+        self.held.add((origin, False))
+        self.held.add((origin, True), int(feed))
         return True
 
     def give_back(self, origin: str, feed: bool) -> None:
-        for key in ((origin, False), (origin, True)) if feed else ((origin, False),):
-            left = self.held[key] - 1
-            if left:
-                self.held[key] = left
-            else:
-                del self.held[key]
+        self.held.take((origin, False))
+        self.held.take((origin, True), int(feed))
 
 
 def federation_auth(config: NodeConfig) -> Middleware:

@@ -44,6 +44,7 @@ from node.config import NodeConfig
 from node.services import serve_lock
 from node.services.heap import HeapTrimmer
 from node.web.client import Network, counted_as, networks
+from node.web.tally import Tally
 
 logger = logging.getLogger(__name__)
 LOCK_FILE = serve_lock.LOCK_FILE
@@ -280,7 +281,7 @@ class GuardedSite(web.BaseSite):
         self.trusted = tuple(trusted)
         self.open = 0
         self.refused = 0
-        self.by_address: dict[str, int] = {}
+        self.by_address: Tally[str] = Tally()
 
     def count_in(self, address: str) -> str:
         """Count a connection from ``address``; what it is counted as ("" if not at all)."""
@@ -290,19 +291,15 @@ class GuardedSite(web.BaseSite):
         except ValueError:
             return ""
         key = counted_as(address)
-        self.by_address[key] = self.by_address.get(key, 0) + 1
+        self.by_address.add(key)
         return key
 
     def count_out(self, key: str) -> None:
         if key:
-            left = self.by_address[key] - 1
-            if left:
-                self.by_address[key] = left
-            else:
-                del self.by_address[key]
+            self.by_address.take(key)
 
     def over(self, key: str) -> bool:
-        return bool(key) and self.by_address.get(key, 0) > self.per_address
+        return bool(key) and self.by_address[key] > self.per_address
 
     @property
     def name(self) -> str:
