@@ -44,6 +44,15 @@ class Counterpart(WireModel):
     fields: dict[str, Any] = {}
 
 
+_KIND_CATEGORY = {"offer": "tech_offer", "request": "tech_request", "expert": "expert"}
+
+
+def counterpart_category(role: str, kind: str) -> str:
+    """The listing category of a notice's counterpart: a request when the reader's own
+    listing is the candidate, else a listing of the notice's ``kind``."""
+    return "tech_request" if role == "candidate" else _KIND_CATEGORY[kind]
+
+
 class Explanation(WireModel):
     components: Annotated[
         dict[Annotated[str, StringConstraints(max_length=64)], float], Field(max_length=32)

@@ -68,12 +68,15 @@ def _loose(annotation: Any) -> Any:
     return origin[args]
 
 
+def _declared(annotation: Any, metadata: list[Any]) -> Any:
+    """A field's type as written (pydantic keeps its outer constraints apart)."""
+    return Annotated[annotation, *metadata] if metadata else annotation
+
+
 @cache
 def _partial(model: type[BaseModel], skip: tuple[str, ...]) -> type[BaseModel]:
     fields: Any = {
-        name: (_loose(Annotated[info.annotation, *info.metadata]) | None, None)
-        if info.metadata
-        else (_loose(info.annotation) | None, None)
+        name: (_loose(_declared(info.annotation, info.metadata)) | None, None)
         for name, info in model.model_fields.items()
         if name not in skip
     }

@@ -27,6 +27,7 @@ from protocol.canonical import (
     plain_bytes,
 )
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.hub_objects import counterpart_category
 from protocol.keys import VerifyKeyInfo
 from protocol.limits import MAX_ITEM_BYTES
 from protocol.objects import FeedPage
@@ -306,17 +307,11 @@ def _check_views(listing: dict[str, Any]) -> None:
             raise PageError(ErrorCode.SCHEMA_INVALID, f"listing item: {where}{exc}") from exc
 
 
-_NOTICE_CATEGORY = {"offer": "tech_offer", "request": "tech_request", "expert": "expert"}
-
-
 def _check_relayed(notice: dict[str, Any]) -> None:
     """A match notice's relayed fields of its counterpart have that listing's types (a
     member's console shows them)."""
     counterpart = notice["counterpart"]
-    if notice["own_listing"]["role"] == "candidate":
-        category = "tech_request"  # the reader's listing is the candidate: the other asks
-    else:
-        category = _NOTICE_CATEGORY[counterpart["kind"]]
+    category = counterpart_category(notice["own_listing"]["role"], counterpart["kind"])
     try:
         check_view_fields(category, counterpart.get("fields", {}))
     except ValueError as exc:

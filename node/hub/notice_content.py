@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from node.matching.codes import ISIC_SECTIONS, isic_section_of_division
@@ -37,7 +38,7 @@ from policies.compiled import CompiledPolicy
 from policies.evaluate import evaluate, relay_view
 from policies.model import Audience, Relay
 from protocol import PROTOCOL_VERSION
-from protocol.hub_objects import MatchNotice, build
+from protocol.hub_objects import MatchNotice, build, counterpart_category
 from protocol.listing import shareable_fields
 
 _TEXT_FIELDS = ("title", "keywords", "fields", "need", "summary", "job_title")
@@ -58,7 +59,6 @@ COMPONENT_INPUTS: dict[str, tuple[str, ...]] = {
 }
 """The counterpart's fields each score component reads; a component not named here is
 never told."""
-CATEGORY_OF = {("request", "offer"): "tech_offer", ("request", "expert"): "expert"}
 _WORD = re.compile(r"\w+", re.UNICODE)
 _UNSPACED = re.compile(
     r"^[\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
@@ -271,7 +271,7 @@ def match_notice(
     if not knowable.named:
         return None
     vocab = Vocabulary.of(knowable)
-    told = told_components(components, CATEGORY_OF.get((role, kind), "tech_request"), knowable)
+    told = told_components(components, counterpart_category(role, kind), knowable)
     exact = len(told) == len(components)
     return build(
         MatchNotice,
@@ -303,9 +303,15 @@ def told_components(
     """The components whose inputs, among the fields a listing of ``category`` has, are
     all fields the reader may know of the counterpart."""
     known = {name for source in knowable.sources() for name in source}
-    has = {path.partition(".")[0] for path in shareable_fields(category)}
+    has = _top_fields(category)
     return {
         name: round(float(value), 4)
         for name, value in components.items()
         if name in COMPONENT_INPUTS and has.intersection(COMPONENT_INPUTS[name]) <= known
     }
+
+
+@cache
+def _top_fields(category: str) -> frozenset[str]:
+    """The fields a listing of ``category`` has (each notice asks: walked once)."""
+    return frozenset(path.partition(".")[0] for path in shareable_fields(category))
